@@ -1,0 +1,207 @@
+//! Signing a body the way UP42 does, for tests and the test-event tool.
+
+use base64::Engine;
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::verify::{Key, DEFAULT_LABEL, MAX_LABEL};
+use crate::{sf, Code};
+
+/// Longest key id accepted when signing.
+pub const MAX_KEYID: usize = 64;
+
+/// Which digest goes into `Content-Digest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DigestAlg {
+    /// `SHA-256=:...:`, upper case, as UP42 sends it.
+    #[default]
+    Sha256Up42,
+    /// `sha-256=:...:` as RFC 9530 spells it.
+    Sha256,
+    /// `sha-512=:...:`.
+    Sha512,
+}
+
+/// How the signature is written and labelled. `Default` is what UP42 sends.
+#[derive(Debug, Clone, Copy)]
+pub struct SignOptions<'a> {
+    pub label: &'a [u8],
+    pub keyid: &'a [u8],
+    pub digest: DigestAlg,
+    /// Write the signature as an RFC 8941 byte sequence `:...:` instead of UP42's bare base64.
+    pub byte_sequence: bool,
+}
+
+impl Default for SignOptions<'_> {
+    fn default() -> Self {
+        SignOptions { label: DEFAULT_LABEL, keyid: b"secret", digest: DigestAlg::default(), byte_sequence: false }
+    }
+}
+
+/// The three header values of a signed delivery, each also NUL-terminated.
+#[repr(C)]
+#[derive(Clone)]
+pub struct Signed {
+    /// Value of `Content-Digest`.
+    pub content_digest: [u8; 128],
+    pub content_digest_len: usize,
+    /// Value of `Signature-Input`.
+    pub signature_input: [u8; 320],
+    pub signature_input_len: usize,
+    /// Value of `Signature`.
+    pub signature: [u8; 128],
+    pub signature_len: usize,
+}
+
+impl Default for Signed {
+    fn default() -> Self {
+        Signed {
+            content_digest: [0; 128],
+            content_digest_len: 0,
+            signature_input: [0; 320],
+            signature_input_len: 0,
+            signature: [0; 128],
+            signature_len: 0,
+        }
+    }
+}
+
+impl core::fmt::Debug for Signed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Signed")
+            .field("content_digest", &String::from_utf8_lossy(self.content_digest()))
+            .field("signature_input", &String::from_utf8_lossy(self.signature_input()))
+            .field("signature", &String::from_utf8_lossy(self.signature()))
+            .finish()
+    }
+}
+
+impl Signed {
+    pub fn content_digest(&self) -> &[u8] {
+        &self.content_digest[..self.content_digest_len]
+    }
+    pub fn signature_input(&self) -> &[u8] {
+        &self.signature_input[..self.signature_input_len]
+    }
+    pub fn signature(&self) -> &[u8] {
+        &self.signature[..self.signature_len]
+    }
+}
+
+/// Appends to a fixed buffer, keeping one byte for the terminating NUL.
+struct Writer<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Code> {
+        let end = self.len + bytes.len();
+        if end >= self.buf.len() {
+            return Err(Code::InvalidArgument);
+        }
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+    fn put_b64(&mut self, bytes: &[u8]) -> Result<(), Code> {
+        let mut text = [0u8; 88];
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(bytes, &mut text)
+            .map_err(|_| Code::InvalidArgument)?;
+        self.put(&text[..n])
+    }
+    fn finish(self) -> usize {
+        self.buf[self.len] = 0;
+        self.len
+    }
+}
+
+fn write(buf: &mut [u8], f: impl FnOnce(&mut Writer) -> Result<(), Code>) -> Result<usize, Code> {
+    let mut w = Writer { buf, len: 0 };
+    f(&mut w)?;
+    Ok(w.finish())
+}
+
+/// Signs `body` with the key's first secret, `created` in unix seconds.
+pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<Signed, Code> {
+    let label_ok = !opts.label.is_empty() && opts.label.len() <= MAX_LABEL && sf::valid_key(opts.label);
+    let keyid_ok = opts.keyid.len() <= MAX_KEYID && opts.keyid.iter().all(|b| (0x20..=0x7e).contains(b));
+    if !label_ok || !keyid_ok || key.is_empty() {
+        return Err(Code::InvalidArgument);
+    }
+    let mut out = Signed::default();
+    out.content_digest_len = write(&mut out.content_digest, |w| match opts.digest {
+        DigestAlg::Sha512 => {
+            w.put(b"sha-512=:")?;
+            w.put_b64(&Sha512::digest(body))?;
+            w.put(b":")
+        }
+        alg => {
+            w.put(if alg == DigestAlg::Sha256 { b"sha-256=:" } else { b"SHA-256=:" })?;
+            w.put_b64(&Sha256::digest(body))?;
+            w.put(b":")
+        }
+    })?;
+    out.signature_input_len = write(&mut out.signature_input, |w| {
+        w.put(opts.label)?;
+        w.put(b"=(\"content-digest\");keyid=\"")?;
+        for &b in opts.keyid {
+            if b == b'"' || b == b'\\' {
+                w.put(b"\\")?;
+            }
+            w.put(&[b])?;
+        }
+        w.put(b"\";alg=hmac-sha256;created=")?;
+        let mut digits = [0u8; 24];
+        w.put(format_i64(created, &mut digits))
+    })?;
+    let tag = key.tag(0, out.content_digest());
+    out.signature_len = write(&mut out.signature, |w| {
+        w.put(opts.label)?;
+        w.put(if opts.byte_sequence { b"=:" } else { b"=" })?;
+        w.put_b64(&tag)?;
+        w.put(if opts.byte_sequence { b":" } else { b"" })
+    })?;
+    Ok(out)
+}
+
+fn format_i64(n: i64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_integers() {
+        let mut b = [0u8; 24];
+        assert_eq!(format_i64(0, &mut b), b"0");
+        assert_eq!(format_i64(1649955772, &mut b), b"1649955772");
+        assert_eq!(format_i64(i64::MIN, &mut b), b"-9223372036854775808");
+    }
+
+    #[test]
+    fn keyid_is_escaped_and_label_checked() {
+        let key = Key::new(&[b"s"]).unwrap();
+        let opts = SignOptions { keyid: br#"a"b\c"#, ..SignOptions::default() };
+        let s = sign(&key, b"x", 1, &opts).unwrap();
+        assert!(s.signature_input().ends_with(br#";keyid="a\"b\\c";alg=hmac-sha256;created=1"#));
+        let bad = SignOptions { label: b"Up42", ..SignOptions::default() };
+        assert_eq!(sign(&key, b"x", 1, &bad).unwrap_err(), Code::InvalidArgument);
+    }
+}
