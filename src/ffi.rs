@@ -72,11 +72,11 @@ pub struct up42wh_verified {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum up42wh_digest {
     /// `SHA-256=:...:` (upper case, as UP42 sends it).
-    UP42WH_DIGEST_SHA256_UP42 = 0,
+    Sha256Up42 = 0,
     /// `sha-256=:...:` (RFC 9530).
-    UP42WH_DIGEST_SHA256 = 1,
+    Sha256 = 1,
     /// `sha-512=:...:`.
-    UP42WH_DIGEST_SHA512 = 2,
+    Sha512 = 2,
 }
 
 /// How `up42wh_sign` writes its headers. Fill it with `up42wh_sign_options_init`.
@@ -334,7 +334,7 @@ pub unsafe extern "C" fn up42wh_sign_options_init(opts: *mut up42wh_sign_options
             label_len: 0,
             keyid: core::ptr::null(),
             keyid_len: 0,
-            digest: up42wh_digest::UP42WH_DIGEST_SHA256_UP42 as u32,
+            digest: up42wh_digest::Sha256Up42 as u32,
             byte_sequence: false,
         };
         Ok(())

@@ -1,0 +1,118 @@
+-- The C declarations of include/up42webhooks.h for LuaJIT's ffi.cdef, which has no preprocessor.
+-- Generated from the header by `UP42WH_BLESS=1 cargo test --test header`; do not edit.
+return [==[
+enum up42wh_result
+ {
+  UP42WH_RESULT_OK = 0,
+  UP42WH_RESULT_NULL_ARGUMENT = 1,
+  UP42WH_RESULT_PANIC = 2,
+  UP42WH_RESULT_INVALID_ARGUMENT = 3,
+  UP42WH_RESULT_BODY_TOO_LARGE = 4,
+  UP42WH_RESULT_MALFORMED_HEADERS = 5,
+  UP42WH_RESULT_HEADER_TOO_LARGE = 6,
+  UP42WH_RESULT_MISSING_SIGNATURE_INPUT = 7,
+  UP42WH_RESULT_MALFORMED_SIGNATURE_INPUT = 8,
+  UP42WH_RESULT_UNKNOWN_LABEL = 9,
+  UP42WH_RESULT_MISSING_SIGNATURE = 10,
+  UP42WH_RESULT_MALFORMED_SIGNATURE = 11,
+  UP42WH_RESULT_SIGNATURE_LABEL_MISSING = 12,
+  UP42WH_RESULT_UNSUPPORTED_ALG = 13,
+  UP42WH_RESULT_UNSUPPORTED_COMPONENT = 14,
+  UP42WH_RESULT_DUPLICATE_COMPONENT = 15,
+  UP42WH_RESULT_MISSING_COMPONENT = 16,
+  UP42WH_RESULT_MISSING_CREATED = 17,
+  UP42WH_RESULT_DIGEST_NOT_COVERED = 18,
+  UP42WH_RESULT_DIGEST_MISSING = 19,
+  UP42WH_RESULT_MALFORMED_DIGEST = 20,
+  UP42WH_RESULT_UNSUPPORTED_DIGEST = 21,
+  UP42WH_RESULT_DIGEST_MISMATCH = 22,
+  UP42WH_RESULT_SIGNATURE_MISMATCH = 23,
+  UP42WH_RESULT_STALE = 24,
+  UP42WH_RESULT_FUTURE = 25,
+  UP42WH_RESULT_EXPIRED = 26,
+  UP42WH_RESULT_MALFORMED_TIMESTAMP = 27,
+};
+typedef uint32_t up42wh_result;
+enum up42wh_digest
+ {
+  UP42WH_DIGEST_SHA256_UP42 = 0,
+  UP42WH_DIGEST_SHA256 = 1,
+  UP42WH_DIGEST_SHA512 = 2,
+};
+typedef uint32_t up42wh_digest;
+typedef struct up42wh_key up42wh_key;
+typedef struct {
+  const uint8_t *label;
+  size_t label_len;
+  int64_t max_age;
+  int64_t max_future;
+  size_t max_body;
+} up42wh_options;
+typedef struct {
+  const uint8_t *ptr;
+  size_t len;
+} up42wh_slice;
+typedef struct {
+  const uint8_t *name;
+  size_t name_len;
+  const uint8_t *value;
+  size_t value_len;
+} up42wh_header;
+typedef struct {
+  int64_t created;
+  int64_t expires;
+  bool has_expires;
+  uint32_t key_index;
+  uint8_t body_sha256[32];
+} up42wh_verified;
+typedef struct {
+  const uint8_t *label;
+  size_t label_len;
+  const uint8_t *keyid;
+  size_t keyid_len;
+  uint32_t digest;
+  bool byte_sequence;
+} up42wh_sign_options;
+typedef struct {
+  uint8_t content_digest[128];
+  size_t content_digest_len;
+  uint8_t signature_input[320];
+  size_t signature_input_len;
+  uint8_t signature[128];
+  size_t signature_len;
+} up42wh_signed;
+const char *up42wh_version(void);
+const char *up42wh_result_name(uint32_t code);
+const char *up42wh_result_message(uint32_t code);
+up42wh_result up42wh_options_init(up42wh_options *opts);
+up42wh_result up42wh_key_new(const up42wh_slice *secrets, size_t count, up42wh_key **out);
+void up42wh_key_free(up42wh_key *key);
+up42wh_result up42wh_verify(const up42wh_key *key,
+                            const up42wh_header *headers,
+                            size_t headers_len,
+                            const uint8_t *body,
+                            size_t body_len,
+                            int64_t now,
+                            const up42wh_options *opts,
+                            up42wh_verified *out);
+up42wh_result up42wh_verify_raw(const up42wh_key *key,
+                                const uint8_t *raw_headers,
+                                size_t raw_headers_len,
+                                const uint8_t *body,
+                                size_t body_len,
+                                int64_t now,
+                                const up42wh_options *opts,
+                                up42wh_verified *out);
+up42wh_result up42wh_check_timestamp(const uint8_t *ts,
+                                     size_t ts_len,
+                                     int64_t now,
+                                     const up42wh_options *opts,
+                                     int64_t *out_unix);
+up42wh_result up42wh_sign_options_init(up42wh_sign_options *opts);
+up42wh_result up42wh_sign(const up42wh_key *key,
+                          const uint8_t *body,
+                          size_t body_len,
+                          int64_t created,
+                          const up42wh_sign_options *opts,
+                          up42wh_signed *out);
+]==]

@@ -1,0 +1,156 @@
+//! Helpers shared by the integration tests: the reference vectors and calls through the C ABI.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use up42webhooks::ffi::{self, up42wh_header, up42wh_key, up42wh_slice, up42wh_verified};
+use up42webhooks::Code;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One vector of tests/vectors/up42.json.
+pub struct Vector {
+    pub name: String,
+    pub secrets: Vec<Vec<u8>>,
+    pub body: Vec<u8>,
+    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub now: i64,
+    pub expect: String,
+    pub key_index: Option<usize>,
+}
+
+impl Vector {
+    pub fn pairs(&self) -> Vec<(&[u8], &[u8])> {
+        self.headers.iter().map(|(n, v)| (&n[..], &v[..])).collect()
+    }
+
+    /// The headers as an HTTP/1 block, request line first, as nginx's raw_header() gives it.
+    pub fn raw(&self) -> Vec<u8> {
+        let mut raw = b"POST /receive-webhooks HTTP/1.1\r\n".to_vec();
+        for (n, v) in &self.headers {
+            raw.extend_from_slice(n);
+            raw.extend_from_slice(b": ");
+            raw.extend_from_slice(v);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"\r\n");
+        raw
+    }
+
+    pub fn key(&self) -> up42webhooks::Key {
+        up42webhooks::Key::new(&self.secrets).expect("vector secrets make a key")
+    }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
+
+fn bytes(v: &Value) -> Vec<u8> {
+    v.as_str().expect("string").as_bytes().to_vec()
+}
+
+pub fn up42_vectors() -> Vec<Vector> {
+    let text = std::fs::read_to_string(root().join("tests/vectors/up42.json")).expect("up42.json");
+    let doc: Value = serde_json::from_str(&text).expect("valid JSON");
+    doc["vectors"]
+        .as_array()
+        .expect("vectors")
+        .iter()
+        .map(|v| {
+            let b = &v["body"];
+            let body = if let Some(hex) = b["hex"].as_str() {
+                unhex(hex)
+            } else {
+                let pattern = b["repeat"].as_str().expect("repeat").as_bytes();
+                let len = b["len"].as_u64().expect("len") as usize;
+                pattern.iter().copied().cycle().take(len).collect()
+            };
+            Vector {
+                name: v["name"].as_str().expect("name").to_string(),
+                secrets: v["secrets"].as_array().expect("secrets").iter().map(bytes).collect(),
+                body,
+                headers: v["headers"]
+                    .as_array()
+                    .expect("headers")
+                    .iter()
+                    .map(|h| (bytes(&h[0]), bytes(&h[1])))
+                    .collect(),
+                now: v["now"].as_i64().expect("now"),
+                expect: v["expect"].as_str().expect("expect").to_string(),
+                key_index: v["key_index"].as_u64().map(|n| n as usize),
+            }
+        })
+        .collect()
+}
+
+/// A key made and freed through the C ABI.
+pub struct CKey(pub *mut up42wh_key);
+
+impl CKey {
+    pub fn new<S: AsRef<[u8]>>(secrets: &[S]) -> Result<CKey, Code> {
+        let slices: Vec<up42wh_slice> =
+            secrets.iter().map(|s| up42wh_slice { ptr: s.as_ref().as_ptr(), len: s.as_ref().len() }).collect();
+        let mut key = std::ptr::null_mut();
+        let code = unsafe { ffi::up42wh_key_new(slices.as_ptr(), slices.len(), &mut key) };
+        if code == Code::Ok {
+            Ok(CKey(key))
+        } else {
+            assert!(key.is_null(), "no key is written on failure");
+            Err(code)
+        }
+    }
+
+    /// `up42wh_verify` with the headers as an array.
+    pub fn verify(&self, headers: &[(&[u8], &[u8])], body: &[u8], now: i64) -> Result<up42wh_verified, Code> {
+        let list: Vec<up42wh_header> = headers
+            .iter()
+            .map(|(n, v)| up42wh_header { name: n.as_ptr(), name_len: n.len(), value: v.as_ptr(), value_len: v.len() })
+            .collect();
+        let mut out = blank_verified();
+        let code = unsafe {
+            ffi::up42wh_verify(self.0, list.as_ptr(), list.len(), body.as_ptr(), body.len(), now, std::ptr::null(), &mut out)
+        };
+        if code == Code::Ok {
+            Ok(out)
+        } else {
+            assert_eq!(out.created, -1, "no output is written on failure");
+            Err(code)
+        }
+    }
+
+    /// `up42wh_verify_raw`.
+    pub fn verify_raw(&self, raw: &[u8], body: &[u8], now: i64) -> Result<up42wh_verified, Code> {
+        let mut out = blank_verified();
+        let code = unsafe {
+            ffi::up42wh_verify_raw(self.0, raw.as_ptr(), raw.len(), body.as_ptr(), body.len(), now, std::ptr::null(), &mut out)
+        };
+        if code == Code::Ok {
+            Ok(out)
+        } else {
+            assert_eq!(out.created, -1, "no output is written on failure");
+            Err(code)
+        }
+    }
+}
+
+impl Drop for CKey {
+    fn drop(&mut self) {
+        unsafe { ffi::up42wh_key_free(self.0) }
+    }
+}
+
+pub fn blank_verified() -> up42wh_verified {
+    up42wh_verified { created: -1, expires: -1, has_expires: false, key_index: 99, body_sha256: [0; 32] }
+}
+
+/// The result of a verification as the stable name the vectors use.
+pub fn outcome<T>(r: &Result<T, Code>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(c) => c.name(),
+    }
+}
