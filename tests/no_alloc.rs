@@ -1,0 +1,57 @@
+//! The verify path does not touch the heap: a counting global allocator sees no allocation during
+//! verification (the key is made before counting starts). One test only, so nothing else runs
+//! concurrently in this process.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use up42webhooks::{check_timestamp, verify, Headers, Options};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[test]
+fn verification_does_not_allocate() {
+    // The counter works: an allocation while counting is seen.
+    COUNTING.store(true, Ordering::SeqCst);
+    drop(std::hint::black_box(Box::new(1u64)));
+    COUNTING.store(false, Ordering::SeqCst);
+    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1);
+
+    let vectors = common::up42_vectors();
+    let prepared: Vec<_> = vectors.iter().map(|v| (v, v.key(), v.raw(), common::CKey::new(&v.secrets).unwrap())).collect();
+    let opts = Options::default();
+    let mut verified = 0;
+    for (v, key, raw, ckey) in &prepared {
+        let pairs = v.pairs();
+        COUNTING.store(true, Ordering::SeqCst);
+        let a = verify(key, &Headers::Pairs(&pairs), &v.body, v.now, &opts);
+        let b = verify(key, &Headers::Raw(raw), &v.body, v.now, &opts);
+        let c = ckey.verify_raw(raw, &v.body, v.now);
+        let t = check_timestamp(b"2023-11-14T22:13:20.5+00:00", 1_700_000_000, &opts);
+        COUNTING.store(false, Ordering::SeqCst);
+        assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{} allocated", v.name);
+        assert!(a.is_ok() == b.is_ok() && b.is_ok() == c.is_ok() && t.is_ok());
+        verified += usize::from(a.is_ok());
+    }
+    assert!(verified > 60, "successful verifications were measured too ({verified})");
+}
