@@ -17,7 +17,7 @@ pub mod verify;
 pub use code::Code;
 pub use headers::Headers;
 pub use sign::{sign, DigestAlg, SignOptions, Signed};
-pub use time::parse_rfc3339;
+pub use time::{format_rfc3339, parse_rfc3339};
 pub use verify::{verify, Key, Options, Verified};
 
 /// Parses an RFC 3339 timestamp and checks it lies within the window of `opts` around `now`; returns

@@ -22,6 +22,26 @@ fn days_in_month(y: i64, m: i64) -> i64 {
     }
 }
 
+/// The civil date of a day count from 1970-01-01 (inverse of `days_from_civil`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Formats unix seconds as an RFC 3339 UTC date-time, e.g. `2023-11-14T22:13:20Z` (years 0 to 9999).
+pub fn format_rfc3339(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// Parses an RFC 3339 `date-time` (e.g. `2022-02-18T15:12:18.672945Z`, `...+02:00`) to unix seconds,
 /// fractions dropped. A leap second (`:60`) counts as the second after `:59`.
 pub fn parse_rfc3339(s: &[u8]) -> Result<i64, Code> {
@@ -85,6 +105,15 @@ mod tests {
         assert_eq!(parse_rfc3339(b"2022-02-18t10:12:18.1-05:00"), Ok(1_645_197_138));
         assert_eq!(parse_rfc3339(b"2024-02-29T00:00:00Z"), Ok(1_709_164_800));
         assert_eq!(parse_rfc3339(b"2016-12-31T23:59:60Z"), Ok(1_483_228_800));
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for t in [0, 1_645_197_138, 1_709_164_800, 951_782_400, 4_102_444_799, 253_402_300_799] {
+            let text = format_rfc3339(t);
+            assert_eq!(parse_rfc3339(text.as_bytes()), Ok(t), "{text}");
+        }
+        assert_eq!(format_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]
