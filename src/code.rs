@@ -127,24 +127,56 @@ impl Code {
             Code::Panic => (c"panic", c"internal error in the verifier"),
             Code::InvalidArgument => (c"invalid_argument", c"an argument is out of range"),
             Code::BodyTooLarge => (c"body_too_large", c"the body is larger than allowed"),
-            Code::MalformedHeaders => (c"malformed_headers", c"the header block has a malformed line"),
+            Code::MalformedHeaders => (
+                c"malformed_headers",
+                c"the header block has a malformed line",
+            ),
             Code::HeaderTooLarge => (c"header_too_large", c"a signature header is too long"),
-            Code::MissingSignatureInput => (c"missing_signature_input", c"no Signature-Input header"),
-            Code::MalformedSignatureInput => (c"malformed_signature_input", c"Signature-Input is malformed"),
-            Code::UnknownLabel => (c"unknown_label", c"Signature-Input has no signature with the expected label"),
+            Code::MissingSignatureInput => {
+                (c"missing_signature_input", c"no Signature-Input header")
+            }
+            Code::MalformedSignatureInput => (
+                c"malformed_signature_input",
+                c"Signature-Input is malformed",
+            ),
+            Code::UnknownLabel => (
+                c"unknown_label",
+                c"Signature-Input has no signature with the expected label",
+            ),
             Code::MissingSignature => (c"missing_signature", c"no Signature header"),
             Code::MalformedSignature => (c"malformed_signature", c"Signature is malformed"),
-            Code::SignatureLabelMissing => (c"signature_label_missing", c"Signature has no value for the label"),
-            Code::UnsupportedAlg => (c"unsupported_alg", c"the signature algorithm is not hmac-sha256"),
-            Code::UnsupportedComponent => (c"unsupported_component", c"a covered component is not a plain header field"),
-            Code::DuplicateComponent => (c"duplicate_component", c"a covered component is listed twice"),
+            Code::SignatureLabelMissing => (
+                c"signature_label_missing",
+                c"Signature has no value for the label",
+            ),
+            Code::UnsupportedAlg => (
+                c"unsupported_alg",
+                c"the signature algorithm is not hmac-sha256",
+            ),
+            Code::UnsupportedComponent => (
+                c"unsupported_component",
+                c"a covered component is not a plain header field",
+            ),
+            Code::DuplicateComponent => (
+                c"duplicate_component",
+                c"a covered component is listed twice",
+            ),
             Code::MissingComponent => (c"missing_component", c"a covered header field is missing"),
             Code::MissingCreated => (c"missing_created", c"the signature has no created time"),
-            Code::DigestNotCovered => (c"digest_not_covered", c"the signature does not cover content-digest"),
+            Code::DigestNotCovered => (
+                c"digest_not_covered",
+                c"the signature does not cover content-digest",
+            ),
             Code::DigestMissing => (c"digest_missing", c"no Content-Digest header"),
             Code::MalformedDigest => (c"malformed_digest", c"Content-Digest is malformed"),
-            Code::UnsupportedDigest => (c"unsupported_digest", c"Content-Digest has no sha-256 or sha-512 digest"),
-            Code::DigestMismatch => (c"digest_mismatch", c"the body does not match Content-Digest"),
+            Code::UnsupportedDigest => (
+                c"unsupported_digest",
+                c"Content-Digest has no sha-256 or sha-512 digest",
+            ),
+            Code::DigestMismatch => (
+                c"digest_mismatch",
+                c"the body does not match Content-Digest",
+            ),
             Code::SignatureMismatch => (c"signature_mismatch", c"the signature does not match"),
             Code::Stale => (c"stale", c"the signature or timestamp is too old"),
             Code::Future => (c"future", c"the signature or timestamp is in the future"),

@@ -129,7 +129,11 @@ unsafe fn options<'a>(opts: *const up42wh_options) -> Result<Options<'a>, Code> 
     };
     let label = bytes(o.label, o.label_len)?;
     Ok(Options {
-        label: if label.is_empty() { verify::DEFAULT_LABEL } else { label },
+        label: if label.is_empty() {
+            verify::DEFAULT_LABEL
+        } else {
+            label
+        },
         max_age: o.max_age,
         max_future: o.max_future,
         max_body: o.max_body,
@@ -159,13 +163,17 @@ pub extern "C" fn up42wh_version() -> *const c_char {
 /// string; `unknown` for a value that is no code.
 #[no_mangle]
 pub extern "C" fn up42wh_result_name(code: u32) -> *const c_char {
-    Code::from_u32(code).map_or(c"unknown", Code::c_name).as_ptr()
+    Code::from_u32(code)
+        .map_or(c"unknown", Code::c_name)
+        .as_ptr()
 }
 
 /// A short English sentence for a result code, a static NUL-terminated string.
 #[no_mangle]
 pub extern "C" fn up42wh_result_message(code: u32) -> *const c_char {
-    Code::from_u32(code).map_or(c"unknown result code", Code::c_message).as_ptr()
+    Code::from_u32(code)
+        .map_or(c"unknown result code", Code::c_message)
+        .as_ptr()
 }
 
 /// Fills `opts` with the defaults: label `up42-sig`, 300 s into the past, 30 s into the future,
@@ -208,7 +216,10 @@ pub unsafe extern "C" fn up42wh_key_new(
             return Err(Code::InvalidArgument);
         }
         let mut list: [&[u8]; verify::MAX_SECRETS] = [&[]; verify::MAX_SECRETS];
-        for (i, s) in core::slice::from_raw_parts(secrets, count).iter().enumerate() {
+        for (i, s) in core::slice::from_raw_parts(secrets, count)
+            .iter()
+            .enumerate()
+        {
             list[i] = bytes(s.ptr, s.len)?;
         }
         let key = Key::new(&list[..count])?;
@@ -255,14 +266,24 @@ pub unsafe extern "C" fn up42wh_verify(
         if headers.is_null() && headers_len > 0 {
             return Err(Code::NullArgument);
         }
-        let list = if headers_len == 0 { &[][..] } else { core::slice::from_raw_parts(headers, headers_len) };
+        let list = if headers_len == 0 {
+            &[][..]
+        } else {
+            core::slice::from_raw_parts(headers, headers_len)
+        };
         for h in list {
             bytes(h.name, h.name_len)?;
             bytes(h.value, h.value_len)?;
         }
         let opts = options(opts)?;
         let body = bytes(body, body_len)?;
-        let v = verify::verify(&key.key, &Headers::Ffi(crate::headers::FfiHeaders::new(list)), body, now, &opts)?;
+        let v = verify::verify(
+            &key.key,
+            &Headers::Ffi(crate::headers::FfiHeaders::new(list)),
+            body,
+            now,
+            &opts,
+        )?;
         write_verified(out, &v);
         Ok(())
     })

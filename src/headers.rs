@@ -1,5 +1,7 @@
 //! Finding request header fields by name, from a raw header block or from name/value pairs.
 
+use core::mem::MaybeUninit;
+
 use crate::ffi::up42wh_header;
 use crate::Code as Error;
 
@@ -40,10 +42,37 @@ fn ffi_bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 }
 
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    crate::sf::TCHAR[usize::from(b)]
 }
 
-fn trim_ows(mut v: &[u8]) -> &[u8] {
+/// Lower-cases the ASCII letters among eight bytes at once (other bytes are left as they are).
+fn lower8(x: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let low7 = x & (0x7f * ONES);
+    let above_z = low7 + (0x7f - u64::from(b'Z')) * ONES; // top bit set where byte > 'Z'
+    let from_a = low7 + (0x80 - u64::from(b'A')) * ONES; // top bit set where byte >= 'A'
+    let upper = from_a & !above_z & !x & (0x80 * ONES); // ...and the byte is ASCII
+    x | (upper >> 2) // 0x80 >> 2 == 0x20, the case bit
+}
+
+/// Is `name` equal to `lower`, a lower-case field name, ignoring ASCII case? Eight bytes at a
+/// time: the verifier compares every header name it scans.
+pub(crate) fn name_eq(name: &[u8], lower: &[u8]) -> bool {
+    if name.len() != lower.len() {
+        return false;
+    }
+    let (a, a_rest) = name.as_chunks::<8>();
+    let (b, b_rest) = lower.as_chunks::<8>();
+    a.iter()
+        .zip(b)
+        .all(|(x, y)| lower8(u64::from_le_bytes(*x)) == u64::from_le_bytes(*y))
+        && a_rest
+            .iter()
+            .zip(b_rest)
+            .all(|(x, y)| x.to_ascii_lowercase() == *y)
+}
+
+pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
         v = rest;
     }
@@ -64,17 +93,22 @@ fn split_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 impl<'a> Headers<'a> {
-    /// Calls `f` with every field, in order, values with surrounding whitespace removed.
+    /// Calls `f` with every field, in order. Values may have surrounding whitespace: callers trim
+    /// the few they use (with `trim_ows`) rather than every one.
+    #[inline(always)]
     pub fn for_each(&self, mut f: impl FnMut(&'a [u8], &'a [u8])) -> Result<(), Error> {
         match *self {
             Headers::Pairs(pairs) => {
                 for &(name, value) in pairs {
-                    f(name, trim_ows(value));
+                    f(name, value);
                 }
             }
             Headers::Ffi(FfiHeaders(list)) => {
                 for h in list {
-                    f(ffi_bytes(h.name, h.name_len), trim_ows(ffi_bytes(h.value, h.value_len)));
+                    f(
+                        ffi_bytes(h.name, h.name_len),
+                        ffi_bytes(h.value, h.value_len),
+                    );
                 }
             }
             Headers::Raw(block) => {
@@ -85,7 +119,7 @@ impl<'a> Headers<'a> {
                     }
                     match split_line(line) {
                         // A folded continuation line starts with whitespace, so it has no valid name.
-                        Some((name, value)) => f(name, trim_ows(value)),
+                        Some((name, value)) => f(name, value),
                         None if n == 0 => {} // the request line
                         _ => return Err(Error::MalformedHeaders),
                     }
@@ -95,50 +129,117 @@ impl<'a> Headers<'a> {
         Ok(())
     }
 
-    /// The value of field `name` (case-insensitive). Repeated fields are joined with `", "` into
+    /// The values of several fields in one scan: like [`Headers::field`] for each of `names` (which
+    /// must be lower case), joining into `bufs` only a field that is repeated.
+    pub fn fields<'s, const N: usize>(
+        &self,
+        names: [&[u8]; N],
+        bufs: &'s mut [JoinBuf; N],
+    ) -> Result<[Option<&'s [u8]>; N], Error>
+    where
+        'a: 's,
+    {
+        let mut first: [&'a [u8]; N] = [&[]; N];
+        let mut count = [0usize; N];
+        self.for_each(|n, v| {
+            for i in 0..N {
+                // Lengths first: most names differ in length from all three wanted.
+                if name_eq(n, names[i]) {
+                    if count[i] == 0 {
+                        first[i] = trim_ows(v);
+                    }
+                    count[i] += 1;
+                }
+            }
+        })?;
+        let mut out = [None; N];
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            out[i] = match count[i] {
+                0 => None,
+                1 if first[i].len() <= FIELD_MAX => Some(first[i]),
+                _ => self.field(names[i], buf)?, // repeated (or too long): the rare path
+            };
+        }
+        Ok(out)
+    }
+
+    /// The value of field `name` (lower case; matched case-insensitively). Repeated fields are joined with `", "` into
     /// `buf`, as RFC 9421 section 2.1 says; a single one is returned as it is. `None` when absent.
-    pub fn field<'s>(&self, name: &[u8], buf: &'s mut [u8; FIELD_MAX]) -> Result<Option<&'s [u8]>, Error>
+    pub fn field<'s>(&self, name: &[u8], buf: &'s mut JoinBuf) -> Result<Option<&'s [u8]>, Error>
     where
         'a: 's,
     {
         let mut count = 0usize;
         let mut first: &[u8] = &[];
-        let mut len = 0usize;
         let mut too_large = false;
+        buf.len = 0;
         self.for_each(|n, v| {
-            if !n.eq_ignore_ascii_case(name) {
+            if !name_eq(n, name) {
                 return;
             }
+            let v = trim_ows(v);
             count += 1;
-            if count == 1 {
-                first = v;
-                len = v.len();
-                return;
-            }
-            if count == 2 {
-                if first.len() > FIELD_MAX {
-                    too_large = true;
-                    return;
+            too_large |= match count {
+                1 => {
+                    first = v;
+                    v.len() > FIELD_MAX
                 }
-                buf[..first.len()].copy_from_slice(first);
-            }
-            let end = len + 2 + v.len();
-            if end > FIELD_MAX {
-                too_large = true;
-                return;
-            }
-            buf[len..len + 2].copy_from_slice(b", ");
-            buf[len + 2..end].copy_from_slice(v);
-            len = end;
+                2 => !(buf.push(first) && buf.push(b", ") && buf.push(v)),
+                _ => !(buf.push(b", ") && buf.push(v)),
+            };
         })?;
-        if too_large || len > FIELD_MAX {
+        if too_large {
             return Err(Error::HeaderTooLarge);
         }
         Ok(match count {
             0 => None,
             1 => Some(first),
-            _ => Some(&buf[..len]),
+            _ => Some(buf.as_slice()),
         })
+    }
+}
+
+/// Room to join a repeated field. Its bytes are not initialised until written, so that making one
+/// on every verification costs nothing.
+pub struct JoinBuf {
+    data: MaybeUninit<[u8; FIELD_MAX]>,
+    /// Bytes `..len` of `data` are initialised.
+    len: usize,
+}
+
+impl Default for JoinBuf {
+    #[inline(always)]
+    fn default() -> Self {
+        // Written as a struct literal, LLVM merges `len = 0` and the uninitialised array into one
+        // 4 KiB memset. Initialising only `len` keeps the buffer truly untouched.
+        let mut buf = MaybeUninit::<JoinBuf>::uninit();
+        // SAFETY: `data` may stay uninitialised (it is MaybeUninit) and `len` is written before
+        // assume_init, so every field is valid.
+        unsafe {
+            core::ptr::addr_of_mut!((*buf.as_mut_ptr()).len).write(0);
+            buf.assume_init()
+        }
+    }
+}
+
+impl JoinBuf {
+    /// Appends `bytes`; `false` (and nothing appended) when they do not fit.
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > FIELD_MAX - self.len {
+            return false;
+        }
+        // SAFETY: len + bytes.len() <= FIELD_MAX, checked above, so the copy stays inside `data`.
+        unsafe {
+            let dst = self.data.as_mut_ptr().cast::<u8>().add(self.len);
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+        }
+        self.len += bytes.len();
+        true
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: bytes ..len were written by push (the invariant on `len`); u8 has no invalid values.
+        unsafe { core::slice::from_raw_parts(self.data.as_ptr().cast::<u8>(), self.len) }
     }
 }
 
@@ -150,7 +251,7 @@ mod tests {
     fn raw_block_skips_request_line_and_joins_repeats() {
         let raw = b"POST /receive-webhooks HTTP/1.1\r\nHost: x\r\nX-A:  one \r\nx-a: two\r\n\r\nX-A: body";
         let h = Headers::Raw(raw);
-        let mut buf = [0u8; FIELD_MAX];
+        let mut buf = JoinBuf::default();
         assert_eq!(h.field(b"x-a", &mut buf).unwrap(), Some(&b"one, two"[..]));
         assert_eq!(h.field(b"host", &mut buf).unwrap(), Some(&b"x"[..]));
         assert_eq!(h.field(b"missing", &mut buf).unwrap(), None);
@@ -158,18 +259,62 @@ mod tests {
 
     #[test]
     fn raw_block_rejects_folding_and_junk_lines() {
-        let mut buf = [0u8; FIELD_MAX];
-        for raw in [&b"Host: x\r\n folded\r\n"[..], b"Host: x\njunk\n", b"A: b\nHo st: x\n"] {
+        let mut buf = JoinBuf::default();
+        for raw in [
+            &b"Host: x\r\n folded\r\n"[..],
+            b"Host: x\njunk\n",
+            b"A: b\nHo st: x\n",
+        ] {
             let got = Headers::Raw(raw).field(b"a", &mut buf);
-            assert_eq!(got, Err(Error::MalformedHeaders), "{:?}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                got,
+                Err(Error::MalformedHeaders),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
+    }
+
+    #[test]
+    fn name_eq_folds_only_ascii_letters() {
+        for b in 0..=255u8 {
+            for want in [b'a', b'z', b'-', b'0', b'9', b'@', b'[', b'`', b'{'] {
+                let name = [b'x'; 8]
+                    .iter()
+                    .copied()
+                    .chain([b])
+                    .chain(*b"abcdefgh")
+                    .collect::<Vec<_>>();
+                let lower = [b'x'; 8]
+                    .iter()
+                    .copied()
+                    .chain([want])
+                    .chain(*b"abcdefgh")
+                    .collect::<Vec<_>>();
+                let chunked = [b; 8];
+                let expect = b.to_ascii_lowercase() == want;
+                assert_eq!(name_eq(&name, &lower), expect, "{b:#x} vs {want:#x}");
+                assert_eq!(
+                    name_eq(&chunked, &[want; 8]),
+                    expect,
+                    "{b:#x} vs {want:#x} (chunk)"
+                );
+            }
+        }
+        assert!(name_eq(b"Signature-Input", b"signature-input"));
+        assert!(name_eq(b"CONTENT-DIGEST", b"content-digest"));
+        assert!(!name_eq(b"Content-Length", b"content-digest"));
+        assert!(!name_eq(b"Signature", b"signature-input"));
     }
 
     #[test]
     fn joined_field_over_the_limit_is_refused() {
         let long = vec![b'a'; FIELD_MAX - 1];
         let pairs = [(&b"x"[..], &long[..]), (&b"X"[..], &b"b"[..])];
-        let mut buf = [0u8; FIELD_MAX];
-        assert_eq!(Headers::Pairs(&pairs).field(b"x", &mut buf), Err(Error::HeaderTooLarge));
+        let mut buf = JoinBuf::default();
+        assert_eq!(
+            Headers::Pairs(&pairs).field(b"x", &mut buf),
+            Err(Error::HeaderTooLarge)
+        );
     }
 }

@@ -79,7 +79,10 @@ impl<'a> Params<'a> {
 
     /// The value of the last parameter named `key`.
     pub fn get(&self, key: &[u8]) -> Option<BareItem<'a>> {
-        self.iter().filter(|(k, _)| *k == key).last().map(|(_, v)| v)
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|(_, v)| v)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,10 +142,18 @@ impl<'a> Member<'a> {
 
 /// Parse a whole dictionary field and return the last member whose key equals `key`
 /// (ASCII case-insensitively when `mode.upper_keys`). The whole field must be valid.
-pub fn dict_get<'a>(input: &'a [u8], key: &[u8], mode: Mode) -> Result<Option<Member<'a>>, SfError> {
+pub fn dict_get<'a>(
+    input: &'a [u8],
+    key: &[u8],
+    mode: Mode,
+) -> Result<Option<Member<'a>>, SfError> {
     let mut found = None;
     for_each_dict_member(input, mode, |k, m| {
-        let hit = if mode.upper_keys { k.eq_ignore_ascii_case(key) } else { k == key };
+        let hit = if mode.upper_keys {
+            k.eq_ignore_ascii_case(key)
+        } else {
+            k == key
+        };
         if hit {
             found = Some(m);
         }
@@ -176,7 +187,10 @@ pub fn for_each_dict_member<'a>(
 }
 
 /// Parse a whole list field, calling `f` for every member in order.
-pub fn for_each_list_member<'a>(input: &'a [u8], mut f: impl FnMut(Member<'a>)) -> Result<(), SfError> {
+pub fn for_each_list_member<'a>(
+    input: &'a [u8],
+    mut f: impl FnMut(Member<'a>),
+) -> Result<(), SfError> {
     let mut c = Cursor::new(input);
     c.skip_sp();
     if c.at_end() {
@@ -203,21 +217,14 @@ pub fn parse_item(input: &[u8]) -> Result<(BareItem<'_>, Params<'_>), SfError> {
     Ok((item, params))
 }
 
-/// Check that `text` is base64 as a byte sequence may hold it: the standard alphabet, `=` only at the
-/// end and at most two of it, and a length that can be whole groups (padding may be left off).
-pub fn valid_base64_text(text: &[u8]) -> bool {
-    let data = text.iter().position(|&b| b == b'=').unwrap_or(text.len());
-    let pad = text.len() - data;
-    let alphabet_ok = text[..data]
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
-    alphabet_ok
-        && text[data..].iter().all(|&b| b == b'=')
-        && match pad {
-            0 => data % 4 != 1,
-            1 | 2 => (data + pad) % 4 == 0,
-            _ => false,
-        }
+/// Can `data` characters of the base64 alphabet followed by `pad` `=` be whole base64 groups?
+/// Padding may be left off, as RFC 8941 asks parsers to allow.
+fn base64_lengths_ok(data: usize, pad: usize) -> bool {
+    match pad {
+        0 => data % 4 != 1,
+        1 | 2 => (data + pad).is_multiple_of(4),
+        _ => false,
+    }
 }
 
 /// Is `key` a valid RFC 8941 key (lowercase, as parameters and strict dictionaries require)?
@@ -232,9 +239,51 @@ struct Cursor<'a> {
     i: usize,
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// A byte class as a table, built at compile time: the parser's inner loops test one entry per byte.
+macro_rules! class {
+    (|$b:ident| $e:expr) => {{
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            t[i] = $e;
+            i += 1;
+        }
+        t
+    }};
 }
+
+/// RFC 9110 `tchar`: the bytes of a token and of a field name.
+pub(crate) static TCHAR: [bool; 256] = class!(|b| b.is_ascii_alphanumeric()
+    || matches!(
+        b,
+        b'!' | b'#'
+            | b'$'
+            | b'%'
+            | b'&'
+            | b'\''
+            | b'*'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~'
+    ));
+static TOKEN: [bool; 256] = class!(|b| TCHAR[b as usize] || b == b':' || b == b'/');
+static KEY: [bool; 256] = class!(|b| b.is_ascii_lowercase()
+    || b.is_ascii_digit()
+    || matches!(b, b'_' | b'-' | b'.' | b'*'));
+static KEY_UPPER: [bool; 256] = class!(|b| KEY[b as usize] || b.is_ascii_uppercase());
+static BASE64: [bool; 256] = class!(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+/// String bytes that need no further look: printable ASCII but the quote and the backslash.
+static PLAIN_STRING: [bool; 256] = class!(|b| b >= 0x20 && b <= 0x7e && b != b'"' && b != b'\\');
+static DIGIT: [bool; 256] = class!(|b| b.is_ascii_digit());
+static SP: [bool; 256] = class!(|b| b == b' ');
+static OWS: [bool; 256] = class!(|b| b == b' ' || b == b'\t');
+static PAD: [bool; 256] = class!(|b| b == b'=');
 
 impl<'a> Cursor<'a> {
     fn new(s: &'a [u8]) -> Self {
@@ -257,18 +306,21 @@ impl<'a> Cursor<'a> {
             false
         }
     }
-    fn skip_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
-        let start = self.i;
-        while self.peek().is_some_and(&f) {
-            self.i += 1;
-        }
-        &self.s[start..self.i]
+    /// Consumes the bytes of `class` here and returns them.
+    fn skip_while(&mut self, class: &[bool; 256]) -> &'a [u8] {
+        let rest = self.s.get(self.i..).unwrap_or_default();
+        let n = rest
+            .iter()
+            .position(|&b| !class[usize::from(b)])
+            .unwrap_or(rest.len());
+        self.i += n;
+        &rest[..n]
     }
     fn skip_sp(&mut self) {
-        self.skip_while(|b| b == b' ');
+        self.skip_while(&SP);
     }
     fn skip_ows(&mut self) {
-        self.skip_while(|b| b == b' ' || b == b'\t');
+        self.skip_while(&OWS);
     }
 
     /// After a list or dictionary member: `true` at the end of the field, `false` after a comma that
@@ -294,12 +346,7 @@ impl<'a> Cursor<'a> {
             Some(b) if lower_start(b) || (upper && b.is_ascii_uppercase()) => {}
             _ => return Err(self.err("key must start with a lowercase letter or '*'")),
         }
-        Ok(self.skip_while(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"_-.*".contains(&b)
-                || (upper && b.is_ascii_uppercase())
-        }))
+        Ok(self.skip_while(if upper { &KEY_UPPER } else { &KEY }))
     }
 
     fn member(&mut self, plain_base64: bool) -> Result<Member<'a>, SfError> {
@@ -364,7 +411,7 @@ impl<'a> Cursor<'a> {
             Some(b':') => self.byte_seq(),
             Some(b'?') => self.boolean(),
             Some(b) if b.is_ascii_alphabetic() || b == b'*' => {
-                Ok(BareItem::Token(self.skip_while(|b| is_tchar(b) || b == b':' || b == b'/')))
+                Ok(BareItem::Token(self.skip_while(&TOKEN)))
             }
             _ => Err(self.err("not the start of an item")),
         }
@@ -372,11 +419,15 @@ impl<'a> Cursor<'a> {
 
     fn number(&mut self) -> Result<BareItem<'a>, SfError> {
         let negative = self.eat(b'-');
-        let int = self.skip_while(|b| b.is_ascii_digit());
+        let int = self.skip_while(&DIGIT);
         if int.is_empty() {
             return Err(self.err("number without digits"));
         }
-        let value = |digits: &[u8]| digits.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+        let value = |digits: &[u8]| {
+            digits
+                .iter()
+                .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'))
+        };
         let sign = if negative { -1 } else { 1 };
         if !self.eat(b'.') {
             if int.len() > 15 {
@@ -387,18 +438,21 @@ impl<'a> Cursor<'a> {
         if int.len() > 12 {
             return Err(self.err("decimal has more than 12 integer digits"));
         }
-        let frac = self.skip_while(|b| b.is_ascii_digit());
+        let frac = self.skip_while(&DIGIT);
         if frac.is_empty() || frac.len() > 3 {
             return Err(self.err("decimal needs 1 to 3 fractional digits"));
         }
         let scale = [100, 10, 1][frac.len() - 1];
-        Ok(BareItem::Decimal(sign * (value(int) * 1000 + value(frac) * scale)))
+        Ok(BareItem::Decimal(
+            sign * (value(int) * 1000 + value(frac) * scale),
+        ))
     }
 
     fn string(&mut self) -> Result<BareItem<'a>, SfError> {
         self.i += 1; // '"'
         let start = self.i;
         loop {
+            self.skip_while(&PLAIN_STRING);
             match self.peek() {
                 None => return Err(self.err("string not closed")),
                 Some(b'"') => {
@@ -413,7 +467,6 @@ impl<'a> Cursor<'a> {
                     }
                     self.i += 1;
                 }
-                Some(0x20..=0x7e) => self.i += 1,
                 Some(_) => return Err(self.err("string holds a byte outside printable ASCII")),
             }
         }
@@ -421,25 +474,30 @@ impl<'a> Cursor<'a> {
 
     fn byte_seq(&mut self) -> Result<BareItem<'a>, SfError> {
         self.i += 1; // ':'
-        let text = self.skip_while(|b| b != b':');
+        let text = self.base64_text()?;
         if !self.eat(b':') {
-            return Err(self.err("byte sequence not closed"));
-        }
-        if !valid_base64_text(text) {
-            return Err(self.err("byte sequence is not base64"));
+            return Err(self.err("byte sequence not closed, or not base64"));
         }
         Ok(BareItem::ByteSeq(text))
     }
 
     fn plain_base64(&mut self) -> Result<BareItem<'a>, SfError> {
-        let start = self.i;
-        self.skip_while(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
-        self.skip_while(|b| b == b'=');
-        let text = &self.s[start..self.i];
-        if text.is_empty() || !valid_base64_text(text) {
+        let text = self.base64_text()?;
+        if text.is_empty() {
             return Err(self.err("value is not base64"));
         }
         Ok(BareItem::ByteSeq(text))
+    }
+
+    /// Base64 alphabet then `=` padding, checked in the one pass that finds their ends.
+    fn base64_text(&mut self) -> Result<&'a [u8], SfError> {
+        let start = self.i;
+        let data = self.skip_while(&BASE64).len();
+        let pad = self.skip_while(&PAD).len();
+        if !base64_lengths_ok(data, pad) {
+            return Err(self.err("base64 of impossible length or padding"));
+        }
+        Ok(&self.s[start..self.i])
     }
 
     fn boolean(&mut self) -> Result<BareItem<'a>, SfError> {
@@ -460,9 +518,20 @@ mod tests {
 
     #[test]
     fn plain_base64_values_and_byte_sequences_agree() {
-        let mode = Mode { plain_base64: true, ..Mode::default() };
-        let plain = dict_get(b"up42-sig=nnP6Cj3juj0gU6PRBYSzhmuPywSzD9waycLbCyc1RZU=", b"up42-sig", mode);
-        let seq = dict_get(b"up42-sig=:nnP6Cj3juj0gU6PRBYSzhmuPywSzD9waycLbCyc1RZU=:", b"up42-sig", mode);
+        let mode = Mode {
+            plain_base64: true,
+            ..Mode::default()
+        };
+        let plain = dict_get(
+            b"up42-sig=nnP6Cj3juj0gU6PRBYSzhmuPywSzD9waycLbCyc1RZU=",
+            b"up42-sig",
+            mode,
+        );
+        let seq = dict_get(
+            b"up42-sig=:nnP6Cj3juj0gU6PRBYSzhmuPywSzD9waycLbCyc1RZU=:",
+            b"up42-sig",
+            mode,
+        );
         let want = BareItem::ByteSeq(b"nnP6Cj3juj0gU6PRBYSzhmuPywSzD9waycLbCyc1RZU=");
         assert!(matches!(plain, Ok(Some(Member::Item(i, _))) if i == want));
         assert!(matches!(seq, Ok(Some(Member::Item(i, _))) if i == want));
@@ -474,8 +543,13 @@ mod tests {
         let m = dict_get(b"a=1, b=2, a=3", b"a", Mode::default()).unwrap();
         assert!(matches!(m, Some(Member::Item(BareItem::Integer(3), _))));
         assert!(dict_get(b"SHA-256=:AA==:", b"sha-256", Mode::default()).is_err());
-        let up = Mode { upper_keys: true, ..Mode::default() };
-        assert!(dict_get(b"SHA-256=:AA==:", b"sha-256", up).unwrap().is_some());
+        let up = Mode {
+            upper_keys: true,
+            ..Mode::default()
+        };
+        assert!(dict_get(b"SHA-256=:AA==:", b"sha-256", up)
+            .unwrap()
+            .is_some());
     }
 
     #[test]

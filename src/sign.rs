@@ -33,7 +33,12 @@ pub struct SignOptions<'a> {
 
 impl Default for SignOptions<'_> {
     fn default() -> Self {
-        SignOptions { label: DEFAULT_LABEL, keyid: b"secret", digest: DigestAlg::default(), byte_sequence: false }
+        SignOptions {
+            label: DEFAULT_LABEL,
+            keyid: b"secret",
+            digest: DigestAlg::default(),
+            byte_sequence: false,
+        }
     }
 }
 
@@ -68,8 +73,14 @@ impl Default for Signed {
 impl core::fmt::Debug for Signed {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Signed")
-            .field("content_digest", &String::from_utf8_lossy(self.content_digest()))
-            .field("signature_input", &String::from_utf8_lossy(self.signature_input()))
+            .field(
+                "content_digest",
+                &String::from_utf8_lossy(self.content_digest()),
+            )
+            .field(
+                "signature_input",
+                &String::from_utf8_lossy(self.signature_input()),
+            )
             .field("signature", &String::from_utf8_lossy(self.signature()))
             .finish()
     }
@@ -124,8 +135,10 @@ fn write(buf: &mut [u8], f: impl FnOnce(&mut Writer) -> Result<(), Code>) -> Res
 
 /// Signs `body` with the key's first secret, `created` in unix seconds.
 pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<Signed, Code> {
-    let label_ok = !opts.label.is_empty() && opts.label.len() <= MAX_LABEL && sf::valid_key(opts.label);
-    let keyid_ok = opts.keyid.len() <= MAX_KEYID && opts.keyid.iter().all(|b| (0x20..=0x7e).contains(b));
+    let label_ok =
+        !opts.label.is_empty() && opts.label.len() <= MAX_LABEL && sf::valid_key(opts.label);
+    let keyid_ok =
+        opts.keyid.len() <= MAX_KEYID && opts.keyid.iter().all(|b| (0x20..=0x7e).contains(b));
     if !label_ok || !keyid_ok || key.is_empty() {
         return Err(Code::InvalidArgument);
     }
@@ -137,7 +150,11 @@ pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<
             w.put(b":")
         }
         alg => {
-            w.put(if alg == DigestAlg::Sha256 { b"sha-256=:" } else { b"SHA-256=:" })?;
+            w.put(if alg == DigestAlg::Sha256 {
+                b"sha-256=:"
+            } else {
+                b"SHA-256=:"
+            })?;
             w.put_b64(&Sha256::digest(body))?;
             w.put(b":")
         }
@@ -198,10 +215,21 @@ mod tests {
     #[test]
     fn keyid_is_escaped_and_label_checked() {
         let key = Key::new(&[b"s"]).unwrap();
-        let opts = SignOptions { keyid: br#"a"b\c"#, ..SignOptions::default() };
+        let opts = SignOptions {
+            keyid: br#"a"b\c"#,
+            ..SignOptions::default()
+        };
         let s = sign(&key, b"x", 1, &opts).unwrap();
-        assert!(s.signature_input().ends_with(br#";keyid="a\"b\\c";alg=hmac-sha256;created=1"#));
-        let bad = SignOptions { label: b"Up42", ..SignOptions::default() };
-        assert_eq!(sign(&key, b"x", 1, &bad).unwrap_err(), Code::InvalidArgument);
+        assert!(s
+            .signature_input()
+            .ends_with(br#";keyid="a\"b\\c";alg=hmac-sha256;created=1"#));
+        let bad = SignOptions {
+            label: b"Up42",
+            ..SignOptions::default()
+        };
+        assert_eq!(
+            sign(&key, b"x", 1, &bad).unwrap_err(),
+            Code::InvalidArgument
+        );
     }
 }

@@ -39,7 +39,12 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 pub fn format_rfc3339(t: i64) -> String {
     let (y, m, d) = civil_from_days(t.div_euclid(86_400));
     let s = t.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 /// Parses an RFC 3339 `date-time` (e.g. `2022-02-18T15:12:18.672945Z`, `...+02:00`) to unix seconds,
@@ -59,7 +64,8 @@ pub fn parse_rfc3339(s: &[u8]) -> Result<i64, Code> {
     }
     let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60 {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60
+    {
         return Err(bad);
     }
     let mut i = 19;
@@ -100,16 +106,32 @@ mod tests {
     #[test]
     fn known_instants() {
         assert_eq!(parse_rfc3339(b"1970-01-01T00:00:00Z"), Ok(0));
-        assert_eq!(parse_rfc3339(b"2022-02-18T15:12:18.672945Z"), Ok(1_645_197_138));
-        assert_eq!(parse_rfc3339(b"2022-02-18T16:12:18+01:00"), Ok(1_645_197_138));
-        assert_eq!(parse_rfc3339(b"2022-02-18t10:12:18.1-05:00"), Ok(1_645_197_138));
+        assert_eq!(
+            parse_rfc3339(b"2022-02-18T15:12:18.672945Z"),
+            Ok(1_645_197_138)
+        );
+        assert_eq!(
+            parse_rfc3339(b"2022-02-18T16:12:18+01:00"),
+            Ok(1_645_197_138)
+        );
+        assert_eq!(
+            parse_rfc3339(b"2022-02-18t10:12:18.1-05:00"),
+            Ok(1_645_197_138)
+        );
         assert_eq!(parse_rfc3339(b"2024-02-29T00:00:00Z"), Ok(1_709_164_800));
         assert_eq!(parse_rfc3339(b"2016-12-31T23:59:60Z"), Ok(1_483_228_800));
     }
 
     #[test]
     fn format_round_trips() {
-        for t in [0, 1_645_197_138, 1_709_164_800, 951_782_400, 4_102_444_799, 253_402_300_799] {
+        for t in [
+            0,
+            1_645_197_138,
+            1_709_164_800,
+            951_782_400,
+            4_102_444_799,
+            253_402_300_799,
+        ] {
             let text = format_rfc3339(t);
             assert_eq!(parse_rfc3339(text.as_bytes()), Ok(t), "{text}");
         }
@@ -133,7 +155,12 @@ mod tests {
             b"+022-02-18T15:12:18Z",
             b"2022-02-18T15:12:18\xff",
         ] {
-            assert_eq!(parse_rfc3339(s), Err(Code::MalformedTimestamp), "{}", String::from_utf8_lossy(s));
+            assert_eq!(
+                parse_rfc3339(s),
+                Err(Code::MalformedTimestamp),
+                "{}",
+                String::from_utf8_lossy(s)
+            );
         }
     }
 }

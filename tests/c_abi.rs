@@ -9,7 +9,10 @@ use std::process::Command;
 /// target/<profile>/, where cargo puts the cdylib beside the test's deps/ directory.
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(|deps| deps.parent()).unwrap().to_path_buf()
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf()
 }
 
 fn hex(data: &[u8]) -> String {
@@ -19,38 +22,70 @@ fn hex(data: &[u8]) -> String {
 #[test]
 fn c_program_verifies_vectors_through_the_header() {
     let lib = lib_dir();
-    assert!(lib.join("libup42webhooks.so").exists(), "cdylib built at {}", lib.display());
+    assert!(
+        lib.join("libup42webhooks.so").exists(),
+        "cdylib built at {}",
+        lib.display()
+    );
     let exe = lib.join("c-abi-verify");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1"])
-        .arg("-I").arg(common::root().join("include"))
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-O1",
+        ])
+        .arg("-I")
+        .arg(common::root().join("include"))
         .arg(common::root().join("tests/c/verify.c"))
-        .arg("-L").arg(&lib)
+        .arg("-L")
+        .arg(&lib)
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .args(["-lup42webhooks", "-o"])
         .arg(&exe)
         .status()
         .unwrap_or_else(|e| panic!("running {cc}: {e}"));
-    assert!(status.success(), "the C program compiles warning-free against the header");
+    assert!(
+        status.success(),
+        "the C program compiles warning-free against the header"
+    );
 
     let vectors = common::up42_vectors();
     let mut ran = 0;
-    for v in vectors.iter().filter(|v| v.secrets.len() == 1 && v.body.len() <= 4096) {
+    for v in vectors
+        .iter()
+        .filter(|v| v.secrets.len() == 1 && v.body.len() <= 4096)
+    {
         let mut cmd = Command::new(&exe);
-        cmd.arg(std::str::from_utf8(&v.secrets[0]).unwrap()).arg(hex(&v.body)).arg(v.now.to_string());
+        cmd.arg(std::str::from_utf8(&v.secrets[0]).unwrap())
+            .arg(hex(&v.body))
+            .arg(v.now.to_string());
         for (n, val) in &v.headers {
-            cmd.arg(std::str::from_utf8(n).unwrap()).arg(std::str::from_utf8(val).unwrap());
+            cmd.arg(std::str::from_utf8(n).unwrap())
+                .arg(std::str::from_utf8(val).unwrap());
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}: {}", v.name, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            v.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], v.expect, "{} (array)", v.name);
         assert_eq!(lines[1], v.expect, "{} (raw)", v.name);
-        let plain_vector = !v.name.contains('+') && v.headers.iter().any(|(n, _)| n == b"Content-Digest");
+        let plain_vector =
+            !v.name.contains('+') && v.headers.iter().any(|(n, _)| n == b"Content-Digest");
         if v.expect == "ok" && plain_vector {
-            assert_eq!(lines[2], "sign-ok", "{}: C signing reproduces the reference headers", v.name);
+            assert_eq!(
+                lines[2], "sign-ok",
+                "{}: C signing reproduces the reference headers",
+                v.name
+            );
         }
         ran += 1;
     }

@@ -21,8 +21,15 @@ struct Delivery {
 
 impl Delivery {
     fn valid() -> Delivery {
-        let body = br#"{"event":"job.status","messageId":"m1","timestamp":"2023-11-14T22:13:20Z"}"#.to_vec();
-        let s = sign(&Key::new(&[SECRET]).unwrap(), &body, NOW, &SignOptions::default()).unwrap();
+        let body = br#"{"event":"job.status","messageId":"m1","timestamp":"2023-11-14T22:13:20Z"}"#
+            .to_vec();
+        let s = sign(
+            &Key::new(&[SECRET]).unwrap(),
+            &body,
+            NOW,
+            &SignOptions::default(),
+        )
+        .unwrap();
         let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
         Delivery {
             headers: vec![
@@ -47,7 +54,12 @@ impl Delivery {
     }
 
     fn get(&self, name: &str) -> String {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).unwrap().1.clone()
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .unwrap()
+            .1
+            .clone()
     }
 
     /// Re-signs with a Signature-Input member of our choosing; the HMAC covers the listed fields.
@@ -55,15 +67,33 @@ impl Delivery {
         let msg: String = covered.iter().map(|c| self.get(c)).collect();
         let tag = Key::new(&[SECRET]).unwrap().tag(0, msg.as_bytes());
         use base64::Engine;
-        let sig = format!("up42-sig={}", base64::engine::general_purpose::STANDARD.encode(tag));
-        self.set("Signature-Input", &format!("up42-sig={inner}")).set("Signature", &sig)
+        let sig = format!(
+            "up42-sig={}",
+            base64::engine::general_purpose::STANDARD.encode(tag)
+        );
+        self.set("Signature-Input", &format!("up42-sig={inner}"))
+            .set("Signature", &sig)
     }
 
     fn verify_at(&self, now: i64) -> Result<(), Code> {
-        let pairs: Vec<(&[u8], &[u8])> = self.headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())).collect();
+        let pairs: Vec<(&[u8], &[u8])> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
         let key = Key::new(&[SECRET]).unwrap();
-        let rust = verify(&key, &Headers::Pairs(&pairs), &self.body, now, &Options::default()).map(|_| ());
-        let c = CKey::new(&[SECRET]).unwrap().verify(&pairs, &self.body, now).map(|_| ());
+        let rust = verify(
+            &key,
+            &Headers::Pairs(&pairs),
+            &self.body,
+            now,
+            &Options::default(),
+        )
+        .map(|_| ());
+        let c = CKey::new(&[SECRET])
+            .unwrap()
+            .verify(&pairs, &self.body, now)
+            .map(|_| ());
         assert_eq!(rust, c, "the Rust API and the C ABI agree");
         rust
     }
@@ -77,7 +107,11 @@ impl Delivery {
 fn every_failure_code_is_reached() {
     let mut seen = HashSet::new();
     let mut expect = |got: Result<(), Code>, want: Code, what: &str| {
-        assert_eq!(got, if want == Code::Ok { Ok(()) } else { Err(want) }, "{what}");
+        assert_eq!(
+            got,
+            if want == Code::Ok { Ok(()) } else { Err(want) },
+            "{what}"
+        );
         seen.insert(want);
     };
     let d = Delivery::valid();
@@ -91,64 +125,234 @@ fn every_failure_code_is_reached() {
     let code = ffi::guard(|| panic!("simulated bug"));
     std::panic::set_hook(prev);
     expect(Err(code), Code::Panic, "a panic inside the boundary");
-    expect(Key::new::<&[u8]>(&[]).map(|_| ()), Code::InvalidArgument, "no secrets");
-    let bad_label = Options { label: b"Up42-Sig", ..Options::default() };
+    expect(
+        Key::new::<&[u8]>(&[]).map(|_| ()),
+        Code::InvalidArgument,
+        "no secrets",
+    );
+    let bad_label = Options {
+        label: b"Up42-Sig",
+        ..Options::default()
+    };
     let pairs: Vec<(&[u8], &[u8])> = vec![];
     let key = Key::new(&[SECRET]).unwrap();
-    expect(verify(&key, &Headers::Pairs(&pairs), b"", NOW, &bad_label).map(|_| ()), Code::InvalidArgument, "label");
-    let big = Delivery { body: vec![b'x'; (1 << 20) + 1], ..d.clone() };
+    expect(
+        verify(&key, &Headers::Pairs(&pairs), b"", NOW, &bad_label).map(|_| ()),
+        Code::InvalidArgument,
+        "label",
+    );
+    let big = Delivery {
+        body: vec![b'x'; (1 << 20) + 1],
+        ..d.clone()
+    };
     expect(big.verify(), Code::BodyTooLarge, "body over 1 MiB");
 
     // Header block.
     let raw = b"POST / HTTP/1.1\r\nHost: a\r\nthis line has no colon\r\n\r\n";
-    expect(verify(&key, &Headers::Raw(raw), b"", NOW, &Options::default()).map(|_| ()), Code::MalformedHeaders, "raw");
+    expect(
+        verify(&key, &Headers::Raw(raw), b"", NOW, &Options::default()).map(|_| ()),
+        Code::MalformedHeaders,
+        "raw",
+    );
     let long = format!("{}, x=(\"{}\")", d.get("Signature-Input"), "a".repeat(5000));
-    expect(d.clone().set("Signature-Input", &long).verify(), Code::HeaderTooLarge, "long Signature-Input");
+    expect(
+        d.clone().set("Signature-Input", &long).verify(),
+        Code::HeaderTooLarge,
+        "long Signature-Input",
+    );
 
     // Signature-Input.
-    expect(d.clone().without("Signature-Input").verify(), Code::MissingSignatureInput, "no Signature-Input");
-    for bad in [r#"up42-sig=("content-digest""#, "up42-sig=1", r#"up42-sig=("content-digest");created="1""#, "up42-sig=(content-digest);created=1"] {
-        expect(d.clone().set("Signature-Input", bad).verify(), Code::MalformedSignatureInput, bad);
+    expect(
+        d.clone().without("Signature-Input").verify(),
+        Code::MissingSignatureInput,
+        "no Signature-Input",
+    );
+    for bad in [
+        r#"up42-sig=("content-digest""#,
+        "up42-sig=1",
+        r#"up42-sig=("content-digest");created="1""#,
+        "up42-sig=(content-digest);created=1",
+    ] {
+        expect(
+            d.clone().set("Signature-Input", bad).verify(),
+            Code::MalformedSignatureInput,
+            bad,
+        );
     }
-    expect(d.clone().set("Signature-Input", r#"sig1=("content-digest");created=1"#).verify(), Code::UnknownLabel, "label");
-    expect(d.clone().resign(r#"("content-digest");alg="rsa-pss-sha512";created=1700000000"#, &["content-digest"]).verify(), Code::UnsupportedAlg, "alg");
-    expect(d.clone().resign(r#"("@method" "content-digest");created=1700000000"#, &["content-digest"]).verify(), Code::UnsupportedComponent, "derived component");
-    expect(d.clone().resign(r#"("content-digest";sf);created=1700000000"#, &["content-digest"]).verify(), Code::UnsupportedComponent, "component parameter");
-    expect(d.clone().resign(r#"("content-digest" "content-digest");created=1700000000"#, &["content-digest", "content-digest"]).verify(), Code::DuplicateComponent, "duplicate");
-    expect(d.clone().resign(r#"("content-digest" "x-extra");created=1700000000"#, &["content-digest"]).verify(), Code::MissingComponent, "covered header absent");
-    expect(d.clone().resign(r#"("content-digest");alg=hmac-sha256"#, &["content-digest"]).verify(), Code::MissingCreated, "no created");
-    expect(d.clone().resign(r#"("content-type");created=1700000000"#, &["content-type"]).verify(), Code::DigestNotCovered, "digest not covered");
+    expect(
+        d.clone()
+            .set("Signature-Input", r#"sig1=("content-digest");created=1"#)
+            .verify(),
+        Code::UnknownLabel,
+        "label",
+    );
+    expect(
+        d.clone()
+            .resign(
+                r#"("content-digest");alg="rsa-pss-sha512";created=1700000000"#,
+                &["content-digest"],
+            )
+            .verify(),
+        Code::UnsupportedAlg,
+        "alg",
+    );
+    expect(
+        d.clone()
+            .resign(
+                r#"("@method" "content-digest");created=1700000000"#,
+                &["content-digest"],
+            )
+            .verify(),
+        Code::UnsupportedComponent,
+        "derived component",
+    );
+    expect(
+        d.clone()
+            .resign(
+                r#"("content-digest";sf);created=1700000000"#,
+                &["content-digest"],
+            )
+            .verify(),
+        Code::UnsupportedComponent,
+        "component parameter",
+    );
+    expect(
+        d.clone()
+            .resign(
+                r#"("content-digest" "content-digest");created=1700000000"#,
+                &["content-digest", "content-digest"],
+            )
+            .verify(),
+        Code::DuplicateComponent,
+        "duplicate",
+    );
+    expect(
+        d.clone()
+            .resign(
+                r#"("content-digest" "x-extra");created=1700000000"#,
+                &["content-digest"],
+            )
+            .verify(),
+        Code::MissingComponent,
+        "covered header absent",
+    );
+    expect(
+        d.clone()
+            .resign(r#"("content-digest");alg=hmac-sha256"#, &["content-digest"])
+            .verify(),
+        Code::MissingCreated,
+        "no created",
+    );
+    expect(
+        d.clone()
+            .resign(r#"("content-type");created=1700000000"#, &["content-type"])
+            .verify(),
+        Code::DigestNotCovered,
+        "digest not covered",
+    );
     // Covering more fields works when they are present, and the signed string is their concatenation.
-    expect(d.clone().resign(r#"("content-type" "content-digest");created=1700000000"#, &["content-type", "content-digest"]).verify(), Code::Ok, "two fields");
+    expect(
+        d.clone()
+            .resign(
+                r#"("content-type" "content-digest");created=1700000000"#,
+                &["content-type", "content-digest"],
+            )
+            .verify(),
+        Code::Ok,
+        "two fields",
+    );
 
     // Signature.
-    expect(d.clone().without("Signature").verify(), Code::MissingSignature, "no Signature");
-    for bad in ["up42-sig=!!!", "up42-sig=AAAA", "up42-sig=?1", "up42-sig=:AAAA:"] {
-        expect(d.clone().set("Signature", bad).verify(), Code::MalformedSignature, bad);
+    expect(
+        d.clone().without("Signature").verify(),
+        Code::MissingSignature,
+        "no Signature",
+    );
+    for bad in [
+        "up42-sig=!!!",
+        "up42-sig=AAAA",
+        "up42-sig=?1",
+        "up42-sig=:AAAA:",
+    ] {
+        expect(
+            d.clone().set("Signature", bad).verify(),
+            Code::MalformedSignature,
+            bad,
+        );
     }
-    expect(d.clone().set("Signature", "sig1=:AAAA:").verify(), Code::SignatureLabelMissing, "other label");
+    expect(
+        d.clone().set("Signature", "sig1=:AAAA:").verify(),
+        Code::SignatureLabelMissing,
+        "other label",
+    );
     let mut flipped = d.get("Signature").into_bytes();
     let last = flipped.len() - 2;
     flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
-    expect(d.clone().set("Signature", std::str::from_utf8(&flipped).unwrap()).verify(), Code::SignatureMismatch, "tag changed");
+    expect(
+        d.clone()
+            .set("Signature", std::str::from_utf8(&flipped).unwrap())
+            .verify(),
+        Code::SignatureMismatch,
+        "tag changed",
+    );
 
     // Content-Digest.
-    expect(d.clone().without("Content-Digest").verify(), Code::DigestMissing, "no Content-Digest");
-    expect(d.clone().set("Content-Digest", "SHA-256=:AAAA:").verify(), Code::MalformedDigest, "short digest");
-    expect(d.clone().set("Content-Digest", "SHA-256=(a b)").verify(), Code::MalformedDigest, "not a byte sequence");
-    expect(d.clone().set("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:").verify(), Code::UnsupportedDigest, "md5 only");
-    let tampered = Delivery { body: b"{}".to_vec(), ..d.clone() };
+    expect(
+        d.clone().without("Content-Digest").verify(),
+        Code::DigestMissing,
+        "no Content-Digest",
+    );
+    expect(
+        d.clone().set("Content-Digest", "SHA-256=:AAAA:").verify(),
+        Code::MalformedDigest,
+        "short digest",
+    );
+    expect(
+        d.clone().set("Content-Digest", "SHA-256=(a b)").verify(),
+        Code::MalformedDigest,
+        "not a byte sequence",
+    );
+    expect(
+        d.clone()
+            .set("Content-Digest", "md5=:AAAAAAAAAAAAAAAAAAAAAA==:")
+            .verify(),
+        Code::UnsupportedDigest,
+        "md5 only",
+    );
+    let tampered = Delivery {
+        body: b"{}".to_vec(),
+        ..d.clone()
+    };
     expect(tampered.verify(), Code::DigestMismatch, "body changed");
 
     // Time.
     expect(d.verify_at(NOW + 301), Code::Stale, "old");
     expect(d.verify_at(NOW - 31), Code::Future, "ahead");
-    let exp = d.clone().resign(r#"("content-digest");created=1700000000;expires=1700000010"#, &["content-digest"]);
+    let exp = d.clone().resign(
+        r#"("content-digest");created=1700000000;expires=1700000010"#,
+        &["content-digest"],
+    );
     expect(exp.verify_at(NOW + 41), Code::Expired, "expired");
-    expect(check_timestamp(b"2023-11-14 22:13:20", NOW, &Options::default()).map(|_| ()), Code::MalformedTimestamp, "timestamp");
-    expect(check_timestamp(b"2023-11-14T22:08:19Z", NOW, &Options::default()).map(|_| ()), Code::Stale, "old timestamp");
-    expect(check_timestamp(b"2023-11-14T22:13:51Z", NOW, &Options::default()).map(|_| ()), Code::Future, "timestamp ahead");
-    expect(check_timestamp(b"2023-11-14T23:13:20+01:00", NOW, &Options::default()).map(|_| ()), Code::Ok, "offset");
+    expect(
+        check_timestamp(b"2023-11-14 22:13:20", NOW, &Options::default()).map(|_| ()),
+        Code::MalformedTimestamp,
+        "timestamp",
+    );
+    expect(
+        check_timestamp(b"2023-11-14T22:08:19Z", NOW, &Options::default()).map(|_| ()),
+        Code::Stale,
+        "old timestamp",
+    );
+    expect(
+        check_timestamp(b"2023-11-14T22:13:51Z", NOW, &Options::default()).map(|_| ()),
+        Code::Future,
+        "timestamp ahead",
+    );
+    expect(
+        check_timestamp(b"2023-11-14T23:13:20+01:00", NOW, &Options::default()).map(|_| ()),
+        Code::Ok,
+        "offset",
+    );
 
     let missing: Vec<_> = Code::ALL.iter().filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes no test reached: {missing:?}");
@@ -160,38 +364,76 @@ fn c_abi_handles_null_and_bad_arguments() {
         ffi::up42wh_key_free(null_mut());
         let mut key = null_mut();
         assert_eq!(ffi::up42wh_key_new(null(), 1, &mut key), Code::NullArgument);
-        let s = ffi::up42wh_slice { ptr: null(), len: 3 };
+        let s = ffi::up42wh_slice {
+            ptr: null(),
+            len: 3,
+        };
         assert_eq!(ffi::up42wh_key_new(&s, 1, &mut key), Code::NullArgument);
-        let s = ffi::up42wh_slice { ptr: SECRET.as_ptr(), len: 0 };
+        let s = ffi::up42wh_slice {
+            ptr: SECRET.as_ptr(),
+            len: 0,
+        };
         assert_eq!(ffi::up42wh_key_new(&s, 1, &mut key), Code::InvalidArgument);
         assert_eq!(ffi::up42wh_key_new(&s, 17, &mut key), Code::InvalidArgument);
         assert!(key.is_null());
 
         let k = CKey::new(&[SECRET]).unwrap();
-        let h = ffi::up42wh_header { name: null(), name_len: 4, value: null(), value_len: 0 };
+        let h = ffi::up42wh_header {
+            name: null(),
+            name_len: 4,
+            value: null(),
+            value_len: 0,
+        };
         let code = ffi::up42wh_verify(k.0, &h, 1, null(), 0, NOW, null(), null_mut());
         assert_eq!(code, Code::NullArgument);
-        assert_eq!(ffi::up42wh_verify(k.0, null(), 2, null(), 0, NOW, null(), null_mut()), Code::NullArgument);
-        assert_eq!(ffi::up42wh_verify_raw(k.0, null(), 5, null(), 0, NOW, null(), null_mut()), Code::NullArgument);
-        assert_eq!(ffi::up42wh_verify_raw(k.0, null(), 0, null(), 7, NOW, null(), null_mut()), Code::NullArgument);
+        assert_eq!(
+            ffi::up42wh_verify(k.0, null(), 2, null(), 0, NOW, null(), null_mut()),
+            Code::NullArgument
+        );
+        assert_eq!(
+            ffi::up42wh_verify_raw(k.0, null(), 5, null(), 0, NOW, null(), null_mut()),
+            Code::NullArgument
+        );
+        assert_eq!(
+            ffi::up42wh_verify_raw(k.0, null(), 0, null(), 7, NOW, null(), null_mut()),
+            Code::NullArgument
+        );
         // No headers at all is a verification failure, not a crash.
-        assert_eq!(ffi::up42wh_verify(k.0, null(), 0, null(), 0, NOW, null(), null_mut()), Code::MissingSignatureInput);
+        assert_eq!(
+            ffi::up42wh_verify(k.0, null(), 0, null(), 0, NOW, null(), null_mut()),
+            Code::MissingSignatureInput
+        );
 
         let mut opts = std::mem::zeroed::<up42wh_options>();
         assert_eq!(ffi::up42wh_options_init(&mut opts), Code::Ok);
-        assert_eq!((opts.max_age, opts.max_future, opts.max_body), (300, 30, 1 << 20));
+        assert_eq!(
+            (opts.max_age, opts.max_future, opts.max_body),
+            (300, 30, 1 << 20)
+        );
         assert_eq!(ffi::up42wh_options_init(null_mut()), Code::NullArgument);
         opts.max_age = -1;
-        assert_eq!(ffi::up42wh_check_timestamp(b"x".as_ptr(), 1, NOW, &opts, null_mut()), Code::InvalidArgument);
+        assert_eq!(
+            ffi::up42wh_check_timestamp(b"x".as_ptr(), 1, NOW, &opts, null_mut()),
+            Code::InvalidArgument
+        );
 
         let mut so = std::mem::zeroed::<ffi::up42wh_sign_options>();
         assert_eq!(ffi::up42wh_sign_options_init(&mut so), Code::Ok);
         so.digest = 7;
         let mut out = up42webhooks::Signed::default();
-        assert_eq!(ffi::up42wh_sign(k.0, null(), 0, NOW, &so, &mut out), Code::InvalidArgument);
+        assert_eq!(
+            ffi::up42wh_sign(k.0, null(), 0, NOW, &so, &mut out),
+            Code::InvalidArgument
+        );
         assert_eq!(out.signature_len, 0, "nothing written on failure");
-        assert_eq!(ffi::up42wh_sign(k.0, null(), 0, NOW, null(), null_mut()), Code::NullArgument);
-        assert_eq!(ffi::up42wh_sign(null(), null(), 0, NOW, null(), &mut out), Code::NullArgument);
+        assert_eq!(
+            ffi::up42wh_sign(k.0, null(), 0, NOW, null(), null_mut()),
+            Code::NullArgument
+        );
+        assert_eq!(
+            ffi::up42wh_sign(null(), null(), 0, NOW, null(), &mut out),
+            Code::NullArgument
+        );
     }
 }
 

@@ -28,7 +28,9 @@ fn cdef_from_header(header: &str) -> String {
         match words.as_slice() {
             ["ifdef", _] => false,
             ["ifndef", _] => true,
-            ["if", ..] if directive.contains("__cplusplus") || directive.contains("__STDC_VERSION__") => {
+            ["if", ..]
+                if directive.contains("__cplusplus") || directive.contains("__STDC_VERSION__") =>
+            {
                 // Every such condition in the header asks for C++ or C23; LuaJIT is neither.
                 assert!(
                     !directive.contains('!') && !directive.contains('<'),
@@ -101,9 +103,15 @@ fn check(path: PathBuf, want: &str) {
 #[test]
 fn header_and_lua_cdef_match_their_generators() {
     let header = generated_header();
-    assert!(header.contains("up42wh_verify"), "the header declares the ABI");
+    assert!(
+        header.contains("up42wh_verify"),
+        "the header declares the ABI"
+    );
     check(root().join("include/up42webhooks.h"), &header);
-    check(root().join("lua/up42webhooks/cdef.lua"), &lua_cdef_file(&cdef_from_header(&header)));
+    check(
+        root().join("lua/up42webhooks/cdef.lua"),
+        &lua_cdef_file(&cdef_from_header(&header)),
+    );
 }
 
 #[test]
@@ -112,5 +120,8 @@ fn cdef_drops_preprocessor_cplusplus_and_comments() {
              /** one */\nint f(void);\n#if defined(__cplusplus)\n}  // extern \"C\"\n#endif\n\
              #ifndef __cplusplus\n#if __STDC_VERSION__ >= 202311L\ntypedef enum e e;\n#else\n\
              typedef uint32_t e;\n#endif\n#endif\n#endif\n";
-    assert_eq!(cdef_from_header(h), "int a;\nint f(void);\ntypedef uint32_t e;\n");
+    assert_eq!(
+        cdef_from_header(h),
+        "int a;\nint f(void);\ntypedef uint32_t e;\n"
+    );
 }

@@ -38,7 +38,10 @@ fn verification_does_not_allocate() {
     assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1);
 
     let vectors = common::up42_vectors();
-    let prepared: Vec<_> = vectors.iter().map(|v| (v, v.key(), v.raw(), common::CKey::new(&v.secrets).unwrap())).collect();
+    let prepared: Vec<_> = vectors
+        .iter()
+        .map(|v| (v, v.key(), v.raw(), common::CKey::new(&v.secrets).unwrap()))
+        .collect();
     let opts = Options::default();
     let mut verified = 0;
     for (v, key, raw, ckey) in &prepared {
@@ -49,9 +52,17 @@ fn verification_does_not_allocate() {
         let c = ckey.verify_raw(raw, &v.body, v.now);
         let t = check_timestamp(b"2023-11-14T22:13:20.5+00:00", 1_700_000_000, &opts);
         COUNTING.store(false, Ordering::SeqCst);
-        assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "{} allocated", v.name);
+        assert_eq!(
+            ALLOCATIONS.load(Ordering::SeqCst),
+            0,
+            "{} allocated",
+            v.name
+        );
         assert!(a.is_ok() == b.is_ok() && b.is_ok() == c.is_ok() && t.is_ok());
         verified += usize::from(a.is_ok());
     }
-    assert!(verified > 60, "successful verifications were measured too ({verified})");
+    assert!(
+        verified > 60,
+        "successful verifications were measured too ({verified})"
+    );
 }

@@ -83,7 +83,10 @@ fn params(p: &Params) -> Option<Value> {
 }
 
 fn inner(list: &InnerList) -> Option<Value> {
-    list.iter().map(|(item, p)| Some(json!([bare(&item)?, params(&p)?]))).collect::<Option<Vec<_>>>().map(Value::Array)
+    list.iter()
+        .map(|(item, p)| Some(json!([bare(&item)?, params(&p)?])))
+        .collect::<Option<Vec<_>>>()
+        .map(Value::Array)
 }
 
 fn member(m: &Member) -> Option<Value> {
@@ -103,7 +106,9 @@ fn parse(kind: &str, input: &[u8]) -> Option<Value> {
         "list" => {
             let mut out = Vec::new();
             sf::for_each_list_member(input, |m| out.push(member(&m))).ok()?;
-            out.into_iter().collect::<Option<Vec<_>>>().map(Value::Array)
+            out.into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(Value::Array)
         }
         "dictionary" => {
             let mut out = Vec::new();
@@ -125,7 +130,9 @@ fn same(a: &Value, b: &Value) -> bool {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
             (x - y).abs() <= 1e-9 * x.abs().max(1.0)
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
@@ -138,11 +145,17 @@ fn structured_field_conformance_suite() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sf-tests");
     let (mut passed, mut failures) = (0usize, Vec::new());
     for file in FILES {
-        let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let text =
+            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let cases: Vec<Value> = serde_json::from_str(&text).expect("suite JSON");
         for case in cases {
             let name = format!("{file}: {}", case["name"].as_str().unwrap_or("?"));
-            let raw: Vec<&str> = case["raw"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+            let raw: Vec<&str> = case["raw"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
             let input = raw.join(", ");
             let got = parse(case["header_type"].as_str().unwrap(), input.as_bytes());
             let must_fail = case["must_fail"].as_bool().unwrap_or(false);
@@ -156,11 +169,20 @@ fn structured_field_conformance_suite() {
             if ok {
                 passed += 1;
             } else {
-                failures.push(format!("{name}: input {input:?} gave {got:?}, expected {}", case["expected"]));
+                failures.push(format!(
+                    "{name}: input {input:?} gave {got:?}, expected {}",
+                    case["expected"]
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), passed + failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        passed + failures.len(),
+        failures.join("\n")
+    );
     assert!(passed > 1400, "the whole suite ran ({passed} cases)");
 }
 

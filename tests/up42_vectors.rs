@@ -12,9 +12,16 @@ fn committed_vectors_are_what_the_reference_signer_writes() {
         .arg(common::root().join("tests/vectors/gen_up42.py"))
         .output()
         .expect("python3 runs the reference signer");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let committed = std::fs::read(common::root().join("tests/vectors/up42.json")).unwrap();
-    assert!(out.stdout == committed, "tests/vectors/up42.json is stale: regenerate it with the script");
+    assert!(
+        out.stdout == committed,
+        "tests/vectors/up42.json is stale: regenerate it with the script"
+    );
 }
 
 #[test]
@@ -36,15 +43,28 @@ fn every_vector_gives_its_expected_result_by_every_path() {
         assert_eq!(outcome(&by_pairs), v.expect, "{}", v.name);
         assert_eq!(outcome(&by_raw), v.expect, "{} (raw block)", v.name);
         assert_eq!(outcome(&by_c), v.expect, "{} (C ABI)", v.name);
-        assert_eq!(outcome(&by_c_raw), v.expect, "{} (C ABI, raw block)", v.name);
+        assert_eq!(
+            outcome(&by_c_raw),
+            v.expect,
+            "{} (C ABI, raw block)",
+            v.name
+        );
         if let Ok(got) = by_pairs {
             ok += 1;
             assert_eq!(Some(got.key_index), v.key_index, "{}", v.name);
             assert_eq!(got.created, 1_700_000_000, "{}", v.name);
-            assert_eq!(got.body_sha256[..], Sha256::digest(&v.body)[..], "{}", v.name);
+            assert_eq!(
+                got.body_sha256[..],
+                Sha256::digest(&v.body)[..],
+                "{}",
+                v.name
+            );
             assert_eq!(by_raw.unwrap(), got);
             let c = by_c.unwrap();
-            assert_eq!((c.created, c.key_index as usize, c.body_sha256), (got.created, got.key_index, got.body_sha256));
+            assert_eq!(
+                (c.created, c.key_index as usize, c.body_sha256),
+                (got.created, got.key_index, got.body_sha256)
+            );
             assert_eq!(c.has_expires, got.expires.is_some());
         }
     }

@@ -74,14 +74,21 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
             "--byte-sequence" => a.byte_sequence = true,
             "--created" => {
                 let v = value("--created")?;
-                a.created = Some(v.parse().map_err(|_| format!("--created takes unix seconds, not {v:?}"))?);
+                a.created = Some(
+                    v.parse()
+                        .map_err(|_| format!("--created takes unix seconds, not {v:?}"))?,
+                );
             }
             "--digest" => {
                 a.digest = match value("--digest")?.as_str() {
                     "up42" | "SHA-256" => DigestAlg::Sha256Up42,
                     "sha-256" => DigestAlg::Sha256,
                     "sha-512" => DigestAlg::Sha512,
-                    other => return Err(format!("--digest takes up42, sha-256 or sha-512, not {other:?}")),
+                    other => {
+                        return Err(format!(
+                            "--digest takes up42, sha-256 or sha-512, not {other:?}"
+                        ))
+                    }
                 }
             }
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
@@ -97,12 +104,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
 
 /// The secrets file format of the receiver: one secret a line; the first one signs.
 fn first_line(text: &str) -> Option<String> {
-    text.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string)
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
 }
 
 fn read_secret(file: Option<&str>) -> Result<String, String> {
     let from_file = |path: &str| {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read secret file {path}: {e}"))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read secret file {path}: {e}"))?;
         first_line(&text).ok_or(format!("secret file {path} holds no secret"))
     };
     if let Some(path) = file {
@@ -125,13 +136,26 @@ fn random_uuid() -> Result<String, String> {
     b[6] = (b[6] & 0x0f) | 0x40; // version 4
     b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 fn event_body(kind: &str, status: Option<&str>, now: i64) -> Result<Vec<u8>, String> {
     if let Some(s) = status {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b == b' ') {
-            return Err(format!("--status takes an upper-case status like SUCCEEDED, not {s:?}"));
+        if s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b' ')
+        {
+            return Err(format!(
+                "--status takes an upper-case status like SUCCEEDED, not {s:?}"
+            ));
         }
     }
     let (id, ts) = (random_uuid()?, format_rfc3339(now));
@@ -157,17 +181,24 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs() as i64;
     let secret = read_secret(args.secret_file.as_deref())?;
     let key = Key::new(&[secret.as_bytes()]).map_err(|e| format!("bad secret: {e}"))?;
     let body = match (&args.event, args.body_file.as_deref()) {
         (Some(kind), _) => event_body(kind, args.status.as_deref(), now)?,
         (None, None | Some("-")) => {
             let mut b = Vec::new();
-            std::io::stdin().read_to_end(&mut b).map_err(|e| format!("cannot read standard input: {e}"))?;
+            std::io::stdin()
+                .read_to_end(&mut b)
+                .map_err(|e| format!("cannot read standard input: {e}"))?;
             b
         }
-        (None, Some(path)) => std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+        (None, Some(path)) => {
+            std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?
+        }
     };
     if let Some(path) = &args.body_out {
         std::fs::write(path, &body).map_err(|e| format!("cannot write {path}: {e}"))?;
@@ -178,8 +209,9 @@ fn run(args: Args) -> Result<(), String> {
         digest: args.digest,
         byte_sequence: args.byte_sequence,
     };
-    let signed = sign(&key, &body, args.created.unwrap_or(now), &opts)
-        .map_err(|e| format!("cannot sign: {e} (is the label lower-case and the keyid printable ASCII?)"))?;
+    let signed = sign(&key, &body, args.created.unwrap_or(now), &opts).map_err(|e| {
+        format!("cannot sign: {e} (is the label lower-case and the keyid printable ASCII?)")
+    })?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let headers = [
         ("Content-Digest", text(signed.content_digest())),
@@ -188,14 +220,26 @@ fn run(args: Args) -> Result<(), String> {
     ];
     let mut out = String::new();
     if let Some(url) = &args.url {
-        out.push_str(&format!("curl -sS -X POST {} -H 'Content-Type: application/json'", shell_quote(url)));
+        out.push_str(&format!(
+            "curl -sS -X POST {} -H 'Content-Type: application/json'",
+            shell_quote(url)
+        ));
         for (name, value) in &headers {
             out.push_str(&format!(" -H {}", shell_quote(&format!("{name}: {value}"))));
         }
         match (args.body_file.as_deref(), std::str::from_utf8(&body)) {
-            (Some(path), _) if path != "-" => out.push_str(&format!(" --data-binary @{}", shell_quote(path))),
-            (_, Ok(s)) if !s.contains('\0') => out.push_str(&format!(" --data-binary {}", shell_quote(s))),
-            _ => return Err("a binary body cannot go inline into a curl command: pass it as BODY_FILE".into()),
+            (Some(path), _) if path != "-" => {
+                out.push_str(&format!(" --data-binary @{}", shell_quote(path)))
+            }
+            (_, Ok(s)) if !s.contains('\0') => {
+                out.push_str(&format!(" --data-binary {}", shell_quote(s)))
+            }
+            _ => {
+                return Err(
+                    "a binary body cannot go inline into a curl command: pass it as BODY_FILE"
+                        .into(),
+                )
+            }
         }
         out.push('\n');
     } else {
@@ -208,7 +252,9 @@ fn run(args: Args) -> Result<(), String> {
             out.push('\n');
         }
     }
-    std::io::stdout().write_all(out.as_bytes()).map_err(|e| e.to_string())
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

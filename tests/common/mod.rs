@@ -46,7 +46,10 @@ impl Vector {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 fn bytes(v: &Value) -> Vec<u8> {
@@ -71,7 +74,12 @@ pub fn up42_vectors() -> Vec<Vector> {
             };
             Vector {
                 name: v["name"].as_str().expect("name").to_string(),
-                secrets: v["secrets"].as_array().expect("secrets").iter().map(bytes).collect(),
+                secrets: v["secrets"]
+                    .as_array()
+                    .expect("secrets")
+                    .iter()
+                    .map(bytes)
+                    .collect(),
                 body,
                 headers: v["headers"]
                     .as_array()
@@ -92,8 +100,13 @@ pub struct CKey(pub *mut up42wh_key);
 
 impl CKey {
     pub fn new<S: AsRef<[u8]>>(secrets: &[S]) -> Result<CKey, Code> {
-        let slices: Vec<up42wh_slice> =
-            secrets.iter().map(|s| up42wh_slice { ptr: s.as_ref().as_ptr(), len: s.as_ref().len() }).collect();
+        let slices: Vec<up42wh_slice> = secrets
+            .iter()
+            .map(|s| up42wh_slice {
+                ptr: s.as_ref().as_ptr(),
+                len: s.as_ref().len(),
+            })
+            .collect();
         let mut key = std::ptr::null_mut();
         let code = unsafe { ffi::up42wh_key_new(slices.as_ptr(), slices.len(), &mut key) };
         if code == Code::Ok {
@@ -105,14 +118,33 @@ impl CKey {
     }
 
     /// `up42wh_verify` with the headers as an array.
-    pub fn verify(&self, headers: &[(&[u8], &[u8])], body: &[u8], now: i64) -> Result<up42wh_verified, Code> {
+    pub fn verify(
+        &self,
+        headers: &[(&[u8], &[u8])],
+        body: &[u8],
+        now: i64,
+    ) -> Result<up42wh_verified, Code> {
         let list: Vec<up42wh_header> = headers
             .iter()
-            .map(|(n, v)| up42wh_header { name: n.as_ptr(), name_len: n.len(), value: v.as_ptr(), value_len: v.len() })
+            .map(|(n, v)| up42wh_header {
+                name: n.as_ptr(),
+                name_len: n.len(),
+                value: v.as_ptr(),
+                value_len: v.len(),
+            })
             .collect();
         let mut out = blank_verified();
         let code = unsafe {
-            ffi::up42wh_verify(self.0, list.as_ptr(), list.len(), body.as_ptr(), body.len(), now, std::ptr::null(), &mut out)
+            ffi::up42wh_verify(
+                self.0,
+                list.as_ptr(),
+                list.len(),
+                body.as_ptr(),
+                body.len(),
+                now,
+                std::ptr::null(),
+                &mut out,
+            )
         };
         if code == Code::Ok {
             Ok(out)
@@ -126,7 +158,16 @@ impl CKey {
     pub fn verify_raw(&self, raw: &[u8], body: &[u8], now: i64) -> Result<up42wh_verified, Code> {
         let mut out = blank_verified();
         let code = unsafe {
-            ffi::up42wh_verify_raw(self.0, raw.as_ptr(), raw.len(), body.as_ptr(), body.len(), now, std::ptr::null(), &mut out)
+            ffi::up42wh_verify_raw(
+                self.0,
+                raw.as_ptr(),
+                raw.len(),
+                body.as_ptr(),
+                body.len(),
+                now,
+                std::ptr::null(),
+                &mut out,
+            )
         };
         if code == Code::Ok {
             Ok(out)
@@ -144,7 +185,13 @@ impl Drop for CKey {
 }
 
 pub fn blank_verified() -> up42wh_verified {
-    up42wh_verified { created: -1, expires: -1, has_expires: false, key_index: 99, body_sha256: [0; 32] }
+    up42wh_verified {
+        created: -1,
+        expires: -1,
+        has_expires: false,
+        key_index: 99,
+        body_sha256: [0; 32],
+    }
 }
 
 /// The result of a verification as the stable name the vectors use.
