@@ -6,27 +6,13 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// target/<profile>/, where cargo puts the cdylib beside the test's deps/ directory.
-fn lib_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .to_path_buf()
-}
-
 fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
 fn c_program_verifies_vectors_through_the_header() {
-    let lib = lib_dir();
-    assert!(
-        lib.join("libup42webhooks.so").exists(),
-        "cdylib built at {}",
-        lib.display()
-    );
+    let lib: PathBuf = common::cdylib().parent().unwrap().to_path_buf();
     let exe = lib.join("c-abi-verify");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)

@@ -10,14 +10,6 @@ use up42webhooks::ffi::{
 };
 use up42webhooks::Signed;
 
-fn cdylib() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("libup42webhooks.so")
-}
-
 #[test]
 fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
     let lua = unsafe { Lua::unsafe_new() }; // the FFI is an "unsafe" standard library for mlua
@@ -31,7 +23,9 @@ fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
     globals
         .set("CDEF", lua.load(&cdef).eval::<String>().unwrap())
         .unwrap();
-    globals.set("LIB", cdylib().to_str().unwrap()).unwrap();
+    globals
+        .set("LIB", common::cdylib().to_str().unwrap())
+        .unwrap();
     globals
         .set("SECRET", lua.create_string(&v.secrets[0]).unwrap())
         .unwrap();

@@ -77,3 +77,56 @@ proptest! {
         prop_assert!(got.is_err(), "changed byte {} of part {} and it still verified", i, which);
     }
 }
+
+#[test]
+fn every_truncation_of_a_signature_header_fails_cleanly() {
+    let key = Key::new(&[SECRET]).unwrap();
+    let body = br#"{"event":"order.status","messageId":"m","timestamp":"2023-11-14T22:13:20Z"}"#;
+    for digest in [DigestAlg::Sha256Up42, DigestAlg::Sha512] {
+        let s = sign(
+            &key,
+            body,
+            NOW,
+            &SignOptions {
+                digest,
+                ..SignOptions::default()
+            },
+        )
+        .unwrap();
+        let full = [s.content_digest(), s.signature_input(), s.signature()];
+        for which in 0..3 {
+            for cut in 0..full[which].len() {
+                if full[which][cut..].iter().all(|&b| b == b'=') {
+                    continue; // only base64 padding cut: the same bytes, which RFC 8941 accepts unpadded
+                }
+                let mut parts = full;
+                parts[which] = &full[which][..cut];
+                let pairs: Vec<(&[u8], &[u8])> = vec![
+                    (b"Content-Digest", parts[0]),
+                    (b"Signature-Input", parts[1]),
+                    (b"Signature", parts[2]),
+                ];
+                let got = verify(
+                    &key,
+                    &Headers::Pairs(&pairs),
+                    body,
+                    NOW,
+                    &Options::default(),
+                );
+                assert!(
+                    got.is_err(),
+                    "header {which} cut to {cut} bytes still verified"
+                );
+                let mut raw = Vec::new();
+                for (n, v) in &pairs {
+                    raw.extend_from_slice(&[n, &b": "[..], v, &b"\r\n"[..]].concat());
+                }
+                // The raw block truncated anywhere, too.
+                let raw_cut = &raw[..raw.len() * cut / full[which].len().max(1)];
+                assert!(
+                    verify(&key, &Headers::Raw(raw_cut), body, NOW, &Options::default()).is_err()
+                );
+            }
+        }
+    }
+}

@@ -11,6 +11,36 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The cdylib, built for the tests that load it from C or LuaJIT. `cargo test` links the rlib and
+/// does not produce the .so, so this builds it once per test binary, into a target directory of its
+/// own (with its own lock, so that it does not wait for the `cargo test` that runs us).
+pub fn cdylib() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = root().join("target").join("cdylib-for-tests");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args([
+                    "build",
+                    "--lib",
+                    "--locked",
+                    "--offline",
+                    "--quiet",
+                    "--target-dir",
+                ])
+                .arg(&target)
+                .current_dir(root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the cdylib for the tests failed");
+            let lib = target.join("debug").join("libup42webhooks.so");
+            assert!(lib.exists(), "{} was built", lib.display());
+            lib
+        })
+        .clone()
+}
+
 /// One vector of tests/vectors/up42.json.
 pub struct Vector {
     pub name: String,
