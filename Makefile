@@ -1,12 +1,21 @@
-# up42webhooks: build, test and benchmark the verification library.
-# `make build` and `make test` are the README's quick start; both install what they miss.
+# up42webhooks: build, run, test and benchmark.
+# `make serve` and `make test` are the README's quick start; both install what they miss.
 
 CARGO ?= cargo
 RELEASE_DIR := target/release
+PORT ?= 9888
+RUN_DIR ?= run
+# OpenResty when it is on the PATH, else nginx (Debian's, with libnginx-mod-http-lua).
+NGINX ?= $(shell command -v openresty || command -v nginx || echo /usr/sbin/nginx)
+RUN_ABS = $(abspath $(RUN_DIR))
 
-.PHONY: help deps build test lint header bench sign-example clean
+.PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean
 
 help:
+	@echo "make serve         build and run the receiver on 127.0.0.1:PORT (default 9888), in the background;"
+	@echo "                   the secret comes from UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE"
+	@echo "make stop / logs   stop it / follow its logs"
+	@echo "make send-test     sign a fresh test event, post it to the running server, show the dump"
 	@echo "make build         build the library (cdylib + rlib) and the up42wh-sign tool, release mode"
 	@echo "make test          every check: formatting, clippy, the header diff and all tests"
 	@echo "make bench         criterion benchmarks, then verify/floor ratios"
@@ -32,6 +41,22 @@ deps:
 	  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy; \
 	fi
 
+# nginx with the Lua module, lua-resty-core and lua-cjson (Debian's packages) unless OpenResty is here.
+nginx-deps:
+	@if command -v openresty >/dev/null 2>&1; then exit 0; fi; \
+	missing=""; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	for p in libnginx-mod-http-lua lua-resty-core lua-cjson; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "please install:$$missing (or OpenResty)" >&2; exit 1; fi; \
+	fi
+
 build: deps
 	$(CARGO) build --release --locked
 	@echo "built $(RELEASE_DIR)/libup42webhooks.so and $(RELEASE_DIR)/up42wh-sign"
@@ -40,7 +65,7 @@ lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test: lint
+test: lint nginx-deps
 	$(CARGO) test --locked
 
 header:
@@ -53,5 +78,34 @@ bench: deps
 sign-example: build
 	$(RELEASE_DIR)/up42wh-sign --event job --url http://127.0.0.1:9888/receive-webhooks
 
+serve: build nginx-deps
+	@if [ -z "$$UP42_WEBHOOK_SECRET$$UP42_WEBHOOK_SECRET_FILE" ]; then \
+	  echo "set UP42_WEBHOOK_SECRET (or UP42_WEBHOOK_SECRET_FILE, one secret a line) first" >&2; exit 1; fi
+	@if [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null; then \
+	  echo "already running (make stop first)" >&2; exit 1; fi
+	openresty/prefix.sh $(RUN_DIR) $(PORT) $(RELEASE_DIR) $(NGINX)
+	$(NGINX) -p $(RUN_ABS) -c conf/nginx.conf
+	@for i in $$(seq 1 50); do \
+	  curl -fsS http://127.0.0.1:$(PORT)/ping >/dev/null 2>&1 && { \
+	    echo "serving on http://127.0.0.1:$(PORT)/receive-webhooks (logs: make logs, stop: make stop)"; exit 0; }; \
+	  sleep 0.1; done; \
+	echo "nginx did not answer on port $(PORT); $(RUN_DIR)/logs/error.log says:" >&2; \
+	tail -n 20 $(RUN_DIR)/logs/error.log >&2; exit 1
+
+stop:
+	@if [ -f $(RUN_DIR)/logs/nginx.pid ]; then \
+	  $(NGINX) -p $(RUN_ABS) -c conf/nginx.conf -s stop && echo stopped; \
+	else echo "not running"; fi
+
+logs:
+	tail -n 50 -F $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log
+
+send-test: build
+	@cmd=$$($(RELEASE_DIR)/up42wh-sign --event job --status SUCCEEDED --url http://127.0.0.1:$(PORT)/receive-webhooks) && \
+	echo "POST /receive-webhooks -> $$(sh -c "$$cmd")"
+	@echo "GET /dump-webhooks (last lines):"
+	@curl -fsS http://127.0.0.1:$(PORT)/dump-webhooks | tail -n 2
+
 clean:
 	$(CARGO) clean
+	rm -rf $(RUN_DIR)

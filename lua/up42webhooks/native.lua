@@ -1,0 +1,138 @@
+-- LuaJIT FFI binding of libup42webhooks. The declarations come from cdef.lua, which is generated
+-- from include/up42webhooks.h (a test keeps the two identical), never written by hand.
+local ffi = require "ffi"
+local cdef = require "up42webhooks.cdef"
+
+local ffi_new = ffi.new
+local ffi_str = ffi.string
+local ffi_gc = ffi.gc
+local ffi_cast = ffi.cast
+local tonumber = tonumber
+local type = type
+
+ffi.cdef(cdef)
+
+local _M = { _VERSION = "0.1.0" }
+
+-- Finds libup42webhooks.so through package.cpath (nginx: lua_package_cpath), as Lua finds C
+-- modules, and says where it looked when it cannot.
+local function find_library()
+    local tried = {}
+    for template in package.cpath:gmatch("[^;]+") do
+        local path = template:gsub("%?", "libup42webhooks")
+        local f = io.open(path, "rb")
+        if f then
+            f:close()
+            return path
+        end
+        tried[#tried + 1] = path
+    end
+    return nil, "libup42webhooks.so not found in package.cpath (lua_package_cpath); tried: "
+        .. table.concat(tried, ", ")
+end
+
+local path, err = find_library()
+if not path then
+    error(err, 2)
+end
+-- Held by this module for the life of the VM: a collected clib would unload the .so while keys
+-- made from it still wait for their finalizer.
+local C = ffi.load(path)
+_M.library_path = path
+
+local OK = tonumber(C.UP42WH_RESULT_OK)
+local up42wh_verify_raw = C.up42wh_verify_raw
+local up42wh_check_timestamp = C.up42wh_check_timestamp
+local up42wh_result_name = C.up42wh_result_name
+local up42wh_result_message = C.up42wh_result_message
+
+-- Reused per VM (one per nginx worker): requests in a worker run one at a time between yields,
+-- and nothing here yields.
+local verified = ffi_new("up42wh_verified")
+local unix_out = ffi_new("int64_t[1]")
+
+function _M.result_name(code)
+    return ffi_str(up42wh_result_name(code))
+end
+
+function _M.result_message(code)
+    return ffi_str(up42wh_result_message(code))
+end
+
+function _M.version()
+    return ffi_str(C.up42wh_version())
+end
+
+-- A key from a list of secrets (strings); the first signs, any verifies.
+function _M.new_key(secrets)
+    if type(secrets) ~= "table" or #secrets == 0 then
+        return nil, "at least one secret is needed"
+    end
+    local n = #secrets
+    local slices = ffi_new("up42wh_slice[?]", n)
+    for i = 1, n do
+        local s = secrets[i]
+        if type(s) ~= "string" or s == "" then
+            return nil, "secret " .. i .. " is empty or not a string"
+        end
+        slices[i - 1].ptr = ffi_cast("const uint8_t *", s)
+        slices[i - 1].len = #s
+    end
+    local out = ffi_new("up42wh_key *[1]")
+    local rc = tonumber(C.up42wh_key_new(slices, n, out))
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    return ffi_gc(out[0], C.up42wh_key_free)
+end
+
+-- Verification options. The label string is kept by the returned table, so that the pointer in
+-- the C struct stays valid as long as the options are used.
+function _M.new_options(o)
+    o = o or {}
+    local opts = ffi_new("up42wh_options")
+    local rc = tonumber(C.up42wh_options_init(opts))
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    local holder = { cdata = opts, label = o.label }
+    if o.label then
+        opts.label = ffi_cast("const uint8_t *", o.label)
+        opts.label_len = #o.label
+    end
+    if o.max_age then opts.max_age = o.max_age end
+    if o.max_future then opts.max_future = o.max_future end
+    if o.max_body then opts.max_body = o.max_body end
+    return holder
+end
+
+-- Verifies a delivery. Returns the verified struct (reused: read it before the next call) or
+-- nil, the result name and its message.
+function _M.verify_raw(key, raw_headers, body, now, options)
+    local rc = tonumber(up42wh_verify_raw(key, raw_headers, #raw_headers, body, #body, now,
+                                          options.cdata, verified))
+    if rc ~= OK then
+        return nil, _M.result_name(rc), _M.result_message(rc)
+    end
+    return verified
+end
+
+-- The SHA-256 of the body from a verified struct, as 64 hex digits.
+function _M.body_sha256_hex(v)
+    local hex = {}
+    for i = 0, 31 do
+        hex[i + 1] = ("%02x"):format(v.body_sha256[i])
+    end
+    return table.concat(hex)
+end
+
+-- Checks an RFC 3339 timestamp against now; returns unix seconds or nil, name, message.
+function _M.check_timestamp(ts, now, options)
+    local rc = tonumber(up42wh_check_timestamp(ts, #ts, now, options.cdata, unix_out))
+    if rc ~= OK then
+        return nil, _M.result_name(rc), _M.result_message(rc)
+    end
+    return tonumber(unix_out[0])
+end
+
+return _M

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Lays out an nginx prefix directory that runs this project's config:
+#   openresty/prefix.sh DIR PORT [LIBDIR] [NGINX]
+# DIR/conf links to openresty/{nginx,default}.conf (so edits need only a reload), DIR/lua to the Lua
+# module, DIR/lib to the directory holding libup42webhooks.so (default target/release). The two
+# per-host files are written here: the listen line (127.0.0.1:PORT) and the load_module lines that
+# Debian's nginx needs for its Lua module (none for OpenResty).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${1:?usage: prefix.sh DIR PORT [LIBDIR] [NGINX]}
+port=${2:?usage: prefix.sh DIR PORT [LIBDIR] [NGINX]}
+libdir=${3:-$root/target/release}
+nginx=${4:-$(command -v openresty || command -v nginx || echo /usr/sbin/nginx)}
+
+[ -f "$libdir/libup42webhooks.so" ] || { echo "no $libdir/libup42webhooks.so: run make build" >&2; exit 1; }
+mkdir -p "$dir/conf" "$dir/logs" "$dir/tmp/body"
+# Workers of a root master run as nobody: they must reach the prefix and write spooled bodies.
+chmod 755 "$dir"
+chmod 1777 "$dir/tmp" "$dir/tmp/body"
+ln -sfn "$root/lua" "$dir/lua"
+ln -sfn "$(cd "$libdir" && pwd)" "$dir/lib"
+ln -sfn "$root/openresty/html" "$dir/html"
+ln -sf "$root/openresty/nginx.conf" "$dir/conf/nginx.conf"
+ln -sf "$root/openresty/default.conf" "$dir/conf/default.conf"
+echo "listen 127.0.0.1:$port;" > "$dir/conf/up42webhooks-listen.conf"
+
+modules="$dir/conf/up42webhooks-modules.conf"
+: > "$modules"
+if ! "$nginx" -V 2>&1 | grep -q -e lua-nginx-module -e ngx_lua; then
+  for m in ndk_http_module ngx_http_lua_module; do
+    for d in /usr/lib/nginx/modules /usr/share/nginx/modules; do
+      if [ -f "$d/$m.so" ]; then echo "load_module $d/$m.so;" >> "$modules"; break; fi
+    done
+  done
+  grep -q ngx_http_lua_module "$modules" || {
+    echo "$nginx has no Lua module: install OpenResty, or libnginx-mod-http-lua" >&2; exit 1; }
+fi

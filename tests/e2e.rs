@@ -1,0 +1,560 @@
+//! End to end through real nginx: the project's own config (openresty/), laid out by
+//! openresty/prefix.sh in a temporary prefix, on a free 127.0.0.1 port, `worker_processes auto`
+//! (two workers on a two-core machine). HTTP/1.0 requests over plain sockets; every wait is bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use up42webhooks::{format_rfc3339, sign, Key, SignOptions};
+
+const SECRET: &str = "e2e-secret-Vm9sdW1lLTM3";
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn nginx_binary() -> String {
+    if let Ok(n) = std::env::var("NGINX") {
+        return n;
+    }
+    for candidate in ["openresty", "nginx", "/usr/sbin/nginx"] {
+        if Command::new(candidate)
+            .arg("-v")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+        {
+            return candidate.to_string();
+        }
+    }
+    panic!("no nginx: install nginx + libnginx-mod-http-lua + lua-resty-core + lua-cjson (make test does)");
+}
+
+struct Server {
+    port: u16,
+    dir: PathBuf,
+    nginx: String,
+    child: Child,
+}
+
+impl Server {
+    fn start() -> Server {
+        let lib = common::cdylib();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("up42wh-e2e-{}-{port}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let nginx = nginx_binary();
+        let status = Command::new(common::root().join("openresty/prefix.sh"))
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg(lib.parent().unwrap())
+            .arg(&nginx)
+            .status()
+            .unwrap();
+        assert!(status.success(), "prefix.sh lays out the prefix");
+        let child = Command::new(&nginx)
+            .arg("-p")
+            .arg(&dir)
+            .args(["-c", "conf/nginx.conf", "-g", "daemon off;"])
+            .env("UP42_WEBHOOK_SECRET", SECRET)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server {
+            port,
+            dir,
+            nginx,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if server.try_get("/ping").is_some_and(|r| r.status == 200) {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nginx did not come up: {}", server.error_log());
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
+    }
+
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Option<Response> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let mut req = format!(
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (n, v) in headers {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).ok()?;
+        s.write_all(body).ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).ok()?;
+        Response::parse(&raw)
+    }
+
+    fn try_get(&self, path: &str) -> Option<Response> {
+        self.try_request("GET", path, &[], b"")
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        self.try_request(method, path, headers, body)
+            .expect("a complete HTTP response")
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    fn post(&self, d: &Delivery) -> Response {
+        let h: Vec<(&str, &str)> = d
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        self.request("POST", "/receive-webhooks", &h, &d.body)
+    }
+
+    /// The dump's event lines and its closing count.
+    fn dump(&self, query: &str) -> (Vec<String>, u64) {
+        let r = self.get(&format!("/dump-webhooks{query}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = r.text();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let last = lines.pop().expect("a last line");
+        let n = last
+            .strip_prefix("{\"number_webhooks_received\":")
+            .and_then(|s| s.strip_suffix('}'))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("last line is the count: {last}"));
+        (lines, n)
+    }
+
+    /// No error-level line in the log, and the secret in no log.
+    fn assert_clean_logs(&self) {
+        let error = self.error_log();
+        for level in ["[error]", "[crit]", "[alert]", "[emerg]"] {
+            assert!(!error.contains(level), "error.log has {level}:\n{error}");
+        }
+        let access = std::fs::read_to_string(self.dir.join("logs/access.log")).unwrap_or_default();
+        assert!(
+            !error.contains(SECRET) && !access.contains(SECRET),
+            "the secret is in a log"
+        );
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.nginx)
+            .arg("-p")
+            .arg(&self.dir)
+            .args(["-c", "conf/nginx.conf", "-s", "stop"])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn parse(raw: &[u8]) -> Option<Response> {
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&raw[..split]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+            })
+            .collect();
+        Some(Response {
+            status,
+            headers,
+            body: raw[split + 4..].to_vec(),
+        })
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn json(r: &Response) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()))
+}
+
+/// A signed delivery; fields are public so that cases can break one thing at a time.
+#[derive(Clone)]
+struct Delivery {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Delivery {
+    fn signed(body: &[u8], secret: &str, created: i64) -> Delivery {
+        let s = sign(
+            &Key::new(&[secret]).unwrap(),
+            body,
+            created,
+            &SignOptions::default(),
+        )
+        .unwrap();
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        Delivery {
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Content-Digest".into(), text(s.content_digest())),
+                ("Signature-Input".into(), text(s.signature_input())),
+                ("Signature".into(), text(s.signature())),
+            ],
+            body: body.to_vec(),
+        }
+    }
+
+    fn without(mut self, name: &str) -> Delivery {
+        self.headers.retain(|(n, _)| n != name);
+        self
+    }
+
+    fn with(mut self, name: &str, value: &str) -> Delivery {
+        self.headers.retain(|(n, _)| n != name);
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+fn event(kind: &str, id: &str, status: &str, live: bool, timestamp: i64, extra: &str) -> Vec<u8> {
+    let ts = format_rfc3339(timestamp);
+    let body = if kind == "job" {
+        format!(r#"{{"jobId":"j-{id}","status":"{status}","tasks":[]{extra}}}"#)
+    } else {
+        format!(
+            r#"{{"orderId":"o-{id}","orderType":"ARCHIVE","status":"{status}","statusIsFinal":true{extra}}}"#
+        )
+    };
+    format!(r#"{{"event":"{kind}.status","liveMode":{live},"messageId":"{id}","timestamp":"{ts}","body":{body}}}"#)
+        .into_bytes()
+}
+
+fn fresh(kind: &str, id: &str, status: &str, live: bool) -> Delivery {
+    Delivery::signed(&event(kind, id, status, live, now(), ""), SECRET, now())
+}
+
+#[test]
+fn ping_methods_and_exact_locations() {
+    let srv = Server::start();
+    let pong = srv.get("/ping");
+    assert_eq!((pong.status, pong.text().as_str()), (200, "PONG\n"));
+    let server = pong
+        .header("server")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        !server.contains("nginx") && !server.contains("openresty"),
+        "Server: {server}"
+    );
+    for method in ["GET", "PUT", "DELETE"] {
+        let r = srv.request(method, "/receive-webhooks", &[], b"");
+        assert_eq!(r.status, 405, "{method}");
+        assert!(r.text().contains(r#""code": 405"#), "{}", r.text());
+    }
+    assert_eq!(srv.get("/receive-webhooksXYZ").status, 404);
+    assert_eq!(srv.get("/receive-webhooks/ping").status, 404);
+    // nginx's own error pages name it; ours are JSON and do not.
+    let missing = srv.get("/no-such-page");
+    assert_eq!(
+        (missing.status, json(&missing)["code"].as_u64()),
+        (404, Some(404))
+    );
+    assert!(!missing.text().to_ascii_lowercase().contains("nginx"));
+    srv.assert_clean_logs();
+}
+
+#[test]
+fn valid_events_are_stored_and_dumped_with_filters() {
+    let srv = Server::start();
+    let job = srv.post(&fresh("job", "id-job-1", "FAILED", false));
+    assert_eq!(job.status, 200, "{}", job.text());
+    assert_eq!(json(&job)["key"], 1, "{}", job.text());
+    let order = srv.post(&fresh("order", "id-order-1", "FULFILLED", true));
+    assert_eq!(order.status, 200, "{}", order.text());
+    assert_eq!(json(&order)["key"], 2, "{}", order.text());
+
+    let (lines, n) = srv.dump("");
+    assert_eq!(n, 2);
+    assert!(
+        lines[0].contains("id-job-1") && lines[1].contains("id-order-1"),
+        "arrival order: {lines:?}"
+    );
+    assert_eq!(srv.dump("?event=order.status").1, 1);
+    assert_eq!(srv.dump("?status=FAILED").0.len(), 1);
+    assert!(srv.dump("?live=true").0[0].contains("id-order-1"));
+    assert!(srv.dump("?live=false").0[0].contains("id-job-1"));
+    assert_eq!(srv.dump("?since=1").0.len(), 1);
+    assert_eq!(srv.dump("?event=nothing").1, 0);
+    let stats = srv.get("/stats");
+    assert_eq!(json(&stats)["counters"]["stored"], 2, "{}", stats.text());
+    srv.assert_clean_logs();
+}
+
+#[test]
+fn every_rejection_is_401_or_400_and_stores_nothing() {
+    let srv = Server::start();
+    let t = now();
+    let good = fresh("job", "id-r", "SUCCEEDED", false);
+    let mut tampered = good.clone();
+    tampered.body[10] ^= 1;
+    let old_body = event("job", "id-old", "SUCCEEDED", false, t - 3600, "");
+    let cases: Vec<(&str, Delivery, u16, &str)> = vec![
+        (
+            "wrong secret",
+            Delivery::signed(&good.body, "not-the-secret", t),
+            401,
+            "signature_mismatch",
+        ),
+        (
+            "no Signature-Input",
+            good.clone().without("Signature-Input"),
+            401,
+            "missing_signature_input",
+        ),
+        (
+            "no Signature",
+            good.clone().without("Signature"),
+            401,
+            "missing_signature",
+        ),
+        (
+            "no Content-Digest",
+            good.clone().without("Content-Digest"),
+            401,
+            "digest_missing",
+        ),
+        ("tampered body", tampered, 401, "digest_mismatch"),
+        (
+            "stale created",
+            Delivery::signed(&event("job", "s", "X", false, t, ""), SECRET, t - 400),
+            401,
+            "stale",
+        ),
+        (
+            "future created",
+            Delivery::signed(&event("job", "f", "X", false, t, ""), SECRET, t + 400),
+            401,
+            "future",
+        ),
+        // created is not covered by the HMAC: an old delivery re-sent with a fresh created.
+        (
+            "old body, forged fresh created",
+            Delivery::signed(&old_body, SECRET, t),
+            401,
+            "stale",
+        ),
+        (
+            "body timestamp ahead",
+            Delivery::signed(&event("job", "a", "X", false, t + 400, ""), SECRET, t),
+            401,
+            "future",
+        ),
+        (
+            "no body timestamp",
+            Delivery::signed(br#"{"event":"job.status"}"#, SECRET, t),
+            401,
+            "malformed_timestamp",
+        ),
+        (
+            "not an object",
+            Delivery::signed(b"[1,2,3]", SECRET, t),
+            400,
+            "not_json_object",
+        ),
+        (
+            "not JSON",
+            Delivery::signed(b"hello", SECRET, t),
+            400,
+            "not_json_object",
+        ),
+        (
+            "garbage Signature-Input",
+            good.clone().with("Signature-Input", "((((;;=="),
+            401,
+            "malformed_signature_input",
+        ),
+        (
+            "garbage Signature",
+            good.clone().with("Signature", "up42-sig=???"),
+            401,
+            "malformed_signature",
+        ),
+        (
+            "garbage Content-Digest",
+            good.clone().with("Content-Digest", "SHA-256=:xx"),
+            401,
+            "malformed_digest",
+        ),
+        (
+            "non-ASCII header",
+            good.clone()
+                .with("Signature-Input", "up42-sig=(\"\u{e9}\")"),
+            401,
+            "malformed_signature_input",
+        ),
+    ];
+    for (what, d, status, reason) in cases {
+        let r = srv.post(&d);
+        assert_eq!(r.status, status, "{what}: {}", r.text());
+        assert_eq!(json(&r)["error"], reason, "{what}: {}", r.text());
+        assert_eq!(json(&r)["code"], status, "{what}");
+    }
+    assert_eq!(srv.dump("").1, 0, "nothing was stored");
+    let log = srv.error_log();
+    assert!(
+        log.contains("rejected delivery: signature_mismatch, client 127.0.0.1"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&good.headers[3].1),
+        "the signature is not logged"
+    );
+    srv.assert_clean_logs();
+}
+
+#[test]
+fn duplicates_are_stored_once_and_large_bodies_are_read_from_the_spool() {
+    let srv = Server::start();
+    let d = fresh("order", "id-dup", "FULFILLED", true);
+    assert_eq!(srv.post(&d).status, 200);
+    let again = srv.post(&d);
+    assert_eq!(again.status, 200);
+    assert!(again.text().contains("duplicate"), "{}", again.text());
+    // The same body under a new signature is the same delivery too.
+    assert!(srv
+        .post(&Delivery::signed(&d.body, SECRET, now()))
+        .text()
+        .contains("duplicate"));
+    assert_eq!(srv.dump("").1, 1);
+
+    // 200 KiB: beyond client_body_buffer_size, so nginx spools it to a file.
+    let padding = format!(r#","padding":"{}""#, "x".repeat(200 * 1024));
+    let big = Delivery::signed(
+        &event("job", "id-big", "SUCCEEDED", false, now(), &padding),
+        SECRET,
+        now(),
+    );
+    let r = srv.post(&big);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (lines, n) = srv.dump("?since=1");
+    assert_eq!(n, 1);
+    assert!(lines[0].contains("id-big") && lines[0].len() > 200 * 1024);
+
+    let huge_padding = format!(r#","padding":"{}""#, "x".repeat(1024 * 1024));
+    let huge = Delivery::signed(
+        &event("job", "id-huge", "X", false, now(), &huge_padding),
+        SECRET,
+        now(),
+    );
+    assert_eq!(srv.post(&huge).status, 413);
+    srv.assert_clean_logs();
+}
+
+#[test]
+fn concurrent_deliveries_are_all_stored_under_distinct_keys() {
+    let srv = Server::start();
+    let port = srv.port;
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let view = ServerView { port };
+                (0..25)
+                    .map(|i| {
+                        let r = view.post(&fresh("job", &format!("c-{t}-{i}"), "RUNNING", false));
+                        assert_eq!(r.status, 200, "{}", r.text());
+                        let reply: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+                        reply["key"].as_u64().expect("a key")
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut keys: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 400, "400 distinct keys");
+    assert_eq!((keys[0], keys[399]), (1, 400));
+    let (lines, n) = srv.dump("");
+    assert_eq!((lines.len(), n), (400, 400), "none lost");
+    srv.assert_clean_logs();
+}
+
+/// A client for threads: only the port of a running server.
+struct ServerView {
+    port: u16,
+}
+
+impl ServerView {
+    fn post(&self, d: &Delivery) -> Response {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req = format!(
+            "POST /receive-webhooks HTTP/1.0\r\nHost: x\r\nContent-Length: {}\r\n",
+            d.body.len()
+        );
+        for (n, v) in &d.headers {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(&d.body).unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        Response::parse(&raw).unwrap()
+    }
+}
