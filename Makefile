@@ -46,8 +46,9 @@ nginx-deps:
 	@if command -v openresty >/dev/null 2>&1; then exit 0; fi; \
 	missing=""; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	for p in libnginx-mod-http-lua lua-resty-core lua-cjson; do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -70,7 +70,8 @@ end
 -- Configure once, in init_by_lua*. Options (all optional but a secret):
 --   secrets = {"s1", "s2"} | secret = "s" | secret_file = path (one secret a line, first signs)
 --   (else the environment: UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE; declare them with
---   nginx's `env` directive), tolerance, future, max_body, label, admin_token, dict, dedup_dict,
+--   nginx's `env` directive), tolerance, future, max_body, label, dict, dedup_dict,
+--   admin_token (else UP42_WEBHOOK_ADMIN_TOKEN: lets non-local clients read /dump-webhooks and /stats),
 --   stats_dict, notifiable = { ["job.status"] = {"FAILED", ...}, ... }, retry_after.
 -- A missing secret is an error: without one the receiver would have to accept everything.
 function _M.configure(o)
@@ -118,6 +119,10 @@ function _M.configure(o)
         if not ngx.shared[name] then
             error("up42webhooks: lua_shared_dict " .. name .. " is not declared", 2)
         end
+    end
+    c.admin_token = o.admin_token or os.getenv("UP42_WEBHOOK_ADMIN_TOKEN")
+    if c.admin_token == "" then
+        c.admin_token = nil
     end
     c.key, c.opts = key, opts
     c.events, c.seen, c.counters = ngx.shared[c.dict], ngx.shared[c.dedup_dict], ngx.shared[c.stats_dict]

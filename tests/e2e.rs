@@ -47,6 +47,12 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(|conf| conf.to_string(), &[])
+    }
+
+    /// Starts with the project's default.conf passed through `edit` (for the few cases that need a
+    /// smaller store or a trusted proxy) and extra environment variables.
+    fn start_with(edit: impl Fn(&str) -> String, env: &[(&str, &str)]) -> Server {
         let lib = common::cdylib();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -64,11 +70,19 @@ impl Server {
             .status()
             .unwrap();
         assert!(status.success(), "prefix.sh lays out the prefix");
+        let conf_path = dir.join("conf/default.conf");
+        let conf = std::fs::read_to_string(&conf_path).unwrap();
+        let edited = edit(&conf);
+        if edited != conf {
+            std::fs::remove_file(&conf_path).unwrap(); // a link to the project's file: replace, not write through
+            std::fs::write(&conf_path, edited).unwrap();
+        }
         let child = Command::new(&nginx)
             .arg("-p")
             .arg(&dir)
             .args(["-c", "conf/nginx.conf", "-g", "daemon off;"])
             .env("UP42_WEBHOOK_SECRET", SECRET)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -557,4 +571,134 @@ impl ServerView {
         s.read_to_end(&mut raw).unwrap();
         Response::parse(&raw).unwrap()
     }
+}
+
+#[test]
+fn a_full_store_answers_503_and_keeps_what_it_had() {
+    // The project's config with a 64 KiB store instead of 16 MiB.
+    let srv = Server::start_with(
+        |c| {
+            c.replace(
+                "lua_shared_dict received_webhooks 16m;",
+                "lua_shared_dict received_webhooks 64k;",
+            )
+        },
+        &[],
+    );
+    let padding = format!(r#","padding":"{}""#, "p".repeat(4000));
+    let (mut stored, mut refused) = (0, 0);
+    for i in 0..200 {
+        let d = Delivery::signed(
+            &event(
+                "job",
+                &format!("fill-{i}"),
+                "RUNNING",
+                false,
+                now(),
+                &padding,
+            ),
+            SECRET,
+            now(),
+        );
+        let r = srv.post(&d);
+        match r.status {
+            200 => stored += 1,
+            503 => {
+                refused += 1;
+                assert!(r.header("retry-after").is_some(), "503 says when to retry");
+                // The refused delivery was not marked as seen: its retry is not a "duplicate".
+                assert_eq!(srv.post(&d).status, 503);
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+        if refused >= 3 {
+            break;
+        }
+    }
+    assert!(
+        stored > 3 && refused == 3,
+        "stored {stored}, refused {refused}"
+    );
+    let (lines, n) = srv.dump("");
+    assert_eq!(
+        (lines.len() as u64, n),
+        (stored, stored),
+        "every stored event is still there"
+    );
+    for i in 0..stored {
+        assert!(
+            lines[i as usize].contains(&format!("\"fill-{i}\"")),
+            "event {i} kept, in order"
+        );
+    }
+    assert_eq!(
+        json(&srv.get("/stats"))["counters"]["store_full"].as_u64(),
+        Some(6)
+    );
+    srv.assert_clean_logs();
+}
+
+#[test]
+fn dump_and_stats_refuse_remote_clients_without_the_token() {
+    const TOKEN: &str = "admin-token-e2e-7c1f";
+    // As behind a reverse proxy on this host: the client address comes from X-Forwarded-For.
+    let trust_proxy = |c: &str| {
+        c.replace(
+            "server {\n",
+            "server {\n    set_real_ip_from 127.0.0.1;\n    real_ip_header X-Forwarded-For;\n",
+        )
+    };
+    let srv = Server::start_with(trust_proxy, &[("UP42_WEBHOOK_ADMIN_TOKEN", TOKEN)]);
+    assert_eq!(
+        srv.post(&fresh("job", "id-remote", "ERROR", true)).status,
+        200
+    );
+    let remote = [("X-Forwarded-For", "203.0.113.7")];
+    for path in ["/dump-webhooks", "/stats"] {
+        assert_eq!(
+            srv.request("GET", path, &remote, b"").status,
+            403,
+            "{path} refused to a remote client"
+        );
+        let wrong = [
+            ("X-Forwarded-For", "203.0.113.7"),
+            ("Authorization", "Bearer admin-token-e2e-7c1X"),
+        ];
+        assert_eq!(
+            srv.request("GET", path, &wrong, b"").status,
+            403,
+            "{path} with a wrong token"
+        );
+        let bearer = format!("Bearer {TOKEN}");
+        let right = [
+            ("X-Forwarded-For", "203.0.113.7"),
+            ("Authorization", bearer.as_str()),
+        ];
+        assert_eq!(
+            srv.request("GET", path, &right, b"").status,
+            200,
+            "{path} with the token"
+        );
+        let private = [("X-Forwarded-For", "192.168.1.20")];
+        assert_eq!(
+            srv.request("GET", path, &private, b"").status,
+            200,
+            "{path} from a private address"
+        );
+    }
+    // Receiving stays open to everyone: the signature is the access control there.
+    assert_eq!(
+        srv.post(
+            &fresh("job", "id-remote-2", "ERROR", true).with("X-Forwarded-For", "203.0.113.7")
+        )
+        .status,
+        200
+    );
+    let log = srv.error_log();
+    assert!(
+        log.contains("denied /dump-webhooks to 203.0.113.7"),
+        "{log}"
+    );
+    assert!(!log.contains(TOKEN), "the token is not logged");
+    srv.assert_clean_logs();
 }
