@@ -18,7 +18,7 @@ help:
 	@echo "make send-test     sign a fresh test event, post it to the running server, show the dump"
 	@echo "make build         build the library (cdylib + rlib) and the up42wh-sign tool, release mode"
 	@echo "make test          every check: formatting, clippy, the header diff and all tests"
-	@echo "make bench         criterion benchmarks, then verify/floor ratios"
+	@echo "make bench         criterion (verify/floor), LuaJIT FFI vs OpenSSL, wrk against nginx"
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
 	@echo "make sign-example  sign a fresh test event (needs UP42_WEBHOOK_SECRET)"
 
@@ -72,9 +72,13 @@ test: lint nginx-deps
 header:
 	UP42WH_BLESS=1 $(CARGO) test --locked --test header
 
-bench: deps
+# criterion (library), LuaJIT FFI vs OpenSSL (one process), wrk against real nginx.
+bench: build nginx-deps
 	$(CARGO) bench --locked --bench verify
 	@python3 benches/ratios.py target/criterion
+	$(CARGO) run --release --locked --example lua_bench -- benches/ffi_vs_openssl.lua
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	benches/wrk/run.sh 10 16
 
 sign-example: build
 	$(RELEASE_DIR)/up42wh-sign --event job --url http://127.0.0.1:9888/receive-webhooks

@@ -203,7 +203,7 @@ function _M.receive()
         count("method_not_allowed")
         return respond(405, { code = 405, msg = "method not allowed" })
     end
-    local length = tonumber(req.get_headers()["content-length"])
+    local length = tonumber(ngx_var.http_content_length)
     if length and length > config.max_body then
         return reject(413, "body_too_large", "the body is larger than allowed")
     end
@@ -217,7 +217,6 @@ function _M.receive()
     if not v then
         return reject(reason == "body_too_large" and 413 or 401, reason, msg)
     end
-    local digest = native.body_sha256_hex(v)
     local key_index = tonumber(v.key_index)
 
     local event = json_decode(body)
@@ -234,13 +233,16 @@ function _M.receive()
         return reject(401, treason, tmsg)
     end
 
+    -- `v` is the worker's reused result struct: still this delivery's, since nothing between the
+    -- verification and here verifies or yields. The digest is only formatted when there is no id.
     local id = type(event.messageId) == "string" and event.messageId ~= "" and ("m:" .. event.messageId)
-               or ("d:" .. digest)
+               or ("d:" .. native.body_sha256_hex(v))
     local ok, aerr = config.seen:safe_add(id, 0, config.dedup_ttl)
     if not ok then
         if aerr == "exists" then
             count("duplicate")
-            return respond(200, { msg = "duplicate: already stored", key = config.seen:get(id) })
+            local key = config.seen:get(id)
+            return respond(200, { msg = "duplicate: already stored", key = key ~= 0 and key or nil })
         end
         count("store_full")
         ngx.header["Retry-After"] = config.retry_after
@@ -262,7 +264,7 @@ function _M.receive()
         ngx.header["Retry-After"] = config.retry_after
         return respond(503, { code = 503, msg = "store full, retry later" })
     end
-    config.seen:set(id, n, config.dedup_ttl)
+    config.seen:set(id, n, config.dedup_ttl) -- 0 meant "being stored"; now the key
     count("stored")
     if key_index > 0 then
         count("stored_with_secret_" .. key_index)

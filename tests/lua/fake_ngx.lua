@@ -53,6 +53,12 @@ function fake.request(r)
     -- One table, updated in place: like OpenResty's ngx.var, it may be cached by modules.
     fake.ngx.var.remote_addr = r.remote_addr or "127.0.0.1"
     fake.ngx.var.uri = r.uri or "/"
+    for k in pairs(fake.ngx.var) do
+        if k:find("^http_") then fake.ngx.var[k] = nil end
+    end
+    for _, h in ipairs(r.headers or {}) do -- $http_<name>, as nginx spells it
+        fake.ngx.var["http_" .. h[1]:lower():gsub("-", "_")] = h[2]
+    end
 end
 
 -- Runs a handler; returns status, body, response headers.
