@@ -7,7 +7,7 @@ use std::ptr::{null, null_mut};
 
 use common::CKey;
 use up42webhooks::ffi::{self, up42wh_options};
-use up42webhooks::{check_timestamp, sign, verify, Code, Headers, Key, Options, SignOptions};
+use up42webhooks::{check_timestamp, verify, Code, Headers, Key, Options};
 
 const NOW: i64 = 1_700_000_000;
 const SECRET: &[u8] = b"The quick fox jumped over the lazy dog";
@@ -23,21 +23,9 @@ impl Delivery {
     fn valid() -> Delivery {
         let body = br#"{"event":"job.status","messageId":"m1","timestamp":"2023-11-14T22:13:20Z"}"#
             .to_vec();
-        let s = sign(
-            &Key::new(&[SECRET]).unwrap(),
-            &body,
-            NOW,
-            &SignOptions::default(),
-        )
-        .unwrap();
-        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        let secret = std::str::from_utf8(SECRET).unwrap();
         Delivery {
-            headers: vec![
-                ("Content-Type".into(), "application/json".into()),
-                ("Content-Digest".into(), text(s.content_digest())),
-                ("Signature-Input".into(), text(s.signature_input())),
-                ("Signature".into(), text(s.signature())),
-            ],
+            headers: common::signed_headers(&body, secret, NOW),
             body,
         }
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use up42webhooks::{format_rfc3339, sign, Key, SignOptions};
+use up42webhooks::format_rfc3339;
 
 const SECRET: &str = "e2e-secret-Vm9sdW1lLTM3";
 
@@ -251,21 +251,8 @@ struct Delivery {
 
 impl Delivery {
     fn signed(body: &[u8], secret: &str, created: i64) -> Delivery {
-        let s = sign(
-            &Key::new(&[secret]).unwrap(),
-            body,
-            created,
-            &SignOptions::default(),
-        )
-        .unwrap();
-        let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
         Delivery {
-            headers: vec![
-                ("Content-Type".into(), "application/json".into()),
-                ("Content-Digest".into(), text(s.content_digest())),
-                ("Signature-Input".into(), text(s.signature_input())),
-                ("Signature".into(), text(s.signature())),
-            ],
+            headers: common::signed_headers(body, secret, created),
             body: body.to_vec(),
         }
     }

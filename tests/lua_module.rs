@@ -5,7 +5,7 @@
 mod common;
 
 use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
-use up42webhooks::{format_rfc3339, sign, Key, SignOptions};
+use up42webhooks::format_rfc3339;
 
 const SECRET: &str = "lua-test-secret";
 const NOW: i64 = 1_700_000_000;
@@ -96,26 +96,13 @@ fn run(lua: &Lua, handler: &str, request: Table) -> (u16, String, Table) {
 }
 
 fn delivery(lua: &Lua, body: &str, secret: &str) -> Table {
-    let s = sign(
-        &Key::new(&[secret]).unwrap(),
-        body.as_bytes(),
-        NOW,
-        &SignOptions::default(),
-    )
-    .unwrap();
-    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
     let headers = lua.create_table().unwrap();
-    for (i, (n, v)) in [
-        ("Content-Type", "application/json".to_string()),
-        ("Content-Digest", text(s.content_digest())),
-        ("Signature-Input", text(s.signature_input())),
-        ("Signature", text(s.signature())),
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, (n, v)) in common::signed_headers(body.as_bytes(), secret, NOW)
+        .into_iter()
+        .enumerate()
     {
         headers
-            .set(i + 1, lua.create_sequence_from([n.to_string(), v]).unwrap())
+            .set(i + 1, lua.create_sequence_from([n, v]).unwrap())
             .unwrap();
     }
     let r = lua.create_table().unwrap();

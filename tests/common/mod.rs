@@ -163,8 +163,7 @@ impl CKey {
                 value_len: v.len(),
             })
             .collect();
-        let mut out = blank_verified();
-        let code = unsafe {
+        checked(|out| unsafe {
             ffi::up42wh_verify(
                 self.0,
                 list.as_ptr(),
@@ -173,21 +172,14 @@ impl CKey {
                 body.len(),
                 now,
                 std::ptr::null(),
-                &mut out,
+                out,
             )
-        };
-        if code == Code::Ok {
-            Ok(out)
-        } else {
-            assert_eq!(out.created, -1, "no output is written on failure");
-            Err(code)
-        }
+        })
     }
 
     /// `up42wh_verify_raw`.
     pub fn verify_raw(&self, raw: &[u8], body: &[u8], now: i64) -> Result<up42wh_verified, Code> {
-        let mut out = blank_verified();
-        let code = unsafe {
+        checked(|out| unsafe {
             ffi::up42wh_verify_raw(
                 self.0,
                 raw.as_ptr(),
@@ -196,16 +188,37 @@ impl CKey {
                 body.len(),
                 now,
                 std::ptr::null(),
-                &mut out,
+                out,
             )
-        };
-        if code == Code::Ok {
-            Ok(out)
-        } else {
+        })
+    }
+}
+
+/// Runs a verification into a marked output and checks the ABI rule that nothing is written on
+/// failure.
+fn checked(call: impl FnOnce(&mut up42wh_verified) -> Code) -> Result<up42wh_verified, Code> {
+    let mut out = blank_verified();
+    match call(&mut out) {
+        Code::Ok => Ok(out),
+        code => {
             assert_eq!(out.created, -1, "no output is written on failure");
             Err(code)
         }
     }
+}
+
+/// The headers of a delivery signed as UP42 does: Content-Type and the three signature fields.
+pub fn signed_headers(body: &[u8], secret: &str, created: i64) -> Vec<(String, String)> {
+    let key = up42webhooks::Key::new(&[secret]).expect("a key");
+    let s = up42webhooks::sign(&key, body, created, &up42webhooks::SignOptions::default())
+        .expect("signed");
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("ASCII header");
+    vec![
+        ("Content-Type".into(), "application/json".into()),
+        ("Content-Digest".into(), text(s.content_digest())),
+        ("Signature-Input".into(), text(s.signature_input())),
+        ("Signature".into(), text(s.signature())),
+    ]
 }
 
 impl Drop for CKey {
