@@ -200,6 +200,14 @@ local function one_line(s)
     return (gsub(s, "[\t\r\n]", " "))
 end
 
+-- 503 with Retry-After: the sender retries later, and nothing stored is evicted to make room.
+local function store_full(why)
+    count("store_full")
+    ngx_log(WARN, "up42webhooks: store full, refusing delivery: ", why)
+    ngx.header["Retry-After"] = config.retry_after
+    return respond(503, { code = 503, msg = "store full, retry later" })
+end
+
 -- POST /receive-webhooks: verify, deduplicate, store.
 function _M.receive()
     if not config then
@@ -251,9 +259,7 @@ function _M.receive()
             count("duplicate")
             return respond(200, { msg = "duplicate: already stored" })
         end
-        count("store_full")
-        ngx.header["Retry-After"] = config.retry_after
-        return respond(503, { code = 503, msg = "store full, retry later" })
+        return store_full(aerr)
     end
     local n, ierr = config.events:incr(COUNTER_KEY, 1, 0)
     local line = one_line(body)
@@ -266,10 +272,7 @@ function _M.receive()
     end
     if not stored then
         config.seen:delete(id) -- let the sender's retry through
-        count("store_full")
-        ngx_log(WARN, "up42webhooks: store full, refusing delivery: ", serr or ierr)
-        ngx.header["Retry-After"] = config.retry_after
-        return respond(503, { code = 503, msg = "store full, retry later" })
+        return store_full(serr or ierr)
     end
     count("stored")
     if key_index > 0 then
@@ -327,14 +330,25 @@ local function deny()
     return respond(403, { code = 403, msg = "forbidden: local clients or a bearer token only" })
 end
 
+-- For the admin handlers: answers 503 before configure() and 403 to a client that may not read,
+-- and says whether it did.
+local function admin_refused()
+    if not config then
+        respond(503, { code = 503, msg = "receiver not configured" })
+        return true
+    end
+    if not allowed() then
+        deny()
+        return true
+    end
+    return false
+end
+
 -- GET /dump-webhooks[?event=&status=&live=&since=]: one stored event a line, arrival order, then
 -- {"number_webhooks_received": N} with N the number of lines listed.
 function _M.dump()
-    if not config then
-        return respond(503, { code = 503, msg = "receiver not configured" })
-    end
-    if not allowed() then
-        return deny()
+    if admin_refused() then
+        return
     end
     local args = req.get_uri_args()
     local want_event, want_status = args.event, args.status
@@ -366,11 +380,8 @@ end
 
 -- GET /stats: the outcome counters, JSON (or Prometheus text with ?format=prometheus).
 function _M.stats()
-    if not config then
-        return respond(503, { code = 503, msg = "receiver not configured" })
-    end
-    if not allowed() then
-        return deny()
+    if admin_refused() then
+        return
     end
     local counters = {}
     for _, k in ipairs(config.counters:get_keys(0)) do
@@ -409,11 +420,8 @@ end
 _M.set_key_value_webhook = _M.receive
 _M.dump_webhooks = _M.dump
 function _M.dump_cardinality()
-    if not config then
-        return respond(503, { code = 503, msg = "receiver not configured" })
-    end
-    if not allowed() then
-        return deny()
+    if admin_refused() then
+        return
     end
     return json_encode{ number_webhooks_received = config.events:get(COUNTER_KEY) or 0 }
 end

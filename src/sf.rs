@@ -77,14 +77,6 @@ impl<'a> Params<'a> {
         ParamIter(Cursor::new(self.0))
     }
 
-    /// The value of the last parameter named `key`.
-    pub fn get(&self, key: &[u8]) -> Option<BareItem<'a>> {
-        self.iter()
-            .filter(|(k, _)| *k == key)
-            .last()
-            .map(|(_, v)| v)
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -114,21 +114,7 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Option<Response> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        let mut req = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (n, v) in headers {
-            req.push_str(&format!("{n}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).ok()?;
-        s.write_all(body).ok()?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).ok()?;
-        Response::parse(&raw)
+        http(self.port, method, path, headers, body)
     }
 
     fn try_get(&self, path: &str) -> Option<Response> {
@@ -145,12 +131,7 @@ impl Server {
     }
 
     fn post(&self, d: &Delivery) -> Response {
-        let h: Vec<(&str, &str)> = d
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        self.request("POST", "/receive-webhooks", &h, &d.body)
+        post_to(self.port, d)
     }
 
     /// The dump's event lines and its closing count.
@@ -510,10 +491,10 @@ fn concurrent_deliveries_are_all_stored_under_distinct_keys() {
     let threads: Vec<_> = (0..16)
         .map(|t| {
             std::thread::spawn(move || {
-                let view = ServerView { port };
                 (0..25)
                     .map(|i| {
-                        let r = view.post(&fresh("job", &format!("c-{t}-{i}"), "RUNNING", false));
+                        let r =
+                            post_to(port, &fresh("job", &format!("c-{t}-{i}"), "RUNNING", false));
                         assert_eq!(r.status, 200, "{}", r.text());
                         let reply: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
                         reply["key"].as_u64().expect("a key")
@@ -535,29 +516,39 @@ fn concurrent_deliveries_are_all_stored_under_distinct_keys() {
     srv.assert_clean_logs();
 }
 
-/// A client for threads: only the port of a running server.
-struct ServerView {
+/// One HTTP/1.0 request on a new connection, read to the end; `None` when any step fails.
+fn http(
     port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    Response::parse(&raw)
 }
 
-impl ServerView {
-    fn post(&self, d: &Delivery) -> Response {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut req = format!(
-            "POST /receive-webhooks HTTP/1.0\r\nHost: x\r\nContent-Length: {}\r\n",
-            d.body.len()
-        );
-        for (n, v) in &d.headers {
-            req.push_str(&format!("{n}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        s.write_all(&d.body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        Response::parse(&raw).unwrap()
-    }
+/// Posts a delivery to the server on `port` (usable from threads, which cannot borrow a Server).
+fn post_to(port: u16, d: &Delivery) -> Response {
+    let h: Vec<(&str, &str)> = d
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    http(port, "POST", "/receive-webhooks", &h, &d.body).expect("a complete HTTP response")
 }
 
 #[test]
