@@ -22,19 +22,23 @@ help:
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
 	@echo "make sign-example  sign a fresh test event (needs UP42_WEBHOOK_SECRET)"
 
+# Installs the Debian packages a recipe listed in $$missing (apt-get, when we are root), or names
+# them and fails. Expanded inside each recipe's shell, after it has filled $$missing.
+APT_INSTALL = if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "please install:$$missing" >&2; exit 1; fi; \
+	fi
+
 # The tests compile a C program and rerun the Python reference signer: a C compiler and python3.
 # Installed with apt-get when missing and we are root; otherwise say what is missing.
 deps:
 	@missing=""; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing:$$missing"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "please install:$$missing" >&2; exit 1; fi; \
-	fi
+	$(APT_INSTALL)
 	@command -v $(CARGO) >/dev/null 2>&1 || { echo "Rust is needed: https://rustup.rs" >&2; exit 1; }
 	@if command -v rustup >/dev/null 2>&1; then \
 	  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt; \
@@ -50,13 +54,7 @@ nginx-deps:
 	for p in libnginx-mod-http-lua lua-resty-core lua-cjson; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing:$$missing"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  else echo "please install:$$missing (or OpenResty)" >&2; exit 1; fi; \
-	fi
+	$(APT_INSTALL)
 
 build: deps
 	$(CARGO) build --release --locked
@@ -77,7 +75,7 @@ bench: build nginx-deps
 	$(CARGO) bench --locked --bench verify
 	@python3 benches/ratios.py target/criterion
 	$(CARGO) run --release --locked --example lua_bench -- benches/ffi_vs_openssl.lua
-	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@missing=""; command -v wrk >/dev/null 2>&1 || missing=wrk; $(APT_INSTALL)
 	benches/wrk/run.sh 10 16
 
 sign-example: build
