@@ -358,3 +358,35 @@ fn dump_filters_access_and_the_original_names() {
         .unwrap();
     assert_eq!(notifiable, (true, false));
 }
+
+#[test]
+fn a_multi_line_body_is_stored_as_one_dump_line() {
+    let (lua, _) = setup();
+    dicts(&lua, 100);
+    configure(&lua, "");
+    let one = body("lines", "FAILED", false);
+    // The same event pretty-printed with LF, CRLF and tabs between its tokens.
+    let pretty = one.replacen('{', "{\n\t", 1).replacen(",", ",\r\n\t", 2);
+    assert!(pretty.contains('\n') && pretty.contains('\r') && pretty.contains('\t'));
+    assert_eq!(run(&lua, "receive", delivery(&lua, &pretty, SECRET)).0, 200);
+    let r: Table = lua
+        .load("return { method = 'GET', args = {}, remote_addr = '127.0.0.1', headers = {} }")
+        .eval()
+        .unwrap();
+    let (status, text, _) = run(&lua, "dump", r);
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let expected: String = pretty
+        .chars()
+        .map(|c| {
+            if matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    assert_eq!(lines[0], expected);
+    assert_eq!(json(lines[1])["number_webhooks_received"], 1);
+}
