@@ -9,17 +9,23 @@ RUN_DIR ?= run
 NGINX ?= $(shell command -v openresty || command -v nginx || echo /usr/sbin/nginx)
 RUN_ABS = $(abspath $(RUN_DIR))
 
-.PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean
+.PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean \
+	docker-check run list reload restart configtest cross cross-test test-deps
 
 help:
 	@echo "make serve         build and run the receiver on 127.0.0.1:PORT (default 9888), in the background;"
 	@echo "                   the secret comes from UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE"
-	@echo "make stop / logs   stop it / follow its logs"
+	@echo "make run           the same in Docker (docker compose, OpenResty Alpine image), port PORT -> 80;"
+	@echo "                   secret from UP42_WEBHOOK_SECRET or the file secrets/up42_webhook_secret"
+	@echo "make stop / logs   stop it / follow its logs (the host server, the container, or both)"
+	@echo "make list / reload / restart / configtest   the container: list it, HUP, restart, nginx -t"
 	@echo "make send-test     sign a fresh test event, post it to the running server, show the dump"
 	@echo "make build         build the library (cdylib + rlib) and the up42wh-sign tool, release mode"
 	@echo "make test          every check: formatting, clippy, the header diff and all tests"
 	@echo "make bench         criterion (verify/floor), LuaJIT FFI vs OpenSSL, wrk against nginx"
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
+	@echo "make cross         build the .so for ARM boards into dist/<target>/ (aarch64, armv7)"
+	@echo "make cross-test    prove those builds under qemu-user (Rust tests, the ARM LuaJIT)"
 	@echo "make sign-example  sign a fresh test event (needs UP42_WEBHOOK_SECRET)"
 
 # Installs the Debian packages a recipe listed in $$missing (apt-get, when we are root), or names
@@ -34,6 +40,9 @@ APT_INSTALL = if [ -n "$$missing" ]; then \
 
 # The tests compile a C program and rerun the Python reference signer: a C compiler and python3.
 # Installed with apt-get when missing and we are root; otherwise say what is missing.
+# Adds a Rust target with rustup unless it is installed.
+RUST_TARGET = rustup target list --installed 2>/dev/null | grep -qx '$(1)' || rustup target add $(1)
+
 deps:
 	@missing=""; \
 	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
@@ -64,7 +73,17 @@ lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
-test: lint nginx-deps
+# What the Docker checks need (tests/docker.rs): musl-gcc and Rust's musl target for the library
+# the image builds, docker-compose to validate the compose files (no engine needed).
+test-deps:
+	@missing=""; \
+	command -v musl-gcc >/dev/null 2>&1 || missing="$$missing musl-tools"; \
+	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
+	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	$(APT_INSTALL)
+	@$(call RUST_TARGET,x86_64-unknown-linux-musl)
+
+test: lint nginx-deps test-deps
 	$(CARGO) test --locked
 
 header:
@@ -96,12 +115,20 @@ serve: build nginx-deps
 	tail -n 20 $(RUN_DIR)/logs/error.log >&2; exit 1
 
 stop:
-	@if [ -f $(RUN_DIR)/logs/nginx.pid ]; then \
-	  $(NGINX) -p $(RUN_ABS) -c conf/nginx.conf -s stop && echo stopped; \
-	else echo "not running"; fi
+	@stopped=""; \
+	if [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null; then \
+	  $(NGINX) -p $(RUN_ABS) -c conf/nginx.conf -s stop && stopped=1 && echo "stopped the host server"; fi; \
+	if [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]; then \
+	  $(COMPOSE_CMD) stop && stopped=1 && echo "stopped the container"; fi; \
+	[ -n "$$stopped" ] || echo "not running"
 
+# The host server's logs when it runs, else the container's.
 logs:
-	tail -n 50 -F $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log
+	@if [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null; then \
+	  exec tail -n 50 -F $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log; fi; \
+	if [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]; then \
+	  exec $(COMPOSE_CMD) logs -f --tail=50; fi; \
+	echo "not running (make serve, or make run)" >&2; exit 1
 
 send-test: build
 	@cmd=$$($(RELEASE_DIR)/up42wh-sign --event job --status SUCCEEDED --url http://127.0.0.1:$(PORT)/receive-webhooks) && \
@@ -110,5 +137,44 @@ send-test: build
 	@curl -fsS http://127.0.0.1:$(PORT)/dump-webhooks | tail -n 2
 
 clean:
+	@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(COMPOSE_CMD) down --rmi local; fi
 	$(CARGO) clean
-	rm -rf $(RUN_DIR)
+	rm -rf $(RUN_DIR) dist
+
+# --- Docker (make run) ------------------------------------------------------------------------
+# `docker compose` (v2) or `docker-compose` (v1), whichever is here.
+COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+# The Docker secret file when it exists; the development override (checkout mounted) unless PROD=1.
+COMPOSE_FILES = -f docker-compose.yml \
+	$(if $(wildcard secrets/up42_webhook_secret),-f docker-compose.secret.yml) \
+	$(if $(PROD),,-f docker-compose.override.yml)
+COMPOSE_CMD = PORT=$(PORT) $(COMPOSE) $(COMPOSE_FILES)
+
+docker-check:
+	@command -v docker >/dev/null 2>&1 || { echo "make run needs Docker (the docker command); without it, make serve runs the same on this host" >&2; exit 1; }
+	@[ -n "$(COMPOSE)" ] || { echo "make run needs docker compose (the compose plugin, or docker-compose)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "the Docker engine does not answer (docker info failed): start it, or use make serve" >&2; exit 1; }
+
+# Builds the image when its inputs changed (Docker's layer cache), then starts it detached.
+run: docker-check
+	@if [ -z "$$UP42_WEBHOOK_SECRET" ] && [ ! -f secrets/up42_webhook_secret ]; then \
+	  echo "set UP42_WEBHOOK_SECRET, or put the secret in secrets/up42_webhook_secret (a Docker secret)" >&2; exit 1; fi
+	$(COMPOSE_CMD) up -d --build
+	@for i in $$(seq 1 100); do \
+	  curl -fsS http://127.0.0.1:$(PORT)/ping >/dev/null 2>&1 && { \
+	    echo "serving on http://127.0.0.1:$(PORT)/receive-webhooks (logs: make logs, stop: make stop)"; exit 0; }; \
+	  sleep 0.2; done; \
+	echo "the container does not answer on port $(PORT); its logs:" >&2; $(COMPOSE_CMD) logs --tail=20 >&2; exit 1
+
+list: docker-check
+	docker ps -f "publish=$(PORT)"
+
+reload: docker-check
+	$(COMPOSE_CMD) kill -s HUP up42webhooks
+
+restart: docker-check
+	$(COMPOSE_CMD) restart
+
+configtest: docker-check
+	$(COMPOSE_CMD) exec up42webhooks /usr/local/openresty/bin/openresty -t

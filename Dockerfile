@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# up42webhooks in OpenResty's Alpine image: `make run` (docker compose) builds and starts it.
+#   docker build -t up42webhooks .
+# The image carries no secret: give UP42_WEBHOOK_SECRET in the environment, or a Docker secret file
+# named by UP42_WEBHOOK_SECRET_FILE (docker-compose.yml does one or the other).
+
+# Both pinned. The builder's Rust is the one the project's tests run on; OpenResty's Alpine
+# flavour is published for linux/amd64 and linux/arm64.
+ARG RUST_IMAGE=rust:1.95.0-alpine
+ARG OPENRESTY_IMAGE=openresty/openresty:1.27.1.2-0-alpine
+
+# The library, built for the runtime's C library. Alpine's is musl, and Rust links musl programs
+# statically by default; a shared object that nginx can dlopen needs the dynamic C runtime.
+FROM ${RUST_IMAGE} AS builder
+RUN apk add --no-cache musl-dev
+WORKDIR /src
+COPY Cargo.toml Cargo.lock cbindgen.toml ./
+COPY src ./src
+COPY benches/verify.rs ./benches/verify.rs
+ENV RUSTFLAGS="-C target-feature=-crt-static" CARGO_PROFILE_RELEASE_STRIP=symbols
+RUN cargo build --release --locked --lib
+
+# OpenResty as its image expects to run: its own nginx.conf, which includes /etc/nginx/conf.d/*.conf
+# inside http {}, logs linked to the container's stdout and stderr, SIGQUIT to stop. default.conf
+# finds the Lua module under $prefix/lua and the library under $prefix/lib.
+FROM ${OPENRESTY_IMAGE}
+COPY --from=builder /src/target/release/libup42webhooks.so /usr/local/openresty/nginx/lib/libup42webhooks.so
+COPY lua/ /usr/local/openresty/nginx/lua/
+COPY openresty/html/ /usr/local/openresty/nginx/html/
+COPY openresty/default.conf /etc/nginx/conf.d/default.conf
+# The config is tested at build time; configure{} refuses to start without a secret, so the test
+# gets a placeholder that lives only in this one command.
+RUN echo 'listen 80;' > /usr/local/openresty/nginx/conf/up42webhooks-listen.conf \
+    && UP42_WEBHOOK_SECRET=placeholder-for-nginx-t /usr/local/openresty/bin/openresty -t -q
+EXPOSE 80
+# busybox wget: the Alpine flavour has no curl.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
+    CMD wget -q -O - http://127.0.0.1/ping | grep -q PONG || exit 1

@@ -1,0 +1,573 @@
+//! The Docker setup, proved as far as a machine without a Docker engine can: the Dockerfile's
+//! stages, pins, build flags and paths (parsed here and checked against the config they serve),
+//! the compose files (validated by docker-compose itself), and the musl library the builder stage
+//! makes (built here with the same files and flags, then loaded by musl's own dynamic loader).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// One Dockerfile instruction: its stage (None before the first FROM), keyword and arguments.
+#[derive(Debug)]
+struct Instr {
+    stage: Option<usize>,
+    op: String,
+    args: String,
+}
+
+/// Parses the Dockerfile: comments dropped, continuation lines joined, stages numbered.
+fn dockerfile() -> Vec<Instr> {
+    let text = std::fs::read_to_string(common::root().join("Dockerfile")).expect("Dockerfile");
+    let mut out = Vec::new();
+    let mut stage: Option<usize> = None;
+    let mut pending = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if pending.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        if let Some(head) = trimmed.strip_suffix('\\') {
+            pending.push_str(head);
+            pending.push(' ');
+            continue;
+        }
+        pending.push_str(trimmed);
+        let full = std::mem::take(&mut pending);
+        let (op, args) = full
+            .split_once(char::is_whitespace)
+            .expect("instruction with arguments");
+        let op = op.to_ascii_uppercase();
+        if op == "FROM" {
+            stage = Some(stage.map_or(0, |s| s + 1));
+        }
+        out.push(Instr {
+            stage,
+            op,
+            args: args.split_whitespace().collect::<Vec<_>>().join(" "),
+        });
+    }
+    assert!(
+        pending.is_empty(),
+        "the Dockerfile ends inside a continuation"
+    );
+    out
+}
+
+fn in_stage(instrs: &[Instr], stage: usize, op: &str) -> Vec<String> {
+    instrs
+        .iter()
+        .filter(|i| i.stage == Some(stage) && i.op == op)
+        .map(|i| i.args.clone())
+        .collect()
+}
+
+/// Default of a global ARG (declared before the first FROM).
+fn global_arg(instrs: &[Instr], name: &str) -> String {
+    instrs
+        .iter()
+        .filter(|i| i.stage.is_none() && i.op == "ARG")
+        .find_map(|i| i.args.strip_prefix(&format!("{name}=")).map(str::to_string))
+        .unwrap_or_else(|| panic!("global ARG {name} with a default"))
+}
+
+/// ENV KEY="value" pairs of a stage.
+fn env_of(instrs: &[Instr], stage: usize) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for args in in_stage(instrs, stage, "ENV") {
+        let mut rest = args.as_str();
+        while let Some((key, tail)) = rest.split_once('=') {
+            let (value, tail) = if let Some(q) = tail.strip_prefix('"') {
+                let end = q.find('"').expect("closing quote");
+                (&q[..end], &q[end + 1..])
+            } else {
+                tail.split_once(' ').unwrap_or((tail, ""))
+            };
+            out.push((key.trim().to_string(), value.to_string()));
+            rest = tail.trim_start();
+        }
+    }
+    out
+}
+
+/// Sources of the plain COPY instructions of a stage (not --from), with their destinations.
+fn copies(instrs: &[Instr], stage: usize) -> Vec<(Vec<String>, String)> {
+    in_stage(instrs, stage, "COPY")
+        .into_iter()
+        .filter(|a| !a.starts_with("--from"))
+        .map(|a| {
+            let mut parts: Vec<String> = a.split(' ').map(str::to_string).collect();
+            let dest = parts.pop().expect("destination");
+            (parts, dest)
+        })
+        .collect()
+}
+
+fn is_version(s: &str, parts: usize) -> bool {
+    let v: Vec<&str> = s.split('.').collect();
+    v.len() == parts
+        && v.iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[test]
+fn dockerfile_pins_its_images_and_builds_the_library_for_musl() {
+    let d = dockerfile();
+    let froms: Vec<&Instr> = d.iter().filter(|i| i.op == "FROM").collect();
+    assert_eq!(froms.len(), 2, "a builder stage and a runtime stage");
+    assert_eq!(froms[0].args, "${RUST_IMAGE} AS builder");
+    assert_eq!(froms[1].args, "${OPENRESTY_IMAGE}");
+
+    // rust:X.Y.Z-alpine, new enough for the crate's rust-version.
+    let rust = global_arg(&d, "RUST_IMAGE");
+    let version = rust
+        .strip_prefix("rust:")
+        .and_then(|r| r.strip_suffix("-alpine"))
+        .unwrap_or_else(|| panic!("{rust} is rust:<version>-alpine"));
+    assert!(is_version(version, 3), "{rust} pins a full Rust version");
+    let manifest = std::fs::read_to_string(common::root().join("Cargo.toml")).unwrap();
+    let msrv = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("rust-version");
+    let num = |s: &str| -> Vec<u32> { s.split('.').map(|p| p.parse().unwrap()).collect() };
+    assert!(num(version) >= num(msrv), "{rust} is at least {msrv}");
+
+    // openresty/openresty:<openresty version>-<image revision>-alpine: the full tag, Alpine flavour.
+    let openresty = global_arg(&d, "OPENRESTY_IMAGE");
+    let tag = openresty
+        .strip_prefix("openresty/openresty:")
+        .and_then(|t| t.strip_suffix("-alpine"))
+        .unwrap_or_else(|| panic!("{openresty} is openresty/openresty:<tag>-alpine"));
+    let (ver, rev) = tag.rsplit_once('-').expect("<version>-<revision>");
+    assert!(
+        is_version(ver, 4) && is_version(rev, 1),
+        "{openresty} is pinned to a full tag"
+    );
+
+    // The builder makes a shared object that links musl dynamically, stripped.
+    let env = env_of(&d, 0);
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("RUSTFLAGS"), Some("-C target-feature=-crt-static"));
+    assert_eq!(get("CARGO_PROFILE_RELEASE_STRIP"), Some("symbols"));
+    let runs = in_stage(&d, 0, "RUN");
+    assert!(runs
+        .iter()
+        .any(|r| r.contains("apk add") && r.contains("musl-dev")));
+    assert!(runs
+        .iter()
+        .any(|r| r == "cargo build --release --locked --lib"));
+    assert_eq!(in_stage(&d, 0, "WORKDIR"), ["/src"]);
+
+    // No secret is baked in: no ENV or ARG names one.
+    for i in d.iter().filter(|i| i.op == "ENV" || i.op == "ARG") {
+        assert!(!i.args.contains("SECRET"), "{} {}", i.op, i.args);
+    }
+}
+
+/// Where OpenResty's image keeps things (docker-openresty: alpine/Dockerfile and nginx.conf).
+const PREFIX: &str = "/usr/local/openresty/nginx/";
+const CONF_D: &str = "/etc/nginx/conf.d/";
+
+#[test]
+fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
+    let d = dockerfile();
+    let root = common::root();
+    let ignored = std::fs::read_to_string(root.join(".dockerignore")).expect(".dockerignore");
+    let ignored: Vec<&str> = ignored
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    for stage in [0, 1] {
+        for (sources, _) in copies(&d, stage) {
+            for s in sources {
+                assert!(root.join(&s).exists(), "COPY source {s} exists");
+                let top = s.trim_end_matches('/').split('/').next().unwrap();
+                assert!(
+                    !ignored.contains(&top),
+                    "COPY source {s} is not .dockerignored"
+                );
+            }
+        }
+    }
+
+    let runtime = copies(&d, 1);
+    let dest_of = |src: &str| {
+        runtime
+            .iter()
+            .find(|(s, _)| s.len() == 1 && s[0] == src)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| panic!("the runtime stage copies {src}"))
+    };
+    let conf = std::fs::read_to_string(root.join("openresty/default.conf")).unwrap();
+    // The config finds the module under $prefix/lua and the library under $prefix/lib.
+    assert!(conf.contains("lua_package_path '$prefix/lua/?.lua;;';"));
+    assert!(conf.contains("lua_package_cpath '$prefix/lib/?.so;;';"));
+    assert_eq!(dest_of("lua/"), format!("{PREFIX}lua/"));
+    assert_eq!(
+        dest_of("openresty/default.conf"),
+        format!("{CONF_D}default.conf")
+    );
+    assert_eq!(dest_of("openresty/html/"), format!("{PREFIX}html/"));
+    assert!(
+        conf.contains("root html;"),
+        "pages and error pages under $prefix/html"
+    );
+
+    // The library comes from the builder's release directory into $prefix/lib.
+    let from_builder: Vec<String> = in_stage(&d, 1, "COPY")
+        .into_iter()
+        .filter(|a| a.starts_with("--from="))
+        .collect();
+    assert_eq!(
+        from_builder,
+        [format!(
+            "--from=builder /src/target/release/libup42webhooks.so {PREFIX}lib/libup42webhooks.so"
+        )]
+    );
+
+    // default.conf includes the listen line, relative to nginx.conf's directory ($prefix/conf).
+    assert!(conf.contains("include up42webhooks-listen.conf;"));
+    let runs = in_stage(&d, 1, "RUN").join("\n");
+    assert!(runs.contains(&format!(
+        "echo 'listen 80;' > {PREFIX}conf/up42webhooks-listen.conf"
+    )));
+    // The config is tested at build time, with a placeholder secret that only that command sees.
+    assert!(runs.contains("/usr/local/openresty/bin/openresty -t"));
+    assert_eq!(in_stage(&d, 1, "EXPOSE"), ["80"]);
+
+    // The health check asks /ping for PONG, with busybox wget (no curl in the Alpine flavour).
+    let health = in_stage(&d, 1, "HEALTHCHECK");
+    assert_eq!(health.len(), 1);
+    let cmd = health[0]
+        .split_once(" CMD ")
+        .expect("HEALTHCHECK ... CMD")
+        .1;
+    assert_eq!(cmd, HEALTH_CMD);
+    assert!(conf.contains("location = /ping"));
+}
+
+const HEALTH_CMD: &str = "wget -q -O - http://127.0.0.1/ping | grep -q PONG || exit 1";
+
+/// `docker-compose config` (Debian's docker-compose, or the compose plugin) on the given files,
+/// as JSON. It validates the files against the compose schema and resolves them, without an engine.
+fn compose_config(files: &[&str]) -> Value {
+    let root = common::root();
+    let mut tried = Vec::new();
+    for cmd in [vec!["docker-compose"], vec!["docker", "compose"]] {
+        let mut c = Command::new(cmd[0]);
+        c.args(&cmd[1..]).current_dir(&root).env_remove("PORT");
+        for f in files {
+            c.args(["-f", f]);
+        }
+        c.arg("config");
+        match c.output() {
+            Ok(out) if out.status.success() => {
+                let yaml_to_json = Command::new("python3")
+                    .args([
+                        "-c",
+                        "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
+                    ])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .and_then(|mut p| {
+                        use std::io::Write;
+                        p.stdin.take().unwrap().write_all(&out.stdout)?;
+                        p.wait_with_output()
+                    })
+                    .expect("python3 with yaml (a docker-compose dependency)");
+                assert!(yaml_to_json.status.success());
+                return serde_json::from_slice(&yaml_to_json.stdout).unwrap();
+            }
+            Ok(out) => panic!(
+                "{} config {files:?} failed: {}",
+                cmd.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => tried.push(format!("{}: {e}", cmd.join(" "))),
+        }
+    }
+    panic!("no docker-compose to validate with (make test installs it): {tried:?}");
+}
+
+fn service(config: &Value) -> &Value {
+    let services = config["services"].as_object().expect("services");
+    assert_eq!(services.len(), 1, "one service");
+    &services["up42webhooks"]
+}
+
+#[test]
+fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
+    let base = compose_config(&["docker-compose.yml"]);
+    let s = service(&base);
+    assert_eq!(s["image"], "up42webhooks:local");
+    assert_eq!(s["restart"], "unless-stopped");
+    // v1 renders ports long-form; the plugin may too.
+    let port = &s["ports"][0];
+    let (published, target) = if let Some(text) = port.as_str() {
+        let (p, t) = text.split_once(':').unwrap();
+        (p.to_string(), t.to_string())
+    } else {
+        (
+            port["published"].to_string().replace('"', ""),
+            port["target"].to_string(),
+        )
+    };
+    assert_eq!((published.as_str(), target.as_str()), ("9888", "80"));
+    assert_eq!(s["healthcheck"]["test"][0], "CMD-SHELL");
+    assert_eq!(s["healthcheck"]["test"][1], HEALTH_CMD);
+    // The secret is passed through from the caller's environment, never given a value here.
+    let env = &s["environment"];
+    assert!(env["UP42_WEBHOOK_SECRET"].is_null(), "{env}");
+    assert!(
+        s.get("volumes").is_none(),
+        "the base file runs what the image carries"
+    );
+
+    // The Docker-secret variant: a file mounted under /run/secrets, named to configure{}.
+    let with_secret = compose_config(&["docker-compose.yml", "docker-compose.secret.yml"]);
+    let s = service(&with_secret);
+    assert_eq!(
+        s["environment"]["UP42_WEBHOOK_SECRET_FILE"],
+        "/run/secrets/up42_webhook_secret"
+    );
+    assert_eq!(s["secrets"][0]["source"], "up42_webhook_secret");
+    let file = with_secret["secrets"]["up42_webhook_secret"]["file"]
+        .as_str()
+        .unwrap();
+    assert!(file.ends_with("/secrets/up42_webhook_secret"), "{file}");
+    let gitignore = std::fs::read_to_string(common::root().join(".gitignore")).unwrap();
+    assert!(
+        gitignore.lines().any(|l| l == "/secrets/"),
+        "secret files stay out of git"
+    );
+
+    // The development override mounts the checkout where the image has its copies.
+    let dev = compose_config(&["docker-compose.yml", "docker-compose.override.yml"]);
+    let mounts: Vec<(String, String)> = service(&dev)["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| {
+            let text = v.as_str().expect("short volume syntax");
+            let parts: Vec<&str> = text.split(':').collect();
+            assert_eq!(parts.get(2), Some(&"ro"), "{text} is read-only");
+            let host = Path::new(parts[0]);
+            let rel = host.strip_prefix(common::root()).unwrap_or(host);
+            (rel.display().to_string(), parts[1].to_string())
+        })
+        .collect();
+    let dest = |src: &str| {
+        mounts
+            .iter()
+            .find(|(h, _)| h == src)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| panic!("{src} is mounted: {mounts:?}"))
+    };
+    assert_eq!(dest("lua"), format!("{PREFIX}lua"));
+    assert_eq!(dest("openresty/html"), format!("{PREFIX}html"));
+    assert_eq!(dest("openresty/docker-dev"), CONF_D.trim_end_matches('/'));
+    // conf.d's stand-in includes default.conf from the mounted openresty/ directory.
+    let stub =
+        std::fs::read_to_string(common::root().join("openresty/docker-dev/default.conf")).unwrap();
+    let include = stub
+        .lines()
+        .find_map(|l| l.strip_prefix("include "))
+        .and_then(|l| l.strip_suffix(';'))
+        .expect("an include line");
+    let (dir, file) = include.rsplit_once('/').unwrap();
+    assert_eq!(dest("openresty"), dir);
+    assert!(common::root().join("openresty").join(file).exists());
+}
+
+/// The files the builder stage copies, staged into a directory of their own, so that the build
+/// below sees exactly what `docker build` would.
+fn stage_builder_sources(into: &Path) {
+    let d = dockerfile();
+    let _ = std::fs::remove_dir_all(into);
+    for (sources, dest) in copies(&d, 0) {
+        for s in sources {
+            let from = common::root().join(&s);
+            let to = if dest.ends_with('/') && dest != "./" {
+                into.join(dest.trim_start_matches("./"))
+            } else if dest == "./" {
+                into.join(Path::new(&s).file_name().unwrap())
+            } else {
+                into.join(dest.trim_start_matches("./"))
+            };
+            copy_tree(&from, &to);
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+}
+
+fn tool(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("{name} is needed (make test installs musl-tools and the Rust musl target)")
+    })
+}
+
+const MUSL: &str = "x86_64-unknown-linux-musl";
+
+#[test]
+fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
+    let musl_gcc = tool("musl-gcc");
+    let target = common::root().join("target").join("musl");
+    let src = target.join("builder-src");
+    stage_builder_sources(&src);
+
+    // Alpine's libgcc gives the unwinder that a dynamically linked Rust library needs
+    // (libgcc_s.so.1). Debian has none built for musl; Rust's musl target ships LLVM's libunwind,
+    // which has the same _Unwind_* functions: made into a shared libgcc_s here, it stands in.
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = PathBuf::from(String::from_utf8(sysroot.stdout).unwrap().trim());
+    let unwind = sysroot.join(format!("lib/rustlib/{MUSL}/lib/self-contained/libunwind.a"));
+    assert!(
+        unwind.exists(),
+        "the Rust target {MUSL} is installed (rustup target add {MUSL}; make test does it)"
+    );
+    let gcc_s = target.join("libgcc_s");
+    std::fs::create_dir_all(&gcc_s).unwrap();
+    let status = Command::new(&musl_gcc)
+        .args(["-shared", "-Wl,-soname,libgcc_s.so.1", "-o"])
+        .arg(gcc_s.join("libgcc_s.so.1"))
+        .arg("-Wl,--whole-archive")
+        .arg(&unwind)
+        .arg("-Wl,--no-whole-archive")
+        .status()
+        .unwrap();
+    assert!(status.success(), "libgcc_s stand-in links");
+    let _ = std::fs::remove_file(gcc_s.join("libgcc_s.so"));
+    std::os::unix::fs::symlink("libgcc_s.so.1", gcc_s.join("libgcc_s.so")).unwrap();
+
+    // The builder's command, with the builder's ENV, for the musl target.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--offline",
+            "--lib",
+            "--quiet",
+        ])
+        .args(["--target", MUSL, "--target-dir"])
+        .arg(&target)
+        .current_dir(&src)
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER", &musl_gcc);
+    for (k, v) in env_of(&dockerfile(), 0) {
+        let v = if k == "RUSTFLAGS" {
+            format!("{v} -C link-arg=-L{}", gcc_s.display())
+        } else {
+            v
+        };
+        build.env(k, v);
+    }
+    assert!(
+        build.status().unwrap().success(),
+        "the builder's cargo build works for musl"
+    );
+    let lib = target.join(MUSL).join("release/libup42webhooks.so");
+
+    // Dynamically linked against musl, not glibc; the 11 symbols exported.
+    let readelf = Command::new("readelf")
+        .arg("-d")
+        .arg(&lib)
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&readelf.stdout);
+    assert!(dynamic.contains("Shared library: [libc.so]"), "{dynamic}");
+    assert!(!dynamic.contains("libc.so.6"), "no glibc: {dynamic}");
+    let nm = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .unwrap();
+    let exported = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .filter(|l| l.contains(" T up42wh_"))
+        .count();
+    assert_eq!(exported, 11);
+
+    // A musl program dlopens it; musl's loader (/lib/ld-musl-x86_64.so.1) does the loading.
+    let exe = target.join("musl-dlopen");
+    let status = Command::new(&musl_gcc)
+        .args(["-std=gnu99", "-Wall", "-Wextra", "-Werror", "-O1", "-I"])
+        .arg(common::root().join("include"))
+        .arg(common::root().join("tests/c/musl_dlopen.c"))
+        .args(["-ldl", "-o"])
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the dlopen program builds with musl-gcc");
+    let interp = Command::new("readelf")
+        .arg("-l")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&interp.stdout).contains("ld-musl-x86_64.so.1"));
+
+    let vectors = common::up42_vectors();
+    let (mut ran, mut refused) = (0, 0);
+    for v in vectors
+        .iter()
+        .filter(|v| v.secrets.len() == 1 && v.body.len() <= 100_000)
+    {
+        let raw = target.join("raw");
+        let body = target.join("body");
+        std::fs::write(&raw, v.raw()).unwrap();
+        std::fs::write(&body, &v.body).unwrap();
+        let out = Command::new(&exe)
+            .arg(&lib)
+            .arg(std::ffi::OsStr::new(
+                std::str::from_utf8(&v.secrets[0]).unwrap(),
+            ))
+            .arg(&raw)
+            .arg(&body)
+            .arg(v.now.to_string())
+            .env("LD_LIBRARY_PATH", &gcc_s)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            v.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], env!("CARGO_PKG_VERSION"));
+        assert_eq!(lines[1], v.expect, "{}", v.name);
+        ran += 1;
+        refused += usize::from(v.expect != "ok");
+    }
+    assert!(
+        ran > 50 && refused > 3,
+        "ran {ran} vectors under musl, {refused} refusals"
+    );
+}
