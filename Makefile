@@ -83,8 +83,42 @@ test-deps:
 	$(APT_INSTALL)
 	@$(call RUST_TARGET,x86_64-unknown-linux-musl)
 
-test: lint nginx-deps test-deps
+test: lint nginx-deps test-deps cross-test
 	$(CARGO) test --locked
+
+# --- ARM boards (make cross) -----------------------------------------------------------------
+# Raspberry Pi OS 64-bit and Armbian on Pine64 (aarch64), Raspberry Pi OS 32-bit (armv7).
+CROSS_TARGETS ?= aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
+CROSS_ARCHS = arm64 armhf
+
+# Debian's cross compilers (the linkers of .cargo/config.toml), qemu-user, 32-bit x86 libraries
+# for the LuaJIT that mlua builds for armv7, and dpkg's foreign architectures so that
+# tests/cross/run.sh can fetch each architecture's luajit2.
+cross-deps: deps
+	@missing=""; \
+	command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 || missing="$$missing gcc-aarch64-linux-gnu libc6-dev-arm64-cross"; \
+	command -v arm-linux-gnueabihf-gcc >/dev/null 2>&1 || missing="$$missing gcc-arm-linux-gnueabihf libc6-dev-armhf-cross"; \
+	command -v qemu-aarch64 >/dev/null 2>&1 || missing="$$missing qemu-user"; \
+	[ -f /usr/lib32/libc.so ] || missing="$$missing libc6-dev-i386"; \
+	gcc_version=$$(cc -dumpversion); \
+	[ -d /usr/lib/gcc/x86_64-linux-gnu/$$gcc_version/32 ] || missing="$$missing lib32gcc-$$gcc_version-dev"; \
+	$(APT_INSTALL)
+	@for t in $(CROSS_TARGETS); do $(call RUST_TARGET,$$t) || exit 1; done
+	@added=""; for a in $(CROSS_ARCHS); do \
+	  dpkg --print-foreign-architectures | grep -qx $$a || { dpkg --add-architecture $$a && added=1; }; done; \
+	if [ -n "$$added" ] || ! apt-cache show luajit2:arm64 >/dev/null 2>&1; then \
+	  apt-get update -qq || echo "apt-get update reported errors; going on with the lists it has" >&2; fi
+
+# dist/<target>/libup42webhooks.so, stripped, with a SHA256SUMS file beside it.
+cross: cross-deps
+	@for t in $(CROSS_TARGETS); do \
+	  CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked --lib --target $$t || exit 1; \
+	  mkdir -p dist/$$t && cp target/$$t/release/libup42webhooks.so dist/$$t/ && \
+	  (cd dist/$$t && sha256sum libup42webhooks.so > SHA256SUMS) && echo "dist/$$t/libup42webhooks.so"; \
+	done
+
+cross-test: cross
+	@for t in $(CROSS_TARGETS); do tests/cross/run.sh $$t || exit 1; done
 
 header:
 	UP42WH_BLESS=1 $(CARGO) test --locked --test header

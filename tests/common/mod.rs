@@ -14,10 +14,18 @@ pub fn root() -> PathBuf {
 /// The cdylib, built for the tests that load it from C or LuaJIT. `cargo test` links the rlib and
 /// does not produce the .so, so this builds it once per test binary, into a target directory of its
 /// own (with its own lock, so that it does not wait for the `cargo test` that runs us).
+///
+/// `UP42WH_TEST_CDYLIB` names a library built elsewhere instead: the ARM runs under qemu-user
+/// (`make cross-test`) load the cross-built one from dist/<target>/.
 pub fn cdylib() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(lib) = std::env::var_os("UP42WH_TEST_CDYLIB") {
+                let lib = PathBuf::from(lib);
+                assert!(lib.exists(), "UP42WH_TEST_CDYLIB={} exists", lib.display());
+                return lib;
+            }
             let target = root().join("target").join("cdylib-for-tests");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = std::process::Command::new(cargo)
