@@ -80,11 +80,13 @@ enum up42wh_result
    */
   UP42WH_RESULT_SIGNATURE_LABEL_MISSING = 12,
   /*
-   The `alg` parameter is present and is not `hmac-sha256`.
+   The `alg` parameter names an algorithm this verifier does not accept (UP42: only
+   `hmac-sha256`).
    */
   UP42WH_RESULT_UNSUPPORTED_ALG = 13,
   /*
-   A covered component is a derived component or has parameters; the UP42 scheme signs plain fields.
+   A covered component is not one this verifier accepts: for UP42 anything but a plain field, for
+   RFC 9421 an unknown derived component or parameter, or a field of unknown structured type.
    */
   UP42WH_RESULT_UNSUPPORTED_COMPONENT = 14,
   /*
@@ -139,6 +141,22 @@ enum up42wh_result
    The timestamp is not an RFC 3339 date-time.
    */
   UP42WH_RESULT_MALFORMED_TIMESTAMP = 27,
+  /*
+   No configured key has the signature's `keyid` (or it has none and there are several keys).
+   */
+  UP42WH_RESULT_UNKNOWN_KEY = 28,
+  /*
+   The signature's `alg` parameter names another algorithm than its key's.
+   */
+  UP42WH_RESULT_ALG_MISMATCH = 29,
+  /*
+   A covered value has a byte that a signature base cannot carry (non-ASCII or a control).
+   */
+  UP42WH_RESULT_NON_ASCII_BASE = 30,
+  /*
+   The signature does not cover a component that the configuration requires.
+   */
+  UP42WH_RESULT_REQUIRED_COMPONENT_NOT_COVERED = 31,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

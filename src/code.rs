@@ -33,9 +33,11 @@ pub enum Code {
     MalformedSignature = 11,
     /// The label is in `Signature-Input` but not in `Signature`.
     SignatureLabelMissing = 12,
-    /// The `alg` parameter is present and is not `hmac-sha256`.
+    /// The `alg` parameter names an algorithm this verifier does not accept (UP42: only
+    /// `hmac-sha256`).
     UnsupportedAlg = 13,
-    /// A covered component is a derived component or has parameters; the UP42 scheme signs plain fields.
+    /// A covered component is not one this verifier accepts: for UP42 anything but a plain field, for
+    /// RFC 9421 an unknown derived component or parameter, or a field of unknown structured type.
     UnsupportedComponent = 14,
     /// A component is listed twice in the covered components.
     DuplicateComponent = 15,
@@ -63,11 +65,19 @@ pub enum Code {
     Expired = 26,
     /// The timestamp is not an RFC 3339 date-time.
     MalformedTimestamp = 27,
+    /// No configured key has the signature's `keyid` (or it has none and there are several keys).
+    UnknownKey = 28,
+    /// The signature's `alg` parameter names another algorithm than its key's.
+    AlgMismatch = 29,
+    /// A covered value has a byte that a signature base cannot carry (non-ASCII or a control).
+    NonAsciiBase = 30,
+    /// The signature does not cover a component that the configuration requires.
+    RequiredComponentNotCovered = 31,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 32] = [
         Code::Ok,
         Code::NullArgument,
         Code::Panic,
@@ -96,6 +106,10 @@ impl Code {
         Code::Future,
         Code::Expired,
         Code::MalformedTimestamp,
+        Code::UnknownKey,
+        Code::AlgMismatch,
+        Code::NonAsciiBase,
+        Code::RequiredComponentNotCovered,
     ];
 
     pub fn from_u32(n: u32) -> Option<Code> {
@@ -151,17 +165,20 @@ impl Code {
             ),
             Code::UnsupportedAlg => (
                 c"unsupported_alg",
-                c"the signature algorithm is not hmac-sha256",
+                c"the signature algorithm is not accepted",
             ),
             Code::UnsupportedComponent => (
                 c"unsupported_component",
-                c"a covered component is not a plain header field",
+                c"a covered component is not accepted",
             ),
             Code::DuplicateComponent => (
                 c"duplicate_component",
                 c"a covered component is listed twice",
             ),
-            Code::MissingComponent => (c"missing_component", c"a covered header field is missing"),
+            Code::MissingComponent => (
+                c"missing_component",
+                c"a covered component is missing from the request",
+            ),
             Code::MissingCreated => (c"missing_created", c"the signature has no created time"),
             Code::DigestNotCovered => (
                 c"digest_not_covered",
@@ -182,6 +199,19 @@ impl Code {
             Code::Future => (c"future", c"the signature or timestamp is in the future"),
             Code::Expired => (c"expired", c"the signature has expired"),
             Code::MalformedTimestamp => (c"malformed_timestamp", c"the timestamp is not RFC 3339"),
+            Code::UnknownKey => (
+                c"unknown_key",
+                c"no configured key has the signature's keyid",
+            ),
+            Code::AlgMismatch => (c"alg_mismatch", c"the alg parameter does not match the key"),
+            Code::NonAsciiBase => (
+                c"non_ascii_base",
+                c"a covered value has a byte a signature base cannot carry",
+            ),
+            Code::RequiredComponentNotCovered => (
+                c"required_component_not_covered",
+                c"the signature does not cover a required component",
+            ),
         }
     }
 }

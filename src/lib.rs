@@ -9,13 +9,17 @@
 pub mod code;
 pub mod ffi;
 pub mod headers;
+pub mod keyring;
+pub mod rfc9421;
 pub mod sf;
+pub mod sf_write;
 pub mod sign;
 pub mod time;
 pub mod verify;
 
 pub use code::Code;
 pub use headers::Headers;
+pub use keyring::{Alg, KeyRing};
 pub use sign::{sign, DigestAlg, SignOptions, Signed};
 pub use time::{format_rfc3339, parse_rfc3339};
 pub use verify::{verify, Key, Options, Verified};

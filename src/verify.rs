@@ -159,14 +159,14 @@ pub struct Verified {
 }
 
 /// Lazily computed body digests: each is computed at most once.
-struct BodyDigests<'a> {
-    body: &'a [u8],
-    sha256: Option<[u8; 32]>,
-    sha512: Option<[u8; 64]>,
+pub(crate) struct BodyDigests<'a> {
+    pub(crate) body: &'a [u8],
+    pub(crate) sha256: Option<[u8; 32]>,
+    pub(crate) sha512: Option<[u8; 64]>,
 }
 
 impl BodyDigests<'_> {
-    fn sha256(&mut self) -> [u8; 32] {
+    pub(crate) fn sha256(&mut self) -> [u8; 32] {
         *self
             .sha256
             .get_or_insert_with(|| Sha256::digest(self.body).into())
@@ -234,7 +234,7 @@ pub(crate) fn decode_b64(text: &[u8], out: &mut [u8]) -> Option<usize> {
 }
 
 /// Checks every `sha-256` / `sha-512` member of a Content-Digest value against the body.
-fn check_content_digest(value: &[u8], body: &mut BodyDigests) -> Result<(), Code> {
+pub(crate) fn check_content_digest(value: &[u8], body: &mut BodyDigests) -> Result<(), Code> {
     let mode = Mode {
         upper_keys: true,
         ..Mode::default()

@@ -7,7 +7,56 @@ use std::ptr::{null, null_mut};
 
 use common::CKey;
 use up42webhooks::ffi::{self, up42wh_options};
-use up42webhooks::{check_timestamp, verify, Code, Headers, Key, Options};
+use up42webhooks::rfc9421::{self, Base, Options as R9421, Request};
+use up42webhooks::{check_timestamp, verify, Code, Headers, Key, KeyRing, Options};
+
+/// An RFC 9421 request with one HMAC signature over `input` (properly signed when a base can be
+/// built), verified with key "k" and `opts` (content-digest not required).
+fn rfc9421_verify(input: &str, opts: &R9421) -> Result<(), Code> {
+    use hmac::{KeyInit, Mac};
+    let mut headers: Vec<(&[u8], &[u8])> = vec![
+        (b"Host", b"example.com"),
+        (b"Date", b"Tue, 14 Nov 2023 22:13:20 GMT"),
+        (b"X-Name", b"caf\xe9"),
+        (b"Signature-Input", b""),
+        (b"Signature", b"sig=:AAAA:"),
+    ];
+    let input = format!("sig={input}");
+    headers[3].1 = input.as_bytes();
+    fn req<'a>(headers: Headers<'a>) -> Request<'a> {
+        Request {
+            method: b"POST",
+            scheme: b"https",
+            authority: b"example.com",
+            target: b"/hook",
+            headers,
+        }
+    }
+    let mut base = Base::default();
+    let built = rfc9421::signature_base(&req(Headers::Pairs(&headers)), b"sig", &mut base)
+        .map(|b| b.to_vec());
+    let signature = match built {
+        Ok(base) => {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"secret").unwrap();
+            mac.update(&base);
+            let tag = mac.finalize().into_bytes();
+            use base64::Engine;
+            format!(
+                "sig=:{}:",
+                base64::engine::general_purpose::STANDARD.encode(tag)
+            )
+        }
+        Err(_) => "sig=:AAAA:".to_string(),
+    };
+    headers[4].1 = signature.as_bytes();
+    let mut ring = KeyRing::new();
+    ring.add_hmac(b"k", b"secret").unwrap();
+    let opts = R9421 {
+        require_digest: false,
+        ..*opts
+    };
+    rfc9421::verify(&ring, &req(Headers::Pairs(&headers)), b"", NOW, &opts).map(|_| ())
+}
 
 const NOW: i64 = 1_700_000_000;
 const SECRET: &[u8] = b"The quick fox jumped over the lazy dog";
@@ -341,6 +390,45 @@ fn every_failure_code_is_reached() {
         Code::Ok,
         "offset",
     );
+
+    // The codes only RFC 9421 signatures give.
+    for (input, opts, want, what) in [
+        (
+            "(\"date\");created=1700000000;keyid=\"k\"",
+            R9421::default(),
+            Code::Ok,
+            "RFC 9421 HMAC",
+        ),
+        (
+            "(\"date\");created=1700000000;keyid=\"other\"",
+            R9421::default(),
+            Code::UnknownKey,
+            "unknown keyid",
+        ),
+        (
+            "(\"date\");created=1700000000;keyid=\"k\";alg=\"ed25519\"",
+            R9421::default(),
+            Code::AlgMismatch,
+            "alg of another key type",
+        ),
+        (
+            "(\"x-name\");created=1700000000;keyid=\"k\"",
+            R9421::default(),
+            Code::NonAsciiBase,
+            "obs-text in a covered field",
+        ),
+        (
+            "(\"date\");created=1700000000;keyid=\"k\"",
+            R9421 {
+                required: b"\"@method\"",
+                ..R9421::default()
+            },
+            Code::RequiredComponentNotCovered,
+            "required component not covered",
+        ),
+    ] {
+        expect(rfc9421_verify(input, &opts), want, what);
+    }
 
     let missing: Vec<_> = Code::ALL.iter().filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes no test reached: {missing:?}");
