@@ -82,6 +82,11 @@ test-deps:
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	$(APT_INSTALL)
 	@$(call RUST_TARGET,x86_64-unknown-linux-musl)
+	@# Python's cryptography, for the Ed25519 reference signer (tests/vectors/gen_senders.py): pip
+	@# for a Python of its own (pyenv, venv), Debian's package for the system one.
+	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography 2>/dev/null || \
+	  { missing=python3-cryptography; $(APT_INSTALL); }
+	@python3 -c 'import cryptography' || { echo "Python's cryptography is needed for the tests" >&2; exit 1; }
 
 test: lint nginx-deps test-deps cross-test
 	$(CARGO) test --locked

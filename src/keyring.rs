@@ -124,6 +124,30 @@ impl KeyRing {
         }
     }
 
+    /// A Standard Webhooks key as the sender shows it: `whsec_` and the base64 of an HMAC secret,
+    /// or `whpk_` and the base64 of an Ed25519 public key (for `v1a` signatures).
+    pub fn add_standard_webhooks(&mut self, keyid: &[u8], text: &[u8]) -> Result<usize, Code> {
+        let text = crate::headers::trim_ows(text);
+        let mut raw = [0u8; 96];
+        if let Some(b64) = text.strip_prefix(b"whsec_") {
+            let n = crate::verify::decode_b64(b64, &mut raw).ok_or(Code::InvalidArgument)?;
+            self.add_hmac(keyid, &raw[..n])
+        } else if let Some(b64) = text.strip_prefix(b"whpk_") {
+            let n = crate::verify::decode_b64(b64, &mut raw).ok_or(Code::InvalidArgument)?;
+            self.add_ed25519(keyid, &raw[..n])
+        } else {
+            Err(Code::InvalidArgument)
+        }
+    }
+
+    /// Every key, with its index.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Material)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, &e.material))
+    }
+
     /// The key with this id, and its index.
     pub(crate) fn find(&self, keyid: &[u8]) -> Option<(usize, &Material)> {
         self.entries

@@ -11,6 +11,7 @@ pub mod ffi;
 pub mod headers;
 pub mod keyring;
 pub mod rfc9421;
+pub mod senders;
 pub mod sf;
 pub mod sf_write;
 pub mod sign;
