@@ -6,7 +6,8 @@
  * accepted only with length 0); functions return an up42wh_result, UP42WH_RESULT_OK (0) on success,
  * and write their outputs only then; up42wh_result_name() and up42wh_result_message() describe every
  * code. No function panics across the boundary or reads the clock. A key is immutable once made and
- * may be shared between threads; free it with up42wh_key_free() (NULL is a no-op).
+ * may be shared between threads; free it with up42wh_key_free() (NULL is a no-op). A key ring takes
+ * its keys first and is only read afterwards, by any number of threads; up42wh_keyring_free().
  */
 
 #ifndef UP42WEBHOOKS_H
@@ -196,10 +197,79 @@ typedef uint32_t up42wh_digest;
 #endif // __cplusplus
 
 /*
+ How a message is signed, for `up42wh_message_options.scheme`.
+ */
+enum up42wh_scheme
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   RFC 9421 HTTP Message Signatures (`Signature-Input`, `Signature`).
+   */
+  UP42WH_SCHEME_RFC9421 = 1,
+  /*
+   Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+   */
+  UP42WH_SCHEME_STANDARD_WEBHOOKS = 2,
+  /*
+   GitHub (`X-Hub-Signature-256`).
+   */
+  UP42WH_SCHEME_GITHUB = 3,
+  /*
+   Stripe (`Stripe-Signature`).
+   */
+  UP42WH_SCHEME_STRIPE = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum up42wh_scheme up42wh_scheme;
+#else
+typedef uint32_t up42wh_scheme;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ Which kind of key `up42wh_keyring_add` reads from `material`.
+ */
+enum up42wh_key_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   An HMAC-SHA256 secret, the bytes as they are.
+   */
+  UP42WH_KEY_KIND_HMAC = 1,
+  /*
+   A PEM `PUBLIC KEY` holding an Ed25519 key. With an empty key id the id is `sha512:` and the
+   hex SHA-512 of the raw key, as UbiOps names its keys.
+   */
+  UP42WH_KEY_KIND_ED25519_PEM = 2,
+  /*
+   A Standard Webhooks key: `whsec_<base64 secret>` or `whpk_<base64 Ed25519 public key>`.
+   */
+  UP42WH_KEY_KIND_STANDARD_WEBHOOKS = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum up42wh_key_kind up42wh_key_kind;
+#else
+typedef uint32_t up42wh_key_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  An opaque key: one or more HMAC secrets with their key state computed once. Immutable after
  `up42wh_key_new`, so one key may be used from many threads at once.
  */
 typedef struct up42wh_key up42wh_key;
+
+/*
+ An opaque key ring. Add every key before sharing it: adding needs the ring to itself, while
+ verifications only read it and may run from many threads at once.
+ */
+typedef struct up42wh_keyring up42wh_keyring;
 
 /*
  What a verification accepts. Fill it with `up42wh_options_init`, then change what you need.
@@ -311,6 +381,103 @@ typedef struct {
   uint8_t signature[128];
   size_t signature_len;
 } up42wh_signed;
+
+/*
+ What a verification accepts. Fill it with `up42wh_message_options_init`.
+ */
+typedef struct {
+  /*
+   One of `up42wh_scheme`.
+   */
+  uint32_t scheme;
+  /*
+   RFC 9421: the signature label to verify; empty for the first signature.
+   */
+  up42wh_slice label;
+  /*
+   RFC 9421: components that must be covered, as an RFC 8941 list of component identifiers
+   (`"@method", "content-digest"`); empty for none.
+   */
+  up42wh_slice required;
+  /*
+   Oldest accepted signature time, in seconds before `now` (default 300).
+   */
+  int64_t max_age;
+  /*
+   Furthest accepted signature time after `now` (default 30).
+   */
+  int64_t max_future;
+  /*
+   Largest accepted body (default 1 MiB).
+   */
+  size_t max_body;
+  /*
+   RFC 9421: refuse a signature without `created` (default true).
+   */
+  bool require_created;
+  /*
+   RFC 9421: refuse a signature that does not cover `content-digest` (default true).
+   */
+  bool require_digest;
+} up42wh_message_options;
+
+/*
+ A request as nginx knows it.
+ */
+typedef struct {
+  /*
+   The method as sent, e.g. `POST`.
+   */
+  up42wh_slice method;
+  /*
+   `http` or `https`.
+   */
+  up42wh_slice scheme;
+  /*
+   The `Host` the request was for, with its port if one was given.
+   */
+  up42wh_slice authority;
+  /*
+   The request target as sent: path and query.
+   */
+  up42wh_slice target;
+  /*
+   The header block, as nginx's `raw_header()` returns it (a leading request line is skipped).
+   */
+  up42wh_slice raw_headers;
+  up42wh_slice body;
+} up42wh_request;
+
+/*
+ What a successful verification learnt.
+ */
+typedef struct {
+  /*
+   The signed time (RFC 9421 `created`, the Standard Webhooks or Stripe timestamp), in unix
+   seconds, when `has_time`. GitHub signs none.
+   */
+  int64_t time;
+  bool has_time;
+  /*
+   RFC 9421 `expires` when `has_expires`.
+   */
+  int64_t expires;
+  bool has_expires;
+  /*
+   The key that verified, by the order keys were added (0 is the first).
+   */
+  uint32_t key_index;
+  /*
+   1 for HMAC-SHA256, 2 for Ed25519.
+   */
+  uint32_t alg;
+  uint8_t body_sha256[32];
+  /*
+   RFC 9421 `nonce`: its first `nonce_len` bytes (at most 64).
+   */
+  uint8_t nonce[64];
+  size_t nonce_len;
+} up42wh_message_verified;
 
 #ifdef __cplusplus
 extern "C" {
@@ -432,6 +599,68 @@ up42wh_result up42wh_sign(const up42wh_key *key,
                           int64_t created,
                           const up42wh_sign_options *opts,
                           up42wh_signed *out);
+
+/*
+ Makes an empty key ring. On success `*out` holds a ring to release with `up42wh_keyring_free`.
+
+ # Safety
+ `out` must be writable.
+ */
+up42wh_result up42wh_keyring_new(up42wh_keyring **out);
+
+/*
+ Releases a ring. NULL is a no-op.
+
+ # Safety
+ `ring` must be NULL or a ring from `up42wh_keyring_new` not freed before and no longer in use.
+ */
+void up42wh_keyring_free(up42wh_keyring *ring);
+
+/*
+ Adds a key with id `keyid` (printable ASCII, unique in the ring; may be empty only for
+ `ED25519_PEM`). Writes its index to `*out_index` when that is not NULL.
+
+ # Safety
+ `ring` must be a valid ring that no other thread uses meanwhile; the byte strings valid for their
+ lengths; `out_index` NULL or writable.
+ */
+up42wh_result up42wh_keyring_add(up42wh_keyring *ring,
+                                 uint32_t kind,
+                                 const uint8_t *keyid,
+                                 size_t keyid_len,
+                                 const uint8_t *material,
+                                 size_t material_len,
+                                 uint32_t *out_index);
+
+/*
+ The id of the key at `index`, as a slice into the ring (valid as long as the ring).
+
+ # Safety
+ `ring` must be valid; `out` writable.
+ */
+up42wh_result up42wh_keyring_keyid(const up42wh_keyring *ring, uint32_t index, up42wh_slice *out);
+
+/*
+ Fills `opts` with the defaults for `scheme` (one of `up42wh_scheme`).
+
+ # Safety
+ `opts` must be writable.
+ */
+up42wh_result up42wh_message_options_init(up42wh_message_options *opts, uint32_t scheme);
+
+/*
+ Verifies one request signed with `opts->scheme`, with the keys of `ring`, at `now` (unix
+ seconds). Does not allocate. On success fills `out` when it is not NULL.
+
+ # Safety
+ `ring`, `req` and `opts` must be valid, with every slice valid for its length; `out` NULL or
+ writable.
+ */
+up42wh_result up42wh_verify_message(const up42wh_keyring *ring,
+                                    const up42wh_request *req,
+                                    int64_t now,
+                                    const up42wh_message_options *opts,
+                                    up42wh_message_verified *out);
 
 #ifdef __cplusplus
 }  // extern "C"

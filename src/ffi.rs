@@ -108,7 +108,7 @@ pub fn guard(f: impl FnOnce() -> Result<(), Code>) -> Code {
 ///
 /// # Safety
 /// A non-NULL `ptr` must point to `len` readable bytes that outlive `'a`.
-unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Code> {
+pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Code> {
     if len == 0 {
         return Ok(&[]);
     }

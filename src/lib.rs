@@ -8,6 +8,7 @@
 
 pub mod code;
 pub mod ffi;
+pub mod ffi_message;
 pub mod headers;
 pub mod keyring;
 pub mod rfc9421;

@@ -8,6 +8,7 @@ use mlua::Lua;
 use up42webhooks::ffi::{
     up42wh_header, up42wh_options, up42wh_sign_options, up42wh_slice, up42wh_verified,
 };
+use up42webhooks::ffi_message::{up42wh_message_options, up42wh_message_verified, up42wh_request};
 use up42webhooks::Signed;
 
 #[test]
@@ -44,7 +45,11 @@ fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
             ffi.cdef(CDEF)
             return ffi.sizeof("up42wh_slice"), ffi.sizeof("up42wh_header"), ffi.sizeof("up42wh_options"),
                    ffi.sizeof("up42wh_verified"), ffi.sizeof("up42wh_sign_options"), ffi.sizeof("up42wh_signed"),
-                   ffi.offsetof("up42wh_verified", "body_sha256"), ffi.offsetof("up42wh_signed", "signature_len")
+                   ffi.offsetof("up42wh_verified", "body_sha256"), ffi.offsetof("up42wh_signed", "signature_len"),
+                   ffi.sizeof("up42wh_request"), ffi.sizeof("up42wh_message_options"),
+                   ffi.offsetof("up42wh_message_options", "max_age"), ffi.offsetof("up42wh_message_options", "require_digest"),
+                   ffi.sizeof("up42wh_message_verified"), ffi.offsetof("up42wh_message_verified", "expires"),
+                   ffi.offsetof("up42wh_message_verified", "nonce"), ffi.offsetof("up42wh_message_verified", "nonce_len")
         "#,
         )
         .eval::<mlua::MultiValue>()
@@ -64,6 +69,14 @@ fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
             size_of::<Signed>(),
             offset_of!(up42wh_verified, body_sha256),
             offset_of!(Signed, signature_len),
+            size_of::<up42wh_request>(),
+            size_of::<up42wh_message_options>(),
+            offset_of!(up42wh_message_options, max_age),
+            offset_of!(up42wh_message_options, require_digest),
+            size_of::<up42wh_message_verified>(),
+            offset_of!(up42wh_message_verified, expires),
+            offset_of!(up42wh_message_verified, nonce),
+            offset_of!(up42wh_message_verified, nonce_len),
         ]
     );
 

@@ -44,7 +44,23 @@ enum up42wh_digest
   UP42WH_DIGEST_SHA512 = 2,
 };
 typedef uint32_t up42wh_digest;
+enum up42wh_scheme
+ {
+  UP42WH_SCHEME_RFC9421 = 1,
+  UP42WH_SCHEME_STANDARD_WEBHOOKS = 2,
+  UP42WH_SCHEME_GITHUB = 3,
+  UP42WH_SCHEME_STRIPE = 4,
+};
+typedef uint32_t up42wh_scheme;
+enum up42wh_key_kind
+ {
+  UP42WH_KEY_KIND_HMAC = 1,
+  UP42WH_KEY_KIND_ED25519_PEM = 2,
+  UP42WH_KEY_KIND_STANDARD_WEBHOOKS = 3,
+};
+typedef uint32_t up42wh_key_kind;
 typedef struct up42wh_key up42wh_key;
+typedef struct up42wh_keyring up42wh_keyring;
 typedef struct {
   const uint8_t *label;
   size_t label_len;
@@ -85,6 +101,35 @@ typedef struct {
   uint8_t signature[128];
   size_t signature_len;
 } up42wh_signed;
+typedef struct {
+  uint32_t scheme;
+  up42wh_slice label;
+  up42wh_slice required;
+  int64_t max_age;
+  int64_t max_future;
+  size_t max_body;
+  bool require_created;
+  bool require_digest;
+} up42wh_message_options;
+typedef struct {
+  up42wh_slice method;
+  up42wh_slice scheme;
+  up42wh_slice authority;
+  up42wh_slice target;
+  up42wh_slice raw_headers;
+  up42wh_slice body;
+} up42wh_request;
+typedef struct {
+  int64_t time;
+  bool has_time;
+  int64_t expires;
+  bool has_expires;
+  uint32_t key_index;
+  uint32_t alg;
+  uint8_t body_sha256[32];
+  uint8_t nonce[64];
+  size_t nonce_len;
+} up42wh_message_verified;
 const char *up42wh_version(void);
 const char *up42wh_result_name(uint32_t code);
 const char *up42wh_result_message(uint32_t code);
@@ -119,4 +164,20 @@ up42wh_result up42wh_sign(const up42wh_key *key,
                           int64_t created,
                           const up42wh_sign_options *opts,
                           up42wh_signed *out);
+up42wh_result up42wh_keyring_new(up42wh_keyring **out);
+void up42wh_keyring_free(up42wh_keyring *ring);
+up42wh_result up42wh_keyring_add(up42wh_keyring *ring,
+                                 uint32_t kind,
+                                 const uint8_t *keyid,
+                                 size_t keyid_len,
+                                 const uint8_t *material,
+                                 size_t material_len,
+                                 uint32_t *out_index);
+up42wh_result up42wh_keyring_keyid(const up42wh_keyring *ring, uint32_t index, up42wh_slice *out);
+up42wh_result up42wh_message_options_init(up42wh_message_options *opts, uint32_t scheme);
+up42wh_result up42wh_verify_message(const up42wh_keyring *ring,
+                                    const up42wh_request *req,
+                                    int64_t now,
+                                    const up42wh_message_options *opts,
+                                    up42wh_message_verified *out);
 ]==]

@@ -1,0 +1,313 @@
+//! The C ABI for senders other than UP42: a key ring (HMAC secrets and Ed25519 public keys by key
+//! id) and one verification entry point for RFC 9421 requests, Standard Webhooks, GitHub and
+//! Stripe. Same conventions as `ffi`: panic boundary, pointer + length, outputs only on success.
+#![allow(non_camel_case_types)]
+
+use crate::ffi::{bytes, guard, up42wh_slice};
+use crate::headers::Headers;
+use crate::keyring::{Alg, KeyRing};
+use crate::rfc9421::{self, Request, NONCE_MAX};
+use crate::senders::{self, Limits};
+use crate::Code;
+
+/// An opaque key ring. Add every key before sharing it: adding needs the ring to itself, while
+/// verifications only read it and may run from many threads at once.
+pub struct up42wh_keyring {
+    ring: KeyRing,
+}
+
+/// How a message is signed, for `up42wh_message_options.scheme`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum up42wh_scheme {
+    /// RFC 9421 HTTP Message Signatures (`Signature-Input`, `Signature`).
+    Rfc9421 = 1,
+    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
+    StandardWebhooks = 2,
+    /// GitHub (`X-Hub-Signature-256`).
+    Github = 3,
+    /// Stripe (`Stripe-Signature`).
+    Stripe = 4,
+}
+
+/// A request as nginx knows it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct up42wh_request {
+    /// The method as sent, e.g. `POST`.
+    pub method: up42wh_slice,
+    /// `http` or `https`.
+    pub scheme: up42wh_slice,
+    /// The `Host` the request was for, with its port if one was given.
+    pub authority: up42wh_slice,
+    /// The request target as sent: path and query.
+    pub target: up42wh_slice,
+    /// The header block, as nginx's `raw_header()` returns it (a leading request line is skipped).
+    pub raw_headers: up42wh_slice,
+    pub body: up42wh_slice,
+}
+
+/// What a verification accepts. Fill it with `up42wh_message_options_init`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct up42wh_message_options {
+    /// One of `up42wh_scheme`.
+    pub scheme: u32,
+    /// RFC 9421: the signature label to verify; empty for the first signature.
+    pub label: up42wh_slice,
+    /// RFC 9421: components that must be covered, as an RFC 8941 list of component identifiers
+    /// (`"@method", "content-digest"`); empty for none.
+    pub required: up42wh_slice,
+    /// Oldest accepted signature time, in seconds before `now` (default 300).
+    pub max_age: i64,
+    /// Furthest accepted signature time after `now` (default 30).
+    pub max_future: i64,
+    /// Largest accepted body (default 1 MiB).
+    pub max_body: usize,
+    /// RFC 9421: refuse a signature without `created` (default true).
+    pub require_created: bool,
+    /// RFC 9421: refuse a signature that does not cover `content-digest` (default true).
+    pub require_digest: bool,
+}
+
+/// What a successful verification learnt.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct up42wh_message_verified {
+    /// The signed time (RFC 9421 `created`, the Standard Webhooks or Stripe timestamp), in unix
+    /// seconds, when `has_time`. GitHub signs none.
+    pub time: i64,
+    pub has_time: bool,
+    /// RFC 9421 `expires` when `has_expires`.
+    pub expires: i64,
+    pub has_expires: bool,
+    /// The key that verified, by the order keys were added (0 is the first).
+    pub key_index: u32,
+    /// 1 for HMAC-SHA256, 2 for Ed25519.
+    pub alg: u32,
+    pub body_sha256: [u8; 32],
+    /// RFC 9421 `nonce`: its first `nonce_len` bytes (at most 64).
+    pub nonce: [u8; 64],
+    pub nonce_len: usize,
+}
+
+/// Makes an empty key ring. On success `*out` holds a ring to release with `up42wh_keyring_free`.
+///
+/// # Safety
+/// `out` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_keyring_new(out: *mut *mut up42wh_keyring) -> Code {
+    guard(|| {
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        *out = Box::into_raw(Box::new(up42wh_keyring {
+            ring: KeyRing::new(),
+        }));
+        Ok(())
+    })
+}
+
+/// Releases a ring. NULL is a no-op.
+///
+/// # Safety
+/// `ring` must be NULL or a ring from `up42wh_keyring_new` not freed before and no longer in use.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_keyring_free(ring: *mut up42wh_keyring) {
+    if !ring.is_null() {
+        guard(|| {
+            drop(Box::from_raw(ring));
+            Ok(())
+        });
+    }
+}
+
+/// Which kind of key `up42wh_keyring_add` reads from `material`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum up42wh_key_kind {
+    /// An HMAC-SHA256 secret, the bytes as they are.
+    Hmac = 1,
+    /// A PEM `PUBLIC KEY` holding an Ed25519 key. With an empty key id the id is `sha512:` and the
+    /// hex SHA-512 of the raw key, as UbiOps names its keys.
+    Ed25519Pem = 2,
+    /// A Standard Webhooks key: `whsec_<base64 secret>` or `whpk_<base64 Ed25519 public key>`.
+    StandardWebhooks = 3,
+}
+
+/// Adds a key with id `keyid` (printable ASCII, unique in the ring; may be empty only for
+/// `ED25519_PEM`). Writes its index to `*out_index` when that is not NULL.
+///
+/// # Safety
+/// `ring` must be a valid ring that no other thread uses meanwhile; the byte strings valid for their
+/// lengths; `out_index` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_keyring_add(
+    ring: *mut up42wh_keyring,
+    kind: u32,
+    keyid: *const u8,
+    keyid_len: usize,
+    material: *const u8,
+    material_len: usize,
+    out_index: *mut u32,
+) -> Code {
+    guard(|| {
+        let ring = &mut ring.as_mut().ok_or(Code::NullArgument)?.ring;
+        let keyid = bytes(keyid, keyid_len)?;
+        let material = bytes(material, material_len)?;
+        let index = match kind {
+            1 => ring.add_hmac(keyid, material)?,
+            2 => ring.add_ed25519_pem((!keyid.is_empty()).then_some(keyid), material)?,
+            3 => ring.add_standard_webhooks(keyid, material)?,
+            _ => return Err(Code::InvalidArgument),
+        };
+        if let Some(out) = out_index.as_mut() {
+            *out = index as u32;
+        }
+        Ok(())
+    })
+}
+
+/// The id of the key at `index`, as a slice into the ring (valid as long as the ring).
+///
+/// # Safety
+/// `ring` must be valid; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_keyring_keyid(
+    ring: *const up42wh_keyring,
+    index: u32,
+    out: *mut up42wh_slice,
+) -> Code {
+    guard(|| {
+        let ring = &ring.as_ref().ok_or(Code::NullArgument)?.ring;
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let id = ring.keyid(index as usize).ok_or(Code::InvalidArgument)?;
+        *out = up42wh_slice {
+            ptr: id.as_ptr(),
+            len: id.len(),
+        };
+        Ok(())
+    })
+}
+
+/// Fills `opts` with the defaults for `scheme` (one of `up42wh_scheme`).
+///
+/// # Safety
+/// `opts` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_message_options_init(
+    opts: *mut up42wh_message_options,
+    scheme: u32,
+) -> Code {
+    guard(|| {
+        let out = opts.as_mut().ok_or(Code::NullArgument)?;
+        if !(1..=4).contains(&scheme) {
+            return Err(Code::InvalidArgument);
+        }
+        let d = rfc9421::Options::default();
+        let empty = up42wh_slice {
+            ptr: core::ptr::null(),
+            len: 0,
+        };
+        *out = up42wh_message_options {
+            scheme,
+            label: empty,
+            required: empty,
+            max_age: d.max_age,
+            max_future: d.max_future,
+            max_body: d.max_body,
+            require_created: d.require_created,
+            require_digest: d.require_digest,
+        };
+        Ok(())
+    })
+}
+
+/// Verifies one request signed with `opts->scheme`, with the keys of `ring`, at `now` (unix
+/// seconds). Does not allocate. On success fills `out` when it is not NULL.
+///
+/// # Safety
+/// `ring`, `req` and `opts` must be valid, with every slice valid for its length; `out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_verify_message(
+    ring: *const up42wh_keyring,
+    req: *const up42wh_request,
+    now: i64,
+    opts: *const up42wh_message_options,
+    out: *mut up42wh_message_verified,
+) -> Code {
+    guard(|| {
+        let ring = &ring.as_ref().ok_or(Code::NullArgument)?.ring;
+        let r = req.as_ref().ok_or(Code::NullArgument)?;
+        let o = opts.as_ref().ok_or(Code::NullArgument)?;
+        let slice = |s: up42wh_slice| bytes(s.ptr, s.len);
+        let headers = Headers::Raw(slice(r.raw_headers)?);
+        let body = slice(r.body)?;
+        let limits = Limits {
+            max_age: o.max_age,
+            max_future: o.max_future,
+            max_body: o.max_body,
+        };
+        let mut v = up42wh_message_verified {
+            time: 0,
+            has_time: false,
+            expires: 0,
+            has_expires: false,
+            key_index: 0,
+            alg: Alg::HmacSha256 as u32,
+            body_sha256: [0; 32],
+            nonce: [0; NONCE_MAX],
+            nonce_len: 0,
+        };
+        let simple = |s: senders::Verified, v: &mut up42wh_message_verified| {
+            v.time = s.timestamp.unwrap_or(0);
+            v.has_time = s.timestamp.is_some();
+            v.key_index = s.key_index as u32;
+            v.body_sha256 = s.body_sha256;
+        };
+        match o.scheme {
+            1 => {
+                let request = Request {
+                    method: slice(r.method)?,
+                    scheme: slice(r.scheme)?,
+                    authority: slice(r.authority)?,
+                    target: slice(r.target)?,
+                    headers,
+                };
+                let opts = rfc9421::Options {
+                    label: slice(o.label)?,
+                    required: slice(o.required)?,
+                    max_age: o.max_age,
+                    max_future: o.max_future,
+                    max_body: o.max_body,
+                    require_created: o.require_created,
+                    require_digest: o.require_digest,
+                };
+                let r = rfc9421::verify(ring, &request, body, now, &opts)?;
+                v.time = r.created.unwrap_or(0);
+                v.has_time = r.created.is_some();
+                v.expires = r.expires.unwrap_or(0);
+                v.has_expires = r.expires.is_some();
+                v.key_index = r.key_index as u32;
+                v.alg = r.alg as u32;
+                v.body_sha256 = r.body_sha256;
+                v.nonce = r.nonce;
+                v.nonce_len = r.nonce_len;
+            }
+            2 => {
+                let s = senders::standard_webhooks(ring, &headers, body, now, &limits)?;
+                simple(s, &mut v);
+                // v1a keys are Ed25519 ones.
+                if ring.is_ed25519(s.key_index) {
+                    v.alg = Alg::Ed25519 as u32;
+                }
+            }
+            3 => simple(senders::github(ring, &headers, body, &limits)?, &mut v),
+            4 => simple(senders::stripe(ring, &headers, body, now, &limits)?, &mut v),
+            _ => return Err(Code::InvalidArgument),
+        }
+        if let Some(out) = out.as_mut() {
+            *out = v;
+        }
+        Ok(())
+    })
+}
