@@ -7,6 +7,7 @@
 --   location = /stats            { content_by_lua_block { require("up42webhooks").stats() } }
 --   location = /ping             { content_by_lua_block { require("up42webhooks").ping() } }
 local native = require "up42webhooks.native"
+local senders = require "up42webhooks.senders"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
@@ -21,6 +22,8 @@ local WARN = ngx.WARN
 local json_encode = cjson.encode
 local json_decode = cjson.decode
 local type = type
+local pairs = pairs
+local next = next
 local tostring = tostring
 local tonumber = tonumber
 local concat = table.concat
@@ -74,7 +77,10 @@ end
 --   (else the environment: UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE; declare them with
 --   nginx's `env` directive), tolerance, future, max_body, label, dict, dedup_dict,
 --   admin_token (else UP42_WEBHOOK_ADMIN_TOKEN: lets non-local clients read /dump-webhooks and /stats),
---   stats_dict, notifiable = { ["job.status"] = {"FAILED", ...}, ... }, retry_after.
+--   stats_dict, notifiable = { ["job.status"] = {"FAILED", ...}, ... }, retry_after,
+--   senders = { name = { profile = "ubiops" | "rfc9421" | "standard-webhooks" | "github" | "stripe",
+--   ... } } for other webhook senders (see up42webhooks/senders.lua), each received by
+--   `receive("name")` in its own location. Without senders, the UP42 secret is required.
 -- A missing secret is an error: without one the receiver would have to accept everything.
 function _M.configure(o)
     o = o or {}
@@ -96,14 +102,27 @@ function _M.configure(o)
             secrets, err = read_secrets_file(env_file)
         end
     end
-    if not secrets or #secrets == 0 then
+    -- Other senders, each chosen by name in its location: receive("name").
+    c.senders = {}
+    for name, sc in pairs(o.senders or {}) do
+        local sender, serr = senders.new(name, sc, c)
+        if not sender then
+            error("up42webhooks: sender " .. tostring(name) .. ": " .. serr, 2)
+        end
+        c.senders[name] = sender
+    end
+    local key
+    if secrets and #secrets > 0 then
+        local kerr
+        key, kerr = native.new_key(secrets)
+        if not key then
+            error("up42webhooks: bad secret: " .. kerr, 2)
+        end
+    elseif not next(c.senders) or err then
+        -- Without a secret the receiver would have to accept everything.
         error("up42webhooks: no webhook secret configured: set secrets/secret_file in configure{} or "
               .. "UP42_WEBHOOK_SECRET / UP42_WEBHOOK_SECRET_FILE (with nginx's env directive)"
               .. (err and (": " .. err) or ""), 2)
-    end
-    local key, kerr = native.new_key(secrets)
-    if not key then
-        error("up42webhooks: bad secret: " .. kerr, 2)
     end
     local opts, oerr = native.new_options{ label = c.label, max_age = c.tolerance,
                                            max_future = c.future, max_body = c.max_body }
@@ -210,10 +229,66 @@ local function store_full(why)
     return respond(503, { code = 503, msg = "store full, retry later" })
 end
 
--- POST /receive-webhooks: verify, deduplicate, store.
-function _M.receive()
+-- Reused for every verification of another sender: filled, used and done with before any yield.
+local message = {}
+
+-- Verifies a delivery of another sender; returns the decoded event, its dedup id and what the dump
+-- shows of it, or nil after answering.
+local function verify_sender(sender, body, now)
+    message.method = req.get_method()
+    message.scheme = sender.scheme or ngx_var.scheme
+    message.authority = sender.authority or ngx_var.http_host or ngx_var.host
+    message.target = ngx_var.request_uri
+    message.raw_headers = raw_headers()
+    message.body = body
+    local v, reason, msg = native.verify_message(sender.ring, message, now, sender.opts)
+    message.body, message.raw_headers = nil, nil
+    if not v then
+        return reject(reason == "body_too_large" and 413 or 401, reason, msg)
+    end
+    local digest = native.body_sha256_hex(v)
+    local headers = req.get_headers(100)
+    if sender.profile == "ubiops" then
+        -- Date is covered; a replayed request keeps its old Date.
+        local date = type(headers["date"]) == "string" and ngx.parse_http_time(headers["date"])
+        if not date then
+            return reject(401, "malformed_timestamp", "the Date header is missing or not an HTTP date")
+        end
+        if now - date > sender.tolerance then
+            return reject(401, "stale", "the Date header is too old")
+        elseif date - now > sender.future then
+            return reject(401, "future", "the Date header is in the future")
+        end
+    end
+    local event = json_decode(body)
+    if type(event) ~= "table" or body:match("^%s*%[") then
+        count("rejected_not_json_object")
+        return respond(400, { code = 400, error = "not_json_object", msg = "the body is not a JSON object" })
+    end
+    -- `v` is still this request's: nothing since verified or yielded.
+    local id = senders.delivery_id(sender, v, event, headers)
+    id = sender.name .. (id and (":i:" .. tostring(id)) or (":d:" .. digest))
+    local ev, status, live = senders.meta(sender, event, headers)
+    return event, id, ev, status, live
+end
+
+-- POST /receive-webhooks: verify, deduplicate, store. `name` picks a sender of configure{senders=}
+-- (`receive("github")`); without it the delivery is UP42's.
+function _M.receive(name)
     if not config then
         ngx_log(ngx.ERR, "up42webhooks: receive() before configure()")
+        return respond(503, { code = 503, msg = "receiver not configured" })
+    end
+    local sender
+    if name ~= nil then
+        sender = config.senders[name]
+        if not sender then
+            ngx_log(ngx.ERR, "up42webhooks: receive(\"", tostring(name), "\"): no such sender in configure{senders=}; have: ",
+                    senders.names(config.senders))
+            return respond(503, { code = 503, msg = "receiver not configured" })
+        end
+    elseif not config.key then
+        ngx_log(ngx.ERR, "up42webhooks: receive() for UP42 without a UP42 secret")
         return respond(503, { code = 503, msg = "receiver not configured" })
     end
     if req.get_method() ~= "POST" then
@@ -230,30 +305,40 @@ function _M.receive()
         return respond(503, { code = 503, msg = "cannot read the body" })
     end
     local now = ngx_time()
-    local v, reason, msg = native.verify_raw(config.key, raw_headers(), body, now, config.opts)
-    if not v then
-        return reject(reason == "body_too_large" and 413 or 401, reason, msg)
-    end
-    local key_index = tonumber(v.key_index)
 
-    local event = json_decode(body)
-    if type(event) ~= "table" or body:match("^%s*%[") then
-        count("rejected_not_json_object")
-        return respond(400, { code = 400, error = "not_json_object", msg = "the body is not a JSON object" })
-    end
-    -- created is not covered by the UP42 HMAC; the body's timestamp is.
-    if type(event.timestamp) ~= "string" then
-        return reject(401, "malformed_timestamp", "the body has no timestamp")
-    end
-    local t, treason, tmsg = native.check_timestamp(event.timestamp, now, config.opts)
-    if not t then
-        return reject(401, treason, tmsg)
+    local event, id, ev, status, live, key_index
+    if sender then
+        event, id, ev, status, live = verify_sender(sender, body, now)
+        if not event then
+            return
+        end
+    else
+        local v, reason, msg = native.verify_raw(config.key, raw_headers(), body, now, config.opts)
+        if not v then
+            return reject(reason == "body_too_large" and 413 or 401, reason, msg)
+        end
+        key_index = tonumber(v.key_index)
+        event = json_decode(body)
+        if type(event) ~= "table" or body:match("^%s*%[") then
+            count("rejected_not_json_object")
+            return respond(400, { code = 400, error = "not_json_object", msg = "the body is not a JSON object" })
+        end
+        -- created is not covered by the UP42 HMAC; the body's timestamp is.
+        if type(event.timestamp) ~= "string" then
+            return reject(401, "malformed_timestamp", "the body has no timestamp")
+        end
+        local t, treason, tmsg = native.check_timestamp(event.timestamp, now, config.opts)
+        if not t then
+            return reject(401, treason, tmsg)
+        end
+        -- `v` is the worker's reused result struct: still this delivery's, since nothing between
+        -- the verification and here verifies or yields. The digest is only formatted when there
+        -- is no id.
+        id = type(event.messageId) == "string" and event.messageId ~= "" and ("m:" .. event.messageId)
+             or ("d:" .. native.body_sha256_hex(v))
+        ev, status, live = event.event, type(event.body) == "table" and event.body.status or nil, event.liveMode
     end
 
-    -- `v` is the worker's reused result struct: still this delivery's, since nothing between the
-    -- verification and here verifies or yields. The digest is only formatted when there is no id.
-    local id = type(event.messageId) == "string" and event.messageId ~= "" and ("m:" .. event.messageId)
-               or ("d:" .. native.body_sha256_hex(v))
     -- One write marks the delivery as seen; the reply to a duplicate does not need its key.
     local ok, aerr = config.seen:safe_add(id, true, config.dedup_ttl)
     if not ok then
@@ -265,9 +350,8 @@ function _M.receive()
     end
     local n, ierr = config.events:incr(COUNTER_KEY, 1, 0)
     local line = one_line(body)
-    local meta = concat({ one_line(tostring(event.event or "")),
-                          one_line(tostring(type(event.body) == "table" and event.body.status or "")),
-                          tostring(event.liveMode) }, "\t")
+    local meta = concat({ one_line(tostring(ev or "")), one_line(tostring(status or "")),
+                          live == nil and "" or tostring(live) }, "\t")
     local stored, serr
     if n then
         stored, serr = config.events:safe_add(n, meta .. "\t" .. line)
@@ -277,7 +361,9 @@ function _M.receive()
         return store_full(serr or ierr)
     end
     count("stored")
-    if key_index > 0 then
+    if sender then
+        count("stored_from_" .. sender.name)
+    elseif key_index > 0 then
         count("stored_with_secret_" .. key_index)
     end
     ngx.header["Content-Type"] = "application/json"

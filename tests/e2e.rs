@@ -680,3 +680,279 @@ fn dump_and_stats_refuse_remote_clients_without_the_token() {
     assert!(!log.contains(TOKEN), "the token is not logged");
     srv.assert_clean_logs();
 }
+
+/// Keys of the other senders, as the e2e config below names them.
+const GITHUB_SECRET: &str = "gh-e2e-secret";
+const STRIPE_SECRET: &str = "whsec_stripe_e2e";
+const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const RFC9421_SECRET: &str = "rfc9421-e2e-secret";
+
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Signs a request to `path` as RFC 9421 says (the base from the library, the signature here),
+/// covering the UbiOps set; `sign` makes the signature from the base.
+fn rfc9421_request(
+    path: &str,
+    body: &[u8],
+    created: i64,
+    params: &str,
+    sign: impl Fn(&[u8]) -> Vec<u8>,
+) -> Vec<(String, String)> {
+    use sha2::Digest;
+    use up42webhooks::rfc9421::{self, Base, Request};
+    let date = httpdate(created);
+    let mut headers = vec![
+        ("Date".to_string(), date),
+        ("Content-Type".to_string(), "application/json".to_string()),
+        (
+            "Content-Digest".to_string(),
+            format!("sha-512=:{}:", b64(&sha2::Sha512::digest(body))),
+        ),
+        (
+            "Signature-Input".to_string(),
+            format!("sig=(\"@method\" \"@authority\" \"@target-uri\" \"content-digest\" \"date\"){params}"),
+        ),
+        ("Signature".to_string(), "sig=:AAAA:".to_string()),
+    ];
+    let pairs: Vec<(&[u8], &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    let req = Request {
+        method: b"POST",
+        scheme: b"https",
+        authority: b"127.0.0.1",
+        target: path.as_bytes(),
+        headers: up42webhooks::Headers::Pairs(&pairs),
+    };
+    let mut base = Base::default();
+    let base = rfc9421::signature_base(&req, b"sig", &mut base)
+        .unwrap()
+        .to_vec();
+    headers[4].1 = format!("sig=:{}:", b64(&sign(&base)));
+    headers
+}
+
+/// An IMF-fixdate, as the Date header carries it.
+fn httpdate(t: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let rfc = format_rfc3339(t); // 2024-01-16T08:12:22Z
+    let (y, m, d) = (&rfc[0..4], &rfc[5..7], &rfc[8..10]);
+    let weekday = DAYS[(t.div_euclid(86_400) % 7) as usize];
+    let month = MONTHS[m.parse::<usize>().unwrap() - 1];
+    format!("{weekday}, {d} {month} {y} {} GMT", &rfc[11..19])
+}
+
+#[test]
+fn other_senders_each_in_their_own_location() {
+    let v: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("tests/vectors/senders.json")).unwrap(),
+    )
+    .unwrap();
+    let pem = v["ubiops"]["public_key_pem"].as_str().unwrap().to_string();
+    let key_dir = std::env::temp_dir().join(format!("up42wh-e2e-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&key_dir).unwrap();
+    let pem_path = key_dir.join("ubiops.pem");
+    std::fs::write(&pem_path, &pem).unwrap();
+    let configure = format!(
+        r#"require("up42webhooks").configure{{ senders = {{
+            ubiops = {{ profile = "ubiops", public_key_file = "{}", scheme = "https" }},
+            github = {{ profile = "github", secret = "{GITHUB_SECRET}" }},
+            stripe = {{ profile = "stripe", secret = "{STRIPE_SECRET}" }},
+            standard = {{ profile = "standard-webhooks", secret = "{STANDARD_SECRET}" }},
+            generic = {{ profile = "rfc9421", scheme = "https",
+                         keys = {{ {{ keyid = "e2e-hmac", hmac_secret = "{RFC9421_SECRET}" }} }} }},
+        }} }}"#,
+        pem_path.display()
+    );
+    let mut locations = String::new();
+    for name in ["ubiops", "github", "stripe", "standard", "generic"] {
+        locations.push_str(&format!(
+            "    location = /hooks/{name} {{ default_type application/json; content_by_lua_block {{ require(\"up42webhooks\").receive(\"{name}\") }} }}\n"
+        ));
+    }
+    let server = Server::start_with(
+        |conf| {
+            conf.replace("require(\"up42webhooks\").configure{}", &configure)
+                .replace(
+                    "    location = /ping {",
+                    &format!("{locations}\n    location = /ping {{"),
+                )
+        },
+        &[],
+    );
+    let t = now();
+    let post = |path: &str, headers: &[(String, String)], body: &[u8]| {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        server.request("POST", path, &h, body)
+    };
+    let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+
+    // Each sender: a valid delivery stored, its replay stored once, a tampered body refused.
+    let mut cases: Vec<Case> = Vec::new();
+
+    let seed: [u8; 32] = core::array::from_fn(|i| i as u8); // the reference signer's UbiOps seed
+    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let keyid = v["ubiops"]["keyid"].as_str().unwrap();
+    let body =
+        br#"{"event":"deployment_request_completed","request_id":"e2e-1","status":"completed"}"#;
+    let params = format!(";created={t};keyid=\"{keyid}\";alg=\"ed25519\"");
+    let headers = rfc9421_request("/hooks/ubiops", body, t, &params, |base| {
+        use ed25519_dalek::Signer;
+        signing.sign(base).to_bytes().to_vec()
+    });
+    cases.push(("/hooks/ubiops", headers, body.to_vec()));
+
+    let body = br#"{"action":"opened","number":1}"#;
+    let sig = format!(
+        "sha256={}",
+        hex(&hmac_sha256(GITHUB_SECRET.as_bytes(), &[body]))
+    );
+    cases.push((
+        "/hooks/github",
+        owned(&[
+            ("X-Hub-Signature-256", &sig),
+            ("X-GitHub-Delivery", "d-e2e-1"),
+            ("X-GitHub-Event", "issues"),
+        ]),
+        body.to_vec(),
+    ));
+
+    let body = br#"{"id":"evt_e2e_1","type":"payment_intent.succeeded","livemode":false}"#;
+    let ts = t.to_string();
+    let sig = hex(&hmac_sha256(
+        STRIPE_SECRET.as_bytes(),
+        &[ts.as_bytes(), b".", body],
+    ));
+    cases.push((
+        "/hooks/stripe",
+        owned(&[("Stripe-Signature", &format!("t={ts},v1={sig}"))]),
+        body.to_vec(),
+    ));
+
+    let body = br#"{"type":"invoice.paid","data":{"id":"in_1"}}"#;
+    let key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(&STANDARD_SECRET["whsec_".len()..])
+            .unwrap()
+    };
+    let sig = b64(&hmac_sha256(
+        &key,
+        &[b"msg_e2e_1.", ts.as_bytes(), b".", body],
+    ));
+    cases.push((
+        "/hooks/standard",
+        owned(&[
+            ("webhook-id", "msg_e2e_1"),
+            ("webhook-timestamp", &ts),
+            ("webhook-signature", &format!("v1,{sig}")),
+        ]),
+        body.to_vec(),
+    ));
+
+    let body = br#"{"event":"generic","status":"done"}"#;
+    let params = format!(";created={t};keyid=\"e2e-hmac\";nonce=\"n-e2e-1\"");
+    let headers = rfc9421_request("/hooks/generic", body, t, &params, |base| {
+        hmac_sha256(RFC9421_SECRET.as_bytes(), &[base])
+    });
+    cases.push(("/hooks/generic", headers, body.to_vec()));
+
+    for (path, headers, body) in &cases {
+        let r = post(path, headers, body);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(json(&r)["key"].is_u64(), "{path}: stored: {}", r.text());
+        let again = post(path, headers, body);
+        assert_eq!(json(&again)["msg"], "duplicate: already stored", "{path}");
+        let mut tampered = body.clone();
+        tampered[2] ^= 0x20;
+        let r = post(path, headers, &tampered);
+        assert_eq!(r.status, 401, "{path} tampered: {}", r.text());
+        // A delivery meant for one sender is refused by another.
+        let other = if *path == "/hooks/github" {
+            "/hooks/stripe"
+        } else {
+            "/hooks/github"
+        };
+        assert_eq!(post(other, headers, body).status, 401, "{path} at {other}");
+    }
+    let (lines, n) = server.dump("");
+    assert_eq!(n, cases.len() as u64, "{lines:?}");
+    for (_, _, body) in &cases {
+        assert!(lines.contains(&String::from_utf8(body.clone()).unwrap()));
+    }
+    // The dump's filters see each sender's event names.
+    assert_eq!(server.dump("?event=issues").1, 1);
+    assert_eq!(server.dump("?event=payment_intent.succeeded").1, 1);
+    assert_eq!(server.dump("?event=invoice.paid").1, 1);
+    let stats = json(&server.get("/stats"));
+    for name in ["ubiops", "github", "stripe", "standard", "generic"] {
+        assert_eq!(
+            stats["counters"][format!("stored_from_{name}")],
+            1,
+            "{stats}"
+        );
+    }
+
+    // UbiOps: an old Date is refused even under a fresh created.
+    let body = br#"{"event":"deployment_request_completed","request_id":"e2e-2"}"#;
+    let mut headers = rfc9421_request("/hooks/ubiops", body, t, &params_ubiops(t, keyid), |base| {
+        use ed25519_dalek::Signer;
+        signing.sign(base).to_bytes().to_vec()
+    });
+    assert_eq!(post("/hooks/ubiops", &headers, body).status, 200);
+    headers[0].1 = httpdate(t - 3600);
+    assert_eq!(post("/hooks/ubiops", &headers, body).status, 401);
+    let old = rfc9421_request(
+        "/hooks/ubiops",
+        body,
+        t - 3600,
+        &params_ubiops(t, keyid),
+        |base| {
+            use ed25519_dalek::Signer;
+            signing.sign(base).to_bytes().to_vec()
+        },
+    );
+    let r = post("/hooks/ubiops", &old, body);
+    assert_eq!(
+        (r.status, json(&r)["error"].as_str()),
+        (401, Some("stale")),
+        "{}",
+        r.text()
+    );
+    server.assert_clean_logs();
+    let _ = std::fs::remove_dir_all(&key_dir);
+}
+
+/// A location, the headers and the body of one delivery.
+type Case = (&'static str, Vec<(String, String)>, Vec<u8>);
+
+fn params_ubiops(t: i64, keyid: &str) -> String {
+    format!(";created={t};keyid=\"{keyid}\";alg=\"ed25519\"")
+}

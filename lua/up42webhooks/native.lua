@@ -9,6 +9,7 @@ local ffi_gc = ffi.gc
 local ffi_cast = ffi.cast
 local tonumber = tonumber
 local type = type
+local ipairs = ipairs
 
 ffi.cdef(cdef)
 
@@ -124,6 +125,92 @@ function _M.body_sha256_hex(v)
         hex[i + 1] = ("%02x"):format(v.body_sha256[i])
     end
     return table.concat(hex)
+end
+
+-- Key kinds and schemes of the C ABI, by the names configure{} uses.
+local KEY_KIND = { hmac = 1, ed25519_pem = 2, standard_webhooks = 3 }
+_M.SCHEME = { rfc9421 = 1, standard_webhooks = 2, github = 3, stripe = 4 }
+
+-- A key ring from a list of { kind = "hmac"|"ed25519_pem"|"standard_webhooks", keyid = ..., material
+-- = ... } (keyid may be nil for an Ed25519 PEM key: UbiOps' sha512 id is derived). Returns the ring
+-- and the list of its key ids, or nil, err.
+function _M.new_keyring(keys)
+    local out = ffi_new("up42wh_keyring *[1]")
+    local rc = tonumber(C.up42wh_keyring_new(out))
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    local ring = ffi_gc(out[0], C.up42wh_keyring_free)
+    local ids, slice = {}, ffi_new("up42wh_slice")
+    for i, k in ipairs(keys) do
+        local kind = KEY_KIND[k.kind]
+        local keyid, material = k.keyid or "", k.material
+        if not kind or type(material) ~= "string" or type(keyid) ~= "string" then
+            return nil, "key " .. i .. ": needs a kind (hmac, ed25519_pem, standard_webhooks) and its material"
+        end
+        rc = tonumber(C.up42wh_keyring_add(ring, kind, keyid, #keyid, material, #material, nil))
+        if rc ~= OK then
+            return nil, "key " .. i .. ": " .. _M.result_message(rc)
+        end
+        rc = tonumber(C.up42wh_keyring_keyid(ring, i - 1, slice))
+        ids[i] = rc == OK and ffi_str(slice.ptr, slice.len) or keyid
+    end
+    return ring, ids
+end
+
+-- Options for verify_message. The label and required strings are kept by the returned table, so
+-- that the pointers in the C struct stay valid as long as the options are used.
+function _M.new_message_options(scheme, o)
+    o = o or {}
+    local opts = ffi_new("up42wh_message_options")
+    local rc = tonumber(C.up42wh_message_options_init(opts, _M.SCHEME[scheme] or 0))
+    if rc ~= OK then
+        return nil, "unknown scheme " .. tostring(scheme)
+    end
+    local holder = { cdata = opts, label = o.label, required = o.required }
+    if o.label then
+        opts.label.ptr, opts.label.len = ffi_cast("const uint8_t *", o.label), #o.label
+    end
+    if o.required then
+        opts.required.ptr, opts.required.len = ffi_cast("const uint8_t *", o.required), #o.required
+    end
+    if o.max_age then opts.max_age = o.max_age end
+    if o.max_future then opts.max_future = o.max_future end
+    if o.max_body then opts.max_body = o.max_body end
+    if o.require_created ~= nil then opts.require_created = o.require_created end
+    if o.require_digest ~= nil then opts.require_digest = o.require_digest end
+    return holder
+end
+
+local message_req = ffi_new("up42wh_request")
+local message_verified = ffi_new("up42wh_message_verified")
+local up42wh_verify_message = C.up42wh_verify_message
+
+local function set_slice(slice, s)
+    slice.ptr, slice.len = s, #s
+end
+
+-- Verifies a request of another sender. `r` holds method, scheme, authority, target, raw_headers
+-- and body (strings, kept alive by the caller for the call). Returns the reused verified struct
+-- (read it before the next call) or nil, the result name and its message.
+function _M.verify_message(ring, r, now, options)
+    set_slice(message_req.method, r.method)
+    set_slice(message_req.scheme, r.scheme)
+    set_slice(message_req.authority, r.authority)
+    set_slice(message_req.target, r.target)
+    set_slice(message_req.raw_headers, r.raw_headers)
+    set_slice(message_req.body, r.body)
+    local rc = tonumber(up42wh_verify_message(ring, message_req, now, options.cdata, message_verified))
+    if rc ~= OK then
+        return nil, _M.result_name(rc), _M.result_message(rc)
+    end
+    return message_verified
+end
+
+-- The nonce of a verified message, or nil.
+function _M.nonce(v)
+    local n = tonumber(v.nonce_len)
+    return n > 0 and ffi_str(v.nonce, n) or nil
 end
 
 -- Checks an RFC 3339 timestamp against now; returns unix seconds or nil, name, message.

@@ -1,0 +1,166 @@
+-- Webhook senders besides UP42, chosen per location: `receive("name")` with
+--   configure{ senders = { name = { profile = "...", ... }, ... } }
+-- Profiles (the keys each takes):
+--   rfc9421            keys = { { keyid =, hmac_secret = | ed25519_pem = | ed25519_pem_file = }, ... },
+--                      label, required = { '"@method"', ... }, require_digest (default true)
+--   ubiops             public_key_file | public_key (PEM); keyid (default: sha512: of the key)
+--   standard-webhooks  secret(s) = "whsec_..." and/or public key(s) "whpk_..."
+--   github             secret(s)
+--   stripe             secret(s) = "whsec_..." (the endpoint secret, as Stripe shows it)
+-- and for all: tolerance, future, scheme/authority (what the sender saw, when a proxy in front
+-- changes them), secret_file (one secret a line).
+local native = require "up42webhooks.native"
+
+local type = type
+local ipairs = ipairs
+local pairs = pairs
+local tostring = tostring
+local concat = table.concat
+local open = io.open
+
+local _M = {}
+
+local function read_file(path)
+    local f, err = open(path, "rb")
+    if not f then
+        return nil, "cannot read " .. tostring(path) .. ": " .. tostring(err)
+    end
+    local text = f:read("*a")
+    f:close()
+    return text
+end
+
+local function list_of(one, many)
+    if many then return many end
+    if one then return { one } end
+    return {}
+end
+
+-- Secrets from `secret`, `secrets` or `secret_file` (one a line).
+local function secrets_of(c)
+    local list = list_of(c.secret, c.secrets)
+    if #list == 0 and c.secret_file then
+        local text, err = read_file(c.secret_file)
+        if not text then return nil, err end
+        for line in text:gmatch("[^\r\n]+") do
+            line = line:match("^%s*(.-)%s*$")
+            if line ~= "" then list[#list + 1] = line end
+        end
+    end
+    if #list == 0 then
+        return nil, "no secret (secret, secrets or secret_file)"
+    end
+    return list
+end
+
+-- UbiOps signs "@method" "@authority" "@target-uri" "content-digest" "date" with Ed25519; its
+-- example receiver insists on content-digest and date being covered, and so do we.
+local UBIOPS_REQUIRED = '"@method", "@authority", "@target-uri", "content-digest", "date"'
+
+-- Builds a sender from its configuration: { name, profile, ring, keyids, opts, scheme, ... }.
+function _M.new(name, c, defaults)
+    local profile = c.profile
+    local keys, scheme, o = {}, nil, {
+        max_age = c.tolerance or defaults.tolerance,
+        max_future = c.future or defaults.future,
+        max_body = c.max_body or defaults.max_body,
+    }
+    if profile == "rfc9421" then
+        scheme = "rfc9421"
+        for i, k in ipairs(c.keys or {}) do
+            if k.hmac_secret then
+                keys[i] = { kind = "hmac", keyid = k.keyid, material = k.hmac_secret }
+            else
+                local pem = k.ed25519_pem
+                if not pem and k.ed25519_pem_file then
+                    local err
+                    pem, err = read_file(k.ed25519_pem_file)
+                    if not pem then return nil, err end
+                end
+                keys[i] = { kind = "ed25519_pem", keyid = k.keyid, material = pem }
+            end
+        end
+        o.label = c.label
+        if c.required then o.required = concat(c.required, ", ") end
+        o.require_digest = c.require_digest
+    elseif profile == "ubiops" then
+        scheme = "rfc9421"
+        local pem, err = c.public_key, nil
+        if not pem then
+            pem, err = read_file(c.public_key_file or "/run/secrets/webhooks-public-key")
+            if not pem then return nil, err end
+        end
+        if pem:find("PRIVATE KEY", 1, true) then
+            -- As UbiOps' example does: a private key given as the trusted key is a mistake.
+            return nil, "the UbiOps key must be the public key, not a private one"
+        end
+        keys[1] = { kind = "ed25519_pem", keyid = c.keyid, material = pem }
+        o.required = UBIOPS_REQUIRED
+        o.label = c.label
+    elseif profile == "standard-webhooks" then
+        scheme = "standard_webhooks"
+        local list, err = secrets_of(c)
+        if not list then return nil, err end
+        for i, s in ipairs(list) do
+            keys[i] = { kind = "standard_webhooks", keyid = "key-" .. i, material = s }
+        end
+    elseif profile == "github" or profile == "stripe" then
+        scheme = profile
+        local list, err = secrets_of(c)
+        if not list then return nil, err end
+        for i, s in ipairs(list) do
+            keys[i] = { kind = "hmac", keyid = "secret-" .. i, material = s }
+        end
+    else
+        return nil, "unknown profile " .. tostring(profile)
+            .. " (rfc9421, ubiops, standard-webhooks, github, stripe)"
+    end
+    if #keys == 0 then
+        return nil, "no keys"
+    end
+    local ring, ids = native.new_keyring(keys)
+    if not ring then return nil, ids end
+    local opts, err = native.new_message_options(scheme, o)
+    if not opts then return nil, err end
+    return {
+        name = name, profile = profile, ring = ring, keyids = ids, opts = opts,
+        scheme = c.scheme, authority = c.authority,
+        tolerance = o.max_age, future = o.max_future,
+    }
+end
+
+-- What the dump shows of a stored event: event, status and live mode, where the sender has them.
+function _M.meta(sender, event, headers)
+    local profile = sender.profile
+    if profile == "github" then
+        return headers["x-github-event"], event.action, nil
+    elseif profile == "stripe" then
+        return event.type, nil, event.livemode
+    elseif profile == "standard-webhooks" then
+        return event.type, nil, nil
+    end
+    return event.event or event.type, event.status, nil
+end
+
+-- The id a repeated delivery shares with the first, for deduplication, or nil (then the caller
+-- uses the body digest).
+function _M.delivery_id(sender, v, event, headers)
+    local profile = sender.profile
+    if profile == "github" then
+        return headers["x-github-delivery"]
+    elseif profile == "standard-webhooks" then
+        return headers["webhook-id"]
+    elseif profile == "stripe" then
+        return type(event.id) == "string" and event.id or nil
+    end
+    return native.nonce(v)
+end
+
+function _M.names(senders)
+    local names = {}
+    for k in pairs(senders) do names[#names + 1] = k end
+    table.sort(names)
+    return concat(names, ", ")
+end
+
+return _M
