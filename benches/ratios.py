@@ -22,6 +22,15 @@ def main():
         raw = mean_ns(root, group, "verify_raw")
         print(f"{group:>6} {floor:10.0f} {verify:10.0f} {size / verify * 1e3:8.1f} {verify / floor:6.2f} "
               f"{target:6.2f} {raw:9.0f} {raw / floor:9.2f}")
+    print()
+    print(f"{'RFC 9421 B.2':>14} {'floor ns':>10} {'verify ns':>10} {'ratio':>6} {'target':>6}")
+    for alg in ("hmac", "ed25519"):
+        group = root / f"rfc9421_{alg}"
+        if not group.exists():
+            continue
+        floor = json.loads((group / "floor" / "new" / "estimates.json").read_text())["mean"]["point_estimate"]
+        verify = json.loads((group / "verify" / "new" / "estimates.json").read_text())["mean"]["point_estimate"]
+        print(f"{alg:>14} {floor:10.0f} {verify:10.0f} {verify / floor:6.2f} {1.3:6.2f}")
 
 
 if __name__ == "__main__":
