@@ -98,7 +98,8 @@ fn bench_rfc9421(c: &mut Criterion) {
     ring.add_hmac(b"test-shared-secret", &secret).unwrap();
     ring.add_ed25519_pem(Some(b"test-key-ed25519"), &read("test_key_ed25519_pub.pem"))
         .unwrap();
-    let public = up42webhooks::keyring::ed25519_public_from_pem(&read("test_key_ed25519_pub.pem")).unwrap();
+    let public =
+        up42webhooks::keyring::ed25519_public_from_pem(&read("test_key_ed25519_pub.pem")).unwrap();
     let verifying = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
     let floor_mac = hmac::Hmac::<Sha256>::new_from_slice(&secret).unwrap();
     for (name, label) in [("hmac", "sig-b25"), ("ed25519", "sig-b26")] {
@@ -142,7 +143,11 @@ fn bench_rfc9421(c: &mut Criterion) {
         } else {
             let signature = ed25519_dalek::Signature::from_slice(&sig).unwrap();
             g.bench_function(BenchmarkId::from_parameter("floor"), |bch| {
-                bch.iter(|| verifying.verify_strict(black_box(&base), &signature).is_ok())
+                bch.iter(|| {
+                    verifying
+                        .verify_strict(black_box(&base), &signature)
+                        .is_ok()
+                })
             });
         }
         g.bench_function(BenchmarkId::from_parameter("verify"), |bch| {

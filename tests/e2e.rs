@@ -956,3 +956,43 @@ type Case = (&'static str, Vec<(String, String)>, Vec<u8>);
 fn params_ubiops(t: i64, keyid: &str) -> String {
     format!(";created={t};keyid=\"{keyid}\";alg=\"ed25519\"")
 }
+
+#[test]
+fn senders_alone_need_no_up42_secret() {
+    let configure = format!(
+        r#"require("up42webhooks").configure{{ senders = {{ github = {{ profile = "github", secret = "{GITHUB_SECRET}" }} }} }}"#
+    );
+    let server = Server::start_with(
+        |conf| {
+            conf.replace("require(\"up42webhooks\").configure{}", &configure).replace(
+                "    location = /ping {",
+                "    location = /hooks/github { content_by_lua_block { require(\"up42webhooks\").receive(\"github\") } }\n\n    location = /ping {",
+            )
+        },
+        &[("UP42_WEBHOOK_SECRET", "")],
+    );
+    let body = br#"{"action":"closed"}"#;
+    let sig = format!(
+        "sha256={}",
+        hex(&hmac_sha256(GITHUB_SECRET.as_bytes(), &[body]))
+    );
+    let r = server.request(
+        "POST",
+        "/hooks/github",
+        &[
+            ("X-Hub-Signature-256", &sig),
+            ("X-GitHub-Delivery", "d-alone"),
+        ],
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // UP42's location has no secret to verify with: it says so rather than accept anything.
+    let up42 = Delivery::signed(
+        &event("job.status", "m-alone", "RUNNING", false, now(), ""),
+        SECRET,
+        now(),
+    );
+    let r = server.post(&up42);
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(server.dump("").1, 1);
+}

@@ -44,7 +44,7 @@ chmod +x "$shim/cc"
 echo "== $target: Rust tests under $qemu"
 (cd "$root" && PATH="$shim:$PATH" UP42WH_TEST_CDYLIB="$lib" cargo test --locked --target "$target" \
   --lib --test up42_vectors --test sf_conformance --test codes --test properties --test no_alloc \
-  --test luajit_cdef --test lua_module)
+  --test luajit_cdef --test lua_module --test rfc9421 --test senders)
 
 echo "== $target: Debian's luajit2:$arch under $qemu"
 luajit_root="$work/luajit-$arch"
