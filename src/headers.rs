@@ -1,7 +1,5 @@
 //! Finding request header fields by name, from a raw header block or from name/value pairs.
 
-use core::mem::MaybeUninit;
-
 use crate::ffi::up42wh_header;
 use crate::Code as Error;
 
@@ -172,7 +170,7 @@ impl<'a> Headers<'a> {
         let mut count = 0usize;
         let mut first: &[u8] = &[];
         let mut too_large = false;
-        buf.len = 0;
+        buf.clear();
         self.for_each(|n, v| {
             if !name_eq(n, name) {
                 return;
@@ -184,8 +182,8 @@ impl<'a> Headers<'a> {
                     first = v;
                     v.len() > FIELD_MAX
                 }
-                2 => !(buf.push(first) && buf.push(b", ") && buf.push(v)),
-                _ => !(buf.push(b", ") && buf.push(v)),
+                2 => [first, b", ", v].iter().any(|part| buf.push(part).is_err()),
+                _ => [b", ", v].iter().any(|part| buf.push(part).is_err()),
             };
         })?;
         if too_large {
@@ -199,49 +197,8 @@ impl<'a> Headers<'a> {
     }
 }
 
-/// Room to join a repeated field. Its bytes are not initialised until written, so that making one
-/// on every verification costs nothing.
-pub struct JoinBuf {
-    data: MaybeUninit<[u8; FIELD_MAX]>,
-    /// Bytes `..len` of `data` are initialised.
-    len: usize,
-}
-
-impl Default for JoinBuf {
-    #[inline(always)]
-    fn default() -> Self {
-        // Written as a struct literal, LLVM merges `len = 0` and the uninitialised array into one
-        // 4 KiB memset. Initialising only `len` keeps the buffer truly untouched.
-        let mut buf = MaybeUninit::<JoinBuf>::uninit();
-        // SAFETY: `data` may stay uninitialised (it is MaybeUninit) and `len` is written before
-        // assume_init, so every field is valid.
-        unsafe {
-            core::ptr::addr_of_mut!((*buf.as_mut_ptr()).len).write(0);
-            buf.assume_init()
-        }
-    }
-}
-
-impl JoinBuf {
-    /// Appends `bytes`; `false` (and nothing appended) when they do not fit.
-    fn push(&mut self, bytes: &[u8]) -> bool {
-        if bytes.len() > FIELD_MAX - self.len {
-            return false;
-        }
-        // SAFETY: len + bytes.len() <= FIELD_MAX, checked above, so the copy stays inside `data`.
-        unsafe {
-            let dst = self.data.as_mut_ptr().cast::<u8>().add(self.len);
-            core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
-        }
-        self.len += bytes.len();
-        true
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        // SAFETY: bytes ..len were written by push (the invariant on `len`); u8 has no invalid values.
-        unsafe { core::slice::from_raw_parts(self.data.as_ptr().cast::<u8>(), self.len) }
-    }
-}
+/// Room to join a repeated field.
+pub type JoinBuf = crate::buf::Buf<FIELD_MAX>;
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,7 @@
 //! digest included) in one call without allocating; [`sign`] produces the same headers. The C ABI is in
 //! [`ffi`] and described by `include/up42webhooks.h`.
 
+pub mod buf;
 pub mod code;
 pub mod ffi;
 pub mod ffi_message;

@@ -1,64 +1,9 @@
 //! RFC 8941 serialization (section 4.1) of parsed structured fields, into a fixed buffer: RFC 9421
 //! signs fields and its own parameters in their canonical serialization, not as they were sent.
 
-use core::mem::MaybeUninit;
-
+pub use crate::buf::Buf;
 use crate::sf::{self, BareItem, InnerList, Member, Mode, Params};
 use crate::Code;
-
-/// Bytes written in place, up to `N`; overflowing is an error (the input was too large to sign).
-pub struct Buf<const N: usize> {
-    data: MaybeUninit<[u8; N]>,
-    /// Bytes `..len` of `data` are initialised.
-    len: usize,
-}
-
-impl<const N: usize> Default for Buf<N> {
-    fn default() -> Self {
-        Buf {
-            data: MaybeUninit::uninit(),
-            len: 0,
-        }
-    }
-}
-
-impl<const N: usize> Buf<N> {
-    pub fn push(&mut self, bytes: &[u8]) -> Result<(), Code> {
-        let end = self.len + bytes.len();
-        if end > N {
-            return Err(Code::HeaderTooLarge);
-        }
-        // SAFETY: end <= N; the bytes written are within the array and initialised from then on.
-        unsafe {
-            let base = self.data.as_mut_ptr().cast::<u8>();
-            core::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(self.len), bytes.len());
-        }
-        self.len = end;
-        Ok(())
-    }
-
-    pub fn byte(&mut self, b: u8) -> Result<(), Code> {
-        self.push(&[b])
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: bytes ..len were written by push.
-        unsafe { core::slice::from_raw_parts(self.data.as_ptr().cast::<u8>(), self.len) }
-    }
-
-    /// Bytes `start..end` written so far.
-    pub fn range(&self, start: usize, end: usize) -> &[u8] {
-        &self.as_slice()[start..end]
-    }
-}
 
 fn integer<const N: usize>(n: i64, out: &mut Buf<N>) -> Result<(), Code> {
     let mut digits = [0u8; 20];

@@ -1,0 +1,71 @@
+//! A fixed-capacity byte buffer on the stack: for joining repeated fields and for building a
+//! signature base, where a verification must not allocate.
+
+use core::mem::MaybeUninit;
+
+use crate::Code;
+
+/// Up to `N` bytes written in place; pushing past `N` is an error (the input was too large).
+/// The bytes are not initialised until written, so that making one costs nothing.
+pub struct Buf<const N: usize> {
+    data: MaybeUninit<[u8; N]>,
+    /// Bytes `..len` of `data` are initialised.
+    len: usize,
+}
+
+impl<const N: usize> Default for Buf<N> {
+    #[inline(always)]
+    fn default() -> Self {
+        // Written as a struct literal, LLVM merges `len = 0` and the uninitialised array into one
+        // memset of the whole buffer. Initialising only `len` keeps the buffer truly untouched.
+        let mut buf = MaybeUninit::<Buf<N>>::uninit();
+        // SAFETY: `data` may stay uninitialised (it is MaybeUninit) and `len` is written before
+        // assume_init, so every field is valid.
+        unsafe {
+            core::ptr::addr_of_mut!((*buf.as_mut_ptr()).len).write(0);
+            buf.assume_init()
+        }
+    }
+}
+
+impl<const N: usize> Buf<N> {
+    /// Appends `bytes`; `HeaderTooLarge` (and nothing appended) when they do not fit.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), Code> {
+        if bytes.len() > N - self.len {
+            return Err(Code::HeaderTooLarge);
+        }
+        // SAFETY: len + bytes.len() <= N, checked above, so the copy stays inside `data`.
+        unsafe {
+            let dst = self.data.as_mut_ptr().cast::<u8>().add(self.len);
+            core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+        }
+        self.len += bytes.len();
+        Ok(())
+    }
+
+    pub fn byte(&mut self, b: u8) -> Result<(), Code> {
+        self.push(&[b])
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: bytes ..len were written by push (the invariant on `len`); u8 has no invalid values.
+        unsafe { core::slice::from_raw_parts(self.data.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    /// Bytes `start..end` written so far.
+    pub fn range(&self, start: usize, end: usize) -> &[u8] {
+        &self.as_slice()[start..end]
+    }
+}
