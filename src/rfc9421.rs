@@ -11,7 +11,7 @@ use crate::headers::{trim_ows, Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing, Material};
 use crate::sf::{self, BareItem, Member, Mode, Params};
 use crate::sf_write::{self, Buf};
-use crate::verify::{check_content_digest, decode_b64, BodyDigests};
+use crate::verify::{check_content_digest, check_window, decode_b64, BodyDigests};
 use crate::Code;
 
 /// Longest signature base.
@@ -463,7 +463,7 @@ fn verify_indexed(
     now: i64,
     opts: &Options,
 ) -> Result<Verified, Code> {
-    if opts.max_age < 0 || opts.max_future < 0 || opts.label.len() > 64 {
+    if opts.max_age < 0 || opts.max_future < 0 || opts.label.len() > crate::verify::MAX_LABEL {
         return Err(Code::InvalidArgument);
     }
     if !opts.label.is_empty() && !sf::valid_key(opts.label) {
@@ -584,19 +584,7 @@ fn verify_indexed(
     }
 
     // Freshness last, so that it is only said of authentic requests.
-    if let Some(c) = created {
-        if now.saturating_sub(c) > opts.max_age {
-            return Err(Code::Stale);
-        }
-        if c.saturating_sub(now) > opts.max_future {
-            return Err(Code::Future);
-        }
-    }
-    if let Some(e) = expires {
-        if now > e.saturating_add(opts.max_future) {
-            return Err(Code::Expired);
-        }
-    }
+    check_window(created, expires, now, opts.max_age, opts.max_future)?;
     let mut out_nonce = [0u8; NONCE_MAX];
     let mut nonce_len = 0;
     if let Some(n) = nonce {

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{HmacSha256, KeyRing, Material};
-use crate::verify::decode_b64;
+use crate::verify::{check_window, decode_b64};
 use crate::Code;
 
 /// What a successful verification learnt.
@@ -53,13 +53,7 @@ impl Limits {
     }
 
     fn fresh(&self, t: i64, now: i64) -> Result<(), Code> {
-        if now.saturating_sub(t) > self.max_age {
-            Err(Code::Stale)
-        } else if t.saturating_sub(now) > self.max_future {
-            Err(Code::Future)
-        } else {
-            Ok(())
-        }
+        check_window(Some(t), None, now, self.max_age, self.max_future)
     }
 }
 

@@ -134,13 +134,31 @@ impl Options<'_> {
 
     /// Is `t` (unix seconds) within the window around `now`?
     pub fn fresh(&self, t: i64, now: i64) -> Result<(), Code> {
-        if now.saturating_sub(t) > self.max_age {
-            Err(Code::Stale)
-        } else if t.saturating_sub(now) > self.max_future {
-            Err(Code::Future)
-        } else {
-            Ok(())
+        check_window(Some(t), None, now, self.max_age, self.max_future)
+    }
+}
+
+/// The time window every scheme checks: a signed time at most `max_age` seconds before `now` and
+/// at most `max_future` after it, and an `expires` not passed by more than `max_future` (the same
+/// allowance for clock skew).
+pub(crate) fn check_window(
+    created: Option<i64>,
+    expires: Option<i64>,
+    now: i64,
+    max_age: i64,
+    max_future: i64,
+) -> Result<(), Code> {
+    if let Some(t) = created {
+        if now.saturating_sub(t) > max_age {
+            return Err(Code::Stale);
         }
+        if t.saturating_sub(now) > max_future {
+            return Err(Code::Future);
+        }
+    }
+    match expires {
+        Some(e) if now > e.saturating_add(max_future) => Err(Code::Expired),
+        _ => Ok(()),
     }
 }
 
@@ -398,12 +416,7 @@ pub fn verify(
         .ok_or(Code::SignatureMismatch)?;
 
     // Freshness last, so that stale/future/expired are only said of authentic deliveries.
-    opts.fresh(created, now)?;
-    if let Some(expires) = expires {
-        if now > expires.saturating_add(opts.max_future) {
-            return Err(Code::Expired);
-        }
-    }
+    check_window(Some(created), expires, now, opts.max_age, opts.max_future)?;
     Ok(Verified {
         created,
         expires,
