@@ -11,7 +11,7 @@ use crate::headers::{trim_ows, Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing, Material};
 use crate::sf::{self, BareItem, Member, Mode, Params};
 use crate::sf_write::{self, Buf};
-use crate::verify::{check_content_digest, check_window, decode_b64, BodyDigests};
+use crate::verify::{check_content_digest, check_window, decode_b64, hex_value, BodyDigests};
 use crate::Code;
 
 /// Longest signature base.
@@ -113,15 +113,6 @@ fn choose<'a>(input: &'a [u8], label: &[u8]) -> Result<Chosen<'a>, Code> {
 /// The form-urlencoded percent-encode set kept as is: ASCII alphanumerics and `*-._`.
 fn form_safe(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_')
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// Decodes application/x-www-form-urlencoded text (`+` is a space, `%XX` a byte; a `%` without
@@ -309,28 +300,15 @@ fn field(req: &Request, name: &[u8], params: &Params, out: &mut Base) -> Result<
 }
 
 fn base64_item<const N: usize>(data: &[u8], out: &mut Buf<N>) -> Result<(), Code> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use base64::Engine;
     out.byte(b':')?;
-    for chunk in data.chunks(3) {
-        let n = chunk.len();
-        let v = u32::from(chunk[0]) << 16
-            | u32::from(*chunk.get(1).unwrap_or(&0)) << 8
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        let quad = [
-            ALPHABET[(v >> 18) as usize & 63],
-            ALPHABET[(v >> 12) as usize & 63],
-            if n > 1 {
-                ALPHABET[(v >> 6) as usize & 63]
-            } else {
-                b'='
-            },
-            if n > 2 {
-                ALPHABET[v as usize & 63]
-            } else {
-                b'='
-            },
-        ];
-        out.push(&quad)?;
+    // In pieces of a multiple of 3 bytes, so that only the last one is padded.
+    let mut text = [0u8; 1024];
+    for part in data.chunks(768) {
+        let n = base64::engine::general_purpose::STANDARD
+            .encode_slice(part, &mut text)
+            .map_err(|_| Code::HeaderTooLarge)?;
+        out.push(&text[..n])?;
     }
     out.byte(b':')
 }

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{HmacSha256, KeyRing, Material};
-use crate::verify::{check_window, decode_b64};
+use crate::verify::{check_window, decode_b64, hex_value};
 use crate::Code;
 
 /// What a successful verification learnt.
@@ -69,15 +69,9 @@ fn hex32(text: &[u8]) -> Option<[u8; 32]> {
     if text.len() != 64 {
         return None;
     }
-    let nibble = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    };
     let mut out = [0u8; 32];
     for (i, pair) in text.chunks(2).enumerate() {
-        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        out[i] = hex_value(pair[0])? << 4 | hex_value(pair[1])?;
     }
     Some(out)
 }

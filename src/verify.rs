@@ -196,6 +196,16 @@ impl BodyDigests<'_> {
     }
 }
 
+/// The value of a hex digit, either case.
+pub(crate) fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Values of the standard base64 alphabet; 0xff for other bytes.
 static BASE64_VALUE: [u8; 256] = {
     let mut t = [0xff; 256];

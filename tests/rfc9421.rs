@@ -568,6 +568,15 @@ fn field_parameters_as_section_2_1_shows_them() {
             "\"cache-control\": max-age=60, must-revalidate",
         ]
     );
+    // A long line in bs is encoded whole (the encoder works in pieces).
+    let long: String = (0..2000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let lines = base_lines(Message::b2().with("X-Long", &long), "\"x-long\";bs");
+    assert_eq!(
+        lines[0],
+        format!("\"x-long\";bs: :{}:", b64(long.as_bytes()))
+    );
     // The @signature-params line is the re-serialized inner list with its parameters.
     let m = Message::b2()
         .set(
