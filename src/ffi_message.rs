@@ -262,6 +262,7 @@ pub unsafe extern "C" fn up42wh_verify_message(
             v.time = s.timestamp.unwrap_or(0);
             v.has_time = s.timestamp.is_some();
             v.key_index = s.key_index as u32;
+            v.alg = s.alg as u32;
             v.body_sha256 = s.body_sha256;
         };
         match o.scheme {
@@ -293,14 +294,10 @@ pub unsafe extern "C" fn up42wh_verify_message(
                 v.nonce = r.nonce;
                 v.nonce_len = r.nonce_len;
             }
-            2 => {
-                let s = senders::standard_webhooks(ring, &headers, body, now, &limits)?;
-                simple(s, &mut v);
-                // v1a keys are Ed25519 ones.
-                if ring.is_ed25519(s.key_index) {
-                    v.alg = Alg::Ed25519 as u32;
-                }
-            }
+            2 => simple(
+                senders::standard_webhooks(ring, &headers, body, now, &limits)?,
+                &mut v,
+            ),
             3 => simple(senders::github(ring, &headers, body, &limits)?, &mut v),
             4 => simple(senders::stripe(ring, &headers, body, now, &limits)?, &mut v),
             _ => return Err(Code::InvalidArgument),

@@ -140,14 +140,6 @@ impl KeyRing {
         }
     }
 
-    /// Is the key at `index` an Ed25519 one?
-    pub fn is_ed25519(&self, index: usize) -> bool {
-        matches!(
-            self.entries.get(index).map(|e| &e.material),
-            Some(Material::Ed25519(_))
-        )
-    }
-
     /// Every key, with its index.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Material)> {
         self.entries

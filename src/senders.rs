@@ -9,15 +9,16 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::headers::{Headers, JoinBuf};
-use crate::keyring::{HmacSha256, KeyRing, Material};
+use crate::keyring::{Alg, HmacSha256, KeyRing, Material};
 use crate::verify::{check_window, decode_b64, hex_value};
 use crate::Code;
 
 /// What a successful verification learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
-    /// The key that verified, by its position in the ring.
+    /// The key that verified, by its position in the ring, and its algorithm.
     pub key_index: usize,
+    pub alg: Alg,
     /// The signed timestamp (Standard Webhooks, Stripe); GitHub signs none.
     pub timestamp: Option<i64>,
     pub body_sha256: [u8; 32],
@@ -142,6 +143,7 @@ pub fn standard_webhooks(
                 any = true;
                 let tag: [u8; 32] = raw[..32].try_into().map_err(|_| Code::MalformedSignature)?;
                 hmac_match(ring, &[id, b".", ts_text, b".", body], &tag)
+                    .map(|i| (i, Alg::HmacSha256))
             }
             (b"v1a", 64) => {
                 any = true;
@@ -155,7 +157,7 @@ pub fn standard_webhooks(
                         for part in [id, b".", ts_text, b".", body] {
                             v.update(part);
                         }
-                        v.finalize_and_verify().is_ok().then_some(i)
+                        v.finalize_and_verify().is_ok().then_some((i, Alg::Ed25519))
                     }
                     _ => None,
                 })
@@ -170,10 +172,11 @@ pub fn standard_webhooks(
     if !any {
         return Err(Code::UnsupportedAlg);
     }
-    let key_index = key_index.ok_or(Code::SignatureMismatch)?;
+    let (key_index, alg) = key_index.ok_or(Code::SignatureMismatch)?;
     limits.fresh(t, now)?;
     Ok(Verified {
         key_index,
+        alg,
         timestamp: Some(t),
         body_sha256: Sha256::digest(body).into(),
     })
@@ -202,6 +205,7 @@ pub fn github(
     let key_index = hmac_match(ring, &[body], &tag).ok_or(Code::SignatureMismatch)?;
     Ok(Verified {
         key_index,
+        alg: Alg::HmacSha256,
         timestamp: None,
         body_sha256: Sha256::digest(body).into(),
     })
@@ -257,6 +261,7 @@ pub fn stripe(
     limits.fresh(t, now)?;
     Ok(Verified {
         key_index,
+        alg: Alg::HmacSha256,
         timestamp: Some(t),
         body_sha256: Sha256::digest(body).into(),
     })

@@ -231,7 +231,10 @@ fn standard_webhooks_library_vectors_and_v1a() {
             })
         };
         let ok = run(payload, now).unwrap();
-        assert_eq!((ok.key_index, ok.timestamp), (0, Some(now)));
+        assert_eq!(
+            (ok.key_index, ok.alg, ok.timestamp),
+            (0, Alg::HmacSha256, Some(now))
+        );
         assert_eq!(run(b"{\"test\": 0}", now), Err(Code::SignatureMismatch));
         assert_eq!(run(payload, now + 301), Err(Code::Stale));
         assert_eq!(run(payload, now - 31), Err(Code::Future));
@@ -259,7 +262,7 @@ fn standard_webhooks_library_vectors_and_v1a() {
         )
     })
     .unwrap();
-    assert_eq!(ok.key_index, 1);
+    assert_eq!((ok.key_index, ok.alg), (1, Alg::Ed25519));
     let bad = with_headers(&headers, |h| {
         senders::standard_webhooks(&ring, h, b"{}", now, &Limits::default())
     });
