@@ -55,22 +55,7 @@ local COUNTER_KEY = "n"   -- the last key handed out, in the events dict
 -- Filled by configure(); a worker that forks from the master inherits it, key included.
 local config
 
-local function read_secrets_file(path)
-    local f, err = io.open(path, "rb")
-    if not f then
-        return nil, "cannot read secret file: " .. tostring(err)
-    end
-    local text = f:read("*a")
-    f:close()
-    local secrets = {}
-    for line in text:gmatch("[^\r\n]+") do
-        line = line:match("^%s*(.-)%s*$")
-        if line ~= "" then
-            secrets[#secrets + 1] = line
-        end
-    end
-    return secrets
-end
+local read_secrets_file = senders.read_secrets_file
 
 -- Configure once, in init_by_lua*. Options (all optional but a secret):
 --   secrets = {"s1", "s2"} | secret = "s" | secret_file = path (one secret a line, first signs)
@@ -229,6 +214,17 @@ local function store_full(why)
     return respond(503, { code = 503, msg = "store full, retry later" })
 end
 
+-- The body as a JSON object, or nil after answering 400 (an array or a scalar is not an event).
+local function json_object(body)
+    local event = json_decode(body)
+    if type(event) ~= "table" or body:match("^%s*%[") then
+        count("rejected_not_json_object")
+        respond(400, { code = 400, error = "not_json_object", msg = "the body is not a JSON object" })
+        return nil
+    end
+    return event
+end
+
 -- Reused for every verification of another sender: filled, used and done with before any yield.
 local message = {}
 
@@ -260,10 +256,9 @@ local function verify_sender(sender, body, now)
             return reject(401, "future", "the Date header is in the future")
         end
     end
-    local event = json_decode(body)
-    if type(event) ~= "table" or body:match("^%s*%[") then
-        count("rejected_not_json_object")
-        return respond(400, { code = 400, error = "not_json_object", msg = "the body is not a JSON object" })
+    local event = json_object(body)
+    if not event then
+        return
     end
     -- `v` is still this request's: nothing since verified or yielded.
     local id = senders.delivery_id(sender, v, event, headers)
@@ -318,10 +313,9 @@ function _M.receive(name)
             return reject(reason == "body_too_large" and 413 or 401, reason, msg)
         end
         key_index = tonumber(v.key_index)
-        event = json_decode(body)
-        if type(event) ~= "table" or body:match("^%s*%[") then
-            count("rejected_not_json_object")
-            return respond(400, { code = 400, error = "not_json_object", msg = "the body is not a JSON object" })
+        event = json_object(body)
+        if not event then
+            return
         end
         -- created is not covered by the UP42 HMAC; the body's timestamp is.
         if type(event.timestamp) ~= "string" then

@@ -36,16 +36,30 @@ local function list_of(one, many)
     return {}
 end
 
--- Secrets from `secret`, `secrets` or `secret_file` (one a line).
+-- Secrets from a file, one a line (blank lines and surrounding spaces ignored). UP42's secret
+-- file is read the same way.
+function _M.read_secrets_file(path)
+    local f, err = open(path, "rb")
+    if not f then
+        return nil, "cannot read secret file: " .. tostring(err)
+    end
+    local text = f:read("*a")
+    f:close()
+    local list = {}
+    for line in text:gmatch("[^\r\n]+") do
+        line = line:match("^%s*(.-)%s*$")
+        if line ~= "" then list[#list + 1] = line end
+    end
+    return list
+end
+
+-- Secrets from `secret`, `secrets` or `secret_file`.
 local function secrets_of(c)
     local list = list_of(c.secret, c.secrets)
     if #list == 0 and c.secret_file then
-        local text, err = read_file(c.secret_file)
-        if not text then return nil, err end
-        for line in text:gmatch("[^\r\n]+") do
-            line = line:match("^%s*(.-)%s*$")
-            if line ~= "" then list[#list + 1] = line end
-        end
+        local err
+        list, err = _M.read_secrets_file(c.secret_file)
+        if not list then return nil, err end
     end
     if #list == 0 then
         return nil, "no secret (secret, secrets or secret_file)"
