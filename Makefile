@@ -8,6 +8,9 @@ RUN_DIR ?= run
 # OpenResty when it is on the PATH, else nginx (Debian's, with libnginx-mod-http-lua).
 NGINX ?= $(shell command -v openresty || command -v nginx || echo /usr/sbin/nginx)
 RUN_ABS = $(abspath $(RUN_DIR))
+# Shell tests: is the host server (make serve) running, is the container (make run)?
+HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null
+CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean \
 	docker-check run list reload restart configtest cross cross-test test-deps
@@ -142,7 +145,7 @@ sign-example: build
 serve: build nginx-deps
 	@if [ -z "$$UP42_WEBHOOK_SECRET$$UP42_WEBHOOK_SECRET_FILE" ]; then \
 	  echo "set UP42_WEBHOOK_SECRET (or UP42_WEBHOOK_SECRET_FILE, one secret a line) first" >&2; exit 1; fi
-	@if [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null; then \
+	@if $(HOST_RUNNING); then \
 	  echo "already running (make stop first)" >&2; exit 1; fi
 	openresty/prefix.sh $(RUN_DIR) $(PORT) $(RELEASE_DIR) $(NGINX)
 	$(NGINX) -p $(RUN_ABS) -c conf/nginx.conf
@@ -155,17 +158,17 @@ serve: build nginx-deps
 
 stop:
 	@stopped=""; \
-	if [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null; then \
+	if $(HOST_RUNNING); then \
 	  $(NGINX) -p $(RUN_ABS) -c conf/nginx.conf -s stop && stopped=1 && echo "stopped the host server"; fi; \
-	if [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]; then \
+	if $(CONTAINER_RUNNING); then \
 	  $(COMPOSE_CMD) stop && stopped=1 && echo "stopped the container"; fi; \
 	[ -n "$$stopped" ] || echo "not running"
 
 # The host server's logs when it runs, else the container's.
 logs:
-	@if [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null; then \
+	@if $(HOST_RUNNING); then \
 	  exec tail -n 50 -F $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log; fi; \
-	if [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]; then \
+	if $(CONTAINER_RUNNING); then \
 	  exec $(COMPOSE_CMD) logs -f --tail=50; fi; \
 	echo "not running (make serve, or make run)" >&2; exit 1
 
@@ -188,7 +191,7 @@ COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 COMPOSE_FILES = -f docker-compose.yml \
 	$(if $(wildcard secrets/up42_webhook_secret),-f docker-compose.secret.yml) \
 	$(if $(PROD),,-f docker-compose.override.yml)
-COMPOSE_CMD = PORT=$(PORT) $(COMPOSE) $(COMPOSE_FILES)
+COMPOSE_CMD = env PORT=$(PORT) $(COMPOSE) $(COMPOSE_FILES)
 
 docker-check:
 	@command -v docker >/dev/null 2>&1 || { echo "make run needs Docker (the docker command); without it, make serve runs the same on this host" >&2; exit 1; }
