@@ -74,33 +74,28 @@ impl Message {
             .with("Signature", &text("b26_signature.txt"))
     }
 
-    fn pairs(&self) -> Vec<(&[u8], &[u8])> {
-        self.headers
+    /// Calls `f` with the message as the verifier sees it (over https, authority from Host).
+    fn with_request<T>(&self, f: impl FnOnce(&Request) -> T) -> T {
+        let pairs: Vec<(&[u8], &[u8])> = self
+            .headers
             .iter()
             .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-            .collect()
-    }
-
-    fn host(&self) -> String {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == "Host")
-            .map(|(_, v)| v.clone())
-            .unwrap()
-    }
-
-    fn base(&self, label: &str) -> Result<Vec<u8>, Code> {
-        let pairs = self.pairs();
-        let host = self.host();
-        let req = Request {
+            .collect();
+        let host = &self.headers.iter().find(|(n, _)| n == "Host").unwrap().1;
+        f(&Request {
             method: self.method.as_bytes(),
             scheme: b"https",
             authority: host.as_bytes(),
             target: self.target.as_bytes(),
             headers: Headers::Pairs(&pairs),
-        };
-        let mut base = Base::default();
-        rfc9421::signature_base(&req, label.as_bytes(), &mut base).map(|b| b.to_vec())
+        })
+    }
+
+    fn base(&self, label: &str) -> Result<Vec<u8>, Code> {
+        self.with_request(|req| {
+            let mut base = Base::default();
+            rfc9421::signature_base(req, label.as_bytes(), &mut base).map(|b| b.to_vec())
+        })
     }
 
     fn verify_with(
@@ -109,16 +104,7 @@ impl Message {
         opts: &Options,
         now: i64,
     ) -> Result<rfc9421::Verified, Code> {
-        let pairs = self.pairs();
-        let host = self.host();
-        let req = Request {
-            method: self.method.as_bytes(),
-            scheme: b"https",
-            authority: host.as_bytes(),
-            target: self.target.as_bytes(),
-            headers: Headers::Pairs(&pairs),
-        };
-        rfc9421::verify(ring, &req, &self.body, now, opts)
+        self.with_request(|req| rfc9421::verify(ring, req, &self.body, now, opts))
     }
 
     fn verify(&self, label: &str) -> Result<rfc9421::Verified, Code> {
