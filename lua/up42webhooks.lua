@@ -242,7 +242,6 @@ local function verify_sender(sender, body, now)
     if not v then
         return reject(reason == "body_too_large" and 413 or 401, reason, msg)
     end
-    local digest = native.body_sha256_hex(v)
     local headers = req.get_headers(100)
     if sender.profile == "ubiops" then
         -- Date is covered; a replayed request keeps its old Date.
@@ -262,7 +261,8 @@ local function verify_sender(sender, body, now)
     end
     -- `v` is still this request's: nothing since verified or yielded.
     local id = senders.delivery_id(sender, v, event, headers)
-    id = sender.name .. (id and (":i:" .. tostring(id)) or (":d:" .. digest))
+    -- The digest is only formatted when the sender gives no id.
+    id = sender.name .. (id and (":i:" .. tostring(id)) or (":d:" .. native.body_sha256_hex(v)))
     local ev, status, live = senders.meta(sender, event, headers)
     return event, id, ev, status, live
 end

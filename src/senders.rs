@@ -32,6 +32,17 @@ pub struct Limits {
     pub max_body: usize,
 }
 
+impl Verified {
+    fn new(key_index: usize, alg: Alg, timestamp: Option<i64>, body: &[u8]) -> Self {
+        Verified {
+            key_index,
+            alg,
+            timestamp,
+            body_sha256: Sha256::digest(body).into(),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -174,12 +185,7 @@ pub fn standard_webhooks(
     }
     let (key_index, alg) = key_index.ok_or(Code::SignatureMismatch)?;
     limits.fresh(t, now)?;
-    Ok(Verified {
-        key_index,
-        alg,
-        timestamp: Some(t),
-        body_sha256: Sha256::digest(body).into(),
-    })
+    Ok(Verified::new(key_index, alg, Some(t), body))
 }
 
 /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`. GitHub signs no time:
@@ -203,12 +209,7 @@ pub fn github(
         .ok_or(Code::MalformedSignature)?;
     let tag = hex32(hex).ok_or(Code::MalformedSignature)?;
     let key_index = hmac_match(ring, &[body], &tag).ok_or(Code::SignatureMismatch)?;
-    Ok(Verified {
-        key_index,
-        alg: Alg::HmacSha256,
-        timestamp: None,
-        body_sha256: Sha256::digest(body).into(),
-    })
+    Ok(Verified::new(key_index, Alg::HmacSha256, None, body))
 }
 
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, each `v1` an HMAC-SHA256 of
@@ -259,10 +260,5 @@ pub fn stripe(
         .fold(None, |found, hit| found.or(hit))
         .ok_or(Code::SignatureMismatch)?;
     limits.fresh(t, now)?;
-    Ok(Verified {
-        key_index,
-        alg: Alg::HmacSha256,
-        timestamp: Some(t),
-        body_sha256: Sha256::digest(body).into(),
-    })
+    Ok(Verified::new(key_index, Alg::HmacSha256, Some(t), body))
 }
