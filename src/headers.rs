@@ -6,6 +6,8 @@ use crate::Code as Error;
 /// Longest field value (after joining repeated fields) the verifier reads. nginx's own default limit
 /// for a header line is 8 KiB; signature fields are a few hundred bytes.
 pub const FIELD_MAX: usize = 4096;
+/// Most fields [`Headers::with_index`] indexes on the stack.
+pub const INDEXED_FIELDS: usize = 64;
 
 /// The request's header fields, as the caller holds them.
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +127,26 @@ impl<'a> Headers<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Calls `f` with these headers, a raw block first split into an array of fields once (on the
+    /// stack, up to [`INDEXED_FIELDS`]), so that the several lookups of a verification walk an
+    /// array instead of re-parsing lines. A larger block is passed as it is.
+    pub fn with_index<T>(&self, f: impl FnOnce(Headers) -> Result<T, Error>) -> Result<T, Error> {
+        if let Headers::Raw(_) = self {
+            let mut index: [(&[u8], &[u8]); INDEXED_FIELDS] = [(&[], &[]); INDEXED_FIELDS];
+            let mut n = 0usize;
+            self.for_each(|name, value| {
+                if let Some(slot) = index.get_mut(n) {
+                    *slot = (name, value);
+                }
+                n += 1;
+            })?;
+            if n <= INDEXED_FIELDS {
+                return f(Headers::Pairs(&index[..n]));
+            }
+        }
+        f(*self)
     }
 
     /// The values of several fields in one scan: like [`Headers::field`] for each of `names` (which

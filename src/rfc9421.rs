@@ -400,9 +400,6 @@ pub fn signature_base<'b>(
     Ok(base.as_slice())
 }
 
-/// Most header fields indexed on the stack; a request with more is read from its block each time.
-const INDEXED_FIELDS: usize = 64;
-
 /// Verifies one request signed as RFC 9421 says, with a key of `ring`: the signature base, the
 /// signature, the body against `Content-Digest` when covered, and freshness against `now`.
 pub fn verify(
@@ -412,26 +409,11 @@ pub fn verify(
     now: i64,
     opts: &Options,
 ) -> Result<Verified, Code> {
-    // The base reads several fields, each a scan of the headers: split a raw block into fields
-    // once, so that the scans walk an array instead of re-parsing lines.
-    if let Headers::Raw(_) = req.headers {
-        let mut index: [(&[u8], &[u8]); INDEXED_FIELDS] = [(&[], &[]); INDEXED_FIELDS];
-        let mut n = 0usize;
-        req.headers.for_each(|name, value| {
-            if let Some(slot) = index.get_mut(n) {
-                *slot = (name, value);
-            }
-            n += 1;
-        })?;
-        if n <= INDEXED_FIELDS {
-            let indexed = Request {
-                headers: Headers::Pairs(&index[..n]),
-                ..*req
-            };
-            return verify_indexed(ring, &indexed, body, now, opts);
-        }
-    }
-    verify_indexed(ring, req, body, now, opts)
+    // The base reads several fields, each a scan of the headers.
+    req.headers.with_index(|headers| {
+        let indexed = Request { headers, ..*req };
+        verify_indexed(ring, &indexed, body, now, opts)
+    })
 }
 
 fn verify_indexed(
