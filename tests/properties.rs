@@ -66,12 +66,17 @@ proptest! {
             verify(&key, &Headers::Pairs(&pairs), body, NOW, &Options::default())
         };
         prop_assert!(verify_now(&body, &cd, &sig).is_ok());
+        let header = which != 0 || body.is_empty();
         let target = match which {
             0 if !body.is_empty() => &mut body,
             0 | 1 => &mut cd,
             _ => &mut sig,
         };
         let i = position.index(target.len());
+        // Whitespace at either end of a header value is not part of it (RFC 9110 section 5.5):
+        // turning the last `=` or `:` into a space changes nothing a verifier may see.
+        let edge = i == 0 || i + 1 == target.len();
+        prop_assume!(!(header && edge && matches!(target[i] ^ flip, b' ' | b'\t')));
         target[i] ^= flip;
         let got = verify_now(&body, &cd, &sig);
         prop_assert!(got.is_err(), "changed byte {} of part {} and it still verified", i, which);
