@@ -1,5 +1,7 @@
 //! Finding request header fields by name, from a raw header block or from name/value pairs.
 
+use core::mem::MaybeUninit;
+
 use crate::ffi::up42wh_header;
 use crate::Code as Error;
 
@@ -82,9 +84,29 @@ pub(crate) fn trim_ows(mut v: &[u8]) -> &[u8] {
     v
 }
 
+/// The first `needle` in `hay`, eight bytes at a time (a header line is too short for memchr's
+/// call to pay off).
+#[inline]
+pub(crate) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let pattern = u64::from(needle) * ONES;
+    let (chunks, rest) = hay.as_chunks::<8>();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let x = u64::from_le_bytes(*chunk) ^ pattern;
+        // A zero byte of x is a match. The lowest set bit of this is the first one: a false hit
+        // can only come from a borrow, which runs from a true zero byte upwards.
+        let hits = x.wrapping_sub(ONES) & !x & (0x80 * ONES);
+        if hits != 0 {
+            return Some(i * 8 + (hits.trailing_zeros() / 8) as usize);
+        }
+    }
+    let at = chunks.len() * 8;
+    rest.iter().position(|&b| b == needle).map(|p| at + p)
+}
+
 /// Splits one raw header line into name and value; `None` when it is not a field line.
 fn split_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = line.iter().position(|&b| b == b':')?;
+    let colon = find_byte(b':', line)?;
     let name = &line[..colon];
     if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
         return None;
@@ -111,8 +133,15 @@ impl<'a> Headers<'a> {
                     );
                 }
             }
-            Headers::Raw(block) => {
-                for (n, line) in block.split(|&b| b == b'\n').enumerate() {
+            Headers::Raw(mut block) => {
+                let mut first = true;
+                while !block.is_empty() {
+                    // Eight bytes per step: this scan is much of a small verification.
+                    let (line, rest) = match find_byte(b'\n', block) {
+                        Some(nl) => (&block[..nl], &block[nl + 1..]),
+                        None => (block, &b""[..]),
+                    };
+                    block = rest;
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     if line.is_empty() {
                         break;
@@ -120,9 +149,10 @@ impl<'a> Headers<'a> {
                     match split_line(line) {
                         // A folded continuation line starts with whitespace, so it has no valid name.
                         Some((name, value)) => f(name, value),
-                        None if n == 0 => {} // the request line
+                        None if first => {} // the request line
                         _ => return Err(Error::MalformedHeaders),
                     }
+                    first = false;
                 }
             }
         }
@@ -134,16 +164,19 @@ impl<'a> Headers<'a> {
     /// array instead of re-parsing lines. A larger block is passed as it is.
     pub fn with_index<T>(&self, f: impl FnOnce(Headers) -> Result<T, Error>) -> Result<T, Error> {
         if let Headers::Raw(_) = self {
-            let mut index: [(&[u8], &[u8]); INDEXED_FIELDS] = [(&[], &[]); INDEXED_FIELDS];
+            // Left uninitialised: filling 64 empty pairs costs as much as indexing a small block.
+            let mut index = [const { MaybeUninit::<(&[u8], &[u8])>::uninit() }; INDEXED_FIELDS];
             let mut n = 0usize;
             self.for_each(|name, value| {
                 if let Some(slot) = index.get_mut(n) {
-                    *slot = (name, value);
+                    slot.write((name, value));
                 }
                 n += 1;
             })?;
             if n <= INDEXED_FIELDS {
-                return f(Headers::Pairs(&index[..n]));
+                // SAFETY: the first n slots were written above, and MaybeUninit<T> has T's layout.
+                let pairs = unsafe { core::slice::from_raw_parts(index.as_ptr().cast(), n) };
+                return f(Headers::Pairs(pairs));
             }
         }
         f(*self)
@@ -284,6 +317,26 @@ mod tests {
         assert!(name_eq(b"CONTENT-DIGEST", b"content-digest"));
         assert!(!name_eq(b"Content-Length", b"content-digest"));
         assert!(!name_eq(b"Signature", b"signature-input"));
+    }
+
+    #[test]
+    fn find_byte_finds_the_first_match_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for noise in [0u8, 1, 0x09, 0x0b, 0x80, 0x8a, 0xff] {
+                    let mut hay = vec![noise; len];
+                    if at < len {
+                        hay[at] = b'\n';
+                        // A second match later must not win.
+                        if at + 1 < len {
+                            hay[at + 1] = b'\n';
+                        }
+                    }
+                    let want = hay.iter().position(|&b| b == b'\n');
+                    assert_eq!(find_byte(b'\n', &hay), want, "{len} {at} {noise:#x}");
+                }
+            }
+        }
     }
 
     #[test]
