@@ -30,6 +30,7 @@ impl<const N: usize> Default for Buf<N> {
 
 impl<const N: usize> Buf<N> {
     /// Appends `bytes`; `HeaderTooLarge` (and nothing appended) when they do not fit.
+    #[inline]
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), Code> {
         if bytes.len() > N - self.len {
             return Err(Code::HeaderTooLarge);
@@ -43,8 +44,15 @@ impl<const N: usize> Buf<N> {
         Ok(())
     }
 
+    #[inline]
     pub fn byte(&mut self, b: u8) -> Result<(), Code> {
-        self.push(&[b])
+        if self.len == N {
+            return Err(Code::HeaderTooLarge);
+        }
+        // SAFETY: len < N, checked above.
+        unsafe { self.data.as_mut_ptr().cast::<u8>().add(self.len).write(b) };
+        self.len += 1;
+        Ok(())
     }
 
     pub fn clear(&mut self) {

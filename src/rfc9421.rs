@@ -340,9 +340,54 @@ impl Covered {
     }
 }
 
+/// The signature's own parameters (section 2.3), as read while serializing them.
+#[derive(Default)]
+struct SigParams<'a> {
+    created: Option<i64>,
+    expires: Option<i64>,
+    keyid: Option<sf::SfStr<'a>>,
+    alg: Option<sf::SfStr<'a>>,
+    nonce: Option<sf::SfStr<'a>>,
+}
+
+/// Serializes the signature's parameters into `out` and reads the known ones, each of which must
+/// have its type. Unknown parameters are signed with the rest and otherwise ignored.
+fn sig_params<'a, const N: usize>(
+    params: &Params<'a>,
+    out: &mut Buf<N>,
+) -> Result<SigParams<'a>, Code> {
+    let mut p = SigParams::default();
+    for (name, value) in params.iter() {
+        sf_write::param(name, &value, out)?;
+        match (name, value) {
+            (b"created", BareItem::Integer(n)) => p.created = Some(n),
+            (b"expires", BareItem::Integer(n)) => p.expires = Some(n),
+            (b"keyid", BareItem::String(s)) => p.keyid = Some(s),
+            (b"alg", BareItem::String(s)) => p.alg = Some(s),
+            (b"nonce", BareItem::String(s)) => p.nonce = Some(s),
+            (b"tag", BareItem::String(_)) => {}
+            (b"created" | b"expires" | b"keyid" | b"alg" | b"nonce" | b"tag", _) => {
+                return Err(Code::MalformedSignatureInput)
+            }
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
 /// Builds the signature base of section 2.5 for the chosen signature into `base`; returns the
-/// covered identifiers' spans.
-fn build(req: &Request, chosen: &Chosen, base: &mut Base) -> Result<Covered, Code> {
+/// covered identifiers' spans and the signature's parameters.
+fn build<'a>(
+    req: &Request,
+    chosen: &Chosen<'a>,
+    base: &mut Base,
+) -> Result<(Covered, SigParams<'a>), Code> {
+    // The @signature-params value is serialized once, in `line`, and each component's identifier
+    // is a piece of it: the inner list is parsed once more here, not once per use.
+    let mut tail = Buf::<{ crate::headers::FIELD_MAX }>::default();
+    let sig = sig_params(&chosen.params, &mut tail)?;
+    let mut line = Base::default();
+    line.push(b"\"@signature-params\": (")?;
     let mut covered = Covered {
         spans: [(0, 0); MAX_COMPONENTS],
         count: 0,
@@ -356,20 +401,24 @@ fn build(req: &Request, chosen: &Chosen, base: &mut Base) -> Result<Covered, Cod
             // Component names are lower case (field names are lower-cased, derived ones are).
             return Err(Code::MalformedSignatureInput);
         }
-        let start = base.len();
-        base.byte(b'"')?;
-        base.push(name)?;
-        base.byte(b'"')?;
-        sf_write::params(&params, base)?;
-        let end = base.len();
-        let ident = base.range(start, end);
+        if covered.count > 0 {
+            line.byte(b' ')?;
+        }
+        let at = line.len();
+        line.byte(b'"')?;
+        line.push(name)?;
+        line.byte(b'"')?;
+        sf_write::params(&params, &mut line)?;
+        let ident = line.range(at, line.len());
         if covered.contains(base, ident) {
             return Err(Code::DuplicateComponent);
         }
+        let start = base.len();
+        base.push(ident)?;
         *covered
             .spans
             .get_mut(covered.count)
-            .ok_or(Code::MalformedSignatureInput)? = (start, end);
+            .ok_or(Code::MalformedSignatureInput)? = (start, base.len());
         covered.count += 1;
         base.push(b": ")?;
         if name[0] == b'@' {
@@ -379,9 +428,10 @@ fn build(req: &Request, chosen: &Chosen, base: &mut Base) -> Result<Covered, Cod
         }
         base.byte(b'\n')?;
     }
-    base.push(b"\"@signature-params\": ")?;
-    sf_write::inner_list(&chosen.components, &chosen.params, base)?;
-    Ok(covered)
+    line.byte(b')')?;
+    line.push(tail.as_slice())?;
+    base.push(line.as_slice())?;
+    Ok((covered, sig))
 }
 
 /// The signature base of the signature labelled `label` (or the first) in `Signature-Input`.
@@ -447,28 +497,18 @@ fn verify_indexed(
         return Err(Code::MalformedSignature);
     };
 
-    // Signature parameters; each of a known one must have its type.
-    let (mut created, mut expires, mut keyid, mut alg, mut nonce) = (None, None, None, None, None);
-    for (name, value) in chosen.params.iter() {
-        match (name, value) {
-            (b"created", BareItem::Integer(n)) => created = Some(n),
-            (b"expires", BareItem::Integer(n)) => expires = Some(n),
-            (b"keyid", BareItem::String(s)) => keyid = Some(s),
-            (b"alg", BareItem::String(s)) => alg = Some(s),
-            (b"nonce", BareItem::String(s)) => nonce = Some(s),
-            (b"tag", BareItem::String(_)) => {}
-            (b"created" | b"expires" | b"keyid" | b"alg" | b"nonce" | b"tag", _) => {
-                return Err(Code::MalformedSignatureInput)
-            }
-            _ => {} // unknown parameters are signed with the rest and otherwise ignored
-        }
-    }
+    let mut base = Base::default();
+    let (covered, sig) = build(req, &chosen, &mut base)?;
+    let SigParams {
+        created,
+        expires,
+        keyid,
+        alg,
+        nonce,
+    } = sig;
     if opts.require_created && created.is_none() {
         return Err(Code::MissingCreated);
     }
-
-    let mut base = Base::default();
-    let covered = build(req, &chosen, &mut base)?;
     let mut result = Ok(());
     sf::for_each_list_member(opts.required, |m| {
         let mut ident = Buf::<256>::default();

@@ -70,16 +70,21 @@ pub fn bare_item<const N: usize>(item: &BareItem, out: &mut Buf<N>) -> Result<()
     }
 }
 
-pub fn params<const N: usize>(params: &Params, out: &mut Buf<N>) -> Result<(), Code> {
-    for (key, value) in params.iter() {
-        out.byte(b';')?;
-        out.push(key)?;
-        if value != BareItem::Boolean(true) {
-            out.byte(b'=')?;
-            bare_item(&value, out)?;
-        }
+/// One parameter: `;key`, and `=value` unless it is true.
+pub fn param<const N: usize>(key: &[u8], value: &BareItem, out: &mut Buf<N>) -> Result<(), Code> {
+    out.byte(b';')?;
+    out.push(key)?;
+    if *value != BareItem::Boolean(true) {
+        out.byte(b'=')?;
+        bare_item(value, out)?;
     }
     Ok(())
+}
+
+pub fn params<const N: usize>(params: &Params, out: &mut Buf<N>) -> Result<(), Code> {
+    params
+        .iter()
+        .try_for_each(|(key, value)| param(key, &value, out))
 }
 
 pub fn inner_list<const N: usize>(
