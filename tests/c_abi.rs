@@ -53,14 +53,7 @@ fn c_program_verifies_vectors_through_the_header() {
             cmd.arg(std::str::from_utf8(n).unwrap())
                 .arg(std::str::from_utf8(val).unwrap());
         }
-        let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            v.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = common::stdout_of(&cmd.output().unwrap(), &v.name);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], v.expect, "{} (array)", v.name);
         assert_eq!(lines[1], v.expect, "{} (raw)", v.name);

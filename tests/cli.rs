@@ -1,5 +1,7 @@
 //! The up42wh-sign tool: what it prints verifies with the library, and it never prints the secret.
 
+mod common;
+
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -72,12 +74,7 @@ fn verifies(headers: &[(String, String)], body: &[u8], at: i64) -> bool {
 fn signs_stdin_and_files_verifiably() {
     let body = br#"{"event":"job.status","x":"\u00fc"}"#;
     let out = tool(&["--created", "1700000000"], Some(SECRET), body);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (headers, rest) = headers_and_rest(&String::from_utf8(out.stdout).unwrap());
+    let (headers, rest) = headers_and_rest(&common::stdout_of(&out, "up42wh-sign"));
     assert_eq!(
         headers.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
         ["Content-Digest", "Signature-Input", "Signature"]
@@ -106,12 +103,7 @@ fn signs_stdin_and_files_verifiably() {
         None,
         b"",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (headers, _) = headers_and_rest(&String::from_utf8(out.stdout).unwrap());
+    let (headers, _) = headers_and_rest(&common::stdout_of(&out, "up42wh-sign"));
     assert!(headers[0].1.starts_with("sha-512=:") && headers[2].1.starts_with("up42-sig=:"));
     assert!(verifies(&headers, body, now()), "created defaults to now");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -124,12 +116,7 @@ fn generates_fresh_test_events() {
         ("order", "FULFILLED", "order.status"),
     ] {
         let out = tool(&["--event", kind, "--status", status], Some(SECRET), b"");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let (headers, body) = headers_and_rest(&String::from_utf8(out.stdout).unwrap());
+        let (headers, body) = headers_and_rest(&common::stdout_of(&out, "up42wh-sign"));
         assert!(
             verifies(&headers, body.as_bytes(), now()),
             "{kind} event verifies"

@@ -563,13 +563,7 @@ fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
             .env("LD_LIBRARY_PATH", &gcc_s)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            v.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = common::stdout_of(&out, &v.name);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], env!("CARGO_PKG_VERSION"));
         assert_eq!(lines[1], v.expect, "{}", v.name);

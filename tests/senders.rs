@@ -21,19 +21,10 @@ fn s(v: &Value) -> &str {
 
 #[test]
 fn committed_vectors_are_what_the_reference_signer_writes() {
-    let out = std::process::Command::new("python3")
-        .arg(common::root().join("tests/vectors/gen_senders.py"))
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "gen_senders.py: {} (make test installs Python's cryptography)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let committed = std::fs::read(common::root().join("tests/vectors/senders.json")).unwrap();
-    assert!(
-        out.stdout == committed,
-        "senders.json is stale: rerun gen_senders.py"
+    common::assert_generated(
+        "tests/vectors/gen_senders.py",
+        "tests/vectors/senders.json",
+        "make test installs Python's cryptography",
     );
 }
 

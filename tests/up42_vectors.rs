@@ -8,19 +8,10 @@ use up42webhooks::{verify, Headers, Options};
 
 #[test]
 fn committed_vectors_are_what_the_reference_signer_writes() {
-    let out = std::process::Command::new("python3")
-        .arg(common::root().join("tests/vectors/gen_up42.py"))
-        .output()
-        .expect("python3 runs the reference signer");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let committed = std::fs::read(common::root().join("tests/vectors/up42.json")).unwrap();
-    assert!(
-        out.stdout == committed,
-        "tests/vectors/up42.json is stale: regenerate it with the script"
+    common::assert_generated(
+        "tests/vectors/gen_up42.py",
+        "tests/vectors/up42.json",
+        "Python's standard library only",
     );
 }
 

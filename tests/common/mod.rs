@@ -17,6 +17,31 @@ pub fn root() -> PathBuf {
 ///
 /// `UP42WH_TEST_CDYLIB` names a library built elsewhere instead: the ARM runs under qemu-user
 /// (`make cross-test`) load the cross-built one from dist/<target>/.
+/// The standard output of a child process that must have succeeded; `what` and its standard error
+/// otherwise.
+pub fn stdout_of(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+/// A committed vector file must be exactly what its reference signer script writes today.
+pub fn assert_generated(script: &str, committed: &str, hint: &str) {
+    let out = std::process::Command::new("python3")
+        .arg(root().join(script))
+        .output()
+        .expect("python3 runs the reference signer");
+    let written = stdout_of(&out, &format!("{script} ({hint})"));
+    let in_git = std::fs::read_to_string(root().join(committed)).unwrap();
+    assert!(
+        written == in_git,
+        "{committed} is stale: regenerate it with {script}"
+    );
+}
+
 pub fn cdylib() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
