@@ -1,5 +1,5 @@
-//! A fixed-capacity byte buffer on the stack: for joining repeated fields and for building a
-//! signature base, where a verification must not allocate.
+//! A fixed-capacity byte buffer on the stack, and decimal integers formatted on the stack: for
+//! joining repeated fields and building a signature base, where a verification must not allocate.
 
 use core::mem::MaybeUninit;
 
@@ -75,5 +75,37 @@ impl<const N: usize> Buf<N> {
     /// Bytes `start..end` written so far.
     pub fn range(&self, start: usize, end: usize) -> &[u8] {
         &self.as_slice()[start..end]
+    }
+}
+
+/// `n` in decimal, written at the end of `buf`; no allocation (signing and RFC 8941 integers).
+pub(crate) fn format_i64(n: i64, buf: &mut [u8; 24]) -> &[u8] {
+    let mut i = buf.len();
+    let mut m = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_integers() {
+        let mut b = [0u8; 24];
+        assert_eq!(format_i64(0, &mut b), b"0");
+        assert_eq!(format_i64(1649955772, &mut b), b"1649955772");
+        assert_eq!(format_i64(i64::MIN, &mut b), b"-9223372036854775808");
     }
 }

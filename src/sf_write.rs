@@ -1,26 +1,14 @@
 //! RFC 8941 serialization (section 4.1) of parsed structured fields, into a fixed buffer: RFC 9421
 //! signs fields and its own parameters in their canonical serialization, not as they were sent.
 
+use crate::buf::format_i64;
 pub use crate::buf::Buf;
 use crate::sf::{self, BareItem, InnerList, Member, Mode, Params};
 use crate::Code;
 
 fn integer<const N: usize>(n: i64, out: &mut Buf<N>) -> Result<(), Code> {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = n.unsigned_abs();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        out.byte(b'-')?;
-    }
-    out.push(&digits[i..])
+    let mut digits = [0u8; 24];
+    out.push(format_i64(n, &mut digits))
 }
 
 /// A bare item, canonically: strings keep their (already minimal) escapes, byte sequences get

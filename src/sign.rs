@@ -3,6 +3,7 @@
 use base64::Engine;
 use sha2::{Digest, Sha256, Sha512};
 
+use crate::buf::format_i64;
 use crate::verify::{Key, DEFAULT_LABEL, MAX_LABEL};
 use crate::{sf, Code};
 
@@ -182,35 +183,9 @@ pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<
     Ok(out)
 }
 
-fn format_i64(n: i64, buf: &mut [u8; 24]) -> &[u8] {
-    let mut i = buf.len();
-    let mut m = n.unsigned_abs();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_integers() {
-        let mut b = [0u8; 24];
-        assert_eq!(format_i64(0, &mut b), b"0");
-        assert_eq!(format_i64(1649955772, &mut b), b"1649955772");
-        assert_eq!(format_i64(i64::MIN, &mut b), b"-9223372036854775808");
-    }
 
     #[test]
     fn keyid_is_escaped_and_label_checked() {
