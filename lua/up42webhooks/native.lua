@@ -87,6 +87,17 @@ function _M.new_key(secrets)
     return ffi_gc(out[0], C.up42wh_key_free)
 end
 
+-- The limits both option structs have, where the caller gives them.
+local function set_limits(opts, o)
+    if o.max_age then opts.max_age = o.max_age end
+    if o.max_future then opts.max_future = o.max_future end
+    if o.max_body then opts.max_body = o.max_body end
+end
+
+local function set_slice(slice, s)
+    slice.ptr, slice.len = s, #s
+end
+
 -- Verification options. The label string is kept by the returned table, so that the pointer in
 -- the C struct stays valid as long as the options are used.
 function _M.new_options(o)
@@ -101,9 +112,7 @@ function _M.new_options(o)
         opts.label = ffi_cast("const uint8_t *", o.label)
         opts.label_len = #o.label
     end
-    if o.max_age then opts.max_age = o.max_age end
-    if o.max_future then opts.max_future = o.max_future end
-    if o.max_body then opts.max_body = o.max_body end
+    set_limits(opts, o)
     return holder
 end
 
@@ -168,15 +177,9 @@ function _M.new_message_options(scheme, o)
         return nil, "unknown scheme " .. tostring(scheme)
     end
     local holder = { cdata = opts, label = o.label, required = o.required }
-    if o.label then
-        opts.label.ptr, opts.label.len = ffi_cast("const uint8_t *", o.label), #o.label
-    end
-    if o.required then
-        opts.required.ptr, opts.required.len = ffi_cast("const uint8_t *", o.required), #o.required
-    end
-    if o.max_age then opts.max_age = o.max_age end
-    if o.max_future then opts.max_future = o.max_future end
-    if o.max_body then opts.max_body = o.max_body end
+    if o.label then set_slice(opts.label, o.label) end
+    if o.required then set_slice(opts.required, o.required) end
+    set_limits(opts, o)
     if o.require_created ~= nil then opts.require_created = o.require_created end
     if o.require_digest ~= nil then opts.require_digest = o.require_digest end
     return holder
@@ -185,10 +188,6 @@ end
 local message_req = ffi_new("up42wh_request")
 local message_verified = ffi_new("up42wh_message_verified")
 local up42wh_verify_message = C.up42wh_verify_message
-
-local function set_slice(slice, s)
-    slice.ptr, slice.len = s, #s
-end
 
 -- Verifies a request of another sender. `r` holds method, scheme, authority, target, raw_headers
 -- and body (strings, kept alive by the caller for the call). Returns the reused verified struct
