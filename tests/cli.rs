@@ -56,10 +56,7 @@ fn headers_and_rest(text: &str) -> (Vec<(String, String)>, String) {
 }
 
 fn verifies(headers: &[(String, String)], body: &[u8], at: i64) -> bool {
-    let pairs: Vec<(&[u8], &[u8])> = headers
-        .iter()
-        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-        .collect();
+    let pairs = common::byte_pairs(headers);
     verify(
         &Key::new(&[SECRET]).unwrap(),
         &Headers::Pairs(&pairs),

@@ -113,11 +113,7 @@ impl Delivery {
     }
 
     fn verify_at(&self, now: i64) -> Result<(), Code> {
-        let pairs: Vec<(&[u8], &[u8])> = self
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-            .collect();
+        let pairs = common::byte_pairs(&self.headers);
         let key = Key::new(&[SECRET]).unwrap();
         let rust = verify(
             &key,

@@ -730,10 +730,7 @@ fn rfc9421_request(
         ),
         ("Signature".to_string(), "sig=:AAAA:".to_string()),
     ];
-    let pairs: Vec<(&[u8], &[u8])> = headers
-        .iter()
-        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-        .collect();
+    let pairs = common::byte_pairs(&headers);
     let req = Request {
         method: b"POST",
         scheme: b"https",

@@ -76,11 +76,7 @@ impl Message {
 
     /// Calls `f` with the message as the verifier sees it (over https, authority from Host).
     fn with_request<T>(&self, f: impl FnOnce(&Request) -> T) -> T {
-        let pairs: Vec<(&[u8], &[u8])> = self
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-            .collect();
+        let pairs = common::byte_pairs(&self.headers);
         let host = &self.headers.iter().find(|(n, _)| n == "Host").unwrap().1;
         f(&Request {
             method: self.method.as_bytes(),

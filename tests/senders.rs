@@ -62,11 +62,7 @@ impl Rfc9421Case {
     }
 
     fn run<T>(&self, f: impl FnOnce(&Request) -> T) -> T {
-        let pairs: Vec<(&[u8], &[u8])> = self
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
-            .collect();
+        let pairs = common::byte_pairs(&self.headers);
         let req = Request {
             method: self.method.as_bytes(),
             scheme: self.scheme.as_bytes(),

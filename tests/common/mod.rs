@@ -11,12 +11,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The cdylib, built for the tests that load it from C or LuaJIT. `cargo test` links the rlib and
-/// does not produce the .so, so this builds it once per test binary, into a target directory of its
-/// own (with its own lock, so that it does not wait for the `cargo test` that runs us).
-///
-/// `UP42WH_TEST_CDYLIB` names a library built elsewhere instead: the ARM runs under qemu-user
-/// (`make cross-test`) load the cross-built one from dist/<target>/.
+/// Text header pairs as the byte pairs `Headers::Pairs` takes.
+pub fn byte_pairs(headers: &[(String, String)]) -> Vec<(&[u8], &[u8])> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect()
+}
+
 /// The standard output of a child process that must have succeeded; `what` and its standard error
 /// otherwise.
 pub fn stdout_of(out: &std::process::Output, what: &str) -> String {
@@ -42,6 +44,12 @@ pub fn assert_generated(script: &str, committed: &str, hint: &str) {
     );
 }
 
+/// The cdylib, built for the tests that load it from C or LuaJIT. `cargo test` links the rlib and
+/// does not produce the .so, so this builds it once per test binary, into a target directory of its
+/// own (with its own lock, so that it does not wait for the `cargo test` that runs us).
+///
+/// `UP42WH_TEST_CDYLIB` names a library built elsewhere instead: the ARM runs under qemu-user
+/// (`make cross-test`) load the cross-built one from dist/<target>/.
 pub fn cdylib() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
