@@ -28,11 +28,20 @@ COPY --from=builder /src/target/release/libup42webhooks.so /usr/local/openresty/
 COPY lua/ /usr/local/openresty/nginx/lua/
 COPY openresty/html/ /usr/local/openresty/nginx/html/
 COPY openresty/default.conf /etc/nginx/conf.d/default.conf
-# The config is tested at build time; configure{} refuses to start without a secret, so the test
-# gets a placeholder that lives only in this one command.
-RUN echo 'listen 80;' > /usr/local/openresty/nginx/conf/up42webhooks-listen.conf \
-    && UP42_WEBHOOK_SECRET=placeholder-for-nginx-t /usr/local/openresty/bin/openresty -t -q
-EXPOSE 80
-# busybox wget: the Alpine flavour has no curl.
+COPY openresty/listen.sh /usr/local/bin/up42webhooks-listen
+COPY openresty/docker-entrypoint.sh /usr/local/bin/up42webhooks-entrypoint
+# The admin listener trusts loopback and the Docker host: the host's published 127.0.0.1 port
+# arrives from the network's gateway (not a secret; with --network host, set it to loopback).
+ENV UP42_WEBHOOK_ADMIN_ALLOW="loopback,gateway"
+# The config is tested at build time, with the listen files the entrypoint writes; configure{}
+# refuses to start without a secret, so the test gets a placeholder that lives only in this command.
+RUN UP42_WEBHOOK_SECRET=placeholder-for-nginx-t up42webhooks-entrypoint /usr/local/openresty/bin/openresty -t -q
+# 80: deliveries; 443: deliveries over TLS, when a certificate is mounted; 9889: the admin listener.
+EXPOSE 80 443 9889
+# busybox wget: the Alpine flavour has no curl. The admin listener's /ping, which loopback reaches
+# over plain HTTP whether or not the public one speaks TLS.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
-    CMD wget -q -O - http://127.0.0.1/ping | grep -q PONG || exit 1
+    CMD wget -q -O - http://127.0.0.1:9889/ping | grep -q PONG || exit 1
+# Setting an ENTRYPOINT clears the base image's CMD: name it again.
+ENTRYPOINT ["/usr/local/bin/up42webhooks-entrypoint"]
+CMD ["/usr/local/openresty/bin/openresty", "-g", "daemon off;"]

@@ -4,6 +4,15 @@
 CARGO ?= cargo
 RELEASE_DIR := target/release
 PORT ?= 9888
+# The public listener (deliveries, /ping): loopback unless opened (LISTEN=0.0.0.0:9888). With
+# TLS_CERT and TLS_KEY it speaks HTTPS (HTTP/2 and HTTP/1.1). The admin listener (dump, stats)
+# stays on loopback: ADMIN_PORT picks its port.
+LISTEN ?= 127.0.0.1:$(PORT)
+ADMIN_PORT ?= 9889
+ADMIN_LISTEN ?= 127.0.0.1:$(ADMIN_PORT)
+ADMIN_URL = http://127.0.0.1:$(ADMIN_PORT)
+TLS_CERT ?=
+TLS_KEY ?=
 RUN_DIR ?= run
 # OpenResty when it is on the PATH, else nginx (Debian's, with libnginx-mod-http-lua).
 NGINX ?= $(shell command -v openresty || command -v nginx || echo /usr/sbin/nginx)
@@ -13,15 +22,20 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean \
-	docker-check run list reload restart configtest cross cross-test test-deps
+	docker-check run list reload restart configtest cross cross-test test-deps dump stats
 
 help:
-	@echo "make serve         build and run the receiver on 127.0.0.1:PORT (default 9888), in the background;"
-	@echo "                   the secret comes from UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE"
-	@echo "make run           the same in Docker (docker compose, OpenResty Alpine image), port PORT -> 80;"
+	@echo "make serve         build and run the receiver in the background: deliveries on LISTEN"
+	@echo "                   (default 127.0.0.1:9888), dump and stats on 127.0.0.1:ADMIN_PORT (9889);"
+	@echo "                   TLS_CERT=path TLS_KEY=path for HTTPS; the secret comes from"
+	@echo "                   UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE"
+	@echo "make run           the same in Docker (docker compose, OpenResty Alpine image), port PORT -> 80,"
+	@echo "                   admin 127.0.0.1:ADMIN_PORT -> 9889, TLS_CERT/TLS_KEY -> 443;"
 	@echo "                   secret from UP42_WEBHOOK_SECRET or the file secrets/up42_webhook_secret"
-	@echo "make stop / logs   stop it / follow its logs (the host server, the container, or both)"
-	@echo "make list / reload / restart / configtest   the container: list it, HUP, restart, nginx -t"
+	@echo "make stop / logs / reload   stop it / follow its logs / re-read config and certificates (HUP)"
+	@echo "                   (the host server, the container, or both)"
+	@echo "make dump / stats  the stored events (Q='?status=FAILED' filters) / the counters, from the admin port"
+	@echo "make list / restart / configtest   the container: list it, restart, nginx -t"
 	@echo "make send-test     sign a fresh test event, post it to the running server, show the dump"
 	@echo "make build         build the library (cdylib + rlib) and the up42wh-sign tool, release mode"
 	@echo "make test          every check: formatting, clippy, the header diff and all tests"
@@ -77,10 +91,13 @@ lint: deps
 	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 # What the Docker checks need (tests/docker.rs): musl-gcc and Rust's musl target for the library
-# the image builds, docker-compose to validate the compose files (no engine needed).
+# the image builds, docker-compose to validate the compose files (no engine needed). The exposure
+# tests (tests/exposure.rs) make certificates with openssl and a second host with iproute2.
 test-deps:
 	@missing=""; \
 	command -v musl-gcc >/dev/null 2>&1 || missing="$$missing musl-tools"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	$(APT_INSTALL)
@@ -147,13 +164,17 @@ serve: build nginx-deps
 	  echo "set UP42_WEBHOOK_SECRET (or UP42_WEBHOOK_SECRET_FILE, one secret a line) first" >&2; exit 1; fi
 	@if $(HOST_RUNNING); then \
 	  echo "already running (make stop first)" >&2; exit 1; fi
-	openresty/prefix.sh $(RUN_DIR) $(PORT) $(RELEASE_DIR) $(NGINX)
+	ADMIN_LISTEN='$(ADMIN_LISTEN)' TLS_CERT='$(if $(TLS_CERT),$(abspath $(TLS_CERT)))' \
+	  TLS_KEY='$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' \
+	  openresty/prefix.sh $(RUN_DIR) '$(LISTEN)' $(RELEASE_DIR) $(NGINX)
 	$(NGINX) -p $(RUN_ABS) -c conf/nginx.conf
 	@for i in $$(seq 1 50); do \
-	  curl -fsS http://127.0.0.1:$(PORT)/ping >/dev/null 2>&1 && { \
-	    echo "serving on http://127.0.0.1:$(PORT)/receive-webhooks (logs: make logs, stop: make stop)"; exit 0; }; \
+	  curl -fsS $(ADMIN_URL)/ping >/dev/null 2>&1 && { \
+	    echo "receiving on $(if $(TLS_CERT),https,http)://$(LISTEN)/receive-webhooks"; \
+	    echo "dump and stats on $(ADMIN_URL)/dump-webhooks and /stats (loopback only)"; \
+	    echo "logs: make logs, stop: make stop"; exit 0; }; \
 	  sleep 0.1; done; \
-	echo "nginx did not answer on port $(PORT); $(RUN_DIR)/logs/error.log says:" >&2; \
+	echo "nginx did not answer on $(ADMIN_URL); $(RUN_DIR)/logs/error.log says:" >&2; \
 	tail -n 20 $(RUN_DIR)/logs/error.log >&2; exit 1
 
 stop:
@@ -172,11 +193,23 @@ logs:
 	  exec $(COMPOSE_CMD) logs -f --tail=50; fi; \
 	echo "not running (make serve, or make run)" >&2; exit 1
 
+# Posts to the public port (https, certificate unchecked, when the running host server speaks TLS:
+# this is a self-test, not a check of the certificate), then reads the admin port.
 send-test: build
-	@cmd=$$($(RELEASE_DIR)/up42wh-sign --event job --status SUCCEEDED --url http://127.0.0.1:$(PORT)/receive-webhooks) && \
-	echo "POST /receive-webhooks -> $$(sh -c "$$cmd")"
+	@if grep -qs ' ssl' $(RUN_DIR)/conf/up42webhooks-public.conf && $(HOST_RUNNING); then \
+	  url=https://127.0.0.1:$(PORT)/receive-webhooks; insecure=--insecure; \
+	else url=http://127.0.0.1:$(PORT)/receive-webhooks; insecure=; fi; \
+	cmd=$$($(RELEASE_DIR)/up42wh-sign --event job --status SUCCEEDED --url $$url) && \
+	echo "POST /receive-webhooks -> $$(sh -c "$$cmd $$insecure")"
 	@echo "GET /dump-webhooks (last lines):"
-	@curl -fsS http://127.0.0.1:$(PORT)/dump-webhooks | tail -n 2
+	@curl -fsS $(ADMIN_URL)/dump-webhooks | tail -n 2
+
+# The admin endpoints, for people and jq: make dump Q='?status=FAILED&live=true' | jq ...
+dump:
+	@curl -fsS '$(ADMIN_URL)/dump-webhooks$(Q)'
+
+stats:
+	@curl -fsS '$(ADMIN_URL)/stats$(Q)'
 
 clean:
 	@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(COMPOSE_CMD) down --rmi local; fi
@@ -188,10 +221,18 @@ clean:
 COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
 	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
 # The Docker secret file when it exists; the development override (checkout mounted) unless PROD=1.
+# TLS in the container (make run TLS_CERT=... TLS_KEY=...): docker-compose.tls.yml mounts TLS_DIR,
+# the certificates' directory, at the same path. For certbot that is /etc/letsencrypt (live/ holds
+# links into archive/, which renewals move), found from the path; else the certificate's directory.
+TLS_DIR ?= $(if $(findstring /live/,$(TLS_CERT)),$(firstword $(subst /live/, ,$(abspath $(TLS_CERT)))),$(patsubst %/,%,$(dir $(abspath $(TLS_CERT)))))
+TLS_PORT ?= 443
 COMPOSE_FILES = -f docker-compose.yml \
 	$(if $(wildcard secrets/up42_webhook_secret),-f docker-compose.secret.yml) \
+	$(if $(TLS_CERT),-f docker-compose.tls.yml) \
 	$(if $(PROD),,-f docker-compose.override.yml)
-COMPOSE_CMD = env PORT=$(PORT) $(COMPOSE) $(COMPOSE_FILES)
+COMPOSE_CMD = env PORT=$(PORT) ADMIN_PORT=$(ADMIN_PORT) \
+	$(if $(TLS_CERT),TLS_CERT=$(abspath $(TLS_CERT)) TLS_KEY=$(abspath $(TLS_KEY)) TLS_DIR=$(TLS_DIR) TLS_PORT=$(TLS_PORT)) \
+	$(COMPOSE) $(COMPOSE_FILES)
 
 docker-check:
 	@command -v docker >/dev/null 2>&1 || { echo "make run needs Docker (the docker command); without it, make serve runs the same on this host" >&2; exit 1; }
@@ -204,16 +245,26 @@ run: docker-check
 	  echo "set UP42_WEBHOOK_SECRET, or put the secret in secrets/up42_webhook_secret (a Docker secret)" >&2; exit 1; fi
 	$(COMPOSE_CMD) up -d --build
 	@for i in $$(seq 1 100); do \
-	  curl -fsS http://127.0.0.1:$(PORT)/ping >/dev/null 2>&1 && { \
-	    echo "serving on http://127.0.0.1:$(PORT)/receive-webhooks (logs: make logs, stop: make stop)"; exit 0; }; \
+	  curl -fsS $(ADMIN_URL)/ping >/dev/null 2>&1 && { \
+	    echo "receiving on http://127.0.0.1:$(PORT)/receive-webhooks$(if $(TLS_CERT), and https on port $(TLS_PORT))"; \
+	    echo "dump and stats on $(ADMIN_URL)/dump-webhooks and /stats (loopback only)"; \
+	    echo "logs: make logs, stop: make stop"; exit 0; }; \
 	  sleep 0.2; done; \
 	echo "the container does not answer on port $(PORT); its logs:" >&2; $(COMPOSE_CMD) logs --tail=20 >&2; exit 1
 
 list: docker-check
 	docker ps -f "publish=$(PORT)"
 
-reload: docker-check
-	$(COMPOSE_CMD) kill -s HUP up42webhooks
+# HUP: nginx re-reads its config, the Lua module and the certificate files (certbot's deploy hook
+# can run `make -C /path/to/up42webhooks reload`). The running master keeps its environment, so
+# no secret is needed here.
+reload:
+	@reloaded=""; \
+	if $(HOST_RUNNING); then \
+	  $(NGINX) -p $(RUN_ABS) -c conf/nginx.conf -s reload && reloaded=1 && echo "reloaded the host server"; fi; \
+	if $(CONTAINER_RUNNING); then \
+	  $(COMPOSE_CMD) kill -s HUP up42webhooks && reloaded=1 && echo "reloaded the container"; fi; \
+	[ -n "$$reloaded" ] || { echo "not running" >&2; exit 1; }
 
 restart: docker-check
 	$(COMPOSE_CMD) restart

@@ -2,12 +2,19 @@
 -- FFI) and keep the verified events in a lua_shared_dict.
 --
 --   init_by_lua_block { require("up42webhooks").configure{ secret_file = "/run/secrets/up42" } }
---   location = /receive-webhooks { content_by_lua_block { require("up42webhooks").receive() } }
---   location = /dump-webhooks    { content_by_lua_block { require("up42webhooks").dump() } }
---   location = /stats            { content_by_lua_block { require("up42webhooks").stats() } }
---   location = /ping             { content_by_lua_block { require("up42webhooks").ping() } }
+--   server { # public
+--     location = /receive-webhooks { content_by_lua_block { require("up42webhooks").receive() } }
+--     location = /ping             { content_by_lua_block { require("up42webhooks").ping() } }
+--   }
+--   server { # admin: loopback only, never proxied; the marker lets local clients in without a token
+--     set $up42webhooks_listener admin;
+--     location = /dump-webhooks    { content_by_lua_block { require("up42webhooks").dump() } }
+--     location = /stats            { content_by_lua_block { require("up42webhooks").stats() } }
+--   }
 local native = require "up42webhooks.native"
 local senders = require "up42webhooks.senders"
+local addr = require "up42webhooks.addr"
+local origin = require "up42webhooks.origin"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
@@ -29,6 +36,7 @@ local tonumber = tonumber
 local concat = table.concat
 local byte = string.byte
 local find = string.find
+local getenv = os.getenv
 local gsub = string.gsub
 local bxor = bit.bxor
 local bor = bit.bor
@@ -44,6 +52,7 @@ local DEFAULTS = {
     future = 30,                       -- seconds into the future (clock skew)
     max_body = 1024 * 1024,
     retry_after = 60,                  -- seconds, with 503 when the store is full
+    admin_allow = "loopback",          -- clients the admin listener serves without the token
     notifiable = {
         ["job.status"] = { ERROR = true, FAILED = true, CANCELLED = true, SUCCEEDED = true },
         ["order.status"] = { FULFILLED = true, FAILED_PERMANENTLY = true, ["FAILED PERMANENTLY"] = true },
@@ -57,11 +66,28 @@ local config
 
 local read_secrets_file = senders.read_secrets_file
 
+-- A configure{} value, else the environment variable's; an empty one is no value.
+local function setting(value, env)
+    if value == nil then
+        value = getenv(env)
+    end
+    if value == "" then
+        return nil
+    end
+    return value
+end
+
 -- Configure once, in init_by_lua*. Options (all optional but a secret):
 --   secrets = {"s1", "s2"} | secret = "s" | secret_file = path (one secret a line, first signs)
 --   (else the environment: UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE; declare them with
 --   nginx's `env` directive), tolerance, future, max_body, label, dict, dedup_dict,
---   admin_token (else UP42_WEBHOOK_ADMIN_TOKEN: lets non-local clients read /dump-webhooks and /stats),
+--   admin_token (else UP42_WEBHOOK_ADMIN_TOKEN: lets any client of the admin listener read
+--   /dump-webhooks and /stats), admin_allow (else UP42_WEBHOOK_ADMIN_ALLOW; default "loopback":
+--   the clients of the admin listener that need no token, see up42webhooks/addr.lua),
+--   public_url (else UP42_WEBHOOK_PUBLIC_URL: "https://host[:port]", the scheme and authority
+--   senders sign, as scheme = and authority = one by one), trusted_proxies (else
+--   UP42_WEBHOOK_TRUSTED_PROXIES: proxies whose Forwarded / X-Forwarded-Proto / -Host headers are
+--   believed, see up42webhooks/origin.lua),
 --   stats_dict, notifiable = { ["job.status"] = {"FAILED", ...}, ... }, retry_after,
 --   senders = { name = { profile = "ubiops" | "rfc9421" | "standard-webhooks" | "github" | "stripe",
 --   ... } } for other webhook senders (see up42webhooks/senders.lua), each received by
@@ -126,9 +152,27 @@ function _M.configure(o)
             error("up42webhooks: lua_shared_dict " .. name .. " is not declared", 2)
         end
     end
-    c.admin_token = o.admin_token or os.getenv("UP42_WEBHOOK_ADMIN_TOKEN")
-    if c.admin_token == "" then
-        c.admin_token = nil
+    c.admin_token = setting(o.admin_token, "UP42_WEBHOOK_ADMIN_TOKEN")
+    local aerr, perr
+    c.admin_allow, aerr = addr.new(setting(o.admin_allow, "UP42_WEBHOOK_ADMIN_ALLOW") or DEFAULTS.admin_allow)
+    if not c.admin_allow then
+        error("up42webhooks: admin_allow: " .. aerr, 2)
+    end
+    local trusted = setting(o.trusted_proxies, "UP42_WEBHOOK_TRUSTED_PROXIES")
+    if trusted then
+        c.trusted_proxies, perr = addr.new(trusted)
+        if not c.trusted_proxies then
+            error("up42webhooks: trusted_proxies: " .. perr, 2)
+        end
+    end
+    c.scheme, c.authority = o.scheme, o.authority
+    local url = setting(o.public_url, "UP42_WEBHOOK_PUBLIC_URL")
+    if url then
+        local scheme, authority = url:match("^(https?)://([^/?#]+)/?$")
+        if not scheme then
+            error("up42webhooks: public_url: not an http:// or https:// URL without a path: " .. url, 2)
+        end
+        c.scheme, c.authority = c.scheme or scheme, c.authority or authority
     end
     c.key, c.opts = key, opts
     c.events, c.seen, c.counters = ngx.shared[c.dict], ngx.shared[c.dedup_dict], ngx.shared[c.stats_dict]
@@ -232,8 +276,7 @@ local message = {}
 -- shows of it, or nil after answering.
 local function verify_sender(sender, body, now)
     message.method = req.get_method()
-    message.scheme = sender.scheme or ngx_var.scheme
-    message.authority = sender.authority or ngx_var.http_host or ngx_var.host
+    message.scheme, message.authority = origin.of_request(config, sender)
     message.target = ngx_var.request_uri
     message.raw_headers = raw_headers()
     message.body = body
@@ -365,19 +408,6 @@ function _M.receive(name)
     return ngx_exit(200)
 end
 
-local PRIVATE = {
-    "^127%.", "^10%.", "^192%.168%.", "^172%.1[6-9]%.", "^172%.2%d%.", "^172%.3[01]%.",
-    "^::1$", "^[fF][cdCD]", "^[fF][eE][89abAB]", "^::ffff:127%.", "^unix:",
-}
-
-local function is_private(addr)
-    if not addr then return false end
-    for _, p in ipairs(PRIVATE) do
-        if addr:find(p) then return true end
-    end
-    return false
-end
-
 -- Compares two strings without stopping at the first difference.
 local function same_secret(a, b)
     if #a ~= #b then
@@ -390,10 +420,17 @@ local function same_secret(a, b)
     return diff == 0
 end
 
--- Local or private clients, or anyone with the configured bearer token.
+-- Anyone with the bearer token; without it, a client of the admin listener (the server that sets
+-- $up42webhooks_listener to "admin") in admin_allow, loopback by default. Both the TCP peer and the
+-- address nginx reports (which set_real_ip_from may have taken from a header) must be in it, so a
+-- realip setting can only take trust away. On any other server the address grants nothing: a
+-- tunnel or proxy on this host connects from loopback for everyone on the internet.
 local function allowed()
-    if is_private(ngx_var.remote_addr) then
-        return true
+    if ngx_var.up42webhooks_listener == "admin" then
+        local peer = ngx_var.realip_remote_addr or ngx_var.remote_addr
+        if addr.contains(config.admin_allow, peer) and addr.contains(config.admin_allow, ngx_var.remote_addr) then
+            return true
+        end
     end
     local token = config and config.admin_token
     local auth = req.get_headers()["authorization"]
@@ -409,7 +446,8 @@ end
 local function deny()
     count("denied")
     ngx_log(WARN, "up42webhooks: denied ", ngx_var.uri, " to ", ngx_var.remote_addr)
-    return respond(403, { code = 403, msg = "forbidden: local clients or a bearer token only" })
+    return respond(403, { code = 403, error = "forbidden",
+                          msg = "forbidden: a bearer token, or a local client of the admin listener" })
 end
 
 -- For the admin handlers: answers 503 before configure() and 403 to a client that may not read,

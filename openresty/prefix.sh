@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Lays out an nginx prefix directory that runs this project's config:
-#   openresty/prefix.sh DIR PORT [LIBDIR] [NGINX]
+#   [ADMIN_LISTEN=127.0.0.1:9889] [TLS_CERT=/abs/cert.pem TLS_KEY=/abs/key.pem] \
+#   openresty/prefix.sh DIR LISTEN [LIBDIR] [NGINX]
 # DIR/conf links to openresty/{nginx,default}.conf (so edits need only a reload), DIR/lua to the Lua
-# module, DIR/lib to the directory holding libup42webhooks.so (default target/release). The two
-# per-host files are written here: the listen line (127.0.0.1:PORT) and the load_module lines that
-# Debian's nginx needs for its Lua module (none for OpenResty).
+# module, DIR/lib to the directory holding libup42webhooks.so (default target/release). The
+# per-host files are written here: the listen files (listen.sh: the public listener on LISTEN, a
+# port or address:port, with TLS when TLS_CERT and TLS_KEY are given; the admin listener on
+# ADMIN_LISTEN) and the load_module lines that Debian's nginx needs for its Lua module (none for
+# OpenResty).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-dir=${1:?usage: prefix.sh DIR PORT [LIBDIR] [NGINX]}
-port=${2:?usage: prefix.sh DIR PORT [LIBDIR] [NGINX]}
+dir=${1:?usage: prefix.sh DIR LISTEN [LIBDIR] [NGINX]}
+listen=${2:?usage: prefix.sh DIR LISTEN [LIBDIR] [NGINX]}
 libdir=${3:-$root/target/release}
 nginx=${4:-$(command -v openresty || command -v nginx || echo /usr/sbin/nginx)}
 
@@ -22,7 +25,13 @@ ln -sfn "$(cd "$libdir" && pwd)" "$dir/lib"
 ln -sfn "$root/openresty/html" "$dir/html"
 ln -sf "$root/openresty/nginx.conf" "$dir/conf/nginx.conf"
 ln -sf "$root/openresty/default.conf" "$dir/conf/default.conf"
-echo "listen 127.0.0.1:$port;" > "$dir/conf/up42webhooks-listen.conf"
+# A bare port is a port on loopback: opening it to the network is a choice (LISTEN=0.0.0.0:9888).
+case $listen in *[!0-9]*) ;; *) listen=127.0.0.1:$listen ;; esac
+if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
+  LISTEN="" TLS_LISTEN=$listen NGINX=$nginx "$root/openresty/listen.sh" "$dir/conf"
+else
+  LISTEN=$listen TLS_LISTEN="" NGINX=$nginx "$root/openresty/listen.sh" "$dir/conf"
+fi
 
 modules="$dir/conf/up42webhooks-modules.conf"
 : > "$modules"

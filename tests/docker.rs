@@ -229,17 +229,39 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
         )]
     );
 
-    // default.conf includes the listen line, relative to nginx.conf's directory ($prefix/conf).
-    assert!(conf.contains("include up42webhooks-listen.conf;"));
+    // default.conf includes the two listen files, relative to nginx.conf's directory
+    // ($prefix/conf), where the entrypoint has listen.sh write them at every start.
+    assert!(conf.contains("include up42webhooks-public.conf;"));
+    assert!(conf.contains("include up42webhooks-admin.conf;"));
+    assert_eq!(dest_of("openresty/listen.sh"), LISTEN_SH);
+    assert_eq!(dest_of("openresty/docker-entrypoint.sh"), ENTRYPOINT);
+    let entrypoint = std::fs::read_to_string(root.join("openresty/docker-entrypoint.sh")).unwrap();
+    assert!(entrypoint.contains(&format!("{LISTEN_SH} {PREFIX}conf")));
+    assert_eq!(
+        in_stage(&d, 1, "ENTRYPOINT"),
+        [format!("[\"{ENTRYPOINT}\"]")]
+    );
+    // An ENTRYPOINT clears the base image's CMD: ours names OpenResty in the foreground again.
+    assert_eq!(
+        in_stage(&d, 1, "CMD"),
+        [r#"["/usr/local/openresty/bin/openresty", "-g", "daemon off;"]"#]
+    );
+    // The config is tested at build time, through the entrypoint (so with the files it writes)
+    // and with a placeholder secret that only that command sees.
     let runs = in_stage(&d, 1, "RUN").join("\n");
-    assert!(runs.contains(&format!(
-        "echo 'listen 80;' > {PREFIX}conf/up42webhooks-listen.conf"
+    assert!(runs.contains(
+        "UP42_WEBHOOK_SECRET=placeholder-for-nginx-t up42webhooks-entrypoint /usr/local/openresty/bin/openresty -t"
+    ));
+    assert_eq!(in_stage(&d, 1, "EXPOSE"), ["80 443 9889"]);
+    // The admin listener trusts loopback and the Docker host (the gateway its published port
+    // arrives from), nothing else.
+    assert!(env_of(&d, 1).contains(&(
+        "UP42_WEBHOOK_ADMIN_ALLOW".to_string(),
+        "loopback,gateway".to_string()
     )));
-    // The config is tested at build time, with a placeholder secret that only that command sees.
-    assert!(runs.contains("/usr/local/openresty/bin/openresty -t"));
-    assert_eq!(in_stage(&d, 1, "EXPOSE"), ["80"]);
 
-    // The health check asks /ping for PONG, with busybox wget (no curl in the Alpine flavour).
+    // The health check asks the admin listener's /ping for PONG, with busybox wget (no curl in
+    // the Alpine flavour): plain HTTP on loopback whether or not the public side speaks TLS.
     let health = in_stage(&d, 1, "HEALTHCHECK");
     assert_eq!(health.len(), 1);
     let cmd = health[0]
@@ -247,19 +269,135 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
         .expect("HEALTHCHECK ... CMD")
         .1;
     assert_eq!(cmd, HEALTH_CMD);
-    assert!(conf.contains("location = /ping"));
+    let admin = &conf[conf.find("include up42webhooks-admin.conf;").unwrap()..];
+    assert!(admin.contains("location = /ping"));
 }
 
-const HEALTH_CMD: &str = "wget -q -O - http://127.0.0.1/ping | grep -q PONG || exit 1";
+const LISTEN_SH: &str = "/usr/local/bin/up42webhooks-listen";
+const ENTRYPOINT: &str = "/usr/local/bin/up42webhooks-entrypoint";
+
+/// The entrypoint run here with the image's paths pointed at a scratch directory and a stand-in
+/// OpenResty: the listen files it writes for `env`.
+fn entrypoint_writes(env: &[(&str, &str)]) -> (String, String) {
+    let root = common::root();
+    let dir = std::env::temp_dir().join(format!(
+        "up42wh-entrypoint-{}-{}",
+        std::process::id(),
+        env.len()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("conf")).unwrap();
+    let openresty = dir.join("openresty");
+    std::fs::write(
+        &openresty,
+        "#!/bin/sh\necho 'nginx version: openresty/1.27.1.2' >&2\n",
+    )
+    .unwrap();
+    let script = std::fs::read_to_string(root.join("openresty/docker-entrypoint.sh"))
+        .unwrap()
+        .replace(
+            LISTEN_SH,
+            &root.join("openresty/listen.sh").display().to_string(),
+        )
+        .replace(
+            &format!("{PREFIX}conf"),
+            &dir.join("conf").display().to_string(),
+        )
+        .replace(
+            "/usr/local/openresty/bin/openresty",
+            &openresty.display().to_string(),
+        );
+    let entry = dir.join("entrypoint.sh");
+    std::fs::write(&entry, script).unwrap();
+    for f in [&entry, &openresty] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let mut c = Command::new("sh");
+    c.arg(&entry).args(["echo", "ran the command"]);
+    for name in [
+        "LISTEN",
+        "TLS_LISTEN",
+        "ADMIN_LISTEN",
+        "TLS_CERT",
+        "TLS_KEY",
+        "UP42_WEBHOOK_TLS_CERT",
+        "UP42_WEBHOOK_TLS_KEY",
+    ] {
+        c.env_remove(name);
+    }
+    let out = c.envs(env.iter().copied()).output().unwrap();
+    assert_eq!(
+        common::stdout_of(&out, "the entrypoint"),
+        "ran the command\n"
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.join("conf").join(f)).unwrap();
+    let files = (
+        read("up42webhooks-public.conf"),
+        read("up42webhooks-admin.conf"),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    files
+}
+
+#[test]
+fn the_entrypoint_listens_on_80_and_9889_and_on_443_with_a_certificate() {
+    let (public, admin) = entrypoint_writes(&[]);
+    assert!(
+        public.contains("listen 80;\n") && !public.contains("ssl"),
+        "{public}"
+    );
+    assert!(public.contains("set $up42webhooks_admin_port 9889;"));
+    assert!(admin.contains("listen 9889;\n"), "{admin}");
+    // A certificate (any readable file will do for listen.sh; nginx checks it at start).
+    let cert = common::root().join("Cargo.toml").display().to_string();
+    let (public, _) = entrypoint_writes(&[
+        ("UP42_WEBHOOK_TLS_CERT", cert.as_str()),
+        ("UP42_WEBHOOK_TLS_KEY", cert.as_str()),
+    ]);
+    for line in [
+        "listen 80;".to_string(),
+        "listen 443 ssl;".to_string(),
+        "http2 on;".to_string(),
+        format!("ssl_certificate {cert};"),
+        format!("ssl_certificate_key {cert};"),
+    ] {
+        assert!(public.lines().any(|l| l == line), "{line} in {public}");
+    }
+}
+
+const HEALTH_CMD: &str = "wget -q -O - http://127.0.0.1:9889/ping | grep -q PONG || exit 1";
 
 /// `docker-compose config` (Debian's docker-compose, or the compose plugin) on the given files,
 /// as JSON. It validates the files against the compose schema and resolves them, without an engine.
 fn compose_config(files: &[&str]) -> Value {
+    compose_config_with(files, &[]).expect("docker-compose config")
+}
+
+/// The same with the variables that make passes (the others of make's unset); the tool's error
+/// when it refuses.
+fn compose_config_with(files: &[&str], env: &[(&str, &str)]) -> Result<Value, String> {
     let root = common::root();
     let mut tried = Vec::new();
     for cmd in [vec!["docker-compose"], vec!["docker", "compose"]] {
         let mut c = Command::new(cmd[0]);
-        c.args(&cmd[1..]).current_dir(&root).env_remove("PORT");
+        c.args(&cmd[1..]).current_dir(&root);
+        // Hermetic: what the shell running the tests exports is not what the files say.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("UP42_WEBHOOK_") {
+                c.env_remove(name);
+            }
+        }
+        for name in [
+            "PORT",
+            "ADMIN_PORT",
+            "TLS_CERT",
+            "TLS_KEY",
+            "TLS_DIR",
+            "TLS_PORT",
+        ] {
+            c.env_remove(name);
+        }
+        c.envs(env.iter().copied());
         for f in files {
             c.args(["-f", f]);
         }
@@ -281,17 +419,49 @@ fn compose_config(files: &[&str]) -> Value {
                     })
                     .expect("python3 with yaml (a docker-compose dependency)");
                 assert!(yaml_to_json.status.success());
-                return serde_json::from_slice(&yaml_to_json.stdout).unwrap();
+                return Ok(serde_json::from_slice(&yaml_to_json.stdout).unwrap());
             }
-            Ok(out) => panic!(
-                "{} config {files:?} failed: {}",
-                cmd.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            ),
+            Ok(out) => {
+                return Err(format!(
+                    "{} config {files:?} failed: {}",
+                    cmd.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
             Err(e) => tried.push(format!("{}: {e}", cmd.join(" "))),
         }
     }
     panic!("no docker-compose to validate with (make test installs it): {tried:?}");
+}
+
+/// A service's published ports as (host address, host port, container port); v1 renders some
+/// long-form and some as text, the plugin may render all long-form.
+fn ports(service: &Value) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = service["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            if let Some(text) = p.as_str() {
+                let text = text.trim_end_matches("/tcp");
+                let parts: Vec<&str> = text.split(':').collect();
+                match parts[..] {
+                    [ip, host, target] => (ip.to_string(), host.to_string(), target.to_string()),
+                    [host, target] => (String::new(), host.to_string(), target.to_string()),
+                    _ => panic!("port {text}"),
+                }
+            } else {
+                let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                (
+                    p["host_ip"].as_str().unwrap_or_default().to_string(),
+                    text(&p["published"]),
+                    text(&p["target"]),
+                )
+            }
+        })
+        .collect();
+    out.sort_by_key(|p| p.2.parse::<u32>().unwrap());
+    out
 }
 
 fn service(config: &Value) -> &Value {
@@ -306,18 +476,34 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
     let s = service(&base);
     assert_eq!(s["image"], "up42webhooks:local");
     assert_eq!(s["restart"], "unless-stopped");
-    // v1 renders ports long-form; the plugin may too.
-    let port = &s["ports"][0];
-    let (published, target) = if let Some(text) = port.as_str() {
-        let (p, t) = text.split_once(':').unwrap();
-        (p.to_string(), t.to_string())
-    } else {
-        (
-            port["published"].to_string().replace('"', ""),
-            port["target"].to_string(),
-        )
-    };
-    assert_eq!((published.as_str(), target.as_str()), ("9888", "80"));
+    // Deliveries on every interface; the admin listener on the host's loopback only.
+    assert_eq!(
+        ports(s),
+        [
+            ("".to_string(), "9888".to_string(), "80".to_string()),
+            (
+                "127.0.0.1".to_string(),
+                "9889".to_string(),
+                "9889".to_string()
+            )
+        ]
+    );
+    let moved = compose_config_with(
+        &["docker-compose.yml"],
+        &[("PORT", "8080"), ("ADMIN_PORT", "7001")],
+    )
+    .unwrap();
+    assert_eq!(
+        ports(service(&moved)),
+        [
+            ("".to_string(), "8080".to_string(), "80".to_string()),
+            (
+                "127.0.0.1".to_string(),
+                "7001".to_string(),
+                "9889".to_string()
+            )
+        ]
+    );
     assert_eq!(s["healthcheck"]["test"][0], "CMD-SHELL");
     assert_eq!(s["healthcheck"]["test"][1], HEALTH_CMD);
     // The secret is passed through from the caller's environment, never given a value here.
@@ -327,6 +513,48 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
         s.get("volumes").is_none(),
         "the base file runs what the image carries"
     );
+
+    // HTTPS (make run TLS_CERT=... TLS_KEY=...): port 443, the certificates' directory mounted
+    // read-only at the same path (certbot's live/ links point into archive/), their names passed
+    // to the entrypoint. Without them compose refuses, naming what is missing.
+    let le = "/etc/letsencrypt/live/hooks.example.com";
+    let tls_env = [
+        ("TLS_CERT", &*format!("{le}/fullchain.pem")),
+        ("TLS_KEY", &*format!("{le}/privkey.pem")),
+        ("TLS_DIR", "/etc/letsencrypt"),
+    ]
+    .map(|(k, v)| (k, v.to_string()));
+    let tls_env: Vec<(&str, &str)> = tls_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let tls =
+        compose_config_with(&["docker-compose.yml", "docker-compose.tls.yml"], &tls_env).unwrap();
+    let st = service(&tls);
+    assert_eq!(
+        ports(st),
+        [
+            ("".to_string(), "9888".to_string(), "80".to_string()),
+            ("".to_string(), "443".to_string(), "443".to_string()),
+            (
+                "127.0.0.1".to_string(),
+                "9889".to_string(),
+                "9889".to_string()
+            )
+        ]
+    );
+    assert_eq!(
+        st["environment"]["UP42_WEBHOOK_TLS_CERT"],
+        format!("{le}/fullchain.pem")
+    );
+    assert_eq!(
+        st["environment"]["UP42_WEBHOOK_TLS_KEY"],
+        format!("{le}/privkey.pem")
+    );
+    assert_eq!(
+        st["volumes"],
+        serde_json::json!(["/etc/letsencrypt:/etc/letsencrypt:ro"])
+    );
+    let err =
+        compose_config_with(&["docker-compose.yml", "docker-compose.tls.yml"], &[]).unwrap_err();
+    assert!(err.contains("set TLS_CERT"), "{err}");
 
     // The Docker-secret variant: a file mounted under /run/secrets, named to configure{}.
     let with_secret = compose_config(&["docker-compose.yml", "docker-compose.secret.yml"]);

@@ -62,6 +62,10 @@ fn setup() -> (Lua, Table) {
         .set("ngx", fake.get::<Table>("ngx").unwrap())
         .unwrap();
     lua.globals().set("fake", fake.clone()).unwrap();
+    // Hermetic: the module reads its settings from fake.env, never from the shell that runs us.
+    lua.load("fake.env = {} os.getenv = function(k) return fake.env[k] end")
+        .exec()
+        .unwrap();
     (lua, fake)
 }
 
@@ -110,6 +114,13 @@ fn delivery(lua: &Lua, body: &str, secret: &str) -> Table {
     r.set("headers", headers).unwrap();
     r.set("body", body).unwrap();
     r
+}
+
+/// A GET from loopback on the admin listener.
+fn local_admin_get(lua: &Lua) -> Table {
+    lua.load("return { method = 'GET', remote_addr = '127.0.0.1', listener = 'admin' }")
+        .eval()
+        .unwrap()
 }
 
 fn json(text: &str) -> serde_json::Value {
@@ -227,7 +238,7 @@ fn receive_verifies_deduplicates_and_stores() {
     );
     assert!(!text.iter().any(|l| l.contains(SECRET)));
 
-    let (status, text, _) = run(&lua, "stats", lua.create_table().unwrap());
+    let (status, text, _) = run(&lua, "stats", local_admin_get(&lua));
     let stats = json(&text);
     assert_eq!(status, 200);
     assert_eq!(
@@ -275,7 +286,7 @@ fn a_full_store_refuses_with_503_and_lets_the_retry_through() {
         503,
         "a refused delivery is not remembered as seen"
     );
-    let (_, dump, _) = run(&lua, "dump", lua.create_table().unwrap());
+    let (_, dump, _) = run(&lua, "dump", local_admin_get(&lua));
     assert_eq!(
         dump.lines().count(),
         3,
@@ -303,14 +314,19 @@ fn dump_filters_access_and_the_original_names() {
             200
         );
     }
-    let dump = |args: &str, remote: &str, auth: Option<&str>| {
+    // On the admin listener unless `listener` says otherwise; `peer` is the TCP peer when
+    // set_real_ip_from gave nginx another client address.
+    let get = |handler: &str, args: &str, remote: &str, extra: &str, auth: Option<&str>| {
         let r: Table = lua
-            .load(format!("return {{ method = 'GET', args = {{ {args} }}, remote_addr = '{remote}', headers = {{ {} }} }}",
+            .load(format!("return {{ method = 'GET', args = {{ {args} }}, remote_addr = '{remote}', {extra} headers = {{ {} }} }}",
                 auth.map(|a| format!("{{'Authorization', '{a}'}}")).unwrap_or_default()))
             .eval()
             .unwrap();
-        run(&lua, "dump", r)
+        run(&lua, handler, r)
     };
+    const ADMIN: &str = "listener = 'admin',";
+    let dump =
+        |args: &str, remote: &str, auth: Option<&str>| get("dump", args, remote, ADMIN, auth);
     let (status, text, _) = dump("", "127.0.0.1", None);
     assert_eq!(status, 200);
     let lines: Vec<&str> = text.lines().collect();
@@ -318,7 +334,7 @@ fn dump_filters_access_and_the_original_names() {
     assert!(lines[0].contains(r#""messageId":"a""#) && lines[2].contains(r#""messageId":"c""#));
     assert_eq!(json(lines[3])["number_webhooks_received"], 3);
     assert_eq!(
-        dump("status = 'FAILED'", "10.1.2.3", None)
+        dump("status = 'FAILED'", "127.0.0.9", None)
             .1
             .lines()
             .count(),
@@ -332,16 +348,46 @@ fn dump_filters_access_and_the_original_names() {
         2
     );
     assert_eq!(dump("since = '2'", "127.0.0.1", None).1.lines().count(), 2);
-    assert_eq!(dump("", "203.0.113.9", None).0, 403);
-    assert_eq!(dump("", "203.0.113.9", Some("Bearer nope")).0, 403);
-    assert_eq!(dump("", "203.0.113.9", Some("Bearer tok")).0, 200);
+    for handler in ["dump", "stats"] {
+        // A private address is not a local one (Docker's bridge, a LAN): it needs the token.
+        for remote in [
+            "10.1.2.3",
+            "172.17.0.1",
+            "192.168.1.20",
+            "203.0.113.9",
+            "::2",
+        ] {
+            let (status, text, _) = get(handler, "", remote, ADMIN, None);
+            assert_eq!(status, 403, "{handler} from {remote}");
+            assert_eq!(json(&text)["error"], "forbidden");
+            assert_eq!(get(handler, "", remote, ADMIN, Some("Bearer nope")).0, 403);
+            assert_eq!(get(handler, "", remote, ADMIN, Some("Bearer tok")).0, 200);
+        }
+        // Outside the admin listener loopback grants nothing: a tunnel connects from there.
+        assert_eq!(get(handler, "", "127.0.0.1", "", None).0, 403, "{handler}");
+        assert_eq!(get(handler, "", "127.0.0.1", "", Some("Bearer tok")).0, 200);
+        // A loopback peer that set_real_ip_from says stands for a remote client is remote, and a
+        // header cannot make a remote peer local.
+        let forwarded = "listener = 'admin', peer = '127.0.0.1',";
+        assert_eq!(get(handler, "", "203.0.113.9", forwarded, None).0, 403);
+        let forged = "listener = 'admin', peer = '203.0.113.9',";
+        assert_eq!(get(handler, "", "127.0.0.1", forged, None).0, 403);
+    }
+    let token_logged: bool = lua
+        .load("for _, l in ipairs(fake.logs) do if l[2]:find('Bearer', 1, true) then return true end end return false")
+        .eval()
+        .unwrap();
+    assert!(!token_logged, "no log line has the Authorization header");
 
     let same: bool = lua
         .load("local m = require 'up42webhooks' return m.set_key_value_webhook == m.receive and m.dump_webhooks == m.dump")
         .eval()
         .unwrap();
     assert!(same);
-    let r: Table = lua.load("return { method = 'GET' }").eval().unwrap();
+    let r: Table = lua
+        .load("return { method = 'GET', listener = 'admin' }")
+        .eval()
+        .unwrap();
     lua.load("fake.request(...)").call::<()>(r).unwrap();
     let count: String = lua
         .load("return require('up42webhooks').dump_cardinality()")
@@ -370,7 +416,7 @@ fn a_multi_line_body_is_stored_as_one_dump_line() {
     assert!(pretty.contains('\n') && pretty.contains('\r') && pretty.contains('\t'));
     assert_eq!(run(&lua, "receive", delivery(&lua, &pretty, SECRET)).0, 200);
     let r: Table = lua
-        .load("return { method = 'GET', args = {}, remote_addr = '127.0.0.1', headers = {} }")
+        .load("return { method = 'GET', args = {}, remote_addr = '127.0.0.1', listener = 'admin', headers = {} }")
         .eval()
         .unwrap();
     let (status, text, _) = run(&lua, "dump", r);
@@ -389,4 +435,210 @@ fn a_multi_line_body_is_stored_as_one_dump_line() {
         .collect();
     assert_eq!(lines[0], expected);
     assert_eq!(json(lines[1])["number_webhooks_received"], 1);
+}
+
+#[test]
+fn address_lists_match_networks_loopback_and_the_gateway() {
+    let (lua, _) = setup();
+    // A container's routing table: the default route's gateway is 172.18.0.1 (little-endian hex).
+    let route = std::env::temp_dir().join(format!("up42wh-route-{}", std::process::id()));
+    std::fs::write(
+        &route,
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+         eth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+         eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n",
+    )
+    .unwrap();
+    let check = |list: &str, addr: &str| -> bool {
+        lua.load(format!(
+            "local a = require 'up42webhooks.addr' return a.contains(assert(a.new({list}, '{}')), '{addr}')",
+            route.display()
+        ))
+        .eval()
+        .unwrap()
+    };
+    for (list, addr, expected) in [
+        ("'loopback'", "127.0.0.1", true),
+        ("'loopback'", "127.255.0.3", true),
+        ("'loopback'", "::1", true),
+        ("'loopback'", "::ffff:127.0.0.1", true),
+        ("'loopback'", "unix:", true),
+        ("'loopback'", "128.0.0.1", false),
+        ("'loopback'", "10.0.0.1", false),
+        ("'loopback'", "::2", false),
+        ("'loopback'", "fe80::1", false),
+        ("'loopback'", "not an address", false),
+        ("'10.0.0.0/8, 192.0.2.7'", "10.200.3.4", true),
+        ("'10.0.0.0/8, 192.0.2.7'", "11.0.0.0", false),
+        ("'10.0.0.0/8, 192.0.2.7'", "192.0.2.7", true),
+        ("'10.0.0.0/8, 192.0.2.7'", "192.0.2.8", false),
+        ("{ '192.0.2.128/25' }", "192.0.2.127", false),
+        ("{ '192.0.2.128/25' }", "192.0.2.255", true),
+        ("{ '0.0.0.0/0' }", "198.51.100.1", true),
+        ("'gateway'", "172.18.0.1", true),
+        ("'gateway'", "172.18.0.2", false),
+        ("'gateway'", "127.0.0.1", false),
+        ("'2001:DB8::1'", "2001:db8::1", true),
+    ] {
+        assert_eq!(check(list, addr), expected, "{addr} in {list}");
+    }
+    for bad in [
+        "'10.0.0.0/33'",
+        "'300.1.1.1'",
+        "'somehost'",
+        "'2001:db8::/32'",
+    ] {
+        let err: String = lua
+            .load(format!(
+                "return select(2, require('up42webhooks.addr').new({bad}))"
+            ))
+            .eval()
+            .unwrap();
+        assert!(err.contains("not an address or network"), "{bad}: {err}");
+    }
+    let missing: String = lua
+        .load("return select(2, require('up42webhooks.addr').new('gateway', '/nonexistent/route'))")
+        .eval()
+        .unwrap();
+    assert!(missing.contains("no default gateway"), "{missing}");
+    std::fs::remove_file(&route).unwrap();
+}
+
+#[test]
+fn the_signed_scheme_and_authority_come_from_settings_or_a_trusted_proxy() {
+    let (lua, _) = setup();
+    dicts(&lua, 100);
+    // (configure{} extras, request fields) -> what RFC 9421 verification is given.
+    let origin = |settings: &str, request: &str| -> (String, String) {
+        lua.load(format!(
+            "local addr = require 'up42webhooks.addr'
+             local s = {settings}
+             local c = {{ scheme = s.scheme, authority = s.authority,
+                          trusted_proxies = s.proxies and assert(addr.new(s.proxies)) }}
+             fake.request{{ {request} }}
+             return require('up42webhooks.origin').of_request(c, s.sender or {{}})"
+        ))
+        .eval()
+        .unwrap()
+    };
+    let via = |peer: &str, headers: &str| {
+        format!("remote_addr = '{peer}', scheme = 'http', headers = {{ {{'Host', '127.0.0.1:9888'}}, {headers} }}")
+    };
+    let fwd = "{'X-Forwarded-Proto', 'https'}, {'X-Forwarded-Host', 'hooks.example.com'}";
+    let std7239 = r#"{'Forwarded', 'for=198.51.100.1;proto=http;host=evil.example, for="[2001:db8::1]";Proto=HTTPS;host="hooks.example.com:8443"'}"#;
+    let own = |s: &str, a: &str| (s.to_string(), a.to_string());
+    // Nothing configured: the request as nginx sees it, whatever the headers claim.
+    assert_eq!(
+        origin("{}", &via("127.0.0.1", fwd)),
+        own("http", "127.0.0.1:9888")
+    );
+    // A trusted proxy's X-Forwarded-* headers, or its RFC 7239 element (the last one).
+    let trust = "{ proxies = 'loopback' }";
+    assert_eq!(
+        origin(trust, &via("127.0.0.1", fwd)),
+        own("https", "hooks.example.com")
+    );
+    assert_eq!(
+        origin(trust, &via("127.0.0.1", std7239)),
+        own("https", "hooks.example.com:8443")
+    );
+    // Repeated headers and lists: the last value, which the nearest proxy wrote.
+    let repeated = "{'X-Forwarded-Proto', 'http, https'}, {'X-Forwarded-Host', 'forged.example, hooks.example.com'}";
+    assert_eq!(
+        origin(trust, &via("127.0.0.1", repeated)),
+        own("https", "hooks.example.com")
+    );
+    // From anyone else the headers are ignored, and so are values that are not a scheme or host.
+    assert_eq!(
+        origin(trust, &via("203.0.113.5", fwd)),
+        own("http", "127.0.0.1:9888")
+    );
+    let junk = "{'X-Forwarded-Proto', 'gopher'}, {'X-Forwarded-Host', 'a b/c'}";
+    assert_eq!(
+        origin(trust, &via("127.0.0.1", junk)),
+        own("http", "127.0.0.1:9888")
+    );
+    // The TCP peer decides, not an address set_real_ip_from took from a header.
+    let realip = format!("peer = '203.0.113.5', {}", via("127.0.0.1", fwd));
+    assert_eq!(origin(trust, &realip), own("http", "127.0.0.1:9888"));
+    // Configured values win over headers, and a sender's over configure{}'s.
+    let fixed = "{ scheme = 'https', authority = 'fixed.example', proxies = 'loopback' }";
+    assert_eq!(
+        origin(fixed, &via("127.0.0.1", fwd)),
+        own("https", "fixed.example")
+    );
+    let per_sender = "{ scheme = 'https', authority = 'fixed.example', sender = { authority = 'ubiops.example' } }";
+    assert_eq!(
+        origin(per_sender, &via("127.0.0.1", "")),
+        own("https", "ubiops.example")
+    );
+    // Direct TLS: nginx's own scheme.
+    let tls = "remote_addr = '198.51.100.7', scheme = 'https', headers = { {'Host', 'hooks.example.com'} }";
+    assert_eq!(origin("{}", tls), own("https", "hooks.example.com"));
+}
+
+#[test]
+fn configure_reads_the_exposure_settings_and_refuses_bad_ones() {
+    let (lua, _) = setup();
+    dicts(&lua, 100);
+    // From the environment (nginx's env directive), as make serve passes them.
+    lua.load("fake.env.UP42_WEBHOOK_PUBLIC_URL = 'https://hooks.example.com:8443' fake.env.UP42_WEBHOOK_TRUSTED_PROXIES = '127.0.0.1, ::1' fake.env.UP42_WEBHOOK_ADMIN_ALLOW = 'loopback'")
+        .exec()
+        .unwrap();
+    configure(&lua, "");
+    for (var, value, message) in [
+        (
+            "UP42_WEBHOOK_PUBLIC_URL",
+            "hooks.example.com",
+            "public_url: not an http",
+        ),
+        (
+            "UP42_WEBHOOK_TRUSTED_PROXIES",
+            "proxy.local",
+            "trusted_proxies: not an address",
+        ),
+        (
+            "UP42_WEBHOOK_ADMIN_ALLOW",
+            "lan",
+            "admin_allow: not an address",
+        ),
+    ] {
+        let err = lua
+            .load(format!(
+                "local old = fake.env.{var} fake.env.{var} = '{value}'
+                 local ok, err = pcall(require('up42webhooks').configure, {{ secret = 's' }})
+                 fake.env.{var} = old
+                 return err"
+            ))
+            .eval::<String>()
+            .unwrap();
+        assert!(err.contains(message), "{var}={value}: {err}");
+    }
+    for (setting, message) in [
+        (
+            "public_url = 'ftp://x'",
+            "public_url: not an http:// or https:// URL",
+        ),
+        (
+            "public_url = 'https://x/path'",
+            "public_url: not an http:// or https:// URL",
+        ),
+        (
+            "trusted_proxies = 'proxy.local'",
+            "trusted_proxies: not an address or network",
+        ),
+        (
+            "admin_allow = { '10.0.0.0/40' }",
+            "admin_allow: not an address or network",
+        ),
+    ] {
+        let err = lua
+            .load(format!(
+                "require('up42webhooks').configure{{ secret = 's', {setting} }}"
+            ))
+            .exec()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(message), "{setting}: {err}");
+    }
 }

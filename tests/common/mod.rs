@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: the reference vectors and calls through the C ABI.
 #![allow(dead_code)]
 
+pub mod nginx;
+pub mod senders;
+
 use std::path::PathBuf;
 
 use serde_json::Value;

@@ -52,6 +52,10 @@ function fake.request(r)
     fake.ngx.status = 0
     -- One table, updated in place: like OpenResty's ngx.var, it may be cached by modules.
     fake.ngx.var.remote_addr = r.remote_addr or "127.0.0.1"
+    -- The TCP peer, when set_real_ip_from replaced remote_addr; the server's marker; the scheme.
+    fake.ngx.var.realip_remote_addr = r.peer or fake.ngx.var.remote_addr
+    fake.ngx.var.up42webhooks_listener = r.listener
+    fake.ngx.var.scheme = r.scheme or "http"
     fake.ngx.var.uri = r.uri or "/"
     for k in pairs(fake.ngx.var) do
         if k:find("^http_") then fake.ngx.var[k] = nil end
