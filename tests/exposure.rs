@@ -616,23 +616,24 @@ fn ubiops_delivery(authority: &str, path: &str, id: &str) -> (Vec<(String, Strin
 
 /// The receiver with a UbiOps sender at /hooks/ubiops; `settings` go into configure{}.
 fn ubiops_server(dir: &Path, settings: &str) -> Server {
+    ubiops_setup(dir, settings).start()
+}
+
+fn ubiops_setup<'a>(dir: &Path, settings: &str) -> Setup<'a> {
     let pem = dir.join("ubiops.pem");
     std::fs::write(&pem, ubiops_key().2).unwrap();
     let configure = format!(
         r#"require("up42webhooks").configure{{ {settings} senders = {{ ubiops = {{ profile = "ubiops", public_key_file = "{}" }} }} }}"#,
         pem.display()
     );
-    Server::start_with(
-        |conf| {
+    Setup::default().edit(move |conf| {
             conf.replace("require(\"up42webhooks\").configure{}", &configure)
                 .replacen(
                     "    location = /ping {",
                     "    location = /hooks/ubiops { default_type application/json; content_by_lua_block { require(\"up42webhooks\").receive(\"ubiops\") } }\n\n    location = /ping {",
                     1,
                 )
-        },
-        &[],
-    )
+    })
 }
 
 /// A TLS-terminating reverse proxy on `port` in front of `upstream`: nginx's default Host (the
@@ -671,6 +672,27 @@ fn rfc9421_scheme_and_authority_behind_a_tls_proxy_and_a_tunnel() {
         let (status, _, text) = curl(&strs(&args), Some(&body));
         (status, text)
     };
+
+    // nginx's own TLS: nginx sees the scheme and the Host that UbiOps signed, over either
+    // HTTP version (HTTP/2 has no raw header block: the module rebuilds one).
+    let direct = Setup {
+        tls: Some((cert.clone(), key.clone())),
+        ..ubiops_setup(&dir, "")
+    }
+    .start();
+    for (flag, id) in [("--http2", "d-h2"), ("--http1.1", "d-h1")] {
+        let authority = format!("localhost:{}", direct.port);
+        let (headers, body) = ubiops_delivery(&authority, "/hooks/ubiops", id);
+        let mut args = tls_args(&cert, direct.port);
+        args.extend(header_args(&headers));
+        args.extend([
+            flag.to_string(),
+            format!("https://{authority}/hooks/ubiops"),
+        ]);
+        let (status, _, text) = curl(&strs(&args), Some(&body));
+        assert_eq!(status, 200, "{flag}: {text}");
+    }
+    drop(direct);
 
     // Nothing configured: nginx sees http://127.0.0.1:PORT, not what UbiOps signed.
     let plain = ubiops_server(&dir, "");
