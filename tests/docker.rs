@@ -313,18 +313,9 @@ fn entrypoint_writes(env: &[(&str, &str)]) -> (String, String) {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let mut c = Command::new("sh");
-    c.arg(&entry).args(["echo", "ran the command"]);
-    for name in [
-        "LISTEN",
-        "TLS_LISTEN",
-        "ADMIN_LISTEN",
-        "TLS_CERT",
-        "TLS_KEY",
-        "UP42_WEBHOOK_TLS_CERT",
-        "UP42_WEBHOOK_TLS_KEY",
-    ] {
-        c.env_remove(name);
-    }
+    common::hermetic(&mut c)
+        .arg(&entry)
+        .args(["echo", "ran the command"]);
     let out = c.envs(env.iter().copied()).output().unwrap();
     assert_eq!(
         common::stdout_of(&out, "the entrypoint"),
@@ -380,23 +371,7 @@ fn compose_config_with(files: &[&str], env: &[(&str, &str)]) -> Result<Value, St
     let mut tried = Vec::new();
     for cmd in [vec!["docker-compose"], vec!["docker", "compose"]] {
         let mut c = Command::new(cmd[0]);
-        c.args(&cmd[1..]).current_dir(&root);
-        // Hermetic: what the shell running the tests exports is not what the files say.
-        for (name, _) in std::env::vars() {
-            if name.starts_with("UP42_WEBHOOK_") {
-                c.env_remove(name);
-            }
-        }
-        for name in [
-            "PORT",
-            "ADMIN_PORT",
-            "TLS_CERT",
-            "TLS_KEY",
-            "TLS_DIR",
-            "TLS_PORT",
-        ] {
-            c.env_remove(name);
-        }
+        common::hermetic(&mut c).args(&cmd[1..]).current_dir(&root);
         c.envs(env.iter().copied());
         for f in files {
             c.args(["-f", f]);

@@ -765,20 +765,10 @@ fn listen_files(version: &str, env: &[(&str, &str)]) -> Result<(String, String),
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut c = Command::new("sh");
-    c.arg(common::root().join("openresty/listen.sh"))
+    common::hermetic(&mut c)
+        .arg(common::root().join("openresty/listen.sh"))
         .arg(&dir)
         .env("NGINX", &fake);
-    for name in [
-        "LISTEN",
-        "TLS_LISTEN",
-        "ADMIN_LISTEN",
-        "TLS_CERT",
-        "TLS_KEY",
-        "TLS_STAPLING",
-        "RESOLVER",
-    ] {
-        c.env_remove(name);
-    }
     let out = c.envs(env.iter().copied()).output().unwrap();
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
     let result = if out.status.success() {

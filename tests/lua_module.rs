@@ -526,55 +526,38 @@ fn the_signed_scheme_and_authority_come_from_settings_or_a_trusted_proxy() {
     };
     let fwd = "{'X-Forwarded-Proto', 'https'}, {'X-Forwarded-Host', 'hooks.example.com'}";
     let std7239 = r#"{'Forwarded', 'for=198.51.100.1;proto=http;host=evil.example, for="[2001:db8::1]";Proto=HTTPS;host="hooks.example.com:8443"'}"#;
-    let own = |s: &str, a: &str| (s.to_string(), a.to_string());
-    // Nothing configured: the request as nginx sees it, whatever the headers claim.
-    assert_eq!(
-        origin("{}", &via("127.0.0.1", fwd)),
-        own("http", "127.0.0.1:9888")
-    );
-    // A trusted proxy's X-Forwarded-* headers, or its RFC 7239 element (the last one).
-    let trust = "{ proxies = 'loopback' }";
-    assert_eq!(
-        origin(trust, &via("127.0.0.1", fwd)),
-        own("https", "hooks.example.com")
-    );
-    assert_eq!(
-        origin(trust, &via("127.0.0.1", std7239)),
-        own("https", "hooks.example.com:8443")
-    );
-    // Repeated headers and lists: the last value, which the nearest proxy wrote.
     let repeated = "{'X-Forwarded-Proto', 'http, https'}, {'X-Forwarded-Host', 'forged.example, hooks.example.com'}";
-    assert_eq!(
-        origin(trust, &via("127.0.0.1", repeated)),
-        own("https", "hooks.example.com")
-    );
-    // From anyone else the headers are ignored, and so are values that are not a scheme or host.
-    assert_eq!(
-        origin(trust, &via("203.0.113.5", fwd)),
-        own("http", "127.0.0.1:9888")
-    );
     let junk = "{'X-Forwarded-Proto', 'gopher'}, {'X-Forwarded-Host', 'a b/c'}";
-    assert_eq!(
-        origin(trust, &via("127.0.0.1", junk)),
-        own("http", "127.0.0.1:9888")
-    );
-    // The TCP peer decides, not an address set_real_ip_from took from a header.
-    let realip = format!("peer = '203.0.113.5', {}", via("127.0.0.1", fwd));
-    assert_eq!(origin(trust, &realip), own("http", "127.0.0.1:9888"));
-    // Configured values win over headers, and a sender's over configure{}'s.
+    let trust = "{ proxies = 'loopback' }";
     let fixed = "{ scheme = 'https', authority = 'fixed.example', proxies = 'loopback' }";
-    assert_eq!(
-        origin(fixed, &via("127.0.0.1", fwd)),
-        own("https", "fixed.example")
-    );
     let per_sender = "{ scheme = 'https', authority = 'fixed.example', sender = { authority = 'ubiops.example' } }";
-    assert_eq!(
-        origin(per_sender, &via("127.0.0.1", "")),
-        own("https", "ubiops.example")
-    );
-    // Direct TLS: nginx's own scheme.
-    let tls = "remote_addr = '198.51.100.7', scheme = 'https', headers = { {'Host', 'hooks.example.com'} }";
-    assert_eq!(origin("{}", tls), own("https", "hooks.example.com"));
+    let nginx_sees = ("http", "127.0.0.1:9888");
+    for (why, settings, request, expected) in [
+        ("nothing configured: the request as nginx sees it, whatever the headers claim",
+            "{}", via("127.0.0.1", fwd), nginx_sees),
+        ("a trusted proxy's X-Forwarded-* headers",
+            trust, via("127.0.0.1", fwd), ("https", "hooks.example.com")),
+        ("a trusted proxy's RFC 7239 element (the last one)",
+            trust, via("127.0.0.1", std7239), ("https", "hooks.example.com:8443")),
+        ("repeated headers and lists: the last value, which the nearest proxy wrote",
+            trust, via("127.0.0.1", repeated), ("https", "hooks.example.com")),
+        ("anyone else's headers are ignored",
+            trust, via("203.0.113.5", fwd), nginx_sees),
+        ("values that are not a scheme or a host are ignored",
+            trust, via("127.0.0.1", junk), nginx_sees),
+        ("the TCP peer decides, not an address set_real_ip_from took from a header",
+            trust, format!("peer = '203.0.113.5', {}", via("127.0.0.1", fwd)), nginx_sees),
+        ("configured values win over headers",
+            fixed, via("127.0.0.1", fwd), ("https", "fixed.example")),
+        ("a sender's own value wins over configure{}'s",
+            per_sender, via("127.0.0.1", ""), ("https", "ubiops.example")),
+        ("direct TLS: nginx's own scheme",
+            "{}", "remote_addr = '198.51.100.7', scheme = 'https', headers = { {'Host', 'hooks.example.com'} }".to_string(),
+            ("https", "hooks.example.com")),
+    ] {
+        let (scheme, authority) = origin(settings, &request);
+        assert_eq!((scheme.as_str(), authority.as_str()), expected, "{why}");
+    }
 }
 
 #[test]

@@ -14,6 +14,33 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Clears from a child's environment every setting the project reads (the module's
+/// UP42_WEBHOOK_* variables, the listen and TLS settings, make's ports): what the shell running the
+/// tests exports, a user's own secret say, changes no test.
+pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("UP42_WEBHOOK_") {
+            c.env_remove(name);
+        }
+    }
+    for name in [
+        "LISTEN",
+        "TLS_LISTEN",
+        "ADMIN_LISTEN",
+        "TLS_CERT",
+        "TLS_KEY",
+        "TLS_STAPLING",
+        "RESOLVER",
+        "PORT",
+        "ADMIN_PORT",
+        "TLS_DIR",
+        "TLS_PORT",
+    ] {
+        c.env_remove(name);
+    }
+    c
+}
+
 /// Text header pairs as the byte pairs `Headers::Pairs` takes.
 pub fn byte_pairs(headers: &[(String, String)]) -> Vec<(&[u8], &[u8])> {
     headers

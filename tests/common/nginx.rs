@@ -12,24 +12,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The UP42 secret every test server is started with (unless a test clears it).
 pub const SECRET: &str = "e2e-secret-Vm9sdW1lLTM3";
 
-/// The variables the module and make serve read: cleared for every server, so that what the
-/// shell running the tests exports (a user's own secret, say) changes nothing.
-const SETTINGS: &[&str] = &[
-    "UP42_WEBHOOK_SECRET",
-    "UP42_WEBHOOK_SECRET_FILE",
-    "UP42_WEBHOOK_ADMIN_TOKEN",
-    "UP42_WEBHOOK_ADMIN_ALLOW",
-    "UP42_WEBHOOK_PUBLIC_URL",
-    "UP42_WEBHOOK_TRUSTED_PROXIES",
-    "LISTEN",
-    "TLS_LISTEN",
-    "ADMIN_LISTEN",
-    "TLS_CERT",
-    "TLS_KEY",
-    "TLS_STAPLING",
-    "RESOLVER",
-];
-
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -106,10 +88,7 @@ impl<'a> Setup<'a> {
         let _ = std::fs::remove_dir_all(&dir);
         let nginx = nginx_binary();
         let mut prefix = Command::new(crate::common::root().join("openresty/prefix.sh"));
-        for name in SETTINGS {
-            prefix.env_remove(name);
-        }
-        prefix
+        crate::common::hermetic(&mut prefix)
             .arg(&dir)
             .arg(port.to_string())
             .arg(lib.parent().unwrap())
@@ -133,11 +112,7 @@ impl<'a> Setup<'a> {
                 std::fs::write(&conf_path, edited).unwrap();
             }
         }
-        let mut cmd = Command::new(&nginx);
-        for name in SETTINGS {
-            cmd.env_remove(name);
-        }
-        let child = cmd
+        let child = crate::common::hermetic(&mut Command::new(&nginx))
             .arg("-p")
             .arg(&dir)
             .args(["-c", "conf/nginx.conf", "-g", "daemon off;"])
