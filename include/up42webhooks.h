@@ -8,6 +8,9 @@
  * code. No function panics across the boundary or reads the clock. A key is immutable once made and
  * may be shared between threads; free it with up42wh_key_free() (NULL is a no-op). A key ring takes
  * its keys first and is only read afterwards, by any number of threads; up42wh_keyring_free().
+ * A journal writer appends framed records to one segment file, one write(2) each, so several
+ * processes may append at once; a journal reader recovers every good record, skipping and counting
+ * damage; free them with up42wh_journal_free() and up42wh_journal_reader_free().
  */
 
 #ifndef UP42WEBHOOKS_H
@@ -158,6 +161,14 @@ enum up42wh_result
    The signature does not cover a component that the configuration requires.
    */
   UP42WH_RESULT_REQUIRED_COMPONENT_NOT_COVERED = 31,
+  /*
+   The journal could not be opened, read or written (`up42wh_journal_errno` has the reason).
+   */
+  UP42WH_RESULT_JOURNAL_IO = 32,
+  /*
+   A journal reader has no more records (not a failure: the end of the journal).
+   */
+  UP42WH_RESULT_JOURNAL_END = 33,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -258,6 +269,44 @@ typedef enum up42wh_key_kind up42wh_key_kind;
 typedef uint32_t up42wh_key_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/*
+ Record kinds, for `up42wh_record.kind`.
+ */
+enum up42wh_record_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   A stored event.
+   */
+  UP42WH_RECORD_KIND_EVENT = 1,
+  /*
+   Every event with a key up to and including `key` is gone (`reason` says why).
+   */
+  UP42WH_RECORD_KIND_DROP = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum up42wh_record_kind up42wh_record_kind;
+#else
+typedef uint32_t up42wh_record_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ An opaque writer: appends to one segment of a journal. Appends from several threads are
+ serialised by the handle; every append is one `write(2)`, so several processes may append to
+ the same segment at once. Free it with `up42wh_journal_free`.
+ */
+typedef struct up42wh_journal up42wh_journal;
+
+/*
+ An opaque reader of a journal's good records, oldest segment first. Not to be shared between
+ threads while reading. Free it with `up42wh_journal_reader_free`.
+ */
+typedef struct up42wh_journal_reader up42wh_journal_reader;
 
 /*
  An opaque key: one or more HMAC secrets with their key state computed once. Immutable after
@@ -381,6 +430,80 @@ typedef struct {
   uint8_t signature[128];
   size_t signature_len;
 } up42wh_signed;
+
+/*
+ One journal record. The slices of a record from `up42wh_journal_reader_next` point into the
+ reader and stay valid until the next call on it.
+ */
+typedef struct {
+  /*
+   One of `up42wh_record_kind`.
+   */
+  uint32_t kind;
+  /*
+   For a drop: 1 acknowledged, 2 past retention (the journal stores it, it does not interpret
+   it). 0 for an event.
+   */
+  uint32_t reason;
+  /*
+   The event's key, or for a drop the highest key dropped.
+   */
+  uint64_t key;
+  /*
+   When it was written, unix seconds.
+   */
+  int64_t time;
+  /*
+   SHA-256 of the event's body.
+   */
+  uint8_t digest[32];
+  /*
+   The id the event was deduplicated on (at most 65,535 bytes).
+   */
+  up42wh_slice id;
+  /*
+   What the dump filters on, as the caller encodes it (at most 65,535 bytes).
+   */
+  up42wh_slice meta;
+  /*
+   The event.
+   */
+  up42wh_slice body;
+} up42wh_record;
+
+/*
+ What a reader has found so far (all of it once `up42wh_journal_reader_next` has returned
+ `UP42WH_RESULT_JOURNAL_END`).
+ */
+typedef struct {
+  /*
+   Segments read, and the numbers of the first and the last (0 when there are none).
+   */
+  uint32_t segments;
+  uint32_t first_segment;
+  uint32_t last_segment;
+  /*
+   Bytes in the segments read.
+   */
+  uint64_t bytes;
+  /*
+   Good records.
+   */
+  uint64_t records;
+  /*
+   Damaged stretches followed by a good record: each lost at least one record.
+   */
+  uint64_t corrupt;
+  /*
+   Bytes of damaged stretches at the end of a segment: appends a crash cut short.
+   */
+  uint64_t torn_bytes;
+  /*
+   The highest key and the latest time of any good record.
+   */
+  uint64_t max_key;
+  int64_t max_time;
+} up42wh_journal_stats;
 
 /*
  What a verification accepts. Fill it with `up42wh_message_options_init`.
@@ -599,6 +722,112 @@ up42wh_result up42wh_sign(const up42wh_key *key,
                           int64_t created,
                           const up42wh_sign_options *opts,
                           up42wh_signed *out);
+
+/*
+ Opens segment `segment` (1 or more) of the journal in the existing directory `dir` for
+ appending, creating the segment file (mode 0600) and the journal's salt when they are missing.
+ `UP42WH_RESULT_JOURNAL_IO` when the directory or a file cannot be used; `errno_out` (may be
+ NULL) then has the system's reason.
+
+ # Safety
+ `dir` must point to `dir_len` readable bytes; `out` must be writable; `errno_out` NULL or
+ writable.
+ */
+up42wh_result up42wh_journal_open(const uint8_t *dir,
+                                  size_t dir_len,
+                                  uint32_t segment,
+                                  up42wh_journal **out,
+                                  int32_t *errno_out);
+
+/*
+ Appends `record` with one `write(2)` and writes the segment's size after it to `size_out` (may
+ be NULL). On `UP42WH_RESULT_JOURNAL_IO` the record is not stored (a part of it may be on disk,
+ which recovery skips); `up42wh_journal_errno` says why. Allocates only while a record is larger
+ than any before it on this handle.
+
+ # Safety
+ `j` must come from `up42wh_journal_open`; `record`'s slices must be readable; `size_out` NULL
+ or writable.
+ */
+up42wh_result up42wh_journal_append(up42wh_journal *j,
+                                    const up42wh_record *record,
+                                    uint64_t *size_out);
+
+/*
+ Forces what this handle's segment holds to the disk (`fdatasync`).
+
+ # Safety
+ `j` must come from `up42wh_journal_open`.
+ */
+up42wh_result up42wh_journal_sync(up42wh_journal *j);
+
+/*
+ The system's error number of the last failed append or sync on `j` (0 when none failed).
+
+ # Safety
+ `j` must be NULL or come from `up42wh_journal_open`.
+ */
+int32_t up42wh_journal_errno(const up42wh_journal *j);
+
+/*
+ Frees a writer (closing its file). NULL is a no-op.
+
+ # Safety
+ `j` must be NULL or come from `up42wh_journal_open`, and not be used afterwards.
+ */
+void up42wh_journal_free(up42wh_journal *j);
+
+/*
+ Opens a reader of every segment of the journal in `dir`, oldest first, or of segment `segment`
+ alone when it is not 0. A directory without segments reads as empty; segments without the
+ journal's salt are `UP42WH_RESULT_JOURNAL_IO`.
+
+ # Safety
+ `dir` must point to `dir_len` readable bytes; `out` must be writable; `errno_out` NULL or
+ writable.
+ */
+up42wh_result up42wh_journal_reader_open(const uint8_t *dir,
+                                         size_t dir_len,
+                                         uint32_t segment,
+                                         up42wh_journal_reader **out,
+                                         int32_t *errno_out);
+
+/*
+ Writes the next good record to `out`, or returns `UP42WH_RESULT_JOURNAL_END` after the last.
+ Damaged stretches are skipped and counted (`up42wh_journal_reader_stats`).
+
+ # Safety
+ `r` must come from `up42wh_journal_reader_open`; `out` must be writable.
+ */
+up42wh_result up42wh_journal_reader_next(up42wh_journal_reader *r, up42wh_record *out);
+
+/*
+ What the reader has found so far.
+
+ # Safety
+ `r` must come from `up42wh_journal_reader_open`; `out` must be writable.
+ */
+up42wh_result up42wh_journal_reader_stats(const up42wh_journal_reader *r,
+                                          up42wh_journal_stats *out);
+
+/*
+ Frees a reader. NULL is a no-op.
+
+ # Safety
+ `r` must be NULL or come from `up42wh_journal_reader_open`, and not be used afterwards.
+ */
+void up42wh_journal_reader_free(up42wh_journal_reader *r);
+
+/*
+ Deletes segment `segment` of the journal in `dir` (retention, once every record in it is gone).
+
+ # Safety
+ `dir` must point to `dir_len` readable bytes; `errno_out` NULL or writable.
+ */
+up42wh_result up42wh_journal_remove_segment(const uint8_t *dir,
+                                            size_t dir_len,
+                                            uint32_t segment,
+                                            int32_t *errno_out);
 
 /*
  Makes an empty key ring. On success `*out` holds a ring to release with `up42wh_keyring_free`.

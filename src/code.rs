@@ -73,11 +73,15 @@ pub enum Code {
     NonAsciiBase = 30,
     /// The signature does not cover a component that the configuration requires.
     RequiredComponentNotCovered = 31,
+    /// The journal could not be opened, read or written (`up42wh_journal_errno` has the reason).
+    JournalIo = 32,
+    /// A journal reader has no more records (not a failure: the end of the journal).
+    JournalEnd = 33,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 32] = [
+    pub const ALL: [Code; 34] = [
         Code::Ok,
         Code::NullArgument,
         Code::Panic,
@@ -110,6 +114,8 @@ impl Code {
         Code::AlgMismatch,
         Code::NonAsciiBase,
         Code::RequiredComponentNotCovered,
+        Code::JournalIo,
+        Code::JournalEnd,
     ];
 
     pub fn from_u32(n: u32) -> Option<Code> {
@@ -212,6 +218,11 @@ impl Code {
                 c"required_component_not_covered",
                 c"the signature does not cover a required component",
             ),
+            Code::JournalIo => (
+                c"journal_io",
+                c"the journal could not be opened, read or written",
+            ),
+            Code::JournalEnd => (c"journal_end", c"no more records in the journal"),
         }
     }
 }

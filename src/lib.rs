@@ -9,8 +9,10 @@
 pub mod buf;
 pub mod code;
 pub mod ffi;
+pub mod ffi_journal;
 pub mod ffi_message;
 pub mod headers;
+pub mod journal;
 pub mod keyring;
 pub mod rfc9421;
 pub mod senders;

@@ -426,6 +426,39 @@ fn every_failure_code_is_reached() {
         expect(rfc9421_verify(input, &opts), want, what);
     }
 
+    // The journal: a directory that is not there, and the end of an empty journal.
+    let mut writer = null_mut();
+    let mut err = 0;
+    let nowhere = b"/nonexistent/up42wh-journal";
+    let code = unsafe {
+        up42webhooks::ffi_journal::up42wh_journal_open(
+            nowhere.as_ptr(),
+            nowhere.len(),
+            1,
+            &mut writer,
+            &mut err,
+        )
+    };
+    expect(Err(code), Code::JournalIo, "journal in a missing directory");
+    assert_eq!(err, 2, "ENOENT");
+    let empty = std::env::temp_dir().join(format!("up42wh-codes-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let path = empty.to_str().unwrap();
+    let mut reader = null_mut();
+    unsafe {
+        use up42webhooks::ffi_journal::*;
+        let code = up42wh_journal_reader_open(path.as_ptr(), path.len(), 0, &mut reader, &mut err);
+        assert_eq!(code, Code::Ok);
+        let mut rec = std::mem::zeroed();
+        expect(
+            Err(up42wh_journal_reader_next(reader, &mut rec)),
+            Code::JournalEnd,
+            "the end of a journal",
+        );
+        up42wh_journal_reader_free(reader);
+    }
+    std::fs::remove_dir_all(&empty).unwrap();
+
     let missing: Vec<_> = Code::ALL.iter().filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes no test reached: {missing:?}");
 }

@@ -8,6 +8,7 @@ use mlua::Lua;
 use up42webhooks::ffi::{
     up42wh_header, up42wh_options, up42wh_sign_options, up42wh_slice, up42wh_verified,
 };
+use up42webhooks::ffi_journal::{up42wh_journal_stats, up42wh_record};
 use up42webhooks::ffi_message::{up42wh_message_options, up42wh_message_verified, up42wh_request};
 use up42webhooks::Signed;
 
@@ -49,7 +50,11 @@ fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
                    ffi.sizeof("up42wh_request"), ffi.sizeof("up42wh_message_options"),
                    ffi.offsetof("up42wh_message_options", "max_age"), ffi.offsetof("up42wh_message_options", "require_digest"),
                    ffi.sizeof("up42wh_message_verified"), ffi.offsetof("up42wh_message_verified", "expires"),
-                   ffi.offsetof("up42wh_message_verified", "nonce"), ffi.offsetof("up42wh_message_verified", "nonce_len")
+                   ffi.offsetof("up42wh_message_verified", "nonce"), ffi.offsetof("up42wh_message_verified", "nonce_len"),
+                   ffi.sizeof("up42wh_record"), ffi.offsetof("up42wh_record", "key"),
+                   ffi.offsetof("up42wh_record", "digest"), ffi.offsetof("up42wh_record", "body"),
+                   ffi.sizeof("up42wh_journal_stats"), ffi.offsetof("up42wh_journal_stats", "bytes"),
+                   ffi.offsetof("up42wh_journal_stats", "max_time")
         "#,
         )
         .eval::<mlua::MultiValue>()
@@ -77,6 +82,13 @@ fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
             offset_of!(up42wh_message_verified, expires),
             offset_of!(up42wh_message_verified, nonce),
             offset_of!(up42wh_message_verified, nonce_len),
+            size_of::<up42wh_record>(),
+            offset_of!(up42wh_record, key),
+            offset_of!(up42wh_record, digest),
+            offset_of!(up42wh_record, body),
+            size_of::<up42wh_journal_stats>(),
+            offset_of!(up42wh_journal_stats, bytes),
+            offset_of!(up42wh_journal_stats, max_time),
         ]
     );
 

@@ -35,6 +35,8 @@ enum up42wh_result
   UP42WH_RESULT_ALG_MISMATCH = 29,
   UP42WH_RESULT_NON_ASCII_BASE = 30,
   UP42WH_RESULT_REQUIRED_COMPONENT_NOT_COVERED = 31,
+  UP42WH_RESULT_JOURNAL_IO = 32,
+  UP42WH_RESULT_JOURNAL_END = 33,
 };
 typedef uint32_t up42wh_result;
 enum up42wh_digest
@@ -59,6 +61,14 @@ enum up42wh_key_kind
   UP42WH_KEY_KIND_STANDARD_WEBHOOKS = 3,
 };
 typedef uint32_t up42wh_key_kind;
+enum up42wh_record_kind
+ {
+  UP42WH_RECORD_KIND_EVENT = 1,
+  UP42WH_RECORD_KIND_DROP = 2,
+};
+typedef uint32_t up42wh_record_kind;
+typedef struct up42wh_journal up42wh_journal;
+typedef struct up42wh_journal_reader up42wh_journal_reader;
 typedef struct up42wh_key up42wh_key;
 typedef struct up42wh_keyring up42wh_keyring;
 typedef struct {
@@ -101,6 +111,27 @@ typedef struct {
   uint8_t signature[128];
   size_t signature_len;
 } up42wh_signed;
+typedef struct {
+  uint32_t kind;
+  uint32_t reason;
+  uint64_t key;
+  int64_t time;
+  uint8_t digest[32];
+  up42wh_slice id;
+  up42wh_slice meta;
+  up42wh_slice body;
+} up42wh_record;
+typedef struct {
+  uint32_t segments;
+  uint32_t first_segment;
+  uint32_t last_segment;
+  uint64_t bytes;
+  uint64_t records;
+  uint64_t corrupt;
+  uint64_t torn_bytes;
+  uint64_t max_key;
+  int64_t max_time;
+} up42wh_journal_stats;
 typedef struct {
   uint32_t scheme;
   up42wh_slice label;
@@ -164,6 +195,30 @@ up42wh_result up42wh_sign(const up42wh_key *key,
                           int64_t created,
                           const up42wh_sign_options *opts,
                           up42wh_signed *out);
+up42wh_result up42wh_journal_open(const uint8_t *dir,
+                                  size_t dir_len,
+                                  uint32_t segment,
+                                  up42wh_journal **out,
+                                  int32_t *errno_out);
+up42wh_result up42wh_journal_append(up42wh_journal *j,
+                                    const up42wh_record *record,
+                                    uint64_t *size_out);
+up42wh_result up42wh_journal_sync(up42wh_journal *j);
+int32_t up42wh_journal_errno(const up42wh_journal *j);
+void up42wh_journal_free(up42wh_journal *j);
+up42wh_result up42wh_journal_reader_open(const uint8_t *dir,
+                                         size_t dir_len,
+                                         uint32_t segment,
+                                         up42wh_journal_reader **out,
+                                         int32_t *errno_out);
+up42wh_result up42wh_journal_reader_next(up42wh_journal_reader *r, up42wh_record *out);
+up42wh_result up42wh_journal_reader_stats(const up42wh_journal_reader *r,
+                                          up42wh_journal_stats *out);
+void up42wh_journal_reader_free(up42wh_journal_reader *r);
+up42wh_result up42wh_journal_remove_segment(const uint8_t *dir,
+                                            size_t dir_len,
+                                            uint32_t segment,
+                                            int32_t *errno_out);
 up42wh_result up42wh_keyring_new(up42wh_keyring **out);
 void up42wh_keyring_free(up42wh_keyring *ring);
 up42wh_result up42wh_keyring_add(up42wh_keyring *ring,

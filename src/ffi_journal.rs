@@ -1,0 +1,381 @@
+//! The C ABI of the event journal (`crate::journal`): a writer that appends framed records to a
+//! segment, a reader that recovers every good record of a journal (or of one segment), and segment
+//! removal for retention. Same conventions as `ffi`: panic boundary, pointer + length, outputs only
+//! on success.
+#![allow(non_camel_case_types)]
+
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::ffi::{bytes, guard, up42wh_slice};
+use crate::journal::{self, AppendError, Kind, Reader, Record, Writer};
+use crate::Code;
+
+/// Record kinds, for `up42wh_record.kind`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum up42wh_record_kind {
+    /// A stored event.
+    Event = 1,
+    /// Every event with a key up to and including `key` is gone (`reason` says why).
+    Drop = 2,
+}
+
+/// One journal record. The slices of a record from `up42wh_journal_reader_next` point into the
+/// reader and stay valid until the next call on it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct up42wh_record {
+    /// One of `up42wh_record_kind`.
+    pub kind: u32,
+    /// For a drop: 1 acknowledged, 2 past retention (the journal stores it, it does not interpret
+    /// it). 0 for an event.
+    pub reason: u32,
+    /// The event's key, or for a drop the highest key dropped.
+    pub key: u64,
+    /// When it was written, unix seconds.
+    pub time: i64,
+    /// SHA-256 of the event's body.
+    pub digest: [u8; 32],
+    /// The id the event was deduplicated on (at most 65,535 bytes).
+    pub id: up42wh_slice,
+    /// What the dump filters on, as the caller encodes it (at most 65,535 bytes).
+    pub meta: up42wh_slice,
+    /// The event.
+    pub body: up42wh_slice,
+}
+
+/// What a reader has found so far (all of it once `up42wh_journal_reader_next` has returned
+/// `UP42WH_RESULT_JOURNAL_END`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct up42wh_journal_stats {
+    /// Segments read, and the numbers of the first and the last (0 when there are none).
+    pub segments: u32,
+    pub first_segment: u32,
+    pub last_segment: u32,
+    /// Bytes in the segments read.
+    pub bytes: u64,
+    /// Good records.
+    pub records: u64,
+    /// Damaged stretches followed by a good record: each lost at least one record.
+    pub corrupt: u64,
+    /// Bytes of damaged stretches at the end of a segment: appends a crash cut short.
+    pub torn_bytes: u64,
+    /// The highest key and the latest time of any good record.
+    pub max_key: u64,
+    pub max_time: i64,
+}
+
+/// An opaque writer: appends to one segment of a journal. Appends from several threads are
+/// serialised by the handle; every append is one `write(2)`, so several processes may append to
+/// the same segment at once. Free it with `up42wh_journal_free`.
+pub struct up42wh_journal {
+    writer: Mutex<Writer>,
+    errno: Mutex<i32>,
+}
+
+/// An opaque reader of a journal's good records, oldest segment first. Not to be shared between
+/// threads while reading. Free it with `up42wh_journal_reader_free`.
+pub struct up42wh_journal_reader {
+    reader: Reader,
+}
+
+fn dir_of<'a>(dir: *const u8, dir_len: usize) -> Result<&'a Path, Code> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: the caller passes `dir_len` readable bytes at `dir`.
+    let d = unsafe { bytes(dir, dir_len)? };
+    if d.is_empty() || d.contains(&0) {
+        return Err(Code::InvalidArgument);
+    }
+    Ok(Path::new(std::ffi::OsStr::from_bytes(d)))
+}
+
+/// The errno of an I/O error, for `up42wh_journal_errno`; EIO when it has none.
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(5)
+}
+
+/// A record from C. The slices must outlive the returned record.
+unsafe fn record_in<'a>(r: &up42wh_record) -> Result<Record<'a>, Code> {
+    let mut out = Record {
+        kind: Kind::try_from(r.kind)?,
+        reason: u8::try_from(r.reason).map_err(|_| Code::InvalidArgument)?,
+        key: r.key,
+        time: r.time,
+        digest: r.digest,
+        id: bytes(r.id.ptr, r.id.len)?,
+        meta: bytes(r.meta.ptr, r.meta.len)?,
+        body: bytes(r.body.ptr, r.body.len)?,
+    };
+    if out.kind == Kind::Drop {
+        out.id = &[];
+        out.meta = &[];
+        out.body = &[];
+    }
+    Ok(out)
+}
+
+fn slice(b: &[u8]) -> up42wh_slice {
+    up42wh_slice {
+        ptr: b.as_ptr(),
+        len: b.len(),
+    }
+}
+
+fn record_out(r: &Record) -> up42wh_record {
+    up42wh_record {
+        kind: r.kind as u32,
+        reason: r.reason as u32,
+        key: r.key,
+        time: r.time,
+        digest: r.digest,
+        id: slice(r.id),
+        meta: slice(r.meta),
+        body: slice(r.body),
+    }
+}
+
+/// Opens segment `segment` (1 or more) of the journal in the existing directory `dir` for
+/// appending, creating the segment file (mode 0600) and the journal's salt when they are missing.
+/// `UP42WH_RESULT_JOURNAL_IO` when the directory or a file cannot be used; `errno_out` (may be
+/// NULL) then has the system's reason.
+///
+/// # Safety
+/// `dir` must point to `dir_len` readable bytes; `out` must be writable; `errno_out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_open(
+    dir: *const u8,
+    dir_len: usize,
+    segment: u32,
+    out: *mut *mut up42wh_journal,
+    errno_out: *mut i32,
+) -> Code {
+    guard(|| {
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        if segment == 0 {
+            return Err(Code::InvalidArgument);
+        }
+        let dir = dir_of(dir, dir_len)?;
+        match Writer::open(dir, segment) {
+            Ok(writer) => {
+                *out = Box::into_raw(Box::new(up42wh_journal {
+                    writer: Mutex::new(writer),
+                    errno: Mutex::new(0),
+                }));
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(n) = errno_out.as_mut() {
+                    *n = errno(&e);
+                }
+                Err(Code::JournalIo)
+            }
+        }
+    })
+}
+
+/// Appends `record` with one `write(2)` and writes the segment's size after it to `size_out` (may
+/// be NULL). On `UP42WH_RESULT_JOURNAL_IO` the record is not stored (a part of it may be on disk,
+/// which recovery skips); `up42wh_journal_errno` says why. Allocates only while a record is larger
+/// than any before it on this handle.
+///
+/// # Safety
+/// `j` must come from `up42wh_journal_open`; `record`'s slices must be readable; `size_out` NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_append(
+    j: *mut up42wh_journal,
+    record: *const up42wh_record,
+    size_out: *mut u64,
+) -> Code {
+    guard(|| {
+        let j = j.as_ref().ok_or(Code::NullArgument)?;
+        let r = record_in(record.as_ref().ok_or(Code::NullArgument)?)?;
+        let mut writer = j.writer.lock().map_err(|_| Code::Panic)?;
+        match writer.append(&r) {
+            Ok(size) => {
+                if let Some(s) = size_out.as_mut() {
+                    *s = size;
+                }
+                Ok(())
+            }
+            Err(AppendError::Record(code)) => Err(code),
+            Err(AppendError::Io(e)) => {
+                *j.errno.lock().map_err(|_| Code::Panic)? = errno(&e);
+                Err(Code::JournalIo)
+            }
+        }
+    })
+}
+
+/// Forces what this handle's segment holds to the disk (`fdatasync`).
+///
+/// # Safety
+/// `j` must come from `up42wh_journal_open`.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_sync(j: *mut up42wh_journal) -> Code {
+    guard(|| {
+        let j = j.as_ref().ok_or(Code::NullArgument)?;
+        let writer = j.writer.lock().map_err(|_| Code::Panic)?;
+        writer.sync().map_err(|e| {
+            if let Ok(mut n) = j.errno.lock() {
+                *n = errno(&e);
+            }
+            Code::JournalIo
+        })
+    })
+}
+
+/// The system's error number of the last failed append or sync on `j` (0 when none failed).
+///
+/// # Safety
+/// `j` must be NULL or come from `up42wh_journal_open`.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_errno(j: *const up42wh_journal) -> i32 {
+    let mut n = 0;
+    let _ = guard(|| {
+        if let Some(j) = j.as_ref() {
+            n = j.errno.lock().map(|e| *e).unwrap_or(0);
+        }
+        Ok(())
+    });
+    n
+}
+
+/// Frees a writer (closing its file). NULL is a no-op.
+///
+/// # Safety
+/// `j` must be NULL or come from `up42wh_journal_open`, and not be used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_free(j: *mut up42wh_journal) {
+    if !j.is_null() {
+        let _ = guard(|| {
+            drop(Box::from_raw(j));
+            Ok(())
+        });
+    }
+}
+
+/// Opens a reader of every segment of the journal in `dir`, oldest first, or of segment `segment`
+/// alone when it is not 0. A directory without segments reads as empty; segments without the
+/// journal's salt are `UP42WH_RESULT_JOURNAL_IO`.
+///
+/// # Safety
+/// `dir` must point to `dir_len` readable bytes; `out` must be writable; `errno_out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_reader_open(
+    dir: *const u8,
+    dir_len: usize,
+    segment: u32,
+    out: *mut *mut up42wh_journal_reader,
+    errno_out: *mut i32,
+) -> Code {
+    guard(|| {
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let dir = dir_of(dir, dir_len)?;
+        match Reader::open(dir, segment) {
+            Ok(reader) => {
+                *out = Box::into_raw(Box::new(up42wh_journal_reader { reader }));
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(n) = errno_out.as_mut() {
+                    *n = errno(&e);
+                }
+                Err(Code::JournalIo)
+            }
+        }
+    })
+}
+
+/// Writes the next good record to `out`, or returns `UP42WH_RESULT_JOURNAL_END` after the last.
+/// Damaged stretches are skipped and counted (`up42wh_journal_reader_stats`).
+///
+/// # Safety
+/// `r` must come from `up42wh_journal_reader_open`; `out` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_reader_next(
+    r: *mut up42wh_journal_reader,
+    out: *mut up42wh_record,
+) -> Code {
+    guard(|| {
+        let r = r.as_mut().ok_or(Code::NullArgument)?;
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        match r.reader.next_record() {
+            Ok(Some(rec)) => {
+                *out = record_out(&rec);
+                Ok(())
+            }
+            Ok(None) => Err(Code::JournalEnd),
+            Err(_) => Err(Code::JournalIo),
+        }
+    })
+}
+
+/// What the reader has found so far.
+///
+/// # Safety
+/// `r` must come from `up42wh_journal_reader_open`; `out` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_reader_stats(
+    r: *const up42wh_journal_reader,
+    out: *mut up42wh_journal_stats,
+) -> Code {
+    guard(|| {
+        let r = r.as_ref().ok_or(Code::NullArgument)?;
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let s = r.reader.stats();
+        *out = up42wh_journal_stats {
+            segments: s.segments,
+            first_segment: s.first_segment,
+            last_segment: s.last_segment,
+            bytes: s.bytes,
+            records: s.records,
+            corrupt: s.corrupt,
+            torn_bytes: s.torn_bytes,
+            max_key: s.max_key,
+            max_time: s.max_time,
+        };
+        Ok(())
+    })
+}
+
+/// Frees a reader. NULL is a no-op.
+///
+/// # Safety
+/// `r` must be NULL or come from `up42wh_journal_reader_open`, and not be used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_reader_free(r: *mut up42wh_journal_reader) {
+    if !r.is_null() {
+        let _ = guard(|| {
+            drop(Box::from_raw(r));
+            Ok(())
+        });
+    }
+}
+
+/// Deletes segment `segment` of the journal in `dir` (retention, once every record in it is gone).
+///
+/// # Safety
+/// `dir` must point to `dir_len` readable bytes; `errno_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_remove_segment(
+    dir: *const u8,
+    dir_len: usize,
+    segment: u32,
+    errno_out: *mut i32,
+) -> Code {
+    guard(|| {
+        let dir = dir_of(dir, dir_len)?;
+        journal::remove_segment(dir, segment).map_err(|e| {
+            if let Some(n) = errno_out.as_mut() {
+                *n = errno(&e);
+            }
+            Code::JournalIo
+        })
+    })
+}
