@@ -286,6 +286,10 @@ enum up42wh_record_kind
    Every event with a key up to and including `key` is gone (`reason` says why).
    */
   UP42WH_RECORD_KIND_DROP = 2,
+  /*
+   The event under `key` was not stored after all (its delivery was answered with an error).
+   */
+  UP42WH_RECORD_KIND_CANCEL = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

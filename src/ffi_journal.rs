@@ -20,6 +20,8 @@ pub enum up42wh_record_kind {
     Event = 1,
     /// Every event with a key up to and including `key` is gone (`reason` says why).
     Drop = 2,
+    /// The event under `key` was not stored after all (its delivery was answered with an error).
+    Cancel = 3,
 }
 
 /// One journal record. The slices of a record from `up42wh_journal_reader_next` point into the
@@ -109,7 +111,7 @@ unsafe fn record_in<'a>(r: &up42wh_record) -> Result<Record<'a>, Code> {
         meta: bytes(r.meta.ptr, r.meta.len)?,
         body: bytes(r.body.ptr, r.body.len)?,
     };
-    if out.kind == Kind::Drop {
+    if out.kind != Kind::Event {
         out.id = &[];
         out.meta = &[];
         out.body = &[];

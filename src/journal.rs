@@ -44,6 +44,9 @@ pub enum Kind {
     Event = 1,
     /// Every event with a key up to and including `key` is gone (acknowledged or past retention).
     Drop = 2,
+    /// The event under `key`, written before, was not stored after all (its delivery was answered
+    /// with an error, so the sender retries it).
+    Cancel = 3,
 }
 
 impl TryFrom<u32> for Kind {
@@ -52,12 +55,14 @@ impl TryFrom<u32> for Kind {
         match n {
             1 => Ok(Kind::Event),
             2 => Ok(Kind::Drop),
+            3 => Ok(Kind::Cancel),
             _ => Err(Code::InvalidArgument),
         }
     }
 }
 
-/// One record. For a drop, `reason` says why (1 acknowledged, 2 retention) and the slices are empty.
+/// One record. For a drop, `reason` says why (1 acknowledged, 2 retention); drops and cancels have
+/// empty slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
     pub kind: Kind,

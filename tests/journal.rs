@@ -51,7 +51,7 @@ impl Owned {
 
 fn owned() -> impl Strategy<Value = Owned> {
     (
-        prop_oneof![Just(Kind::Event), Just(Kind::Drop)],
+        prop_oneof![Just(Kind::Event), Just(Kind::Drop), Just(Kind::Cancel)],
         any::<u8>(),
         any::<u64>(),
         any::<i64>(),
@@ -357,7 +357,7 @@ fn the_c_abi_appends_and_recovers_and_refuses_bad_arguments() {
         );
         // TryFrom on the enum and the reason: anything else is refused, nothing written.
         assert_eq!(
-            up42wh_journal_append(j, &rec(3, 0, 2), null_mut()),
+            up42wh_journal_append(j, &rec(4, 0, 2), null_mut()),
             Code::InvalidArgument
         );
         assert_eq!(

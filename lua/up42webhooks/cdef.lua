@@ -65,6 +65,7 @@ enum up42wh_record_kind
  {
   UP42WH_RECORD_KIND_EVENT = 1,
   UP42WH_RECORD_KIND_DROP = 2,
+  UP42WH_RECORD_KIND_CANCEL = 3,
 };
 typedef uint32_t up42wh_record_kind;
 typedef struct up42wh_journal up42wh_journal;
