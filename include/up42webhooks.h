@@ -834,6 +834,19 @@ up42wh_result up42wh_journal_remove_segment(const uint8_t *dir,
                                             int32_t *errno_out);
 
 /*
+ The segments of the journal in `dir` and their total size in bytes, from the file sizes (no
+ record is read): `segments`, `first_segment`, `last_segment` and `bytes` of `out`, the rest 0.
+
+ # Safety
+ `dir` must point to `dir_len` readable bytes; `out` must be writable; `errno_out` NULL or
+ writable.
+ */
+up42wh_result up42wh_journal_usage(const uint8_t *dir,
+                                   size_t dir_len,
+                                   up42wh_journal_stats *out,
+                                   int32_t *errno_out);
+
+/*
  Makes an empty key ring. On success `*out` holds a ring to release with `up42wh_keyring_free`.
 
  # Safety

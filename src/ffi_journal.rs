@@ -381,3 +381,40 @@ pub unsafe extern "C" fn up42wh_journal_remove_segment(
         })
     })
 }
+
+/// The segments of the journal in `dir` and their total size in bytes, from the file sizes (no
+/// record is read): `segments`, `first_segment`, `last_segment` and `bytes` of `out`, the rest 0.
+///
+/// # Safety
+/// `dir` must point to `dir_len` readable bytes; `out` must be writable; `errno_out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_usage(
+    dir: *const u8,
+    dir_len: usize,
+    out: *mut up42wh_journal_stats,
+    errno_out: *mut i32,
+) -> Code {
+    guard(|| {
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let dir = dir_of(dir, dir_len)?;
+        match journal::usage(dir) {
+            Ok(u) => {
+                *out = up42wh_journal_stats {
+                    segments: u.segments,
+                    first_segment: u.first_segment,
+                    last_segment: u.last_segment,
+                    bytes: u.bytes,
+                    ..up42wh_journal_stats::default()
+                };
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(n) = errno_out.as_mut() {
+                    *n = errno(&e);
+                }
+                Err(Code::JournalIo)
+            }
+        }
+    })
+}

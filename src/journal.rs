@@ -522,6 +522,30 @@ pub fn recover(data: &[u8], seed: u32) -> (Vec<Record<'_>>, Stats) {
     (out, stats)
 }
 
+/// How much disk a journal takes, from its file sizes (nothing is read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub segments: u32,
+    pub first_segment: u32,
+    pub last_segment: u32,
+    pub bytes: u64,
+}
+
+/// The segments of the journal in `dir` and their total size.
+pub fn usage(dir: &Path) -> io::Result<Usage> {
+    let list = segments(dir)?;
+    let mut bytes = 0;
+    for &n in &list {
+        bytes += fs::metadata(dir.join(segment_name(n)))?.len();
+    }
+    Ok(Usage {
+        segments: list.len() as u32,
+        first_segment: list.first().copied().unwrap_or(0),
+        last_segment: list.last().copied().unwrap_or(0),
+        bytes,
+    })
+}
+
 /// Deletes segment `segment` of the journal in `dir` (retention: every record in it is gone).
 pub fn remove_segment(dir: &Path, segment: u32) -> io::Result<()> {
     fs::remove_file(dir.join(segment_name(segment)))?;

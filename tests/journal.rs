@@ -255,6 +255,15 @@ fn writers_append_to_segments_that_read_back_in_order() {
     );
     assert_eq!(std::fs::read(dir.join(segment_name(1))).unwrap(), expected);
 
+    let u = up42webhooks::journal::usage(&dir).unwrap();
+    let on_disk: u64 = [1, 2]
+        .iter()
+        .map(|&n| std::fs::metadata(dir.join(segment_name(n))).unwrap().len())
+        .sum();
+    assert_eq!(
+        (u.segments, u.first_segment, u.last_segment, u.bytes),
+        (2, 1, 2, on_disk)
+    );
     remove_segment(&dir, 1).unwrap();
     assert_eq!(segments(&dir).unwrap(), [2]);
     // Segments without their salt are refused, not read as damage.
@@ -410,6 +419,20 @@ fn the_c_abi_appends_and_recovers_and_refuses_bad_arguments() {
         up42wh_journal_reader_free(r);
         up42wh_journal_reader_free(null_mut());
 
+        let mut usage = up42wh_journal_stats::default();
+        assert_eq!(
+            up42wh_journal_usage(path.as_ptr(), path.len(), &mut usage, &mut err),
+            Code::Ok
+        );
+        let size_on_disk = std::fs::metadata(dir.join(segment_name(1))).unwrap().len();
+        assert_eq!(
+            (usage.segments, usage.bytes, usage.records),
+            (1, size_on_disk, 0)
+        );
+        assert_eq!(
+            up42wh_journal_usage(path.as_ptr(), path.len(), null_mut(), &mut err),
+            Code::NullArgument
+        );
         assert_eq!(
             up42wh_journal_remove_segment(path.as_ptr(), path.len(), 1, &mut err),
             Code::Ok

@@ -220,6 +220,10 @@ up42wh_result up42wh_journal_remove_segment(const uint8_t *dir,
                                             size_t dir_len,
                                             uint32_t segment,
                                             int32_t *errno_out);
+up42wh_result up42wh_journal_usage(const uint8_t *dir,
+                                   size_t dir_len,
+                                   up42wh_journal_stats *out,
+                                   int32_t *errno_out);
 up42wh_result up42wh_keyring_new(up42wh_keyring **out);
 void up42wh_keyring_free(up42wh_keyring *ring);
 up42wh_result up42wh_keyring_add(up42wh_keyring *ring,
