@@ -16,10 +16,16 @@ libdir=${3:-$root/target/release}
 nginx=${4:-$(command -v openresty || command -v nginx || echo /usr/sbin/nginx)}
 
 [ -f "$libdir/libup42webhooks.so" ] || { echo "no $libdir/libup42webhooks.so: run make build" >&2; exit 1; }
-mkdir -p "$dir/conf" "$dir/logs" "$dir/tmp/body"
-# Workers of a root master run as nobody: they must reach the prefix and write spooled bodies.
+mkdir -p "$dir/conf" "$dir/logs" "$dir/tmp/body" "$dir/data"
+# Workers of a root master run as nobody: they must reach the prefix and write spooled bodies,
+# and own the journal's directory (data/: the events; nobody else may read it).
 chmod 755 "$dir"
 chmod 1777 "$dir/tmp" "$dir/tmp/body"
+chmod 700 "$dir/data"
+if [ "$(id -u)" = 0 ]; then
+  worker=$("$nginx" -V 2>&1 | sed -n 's/.*--user=\([^ ]*\).*/\1/p')
+  chown -R "${worker:-nobody}" "$dir/data"
+fi
 ln -sfn "$root/lua" "$dir/lua"
 ln -sfn "$(cd "$libdir" && pwd)" "$dir/lib"
 ln -sfn "$root/openresty/html" "$dir/html"

@@ -127,9 +127,15 @@ fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
+/// configure{} with the test secret, in memory only unless `extra` gives a journal.
 fn configure(lua: &Lua, extra: &str) {
+    let journal = if extra.contains("journal") {
+        ""
+    } else {
+        ", journal = false"
+    };
     lua.load(format!(
-        "require('up42webhooks').configure{{ secrets = {{ '{SECRET}' }} {extra} }}"
+        "require('up42webhooks').configure{{ secrets = {{ '{SECRET}' }} {journal} {extra} }}"
     ))
     .exec()
     .unwrap();
@@ -264,7 +270,7 @@ fn receive_verifies_deduplicates_and_stores() {
 #[test]
 fn a_full_store_refuses_with_503_and_lets_the_retry_through() {
     let (lua, _) = setup();
-    dicts(&lua, 3); // the counter and two events
+    dicts(&lua, 4); // the key counter, the event count and two events
     configure(&lua, ", retry_after = 7");
     for i in 0..2 {
         assert_eq!(

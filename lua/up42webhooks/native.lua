@@ -212,6 +212,121 @@ function _M.nonce(v)
     return n > 0 and ffi_str(v.nonce, n) or nil
 end
 
+-- The journal (src/journal.rs): segment writers, a reader, usage and segment removal. Errors are
+-- returned as text with the system's reason.
+ffi.cdef[[char *strerror(int errnum);]]
+
+local errno_out = ffi_new("int32_t[1]")
+local size_out = ffi_new("uint64_t[1]")
+local record = ffi_new("up42wh_record")
+local journal_stats = ffi_new("up42wh_journal_stats")
+local JOURNAL_END = tonumber(C.UP42WH_RESULT_JOURNAL_END)
+local up42wh_journal_append = C.up42wh_journal_append
+local ZERO_DIGEST = ("\0"):rep(32)
+
+local function failure(what, rc, errno)
+    if errno and errno ~= 0 then
+        return what .. ": " .. ffi_str(ffi.C.strerror(errno))
+    end
+    return what .. ": " .. _M.result_message(rc)
+end
+
+_M.RECORD = { event = 1, drop = 2, cancel = 3 }
+
+-- A writer appending to segment `segment` of the journal in `dir`, or nil, err.
+function _M.journal_open(dir, segment)
+    local out = ffi_new("up42wh_journal *[1]")
+    errno_out[0] = 0
+    local rc = tonumber(C.up42wh_journal_open(dir, #dir, segment, out, errno_out))
+    if rc ~= OK then
+        return nil, failure("cannot open journal segment " .. segment .. " in " .. dir, rc, errno_out[0])
+    end
+    return ffi_gc(out[0], C.up42wh_journal_free)
+end
+
+-- Appends one record (strings may be nil for drops and cancels; digest is 32 bytes); returns the
+-- segment's size after it, or nil, err.
+function _M.journal_append(j, kind, reason, key, time, digest, id, meta, body)
+    record.kind, record.reason, record.key, record.time = kind, reason, key, time
+    ffi.copy(record.digest, digest or ZERO_DIGEST, 32)
+    set_slice(record.id, id or "")
+    set_slice(record.meta, meta or "")
+    set_slice(record.body, body or "")
+    local rc = tonumber(up42wh_journal_append(j, record, size_out))
+    if rc ~= OK then
+        return nil, failure("cannot append to the journal", rc, tonumber(C.up42wh_journal_errno(j)))
+    end
+    return tonumber(size_out[0])
+end
+
+function _M.journal_sync(j)
+    local rc = tonumber(C.up42wh_journal_sync(j))
+    if rc ~= OK then
+        return nil, failure("cannot sync the journal", rc, tonumber(C.up42wh_journal_errno(j)))
+    end
+    return true
+end
+
+local function stats_table(s)
+    return {
+        segments = tonumber(s.segments), first_segment = tonumber(s.first_segment),
+        last_segment = tonumber(s.last_segment), bytes = tonumber(s.bytes),
+        records = tonumber(s.records), corrupt = tonumber(s.corrupt),
+        torn_bytes = tonumber(s.torn_bytes), max_key = tonumber(s.max_key), max_time = tonumber(s.max_time),
+    }
+end
+
+-- Reads every good record of the journal in `dir` (or of one segment), oldest first, calling
+-- each(kind, reason, key, time, digest, id, meta, body) for each; returns what the reader found
+-- (segments, bytes, records, corrupt, torn_bytes, max_key, ...), or nil, err.
+function _M.journal_read(dir, segment, each)
+    local out = ffi_new("up42wh_journal_reader *[1]")
+    errno_out[0] = 0
+    local rc = tonumber(C.up42wh_journal_reader_open(dir, #dir, segment or 0, out, errno_out))
+    if rc ~= OK then
+        return nil, failure("cannot read the journal in " .. dir, rc, errno_out[0])
+    end
+    local reader = ffi_gc(out[0], C.up42wh_journal_reader_free)
+    local r = ffi_new("up42wh_record")
+    local next_record = C.up42wh_journal_reader_next
+    while true do
+        rc = tonumber(next_record(reader, r))
+        if rc == JOURNAL_END then break end
+        if rc ~= OK then
+            return nil, failure("cannot read the journal in " .. dir, rc)
+        end
+        each(tonumber(r.kind), tonumber(r.reason), tonumber(r.key), tonumber(r.time),
+             ffi_str(r.digest, 32), ffi_str(r.id.ptr, r.id.len), ffi_str(r.meta.ptr, r.meta.len),
+             ffi_str(r.body.ptr, r.body.len))
+    end
+    C.up42wh_journal_reader_stats(reader, journal_stats)
+    return stats_table(journal_stats)
+end
+
+-- The journal's segments and bytes on disk (segments, first_segment, last_segment, bytes).
+function _M.journal_usage(dir)
+    errno_out[0] = 0
+    local rc = tonumber(C.up42wh_journal_usage(dir, #dir, journal_stats, errno_out))
+    if rc ~= OK then
+        return nil, failure("cannot list the journal in " .. dir, rc, errno_out[0])
+    end
+    return stats_table(journal_stats)
+end
+
+function _M.journal_remove_segment(dir, segment)
+    errno_out[0] = 0
+    local rc = tonumber(C.up42wh_journal_remove_segment(dir, #dir, segment, errno_out))
+    if rc ~= OK then
+        return nil, failure("cannot remove journal segment " .. segment, rc, errno_out[0])
+    end
+    return true
+end
+
+-- The SHA-256 of the body from a verified struct (either kind), as 32 bytes.
+function _M.body_sha256(v)
+    return ffi_str(v.body_sha256, 32)
+end
+
 -- Checks an RFC 3339 timestamp against now; returns unix seconds or nil, name, message.
 function _M.check_timestamp(ts, now, options)
     local rc = tonumber(up42wh_check_timestamp(ts, #ts, now, options.cdata, unix_out))

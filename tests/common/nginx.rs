@@ -224,17 +224,23 @@ impl Server {
 
     /// The dump's event lines and its closing count, from the admin listener.
     pub fn dump(&self, query: &str) -> (Vec<String>, u64) {
+        let (lines, n, _) = self.dump_page(query);
+        (lines, n)
+    }
+
+    /// The dump's event lines, its count and its `next` cursor.
+    pub fn dump_page(&self, query: &str) -> (Vec<String>, u64, u64) {
         let r = self.admin_get(&format!("/dump-webhooks{query}"));
         assert_eq!(r.status, 200, "{}", r.text());
         let text = r.text();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        let last = lines.pop().expect("a last line");
-        let n = last
-            .strip_prefix("{\"number_webhooks_received\":")
-            .and_then(|s| s.strip_suffix('}'))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("last line is the count: {last}"));
-        (lines, n)
+        let last: serde_json::Value = serde_json::from_str(&lines.pop().expect("a last line"))
+            .expect("the last line is JSON");
+        let n = last["number_webhooks_received"]
+            .as_u64()
+            .expect("the count");
+        let next = last["next"].as_u64().expect("the cursor");
+        (lines, n, next)
     }
 
     /// No error-level line in the log, and the secret in no log.

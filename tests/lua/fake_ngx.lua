@@ -5,19 +5,29 @@
 local fake = { EXIT = setmetatable({}, { __tostring = function() return "ngx.exit" end }) }
 
 local function new_dict(capacity)
-    local d = { data = {}, count = 0, capacity = capacity }
+    local d = { data = {}, count = 0, limit = capacity }
     function d:get(k) return self.data[k] end
     function d:safe_add(k, v)
         if self.data[k] ~= nil then return false, "exists" end
-        if self.count >= self.capacity then return false, "no memory" end
+        if self.count >= self.limit then return false, "no memory" end
         self.data[k], self.count = v, self.count + 1
         return true
     end
     function d:set(k, v)
+        if v == nil then
+            self:delete(k)
+            return true
+        end
         if self.data[k] == nil then
-            if self.count >= self.capacity then return false, "no memory" end
+            if self.count >= self.limit then return false, "no memory" end
             self.count = self.count + 1
         end
+        self.data[k] = v
+        return true
+    end
+    d.safe_set = d.set
+    function d:replace(k, v)
+        if self.data[k] == nil then return false, "not found" end
         self.data[k] = v
         return true
     end
@@ -25,7 +35,7 @@ local function new_dict(capacity)
         local v = self.data[k]
         if v == nil then
             if init == nil then return nil, "not found" end
-            if self.count >= self.capacity then return nil, "no memory" end
+            if self.count >= self.limit then return nil, "no memory" end
             v, self.count = init, self.count + 1
         end
         self.data[k] = v + n
@@ -80,9 +90,14 @@ end
 
 fake.logs = {}
 fake.ngx = {
-    OK = 0, WARN = 5, ERR = 4, INFO = 7,
+    OK = 0, WARN = 5, ERR = 4, INFO = 7, NOTICE = 6,
+    null = setmetatable({}, { __tostring = function() return "null" end }),
     shared = {},
     var = {},
+    config = { prefix = function() return fake.prefix or "/nonexistent/" end },
+    worker = { pid = function() return 4242 end },
+    now = function() return fake.now end,
+    update_time = function() end,
     say = function(...) local t = { ... }; state.out[#state.out + 1] = table.concat(t) .. "\n"; return 1 end,
     print = function(...) local t = { ... }; state.out[#state.out + 1] = table.concat(t); return 1 end,
     exit = function(code) state.exit_code = code; error(fake.EXIT, 0) end,

@@ -1,0 +1,300 @@
+-- The admin listener's endpoints: the dump (paged, long-polling), the live tail (Server-Sent
+-- Events), acknowledgement and the stats, for loopback clients or the bearer token.
+local config = require "up42webhooks.config"
+local store = require "up42webhooks.store"
+local reply = require "up42webhooks.reply"
+local addr = require "up42webhooks.addr"
+local cjson = require "cjson.safe"
+
+local ngx = ngx
+local req = ngx.req
+local ngx_var = ngx.var
+local ngx_print = ngx.print
+local ngx_say = ngx.say
+local respond = reply.respond
+local count = reply.count
+local json_encode = cjson.encode
+local type = type
+local pairs = pairs
+local ipairs = ipairs
+local tonumber = tonumber
+local concat = table.concat
+local byte = string.byte
+local floor = math.floor
+local min = math.min
+local bxor = bit.bxor
+local bor = bit.bor
+
+local _M = {}
+
+-- Compares two strings without stopping at the first difference.
+local function same_secret(a, b)
+    if #a ~= #b then
+        return false
+    end
+    local diff = 0
+    for i = 1, #a do
+        diff = bor(diff, bxor(byte(a, i), byte(b, i)))
+    end
+    return diff == 0
+end
+
+-- Anyone with the bearer token; without it, a client of the admin listener (the server that sets
+-- $up42webhooks_listener to "admin") in admin_allow, loopback by default. Both the TCP peer and the
+-- address nginx reports (which set_real_ip_from may have taken from a header) must be in it, so a
+-- realip setting can only take trust away. On any other server the address grants nothing: a
+-- tunnel or proxy on this host connects from loopback for everyone on the internet.
+local function allowed(c)
+    if ngx_var.up42webhooks_listener == "admin" then
+        local peer = ngx_var.realip_remote_addr or ngx_var.remote_addr
+        if addr.contains(c.admin_allow, peer) and addr.contains(c.admin_allow, ngx_var.remote_addr) then
+            return true
+        end
+    end
+    local token = c.admin_token
+    local auth = req.get_headers()["authorization"]
+    if token and type(auth) == "string" then
+        local given = auth:match("^[Bb]earer%s+(.+)$")
+        if given and same_secret(given, token) then
+            return true
+        end
+    end
+    return false
+end
+
+-- The configuration for an admin handler, or nil after answering 503 (not configured) or 403.
+local function admitted()
+    local c = config.current
+    if not c then
+        reply.not_configured()
+        return nil
+    end
+    if not allowed(c) then
+        count("denied")
+        ngx.log(ngx.WARN, "up42webhooks: denied ", ngx_var.uri, " to ", ngx_var.remote_addr)
+        respond(403, { code = 403, error = "forbidden",
+                       msg = "forbidden: a bearer token, or a local client of the admin listener" })
+        return nil
+    end
+    return c
+end
+
+-- A non-negative integer query argument, its default when absent, or nil after a 400.
+local function integer_arg(args, name, default, max)
+    local v = args[name]
+    if v == nil then
+        return default
+    end
+    local n = tonumber(v)
+    if type(v) ~= "string" or not n or n < 0 or n ~= floor(n) or (max and n > max) then
+        respond(400, { code = 400, error = "bad_argument",
+                       msg = name .. " must be a whole number" .. (max and (" up to " .. max) or "") })
+        return nil
+    end
+    return n
+end
+
+-- The filter of the dump's event/status/live arguments, or nil for all.
+local function filter_of(args)
+    local want_event, want_status, want_live = args.event, args.status, args.live
+    if not (want_event or want_status or want_live) then
+        return nil
+    end
+    return function(event, status, live)
+        return (not want_event or want_event == event) and (not want_status or want_status == status)
+               and (not want_live or want_live == live)
+    end
+end
+
+-- Waits (yielding, never spinning) until something after `since` can be read or `seconds` pass.
+local function wait_for(c, since, seconds)
+    local deadline = ngx.now() + seconds
+    local pause = 0.02
+    while store.frontier(c) <= since and ngx.now() < deadline do
+        ngx.sleep(min(pause, deadline - ngx.now()))
+        pause = min(pause * 2, 0.25)
+    end
+end
+
+-- GET /dump-webhooks[?event=&status=&live=&since=K&limit=N&wait=S]: one stored event a line, in
+-- key order, then {"number_webhooks_received": n, "next": K}: n lines listed, K the cursor for
+-- the next call's since. wait=S holds the request until an event after `since` exists.
+function _M.dump()
+    local c = admitted()
+    if not c then
+        return
+    end
+    local args = req.get_uri_args()
+    local since = integer_arg(args, "since", 0)
+    if not since then
+        return
+    end
+    local limit = integer_arg(args, "limit", false) -- false: no limit
+    if limit == nil then
+        return
+    end
+    local wait = integer_arg(args, "wait", 0, c.max_wait)
+    if not wait then
+        return
+    end
+    if wait > 0 then
+        wait_for(c, since, wait)
+    end
+    ngx.header["Content-Type"] = "application/x-ndjson"
+    local chunk = {}
+    local listed, nxt = store.range(c, since, limit or nil, filter_of(args), function(_, line)
+        chunk[#chunk + 1] = line
+        if #chunk == 256 then
+            chunk[#chunk + 1] = ""
+            ngx_print(concat(chunk, "\n"))
+            chunk = {}
+        end
+    end)
+    chunk[#chunk + 1] = json_encode{ number_webhooks_received = listed, next = nxt }
+    ngx_say(concat(chunk, "\n"))
+    return ngx.exit(200)
+end
+
+-- POST /ack-webhooks?upto=K: removes every event up to K (as far as readers can see).
+function _M.ack()
+    local c = admitted()
+    if not c then
+        return
+    end
+    if req.get_method() ~= "POST" then
+        return respond(405, { code = 405, msg = "method not allowed: POST /ack-webhooks?upto=K" })
+    end
+    local args = req.get_uri_args()
+    if args.upto == nil then
+        return respond(400, { code = 400, error = "bad_argument", msg = "upto must be a whole number" })
+    end
+    local upto = integer_arg(args, "upto", nil)
+    if not upto then
+        return
+    end
+    local removed, through = store.ack(c, upto, ngx.time())
+    if not removed then
+        ngx.log(ngx.ERR, "up42webhooks: ", through)
+        return reply.unavailable("journal_error", "cannot record the acknowledgement now, retry later", through)
+    end
+    return respond(200, { acked = removed, upto = through })
+end
+
+-- GET /tail[?since=K] (or Last-Event-ID): Server-Sent Events, one `event: webhook` per stored
+-- event with `id: <key>` and the event as `data:`, a heartbeat comment every tail_heartbeat
+-- seconds. At most max_tails at once, so that tails cannot take the workers' connections.
+function _M.tail()
+    local c = admitted()
+    if not c then
+        return
+    end
+    local args = req.get_uri_args()
+    local last_id = req.get_headers()["last-event-id"]
+    if type(last_id) == "string" and args.since == nil then
+        args.since = last_id
+    end
+    local since = integer_arg(args, "since", 0)
+    if not since then
+        return
+    end
+    local open = c.counters:incr("tails_open", 1, 0)
+    if open > c.max_tails then
+        c.counters:incr("tails_open", -1, 0)
+        return reply.unavailable("tail_refused", "too many tails open, retry later")
+    end
+    ngx.status = 200
+    ngx.header["Content-Type"] = "text/event-stream"
+    ngx.header["Cache-Control"] = "no-cache"
+    ngx.header["X-Accel-Buffering"] = "no"
+    local ok, err = pcall(function()
+        local beat = ngx.now() + c.tail_heartbeat
+        ngx_print(": up42webhooks tail\n\n")
+        while true do
+            local out = {}
+            local _, nxt = store.range(c, since, 256, nil, function(key, line)
+                out[#out + 1] = "event: webhook\nid: " .. key .. "\ndata: " .. line .. "\n\n"
+            end)
+            since = nxt
+            if ngx.now() >= beat then
+                out[#out + 1] = ": heartbeat\n\n"
+                beat = ngx.now() + c.tail_heartbeat
+            end
+            if #out > 0 then
+                ngx_print(concat(out))
+                local sent, ferr = ngx.flush(true)
+                if not sent then
+                    return ferr -- the client went away
+                end
+            else
+                wait_for(c, since, min(1, beat - ngx.now()))
+            end
+        end
+    end)
+    c.counters:incr("tails_open", -1, 0)
+    if not ok then
+        ngx.log(ngx.ERR, "up42webhooks: tail: ", err)
+    end
+    return ngx.exit(ngx.OK)
+end
+
+-- The article's dump_cardinality(): the number of events held, as JSON text.
+function _M.cardinality()
+    local c = admitted()
+    if not c then
+        return
+    end
+    return json_encode{ number_webhooks_received = c.events:get("count") or 0 }
+end
+
+-- The dicts' sizes, where lua-resty-core tells them.
+local function dict_space(dict)
+    if dict.capacity then
+        return { capacity = dict:capacity(), free = dict:free_space() }
+    end
+    return {}
+end
+
+-- GET /stats: the outcome counters and the backlog, JSON (or Prometheus text with ?format=prometheus).
+function _M.stats()
+    local c = admitted()
+    if not c then
+        return
+    end
+    local counters = {}
+    for _, k in ipairs(c.counters:get_keys(0)) do
+        if k ~= "tails_open" then
+            counters[k] = c.counters:get(k)
+        end
+    end
+    local backlog = store.stats(c)
+    local dicts = {
+        events = dict_space(c.events), dedup = dict_space(c.seen), stats = dict_space(c.counters),
+    }
+    local last = c.events:get("n") or 0
+    if req.get_uri_args().format == "prometheus" then
+        ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+        local lines = { "# TYPE up42webhooks_requests_total counter" }
+        for k, v in pairs(counters) do
+            lines[#lines + 1] = ('up42webhooks_requests_total{outcome="%s"} %d'):format(k, v)
+        end
+        lines[#lines + 1] = "# TYPE up42webhooks_last_key gauge"
+        lines[#lines + 1] = "up42webhooks_last_key " .. last
+        lines[#lines + 1] = "# TYPE up42webhooks_events gauge"
+        lines[#lines + 1] = "up42webhooks_events " .. backlog.events
+        if backlog.journal then
+            lines[#lines + 1] = "# TYPE up42webhooks_journal_bytes gauge"
+            lines[#lines + 1] = "up42webhooks_journal_bytes " .. backlog.journal.bytes
+        end
+        for name, d in pairs(dicts) do
+            if d.capacity then
+                lines[#lines + 1] = ('up42webhooks_dict_free_bytes{dict="%s"} %d'):format(name, d.free)
+            end
+        end
+        ngx_say(concat(lines, "\n"))
+        return ngx.exit(200)
+    end
+    backlog.tails_open = c.counters:get("tails_open") or 0
+    return respond(200, { counters = counters, last_key = last, backlog = backlog, dicts = dicts })
+end
+
+return _M

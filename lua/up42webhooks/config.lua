@@ -1,0 +1,205 @@
+-- configure{}: the receiver's settings, checked once in init_by_lua, and the configuration every
+-- other module reads (`config.current`). Options (all optional but a secret or a sender):
+--   secrets = {"s1", "s2"} | secret = "s" | secret_file = path (one secret a line, first signs)
+--     (else UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE; declare them with nginx's `env`)
+--   tolerance, future (seconds), max_body (bytes), label, notifiable, retry_after
+--   dict, dedup_dict, stats_dict: the lua_shared_dict names
+--   admin_token (UP42_WEBHOOK_ADMIN_TOKEN), admin_allow (UP42_WEBHOOK_ADMIN_ALLOW): up42webhooks/addr.lua
+--   public_url (UP42_WEBHOOK_PUBLIC_URL), scheme, authority, trusted_proxies
+--     (UP42_WEBHOOK_TRUSTED_PROXIES): what RFC 9421 senders signed, see up42webhooks/origin.lua
+--   senders = { name = { profile = ..., ... } }: see up42webhooks/senders.lua
+--   journal = { dir = path (UP42_WEBHOOK_JOURNAL_DIR; default $prefix/data),
+--               fsync = "always" | "interval" | "never" (UP42_WEBHOOK_JOURNAL_FSYNC; "interval"),
+--               segment_size = bytes (64 MiB) } | false (memory only, as the original article)
+--   retention = { max_age = seconds (7 days), max_events = n (none) }
+--   max_tails (16): concurrent GET /tail streams; tail_heartbeat (15 s); max_wait (60 s)
+local native = require "up42webhooks.native"
+local senders = require "up42webhooks.senders"
+local addr = require "up42webhooks.addr"
+
+local pairs = pairs
+local ipairs = ipairs
+local type = type
+local next = next
+local tostring = tostring
+local getenv = os.getenv
+
+local _M = {}
+
+local DEFAULTS = {
+    dict = "received_webhooks",        -- events (key n -> record) and the store's own counters
+    dedup_dict = "webhooks_seen",      -- delivery id -> state and body digest, with a TTL
+    stats_dict = "webhooks_stats",     -- outcome counters
+    label = "up42-sig",
+    tolerance = 300,                   -- seconds into the past
+    future = 30,                       -- seconds into the future (clock skew)
+    max_body = 1024 * 1024,
+    retry_after = 60,                  -- seconds, with 503 when the event cannot be stored now
+    admin_allow = "loopback",          -- clients the admin listener serves without the token
+    max_tails = 16,
+    tail_heartbeat = 15,
+    max_wait = 60,
+    pending_ttl = 30,                  -- seconds a delivery may take between its claim and its 200
+    notifiable = {
+        ["job.status"] = { ERROR = true, FAILED = true, CANCELLED = true, SUCCEEDED = true },
+        ["order.status"] = { FULFILLED = true, FAILED_PERMANENTLY = true, ["FAILED PERMANENTLY"] = true },
+    },
+}
+_M.DEFAULTS = DEFAULTS
+
+local JOURNAL = { fsync = "interval", segment_size = 64 * 1024 * 1024 }
+local FSYNC = { always = true, interval = true, never = true }
+local RETENTION = { max_age = 7 * 24 * 3600 }
+
+-- A configure{} value, else the environment variable's; an empty one is no value.
+local function setting(value, env)
+    if value == nil and env then
+        value = getenv(env)
+    end
+    if value == "" then
+        return nil
+    end
+    return value
+end
+
+local function fail(msg)
+    error("up42webhooks: " .. msg, 3)
+end
+
+local function secrets_of(o)
+    local secrets = o.secrets or (o.secret and { o.secret })
+    local err
+    if not secrets and o.secret_file then
+        secrets, err = senders.read_secrets_file(o.secret_file)
+    end
+    if not secrets then
+        local env_secret = setting(nil, "UP42_WEBHOOK_SECRET")
+        local env_file = setting(nil, "UP42_WEBHOOK_SECRET_FILE")
+        if env_secret then
+            secrets = { env_secret }
+        elseif env_file then
+            secrets, err = senders.read_secrets_file(env_file)
+        end
+    end
+    return secrets, err
+end
+
+local function journal_of(o)
+    if o.journal == false then
+        return nil
+    end
+    local j = {}
+    for k, v in pairs(JOURNAL) do
+        j[k] = (o.journal or {})[k] or v
+    end
+    j.dir = setting((o.journal or {}).dir, "UP42_WEBHOOK_JOURNAL_DIR") or (ngx.config.prefix() .. "data")
+    j.fsync = setting((o.journal or {}).fsync, "UP42_WEBHOOK_JOURNAL_FSYNC") or j.fsync
+    if not FSYNC[j.fsync] then
+        fail("journal.fsync: always, interval or never, not " .. tostring(j.fsync))
+    end
+    j.dir = j.dir:gsub("/+$", "")
+    if type(j.segment_size) ~= "number" or j.segment_size < 4096 then
+        fail("journal.segment_size: a number of bytes, 4096 or more")
+    end
+    local usage, err = native.journal_usage(j.dir)
+    if not usage then
+        fail(err .. " (create the directory, writable by nginx's workers, or set journal = false)")
+    end
+    return j
+end
+
+local function retention_of(o)
+    local r = {}
+    for k, v in pairs(RETENTION) do
+        r[k] = (o.retention or {})[k] or v
+    end
+    r.max_events = (o.retention or {}).max_events
+    for _, k in ipairs{ "max_age", "max_events" } do
+        if r[k] ~= nil and (type(r[k]) ~= "number" or r[k] <= 0) then
+            fail("retention." .. k .. ": a positive number")
+        end
+    end
+    return r
+end
+
+-- Checks `o` and makes it the configuration; errors (in init_by_lua: nginx does not start) on
+-- anything wrong. A missing secret is an error: without one the receiver would accept everything.
+function _M.configure(o)
+    o = o or {}
+    local c = {}
+    for k, v in pairs(DEFAULTS) do
+        if o[k] ~= nil then c[k] = o[k] else c[k] = v end
+    end
+    local secrets, err = secrets_of(o)
+    -- Other senders, each chosen by name in its location: receive("name").
+    c.senders = {}
+    for name, sc in pairs(o.senders or {}) do
+        local sender, serr = senders.new(name, sc, c)
+        if not sender then
+            fail("sender " .. tostring(name) .. ": " .. serr)
+        end
+        c.senders[name] = sender
+    end
+    if secrets and #secrets > 0 then
+        local kerr
+        c.key, kerr = native.new_key(secrets)
+        if not c.key then
+            fail("bad secret: " .. kerr)
+        end
+    elseif not next(c.senders) or err then
+        fail("no webhook secret configured: set secrets/secret_file in configure{} or "
+             .. "UP42_WEBHOOK_SECRET / UP42_WEBHOOK_SECRET_FILE (with nginx's env directive)"
+             .. (err and (": " .. err) or ""))
+    end
+    local oerr
+    c.opts, oerr = native.new_options{ label = c.label, max_age = c.tolerance,
+                                       max_future = c.future, max_body = c.max_body }
+    if not c.opts then
+        fail("bad options: " .. oerr)
+    end
+    if o.notifiable then
+        c.notifiable = {}
+        for event, list in pairs(o.notifiable) do
+            c.notifiable[event] = {}
+            for _, s in ipairs(list) do c.notifiable[event][s] = true end
+        end
+    end
+    for _, name in ipairs{ c.dict, c.dedup_dict, c.stats_dict } do
+        if not ngx.shared[name] then
+            fail("lua_shared_dict " .. name .. " is not declared")
+        end
+    end
+    c.events, c.seen, c.counters = ngx.shared[c.dict], ngx.shared[c.dedup_dict], ngx.shared[c.stats_dict]
+
+    c.admin_token = setting(o.admin_token, "UP42_WEBHOOK_ADMIN_TOKEN")
+    local aerr, perr
+    c.admin_allow, aerr = addr.new(setting(o.admin_allow, "UP42_WEBHOOK_ADMIN_ALLOW") or DEFAULTS.admin_allow)
+    if not c.admin_allow then
+        fail("admin_allow: " .. aerr)
+    end
+    local trusted = setting(o.trusted_proxies, "UP42_WEBHOOK_TRUSTED_PROXIES")
+    if trusted then
+        c.trusted_proxies, perr = addr.new(trusted)
+        if not c.trusted_proxies then
+            fail("trusted_proxies: " .. perr)
+        end
+    end
+    c.scheme, c.authority = o.scheme, o.authority
+    local url = setting(o.public_url, "UP42_WEBHOOK_PUBLIC_URL")
+    if url then
+        local scheme, authority = url:match("^(https?)://([^/?#]+)/?$")
+        if not scheme then
+            fail("public_url: not an http:// or https:// URL without a path: " .. url)
+        end
+        c.scheme, c.authority = c.scheme or scheme, c.authority or authority
+    end
+
+    c.journal = journal_of(o)
+    c.retention = retention_of(o)
+    -- A delivery is remembered for as long as it could still be accepted, and then some.
+    c.dedup_ttl = 2 * (c.tolerance + c.future) + 60
+    _M.current = c
+    return c
+end
+
+return _M

@@ -1,0 +1,125 @@
+-- The store's journal, as one worker sees it: the segment it appends to (segments rotate through
+-- the shared dict, so every worker follows), the fsync policy, and the removal of old segments.
+-- Framing and recovery are the library's (src/journal.rs).
+local native = require "up42webhooks.native"
+
+local RECORD = native.RECORD
+local journal_append = native.journal_append
+local journal_sync = native.journal_sync
+
+local _M = { RECORD = RECORD }
+
+local SEGMENT = "journal:segment"   -- in the events dict: the segment every worker appends to
+
+-- This worker's writer and the segment it is for; whether it wrote since its last sync.
+local writer, writer_segment, dirty
+
+function _M.segment(c)
+    return c.events:get(SEGMENT) or 1
+end
+
+function _M.set_segment(c, n)
+    c.events:set(SEGMENT, n)
+end
+
+-- Appends a record before the answer that depends on it. Returns true, or nil, err and whether
+-- the record may be in the file all the same (written, then the sync failed).
+function _M.append(c, kind, reason, key, time, digest, id, meta, body)
+    local j = c.journal
+    local seg = c.events:get(SEGMENT) or 1
+    if writer_segment ~= seg then
+        local w, err = native.journal_open(j.dir, seg)
+        if not w then
+            return nil, err, false
+        end
+        writer, writer_segment = w, seg
+    end
+    local size, err = journal_append(writer, kind, reason, key, time, digest, id, meta, body)
+    if not size then
+        return nil, err, false
+    end
+    if j.fsync == "always" then
+        local ok, serr = journal_sync(writer)
+        if not ok then
+            return nil, serr, true
+        end
+    else
+        dirty = true
+    end
+    if size >= j.segment_size and c.events:safe_add("journal:rotating:" .. seg, true, 60) then
+        -- The first worker past the size moves everyone to the next segment.
+        c.events:set(SEGMENT, seg + 1)
+    end
+    return true
+end
+
+-- fsync = "interval": every second, each worker syncs what it wrote (fdatasync of the file).
+function _M.sync(c)
+    if dirty and writer then
+        dirty = false
+        local ok, err = journal_sync(writer)
+        if not ok then
+            dirty = true
+            ngx.log(ngx.ERR, "up42webhooks: ", err)
+        end
+    end
+end
+
+-- What is known of segment `seg`: its highest key and latest time (read once it has been closed
+-- for a minute: a worker may append to a segment for a moment after the rotation).
+local function closed_segment(c, seg, now)
+    local known = c.events:get("journal:closed:" .. seg)
+    if known then
+        local max_key, max_time = known:match("^(%d+) (%-?%d+)$")
+        return tonumber(max_key), tonumber(max_time)
+    end
+    local s, err = native.journal_read(c.journal.dir, seg, function() end)
+    if not s then
+        return nil, err
+    end
+    if s.max_time < now - 60 then
+        c.events:set("journal:closed:" .. seg, s.max_key .. " " .. s.max_time)
+    end
+    return s.max_key, s.max_time
+end
+
+-- Removes the oldest segments that hold nothing needed any more: every record in them at or
+-- below `low` (dropped), none recent enough that its id is still remembered for deduplication,
+-- none written in the last minute, and never the segment being written. The watermark is written
+-- again first, into the current segment, so that it outlives the segment that said it.
+function _M.remove_old_segments(c, low, now)
+    local j = c.journal
+    local usage, err = native.journal_usage(j.dir)
+    if not usage then
+        return nil, err
+    end
+    local last = math.min(usage.last_segment, _M.segment(c) - 1)
+    local through = usage.first_segment - 1
+    for seg = usage.first_segment, last do
+        local max_key, max_time = closed_segment(c, seg, now)
+        if not max_key then
+            return nil, max_time
+        end
+        if max_key > low or max_time >= now - math.max(c.dedup_ttl, 60) then
+            break
+        end
+        through = seg
+    end
+    if through < usage.first_segment then
+        return 0
+    end
+    local ok, aerr = _M.append(c, RECORD.drop, 2, low, now)
+    if not ok then
+        return nil, aerr
+    end
+    for seg = usage.first_segment, through do
+        local removed, rerr = native.journal_remove_segment(j.dir, seg)
+        if not removed then
+            return nil, rerr
+        end
+        c.events:delete("journal:closed:" .. seg)
+    end
+    return through - usage.first_segment + 1
+end
+
+return _M

@@ -1,0 +1,324 @@
+-- The embedded store: events in a lua_shared_dict, made durable by the journal, deduplicated in a
+-- second dict. Its interface (add, range, ack, trim, stats, replay) is what another backend gives.
+--
+-- The events dict holds each event under its key as "<state><time>\t<event>\t<status>\t<live>\t
+-- <line>", state C (committed) or P (pending: claimed, not yet answered), and the store's own
+-- entries: "n" (the last key handed out), "low" (every key at or below it is gone: acknowledged
+-- or past retention), "count" (events held), the journal's segment. The dedup dict holds each
+-- delivery id as "<state><body SHA-256>", state P while its delivery is being written, S once
+-- stored.
+--
+-- The order of a delivery's writes is what makes a crash harmless: the id is claimed (P, short
+-- TTL), a key taken, the event reserved in the dict (P, short TTL: the memory for it is taken
+-- here, so a full store refuses before anything is written), appended to the journal (and synced
+-- when fsync = "always"), committed (C), and only then the id marked stored (S) and 200 answered.
+-- A crash before the journal append leaves only marks that expire: the sender's retry is stored.
+-- A crash after it leaves a journal record that recovery restores: the retry is a duplicate of an
+-- event that is stored. A failure after the append writes a cancel record before the 503.
+local journal = require "up42webhooks.journal"
+local native = require "up42webhooks.native"
+
+local RECORD = journal.RECORD
+local tonumber = tonumber
+local byte = string.byte
+local sub = string.sub
+local max = math.max
+local min = math.min
+
+local _M = {}
+
+local C_ = byte("C")
+local P_ = byte("P")
+local S_ = byte("S")
+-- A gap (a key handed out that holds nothing) is passed over by readers once a later event has
+-- been committed this long: a delivery takes its key and reserves its event in microseconds.
+local SETTLED = 2
+
+local function count(c, what, n)
+    c.counters:incr(what, n or 1, 0)
+end
+
+-- Stores a verified delivery `d` (id, digest: 32 bytes, meta: "event\tstatus\tlive", line, now).
+-- Returns its key, or nil and why: "duplicate" (the same id and body are stored), "id_conflict"
+-- (the id is stored with another body), "in_flight" (the same delivery is being written now),
+-- "full" (the dicts have no room) or "journal" (it could not be written), and a detail.
+function _M.add(c, d)
+    local events, seen = c.events, c.seen
+    local ok, err = seen:safe_add(d.id, "P" .. d.digest, c.pending_ttl)
+    if not ok then
+        if err ~= "exists" then
+            return nil, "full", err
+        end
+        local mark = seen:get(d.id)
+        if not mark then
+            return nil, "in_flight" -- it expired just now: the retry will find it free
+        end
+        if sub(mark, 2) ~= d.digest then
+            return nil, "id_conflict"
+        end
+        return nil, byte(mark, 1) == S_ and "duplicate" or "in_flight"
+    end
+    local key, ierr = events:incr("n", 1, 0)
+    if not key then
+        seen:delete(d.id)
+        return nil, "full", ierr
+    end
+    local value = d.now .. "\t" .. d.meta .. "\t" .. d.line
+    ok, err = events:safe_add(key, "P" .. value, c.pending_ttl)
+    if not ok then
+        seen:delete(d.id)
+        return nil, "full", err
+    end
+    if c.journal then
+        local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, d.digest, d.id, d.meta, d.line)
+        if not written then
+            if maybe then
+                journal.append(c, RECORD.cancel, 0, key, d.now)
+            end
+            events:delete(key)
+            seen:delete(d.id)
+            return nil, "journal", jerr
+        end
+    end
+    -- Same size as the reservation: rewritten in place, no allocation.
+    ok, err = events:replace(key, "C" .. value, 0)
+    if not ok then
+        -- The reservation expired while the journal was written (a stalled disk): take the
+        -- memory again, or take the event back.
+        ok, err = events:safe_add(key, "C" .. value)
+        if not ok then
+            if c.journal then
+                journal.append(c, RECORD.cancel, 0, key, d.now)
+            end
+            seen:delete(d.id)
+            return nil, "full", err
+        end
+    end
+    events:incr("count", 1, 0)
+    if not seen:replace(d.id, "S" .. d.digest, c.dedup_ttl)
+        and not seen:safe_add(d.id, "S" .. d.digest, c.dedup_ttl) then
+        ngx.log(ngx.WARN, "up42webhooks: stored event ", key, " but could not remember its id: ",
+                "a retry of it would be stored again")
+    end
+    return key
+end
+
+-- The fields of a stored value: state byte, time, event, status, live, line.
+local function parse(v)
+    local t, event, status, live, line = v:match("^.(%d+)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+    return byte(v, 1), tonumber(t), event, status, live, line
+end
+_M.parse = parse
+
+-- The first key after `k` that holds something, and its value, looking at most up to `last`.
+local function next_present(events, k, last)
+    for j = k + 1, last do
+        local v = events:get(j)
+        if v then
+            return j, v
+        end
+    end
+end
+
+-- The readable events after key `since`, in key order: calls each(key, line) for those that pass
+-- `want(event, status, live)` (nil: all), at most `limit` of them. Reading stops before an event
+-- still being written, so that a reader that moves its cursor to the returned `next` never skips
+-- one. Returns the number listed and `next`: the last key read past (listed or not).
+function _M.range(c, since, limit, want, each, now)
+    local events = c.events
+    local low = events:get("low") or 0
+    local last = events:get("n") or 0
+    local k = max(since, low)
+    local nxt, listed = k, 0
+    now = now or ngx.time()
+    while k < last and (not limit or listed < limit) do
+        k = k + 1
+        local v = events:get(k)
+        if not v then
+            -- A gap: pass it once an event after it has settled; otherwise wait here.
+            local j, later = next_present(events, k, last)
+            if not j then
+                break
+            end
+            local state, t = parse(later)
+            if state ~= C_ or not t or t > now - SETTLED then
+                break
+            end
+            k, v = j, later
+        end
+        local state, _, event, status, live, line = parse(v)
+        if state == P_ then
+            break
+        end
+        if state == C_ and line then
+            nxt = k
+            if not want or want(event, status, live) then
+                listed = listed + 1
+                each(k, line)
+            end
+        end
+    end
+    return listed, nxt
+end
+
+-- The last key a reader could reach now (what `range` would return as `next` with no limit).
+function _M.frontier(c, now)
+    local _, nxt = _M.range(c, c.events:get("low") or 0, nil, nil, function() end, now)
+    return nxt
+end
+
+-- Removes every event with a key up to `upto` (no further than readers can see), the journal
+-- first: one drop record. `reason` 1 acknowledged, 2 retention; `keep(value)` may stop the trim
+-- at an event to keep (retention). Returns the events removed and the new low mark, or nil, err.
+local function drop_through(c, upto, reason, keep, now)
+    local events = c.events
+    local low = events:get("low") or 0
+    local limit = min(upto, _M.frontier(c, now))
+    local through = low
+    for k = low + 1, limit do
+        local v = events:get(k)
+        if v and keep and keep(v) then
+            break
+        end
+        through = k
+    end
+    if through == low then
+        return 0, low
+    end
+    if c.journal then
+        local ok, err = journal.append(c, RECORD.drop, reason, through, now)
+        if not ok then
+            return nil, err
+        end
+    end
+    events:set("low", through)
+    local removed = 0
+    for k = low + 1, through do
+        if events:get(k) then
+            events:delete(k)
+            removed = removed + 1
+        end
+    end
+    events:incr("count", -removed, 0)
+    return removed, through
+end
+
+-- POST /ack-webhooks?upto=K: the consumer has processed everything up to K.
+function _M.ack(c, upto, now)
+    local removed, through = drop_through(c, upto, 1, nil, now)
+    if removed then
+        count(c, "acked", removed)
+    end
+    return removed, through
+end
+
+-- Retention: drops the oldest events past max_age, and beyond max_events, then old segments.
+function _M.trim(c, now)
+    local r = c.retention
+    local events = c.events
+    local over = r.max_events and (events:get("count") or 0) - r.max_events or 0
+    local oldest = r.max_age and now - r.max_age
+    local dropped = 0
+    local removed, through = drop_through(c, events:get("n") or 0, 2, function(v)
+        local _, t = parse(v)
+        if dropped < over or (oldest and t and t < oldest) then
+            dropped = dropped + 1
+            return false
+        end
+        return true
+    end, now)
+    if not removed then
+        return nil, through
+    end
+    if removed > 0 then
+        count(c, "expired", removed)
+    end
+    if c.journal then
+        local segs, err = journal.remove_old_segments(c, through, now)
+        if not segs then
+            return nil, err
+        end
+    end
+    return removed
+end
+
+-- Puts the journal back into the dicts: every event still inside retention under its own key,
+-- the key counter after the highest key, and the ids of the dedup window. Returns what the
+-- journal reader found plus `restored`, `expired` and `dropped` (no room), or nil, err.
+function _M.replay(c, now)
+    local events, seen = c.events, c.seen
+    local low, top, restored, expired, no_room = 0, 0, 0, 0, 0
+    local oldest = c.retention.max_age and now - c.retention.max_age
+    local recent = {} -- id -> key, for the ids inside the dedup window
+    local function remove(k)
+        if events:get(k) then
+            events:delete(k)
+            restored = restored - 1
+        end
+    end
+    local stats, err = native.journal_read(c.journal.dir, 0,
+        function(kind, _, key, time, digest, id, meta, body)
+            top = max(top, key)
+            if kind == RECORD.drop then
+                for k = low + 1, key do remove(k) end
+                low = max(low, key)
+            elseif kind == RECORD.cancel then
+                remove(key)
+            elseif kind == RECORD.event then
+                if time > now - c.dedup_ttl then
+                    -- A retry written after a crash hid its first copy's 200: keep the later one.
+                    local earlier = recent[id]
+                    if earlier and earlier ~= key then
+                        local v = seen:get(id)
+                        if v and sub(v, 2) == digest then remove(earlier) end
+                    end
+                    recent[id] = key
+                    seen:set(id, "S" .. digest, time + c.dedup_ttl - now)
+                end
+                if key > low then
+                    if oldest and time < oldest then
+                        expired = expired + 1
+                    else
+                        local ok = events:safe_set(key, "C" .. time .. "\t" .. meta .. "\t" .. body)
+                        if ok then
+                            restored = restored + 1
+                        else
+                            no_room = no_room + 1
+                        end
+                    end
+                end
+            end
+        end)
+    if not stats then
+        return nil, err
+    end
+    events:set("n", max(top, low))
+    events:set("low", low)
+    events:set("count", restored)
+    journal.set_segment(c, max(stats.last_segment, 1))
+    stats.restored, stats.expired, stats.no_room = restored, expired, no_room
+    return stats
+end
+
+-- The backlog, for /stats.
+function _M.stats(c)
+    local events = c.events
+    local low = events:get("low") or 0
+    local last = events:get("n") or 0
+    local oldest = next_present(events, low, min(last, low + 10000))
+    local s = {
+        events = events:get("count") or 0,
+        oldest_key = oldest or ngx.null,
+        newest_key = last > low and last or ngx.null,
+        low = low,
+    }
+    if c.journal then
+        local u = native.journal_usage(c.journal.dir)
+        if u then
+            s.journal = { bytes = u.bytes, segments = u.segments, dir = c.journal.dir, fsync = c.journal.fsync }
+        end
+    end
+    return s
+end
+
+return _M
