@@ -108,10 +108,18 @@ end
 
 -- Waits (yielding, never spinning) until something after `since` can be read or `seconds` pass.
 local function wait_for(c, since, seconds)
+    ngx.update_time()
     local deadline = ngx.now() + seconds
     local pause = 0.02
-    while store.frontier(c) <= since and ngx.now() < deadline do
-        ngx.sleep(min(pause, deadline - ngx.now()))
+    while store.frontier(c) <= since do
+        -- ngx.now() is the event loop's cached clock: refresh it, and never sleep less than a
+        -- millisecond (a sleep of 0 returns at once, and the loop would spin).
+        ngx.update_time()
+        local left = deadline - ngx.now()
+        if left < 0.001 then
+            return
+        end
+        ngx.sleep(min(pause, left))
         pause = min(pause * 2, 0.25)
     end
 end
@@ -189,8 +197,9 @@ function _M.tail()
         return
     end
     local args = req.get_uri_args()
+    -- A reconnecting EventSource sends the URL it started with and the last id it saw: the id wins.
     local last_id = req.get_headers()["last-event-id"]
-    if type(last_id) == "string" and args.since == nil then
+    if type(last_id) == "string" then
         args.since = last_id
     end
     local since = integer_arg(args, "since", 0)

@@ -93,6 +93,9 @@ function _M.remove_old_segments(c, low, now)
     if not usage then
         return nil, err
     end
+    if usage.segments == 0 then
+        return 0
+    end
     local last = math.min(usage.last_segment, _M.segment(c) - 1)
     local through = usage.first_segment - 1
     for seg = usage.first_segment, last do

@@ -33,9 +33,20 @@ local S_ = byte("S")
 -- A gap (a key handed out that holds nothing) is passed over by readers once a later event has
 -- been committed this long: a delivery takes its key and reserves its event in microseconds.
 local SETTLED = 2
+-- How long an abandoned key is marked as such for readers.
+local GAP_TTL = 600
 
 local function count(c, what, n)
     c.counters:incr(what, n or 1, 0)
+end
+
+-- A key that will hold nothing: its delivery was refused after it took the key. Readers pass it
+-- at once (the mark is in the dedup dict, which has room when the events dict is full); the id is
+-- free again for the sender's retry.
+local function abandon(c, key, id)
+    c.events:delete(key)
+    c.seen:safe_set("gap:" .. key, true, GAP_TTL)
+    c.seen:delete(id)
 end
 
 -- Stores a verified delivery `d` (id, digest: 32 bytes, meta: "event\tstatus\tlive", line, now).
@@ -66,7 +77,7 @@ function _M.add(c, d)
     local value = d.now .. "\t" .. d.meta .. "\t" .. d.line
     ok, err = events:safe_add(key, "P" .. value, c.pending_ttl)
     if not ok then
-        seen:delete(d.id)
+        abandon(c, key, d.id)
         return nil, "full", err
     end
     if c.journal then
@@ -75,8 +86,7 @@ function _M.add(c, d)
             if maybe then
                 journal.append(c, RECORD.cancel, 0, key, d.now)
             end
-            events:delete(key)
-            seen:delete(d.id)
+            abandon(c, key, d.id)
             return nil, "journal", jerr
         end
     end
@@ -90,7 +100,7 @@ function _M.add(c, d)
             if c.journal then
                 journal.append(c, RECORD.cancel, 0, key, d.now)
             end
-            seen:delete(d.id)
+            abandon(c, key, d.id)
             return nil, "full", err
         end
     end
@@ -125,17 +135,19 @@ end
 -- still being written, so that a reader that moves its cursor to the returned `next` never skips
 -- one. Returns the number listed and `next`: the last key read past (listed or not).
 function _M.range(c, since, limit, want, each, now)
-    local events = c.events
+    local events, seen = c.events, c.seen
     local low = events:get("low") or 0
     local last = events:get("n") or 0
+    local settled = events:get("settled") or 0
     local k = max(since, low)
     local nxt, listed = k, 0
     now = now or ngx.time()
     while k < last and (not limit or listed < limit) do
         k = k + 1
         local v = events:get(k)
-        if not v then
-            -- A gap: pass it once an event after it has settled; otherwise wait here.
+        if not v and k > settled and not seen:get("gap:" .. k) then
+            -- A key taken a moment ago whose event is not reserved yet, or one whose worker died:
+            -- pass it once a later event has been committed for a while; otherwise wait here.
             local j, later = next_present(events, k, last)
             if not j then
                 break
@@ -146,11 +158,16 @@ function _M.range(c, since, limit, want, each, now)
             end
             k, v = j, later
         end
-        local state, _, event, status, live, line = parse(v)
+        local state, _, event, status, live, line
+        if v then
+            state, _, event, status, live, line = parse(v)
+        end
         if state == P_ then
             break
         end
-        if state == C_ and line then
+        if not v then
+            nxt = k -- a gap known to stay empty
+        elseif state == C_ and line then
             nxt = k
             if not want or want(event, status, live) then
                 listed = listed + 1
@@ -293,6 +310,8 @@ function _M.replay(c, now)
         return nil, err
     end
     events:set("n", max(top, low))
+    -- Every key handed out before this start is settled: a gap there stays a gap.
+    events:set("settled", max(top, low))
     events:set("low", low)
     events:set("count", restored)
     journal.set_segment(c, max(stats.last_segment, 1))

@@ -112,34 +112,80 @@ impl<'a> Setup<'a> {
                 std::fs::write(&conf_path, edited).unwrap();
             }
         }
-        let child = crate::common::hermetic(&mut Command::new(&nginx))
-            .arg("-p")
-            .arg(&dir)
-            .args(["-c", "conf/nginx.conf", "-g", "daemon off;"])
-            .env("UP42_WEBHOOK_SECRET", SECRET)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Server {
+        let env: Vec<(String, String)> =
+            std::iter::once(("UP42_WEBHOOK_SECRET".to_string(), SECRET.to_string()))
+                .chain(self.env)
+                .collect();
+        let child = spawn(&nginx, &dir, &env);
+        let mut server = Server {
             port,
             admin_port,
             admin_host,
             tls: self.tls.is_some(),
             dir,
             nginx,
+            env,
             child,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if server.admin_ping() {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("nginx did not come up: {}", server.error_log());
+        server.wait_up();
+        server
     }
+}
+
+/// nginx in the foreground on the prefix `dir`, with only `env` of the project's settings.
+fn spawn(nginx: &str, dir: &Path, env: &[(String, String)]) -> Child {
+    use std::os::unix::process::CommandExt;
+    crate::common::hermetic(&mut Command::new(nginx))
+        // A process group of its own: a crash kills the master and every worker in one signal,
+        // so the master cannot respawn a worker between them.
+        .process_group(0)
+        .arg("-p")
+        .arg(dir)
+        .args(["-c", "conf/nginx.conf", "-g", "daemon off;"])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The processes whose parent is `pid` (from /proc: no procps needed).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so read after its closing paren.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Whether `pid` runs: gone, or a zombie waiting for its parent to reap it, is not.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
+pub fn kill9(pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let _ = Command::new("kill").arg("-9").args(&list).status();
 }
 
 pub struct Server {
@@ -151,10 +197,59 @@ pub struct Server {
     pub tls: bool,
     pub dir: PathBuf,
     pub nginx: String,
+    env: Vec<(String, String)>,
     child: Child,
 }
 
 impl Server {
+    fn wait_up(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.admin_ping() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nginx did not come up: {}", self.error_log());
+    }
+
+    /// The master's pid and its workers'.
+    pub fn master_pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn worker_pids(&self) -> Vec<u32> {
+        children_of(self.child.id())
+    }
+
+    /// `kill -9` of the master and every worker at once, as a crash or an OOM kill would.
+    pub fn crash(&mut self) {
+        let mut all = self.worker_pids();
+        all.push(self.child.id());
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.wait();
+        // The workers die with the master's signal or their own; wait until none is left.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && all.iter().any(|&p| alive(p)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts nginx again on the same prefix (run directory), as `make serve` after a crash.
+    pub fn restart(&mut self) {
+        self.child = spawn(&self.nginx, &self.dir, &self.env);
+        self.wait_up();
+    }
+
+    /// HUP: nginx re-reads its config and starts new workers; the shared dicts stay.
+    pub fn reload(&self) {
+        let _ = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+    }
+
     pub fn start() -> Server {
         Setup::default().start()
     }
@@ -215,7 +310,12 @@ impl Server {
 
     /// A request to the admin listener, from 127.0.0.1.
     pub fn admin(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-        http(self.admin_port, method, path, headers, b"").expect("a complete HTTP response")
+        http(self.admin_port, method, path, headers, b"").unwrap_or_else(|| {
+            panic!(
+                "{method} {path}: no complete HTTP response; error.log:\n{}",
+                self.error_log()
+            )
+        })
     }
 
     pub fn admin_get(&self, path: &str) -> Response {
