@@ -631,3 +631,133 @@ fn configure_reads_the_exposure_settings_and_refuses_bad_ones() {
         assert!(err.contains(message), "{setting}: {err}");
     }
 }
+
+/// A journal directory of the test's own.
+fn journal_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("up42wh-lua-journal-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
+    let dir = journal_dir("replay");
+    let (lua, _) = setup();
+    dicts(&lua, 1000);
+    // Records as a live store writes them: 1 stored; 2 stored then cancelled (its delivery was
+    // answered 503); 3 the same delivery as 1, written again after a crash hid 1's answer; 4 and
+    // 5 stored; a drop (acknowledgement) up to 4; 6 past retention.
+    let stats: Table = lua
+        .load(format!(
+            r#"
+            local native = require "up42webhooks.native"
+            local R = native.RECORD
+            local w = assert(native.journal_open("{dir}", 1))
+            local d1, d2 = ("a"):rep(32), ("b"):rep(32)
+            local now = fake.now
+            local function event(key, id, digest, t)
+                assert(native.journal_append(w, R.event, 0, key, t or now, digest, id,
+                    "job.status\tFAILED\tfalse", '{{"k":' .. key .. '}}'))
+            end
+            event(1, "m:one", d1)
+            event(2, "m:two", d2)
+            assert(native.journal_append(w, R.cancel, 0, 2, now))
+            event(3, "m:one", d1)
+            event(4, "m:four", d2)
+            event(5, "m:five", d2)
+            assert(native.journal_append(w, R.drop, 1, 4, now))
+            event(6, "m:old", d2, now - 8 * 24 * 3600)
+            event(7, "m:seven", d2)
+            require("up42webhooks").configure{{ secrets = {{ "s" }}, journal = {{ dir = "{dir}" }} }}
+            return fake.ngx.shared.webhooks_stats.data
+            "#,
+            dir = dir.display()
+        ))
+        .eval()
+        .unwrap();
+    assert_eq!(stats.get::<i64>("journal_replayed_events").unwrap(), 2);
+    assert_eq!(stats.get::<i64>("expired").unwrap(), 1);
+    let (status, text, _) = run(&lua, "dump", local_admin_get(&lua));
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"k":5}"#,
+            r#"{"k":7}"#,
+            r#"{"next":7,"number_webhooks_received":2}"#
+        ]
+    );
+    // The key counter goes on after the highest key; the ids of the window are remembered.
+    let (n, seen_one, seen_two): (i64, bool, bool) = lua
+        .load(
+            "local d = fake.ngx.shared return d.received_webhooks:get('n'), \
+             d.webhooks_seen:get('m:one') ~= nil, d.webhooks_seen:get('m:two') ~= nil",
+        )
+        .eval()
+        .unwrap();
+    assert_eq!((n, seen_one), (7, true));
+    assert!(!seen_two, "a cancelled delivery's retry is not a duplicate");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn segments_rotate_and_retention_removes_the_ones_no_longer_needed() {
+    let dir = journal_dir("segments");
+    let (lua, fake) = setup();
+    dicts(&lua, 1000);
+    configure(
+        &lua,
+        &format!(
+            ", journal = {{ dir = '{}', segment_size = 4096 }}",
+            dir.display()
+        ),
+    );
+    for i in 0..40 {
+        let (status, _, _) = run(
+            &lua,
+            "receive",
+            delivery(&lua, &body(&format!("s{i}"), "X", false), SECRET),
+        );
+        assert_eq!(status, 200);
+    }
+    let usage = up42webhooks::journal::usage(&dir).unwrap();
+    assert!(usage.segments >= 3, "{usage:?}");
+    // Acknowledge the first 30, then let retention run an hour later (past the dedup window).
+    let ack: Table = lua
+        .load("return { method = 'POST', remote_addr = '127.0.0.1', listener = 'admin', args = { upto = '30' } }")
+        .eval()
+        .unwrap();
+    let (status, text, _) = run(&lua, "ack", ack);
+    assert_eq!((status, json(&text)["acked"].as_u64()), (200, Some(30)));
+    fake.set("now", NOW + 3600).unwrap();
+    let removed: i64 = lua
+        .load(
+            "local c = require('up42webhooks.config').current \
+             return assert(require('up42webhooks.store').trim(c, fake.now))",
+        )
+        .eval()
+        .unwrap();
+    assert_eq!(removed, 0, "nothing past retention (7 days)");
+    let after = up42webhooks::journal::usage(&dir).unwrap();
+    assert!(after.segments < usage.segments, "{after:?} after {usage:?}");
+    assert_eq!(
+        after.last_segment, usage.last_segment,
+        "the current segment stays"
+    );
+
+    // A new start replays what is left: events 31 to 40, and the watermark written again.
+    let (lua2, _) = setup();
+    dicts(&lua2, 1000);
+    configure(
+        &lua2,
+        &format!(", journal = {{ dir = '{}' }}", dir.display()),
+    );
+    let (_, text, _) = run(&lua2, "dump", local_admin_get(&lua2));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 11, "{text}");
+    assert!(lines[0].contains(r#""messageId":"s30""#), "{}", lines[0]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -267,6 +267,7 @@ function _M.replay(c, now)
     local low, top, restored, expired, no_room = 0, 0, 0, 0, 0
     local oldest = c.retention.max_age and now - c.retention.max_age
     local recent = {} -- id -> key, for the ids inside the dedup window
+    local id_of = {}  -- key -> id, for the same events
     local function remove(k)
         if events:get(k) then
             events:delete(k)
@@ -280,7 +281,14 @@ function _M.replay(c, now)
                 for k = low + 1, key do remove(k) end
                 low = max(low, key)
             elseif kind == RECORD.cancel then
+                -- Its delivery was answered with an error: the event is not stored, and the
+                -- sender's retry must not be taken for a duplicate.
                 remove(key)
+                local id = id_of[key]
+                if id and recent[id] == key then
+                    seen:delete(id)
+                    recent[id] = nil
+                end
             elseif kind == RECORD.event then
                 if time > now - c.dedup_ttl then
                     -- A retry written after a crash hid its first copy's 200: keep the later one.
@@ -289,7 +297,7 @@ function _M.replay(c, now)
                         local v = seen:get(id)
                         if v and sub(v, 2) == digest then remove(earlier) end
                     end
-                    recent[id] = key
+                    recent[id], id_of[key] = key, id
                     seen:set(id, "S" .. digest, time + c.dedup_ttl - now)
                 end
                 if key > low then
