@@ -32,7 +32,10 @@ COPY openresty/listen.sh /usr/local/bin/up42webhooks-listen
 COPY openresty/docker-entrypoint.sh /usr/local/bin/up42webhooks-entrypoint
 # The admin listener trusts loopback and the Docker host: the host's published 127.0.0.1 port
 # arrives from the network's gateway (not a secret; with --network host, set it to loopback).
-ENV UP42_WEBHOOK_ADMIN_ALLOW="loopback,gateway"
+# The journal lives in a volume (docker-compose.yml names one), owned by the workers' user.
+ENV UP42_WEBHOOK_ADMIN_ALLOW="loopback,gateway" UP42_WEBHOOK_JOURNAL_DIR="/var/lib/up42webhooks"
+RUN install -d -o nobody -m 0700 /var/lib/up42webhooks
+VOLUME /var/lib/up42webhooks
 # The config is tested at build time, with the listen files the entrypoint writes; configure{}
 # refuses to start without a secret, so the test gets a placeholder that lives only in this command.
 RUN UP42_WEBHOOK_SECRET=placeholder-for-nginx-t up42webhooks-entrypoint /usr/local/openresty/bin/openresty -t -q

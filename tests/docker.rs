@@ -255,10 +255,18 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
     assert_eq!(in_stage(&d, 1, "EXPOSE"), ["80 443 9889"]);
     // The admin listener trusts loopback and the Docker host (the gateway its published port
     // arrives from), nothing else.
-    assert!(env_of(&d, 1).contains(&(
+    let env = env_of(&d, 1);
+    assert!(env.contains(&(
         "UP42_WEBHOOK_ADMIN_ALLOW".to_string(),
         "loopback,gateway".to_string()
     )));
+    // The journal: a directory of the workers' user (nobody, OpenResty's default), a volume.
+    assert!(env.contains(&(
+        "UP42_WEBHOOK_JOURNAL_DIR".to_string(),
+        "/var/lib/up42webhooks".to_string()
+    )));
+    assert!(runs.contains("install -d -o nobody -m 0700 /var/lib/up42webhooks"));
+    assert_eq!(in_stage(&d, 1, "VOLUME"), ["/var/lib/up42webhooks"]);
 
     // The health check asks the admin listener's /ping for PONG, with busybox wget (no curl in
     // the Alpine flavour): plain HTTP on loopback whether or not the public side speaks TLS.
@@ -274,6 +282,8 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
 }
 
 const LISTEN_SH: &str = "/usr/local/bin/up42webhooks-listen";
+/// The journal's named volume, as docker-compose renders it.
+const JOURNAL_VOLUME: &str = "journal:/var/lib/up42webhooks:rw";
 const ENTRYPOINT: &str = "/usr/local/bin/up42webhooks-entrypoint";
 
 /// The entrypoint run here with the image's paths pointed at a scratch directory and a stand-in
@@ -484,9 +494,13 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
     // The secret is passed through from the caller's environment, never given a value here.
     let env = &s["environment"];
     assert!(env["UP42_WEBHOOK_SECRET"].is_null(), "{env}");
+    // The base file runs what the image carries, with the journal in a named volume at the
+    // directory the image gives the module.
+    assert_eq!(s["volumes"], serde_json::json!([JOURNAL_VOLUME]));
     assert!(
-        s.get("volumes").is_none(),
-        "the base file runs what the image carries"
+        base["volumes"]["journal"].is_object(),
+        "{}",
+        base["volumes"]
     );
 
     // HTTPS (make run TLS_CERT=... TLS_KEY=...): port 443, the certificates' directory mounted
@@ -523,9 +537,16 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
         st["environment"]["UP42_WEBHOOK_TLS_KEY"],
         format!("{le}/privkey.pem")
     );
+    let mut volumes: Vec<&str> = st["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    volumes.sort_unstable();
     assert_eq!(
-        st["volumes"],
-        serde_json::json!(["/etc/letsencrypt:/etc/letsencrypt:ro"])
+        volumes,
+        ["/etc/letsencrypt:/etc/letsencrypt:ro", JOURNAL_VOLUME]
     );
     let err =
         compose_config_with(&["docker-compose.yml", "docker-compose.tls.yml"], &[]).unwrap_err();
@@ -555,6 +576,7 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
         .as_array()
         .expect("volumes")
         .iter()
+        .filter(|v| v.as_str() != Some(JOURNAL_VOLUME))
         .map(|v| {
             let text = v.as_str().expect("short volume syntax");
             let parts: Vec<&str> = text.split(':').collect();
