@@ -39,7 +39,8 @@ help:
 	@echo "make send-test     sign a fresh test event, post it to the running server, show the dump"
 	@echo "make build         build the library (cdylib + rlib) and the up42wh-sign tool, release mode"
 	@echo "make test          every check: formatting, clippy, the header diff and all tests"
-	@echo "make bench         criterion (verify/floor), LuaJIT FFI vs OpenSSL, wrk against nginx"
+	@echo "make bench         criterion (verify/floor, journal writes), LuaJIT FFI vs OpenSSL, journal"
+	@echo "                   recovery of 100,000 events, wrk against nginx for each fsync mode"
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
 	@echo "make cross         build the .so for ARM boards into dist/<target>/ (aarch64, armv7)"
 	@echo "make cross-test    prove those builds under qemu-user (Rust tests, the ARM LuaJIT)"
@@ -152,9 +153,11 @@ header:
 bench: build nginx-deps
 	$(CARGO) bench --locked --bench verify
 	@python3 benches/ratios.py target/criterion
+	$(CARGO) bench --locked --bench journal
 	$(CARGO) run --release --locked --example lua_bench -- benches/ffi_vs_openssl.lua
+	benches/journal/recovery.sh 100000
 	@missing=""; command -v wrk >/dev/null 2>&1 || missing=wrk; $(APT_INSTALL)
-	benches/wrk/run.sh 10 16
+	FSYNC_MODES="off never interval always" benches/wrk/run.sh 10 16
 
 sign-example: build
 	$(RELEASE_DIR)/up42wh-sign --event job --url http://127.0.0.1:9888/receive-webhooks

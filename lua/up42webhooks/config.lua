@@ -10,7 +10,8 @@
 --   senders = { name = { profile = ..., ... } }: see up42webhooks/senders.lua
 --   journal = { dir = path (UP42_WEBHOOK_JOURNAL_DIR; default $prefix/data),
 --               fsync = "always" | "interval" | "never" (UP42_WEBHOOK_JOURNAL_FSYNC; "interval"),
---               segment_size = bytes (64 MiB) } | false (memory only, as the original article)
+--               segment_size = bytes (64 MiB) }
+--     | false (memory only, as the original article; also UP42_WEBHOOK_JOURNAL=off)
 --   retention = { max_age = seconds (7 days), max_events = n (none) }
 --   max_tails (16): concurrent GET /tail streams; tail_heartbeat (15 s); max_wait (60 s)
 local native = require "up42webhooks.native"
@@ -85,7 +86,7 @@ local function secrets_of(o)
 end
 
 local function journal_of(o)
-    if o.journal == false then
+    if o.journal == false or (o.journal == nil and setting(nil, "UP42_WEBHOOK_JOURNAL") == "off") then
         return nil
     end
     local j = {}

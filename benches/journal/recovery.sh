@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# How long a start takes to put a journal of N events back into the shared dict: a journal written
+# by examples/journal_fill (events of 1 KiB, an hour old), then nginx with the project's config and
+# a dict big enough for them; the module reports the replay's duration in /stats
+# (journal_replay_ms), measured around the replay in init_by_lua.
+#   benches/journal/recovery.sh [N]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+n=${1:-100000}
+nginx=$(command -v openresty || command -v nginx || echo /usr/sbin/nginx)
+[ -f "$root/target/release/libup42webhooks.so" ] || { echo "build first: make build" >&2; exit 1; }
+(cd "$root" && cargo build --release --locked --example journal_fill -q)
+
+dir=$(mktemp -d /tmp/up42wh-recovery.XXXXXX)
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+admin=$(free_port)
+ADMIN_LISTEN="127.0.0.1:$admin" "$root/openresty/prefix.sh" "$dir" "$port" "$root/target/release" "$nginx"
+rm "$dir/conf/default.conf"
+sed -e 's/lua_shared_dict received_webhooks 16m;/lua_shared_dict received_webhooks 512m;/' \
+    "$root/openresty/default.conf" > "$dir/conf/default.conf"
+"$root/target/release/examples/journal_fill" "$dir/data" "$n"
+[ "$(id -u)" != 0 ] || chown -R "$(stat -c %U "$dir/data")" "$dir/data"
+echo "journal: $(du -sh "$dir/data" | cut -f1) in $(ls "$dir/data" | grep -c '^events')" segment\(s\)
+export UP42_WEBHOOK_SECRET="recovery-bench-secret"
+start=$(date +%s.%N)
+"$nginx" -p "$dir" -c conf/nginx.conf
+trap '"$nginx" -p "$dir" -c conf/nginx.conf -s stop 2>/dev/null; sleep 0.5; rm -rf "$dir"' EXIT
+for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$admin/ping" >/dev/null && break; sleep 0.05; done
+ready=$(date +%s.%N)
+stats=$(curl -fs "http://127.0.0.1:$admin/stats")
+python3 - "$stats" "$start" "$ready" <<'PY'
+import json, sys
+s = json.loads(sys.argv[1])
+c = s["counters"]
+print(f'replayed {c["journal_replayed_events"]} events in {c["journal_replay_ms"]} ms '
+      f'(init_by_lua); nginx answering {float(sys.argv[3]) - float(sys.argv[2]):.2f} s after its start; '
+      f'events held: {s["backlog"]["events"]}')
+PY
