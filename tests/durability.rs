@@ -38,9 +38,9 @@ fn message_id(line: &str) -> String {
         .to_string()
 }
 
-/// The events a consumer of GET /tail?since=K receives until the stream is quiet for a second:
-/// (key, line) in order.
-fn tail(srv: &Server, since: u64, headers: &[(&str, &str)]) -> Vec<(u64, String)> {
+/// The events a consumer of GET /tail?since=K receives until one with key `until` has come (or the
+/// stream is quiet for 1.5 s): (key, line) in order.
+fn tail(srv: &Server, since: u64, until: u64, headers: &[(&str, &str)]) -> Vec<(u64, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", srv.admin_port)).unwrap();
     let mut req = format!("GET /tail?since={since} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
     for (n, v) in headers {
@@ -58,6 +58,12 @@ fn tail(srv: &Server, since: u64, headers: &[(&str, &str)]) -> Vec<(u64, String)
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buf[..n]),
             Err(_) => break, // quiet for the read timeout: everything there was has arrived
+        }
+        let text = String::from_utf8_lossy(&raw);
+        if let Some((_, body)) = text.split_once("\r\n\r\n") {
+            if sse_events(body).iter().any(|(k, _)| *k >= until) {
+                break;
+            }
         }
     }
     let text = String::from_utf8(raw).unwrap();
@@ -136,7 +142,10 @@ fn kill_9_of_every_process_under_load_loses_nothing_answered_200() {
     );
 
     srv.restart();
-    let events = tail(&srv, 0, &[]);
+    let newest = json(&srv.admin_get("/stats"))["backlog"]["newest_key"]
+        .as_u64()
+        .unwrap();
+    let events = tail(&srv, 0, newest, &[]);
     let stored: HashMap<u64, String> = events
         .iter()
         .map(|(k, line)| (*k, message_id(line)))
@@ -353,7 +362,7 @@ fn a_reload_does_not_replay_the_journal_again() {
 
 #[test]
 fn paging_long_poll_ack_and_the_tail() {
-    let srv = Server::start_with(with_hook("tail_heartbeat = 1", ""), &[]);
+    let srv = Server::start_with(with_hook("tail_heartbeat = 1, max_tails = 1", ""), &[]);
     let mut keys = Vec::new();
     for i in 0..7 {
         let r = srv.post(&delivery(&format!("p-{i}")));
@@ -409,9 +418,16 @@ fn paging_long_poll_ack_and_the_tail() {
     assert_eq!((page.len(), n, next), (0, 0, new_key), "the wait ran out");
 
     // The tail: from Last-Event-ID on, then live, with heartbeats.
-    let events = tail(&srv, 0, &[("Last-Event-ID", &keys[4].to_string())]);
+    let events = tail(&srv, 0, new_key, &[("Last-Event-ID", &keys[4].to_string())]);
     let got: Vec<u64> = events.iter().map(|(k, _)| *k).collect();
     assert_eq!(got, [keys[5], keys[6], new_key]);
+    // The tail that went away is noticed at its next write (a heartbeat at the latest), and its
+    // place freed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while json(&srv.admin_get("/stats"))["backlog"]["tails_open"] != 0 {
+        assert!(Instant::now() < deadline, "the closed tail is released");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let mut s = TcpStream::connect(("127.0.0.1", admin)).unwrap();
     s.write_all(format!("GET /tail?since={new_key} HTTP/1.0\r\n\r\n").as_bytes())
         .unwrap();
@@ -432,6 +448,12 @@ fn paging_long_poll_ack_and_the_tail() {
         "{raw}"
     );
     assert!(raw.contains(": heartbeat"), "{raw}");
+    // Tails are bounded (max_tails = 1 here): while this one is open, another is refused.
+    let second = srv.admin_get("/tail");
+    assert_eq!(
+        (second.status, json(&second)["error"].as_str()),
+        (503, Some("tail_refused"))
+    );
     drop(s);
 
     // Acknowledge the first three: gone from the dump, counted.
@@ -484,6 +506,20 @@ fn the_same_id_with_another_body_is_a_conflict() {
     assert!(lines[0].contains("FAILED"));
     let counters = json(&srv.admin_get("/stats"))["counters"].clone();
     assert_eq!(counters["rejected_id_conflict"], 1);
+    // Prometheus: delivery outcomes in one counter, the store's figures as metrics of their own.
+    let prom = srv.admin_get("/stats?format=prometheus").text();
+    for line in [
+        "# TYPE up42webhooks_requests_total counter",
+        "up42webhooks_requests_total{outcome=\"stored\"} 1",
+        "up42webhooks_requests_total{outcome=\"rejected_id_conflict\"} 1",
+        "up42webhooks_requests_total{outcome=\"duplicate\"} 1",
+        "# TYPE up42webhooks_journal_replayed_events gauge",
+        "up42webhooks_events 1",
+        "# TYPE up42webhooks_dict_free_bytes gauge",
+    ] {
+        assert!(prom.lines().any(|l| l == line), "{line} in:\n{prom}");
+    }
+    assert!(!prom.contains("outcome=\"journal_"), "{prom}");
     assert!(srv.error_log().contains("rejected delivery: id_conflict"));
 }
 

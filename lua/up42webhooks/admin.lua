@@ -263,6 +263,13 @@ local function dict_space(dict)
     return {}
 end
 
+-- Counters of the stats dict that are not delivery outcomes, with their Prometheus types.
+local STORE_COUNTS = {
+    expired = "counter", acked = "counter", journal_corrupt = "counter",
+    journal_torn_bytes = "counter", replay_no_room = "counter",
+    journal_replayed_events = "gauge", journal_replay_ms = "gauge",
+}
+
 -- GET /stats: the outcome counters and the backlog, JSON (or Prometheus text with ?format=prometheus).
 function _M.stats()
     local c = admitted()
@@ -282,10 +289,18 @@ function _M.stats()
     local last = c.events:get("n") or 0
     if req.get_uri_args().format == "prometheus" then
         ngx.header["Content-Type"] = "text/plain; version=0.0.4"
+        -- Deliveries by outcome are one counter; the store's own counts and the last replay's
+        -- figures are metrics of their own.
         local lines = { "# TYPE up42webhooks_requests_total counter" }
+        local own = {}
         for k, v in pairs(counters) do
-            lines[#lines + 1] = ('up42webhooks_requests_total{outcome="%s"} %d'):format(k, v)
+            if STORE_COUNTS[k] then
+                own[#own + 1] = ("# TYPE up42webhooks_%s %s\nup42webhooks_%s %d"):format(k, STORE_COUNTS[k], k, v)
+            else
+                lines[#lines + 1] = ('up42webhooks_requests_total{outcome="%s"} %d'):format(k, v)
+            end
         end
+        for _, l in ipairs(own) do lines[#lines + 1] = l end
         lines[#lines + 1] = "# TYPE up42webhooks_last_key gauge"
         lines[#lines + 1] = "up42webhooks_last_key " .. last
         lines[#lines + 1] = "# TYPE up42webhooks_events gauge"
@@ -294,6 +309,7 @@ function _M.stats()
             lines[#lines + 1] = "# TYPE up42webhooks_journal_bytes gauge"
             lines[#lines + 1] = "up42webhooks_journal_bytes " .. backlog.journal.bytes
         end
+        lines[#lines + 1] = "# TYPE up42webhooks_dict_free_bytes gauge"
         for name, d in pairs(dicts) do
             if d.capacity then
                 lines[#lines + 1] = ('up42webhooks_dict_free_bytes{dict="%s"} %d'):format(name, d.free)
