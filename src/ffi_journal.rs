@@ -99,6 +99,17 @@ fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(5)
 }
 
+/// `UP42WH_RESULT_JOURNAL_IO`, with the system's reason written to `errno_out` when it is not NULL.
+///
+/// # Safety
+/// `errno_out` must be NULL or writable.
+unsafe fn io_failed(e: &io::Error, errno_out: *mut i32) -> Code {
+    if let Some(n) = errno_out.as_mut() {
+        *n = errno(e);
+    }
+    Code::JournalIo
+}
+
 /// A record from C. The slices must outlive the returned record.
 unsafe fn record_in<'a>(r: &up42wh_record) -> Result<Record<'a>, Code> {
     let mut out = Record {
@@ -169,12 +180,7 @@ pub unsafe extern "C" fn up42wh_journal_open(
                 }));
                 Ok(())
             }
-            Err(e) => {
-                if let Some(n) = errno_out.as_mut() {
-                    *n = errno(&e);
-                }
-                Err(Code::JournalIo)
-            }
+            Err(e) => Err(io_failed(&e, errno_out)),
         }
     })
 }
@@ -284,12 +290,7 @@ pub unsafe extern "C" fn up42wh_journal_reader_open(
                 *out = Box::into_raw(Box::new(up42wh_journal_reader { reader }));
                 Ok(())
             }
-            Err(e) => {
-                if let Some(n) = errno_out.as_mut() {
-                    *n = errno(&e);
-                }
-                Err(Code::JournalIo)
-            }
+            Err(e) => Err(io_failed(&e, errno_out)),
         }
     })
 }
@@ -373,12 +374,7 @@ pub unsafe extern "C" fn up42wh_journal_remove_segment(
 ) -> Code {
     guard(|| {
         let dir = dir_of(dir, dir_len)?;
-        journal::remove_segment(dir, segment).map_err(|e| {
-            if let Some(n) = errno_out.as_mut() {
-                *n = errno(&e);
-            }
-            Code::JournalIo
-        })
+        journal::remove_segment(dir, segment).map_err(|e| io_failed(&e, errno_out))
     })
 }
 
@@ -409,12 +405,7 @@ pub unsafe extern "C" fn up42wh_journal_usage(
                 };
                 Ok(())
             }
-            Err(e) => {
-                if let Some(n) = errno_out.as_mut() {
-                    *n = errno(&e);
-                }
-                Err(Code::JournalIo)
-            }
+            Err(e) => Err(io_failed(&e, errno_out)),
         }
     })
 }

@@ -42,8 +42,12 @@ end
 
 -- A key that will hold nothing: its delivery was refused after it took the key. Readers pass it
 -- at once (the mark is in the dedup dict, which has room when the events dict is full); the id is
--- free again for the sender's retry.
-local function abandon(c, key, id)
+-- free again for the sender's retry. When the event may be in the journal already, a cancel
+-- record says it is not stored, so that recovery does not bring it back.
+local function abandon(c, key, id, now, journaled)
+    if journaled and c.journal then
+        journal.append(c, RECORD.cancel, 0, key, now)
+    end
     c.events:delete(key)
     c.seen:safe_set("gap:" .. key, true, GAP_TTL)
     c.seen:delete(id)
@@ -83,10 +87,7 @@ function _M.add(c, d)
     if c.journal then
         local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, d.digest, d.id, d.meta, d.line)
         if not written then
-            if maybe then
-                journal.append(c, RECORD.cancel, 0, key, d.now)
-            end
-            abandon(c, key, d.id)
+            abandon(c, key, d.id, d.now, maybe)
             return nil, "journal", jerr
         end
     end
@@ -97,10 +98,7 @@ function _M.add(c, d)
         -- memory again, or take the event back.
         ok, err = events:safe_add(key, "C" .. value)
         if not ok then
-            if c.journal then
-                journal.append(c, RECORD.cancel, 0, key, d.now)
-            end
-            abandon(c, key, d.id)
+            abandon(c, key, d.id, d.now, true)
             return nil, "full", err
         end
     end
