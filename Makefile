@@ -214,10 +214,13 @@ dump:
 stats:
 	@curl -fsS '$(ADMIN_URL)/stats$(Q)'
 
+# Build output and the run directory's generated parts. The journal (run/data, the container's
+# volume) holds stored events and stays: delete it by hand when you mean to.
 clean:
 	@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(COMPOSE_CMD) down --rmi local; fi
 	$(CARGO) clean
-	rm -rf $(RUN_DIR) dist
+	rm -rf dist $(addprefix $(RUN_DIR)/,conf logs tmp lua lib html)
+	@[ ! -d $(RUN_DIR)/data ] || echo "kept $(RUN_DIR)/data (the journal: every stored event)"
 
 # --- Docker (make run) ------------------------------------------------------------------------
 # `docker compose` (v2) or `docker-compose` (v1), whichever is here.
