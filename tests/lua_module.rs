@@ -670,6 +670,13 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
             assert(native.journal_append(w, R.drop, 1, 4, now))
             event(6, "m:old", d2, now - 8 * 24 * 3600)
             event(7, "m:seven", d2)
+            -- Two days ago, outside today's dedup window: 8 then its crash-time rewrite 9, five
+            -- seconds apart (one is kept), and 10 and 11, a day apart (a re-delivery the live
+            -- store took as new: both kept).
+            event(8, "m:eight", d1, now - 2 * 86400)
+            event(9, "m:eight", d1, now - 2 * 86400 + 5)
+            event(10, "m:ten", d1, now - 3 * 86400)
+            event(11, "m:ten", d1, now - 2 * 86400)
             require("up42webhooks").configure{{ secrets = {{ "s" }}, journal = {{ dir = "{dir}" }} }}
             return fake.ngx.shared.webhooks_stats.data
             "#,
@@ -677,7 +684,7 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
         ))
         .eval()
         .unwrap();
-    assert_eq!(stats.get::<i64>("journal_replayed_events").unwrap(), 2);
+    assert_eq!(stats.get::<i64>("journal_replayed_events").unwrap(), 5);
     assert_eq!(stats.get::<i64>("expired").unwrap(), 1);
     let (status, text, _) = run(&lua, "dump", local_admin_get(&lua));
     assert_eq!(status, 200);
@@ -687,7 +694,10 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
         [
             r#"{"k":5}"#,
             r#"{"k":7}"#,
-            r#"{"next":7,"number_webhooks_received":2}"#
+            r#"{"k":9}"#,
+            r#"{"k":10}"#,
+            r#"{"k":11}"#,
+            r#"{"next":11,"number_webhooks_received":5}"#
         ]
     );
     // The key counter goes on after the highest key; the ids of the window are remembered.
@@ -698,7 +708,7 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
         )
         .eval()
         .unwrap();
-    assert_eq!((n, seen_one), (7, true));
+    assert_eq!((n, seen_one), (11, true));
     assert!(!seen_two, "a cancelled delivery's retry is not a duplicate");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -264,8 +264,8 @@ function _M.replay(c, now)
     local events, seen = c.events, c.seen
     local low, top, restored, expired, no_room = 0, 0, 0, 0, 0
     local oldest = c.retention.max_age and now - c.retention.max_age
-    local recent = {} -- id -> key, for the ids inside the dedup window
-    local id_of = {}  -- key -> id, for the same events
+    -- The last event of each id: its key, time and body digest; and each key's id.
+    local last_key, last_time, last_digest, id_of = {}, {}, {}, {}
     local function remove(k)
         if events:get(k) then
             events:delete(k)
@@ -283,19 +283,20 @@ function _M.replay(c, now)
                 -- sender's retry must not be taken for a duplicate.
                 remove(key)
                 local id = id_of[key]
-                if id and recent[id] == key then
+                if id and last_key[id] == key then
                     seen:delete(id)
-                    recent[id] = nil
+                    last_key[id] = nil
                 end
             elseif kind == RECORD.event then
+                -- The same delivery written twice within the dedup window: had the first been
+                -- committed, the live store would have called the second a duplicate, so a crash
+                -- cut the first short before its answer. Keep the one that was answered.
+                local earlier = last_key[id]
+                if earlier and last_digest[id] == digest and time - last_time[id] <= c.dedup_ttl then
+                    remove(earlier)
+                end
+                last_key[id], last_time[id], last_digest[id], id_of[key] = key, time, digest, id
                 if time > now - c.dedup_ttl then
-                    -- A retry written after a crash hid its first copy's 200: keep the later one.
-                    local earlier = recent[id]
-                    if earlier and earlier ~= key then
-                        local v = seen:get(id)
-                        if v and sub(v, 2) == digest then remove(earlier) end
-                    end
-                    recent[id], id_of[key] = key, id
                     seen:set(id, "S" .. digest, time + c.dedup_ttl - now)
                 end
                 if key > low then
