@@ -83,7 +83,7 @@ local function every_second(premature)
         local last = c.events:get("retention:last") or 0
         if now - last >= 1 then
             c.events:set("retention:last", now)
-            local removed, err = store.trim(c, now)
+            local removed, err = c.store.trim(c, now)
             if not removed then
                 ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
             end

@@ -27,6 +27,9 @@ if [ "$(id -u)" = 0 ]; then
   chown -R "${worker:-nobody}" "$dir/data"
 fi
 ln -sfn "$root/lua" "$dir/lua"
+# Lua modules the system does not have (make nginx-deps puts the Redis client there).
+mkdir -p "$root/vendor/lua"
+ln -sfn "$root/vendor/lua" "$dir/vendor"
 ln -sfn "$(cd "$libdir" && pwd)" "$dir/lib"
 ln -sfn "$root/openresty/html" "$dir/html"
 ln -sf "$root/openresty/nginx.conf" "$dir/conf/nginx.conf"

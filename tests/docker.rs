@@ -204,7 +204,7 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
     };
     let conf = std::fs::read_to_string(root.join("openresty/default.conf")).unwrap();
     // The config finds the module under $prefix/lua and the library under $prefix/lib.
-    assert!(conf.contains("lua_package_path '$prefix/lua/?.lua;;';"));
+    assert!(conf.contains("lua_package_path '$prefix/lua/?.lua;$prefix/vendor/?.lua;;';"));
     assert!(conf.contains("lua_package_cpath '$prefix/lib/?.so;;';"));
     assert_eq!(dest_of("lua/"), format!("{PREFIX}lua/"));
     assert_eq!(

@@ -1,7 +1,6 @@
 -- The admin listener's endpoints: the dump (paged, long-polling), the live tail (Server-Sent
 -- Events), acknowledgement and the stats, for loopback clients or the bearer token.
 local config = require "up42webhooks.config"
-local store = require "up42webhooks.store"
 local reply = require "up42webhooks.reply"
 local addr = require "up42webhooks.addr"
 local cjson = require "cjson.safe"
@@ -79,6 +78,21 @@ local function admitted()
     return c
 end
 
+-- A position in the store (`since`, `upto`, Last-Event-ID), as the store reads it, its default
+-- when absent, or nil after a 400.
+local function cursor_arg(c, args, name, default)
+    local v = args[name]
+    if v == nil then
+        return default
+    end
+    local cur = type(v) == "string" and c.store.cursor(v)
+    if not cur then
+        respond(400, { code = 400, error = "bad_argument", msg = name .. " must be " .. c.store.CURSOR })
+        return nil
+    end
+    return cur
+end
+
 -- A non-negative integer query argument, its default when absent, or nil after a 400.
 local function integer_arg(args, name, default, max)
     local v = args[name]
@@ -106,24 +120,6 @@ local function filter_of(args)
     end
 end
 
--- Waits (yielding, never spinning) until something after `since` can be read or `seconds` pass.
-local function wait_for(c, since, seconds)
-    ngx.update_time()
-    local deadline = ngx.now() + seconds
-    local pause = 0.02
-    while store.frontier(c) <= since do
-        -- ngx.now() is the event loop's cached clock: refresh it, and never sleep less than a
-        -- millisecond (a sleep of 0 returns at once, and the loop would spin).
-        ngx.update_time()
-        local left = deadline - ngx.now()
-        if left < 0.001 then
-            return
-        end
-        ngx.sleep(min(pause, left))
-        pause = min(pause * 2, 0.25)
-    end
-end
-
 -- GET /dump-webhooks[?event=&status=&live=&since=K&limit=N&wait=S]: one stored event a line, in
 -- key order, then {"number_webhooks_received": n, "next": K}: n lines listed, K the cursor for
 -- the next call's since. wait=S holds the request until an event after `since` exists.
@@ -133,7 +129,7 @@ function _M.dump()
         return
     end
     local args = req.get_uri_args()
-    local since = integer_arg(args, "since", 0)
+    local since = cursor_arg(c, args, "since", c.store.START)
     if not since then
         return
     end
@@ -146,11 +142,11 @@ function _M.dump()
         return
     end
     if wait > 0 then
-        wait_for(c, since, wait)
+        c.store.wait(c, since, wait)
     end
     ngx.header["Content-Type"] = "application/x-ndjson"
     local chunk = {}
-    local listed, nxt = store.range(c, since, limit or nil, filter_of(args), function(_, line)
+    local listed, nxt = c.store.range(c, since, limit or nil, filter_of(args), function(_, line)
         chunk[#chunk + 1] = line
         if #chunk == 256 then
             chunk[#chunk + 1] = ""
@@ -174,13 +170,13 @@ function _M.ack()
     end
     local args = req.get_uri_args()
     if args.upto == nil then
-        return respond(400, { code = 400, error = "bad_argument", msg = "upto must be a whole number" })
+        return respond(400, { code = 400, error = "bad_argument", msg = "upto must be " .. c.store.CURSOR })
     end
-    local upto = integer_arg(args, "upto", nil)
+    local upto = cursor_arg(c, args, "upto", nil)
     if not upto then
         return
     end
-    local removed, through = store.ack(c, upto, ngx.time())
+    local removed, through = c.store.ack(c, upto, ngx.time())
     if not removed then
         ngx.log(ngx.ERR, "up42webhooks: ", through)
         return reply.unavailable("journal_error", "cannot record the acknowledgement now, retry later", through)
@@ -202,7 +198,7 @@ function _M.tail()
     if type(last_id) == "string" then
         args.since = last_id
     end
-    local since = integer_arg(args, "since", 0)
+    local since = cursor_arg(c, args, "since", c.store.START)
     if not since then
         return
     end
@@ -220,7 +216,7 @@ function _M.tail()
         ngx_print(": up42webhooks tail\n\n")
         while true do
             local out = {}
-            local _, nxt = store.range(c, since, 256, nil, function(key, line)
+            local _, nxt = c.store.range(c, since, 256, nil, function(key, line)
                 out[#out + 1] = "event: webhook\nid: " .. key .. "\ndata: " .. line .. "\n\n"
             end)
             since = nxt
@@ -235,7 +231,7 @@ function _M.tail()
                     return ferr -- the client went away
                 end
             else
-                wait_for(c, since, min(1, beat - ngx.now()))
+                c.store.wait(c, since, min(1, beat - ngx.now()))
             end
         end
     end)
@@ -252,7 +248,7 @@ function _M.cardinality()
     if not c then
         return
     end
-    return json_encode{ number_webhooks_received = c.events:get("count") or 0 }
+    return json_encode{ number_webhooks_received = c.store.count(c) }
 end
 
 -- The dicts' sizes, where lua-resty-core tells them.
@@ -282,7 +278,7 @@ function _M.stats()
             counters[k] = c.counters:get(k)
         end
     end
-    local backlog = store.stats(c)
+    local backlog = c.store.stats(c)
     local dicts = {
         events = dict_space(c.events), dedup = dict_space(c.seen), stats = dict_space(c.counters),
     }

@@ -195,6 +195,7 @@ function _M.configure(o)
         c.scheme, c.authority = c.scheme or scheme, c.authority or authority
     end
 
+    c.store = require "up42webhooks.store"
     c.journal = journal_of(o)
     c.retention = retention_of(o)
     -- A delivery is remembered for as long as it could still be accepted, and then some.

@@ -4,7 +4,6 @@ local native = require "up42webhooks.native"
 local senders = require "up42webhooks.senders"
 local origin = require "up42webhooks.origin"
 local config = require "up42webhooks.config"
-local store = require "up42webhooks.store"
 local reply = require "up42webhooks.reply"
 local cjson = require "cjson.safe"
 
@@ -223,7 +222,7 @@ function _M.receive(name)
     end
     local meta = one_line(tostring(ev or "")) .. "\t" .. one_line(tostring(status or "")) .. "\t"
                  .. (live == nil and "" or tostring(live))
-    local key, why, detail = store.add(c, { id = id, digest = digest, meta = meta, line = one_line(body), now = now })
+    local key, why, detail = c.store.add(c, { id = id, digest = digest, meta = meta, line = one_line(body), now = now })
     if not key then
         return REFUSED[why](id, detail)
     end

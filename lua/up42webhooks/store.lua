@@ -176,6 +176,40 @@ function _M.range(c, since, limit, want, each, now)
     return listed, nxt
 end
 
+-- Waits (yielding, never spinning) until something after `since` can be read or `seconds` pass.
+function _M.wait(c, since, seconds)
+    ngx.update_time()
+    local deadline = ngx.now() + seconds
+    local pause = 0.02
+    while _M.frontier(c) <= since do
+        -- ngx.now() is the event loop's cached clock: refresh it, and never sleep less than a
+        -- millisecond (a sleep of 0 returns at once, and the loop would spin).
+        ngx.update_time()
+        local left = deadline - ngx.now()
+        if left < 0.001 then
+            return
+        end
+        ngx.sleep(min(pause, left))
+        pause = min(pause * 2, 0.25)
+    end
+end
+
+-- Positions in this store are keys: whole numbers.
+_M.START = 0
+_M.CURSOR = "a key (a whole number)"
+function _M.cursor(text)
+    local n = tonumber(text)
+    if n and n >= 0 and n == math.floor(n) and text:match("^%d+$") then
+        return n
+    end
+    return nil
+end
+
+-- The number of events held.
+function _M.count(c)
+    return c.events:get("count") or 0
+end
+
 -- The last key a reader could reach now (what `range` would return as `next` with no limit).
 function _M.frontier(c, now)
     local _, nxt = _M.range(c, c.events:get("low") or 0, nil, nil, function() end, now)
