@@ -101,6 +101,15 @@ function _M.init_worker()
     if not ok then
         ngx.log(ngx.ERR, "up42webhooks: cannot start the journal and retention timer: ", err)
     end
+    local c = config.current
+    if c.redis and ngx.worker.id() == 0 then
+        -- Cosockets are not allowed in init_by_lua: check Redis's settings from a timer.
+        ngx.timer.at(0, function(premature)
+            if not premature then
+                c.store.check(c)
+            end
+        end)
+    end
 end
 
 _M.receive = receive.receive

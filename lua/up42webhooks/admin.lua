@@ -146,14 +146,23 @@ function _M.dump()
     end
     ngx.header["Content-Type"] = "application/x-ndjson"
     local chunk = {}
+    local printed = false
     local listed, nxt = c.store.range(c, since, limit or nil, filter_of(args), function(_, line)
         chunk[#chunk + 1] = line
         if #chunk == 256 then
             chunk[#chunk + 1] = ""
             ngx_print(concat(chunk, "\n"))
-            chunk = {}
+            chunk, printed = {}, true
         end
     end)
+    if not listed then
+        ngx.log(ngx.WARN, "up42webhooks: dump: ", nxt)
+        if not printed then
+            ngx.header["Content-Type"] = "application/json"
+            return reply.unavailable("store_unavailable", "cannot read the store now, retry later", nxt)
+        end
+        return ngx.exit(ngx.ERROR) -- cut the answer short: its reader sees no closing count
+    end
     chunk[#chunk + 1] = json_encode{ number_webhooks_received = listed, next = nxt }
     ngx_say(concat(chunk, "\n"))
     return ngx.exit(200)
@@ -179,7 +188,8 @@ function _M.ack()
     local removed, through = c.store.ack(c, upto, ngx.time())
     if not removed then
         ngx.log(ngx.ERR, "up42webhooks: ", through)
-        return reply.unavailable("journal_error", "cannot record the acknowledgement now, retry later", through)
+        return reply.unavailable(c.redis and "store_unavailable" or "journal_error",
+                                 "cannot record the acknowledgement now, retry later", through)
     end
     return respond(200, { acked = removed, upto = through })
 end
@@ -216,9 +226,12 @@ function _M.tail()
         ngx_print(": up42webhooks tail\n\n")
         while true do
             local out = {}
-            local _, nxt = c.store.range(c, since, 256, nil, function(key, line)
+            local listed, nxt = c.store.range(c, since, 256, nil, function(key, line)
                 out[#out + 1] = "event: webhook\nid: " .. key .. "\ndata: " .. line .. "\n\n"
             end)
+            if not listed then
+                return nxt -- the store is unreachable: end the stream, the client reconnects
+            end
             since = nxt
             if ngx.now() >= beat then
                 out[#out + 1] = ": heartbeat\n\n"
@@ -282,7 +295,8 @@ function _M.stats()
     local dicts = {
         events = dict_space(c.events), dedup = dict_space(c.seen), stats = dict_space(c.counters),
     }
-    local last = c.events:get("n") or 0
+    -- The last key handed out (the newest entry's id in Redis, where ids are not numbers).
+    local last = c.redis and backlog.newest_key or (c.events:get("n") or 0)
     if req.get_uri_args().format == "prometheus" then
         ngx.header["Content-Type"] = "text/plain; version=0.0.4"
         -- Deliveries by outcome are one counter; the store's own counts and the last replay's
@@ -297,10 +311,12 @@ function _M.stats()
             end
         end
         for _, l in ipairs(own) do lines[#lines + 1] = l end
-        lines[#lines + 1] = "# TYPE up42webhooks_last_key gauge"
-        lines[#lines + 1] = "up42webhooks_last_key " .. last
+        if type(last) == "number" then
+            lines[#lines + 1] = "# TYPE up42webhooks_last_key gauge"
+            lines[#lines + 1] = "up42webhooks_last_key " .. last
+        end
         lines[#lines + 1] = "# TYPE up42webhooks_events gauge"
-        lines[#lines + 1] = "up42webhooks_events " .. backlog.events
+        lines[#lines + 1] = "up42webhooks_events " .. (backlog.events or 0)
         if backlog.journal then
             lines[#lines + 1] = "# TYPE up42webhooks_journal_bytes gauge"
             lines[#lines + 1] = "up42webhooks_journal_bytes " .. backlog.journal.bytes

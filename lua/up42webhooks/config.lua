@@ -13,6 +13,8 @@
 --               segment_size = bytes (64 MiB) }
 --     | false (memory only, as the original article; also UP42_WEBHOOK_JOURNAL=off)
 --   retention = { max_age = seconds (7 days), max_events = n (none) }
+--   store = { backend = "redis", url = "redis://...", ... } (UP42_WEBHOOK_STORE=redis://...): see
+--     up42webhooks/store_redis.lua; without it, the shared dict and its journal
 --   max_tails (16): concurrent GET /tail streams; tail_heartbeat (15 s); max_wait (60 s)
 local native = require "up42webhooks.native"
 local senders = require "up42webhooks.senders"
@@ -195,8 +197,24 @@ function _M.configure(o)
         c.scheme, c.authority = c.scheme or scheme, c.authority or authority
     end
 
-    c.store = require "up42webhooks.store"
-    c.journal = journal_of(o)
+    -- The store: Redis/Valkey when configured (several receivers, one stream), else the shared
+    -- dict with its journal.
+    local so = o.store or {}
+    local url = setting(so.url, "UP42_WEBHOOK_STORE")
+    if so.backend == "redis" or url then
+        local redis_store = require "up42webhooks.store_redis"
+        local rerr
+        c.redis, rerr = redis_store.settings(so, url, setting(nil, "UP42_WEBHOOK_STORE_PASSWORD_FILE"))
+        if not c.redis then
+            fail("store: " .. rerr)
+        end
+        c.store = redis_store
+    elseif so.backend ~= nil and so.backend ~= "shdict" then
+        fail("store.backend: redis or shdict, not " .. tostring(so.backend))
+    else
+        c.store = require "up42webhooks.store"
+        c.journal = journal_of(o)
+    end
     c.retention = retention_of(o)
     -- A delivery is remembered for as long as it could still be accepted, and then some.
     c.dedup_ttl = 2 * (c.tolerance + c.future) + 60

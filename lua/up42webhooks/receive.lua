@@ -174,6 +174,9 @@ local REFUSED = {
     full = function(_, detail)
         return reply.unavailable("store_full", "store full, retry later", detail)
     end,
+    unavailable = function(_, detail)
+        return reply.unavailable("store_unavailable", "cannot store the event now, retry later", detail)
+    end,
     journal = function(_, detail)
         ngx.log(ngx.ERR, "up42webhooks: ", detail)
         return reply.unavailable("journal_error", "cannot store the event now, retry later", detail)
@@ -222,7 +225,8 @@ function _M.receive(name)
     end
     local meta = one_line(tostring(ev or "")) .. "\t" .. one_line(tostring(status or "")) .. "\t"
                  .. (live == nil and "" or tostring(live))
-    local key, why, detail = c.store.add(c, { id = id, digest = digest, meta = meta, line = one_line(body), now = now })
+    local key, why, detail = c.store.add(c, { id = id, digest = digest, meta = meta, line = one_line(body),
+                                              now = now, sender = sender and sender.name or "up42" })
     if not key then
         return REFUSED[why](id, detail)
     end
@@ -233,7 +237,12 @@ function _M.receive(name)
         count("stored_with_secret_" .. key_index)
     end
     ngx.header["Content-Type"] = "application/json"
-    ngx.say('{"msg":"stored","key":', key, "}")
+    -- A number in the shared dict, a stream entry id (text) in Redis.
+    if type(key) == "string" then
+        ngx.say('{"msg":"stored","key":"', key, '"}')
+    else
+        ngx.say('{"msg":"stored","key":', key, "}")
+    end
     return ngx.exit(200)
 end
 

@@ -30,11 +30,11 @@ function _M.reject(status, reason, msg)
     return _M.respond(status, { code = status, error = reason, msg = msg })
 end
 
--- 503 with Retry-After: the sender retries later; nothing stored is evicted to make room.
+-- 503 with Retry-After: the sender (or reader) retries later; nothing stored is evicted to make room.
 function _M.unavailable(outcome, msg, detail)
     local c = config.current
     _M.count(outcome)
-    ngx.log(ngx.WARN, "up42webhooks: refusing delivery for now (", outcome, "): ", detail or msg)
+    ngx.log(ngx.WARN, "up42webhooks: ", ngx.var.uri, ": 503 (", outcome, "): ", detail or msg)
     ngx.header["Retry-After"] = c and c.retry_after or 60
     return _M.respond(503, { code = 503, error = outcome, msg = msg })
 end

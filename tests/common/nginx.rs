@@ -324,23 +324,32 @@ impl Server {
 
     /// The dump's event lines and its closing count, from the admin listener.
     pub fn dump(&self, query: &str) -> (Vec<String>, u64) {
-        let (lines, n, _) = self.dump_page(query);
+        let (lines, last) = self.dump_lines(query);
+        let n = last["number_webhooks_received"]
+            .as_u64()
+            .expect("the count");
         (lines, n)
     }
 
-    /// The dump's event lines, its count and its `next` cursor.
+    /// The dump's event lines, its count and its `next` cursor (a key of the shared-dict store).
     pub fn dump_page(&self, query: &str) -> (Vec<String>, u64, u64) {
-        let r = self.admin_get(&format!("/dump-webhooks{query}"));
-        assert_eq!(r.status, 200, "{}", r.text());
-        let text = r.text();
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        let last: serde_json::Value = serde_json::from_str(&lines.pop().expect("a last line"))
-            .expect("the last line is JSON");
+        let (lines, last) = self.dump_lines(query);
         let n = last["number_webhooks_received"]
             .as_u64()
             .expect("the count");
         let next = last["next"].as_u64().expect("the cursor");
         (lines, n, next)
+    }
+
+    /// The dump's event lines and its closing line.
+    pub fn dump_lines(&self, query: &str) -> (Vec<String>, serde_json::Value) {
+        let r = self.admin_get(&format!("/dump-webhooks{query}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = r.text();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let last = serde_json::from_str(&lines.pop().expect("a last line"))
+            .expect("the last line is JSON");
+        (lines, last)
     }
 
     /// No error-level line in the log, and the secret in no log.

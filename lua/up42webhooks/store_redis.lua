@@ -1,0 +1,369 @@
+-- The Redis (or Valkey) store: several receivers share one stream of events and one dedup memory.
+-- Same interface as the shared-dict store (add, range, wait, ack, trim, stats, cursor, count); its
+-- positions are stream entry ids ("1700000000000-0"). Durability is Redis's: appendonly yes with
+-- appendfsync everysec or always, and maxmemory-policy noeviction (checked at start where CONFIG
+-- is allowed).
+--
+--   configure{ store = { backend = "redis", url = "redis://[user:password@]host:port/db",
+--              stream = "up42webhooks", prefix = "up42webhooks", password_file = path,
+--              timeout = 2000 (ms), pool_size = 32 } }   or UP42_WEBHOOK_STORE=redis://...
+--
+-- A delivery is one round trip: a script that, atomically, finds the id's mark (<prefix>:seen:<id>
+-- = "<body SHA-256> <entry id>") or, when there is none, XADDs the event and sets the mark with
+-- the dedup TTL. No crash of a receiver or of Redis can leave a mark without its entry, so a retry
+-- is never a false duplicate; and no entry is written twice for a marked id.
+local ok_resty, resty_redis = pcall(require, "resty.redis")
+local client = ok_resty and resty_redis or nil
+if not client then
+    local ok_debian, debian_redis = pcall(require, "nginx.redis")
+    client = ok_debian and debian_redis or nil
+end
+
+local ngx = ngx
+local io = io
+local type = type
+local tostring = tostring
+local tonumber = tonumber
+local ipairs = ipairs
+local concat = table.concat
+local floor = math.floor
+local min = math.min
+local byte = string.byte
+local format = string.format
+
+local _M = { START = "0", CURSOR = "a stream entry id (milliseconds-sequence, or 0)" }
+
+local ADD = [[
+local mark = redis.call('GET', KEYS[1])
+if mark then
+  return {0, mark}
+end
+local args = {KEYS[2]}
+if ARGV[3] ~= '' then
+  args[#args + 1] = 'MAXLEN'; args[#args + 1] = '~'; args[#args + 1] = ARGV[3]
+end
+args[#args + 1] = '*'
+for i = 4, #ARGV do args[#args + 1] = ARGV[i] end
+local id = redis.call('XADD', unpack(args))
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. id, 'EX', tonumber(ARGV[2]))
+return {1, id}
+]]
+
+local function hex(s)
+    local out = {}
+    for i = 1, #s do
+        out[i] = format("%02x", byte(s, i))
+    end
+    return concat(out)
+end
+
+local ADD_SHA = hex(ngx.sha1_bin(ADD))
+
+-- The settings of configure{ store = ... }, or nil, err. `url` may come from the environment.
+function _M.settings(s, url, password_file)
+    if not client then
+        return nil, "no Redis client: resty.redis (OpenResty) or nginx.redis (make nginx-deps "
+                    .. "puts Debian's in vendor/lua) is needed"
+    end
+    url = s.url or url
+    if type(url) ~= "string" then
+        return nil, "store.url: redis://[user:password@]host:port/db"
+    end
+    local rest = url:match("^redis://(.+)$") or ""
+    local userinfo, hostpart = rest:match("^(.*)@([^@]*)$")
+    hostpart = hostpart or rest
+    local host, port, db = hostpart:match("^([%w%.%-]+):?(%d*)/?(%d*)$")
+    if not host then
+        -- Never the password in a message.
+        return nil, "store.url: redis://[user:password@]host:port/db, not " .. url:gsub("//[^@]*@", "//***@")
+    end
+    local user, password
+    if userinfo then
+        user, password = userinfo:match("^([^:]*):(.*)$")
+        if not password then
+            password = userinfo
+        end
+    end
+    local r = {
+        host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0,
+        user = user ~= "" and user or nil, password = password ~= "" and password or nil,
+        stream = s.stream or "up42webhooks", prefix = s.prefix or "up42webhooks",
+        timeout = s.timeout or 2000, pool_size = s.pool_size or 32, keepalive = 60000,
+    }
+    password_file = s.password_file or password_file
+    if password_file then
+        local f, err = io.open(password_file, "rb")
+        if not f then
+            return nil, "store.password_file: " .. tostring(err)
+        end
+        r.password = f:read("*l")
+        f:close()
+    end
+    r.pool = format("up42webhooks:%s:%d:%d:%s", r.host, r.port, r.db, r.user or "")
+    r.seen_prefix = r.prefix .. ":seen:"
+    return r
+end
+
+-- A connection from the worker's pool (authenticated and on its database once), or nil, err.
+local function connect(c, timeout)
+    local r = c.redis
+    local red = client:new()
+    red:set_timeout(timeout or r.timeout)
+    local ok, err = red:connect(r.host, r.port, { pool = r.pool })
+    if not ok then
+        return nil, "cannot connect to Redis at " .. r.host .. ":" .. r.port .. ": " .. tostring(err)
+    end
+    if (red:get_reused_times() or 0) == 0 then
+        if r.password then
+            if r.user then
+                ok, err = red:auth(r.user, r.password)
+            else
+                ok, err = red:auth(r.password)
+            end
+            if not ok then
+                red:close()
+                return nil, "Redis refused the credentials (AUTH): " .. tostring(err)
+            end
+        end
+        if r.db ~= 0 then
+            ok, err = red:select(r.db)
+            if not ok then
+                red:close()
+                return nil, "Redis SELECT " .. r.db .. ": " .. tostring(err)
+            end
+        end
+    end
+    return red
+end
+
+local function release(c, red)
+    red:set_keepalive(c.redis.keepalive, c.redis.pool_size)
+end
+
+-- Runs `f(red)` on a pooled connection; returns what it returns, or nil, err (the connection is
+-- then closed: it may hold half a reply).
+local function with_redis(c, f, timeout)
+    local red, err = connect(c, timeout)
+    if not red then
+        return nil, err
+    end
+    local a, b = f(red)
+    if a == nil then
+        red:close()
+        return nil, b
+    end
+    release(c, red)
+    return a, b
+end
+
+-- Stores a verified delivery (id, digest, meta "event\tstatus\tlive", line, now, sender). Returns
+-- its entry id, or nil and why ("duplicate", "id_conflict", "unavailable") and a detail.
+function _M.add(c, d)
+    local r = c.redis
+    local event, status, live = d.meta:match("^([^\t]*)\t([^\t]*)\t([^\t]*)$")
+    local digest = hex(d.digest)
+    local maxlen = c.retention.max_events and tostring(c.retention.max_events) or ""
+    local res, err = with_redis(c, function(red)
+        local out, e = red:evalsha(ADD_SHA, 2, r.seen_prefix .. d.id, r.stream, digest, c.dedup_ttl,
+                                   maxlen, "json", d.line, "event", event or "", "status", status or "",
+                                   "live", live or "", "sender", d.sender or "up42", "id", d.id,
+                                   "time", d.now)
+        if not out and e and e:find("NOSCRIPT", 1, true) then
+            out, e = red:eval(ADD, 2, r.seen_prefix .. d.id, r.stream, digest, c.dedup_ttl, maxlen,
+                              "json", d.line, "event", event or "", "status", status or "",
+                              "live", live or "", "sender", d.sender or "up42", "id", d.id,
+                              "time", d.now)
+        end
+        if not out then
+            return nil, "Redis: " .. tostring(e)
+        end
+        return out
+    end)
+    if not res then
+        return nil, "unavailable", err
+    end
+    if res[1] == 1 then
+        return res[2]
+    end
+    local mark_digest = type(res[2]) == "string" and res[2]:match("^(%x+) ") or nil
+    return nil, mark_digest == digest and "duplicate" or "id_conflict"
+end
+
+-- The fields of a stream entry ({field, value, ...}) as a table.
+local function fields(list)
+    local t = {}
+    for i = 1, #list - 1, 2 do
+        t[list[i]] = list[i + 1]
+    end
+    return t
+end
+
+-- The events after entry `since`, in stream order: each(id, line) for those that pass `want`, at
+-- most `limit` of them. Returns the number listed and `next` (the last id read past), or nil, err.
+function _M.range(c, since, limit, want, each)
+    local r = c.redis
+    local batch = min(limit or 1000, 1000)
+    return with_redis(c, function(red)
+        local start = since == "0" and "-" or ("(" .. since)
+        local listed, nxt = 0, since
+        while true do
+            local entries, err = red:xrange(r.stream, start, "+", "COUNT", batch)
+            if not entries then
+                return nil, "Redis XRANGE: " .. tostring(err)
+            end
+            for _, e in ipairs(entries) do
+                local f = fields(e[2])
+                nxt = e[1]
+                if not want or want(f.event, f.status, f.live) then
+                    listed = listed + 1
+                    each(e[1], f.json or "")
+                    if limit and listed >= limit then
+                        return listed, nxt
+                    end
+                end
+            end
+            if #entries < batch then
+                return listed, nxt
+            end
+            start = "(" .. nxt
+        end
+    end)
+end
+
+-- Waits until an entry after `since` exists or `seconds` pass (XREAD BLOCK: Redis wakes us).
+function _M.wait(c, since, seconds)
+    if seconds <= 0 then
+        return true
+    end
+    local ms = floor(seconds * 1000)
+    return with_redis(c, function(red)
+        local res, err = red:xread("COUNT", 1, "BLOCK", ms, "STREAMS", c.redis.stream,
+                                   since == "0" and "0-0" or since)
+        if res == nil then
+            return nil, "Redis XREAD: " .. tostring(err)
+        end
+        return true
+    end, ms + c.redis.timeout)
+end
+
+-- The entry id just after `id`: what XTRIM MINID keeps from.
+local function after(id)
+    local ms, seq = id:match("^(%d+)%-(%d+)$")
+    if ms then
+        return ms .. "-" .. (tonumber(seq) + 1)
+    end
+    return (tonumber(id) + 1) .. "-0"
+end
+
+-- POST /ack-webhooks?upto=ID: every entry up to ID is removed (XTRIM MINID).
+function _M.ack(c, upto)
+    local removed, err = with_redis(c, function(red)
+        local n, e = red:xtrim(c.redis.stream, "MINID", after(upto))
+        if not n then
+            return nil, "Redis XTRIM: " .. tostring(e)
+        end
+        return n
+    end)
+    if not removed then
+        return nil, err
+    end
+    c.counters:incr("acked", removed, 0)
+    return removed, upto
+end
+
+-- Retention: entries older than max_age (by their ids' milliseconds), and beyond max_events.
+function _M.trim(c, now)
+    local ret = c.retention
+    local removed, err = with_redis(c, function(red)
+        local n = 0
+        if ret.max_age then
+            local cut, e = red:xtrim(c.redis.stream, "MINID", format("%d-0", (now - ret.max_age) * 1000))
+            if not cut then
+                return nil, "Redis XTRIM: " .. tostring(e)
+            end
+            n = n + cut
+        end
+        if ret.max_events then
+            local cut, e = red:xtrim(c.redis.stream, "MAXLEN", ret.max_events)
+            if not cut then
+                return nil, "Redis XTRIM: " .. tostring(e)
+            end
+            n = n + cut
+        end
+        return n
+    end)
+    if not removed then
+        return nil, err
+    end
+    if removed > 0 then
+        c.counters:incr("expired", removed, 0)
+    end
+    return removed
+end
+
+function _M.cursor(text)
+    if text == "0" or text:match("^%d+%-%d+$") or text:match("^%d+$") then
+        return text
+    end
+    return nil
+end
+
+function _M.count(c)
+    return with_redis(c, function(red) return red:xlen(c.redis.stream) end) or 0
+end
+
+-- The backlog for /stats: the stream's length, first and last ids, and whether Redis answers.
+function _M.stats(c)
+    local r = c.redis
+    local s = { backend = "redis", redis = { address = r.host .. ":" .. r.port, db = r.db, stream = r.stream } }
+    local info, err = with_redis(c, function(red)
+        local len, e = red:xlen(r.stream)
+        if not len then
+            return nil, e
+        end
+        local first = red:xrange(r.stream, "-", "+", "COUNT", 1)
+        local last = red:xrevrange(r.stream, "+", "-", "COUNT", 1)
+        return { len = len, first = type(first) == "table" and first[1] and first[1][1],
+                 last = type(last) == "table" and last[1] and last[1][1] }
+    end)
+    s.redis.reachable = info ~= nil
+    if info then
+        s.events, s.oldest_key, s.newest_key = info.len, info.first or ngx.null, info.last or ngx.null
+    else
+        s.redis.error = err
+    end
+    s.redis.warnings = c.events:get("redis:warnings")
+    return s
+end
+
+-- At start (one worker): what Redis is set to, against what losing nothing needs. Warns, never
+-- refuses: a managed Redis may forbid CONFIG, and the operator may know better.
+function _M.check(c)
+    local warnings = with_redis(c, function(red)
+        local out = {}
+        local function get(name)
+            local res = red:config("get", name)
+            return type(res) == "table" and res[2] or nil
+        end
+        local aof, fsync, policy, maxmem = get("appendonly"), get("appendfsync"),
+                                           get("maxmemory-policy"), get("maxmemory")
+        if not aof then
+            return "CONFIG GET is not allowed: check appendonly, appendfsync and maxmemory-policy by hand"
+        end
+        if aof ~= "yes" then
+            out[#out + 1] = "appendonly is " .. aof .. ": a restart of Redis loses what it held since its last snapshot"
+        elseif fsync == "no" then
+            out[#out + 1] = "appendfsync is no: a power loss may lose up to 30 s of events"
+        end
+        if tonumber(maxmem) and tonumber(maxmem) > 0 and policy ~= "noeviction" then
+            out[#out + 1] = "maxmemory-policy is " .. tostring(policy) .. ": Redis may evict stored events and dedup marks"
+        end
+        return concat(out, "; ")
+    end)
+    if warnings and warnings ~= "" then
+        ngx.log(ngx.WARN, "up42webhooks: Redis at ", c.redis.host, ":", c.redis.port, ": ", warnings)
+        c.events:set("redis:warnings", warnings)
+    end
+end
+
+return _M
