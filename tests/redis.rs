@@ -226,3 +226,137 @@ fn answered_keys_sorted(answered: &[Answered]) -> Vec<String> {
     keys.sort();
     keys.into_iter().map(|(_, _, k)| k).collect()
 }
+
+#[test]
+fn redis_stopped_and_a_receiver_killed_under_load_lose_nothing_answered_200() {
+    let mut redis = Redis::start("faults");
+    let a = receiver(&redis);
+    let mut b = receiver(&redis);
+    // A burst on both receivers from four connections, each delivery tried once; Redis is
+    // killed in the middle of it.
+    let outcomes: Arc<Mutex<Vec<(Delivery, u16, Option<String>)>>> = Arc::default();
+    let ports = [a.port, b.port];
+    let burst = |tag: &'static str, n: usize| {
+        let outcomes = outcomes.clone();
+        (0..4)
+            .map(move |t| {
+                let outcomes = outcomes.clone();
+                std::thread::spawn(move || {
+                    for i in 0..n {
+                        let d = delivery(&format!("{tag}-{t}-{i}"));
+                        let (status, key) = match post(ports[(t + i) % 2], &d) {
+                            Some(r) => {
+                                let key = (r.status == 200 && !r.text().contains("duplicate"))
+                                    .then(|| json(&r)["key"].as_str().unwrap().to_string());
+                                (r.status, key)
+                            }
+                            None => (0, None), // no answer: the receiver was killed under it
+                        };
+                        outcomes.lock().unwrap().push((d, status, key));
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let senders = burst("stop", 150);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while outcomes.lock().unwrap().len() < 200 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    redis.crash();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let stopped = outcomes.lock().unwrap().clone();
+    let refused: Vec<&Delivery> = stopped
+        .iter()
+        .filter(|(_, status, _)| *status == 503)
+        .map(|(d, _, _)| d)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "deliveries after the stop were refused"
+    );
+    for (_, status, _) in &stopped {
+        assert!(matches!(status, 200 | 503), "only 200 or 503, got {status}");
+    }
+    // The receivers stay up, and say why they cannot store.
+    assert_eq!(a.get("/ping").status, 200);
+    let stats = json(&a.admin_get("/stats"));
+    assert_eq!(stats["backlog"]["redis"]["reachable"], false, "{stats}");
+    // Redis back on the same AOF: no reload, the refused deliveries' retries are stored, and
+    // everything answered 200 before the stop is there.
+    redis.run();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for d in &refused {
+        loop {
+            let r = post(a.port, d).unwrap();
+            if r.status == 200 {
+                assert!(
+                    r.text().contains("stored"),
+                    "a refused delivery is not a duplicate: {}",
+                    r.text()
+                );
+                break;
+            }
+            assert_eq!(r.status, 503, "{}", r.text());
+            assert!(Instant::now() < deadline, "Redis is reachable again");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let entries = redis.entries();
+    for (d, status, key) in &stopped {
+        if *status == 200 {
+            let id = serde_json::from_slice::<serde_json::Value>(&d.body).unwrap()["messageId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert_eq!(entries.get(key.as_ref().unwrap()), Some(&format!("m:{id}")));
+        }
+    }
+    let ids: std::collections::HashSet<&String> = entries.values().collect();
+    assert_eq!(ids.len(), entries.len(), "no delivery stored twice");
+
+    // One receiver killed (every process) in the middle of a burst: the other goes on, and
+    // nothing answered 200 by either is lost.
+    outcomes.lock().unwrap().clear();
+    let senders = burst("kill", 100);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while outcomes.lock().unwrap().len() < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    b.crash();
+    for s in senders {
+        s.join().unwrap();
+    }
+    let killed = outcomes.lock().unwrap().clone();
+    // The outage is logged at warn, with the reason; nginx itself adds an error line when a
+    // connection to Redis is reset under it (lua_socket_log_errors off silences the rest).
+    let log = a.error_log();
+    assert!(log.contains("503 (store_unavailable)"), "{log}");
+    for line in log
+        .lines()
+        .filter(|l| l.contains("[error]") || l.contains("[crit]") || l.contains("[alert]"))
+    {
+        assert!(
+            line.contains("recv() failed (104: Connection reset by peer)"),
+            "{line}"
+        );
+    }
+    let late_on_a = killed
+        .iter()
+        .skip(200)
+        .filter(|(_, s, _)| *s == 200)
+        .count();
+    assert!(late_on_a > 0, "the other receiver went on storing");
+    let entries = redis.entries();
+    for (_, status, key) in &killed {
+        if *status == 200 {
+            assert!(
+                entries.contains_key(key.as_ref().unwrap()),
+                "{key:?} answered 200 and kept"
+            );
+        }
+    }
+}
