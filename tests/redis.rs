@@ -124,6 +124,9 @@ impl Drop for Redis {
     }
 }
 
+/// A delivery tried once: itself, the status (0 for no answer) and the entry id of a 200.
+type Outcome = (Delivery, u16, Option<String>);
+
 /// A delivery answered 200: its id, its entry id, itself, and which receiver stored it.
 type Answered = (String, String, Delivery, usize);
 
@@ -234,7 +237,7 @@ fn redis_stopped_and_a_receiver_killed_under_load_lose_nothing_answered_200() {
     let mut b = receiver(&redis);
     // A burst on both receivers from four connections, each delivery tried once; Redis is
     // killed in the middle of it.
-    let outcomes: Arc<Mutex<Vec<(Delivery, u16, Option<String>)>>> = Arc::default();
+    let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let ports = [a.port, b.port];
     let burst = |tag: &'static str, n: usize| {
         let outcomes = outcomes.clone();
