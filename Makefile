@@ -122,6 +122,10 @@ test-deps:
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography 2>/dev/null || \
 	  { missing=python3-cryptography; $(APT_INSTALL); }
 	@python3 -c 'import cryptography' || { echo "Python's cryptography is needed for the tests" >&2; exit 1; }
+	@# redis-py, for the README's Redis consumer (examples/redis_consumer.py, run by tests/redis.rs).
+	@python3 -c 'import redis' 2>/dev/null || python3 -m pip install -q redis 2>/dev/null || \
+	  { missing=python3-redis; $(APT_INSTALL); }
+	@python3 -c 'import redis' || { echo "Python's redis (redis-py) is needed for the tests" >&2; exit 1; }
 
 test: lint nginx-deps test-deps cross-test
 	$(CARGO) test --locked

@@ -363,3 +363,92 @@ fn redis_stopped_and_a_receiver_killed_under_load_lose_nothing_answered_200() {
         }
     }
 }
+
+/// The README's consumer (examples/redis_consumer.py), its handler appending each event to `out`
+/// (slowly, so that a kill lands in the middle).
+fn consumer(redis: &Redis, group: &str, out: &std::path::Path, stop_when_idle: bool) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new("python3");
+    c.arg(common::root().join("examples/redis_consumer.py"))
+        .args([
+            "--url",
+            &redis.url(),
+            "--group",
+            group,
+            "--consumer",
+            "worker-1",
+        ]);
+    if stop_when_idle {
+        c.args(["--stop-when-idle", "2"]);
+    }
+    c.args(["--", "sh", "-c"])
+        .arg(format!(
+            "cat >> {0}; echo >> {0}; sleep 0.02",
+            out.display()
+        ))
+        .process_group(0)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("python3 with redis-py (make test installs it)")
+}
+
+fn consumed(out: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["messageId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_consumer_sees_every_event_once_per_group_and_resumes_after_a_kill() {
+    let redis = Redis::start("consumer");
+    let srv = receiver(&redis);
+    let ids: Vec<String> = (0..40).map(|i| format!("c-{i}")).collect();
+    for id in &ids {
+        assert_eq!(post(srv.port, &delivery(id)).unwrap().status, 200);
+    }
+    let dir = std::env::temp_dir().join(format!("up42wh-consumer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // Killed (with its handler) in the middle, then started again under the same name.
+    let out = dir.join("billing.ndjson");
+    let mut first = consumer(&redis, "billing", &out, false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumed(&out).len() < 10 {
+        assert!(Instant::now() < deadline, "the consumer handles events");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = Command::new("kill")
+        .args(["-9", "--", &format!("-{}", first.id())])
+        .status();
+    let _ = first.wait();
+    let before = consumed(&out).len();
+    assert!(before < ids.len(), "killed in the middle ({before})");
+    let status = consumer(&redis, "billing", &out, true).wait().unwrap();
+    assert!(status.success());
+    let seen = consumed(&out);
+    let unique: std::collections::HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "every event at least once");
+    assert!(
+        seen.len() <= ids.len() + 1,
+        "again at most the one in hand at the kill: {}",
+        seen.len()
+    );
+
+    // Another group: each event exactly once, in stream order.
+    let audit = dir.join("audit.ndjson");
+    assert!(consumer(&redis, "audit", &audit, true)
+        .wait()
+        .unwrap()
+        .success());
+    assert_eq!(consumed(&audit), ids);
+    let _ = std::fs::remove_dir_all(&dir);
+}
