@@ -17,17 +17,30 @@ struct Redis {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Settings after the defaults (a later one wins), and the password they set.
+    extra: Vec<String>,
+    password: Option<String>,
 }
 
 impl Redis {
     fn start(name: &str) -> Redis {
+        Redis::start_with(name, &[])
+    }
+
+    fn start_with(name: &str, extra: &[&str]) -> Redis {
         let dir = std::env::temp_dir().join(format!("up42wh-redis-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        let password = extra
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].to_string());
         let mut r = Redis {
             port: free_port(),
             dir,
             child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            password,
         };
         r.run();
         r
@@ -48,6 +61,7 @@ impl Redis {
                 "",
             ])
             .args(["--daemonize", "no", "--maxmemory-policy", "noeviction"])
+            .args(&self.extra)
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -78,9 +92,12 @@ impl Redis {
 
     /// redis-cli's raw output of one command.
     fn cli(&self, args: &[&str]) -> String {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--raw"])
-            .args(args)
+        let mut c = Command::new("redis-cli");
+        c.args(["-p", &self.port.to_string(), "--raw", "--no-auth-warning"]);
+        if let Some(p) = &self.password {
+            c.args(["-a", p]);
+        }
+        c.args(args)
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default()
@@ -451,4 +468,95 @@ fn the_readme_consumer_sees_every_event_once_per_group_and_resumes_after_a_kill(
         .success());
     assert_eq!(consumed(&audit), ids);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn credentials_settings_retention_and_waiting_on_the_stream() {
+    const PASSWORD: &str = "redis-pass-e2e-51c9";
+    // A password, and the settings that can lose events: the receiver warns about both.
+    let redis = Redis::start_with(
+        "settings",
+        &[
+            "--requirepass",
+            PASSWORD,
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "64mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ],
+    );
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
+    let srv = Setup::default()
+        .env("UP42_WEBHOOK_STORE", &url)
+        .edit(|c| {
+            c.replace(
+                "require(\"up42webhooks\").configure{}",
+                "require(\"up42webhooks\").configure{ retention = { max_events = 5 } }",
+            )
+        })
+        .start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !srv.error_log().contains("maxmemory-policy is allkeys-lru") {
+        assert!(
+            Instant::now() < deadline,
+            "the start-up check warns: {}",
+            srv.error_log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(srv.error_log().contains("appendonly is no"));
+    let warnings = json(&srv.admin_get("/stats"))["backlog"]["redis"]["warnings"].clone();
+    assert!(
+        warnings.as_str().unwrap().contains("allkeys-lru"),
+        "{warnings}"
+    );
+
+    // Long-poll: XREAD BLOCK holds the request until an entry arrives.
+    let admin = srv.admin_port;
+    let waiting = std::thread::spawn(move || {
+        http(admin, "GET", "/dump-webhooks?since=0&wait=20", &[], b"").unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiting.is_finished(), "held while the stream is empty");
+    assert_eq!(post(srv.port, &delivery("w-0")).unwrap().status, 200);
+    assert!(waiting.join().unwrap().text().contains("\"w-0\""));
+
+    // Retention by count: the oldest go once there are more than five.
+    for i in 1..9 {
+        assert_eq!(
+            post(srv.port, &delivery(&format!("w-{i}"))).unwrap().status,
+            200
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while redis.entries().len() != 5 {
+        assert!(
+            Instant::now() < deadline,
+            "trimmed to five: {}",
+            redis.entries().len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (lines, _) = srv.dump("");
+    assert!(lines[0].contains("\"w-4\""), "{}", lines[0]);
+    assert_eq!(json(&srv.admin_get("/stats"))["counters"]["expired"], 4);
+
+    // Wrong credentials: 503, and the password in no log line or answer.
+    let wrong = Setup::default()
+        .env(
+            "UP42_WEBHOOK_STORE",
+            &format!("redis://:not-{PASSWORD}@127.0.0.1:{}/0", redis.port),
+        )
+        .start();
+    let r = post(wrong.port, &delivery("w-wrong")).unwrap();
+    assert_eq!(
+        (r.status, json(&r)["error"].as_str()),
+        (503, Some("store_unavailable"))
+    );
+    assert!(!r.text().contains(PASSWORD));
+    let log = wrong.error_log() + &srv.error_log();
+    assert!(log.contains("Redis refused the credentials"), "{log}");
+    assert!(!log.contains(PASSWORD), "the password is in a log");
 }
