@@ -175,7 +175,8 @@ bench: build nginx-deps
 	$(CARGO) run --release --locked --example lua_bench -- benches/ffi_vs_openssl.lua
 	benches/journal/recovery.sh 100000
 	@missing=""; command -v wrk >/dev/null 2>&1 || missing=wrk; $(APT_INSTALL)
-	FSYNC_MODES="off never interval always" benches/wrk/run.sh 10 16
+	@missing=""; command -v redis-server >/dev/null 2>&1 || missing=redis-server; $(APT_INSTALL)
+	FSYNC_MODES="off never interval always redis" benches/wrk/run.sh 10 16
 
 sign-example: build
 	$(RELEASE_DIR)/up42wh-sign --event job --url http://127.0.0.1:9888/receive-webhooks

@@ -5,8 +5,10 @@
 # A third location shows what any Lua handler costs before doing anything: it only reads the body
 # and answers, so the gap between it and `return 200` is not the receiver's to close.
 # The signed run is repeated for each journal fsync mode in FSYNC_MODES (default: interval, the
-# default mode), each on a fresh journal; "off" runs it without a journal (memory only).
-#   [FSYNC_MODES="off never interval always"] benches/wrk/run.sh [SECONDS] [CONNECTIONS]
+# default mode), each on a fresh journal; "off" runs it without a journal (memory only); "redis"
+# runs it on the Redis store (a redis-server of its own: AOF on, appendfsync everysec) and counts
+# Redis's commands per stored delivery.
+#   [FSYNC_MODES="off never interval always redis"] benches/wrk/run.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-10}
@@ -31,9 +33,23 @@ sed -e 's/lua_shared_dict received_webhooks 16m;/lua_shared_dict received_webhoo
     "$root/openresty/default.conf" > "$dir/conf/default.conf"
 export UP42_WEBHOOK_SECRET="wrk-bench-secret"
 
+redis_port=""
+redis_cli() { redis-cli -p "$redis_port" "$@"; }
+start_redis() {
+    command -v redis-server >/dev/null || { echo "redis-server is needed for the redis mode" >&2; exit 1; }
+    redis_port=$(free_port)
+    mkdir -p "$dir/redis"
+    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" --appendonly yes \
+        --appendfsync everysec --save '' --daemonize yes --pidfile "$dir/redis/pid" >/dev/null
+    for _ in $(seq 1 50); do redis_cli ping >/dev/null 2>&1 && return; sleep 0.1; done
+    echo "redis-server did not start" >&2; exit 1
+}
 start() {
     rm -rf "$dir/data"/*
-    if [ "$1" = off ]; then
+    if [ "$1" = redis ]; then
+        [ -n "$redis_port" ] || start_redis
+        UP42_WEBHOOK_STORE="redis://127.0.0.1:$redis_port/0" "$nginx" -p "$dir" -c conf/nginx.conf
+    elif [ "$1" = off ]; then
         UP42_WEBHOOK_JOURNAL=off "$nginx" -p "$dir" -c conf/nginx.conf
     else
         UP42_WEBHOOK_JOURNAL_FSYNC=$1 "$nginx" -p "$dir" -c conf/nginx.conf
@@ -45,7 +61,7 @@ stop() {
     "$nginx" -p "$dir" -c conf/nginx.conf -s stop 2>/dev/null || true
     for _ in $(seq 1 50); do [ -f "$dir/logs/nginx.pid" ] || return 0; sleep 0.1; done
 }
-trap 'stop; rm -rf "$dir"' EXIT
+trap 'stop; [ -z "$redis_port" ] || redis_cli shutdown nosave >/dev/null 2>&1; rm -rf "$dir"' EXIT
 
 export UP42WH_ROOT="$root" UP42WH_LIB="$lib"
 run() { wrk -t2 -c"$conns" -d"${secs}s" -s "$root/benches/wrk/signed.lua" "http://127.0.0.1:$port$1"; }
@@ -58,11 +74,18 @@ echo "baseline (return 200):    $b requests/s"
 echo "Lua floor (read body):    $f requests/s"
 for mode in $modes; do
     start "$mode"
+    [ "$mode" != redis ] || redis_cli config resetstat >/dev/null
     signed=$(run /receive-webhooks)
     s=$(echo "$signed" | rate)
     echo "signed /receive-webhooks, fsync=$mode: $s requests/s   $(echo "$signed" | grep '^requests')"
     python3 -c "b, f, s = float('$b'), float('$f'), float('$s'); print(f'  ratio signed/baseline: {s / b:.2f}; signed/Lua floor: {s / f:.2f}')"
     stats=$(curl -fs "http://127.0.0.1:$admin/stats")
     python3 -c "import json, sys; s = json.loads(sys.argv[1]); print('  server: stored', s['counters'].get('stored'), 'journal bytes', s['backlog'].get('journal', {}).get('bytes', 0))" "$stats"
+    if [ "$mode" = redis ]; then
+        # A round trip is a command from a client; GET, SET and XADD here run inside the script.
+        calls=$(redis_cli info commandstats | tr -d '\r' | awk -F'[=,:]' '/^cmdstat_eval(sha)?:/ {n += $3} END {print n}')
+        python3 -c "import json, sys; s = json.loads(sys.argv[1]); st = s['counters'].get('stored', 0); print(f'  Redis round trips per stored delivery (EVALSHA, and EVAL once per connection before the script is cached): {int(sys.argv[2]) / st:.3f}')" "$stats" "$calls"
+        redis_cli info commandstats | tr -d '\r' | grep -E 'cmdstat_(evalsha|eval|xadd|set|get|select|auth|xtrim)' | sed 's/^/  /'
+    fi
     stop
 done
