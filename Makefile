@@ -74,8 +74,9 @@ deps:
 
 # nginx with the Lua module, lua-resty-core and lua-cjson (Debian's packages) unless OpenResty is here.
 # The Redis store's client is lua-resty-redis: OpenResty bundles it (resty.redis); Debian packages it
-# as lua-nginx-redis (nginx.redis), which depends on the whole nginx-extras set, so only its one file
-# is taken from the package, into vendor/lua/ (git-ignored; prefix.sh links it into the run dir).
+# as lua-nginx-redis (nginx.redis), which depends on the whole nginx-extras set, so only its files
+# are taken from the package (with lua-nginx-redis-connector's, for Sentinel), into vendor/lua/
+# (git-ignored; prefix.sh links it into the run dir).
 nginx-deps:
 	@if command -v openresty >/dev/null 2>&1; then exit 0; fi; \
 	missing=""; \
@@ -85,15 +86,15 @@ nginx-deps:
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	$(APT_INSTALL)
-	@if command -v openresty >/dev/null 2>&1 || [ -f /usr/share/lua/5.1/nginx/redis.lua ] || \
-	  [ -f vendor/lua/nginx/redis.lua ]; then exit 0; fi; \
-	tmp=$$(mktemp -d); \
-	(cd $$tmp && apt-get download -q -o APT::Sandbox::User=root lua-nginx-redis >/dev/null 2>&1) || \
-	  { apt-get update -qq && (cd $$tmp && apt-get download -q -o APT::Sandbox::User=root lua-nginx-redis >/dev/null); } || \
-	  { echo "cannot download lua-nginx-redis (the Redis store's client)" >&2; rm -rf $$tmp; exit 1; }; \
-	dpkg-deb -x $$tmp/lua-nginx-redis_*.deb $$tmp/x && mkdir -p vendor/lua/nginx && \
-	cp $$tmp/x/usr/share/lua/5.1/nginx/redis.lua vendor/lua/nginx/redis.lua && rm -rf $$tmp && \
-	echo "vendor/lua/nginx/redis.lua from Debian's lua-nginx-redis"
+	@if command -v openresty >/dev/null 2>&1 || [ -f /usr/share/lua/5.1/nginx/redis/connector.lua ] || \
+	  [ -f vendor/lua/nginx/redis/connector.lua ]; then exit 0; fi; \
+	pkgs="lua-nginx-redis lua-nginx-redis-connector"; tmp=$$(mktemp -d); \
+	(cd $$tmp && apt-get download -q -o APT::Sandbox::User=root $$pkgs >/dev/null 2>&1) || \
+	  { apt-get update -qq && (cd $$tmp && apt-get download -q -o APT::Sandbox::User=root $$pkgs >/dev/null); } || \
+	  { echo "cannot download $$pkgs (the Redis store's client)" >&2; rm -rf $$tmp; exit 1; }; \
+	for deb in $$tmp/*.deb; do dpkg-deb -x $$deb $$tmp/x || exit 1; done; \
+	mkdir -p vendor/lua && cp -R $$tmp/x/usr/share/lua/5.1/nginx vendor/lua/ && rm -rf $$tmp && \
+	echo "vendor/lua/nginx/: redis.lua, redis/connector.lua, redis/sentinel.lua from Debian's $$pkgs"
 
 build: deps
 	$(CARGO) build --release --locked

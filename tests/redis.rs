@@ -560,3 +560,55 @@ fn credentials_settings_retention_and_waiting_on_the_stream() {
     assert!(log.contains("Redis refused the credentials"), "{log}");
     assert!(!log.contains(PASSWORD), "the password is in a log");
 }
+
+#[test]
+fn a_master_found_through_sentinel() {
+    use std::os::unix::process::CommandExt;
+    let redis = Redis::start("sentinel-master");
+    let port = free_port();
+    let conf = redis.dir.join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor up42 127.0.0.1 {} 1\n",
+            redis.dir.display(),
+            redis.port
+        ),
+    )
+    .unwrap();
+    let mut sentinel = Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ask = |args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "--raw"])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ask(&["SENTINEL", "get-master-addr-by-name", "up42"]).contains(&redis.port.to_string()) {
+        assert!(Instant::now() < deadline, "the sentinel knows the master");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let srv = Setup::default()
+        .env("UP42_WEBHOOK_STORE", "sentinel://up42/0")
+        .env("UP42_WEBHOOK_STORE_SENTINELS", &format!("127.0.0.1:{port}"))
+        .start();
+    let r = post(srv.port, &delivery("s-1")).unwrap();
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), srv.error_log());
+    assert_eq!(
+        redis.entries().values().collect::<Vec<_>>(),
+        [&"m:s-1".to_string()]
+    );
+    assert_eq!(srv.dump("").1, 1);
+    srv.assert_clean_logs();
+    let _ = sentinel.kill();
+    let _ = sentinel.wait();
+}

@@ -7,6 +7,8 @@
 --   configure{ store = { backend = "redis", url = "redis://[user:password@]host:port/db",
 --              stream = "up42webhooks", prefix = "up42webhooks", password_file = path,
 --              timeout = 2000 (ms), pool_size = 32 } }   or UP42_WEBHOOK_STORE=redis://...
+--   Sentinel: url = "sentinel://[password@]master_name/db" with sentinels = { "host:port", ... }
+--   (or UP42_WEBHOOK_STORE_SENTINELS="host:port,..."), through lua-resty-redis-connector
 --
 -- A delivery is one round trip: a script that, atomically, finds the id's mark (<prefix>:seen:<id>
 -- = "<body SHA-256> <entry id>") or, when there is none, XADDs the event and sets the mark with
@@ -19,8 +21,16 @@ if not client then
     client = ok_debian and debian_redis or nil
 end
 
+-- Sentinel discovery, where lua-resty-redis-connector is installed.
+local ok_conn, connector = pcall(require, "resty.redis.connector")
+if not ok_conn then
+    ok_conn, connector = pcall(require, "nginx.redis.connector")
+end
+connector = ok_conn and connector or nil
+
 local ngx = ngx
 local io = io
+local getenv = os.getenv
 local type = type
 local tostring = tostring
 local tonumber = tonumber
@@ -69,6 +79,9 @@ function _M.settings(s, url, password_file)
     if type(url) ~= "string" then
         return nil, "store.url: redis://[user:password@]host:port/db"
     end
+    if url:match("^sentinel://") then
+        return _M.sentinel_settings(s, url, password_file)
+    end
     local rest = url:match("^redis://(.+)$") or ""
     local userinfo, hostpart = rest:match("^(.*)@([^@]*)$")
     hostpart = hostpart or rest
@@ -104,9 +117,84 @@ function _M.settings(s, url, password_file)
     return r
 end
 
+-- Settings for a master found through Sentinel: sentinel://[password@]master_name/db and the
+-- sentinels' addresses.
+function _M.sentinel_settings(s, url, password_file)
+    if not connector then
+        return nil, "a sentinel:// URL needs lua-resty-redis-connector (resty.redis.connector; on "
+                    .. "Debian, make nginx-deps puts lua-nginx-redis-connector's in vendor/lua)"
+    end
+    local rest = url:match("^sentinel://(.+)$") or ""
+    local password, target = rest:match("^(.*)@([^@]*)$")
+    local master, db = (target or rest):match("^([%w%.%-_]+)/?(%d*)$")
+    if not master then
+        return nil, "store.url: sentinel://[password@]master_name/db"
+    end
+    local list = s.sentinels or getenv("UP42_WEBHOOK_STORE_SENTINELS")
+    if type(list) == "string" then
+        local t = {}
+        for item in list:gmatch("[^,%s]+") do t[#t + 1] = item end
+        list = t
+    end
+    local sentinels = {}
+    for _, a in ipairs(list or {}) do
+        local host, port = a:match("^([%w%.%-]+):(%d+)$")
+        if not host then
+            return nil, "store.sentinels: host:port, not " .. tostring(a)
+        end
+        sentinels[#sentinels + 1] = { host = host, port = tonumber(port) }
+    end
+    if #sentinels == 0 then
+        return nil, "a sentinel:// URL needs store.sentinels (or UP42_WEBHOOK_STORE_SENTINELS)"
+    end
+    local r = {
+        sentinel = { master_name = master, role = "master", db = tonumber(db) or 0, sentinels = sentinels },
+        host = "sentinel:" .. master, port = 0, db = tonumber(db) or 0,
+        stream = s.stream or "up42webhooks", prefix = s.prefix or "up42webhooks",
+        timeout = s.timeout or 2000, pool_size = s.pool_size or 32, keepalive = 60000,
+    }
+    password_file = s.password_file or password_file
+    if password_file then
+        local f, err = io.open(password_file, "rb")
+        if not f then
+            return nil, "store.password_file: " .. tostring(err)
+        end
+        password = f:read("*l")
+        f:close()
+    end
+    r.sentinel.password = password ~= "" and password or nil
+    r.seen_prefix = r.prefix .. ":seen:"
+    return r
+end
+
+-- The connector holding each connection made through Sentinel, to give it back to its pool.
+local via = setmetatable({}, { __mode = "k" })
+
+-- A connection to the master Sentinel names, from the connector's pool, or nil, err.
+local function connect_sentinel(c, timeout)
+    local r = c.redis
+    local rc, err = connector.new({
+        connect_timeout = r.timeout, read_timeout = timeout or r.timeout,
+        keepalive_timeout = r.keepalive, keepalive_poolsize = r.pool_size,
+    })
+    if not rc then
+        return nil, "Redis connector: " .. tostring(err)
+    end
+    local red, cerr = rc:connect(r.sentinel)
+    if not red then
+        return nil, "cannot reach the master " .. r.sentinel.master_name .. " through Sentinel: " .. tostring(cerr)
+    end
+    red:set_timeout(timeout or r.timeout)
+    via[red] = rc
+    return red
+end
+
 -- A connection from the worker's pool (authenticated and on its database once), or nil, err.
 local function connect(c, timeout)
     local r = c.redis
+    if r.sentinel then
+        return connect_sentinel(c, timeout)
+    end
     local red = client:new()
     red:set_timeout(timeout or r.timeout)
     local ok, err = red:connect(r.host, r.port, { pool = r.pool })
@@ -137,7 +225,12 @@ local function connect(c, timeout)
 end
 
 local function release(c, red)
-    red:set_keepalive(c.redis.keepalive, c.redis.pool_size)
+    local rc = via[red]
+    if rc then
+        rc:set_keepalive(red)
+    else
+        red:set_keepalive(c.redis.keepalive, c.redis.pool_size)
+    end
 end
 
 -- Runs `f(red)` on a pooled connection; returns what it returns, or nil, err (the connection is
