@@ -230,6 +230,35 @@ fn two_receivers_share_one_stream_and_one_dedup_memory() {
     let r = b.admin("POST", &format!("/ack-webhooks?upto={next}"), &[]);
     assert_eq!(json(&r)["acked"], 10, "{}", r.text());
     assert_eq!(a.dump("").1, 990);
+    // The tail reads the stream too: from an entry id on, on either receiver.
+    let keys = answered_keys_sorted(&answered);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", b.admin_port)).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!("GET /tail HTTP/1.0\r\nLast-Event-ID: {}\r\n\r\n", keys[997]).as_bytes(),
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut raw = String::new();
+    let mut buf = [0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !raw.contains(&format!("id: {}", keys[999])) && Instant::now() < deadline {
+        match std::io::Read::read(&mut s, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(
+        !raw.contains(&format!("id: {}\n", keys[997])),
+        "after Last-Event-ID"
+    );
+    for k in &keys[998..] {
+        assert!(
+            raw.contains(&format!("event: webhook\nid: {k}\ndata: {{")),
+            "{k} in {raw}"
+        );
+    }
+    drop(s);
     a.assert_clean_logs();
     b.assert_clean_logs();
 }
