@@ -572,6 +572,20 @@ fn credentials_settings_retention_and_waiting_on_the_stream() {
     assert!(lines[0].contains("\"w-4\""), "{}", lines[0]);
     assert_eq!(json(&srv.admin_get("/stats"))["counters"]["expired"], 4);
 
+    // The password from a file instead of the URL.
+    let file = redis.dir.join("password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let from_file = Setup::default()
+        .env(
+            "UP42_WEBHOOK_STORE",
+            &format!("redis://127.0.0.1:{}/0", redis.port),
+        )
+        .env("UP42_WEBHOOK_STORE_PASSWORD_FILE", file.to_str().unwrap())
+        .start();
+    assert_eq!(
+        post(from_file.port, &delivery("w-file")).unwrap().status,
+        200
+    );
     // Wrong credentials: 503, and the password in no log line or answer.
     let wrong = Setup::default()
         .env(
@@ -585,7 +599,7 @@ fn credentials_settings_retention_and_waiting_on_the_stream() {
         (503, Some("store_unavailable"))
     );
     assert!(!r.text().contains(PASSWORD));
-    let log = wrong.error_log() + &srv.error_log();
+    let log = wrong.error_log() + &srv.error_log() + &from_file.error_log();
     assert!(log.contains("Redis refused the credentials"), "{log}");
     assert!(!log.contains(PASSWORD), "the password is in a log");
 }

@@ -69,6 +69,32 @@ end
 
 local ADD_SHA = hex(ngx.sha1_bin(ADD))
 
+-- What every kind of address shares: the stream, the key prefix, the timeout and the pool.
+local function base(s, host, port, db)
+    local prefix = s.prefix or "up42webhooks"
+    return {
+        host = host, port = port, db = db, stream = s.stream or "up42webhooks", prefix = prefix,
+        seen_prefix = prefix .. ":seen:", timeout = s.timeout or 2000, pool_size = s.pool_size or 32,
+        keepalive = 60000,
+    }
+end
+
+-- The password: the first line of password_file when there is one, else the URL's (nil for
+-- none); or nil and why.
+local function password_of(s, password_file, from_url)
+    password_file = s.password_file or password_file
+    if not password_file then
+        return from_url ~= "" and from_url or nil
+    end
+    local f, err = io.open(password_file, "rb")
+    if not f then
+        return nil, "store.password_file: " .. tostring(err)
+    end
+    local password = f:read("*l")
+    f:close()
+    return password
+end
+
 -- The settings of configure{ store = ... }, or nil, err. `url` may come from the environment.
 function _M.settings(s, url, password_file)
     if not client then
@@ -97,23 +123,14 @@ function _M.settings(s, url, password_file)
             password = userinfo
         end
     end
-    local r = {
-        host = host, port = tonumber(port) or 6379, db = tonumber(db) or 0,
-        user = user ~= "" and user or nil, password = password ~= "" and password or nil,
-        stream = s.stream or "up42webhooks", prefix = s.prefix or "up42webhooks",
-        timeout = s.timeout or 2000, pool_size = s.pool_size or 32, keepalive = 60000,
-    }
-    password_file = s.password_file or password_file
-    if password_file then
-        local f, err = io.open(password_file, "rb")
-        if not f then
-            return nil, "store.password_file: " .. tostring(err)
-        end
-        r.password = f:read("*l")
-        f:close()
+    local r = base(s, host, tonumber(port) or 6379, tonumber(db) or 0)
+    r.user = user ~= "" and user or nil
+    local perr
+    r.password, perr = password_of(s, password_file, password)
+    if perr then
+        return nil, perr
     end
     r.pool = format("up42webhooks:%s:%d:%d:%s", r.host, r.port, r.db, r.user or "")
-    r.seen_prefix = r.prefix .. ":seen:"
     return r
 end
 
@@ -147,23 +164,13 @@ function _M.sentinel_settings(s, url, password_file)
     if #sentinels == 0 then
         return nil, "a sentinel:// URL needs store.sentinels (or UP42_WEBHOOK_STORE_SENTINELS)"
     end
-    local r = {
-        sentinel = { master_name = master, role = "master", db = tonumber(db) or 0, sentinels = sentinels },
-        host = "sentinel:" .. master, port = 0, db = tonumber(db) or 0,
-        stream = s.stream or "up42webhooks", prefix = s.prefix or "up42webhooks",
-        timeout = s.timeout or 2000, pool_size = s.pool_size or 32, keepalive = 60000,
-    }
-    password_file = s.password_file or password_file
-    if password_file then
-        local f, err = io.open(password_file, "rb")
-        if not f then
-            return nil, "store.password_file: " .. tostring(err)
-        end
-        password = f:read("*l")
-        f:close()
+    local r = base(s, "sentinel:" .. master, 0, tonumber(db) or 0)
+    r.sentinel = { master_name = master, role = "master", db = r.db, sentinels = sentinels }
+    local perr
+    r.sentinel.password, perr = password_of(s, password_file, password)
+    if perr then
+        return nil, perr
     end
-    r.sentinel.password = password ~= "" and password or nil
-    r.seen_prefix = r.prefix .. ":seen:"
     return r
 end
 
