@@ -103,6 +103,8 @@ build: deps
 lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	@missing=""; command -v luacheck >/dev/null 2>&1 || missing=lua-check; $(APT_INSTALL)
+	luacheck lua/
 
 # What the Docker checks need (tests/docker.rs): musl-gcc and Rust's musl target for the library
 # the image builds, docker-compose to validate the compose files (no engine needed). The exposure

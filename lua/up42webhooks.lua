@@ -76,7 +76,7 @@ local function every_second(premature)
         return
     end
     if c.journal and c.journal.fsync == "interval" then
-        journal.sync(c)
+        journal.sync()
     end
     local now = ngx.time()
     if c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then

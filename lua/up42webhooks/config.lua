@@ -188,11 +188,11 @@ function _M.configure(o)
         end
     end
     c.scheme, c.authority = o.scheme, o.authority
-    local url = setting(o.public_url, "UP42_WEBHOOK_PUBLIC_URL")
-    if url then
-        local scheme, authority = url:match("^(https?)://([^/?#]+)/?$")
+    local public_url = setting(o.public_url, "UP42_WEBHOOK_PUBLIC_URL")
+    if public_url then
+        local scheme, authority = public_url:match("^(https?)://([^/?#]+)/?$")
         if not scheme then
-            fail("public_url: not an http:// or https:// URL without a path: " .. url)
+            fail("public_url: not an http:// or https:// URL without a path: " .. public_url)
         end
         c.scheme, c.authority = c.scheme or scheme, c.authority or authority
     end

@@ -54,7 +54,7 @@ function _M.append(c, kind, reason, key, time, digest, id, meta, body)
 end
 
 -- fsync = "interval": every second, each worker syncs what it wrote (fdatasync of the file).
-function _M.sync(c)
+function _M.sync()
     if dirty and writer then
         dirty = false
         local ok, err = journal_sync(writer)

@@ -194,7 +194,8 @@ function _M.receive(name)
     if name ~= nil then
         sender = c.senders[name]
         if not sender then
-            return reply.not_configured("receive(\"" .. tostring(name) .. "\"): no such sender in configure{senders=}; have: "
+            return reply.not_configured("receive(\"" .. tostring(name)
+                                        .. "\"): no such sender in configure{senders=}; have: "
                                         .. senders.names(c.senders))
         end
     elseif not c.key then

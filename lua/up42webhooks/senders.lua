@@ -74,7 +74,8 @@ local UBIOPS_REQUIRED = '"@method", "@authority", "@target-uri", "content-digest
 -- Builds a sender from its configuration: { name, profile, ring, keyids, opts, scheme, ... }.
 function _M.new(name, c, defaults)
     local profile = c.profile
-    local keys, scheme, o = {}, nil, {
+    local scheme -- set by each profile below
+    local keys, o = {}, {
         max_age = c.tolerance or defaults.tolerance,
         max_future = c.future or defaults.future,
         max_body = c.max_body or defaults.max_body,
@@ -99,8 +100,9 @@ function _M.new(name, c, defaults)
         o.require_digest = c.require_digest
     elseif profile == "ubiops" then
         scheme = "rfc9421"
-        local pem, err = c.public_key, nil
+        local pem = c.public_key
         if not pem then
+            local err
             pem, err = read_file(c.public_key_file or "/run/secrets/webhooks-public-key")
             if not pem then return nil, err end
         end

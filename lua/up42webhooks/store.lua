@@ -92,7 +92,7 @@ function _M.add(c, d)
         end
     end
     -- Same size as the reservation: rewritten in place, no allocation.
-    ok, err = events:replace(key, "C" .. value, 0)
+    ok = events:replace(key, "C" .. value, 0)
     if not ok then
         -- The reservation expired while the journal was written (a stalled disk): take the
         -- memory again, or take the event back.
@@ -316,10 +316,10 @@ function _M.replay(c, now)
                 -- Its delivery was answered with an error: the event is not stored, and the
                 -- sender's retry must not be taken for a duplicate.
                 remove(key)
-                local id = id_of[key]
-                if id and last_key[id] == key then
-                    seen:delete(id)
-                    last_key[id] = nil
+                local cancelled = id_of[key]
+                if cancelled and last_key[cancelled] == key then
+                    seen:delete(cancelled)
+                    last_key[cancelled] = nil
                 end
             elseif kind == RECORD.event then
                 -- The same delivery written twice within the dedup window: had the first been

@@ -456,7 +456,8 @@ function _M.check(c)
             out[#out + 1] = "appendfsync is no: a power loss may lose up to 30 s of events"
         end
         if tonumber(maxmem) and tonumber(maxmem) > 0 and policy ~= "noeviction" then
-            out[#out + 1] = "maxmemory-policy is " .. tostring(policy) .. ": Redis may evict stored events and dedup marks"
+            out[#out + 1] = "maxmemory-policy is " .. tostring(policy)
+                            .. ": Redis may evict stored events and dedup marks"
         end
         return concat(out, "; ")
     end)
