@@ -4,6 +4,9 @@
 //! parameters and inner lists the span they were parsed from (re-read on iteration, already validated).
 //! Dictionary and parameter lookups return the *last* member with a key, as RFC 8941 says duplicates do.
 
+/// The largest magnitude of an RFC 8941 integer (section 3.3.1: at most 15 digits).
+pub const MAX_INTEGER: i64 = 999_999_999_999_999;
+
 /// Why a field failed to parse: the byte offset and a short static reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SfError {

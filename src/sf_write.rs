@@ -6,7 +6,12 @@ pub use crate::buf::Buf;
 use crate::sf::{self, BareItem, InnerList, Member, Mode, Params};
 use crate::Code;
 
-fn integer<const N: usize>(n: i64, out: &mut Buf<N>) -> Result<(), Code> {
+/// An integer, or `InvalidArgument` for one RFC 8941 cannot carry (16 digits or more): a
+/// verifier would refuse what we wrote.
+pub fn integer<const N: usize>(n: i64, out: &mut Buf<N>) -> Result<(), Code> {
+    if !(-sf::MAX_INTEGER..=sf::MAX_INTEGER).contains(&n) {
+        return Err(Code::InvalidArgument);
+    }
     let mut digits = [0u8; 24];
     out.push(format_i64(n, &mut digits))
 }

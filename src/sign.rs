@@ -140,7 +140,9 @@ pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<
         !opts.label.is_empty() && opts.label.len() <= MAX_LABEL && sf::valid_key(opts.label);
     let keyid_ok =
         opts.keyid.len() <= MAX_KEYID && opts.keyid.iter().all(|b| (0x20..=0x7e).contains(b));
-    if !label_ok || !keyid_ok || key.is_empty() {
+    // `created` must be an RFC 8941 integer (15 digits at most), or the signature would not parse.
+    let created_ok = (-sf::MAX_INTEGER..=sf::MAX_INTEGER).contains(&created);
+    if !label_ok || !keyid_ok || !created_ok || key.is_empty() {
         return Err(Code::InvalidArgument);
     }
     let mut out = Signed::default();
@@ -206,5 +208,44 @@ mod tests {
             sign(&key, b"x", 1, &bad).unwrap_err(),
             Code::InvalidArgument
         );
+    }
+
+    #[test]
+    fn created_must_be_an_integer_a_verifier_can_read() {
+        let key = Key::new(&[b"s"]).unwrap();
+        let opts = SignOptions::default();
+        for ok in [
+            0,
+            1_700_000_000,
+            crate::sf::MAX_INTEGER,
+            -crate::sf::MAX_INTEGER,
+        ] {
+            let s = sign(&key, b"x", ok, &opts).unwrap();
+            let headers = [
+                (&b"Content-Digest"[..], s.content_digest()),
+                (&b"Signature-Input"[..], s.signature_input()),
+                (&b"Signature"[..], s.signature()),
+            ];
+            let lenient = crate::Options {
+                max_age: i64::MAX / 4,
+                max_future: i64::MAX / 4,
+                ..crate::Options::default()
+            };
+            // It parses: what can fail after that is only the time window.
+            let r = crate::verify(&key, &crate::Headers::Pairs(&headers), b"x", ok, &lenient);
+            assert!(r.is_ok(), "created={ok}: {r:?}");
+        }
+        for bad in [
+            crate::sf::MAX_INTEGER + 1,
+            1_000_000_000_000_000,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(
+                sign(&key, b"x", bad, &opts).unwrap_err(),
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
     }
 }

@@ -539,6 +539,12 @@ fn c_abi_handles_null_and_bad_arguments() {
             ffi::up42wh_sign(null(), null(), 0, NOW, null(), &mut out),
             Code::NullArgument
         );
+        // A created time of 16 digits would be written, then refused by every verifier.
+        assert_eq!(
+            ffi::up42wh_sign(k.0, null(), 0, 1_000_000_000_000_000, null(), &mut out),
+            Code::InvalidArgument
+        );
+        assert_eq!(out.signature_len, 0, "nothing written on failure");
     }
 }
 
