@@ -771,3 +771,30 @@ fn segments_rotate_and_retention_removes_the_ones_no_longer_needed() {
     assert!(lines[0].contains(r#""messageId":"s30""#), "{}", lines[0]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_binding_refuses_a_library_of_another_version() {
+    let (lua, _) = setup();
+    // The binding's version is the crate's: a release changes both.
+    let version: String = lua
+        .load("return require('up42webhooks.native')._VERSION")
+        .eval()
+        .unwrap();
+    assert_eq!(version, env!("CARGO_PKG_VERSION"));
+    // It loaded, so the library it found is that version; another is refused with both named.
+    let (ok, err): (Option<bool>, Option<String>) = lua
+        .load("return require('up42webhooks.native').check_version('0.0.9')")
+        .eval()
+        .unwrap();
+    assert_eq!(ok, None);
+    let err = err.unwrap();
+    assert!(
+        err.contains("libup42webhooks 0.0.9")
+            && err.contains(&format!("this Lua module is {version}")),
+        "{err}"
+    );
+    assert!(lua
+        .load("return require('up42webhooks.native').check_version(require('up42webhooks.native').version())")
+        .eval::<bool>()
+        .unwrap());
+}

@@ -41,6 +41,23 @@ end
 local C = ffi.load(path)
 _M.library_path = path
 
+-- The library must be the one this binding was made with: a stale .so beside a newer module (or
+-- the reverse) would be called through declarations that no longer match it.
+function _M.check_version(found)
+    if found ~= _M._VERSION then
+        return nil, path .. " is libup42webhooks " .. tostring(found) .. ", and this Lua module is "
+            .. _M._VERSION .. ": install the library and the module of one build together"
+    end
+    return true
+end
+
+do
+    local ok, verr = _M.check_version(ffi_str(C.up42wh_version()))
+    if not ok then
+        error(verr, 2)
+    end
+end
+
 local OK = tonumber(C.UP42WH_RESULT_OK)
 local up42wh_verify_raw = C.up42wh_verify_raw
 local up42wh_check_timestamp = C.up42wh_check_timestamp
