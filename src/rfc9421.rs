@@ -568,7 +568,7 @@ fn verify_indexed(
             }
             let mut mac = mac.clone();
             mac.update(base.as_slice());
-            bool::from(mac.finalize().into_bytes().ct_eq(&sig[..32]))
+            bool::from(mac.finalize().into_bytes().as_slice().ct_eq(&sig[..32]))
         }
         Material::Ed25519(key) => {
             let bytes: [u8; 64] = sig[..64].try_into().map_err(|_| Code::MalformedSignature)?;

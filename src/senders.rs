@@ -98,7 +98,8 @@ fn hmac_match(ring: &KeyRing, parts: &[&[u8]], tag: &[u8; 32]) -> Option<usize> 
             for p in parts {
                 mac.update(p);
             }
-            if bool::from(mac.finalize().into_bytes().ct_eq(tag)) && found.is_none() {
+            if bool::from(mac.finalize().into_bytes().as_slice().ct_eq(&tag[..])) && found.is_none()
+            {
                 found = Some(i);
             }
         }
