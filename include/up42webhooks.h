@@ -169,6 +169,11 @@ enum up42wh_result
    A journal reader has no more records (not a failure: the end of the journal).
    */
   UP42WH_RESULT_JOURNAL_END = 33,
+  /*
+   The signature header carries more signatures than a verifier checks (a bound on the work an
+   unauthenticated request can cause).
+   */
+  UP42WH_RESULT_TOO_MANY_SIGNATURES = 34,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -77,11 +77,14 @@ pub enum Code {
     JournalIo = 32,
     /// A journal reader has no more records (not a failure: the end of the journal).
     JournalEnd = 33,
+    /// The signature header carries more signatures than a verifier checks (a bound on the work an
+    /// unauthenticated request can cause).
+    TooManySignatures = 34,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 34] = [
+    pub const ALL: [Code; 35] = [
         Code::Ok,
         Code::NullArgument,
         Code::Panic,
@@ -116,6 +119,7 @@ impl Code {
         Code::RequiredComponentNotCovered,
         Code::JournalIo,
         Code::JournalEnd,
+        Code::TooManySignatures,
     ];
 
     pub fn from_u32(n: u32) -> Option<Code> {
@@ -223,6 +227,10 @@ impl Code {
                 c"the journal could not be opened, read or written",
             ),
             Code::JournalEnd => (c"journal_end", c"no more records in the journal"),
+            Code::TooManySignatures => (
+                c"too_many_signatures",
+                c"the request carries more signatures than are checked",
+            ),
         }
     }
 }

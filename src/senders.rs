@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::headers::{Headers, JoinBuf};
-use crate::keyring::{Alg, HmacSha256, KeyRing, Material};
+use crate::keyring::{Alg, HmacSha256, KeyRing, Material, MAX_KEYS};
 use crate::verify::{check_window, decode_b64, hex_value};
 use crate::Code;
 
@@ -88,23 +88,62 @@ fn hex32(text: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// HMAC-SHA256 of the concatenated `parts` under the HMAC keys of `ring`: the index of the first
-/// key whose tag equals `tag`, every comparison in constant time.
-fn hmac_match(ring: &KeyRing, parts: &[&[u8]], tag: &[u8; 32]) -> Option<usize> {
-    let mut found = None;
+/// The most signatures one request may carry (Standard Webhooks entries, Stripe `v1` tags), and the
+/// most Ed25519 verifications one Standard Webhooks request may cause: each costs a pass over the
+/// body, and none is authenticated before it is checked.
+pub const MAX_SIGNATURES: usize = 8;
+pub const MAX_ED25519_CHECKS: usize = 16;
+
+#[cfg(test)]
+thread_local! {
+    /// Passes over the body (MACs and Ed25519 verifications), for the tests of the bounds above.
+    pub(crate) static BODY_PASSES: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
+}
+
+fn body_pass() {
+    #[cfg(test)]
+    BODY_PASSES.with(|n| n.set(n.get() + 1));
+}
+
+/// HMAC-SHA256 of the concatenated `parts` under each HMAC key of `ring`, once per key, whatever
+/// the number of candidate tags: (key index, tag) pairs in `out`, and how many.
+fn hmac_tags(ring: &KeyRing, parts: &[&[u8]], out: &mut [(usize, [u8; 32]); MAX_KEYS]) -> usize {
+    let mut n = 0;
     for (i, m) in ring.iter() {
         if let Material::Hmac(mac) = m {
             let mut mac: HmacSha256 = mac.clone();
             for p in parts {
                 mac.update(p);
             }
-            if bool::from(mac.finalize().into_bytes().as_slice().ct_eq(&tag[..])) && found.is_none()
-            {
-                found = Some(i);
-            }
+            body_pass();
+            out[n] = (i, mac.finalize().into_bytes().into());
+            n += 1;
+        }
+    }
+    n
+}
+
+/// The index of the first key whose tag (from `hmac_tags`) equals `tag`; every comparison is made,
+/// each in constant time.
+fn tag_match(tags: &[(usize, [u8; 32])], tag: &[u8; 32]) -> Option<usize> {
+    let mut found = None;
+    for (i, mine) in tags {
+        if bool::from(mine.as_slice().ct_eq(&tag[..])) && found.is_none() {
+            found = Some(*i);
         }
     }
     found
+}
+
+/// HMAC-SHA256 of the concatenated `parts` under the HMAC keys of `ring`: the index of the first
+/// key whose tag equals one of `candidates`.
+fn hmac_match(ring: &KeyRing, parts: &[&[u8]], candidates: &[[u8; 32]]) -> Option<usize> {
+    let mut tags = [(0usize, [0u8; 32]); MAX_KEYS];
+    let n = hmac_tags(ring, parts, &mut tags);
+    candidates
+        .iter()
+        .map(|c| tag_match(&tags[..n], c))
+        .fold(None, |found, hit| found.or(hit))
 }
 
 fn one_field<'s>(
@@ -141,44 +180,66 @@ pub fn standard_webhooks(
         return Err(Code::MalformedSignatureInput);
     }
 
-    let mut key_index = None;
-    let mut any = false;
+    // First read every entry (bounded), then check: the HMAC keys' tags once for all `v1` entries,
+    // and at most MAX_ED25519_CHECKS Ed25519 verifications for the `v1a` ones.
+    let mut v1 = [[0u8; 32]; MAX_SIGNATURES];
+    let mut v1a = [[0u8; 64]; MAX_SIGNATURES];
+    let (mut n1, mut n1a) = (0, 0);
     for sig in sigs.split(|&b| b == b' ').filter(|s| !s.is_empty()) {
         let Some(comma) = sig.iter().position(|&b| b == b',') else {
             return Err(Code::MalformedSignature);
         };
         let (version, b64) = (&sig[..comma], &sig[comma + 1..]);
+        if version != b"v1" && version != b"v1a" {
+            continue; // a later version: skip it, as the specification says
+        }
+        if n1 + n1a == MAX_SIGNATURES {
+            return Err(Code::TooManySignatures);
+        }
         let mut raw = [0u8; 66];
         let n = decode_b64(b64, &mut raw).ok_or(Code::MalformedSignature)?;
-        let hit = match (version, n) {
+        match (version, n) {
             (b"v1", 32) => {
-                any = true;
-                let tag: [u8; 32] = raw[..32].try_into().map_err(|_| Code::MalformedSignature)?;
-                hmac_match(ring, &[id, b".", ts_text, b".", body], &tag)
-                    .map(|i| (i, Alg::HmacSha256))
+                v1[n1].copy_from_slice(&raw[..32]);
+                n1 += 1;
             }
             (b"v1a", 64) => {
-                any = true;
-                let bytes: [u8; 64] = raw[..64].try_into().map_err(|_| Code::MalformedSignature)?;
-                let sig = EdSignature::from_bytes(&bytes);
-                // Streamed, so that the body is not copied next to the id and timestamp. (Keys
-                // of small order were refused when they were added.)
-                ring.iter().find_map(|(i, m)| match m {
-                    Material::Ed25519(key) => {
-                        let mut v = key.verify_stream(&sig).ok()?;
-                        for part in [id, b".", ts_text, b".", body] {
-                            v.update(part);
-                        }
-                        v.finalize_and_verify().is_ok().then_some((i, Alg::Ed25519))
-                    }
-                    _ => None,
-                })
+                v1a[n1a].copy_from_slice(&raw[..64]);
+                n1a += 1;
             }
-            (b"v1" | b"v1a", _) => return Err(Code::MalformedSignature),
-            _ => None, // a later version: skip it, as the specification says
-        };
-        if key_index.is_none() {
-            key_index = hit;
+            _ => return Err(Code::MalformedSignature),
+        }
+    }
+    let any = n1 + n1a > 0;
+    let mut key_index = if n1 > 0 {
+        hmac_match(ring, &[id, b".", ts_text, b".", body], &v1[..n1]).map(|i| (i, Alg::HmacSha256))
+    } else {
+        None
+    };
+    let mut checks = 0;
+    for bytes in &v1a[..n1a] {
+        let sig = EdSignature::from_bytes(bytes);
+        for (i, m) in ring.iter() {
+            let Material::Ed25519(key) = m else { continue };
+            if key_index.is_some() {
+                break;
+            }
+            checks += 1;
+            if checks > MAX_ED25519_CHECKS {
+                return Err(Code::TooManySignatures);
+            }
+            // Streamed, so that the body is not copied next to the id and timestamp. (Keys of
+            // small order were refused when they were added.)
+            let Ok(mut v) = key.verify_stream(&sig) else {
+                continue;
+            };
+            for part in [id, b".", ts_text, b".", body] {
+                v.update(part);
+            }
+            body_pass();
+            if v.finalize_and_verify().is_ok() {
+                key_index = Some((i, Alg::Ed25519));
+            }
         }
     }
     if !any {
@@ -209,7 +270,7 @@ pub fn github(
         .strip_prefix(b"sha256=")
         .ok_or(Code::MalformedSignature)?;
     let tag = hex32(hex).ok_or(Code::MalformedSignature)?;
-    let key_index = hmac_match(ring, &[body], &tag).ok_or(Code::SignatureMismatch)?;
+    let key_index = hmac_match(ring, &[body], &[tag]).ok_or(Code::SignatureMismatch)?;
     Ok(Verified::new(key_index, Alg::HmacSha256, None, body))
 }
 
@@ -232,7 +293,7 @@ pub fn stripe(
         Code::MissingSignature,
     )?;
     let mut t_text: Option<&[u8]> = None;
-    let mut tags = [[0u8; 32]; 8];
+    let mut tags = [[0u8; 32]; MAX_SIGNATURES];
     let mut count = 0;
     for part in value.split(|&b| b == b',') {
         let part = crate::headers::trim_ows(part);
@@ -243,7 +304,7 @@ pub fn stripe(
             (b"t", t) if t_text.is_none() => t_text = Some(t),
             (b"t", _) => return Err(Code::MalformedSignature),
             (b"v1", hex) => {
-                let slot = tags.get_mut(count).ok_or(Code::MalformedSignature)?;
+                let slot = tags.get_mut(count).ok_or(Code::TooManySignatures)?;
                 *slot = hex32(hex).ok_or(Code::MalformedSignature)?;
                 count += 1;
             }
@@ -255,11 +316,126 @@ pub fn stripe(
     if count == 0 {
         return Err(Code::UnsupportedAlg);
     }
-    let key_index = tags[..count]
-        .iter()
-        .map(|tag| hmac_match(ring, &[t_text, b".", body], tag))
-        .fold(None, |found, hit| found.or(hit))
-        .ok_or(Code::SignatureMismatch)?;
+    let key_index =
+        hmac_match(ring, &[t_text, b".", body], &tags[..count]).ok_or(Code::SignatureMismatch)?;
     limits.fresh(t, now)?;
     Ok(Verified::new(key_index, Alg::HmacSha256, Some(t), body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn b64(b: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    /// The body passes one verification makes.
+    fn passes(f: impl FnOnce() -> Result<Verified, Code>) -> (Result<Verified, Code>, usize) {
+        BODY_PASSES.with(|n| n.set(0));
+        let r = f();
+        (r, BODY_PASSES.with(|n| n.get()))
+    }
+
+    fn ring_of(hmac_keys: usize, ed_keys: usize) -> KeyRing {
+        let mut ring = KeyRing::new();
+        for i in 0..hmac_keys {
+            ring.add_hmac(format!("h{i}").as_bytes(), format!("secret-{i}").as_bytes())
+                .unwrap();
+        }
+        for i in 0..ed_keys {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[i as u8 + 1; 32]);
+            ring.add_ed25519(format!("e{i}").as_bytes(), key.verifying_key().as_bytes())
+                .unwrap();
+        }
+        ring
+    }
+
+    fn standard(ring: &KeyRing, signatures: &str, body: &[u8]) -> Result<Verified, Code> {
+        let ts = NOW.to_string();
+        let pairs: [(&[u8], &[u8]); 3] = [
+            (b"webhook-id", b"msg_1"),
+            (b"webhook-timestamp", ts.as_bytes()),
+            (b"webhook-signature", signatures.as_bytes()),
+        ];
+        standard_webhooks(ring, &Headers::Pairs(&pairs), body, NOW, &Limits::default())
+    }
+
+    #[test]
+    fn many_signatures_cost_one_mac_per_key_and_are_bounded() {
+        let body = vec![b'x'; 4096];
+        let ring = ring_of(16, 0);
+        let wrong = format!("v1,{}", b64(&[7; 32]));
+        // One bad signature: one MAC per key.
+        let (r, one) = passes(|| standard(&ring, &wrong, &body));
+        assert_eq!((r.unwrap_err(), one), (Code::SignatureMismatch, 16));
+        // The most signatures allowed: the same work (each tag compared with every key's MAC).
+        let most = [wrong.as_str(); MAX_SIGNATURES].join(" ");
+        let (r, many) = passes(|| standard(&ring, &most, &body));
+        assert_eq!((r.unwrap_err(), many), (Code::SignatureMismatch, one));
+        // One more: refused before any MAC, with its own reason.
+        let over = [wrong.as_str(); MAX_SIGNATURES + 1].join(" ");
+        let (r, none) = passes(|| standard(&ring, &over, &body));
+        assert_eq!((r.unwrap_err(), none), (Code::TooManySignatures, 0));
+        // Unknown versions are skipped, not counted.
+        let later = format!(
+            "{} v2,abc v3,def",
+            [wrong.as_str(); MAX_SIGNATURES].join(" ")
+        );
+        assert_eq!(
+            standard(&ring, &later, &body).unwrap_err(),
+            Code::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn ed25519_verifications_are_bounded() {
+        let body = vec![b'x'; 4096];
+        let bad = format!("v1a,{}", b64(&[9; 64]));
+        // Two keys, eight signatures: sixteen verifications, the most allowed.
+        let ring = ring_of(0, 2);
+        let most = [bad.as_str(); MAX_SIGNATURES].join(" ");
+        let (r, n) = passes(|| standard(&ring, &most, &body));
+        assert_eq!(r.unwrap_err(), Code::SignatureMismatch);
+        assert!(n <= MAX_ED25519_CHECKS, "{n}");
+        // Three keys: the seventeenth would be one too many.
+        let ring = ring_of(0, 3);
+        let (r, n) = passes(|| standard(&ring, &most, &body));
+        assert_eq!(r.unwrap_err(), Code::TooManySignatures);
+        assert!(n <= MAX_ED25519_CHECKS, "{n}");
+    }
+
+    #[test]
+    fn stripe_and_github_compute_each_key_once() {
+        let body = vec![b'x'; 4096];
+        let ring = ring_of(4, 0);
+        let tags = vec![format!("v1={}", "ab".repeat(32)); MAX_SIGNATURES].join(",");
+        let header = format!("t={NOW},{tags}");
+        let pairs: [(&[u8], &[u8]); 1] = [(b"stripe-signature", header.as_bytes())];
+        let (r, n) = passes(|| {
+            stripe(
+                &ring,
+                &Headers::Pairs(&pairs),
+                &body,
+                NOW,
+                &Limits::default(),
+            )
+        });
+        assert_eq!((r.unwrap_err(), n), (Code::SignatureMismatch, 4));
+        let over = format!("{header},v1={}", "ab".repeat(32));
+        let pairs: [(&[u8], &[u8]); 1] = [(b"stripe-signature", over.as_bytes())];
+        let (r, n) = passes(|| {
+            stripe(
+                &ring,
+                &Headers::Pairs(&pairs),
+                &body,
+                NOW,
+                &Limits::default(),
+            )
+        });
+        assert_eq!((r.unwrap_err(), n), (Code::TooManySignatures, 0));
+    }
 }

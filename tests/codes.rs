@@ -459,6 +459,29 @@ fn every_failure_code_is_reached() {
     }
     std::fs::remove_dir_all(&empty).unwrap();
 
+    // More signatures than are checked: refused before any is.
+    let mut ring = up42webhooks::KeyRing::new();
+    ring.add_hmac(b"k", b"secret").unwrap();
+    let ts = NOW.to_string();
+    let sigs = ["v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; 9].join(" ");
+    let pairs: [(&[u8], &[u8]); 3] = [
+        (b"webhook-id", b"msg_1"),
+        (b"webhook-timestamp", ts.as_bytes()),
+        (b"webhook-signature", sigs.as_bytes()),
+    ];
+    expect(
+        up42webhooks::senders::standard_webhooks(
+            &ring,
+            &up42webhooks::Headers::Pairs(&pairs),
+            b"{}",
+            NOW,
+            &up42webhooks::senders::Limits::default(),
+        )
+        .map(|_| ()),
+        Code::TooManySignatures,
+        "nine Standard Webhooks signatures",
+    );
+
     let missing: Vec<_> = Code::ALL.iter().filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes no test reached: {missing:?}");
 }
