@@ -10,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::nginx::{
-    free_port, http, json, nginx_binary, now, self_signed, Delivery, Server, Setup, SECRET,
+    free_port, http, json, nginx_binary, now, self_signed, Delivery, Response, Server, Setup,
+    SECRET,
 };
 use common::senders::rfc9421_request;
 
@@ -882,4 +883,89 @@ fn listen_files_for_each_nginx_and_tls_setting() {
         .unwrap_err()
         .contains("cannot tell the version"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A raw request on a new connection to `port`, read to the end (nginx closes after an error).
+fn raw(port: u16, request: &[u8]) -> Response {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut s, request).unwrap();
+    let mut out = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut out);
+    Response::parse(&out).unwrap_or_else(|| {
+        panic!(
+            "a response to {:?}",
+            String::from_utf8_lossy(&request[..request.len().min(80)])
+        )
+    })
+}
+
+#[test]
+fn every_error_nginx_answers_itself_is_json_without_its_name() {
+    let srv = Setup::default()
+        .edit(|c| {
+            c.replacen(
+                "    location = /ping {",
+                "    location = /boom { content_by_lua_block { error(\"a test-only failure\") } }\n\n    location = /ping {",
+                1,
+            )
+        })
+        .start();
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    let long_header = format!(
+        "GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(9000)
+    );
+    let cases: [(&[u8], u16, &str); 8] = [
+        (b"GET /ping HTTP/1.1\r\n\r\n", 400, "no Host"),
+        (b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 405, "TRACE"),
+        (
+            b"POST /receive-webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n",
+            413,
+            "over client_max_body_size",
+        ),
+        (long_uri.as_bytes(), 414, "a URI over the buffers"),
+        (
+            long_header.as_bytes(),
+            400,
+            "a header over the buffers (494)",
+        ),
+        (
+            b"POST /receive-webhooks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+            "an unknown transfer coding",
+        ),
+        (
+            b"GET /ping HTTP/2.0\r\nHost: x\r\n\r\n",
+            505,
+            "HTTP/2.0 in a request line",
+        ),
+        (
+            b"GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            500,
+            "a failing handler",
+        ),
+    ];
+    for (request, status, what) in cases {
+        let r = raw(srv.port, request);
+        assert_eq!(r.status, status, "{what}: {}", r.text());
+        let body = r.text();
+        let j: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {body}"));
+        assert_eq!(j["code"], status, "{what}");
+        assert!(
+            !body.to_ascii_lowercase().contains("nginx"),
+            "{what}: {body}"
+        );
+        assert!(
+            !r.header("server")
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .contains("nginx"),
+            "{what}"
+        );
+    }
+    // The admin listener answers the same way.
+    let r = raw(srv.admin_port, b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((r.status, json(&r)["code"].as_u64()), (405, Some(405)));
 }
