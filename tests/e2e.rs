@@ -589,3 +589,45 @@ fn senders_alone_need_no_up42_secret() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(server.dump("").1, 1);
 }
+
+#[test]
+fn a_flood_of_bad_deliveries_is_counted_in_full_but_logged_once_per_window() {
+    let srv = Server::start_with(
+        |c| {
+            c.replace(
+                "require(\"up42webhooks\").configure{}",
+                "require(\"up42webhooks\").configure{ log_window = 1 }",
+            )
+        },
+        &[],
+    );
+    let flood = 300;
+    for _ in 0..flood {
+        let r = srv.request("POST", "/receive-webhooks", &[], b"{}");
+        assert_eq!(r.status, 401);
+    }
+    let counters = json(&srv.admin_get("/stats"))["counters"].clone();
+    assert_eq!(counters["rejected_missing_signature_input"], flood);
+    let lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("rejected delivery: missing_signature_input, client 127.0.0.1"))
+            .count()
+    };
+    let logged = lines(&srv.error_log());
+    // One line per worker and window: two workers, and the flood lasts a few windows at most.
+    assert!(
+        (1..=10).contains(&logged),
+        "{logged} lines for {flood} refusals"
+    );
+    // After the window, the next line says how many were left out.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for _ in 0..4 {
+        srv.request("POST", "/receive-webhooks", &[], b"{}");
+    }
+    let log = srv.error_log();
+    assert!(
+        log.contains("more like it in the last 1 s, not logged)"),
+        "{log}"
+    );
+    assert!(lines(&log) < 20);
+}

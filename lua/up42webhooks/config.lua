@@ -43,6 +43,7 @@ local DEFAULTS = {
     tail_heartbeat = 15,
     max_wait = 60,
     pending_ttl = 30,                  -- seconds a delivery may take between its claim and its 200
+    log_window = 10,                   -- seconds: one refusal line per reason and client in each
     notifiable = {
         ["job.status"] = { ERROR = true, FAILED = true, CANCELLED = true, SUCCEEDED = true },
         ["order.status"] = { FULFILLED = true, FAILED_PERMANENTLY = true, ["FAILED PERMANENTLY"] = true },

@@ -162,9 +162,9 @@ local REFUSED = {
         count("duplicate")
         return respond(200, { msg = "duplicate: already stored" })
     end,
-    id_conflict = function(id)
+    id_conflict = function()
         count("rejected_id_conflict")
-        ngx.log(ngx.WARN, "up42webhooks: rejected delivery: id_conflict (", id, "), client ", ngx_var.remote_addr)
+        reply.log_refusal("id_conflict", ngx_var.remote_addr)
         return respond(409, { code = 409, error = "id_conflict",
                               msg = "this delivery id is stored with another body" })
     end,

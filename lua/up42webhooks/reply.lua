@@ -23,10 +23,45 @@ function _M.respond(status, body)
     return ngx.exit(status)
 end
 
+-- Log lines of refusals, per worker: for each reason and client, the first line of a window is
+-- written and the rest counted, so that a flood of bad requests cannot fill the disk (the stats
+-- count every one). The table is bounded: past MAX_KEYS it starts again.
+local window_of = {}   -- reason and client -> end of the current window
+local suppressed = {}  -- reason and client -> lines not written in it
+local keys = 0
+local MAX_KEYS = 1024
+
+local function log_refusal(reason, client)
+    local c = config.current
+    local window = c and c.log_window or 10
+    local k = reason .. " " .. tostring(client)
+    local now = ngx.now()
+    local ends = window_of[k]
+    if ends and now < ends then
+        suppressed[k] = (suppressed[k] or 0) + 1
+        return
+    end
+    if not ends then
+        keys = keys + 1
+        if keys > MAX_KEYS then
+            window_of, suppressed, keys = {}, {}, 1
+        end
+    end
+    local n = suppressed[k]
+    window_of[k], suppressed[k] = now + window, nil
+    if n then
+        ngx.log(ngx.WARN, "up42webhooks: rejected delivery: ", reason, ", client ", client,
+                " (and ", n, " more like it in the last ", window, " s, not logged)")
+    else
+        ngx.log(ngx.WARN, "up42webhooks: rejected delivery: ", reason, ", client ", client)
+    end
+end
+_M.log_refusal = log_refusal
+
 -- A refused delivery: counted, logged at warn with its reason and the client (never a secret).
 function _M.reject(status, reason, msg)
     _M.count("rejected_" .. reason)
-    ngx.log(ngx.WARN, "up42webhooks: rejected delivery: ", reason, ", client ", ngx.var.remote_addr)
+    log_refusal(reason, ngx.var.remote_addr)
     return _M.respond(status, { code = status, error = reason, msg = msg })
 end
 
