@@ -95,6 +95,13 @@ local function password_of(s, password_file, from_url)
     return password
 end
 
+-- What follows "<scheme>://" in `url`: the userinfo before the last "@" (or nil), and the rest.
+local function after_scheme(url, scheme)
+    local rest = url:match("^" .. scheme .. "://(.+)$") or ""
+    local userinfo, target = rest:match("^(.*)@([^@]*)$")
+    return userinfo, target or rest
+end
+
 -- The settings of configure{ store = ... }, or nil, err. `url` may come from the environment.
 function _M.settings(s, url, password_file)
     if not client then
@@ -108,9 +115,7 @@ function _M.settings(s, url, password_file)
     if url:match("^sentinel://") then
         return _M.sentinel_settings(s, url, password_file)
     end
-    local rest = url:match("^redis://(.+)$") or ""
-    local userinfo, hostpart = rest:match("^(.*)@([^@]*)$")
-    hostpart = hostpart or rest
+    local userinfo, hostpart = after_scheme(url, "redis")
     local host, port, db = hostpart:match("^([%w%.%-]+):?(%d*)/?(%d*)$")
     if not host then
         -- Never the password in a message.
@@ -141,9 +146,8 @@ function _M.sentinel_settings(s, url, password_file)
         return nil, "a sentinel:// URL needs lua-resty-redis-connector (resty.redis.connector; on "
                     .. "Debian, make nginx-deps puts lua-nginx-redis-connector's in vendor/lua)"
     end
-    local rest = url:match("^sentinel://(.+)$") or ""
-    local password, target = rest:match("^(.*)@([^@]*)$")
-    local master, db = (target or rest):match("^([%w%.%-_]+)/?(%d*)$")
+    local password, target = after_scheme(url, "sentinel")
+    local master, db = target:match("^([%w%.%-_]+)/?(%d*)$")
     if not master then
         return nil, "store.url: sentinel://[password@]master_name/db"
     end
