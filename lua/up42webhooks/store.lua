@@ -23,9 +23,12 @@ local tonumber = tonumber
 local byte = string.byte
 local sub = string.sub
 local max = math.max
+local select = select
 local min = math.min
 
 local _M = {}
+
+local function noop() end
 
 local C_ = byte("C")
 local P_ = byte("P")
@@ -128,10 +131,11 @@ local function next_present(events, k, last)
     end
 end
 
--- The readable events after key `since`, in key order: calls each(key, line) for those that pass
--- `want(event, status, live)` (nil: all), at most `limit` of them. Reading stops before an event
--- still being written, so that a reader that moves its cursor to the returned `next` never skips
--- one. Returns the number listed and `next`: the last key read past (listed or not).
+-- The readable events after key `since`, in key order: calls each(key, line, value) for those that
+-- pass `want(event, status, live)` (nil: all), at most `limit` of them; `each` returning true stops
+-- the reading before that event. Reading also stops before an event still being written, so that a
+-- reader that moves its cursor to the returned `next` never skips one. Returns the number listed
+-- and `next`: the last key read past (listed or not).
 function _M.range(c, since, limit, want, each, now)
     local events, seen = c.events, c.seen
     local low = events:get("low") or 0
@@ -166,11 +170,13 @@ function _M.range(c, since, limit, want, each, now)
         if not v then
             nxt = k -- a gap known to stay empty
         elseif state == C_ and line then
-            nxt = k
             if not want or want(event, status, live) then
+                if each(k, line, v) then
+                    break
+                end
                 listed = listed + 1
-                each(k, line)
             end
+            nxt = k
         end
     end
     return listed, nxt
@@ -181,7 +187,8 @@ function _M.wait(c, since, seconds)
     ngx.update_time()
     local deadline = ngx.now() + seconds
     local pause = 0.02
-    while _M.frontier(c) <= since do
+    -- One readable event after `since` is enough: the reading stops there.
+    while select(2, _M.range(c, since, 1, nil, noop)) <= since do
         -- ngx.now() is the event loop's cached clock: refresh it, and never sleep less than a
         -- millisecond (a sleep of 0 returns at once, and the loop would spin).
         ngx.update_time()
@@ -210,27 +217,18 @@ function _M.count(c)
     return c.events:get("count") or 0
 end
 
--- The last key a reader could reach now (what `range` would return as `next` with no limit).
-function _M.frontier(c, now)
-    local _, nxt = _M.range(c, c.events:get("low") or 0, nil, nil, function() end, now)
-    return nxt
-end
-
 -- Removes every event with a key up to `upto` (no further than readers can see), the journal
 -- first: one drop record. `reason` 1 acknowledged, 2 retention; `keep(value)` may stop the trim
 -- at an event to keep (retention). Returns the events removed and the new low mark, or nil, err.
 local function drop_through(c, upto, reason, keep, now)
     local events = c.events
     local low = events:get("low") or 0
-    local limit = min(upto, _M.frontier(c, now))
-    local through = low
-    for k = low + 1, limit do
-        local v = events:get(k)
-        if v and keep and keep(v) then
-            break
-        end
-        through = k
-    end
+    -- As far as readers can see, up to `upto`, and before the first event to keep: the reading
+    -- stops there, rather than scanning the whole store first.
+    local _, passed = _M.range(c, low, nil, nil, function(k, _, v)
+        return k > upto or (keep and keep(v))
+    end, now)
+    local through = min(passed, upto)
     if through == low then
         return 0, low
     end
