@@ -28,8 +28,9 @@ if not ok_conn then
 end
 connector = ok_conn and connector or nil
 
+local read_secrets_file = require("up42webhooks.senders").read_secrets_file
+
 local ngx = ngx
-local io = io
 local getenv = os.getenv
 local type = type
 local tostring = tostring
@@ -86,13 +87,12 @@ local function password_of(s, password_file, from_url)
     if not password_file then
         return from_url ~= "" and from_url or nil
     end
-    local f, err = io.open(password_file, "rb")
-    if not f then
-        return nil, "store.password_file: " .. tostring(err)
+    -- Read as every secret file is: one a line, spaces around it dropped.
+    local lines, err = read_secrets_file(password_file)
+    if not lines or not lines[1] then
+        return nil, "store.password_file: " .. tostring(err or "empty")
     end
-    local password = f:read("*l")
-    f:close()
-    return password
+    return lines[1]
 end
 
 -- What follows "<scheme>://" in `url`: the userinfo before the last "@" (or nil), and the rest.
