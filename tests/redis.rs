@@ -428,8 +428,9 @@ fn consumer(redis: &Redis, group: &str, out: &std::path::Path, stop_when_idle: b
         c.args(["--stop-when-idle", "2"]);
     }
     c.args(["--", "sh", "-c"])
+        // The line in one write, so that a kill leaves whole lines only.
         .arg(format!(
-            "cat >> {0}; echo >> {0}; sleep 0.02",
+            "printf '%s\\n' \"$(cat)\" >> {}; sleep 0.02",
             out.display()
         ))
         .process_group(0)
@@ -439,8 +440,10 @@ fn consumer(redis: &Redis, group: &str, out: &std::path::Path, stop_when_idle: b
 }
 
 fn consumed(out: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    // Whole lines only: one may be being written.
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    whole
         .lines()
         .filter(|l| !l.is_empty())
         .map(|l| {
