@@ -174,6 +174,19 @@ enum up42wh_result
    unauthenticated request can cause).
    */
   UP42WH_RESULT_TOO_MANY_SIGNATURES = 34,
+  /*
+   The body is not exactly one JSON object (RFC 8259: well formed, UTF-8, nothing after it, at
+   most 512 levels deep).
+   */
+  UP42WH_RESULT_NOT_JSON_OBJECT = 35,
+  /*
+   A member the receiver reads (`event`, `messageId`, `timestamp`, `status`, ...) appears twice.
+   */
+  UP42WH_RESULT_DUPLICATE_FIELD = 36,
+  /*
+   A member the receiver reads is too long, or of a type it cannot use.
+   */
+  UP42WH_RESULT_INVALID_FIELD = 37,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -394,6 +407,52 @@ typedef struct {
    */
   uint8_t body_sha256[32];
 } up42wh_verified;
+
+/*
+ What a verified delivery gives the store.
+ */
+typedef struct {
+  /*
+   The configured secret or key that verified (0 is the first).
+   */
+  uint32_t key_index;
+  /*
+   1 for `true`, 0 for `false`, -1 when the body has no boolean live mode (UP42's `liveMode`,
+   Stripe's `livemode`).
+   */
+  int32_t live;
+  /*
+   The signed time in unix seconds: for UP42 the body's `timestamp`, for the others the
+   signature's (0 when it has none: GitHub).
+   */
+  int64_t time;
+  /*
+   SHA-256 of the body.
+   */
+  uint8_t body_sha256[32];
+  /*
+   The body has tabs or line breaks between its tokens (the dump writes an event a line, so a
+   caller replaces them with spaces; JSON has them nowhere else).
+   */
+  bool line_breaks;
+  size_t id_len;
+  size_t event_len;
+  size_t status_len;
+  /*
+   The id the delivery is deduplicated on: the caller's prefix, then `m:` and UP42's
+   `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
+   the delivery has no id.
+   */
+  uint8_t id[320];
+  /*
+   The event type (tabs and line breaks written as spaces); empty when there is none.
+   */
+  uint8_t event[128];
+  /*
+   The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
+   */
+  uint8_t status[128];
+} up42wh_delivery;
 
 /*
  How `up42wh_sign` writes its headers. Fill it with `up42wh_sign_options_init`.
@@ -695,6 +754,27 @@ up42wh_result up42wh_verify_raw(const up42wh_key *key,
                                 up42wh_verified *out);
 
 /*
+ Everything the receiver checks of one UP42 delivery, in one call: `up42wh_verify_raw`'s checks,
+ then the body as exactly one JSON object (RFC 8259, strictly: `NOT_JSON_OBJECT`; a member the
+ store reads given twice: `DUPLICATE_FIELD`; too long: `INVALID_FIELD`), and its signed
+ `timestamp` within the window (`MALFORMED_TIMESTAMP`, `STALE`, `FUTURE`). On success fills
+ `out` with what the store needs: the dedup id (`m:` messageId, or `d:` and the body's hex
+ SHA-256), event, `body.status`, `liveMode`, the timestamp and the body's SHA-256. Does not
+ allocate.
+
+ # Safety
+ Every pointer must be NULL or valid for its length; `out` must be writable.
+ */
+up42wh_result up42wh_receive(const up42wh_key *key,
+                             const uint8_t *raw_headers,
+                             size_t raw_headers_len,
+                             const uint8_t *body,
+                             size_t body_len,
+                             int64_t now,
+                             const up42wh_options *opts,
+                             up42wh_delivery *out);
+
+/*
  Parses an RFC 3339 date-time (the body's signed `timestamp`) and checks it lies within
  `opts.max_age` before and `opts.max_future` after `now`. On success writes it, in unix seconds,
  to `*out_unix` when that is not NULL. Returns `MALFORMED_TIMESTAMP`, `STALE` or `FUTURE` otherwise.
@@ -912,6 +992,27 @@ up42wh_result up42wh_verify_message(const up42wh_keyring *ring,
                                     int64_t now,
                                     const up42wh_message_options *opts,
                                     up42wh_message_verified *out);
+
+/*
+ Everything the receiver checks of another sender's delivery, in one call:
+ `up42wh_verify_message`'s checks, then the body as exactly one JSON object (as
+ `up42wh_receive`). On success fills `out`: the dedup id (`id_prefix`, at most 62 bytes, then `i:`
+ and the sender's id: the RFC 9421 `nonce`, Standard Webhooks' `webhook-id`, GitHub's
+ `X-GitHub-Delivery`, Stripe's event `id`; or `d:` and the body's hex SHA-256 when there is
+ none), the event (`event` or `type`; GitHub's `X-GitHub-Event`), the status (`status`; GitHub's
+ `action`), the live mode (Stripe's `livemode`), the signed time and the body's SHA-256. Does
+ not allocate.
+
+ # Safety
+ As `up42wh_verify_message`; `id_prefix` valid for its length; `out` writable.
+ */
+up42wh_result up42wh_receive_message(const up42wh_keyring *ring,
+                                     const up42wh_request *req,
+                                     int64_t now,
+                                     const up42wh_message_options *opts,
+                                     const uint8_t *id_prefix,
+                                     size_t id_prefix_len,
+                                     up42wh_delivery *out);
 
 #ifdef __cplusplus
 }  // extern "C"

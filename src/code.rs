@@ -80,11 +80,18 @@ pub enum Code {
     /// The signature header carries more signatures than a verifier checks (a bound on the work an
     /// unauthenticated request can cause).
     TooManySignatures = 34,
+    /// The body is not exactly one JSON object (RFC 8259: well formed, UTF-8, nothing after it, at
+    /// most 512 levels deep).
+    NotJsonObject = 35,
+    /// A member the receiver reads (`event`, `messageId`, `timestamp`, `status`, ...) appears twice.
+    DuplicateField = 36,
+    /// A member the receiver reads is too long, or of a type it cannot use.
+    InvalidField = 37,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 35] = [
+    pub const ALL: [Code; 38] = [
         Code::Ok,
         Code::NullArgument,
         Code::Panic,
@@ -120,6 +127,9 @@ impl Code {
         Code::JournalIo,
         Code::JournalEnd,
         Code::TooManySignatures,
+        Code::NotJsonObject,
+        Code::DuplicateField,
+        Code::InvalidField,
     ];
 
     pub fn from_u32(n: u32) -> Option<Code> {
@@ -230,6 +240,15 @@ impl Code {
             Code::TooManySignatures => (
                 c"too_many_signatures",
                 c"the request carries more signatures than are checked",
+            ),
+            Code::NotJsonObject => (c"not_json_object", c"the body is not a JSON object"),
+            Code::DuplicateField => (
+                c"duplicate_field",
+                c"a member the receiver reads appears twice in the body",
+            ),
+            Code::InvalidField => (
+                c"invalid_field",
+                c"a member the receiver reads is too long or of the wrong type",
             ),
         }
     }

@@ -6,6 +6,7 @@
 use core::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::delivery::Delivery;
 use crate::headers::Headers;
 use crate::sign::{DigestAlg, SignOptions, Signed};
 use crate::verify::{self, Key, Options};
@@ -313,6 +314,45 @@ pub unsafe extern "C" fn up42wh_verify_raw(
         let body = bytes(body, body_len)?;
         let v = verify::verify(&key.key, &Headers::Raw(raw), body, now, &opts)?;
         write_verified(out, &v);
+        Ok(())
+    })
+}
+
+/// Everything the receiver checks of one UP42 delivery, in one call: `up42wh_verify_raw`'s checks,
+/// then the body as exactly one JSON object (RFC 8259, strictly: `NOT_JSON_OBJECT`; a member the
+/// store reads given twice: `DUPLICATE_FIELD`; too long: `INVALID_FIELD`), and its signed
+/// `timestamp` within the window (`MALFORMED_TIMESTAMP`, `STALE`, `FUTURE`). On success fills
+/// `out` with what the store needs: the dedup id (`m:` messageId, or `d:` and the body's hex
+/// SHA-256), event, `body.status`, `liveMode`, the timestamp and the body's SHA-256. Does not
+/// allocate.
+///
+/// # Safety
+/// Every pointer must be NULL or valid for its length; `out` must be writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_receive(
+    key: *const up42wh_key,
+    raw_headers: *const u8,
+    raw_headers_len: usize,
+    body: *const u8,
+    body_len: usize,
+    now: i64,
+    opts: *const up42wh_options,
+    out: *mut Delivery,
+) -> Code {
+    guard(|| {
+        let key = key.as_ref().ok_or(Code::NullArgument)?;
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let raw = bytes(raw_headers, raw_headers_len)?;
+        let opts = options(opts)?;
+        let body = bytes(body, body_len)?;
+        let v = verify::verify(&key.key, &Headers::Raw(raw), body, now, &opts)?;
+        let mut d = Delivery {
+            key_index: v.key_index as u32,
+            body_sha256: v.body_sha256,
+            ..Delivery::default()
+        };
+        crate::delivery::up42(body, now, &opts, &mut d)?;
+        *out = d;
         Ok(())
     })
 }

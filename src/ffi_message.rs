@@ -3,6 +3,7 @@
 //! Stripe. Same conventions as `ffi`: panic boundary, pointer + length, outputs only on success.
 #![allow(non_camel_case_types)]
 
+use crate::delivery::{Delivery, Profile};
 use crate::ffi::{bytes, guard, up42wh_slice};
 use crate::headers::Headers;
 use crate::keyring::{Alg, KeyRing};
@@ -236,75 +237,140 @@ pub unsafe extern "C" fn up42wh_verify_message(
     out: *mut up42wh_message_verified,
 ) -> Code {
     guard(|| {
-        let ring = &ring.as_ref().ok_or(Code::NullArgument)?.ring;
-        let r = req.as_ref().ok_or(Code::NullArgument)?;
-        let o = opts.as_ref().ok_or(Code::NullArgument)?;
-        let slice = |s: up42wh_slice| bytes(s.ptr, s.len);
-        let headers = Headers::Raw(slice(r.raw_headers)?);
-        let body = slice(r.body)?;
-        let limits = Limits {
-            max_age: o.max_age,
-            max_future: o.max_future,
-            max_body: o.max_body,
-        };
-        let mut v = up42wh_message_verified {
-            time: 0,
-            has_time: false,
-            expires: 0,
-            has_expires: false,
-            key_index: 0,
-            alg: Alg::HmacSha256 as u32,
-            body_sha256: [0; 32],
-            nonce: [0; NONCE_MAX],
-            nonce_len: 0,
-        };
-        let simple = |s: senders::Verified, v: &mut up42wh_message_verified| {
-            v.time = s.timestamp.unwrap_or(0);
-            v.has_time = s.timestamp.is_some();
-            v.key_index = s.key_index as u32;
-            v.alg = s.alg as u32;
-            v.body_sha256 = s.body_sha256;
-        };
-        match o.scheme {
-            1 => {
-                let request = Request {
-                    method: slice(r.method)?,
-                    scheme: slice(r.scheme)?,
-                    authority: slice(r.authority)?,
-                    target: slice(r.target)?,
-                    headers,
-                };
-                let opts = rfc9421::Options {
-                    label: slice(o.label)?,
-                    required: slice(o.required)?,
-                    max_age: o.max_age,
-                    max_future: o.max_future,
-                    max_body: o.max_body,
-                    require_created: o.require_created,
-                    require_digest: o.require_digest,
-                };
-                let r = rfc9421::verify(ring, &request, body, now, &opts)?;
-                v.time = r.created.unwrap_or(0);
-                v.has_time = r.created.is_some();
-                v.expires = r.expires.unwrap_or(0);
-                v.has_expires = r.expires.is_some();
-                v.key_index = r.key_index as u32;
-                v.alg = r.alg as u32;
-                v.body_sha256 = r.body_sha256;
-                v.nonce = r.nonce;
-                v.nonce_len = r.nonce_len;
-            }
-            2 => simple(
-                senders::standard_webhooks(ring, &headers, body, now, &limits)?,
-                &mut v,
-            ),
-            3 => simple(senders::github(ring, &headers, body, &limits)?, &mut v),
-            4 => simple(senders::stripe(ring, &headers, body, now, &limits)?, &mut v),
-            _ => return Err(Code::InvalidArgument),
-        }
+        let v = verify_message(ring, req, now, opts)?;
         if let Some(out) = out.as_mut() {
             *out = v;
         }
+        Ok(())
+    })
+}
+
+/// The checks of `up42wh_verify_message`, for the functions that share them.
+///
+/// # Safety
+/// As `up42wh_verify_message`.
+unsafe fn verify_message(
+    ring: *const up42wh_keyring,
+    req: *const up42wh_request,
+    now: i64,
+    opts: *const up42wh_message_options,
+) -> Result<up42wh_message_verified, Code> {
+    let ring = &ring.as_ref().ok_or(Code::NullArgument)?.ring;
+    let r = req.as_ref().ok_or(Code::NullArgument)?;
+    let o = opts.as_ref().ok_or(Code::NullArgument)?;
+    let slice = |s: up42wh_slice| bytes(s.ptr, s.len);
+    let headers = Headers::Raw(slice(r.raw_headers)?);
+    let body = slice(r.body)?;
+    let limits = Limits {
+        max_age: o.max_age,
+        max_future: o.max_future,
+        max_body: o.max_body,
+    };
+    let mut v = up42wh_message_verified {
+        time: 0,
+        has_time: false,
+        expires: 0,
+        has_expires: false,
+        key_index: 0,
+        alg: Alg::HmacSha256 as u32,
+        body_sha256: [0; 32],
+        nonce: [0; NONCE_MAX],
+        nonce_len: 0,
+    };
+    let simple = |s: senders::Verified, v: &mut up42wh_message_verified| {
+        v.time = s.timestamp.unwrap_or(0);
+        v.has_time = s.timestamp.is_some();
+        v.key_index = s.key_index as u32;
+        v.alg = s.alg as u32;
+        v.body_sha256 = s.body_sha256;
+    };
+    match o.scheme {
+        1 => {
+            let request = Request {
+                method: slice(r.method)?,
+                scheme: slice(r.scheme)?,
+                authority: slice(r.authority)?,
+                target: slice(r.target)?,
+                headers,
+            };
+            let opts = rfc9421::Options {
+                label: slice(o.label)?,
+                required: slice(o.required)?,
+                max_age: o.max_age,
+                max_future: o.max_future,
+                max_body: o.max_body,
+                require_created: o.require_created,
+                require_digest: o.require_digest,
+            };
+            let r = rfc9421::verify(ring, &request, body, now, &opts)?;
+            v.time = r.created.unwrap_or(0);
+            v.has_time = r.created.is_some();
+            v.expires = r.expires.unwrap_or(0);
+            v.has_expires = r.expires.is_some();
+            v.key_index = r.key_index as u32;
+            v.alg = r.alg as u32;
+            v.body_sha256 = r.body_sha256;
+            v.nonce = r.nonce;
+            v.nonce_len = r.nonce_len;
+        }
+        2 => simple(
+            senders::standard_webhooks(ring, &headers, body, now, &limits)?,
+            &mut v,
+        ),
+        3 => simple(senders::github(ring, &headers, body, &limits)?, &mut v),
+        4 => simple(senders::stripe(ring, &headers, body, now, &limits)?, &mut v),
+        _ => return Err(Code::InvalidArgument),
+    }
+    Ok(v)
+}
+
+/// Everything the receiver checks of another sender's delivery, in one call:
+/// `up42wh_verify_message`'s checks, then the body as exactly one JSON object (as
+/// `up42wh_receive`). On success fills `out`: the dedup id (`id_prefix`, at most 62 bytes, then `i:`
+/// and the sender's id: the RFC 9421 `nonce`, Standard Webhooks' `webhook-id`, GitHub's
+/// `X-GitHub-Delivery`, Stripe's event `id`; or `d:` and the body's hex SHA-256 when there is
+/// none), the event (`event` or `type`; GitHub's `X-GitHub-Event`), the status (`status`; GitHub's
+/// `action`), the live mode (Stripe's `livemode`), the signed time and the body's SHA-256. Does
+/// not allocate.
+///
+/// # Safety
+/// As `up42wh_verify_message`; `id_prefix` valid for its length; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_receive_message(
+    ring: *const up42wh_keyring,
+    req: *const up42wh_request,
+    now: i64,
+    opts: *const up42wh_message_options,
+    id_prefix: *const u8,
+    id_prefix_len: usize,
+    out: *mut Delivery,
+) -> Code {
+    guard(|| {
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let prefix = bytes(id_prefix, id_prefix_len)?;
+        let v = verify_message(ring, req, now, opts)?;
+        let r = &*req;
+        let profile = match (*opts).scheme {
+            1 => Profile::Rfc9421,
+            2 => Profile::StandardWebhooks,
+            3 => Profile::Github,
+            _ => Profile::Stripe,
+        };
+        let mut d = Delivery {
+            key_index: v.key_index,
+            time: v.time,
+            body_sha256: v.body_sha256,
+            ..Delivery::default()
+        };
+        crate::delivery::message(
+            profile,
+            &Headers::Raw(bytes(r.raw_headers.ptr, r.raw_headers.len)?),
+            bytes(r.body.ptr, r.body.len)?,
+            &v.nonce[..v.nonce_len],
+            prefix,
+            &mut d,
+        )?;
+        *out = d;
         Ok(())
     })
 }

@@ -8,11 +8,13 @@
 
 pub mod buf;
 pub mod code;
+pub mod delivery;
 pub mod ffi;
 pub mod ffi_journal;
 pub mod ffi_message;
 pub mod headers;
 pub mod journal;
+pub mod json;
 pub mod keyring;
 pub mod rfc9421;
 pub mod senders;

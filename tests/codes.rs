@@ -482,6 +482,28 @@ fn every_failure_code_is_reached() {
         "nine Standard Webhooks signatures",
     );
 
+    // The body, read after the signature verified: exactly one object, the members the store
+    // reads once each and of a size it keeps.
+    let body = |b: &[u8]| {
+        let mut d = up42webhooks::delivery::Delivery::default();
+        up42webhooks::delivery::up42(b, NOW, &Options::default(), &mut d)
+    };
+    expect(body(b"{} {}"), Code::NotJsonObject, "two objects");
+    expect(
+        body(br#"{"timestamp":"2023-11-14T22:13:20Z","event":"a","event":"b"}"#),
+        Code::DuplicateField,
+        "event twice",
+    );
+    let long = format!(
+        r#"{{"timestamp":"2023-11-14T22:13:20Z","messageId":"{}"}}"#,
+        "m".repeat(257)
+    );
+    expect(
+        body(long.as_bytes()),
+        Code::InvalidField,
+        "a 257-byte messageId",
+    );
+
     let missing: Vec<_> = Code::ALL.iter().filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes no test reached: {missing:?}");
 }

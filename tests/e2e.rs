@@ -159,6 +159,31 @@ fn every_rejection_is_401_or_400_and_stores_nothing() {
             400,
             "not_json_object",
         ),
+        // Signed, so the bytes are the sender's: still not one JSON object, and never stored.
+        (
+            "an object, a NUL byte and garbage",
+            Delivery::signed(
+                &[&event("job", "nul", "X", false, t, "")[..], b"\0garbage"].concat(),
+                SECRET,
+                t,
+            ),
+            400,
+            "not_json_object",
+        ),
+        (
+            "event given twice",
+            Delivery::signed(
+                format!(
+                    r#"{{"event":"job.status","event":"order.status","timestamp":"{}"}}"#,
+                    format_rfc3339(t)
+                )
+                .as_bytes(),
+                SECRET,
+                t,
+            ),
+            400,
+            "duplicate_field",
+        ),
         (
             "garbage Signature-Input",
             good.clone().with("Signature-Input", "((((;;=="),

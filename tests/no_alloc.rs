@@ -74,3 +74,53 @@ fn verification_does_not_allocate() {
         "successful verifications were measured too ({verified})"
     );
 }
+
+#[test]
+fn the_receivers_one_call_does_not_allocate() {
+    use up42webhooks::delivery::Delivery;
+    use up42webhooks::{ffi, sign, Code, Key, SignOptions};
+    let now = 1_700_000_000;
+    let body = br#"{"event":"job.status","liveMode":false,"messageId":"m\u0031",
+        "timestamp":"2023-11-14T22:13:20.5Z","body":{"jobId":"j","status":"RUNNING",
+        "tasks":[{"id":"t","status":"NOT_STARTED","startedAt":null,"n":-1.5e3}]}}"#;
+    let signed = sign(
+        &Key::new(&["s3cret"]).unwrap(),
+        body,
+        now,
+        &SignOptions::default(),
+    )
+    .unwrap();
+    let raw = [
+        &b"Content-Digest: "[..],
+        signed.content_digest(),
+        b"\r\nSignature-Input: ",
+        signed.signature_input(),
+        b"\r\nSignature: ",
+        signed.signature(),
+        b"\r\n\r\n",
+    ]
+    .concat();
+    let key = common::CKey::new(&["s3cret"]).unwrap();
+    let mut d = Box::new(Delivery::default());
+    counting(true);
+    let code = unsafe {
+        ffi::up42wh_receive(
+            key.0,
+            raw.as_ptr(),
+            raw.len(),
+            body.as_ptr(),
+            body.len(),
+            now,
+            std::ptr::null(),
+            &mut *d,
+        )
+    };
+    counting(false);
+    assert_eq!(code, Code::Ok);
+    assert_eq!(d.id(), b"m:m1");
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst),
+        0,
+        "up42wh_receive allocated"
+    );
+}

@@ -18,6 +18,7 @@ local pairs = pairs
 local ipairs = ipairs
 local tonumber = tonumber
 local concat = table.concat
+local find = string.find
 local byte = string.byte
 local floor = math.floor
 local min = math.min
@@ -285,11 +286,20 @@ function _M.stats()
     if not c then
         return
     end
-    local counters = {}
+    -- A stored delivery is counted once, by the secret or sender it came with: "stored" is
+    -- their sum.
+    local counters, stored = {}, 0
     for _, k in ipairs(c.counters:get_keys(0)) do
         if k ~= "tails_open" then
-            counters[k] = c.counters:get(k)
+            local v = c.counters:get(k)
+            counters[k] = v
+            if find(k, "^stored_") then
+                stored = stored + v
+            end
         end
+    end
+    if stored > 0 then
+        counters.stored = stored
     end
     local backlog = c.store.stats(c)
     local dicts = {

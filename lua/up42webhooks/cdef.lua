@@ -38,6 +38,9 @@ enum up42wh_result
   UP42WH_RESULT_JOURNAL_IO = 32,
   UP42WH_RESULT_JOURNAL_END = 33,
   UP42WH_RESULT_TOO_MANY_SIGNATURES = 34,
+  UP42WH_RESULT_NOT_JSON_OBJECT = 35,
+  UP42WH_RESULT_DUPLICATE_FIELD = 36,
+  UP42WH_RESULT_INVALID_FIELD = 37,
 };
 typedef uint32_t up42wh_result;
 enum up42wh_digest
@@ -97,6 +100,19 @@ typedef struct {
   uint32_t key_index;
   uint8_t body_sha256[32];
 } up42wh_verified;
+typedef struct {
+  uint32_t key_index;
+  int32_t live;
+  int64_t time;
+  uint8_t body_sha256[32];
+  bool line_breaks;
+  size_t id_len;
+  size_t event_len;
+  size_t status_len;
+  uint8_t id[320];
+  uint8_t event[128];
+  uint8_t status[128];
+} up42wh_delivery;
 typedef struct {
   const uint8_t *label;
   size_t label_len;
@@ -185,6 +201,14 @@ up42wh_result up42wh_verify_raw(const up42wh_key *key,
                                 int64_t now,
                                 const up42wh_options *opts,
                                 up42wh_verified *out);
+up42wh_result up42wh_receive(const up42wh_key *key,
+                             const uint8_t *raw_headers,
+                             size_t raw_headers_len,
+                             const uint8_t *body,
+                             size_t body_len,
+                             int64_t now,
+                             const up42wh_options *opts,
+                             up42wh_delivery *out);
 up42wh_result up42wh_check_timestamp(const uint8_t *ts,
                                      size_t ts_len,
                                      int64_t now,
@@ -241,4 +265,11 @@ up42wh_result up42wh_verify_message(const up42wh_keyring *ring,
                                     int64_t now,
                                     const up42wh_message_options *opts,
                                     up42wh_message_verified *out);
+up42wh_result up42wh_receive_message(const up42wh_keyring *ring,
+                                     const up42wh_request *req,
+                                     int64_t now,
+                                     const up42wh_message_options *opts,
+                                     const uint8_t *id_prefix,
+                                     size_t id_prefix_len,
+                                     up42wh_delivery *out);
 ]==]

@@ -150,6 +150,11 @@ function _M.configure(o)
         if not c.key then
             fail("bad secret: " .. kerr)
         end
+        -- The counter each secret's stored deliveries go to, named once here.
+        c.stored_counter = {}
+        for i = 1, #secrets do
+            c.stored_counter[i - 1] = "stored_with_secret_" .. (i - 1)
+        end
     elseif not next(c.senders) or err then
         fail("no webhook secret configured: set secrets/secret_file in configure{} or "
              .. "UP42_WEBHOOK_SECRET / UP42_WEBHOOK_SECRET_FILE (with nginx's env directive)"

@@ -144,6 +144,30 @@ function _M.verify_raw(key, raw_headers, body, now, options)
     return verified
 end
 
+-- One call per delivery: everything the receiver checks (signature, digest, the body as one JSON
+-- object, its timestamp) and what the store needs, in the reused delivery struct (read it before
+-- the next call), or nil, the result name and its message.
+local delivery = ffi_new("up42wh_delivery")
+local up42wh_receive = C.up42wh_receive
+
+function _M.receive(key, raw_headers, body, now, options)
+    local rc = tonumber(up42wh_receive(key, raw_headers, #raw_headers, body, #body, now, options.cdata,
+                                       delivery))
+    if rc ~= OK then
+        return nil, _M.result_name(rc), _M.result_message(rc)
+    end
+    return delivery
+end
+
+-- The delivery struct's fields as strings: id, event, status.
+function _M.delivery_id(d)
+    return ffi_str(d.id, d.id_len)
+end
+
+function _M.delivery_text(d)
+    return ffi_str(d.event, d.event_len), ffi_str(d.status, d.status_len)
+end
+
 -- The SHA-256 of the body from a verified struct, as 64 hex digits.
 function _M.body_sha256_hex(v)
     local hex = {}
@@ -206,21 +230,39 @@ local message_req = ffi_new("up42wh_request")
 local message_verified = ffi_new("up42wh_message_verified")
 local up42wh_verify_message = C.up42wh_verify_message
 
--- Verifies a request of another sender. `r` holds method, scheme, authority, target, raw_headers
--- and body (strings, kept alive by the caller for the call). Returns the reused verified struct
--- (read it before the next call) or nil, the result name and its message.
-function _M.verify_message(ring, r, now, options)
+local function fill_request(r)
     set_slice(message_req.method, r.method)
     set_slice(message_req.scheme, r.scheme)
     set_slice(message_req.authority, r.authority)
     set_slice(message_req.target, r.target)
     set_slice(message_req.raw_headers, r.raw_headers)
     set_slice(message_req.body, r.body)
+end
+
+-- Verifies a request of another sender. `r` holds method, scheme, authority, target, raw_headers
+-- and body (strings, kept alive by the caller for the call). Returns the reused verified struct
+-- (read it before the next call) or nil, the result name and its message.
+function _M.verify_message(ring, r, now, options)
+    fill_request(r)
     local rc = tonumber(up42wh_verify_message(ring, message_req, now, options.cdata, message_verified))
     if rc ~= OK then
         return nil, _M.result_name(rc), _M.result_message(rc)
     end
     return message_verified
+end
+
+local up42wh_receive_message = C.up42wh_receive_message
+
+-- Like receive, for another sender's request `r` (as verify_message); the dedup id starts with
+-- `prefix` (the sender's name and a colon).
+function _M.receive_message(ring, r, now, options, prefix)
+    fill_request(r)
+    local rc = tonumber(up42wh_receive_message(ring, message_req, now, options.cdata, prefix, #prefix,
+                                               delivery))
+    if rc ~= OK then
+        return nil, _M.result_name(rc), _M.result_message(rc)
+    end
+    return delivery
 end
 
 -- The nonce of a verified message, or nil.

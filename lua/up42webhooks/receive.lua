@@ -5,13 +5,14 @@ local senders = require "up42webhooks.senders"
 local origin = require "up42webhooks.origin"
 local config = require "up42webhooks.config"
 local reply = require "up42webhooks.reply"
-local cjson = require "cjson.safe"
 
 local ngx = ngx
 local req = ngx.req
 local ngx_var = ngx.var
 local ngx_time = ngx.time
-local json_decode = cjson.decode
+local delivery_id = native.delivery_id
+local delivery_text = native.delivery_text
+local body_sha256 = native.body_sha256
 local respond = reply.respond
 local reject = reply.reject
 local count = reply.count
@@ -21,8 +22,10 @@ local ipairs = ipairs
 local tostring = tostring
 local tonumber = tonumber
 local concat = table.concat
-local find = string.find
 local gsub = string.gsub
+
+-- The library's live mode (1, 0, -1) as the record writes it.
+local LIVE = { [1] = "true", [0] = "false", [-1] = "" }
 
 local _M = {}
 
@@ -64,49 +67,35 @@ local function raw_headers()
     return concat(lines, "\r\n")
 end
 
--- Tabs and line breaks become spaces: a stored event is one line of the dump (JSON has them only
--- as whitespace between tokens). Most bodies have none, and a search is cheaper than a copy. The
--- searches are plain: a pattern with a class runs the matcher at every offset, which for a 1 KiB
--- body cost more than the whole signature check.
-local function one_line(s)
-    if not find(s, "\n", 1, true) and not find(s, "\r", 1, true) and not find(s, "\t", 1, true) then
-        return s
-    end
-    return (gsub(s, "[\t\r\n]", " "))
-end
+-- The HTTP status of each refusal by the library: the body's own faults are 400, a body over the
+-- limit 413, every failure to authenticate 401.
+local STATUS_OF = { body_too_large = 413, not_json_object = 400, duplicate_field = 400, invalid_field = 400 }
 
--- The body as a JSON object, or nil after answering 400 (an array or a scalar is not an event).
-local function json_object(body)
-    local event = json_decode(body)
-    if type(event) ~= "table" or body:match("^%s*%[") then
-        count("rejected_not_json_object")
-        respond(400, { code = 400, error = "not_json_object", msg = "the body is not a JSON object" })
-        return nil
-    end
-    return event
+local function refuse(reason, msg)
+    return reject(STATUS_OF[reason] or 401, reason, msg)
 end
 
 -- Reused for every verification of another sender: filled, used and done with before any yield.
 local message = {}
 
--- Verifies a delivery of another sender; returns the decoded event, its dedup id, its body's
--- SHA-256 and what the dump shows of it, or nil after answering.
-local function verify_sender(c, sender, body, now)
+-- Verifies a delivery of another sender; returns the library's delivery struct, or nil after
+-- answering.
+local function verify_sender(sender, body, now)
+    local c = config.current
     message.method = req.get_method()
     message.scheme, message.authority = origin.of_request(c, sender)
     message.target = ngx_var.request_uri
     message.raw_headers = raw_headers()
     message.body = body
-    local v, reason, msg = native.verify_message(sender.ring, message, now, sender.opts)
+    local d, reason, msg = native.receive_message(sender.ring, message, now, sender.opts, sender.id_prefix)
     message.body, message.raw_headers = nil, nil
-    if not v then
-        return reject(reason == "body_too_large" and 413 or 401, reason, msg)
+    if not d then
+        return refuse(reason, msg)
     end
-    local digest = native.body_sha256(v)
-    local headers = req.get_headers(100)
     if sender.profile == "ubiops" then
         -- Date is covered; a replayed request keeps its old Date.
-        local date = type(headers["date"]) == "string" and ngx.parse_http_time(headers["date"])
+        local date = ngx_var.http_date
+        date = date and ngx.parse_http_time(date)
         if not date then
             return reject(401, "malformed_timestamp", "the Date header is missing or not an HTTP date")
         end
@@ -116,44 +105,7 @@ local function verify_sender(c, sender, body, now)
             return reject(401, "future", "the Date header is in the future")
         end
     end
-    local event = json_object(body)
-    if not event then
-        return
-    end
-    -- `v` is still this request's: nothing since verified or yielded.
-    local id = senders.delivery_id(sender, v, event, headers)
-    -- The digest is only formatted when the sender gives no id.
-    id = sender.name .. (id and (":i:" .. tostring(id)) or (":d:" .. native.body_sha256_hex(v)))
-    local ev, status, live = senders.meta(sender, event, headers)
-    return event, id, digest, ev, status, live
-end
-
--- Verifies a UP42 delivery; returns the same as verify_sender, plus the index of the secret.
-local function verify_up42(c, body, now)
-    local v, reason, msg = native.verify_raw(c.key, raw_headers(), body, now, c.opts)
-    if not v then
-        return reject(reason == "body_too_large" and 413 or 401, reason, msg)
-    end
-    local key_index = tonumber(v.key_index)
-    local digest = native.body_sha256(v)
-    local event = json_object(body)
-    if not event then
-        return
-    end
-    -- created is not covered by the UP42 HMAC; the body's timestamp is.
-    if type(event.timestamp) ~= "string" then
-        return reject(401, "malformed_timestamp", "the body has no timestamp")
-    end
-    local t, treason, tmsg = native.check_timestamp(event.timestamp, now, c.opts)
-    if not t then
-        return reject(401, treason, tmsg)
-    end
-    -- `v` is the worker's reused result struct: still this delivery's, since nothing between the
-    -- verification and here verifies or yields. The digest is only formatted when there is no id.
-    local id = type(event.messageId) == "string" and event.messageId ~= "" and ("m:" .. event.messageId)
-               or ("d:" .. native.body_sha256_hex(v))
-    local status = type(event.body) == "table" and event.body.status or nil
-    return event, id, digest, event.event, status, event.liveMode, key_index
+    return d
 end
 
 -- What each refusal of the store answers.
@@ -171,13 +123,13 @@ local REFUSED = {
     in_flight = function()
         return reply.unavailable("in_flight", "the same delivery is being stored now, retry later")
     end,
-    full = function(_, detail)
+    full = function(detail)
         return reply.unavailable("store_full", "store full, retry later", detail)
     end,
-    unavailable = function(_, detail)
+    unavailable = function(detail)
         return reply.unavailable("store_unavailable", "cannot store the event now, retry later", detail)
     end,
-    journal = function(_, detail)
+    journal = function(detail)
         ngx.log(ngx.ERR, "up42webhooks: ", detail)
         return reply.unavailable("journal_error", "cannot store the event now, retry later", detail)
     end,
@@ -215,28 +167,35 @@ function _M.receive(name)
         return respond(503, { code = 503, msg = "cannot read the body" })
     end
     local now = ngx_time()
-    local event, id, digest, ev, status, live, key_index
+    -- One library call: signature, digest, the body as one JSON object, its timestamp, and what
+    -- the store keeps. `d` is the worker's reused struct: read below before anything yields.
+    local d
     if sender then
-        event, id, digest, ev, status, live = verify_sender(c, sender, body, now)
+        d = verify_sender(sender, body, now)
     else
-        event, id, digest, ev, status, live, key_index = verify_up42(c, body, now)
+        local reason, msg
+        d, reason, msg = native.receive(c.key, raw_headers(), body, now, c.opts)
+        if not d then
+            return refuse(reason, msg)
+        end
     end
-    if not event then
+    if not d then
         return
     end
-    local meta = one_line(tostring(ev or "")) .. "\t" .. one_line(tostring(status or "")) .. "\t"
-                 .. (live == nil and "" or tostring(live))
-    local key, why, detail = c.store.add(c, { id = id, digest = digest, meta = meta, line = one_line(body),
-                                              now = now, sender = sender and sender.name or "up42" })
+    local event, status = delivery_text(d)
+    local live = LIVE[tonumber(d.live)]
+    -- Tabs and line breaks between the tokens become spaces: a stored event is one line of the
+    -- dump (JSON has them nowhere else, so the library says whether there are any).
+    local line = d.line_breaks and gsub(body, "[\t\r\n]", " ") or body
+    local counter = sender and sender.stored_counter or c.stored_counter[tonumber(d.key_index)]
+    local key, why, detail = c.store.add(c, {
+        id = delivery_id(d), digest = body_sha256(d), event = event, status = status, live = live,
+        meta = event .. "\t" .. status .. "\t" .. live, line = line, now = now,
+        sender = sender and sender.name or "up42" })
     if not key then
-        return REFUSED[why](id, detail)
+        return REFUSED[why](detail)
     end
-    count("stored")
-    if sender then
-        count("stored_from_" .. sender.name)
-    elseif key_index > 0 then
-        count("stored_with_secret_" .. key_index)
-    end
+    count(counter)
     ngx.header["Content-Type"] = "application/json"
     -- A number in the shared dict, a stream entry id (text) in Redis.
     if type(key) == "string" then

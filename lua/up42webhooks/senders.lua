@@ -74,6 +74,9 @@ local UBIOPS_REQUIRED = '"@method", "@authority", "@target-uri", "content-digest
 -- Builds a sender from its configuration: { name, profile, ring, keyids, opts, scheme, ... }.
 function _M.new(name, c, defaults)
     local profile = c.profile
+    if type(name) ~= "string" or not name:match("^[%w_.-]+$") or #name > 61 then
+        return nil, "a sender's name is 1 to 61 letters, digits, '_', '.' or '-'"
+    end
     local scheme -- set by each profile below
     local keys, o = {}, {
         max_age = c.tolerance or defaults.tolerance,
@@ -140,36 +143,11 @@ function _M.new(name, c, defaults)
     if not opts then return nil, err end
     return {
         name = name, profile = profile, ring = ring, keyids = ids, opts = opts,
+        -- Its deliveries' dedup ids start with its name; its stored deliveries are counted apart.
+        id_prefix = name .. ":", stored_counter = "stored_from_" .. name,
         scheme = c.scheme, authority = c.authority,
         tolerance = o.max_age, future = o.max_future,
     }
-end
-
--- What the dump shows of a stored event: event, status and live mode, where the sender has them.
-function _M.meta(sender, event, headers)
-    local profile = sender.profile
-    if profile == "github" then
-        return headers["x-github-event"], event.action, nil
-    elseif profile == "stripe" then
-        return event.type, nil, event.livemode
-    elseif profile == "standard-webhooks" then
-        return event.type, nil, nil
-    end
-    return event.event or event.type, event.status, nil
-end
-
--- The id a repeated delivery shares with the first, for deduplication, or nil (then the caller
--- uses the body digest).
-function _M.delivery_id(sender, v, event, headers)
-    local profile = sender.profile
-    if profile == "github" then
-        return headers["x-github-delivery"]
-    elseif profile == "standard-webhooks" then
-        return headers["webhook-id"]
-    elseif profile == "stripe" then
-        return type(event.id) == "string" and event.id or nil
-    end
-    return native.nonce(v)
 end
 
 function _M.names(senders)

@@ -1,17 +1,19 @@
 -- The embedded store: events in a lua_shared_dict, made durable by the journal, deduplicated in a
 -- second dict. Its interface (add, range, ack, trim, stats, replay) is what another backend gives.
 --
--- The events dict holds each event under its key as "<state><time>\t<event>\t<status>\t<live>\t
--- <line>", state C (committed) or P (pending: claimed, not yet answered), and the store's own
+-- The events dict holds each event under its key as "C<time>\t<event>\t<status>\t<live>\t<line>",
+-- with a TTL while it is pending (claimed, not yet answered) and none once committed (a "P" state
+-- byte marked pending before, and is still read as such), and the store's own
 -- entries: "n" (the last key handed out), "low" (every key at or below it is gone: acknowledged
 -- or past retention), "count" (events held), the journal's segment. The dedup dict holds each
 -- delivery id as "<state><body SHA-256>", state P while its delivery is being written, S once
 -- stored.
 --
 -- The order of a delivery's writes is what makes a crash harmless: the id is claimed (P, short
--- TTL), a key taken, the event reserved in the dict (P, short TTL: the memory for it is taken
--- here, so a full store refuses before anything is written), appended to the journal (and synced
--- when fsync = "always"), committed (C), and only then the id marked stored (S) and 200 answered.
+-- TTL), a key taken, the event reserved in the dict (short TTL: the memory for it is taken here,
+-- so a full store refuses before anything is written), appended to the journal (and synced when
+-- fsync = "always"), committed (TTL lifted), and only then the id marked stored (S) and 200
+-- answered.
 -- A crash before the journal append leaves only marks that expire: the sender's retry is stored.
 -- A crash after it leaves a journal record that recovery restores: the retry is a duplicate of an
 -- event that is stored. A failure after the append writes a cancel record before the 503.
@@ -81,8 +83,12 @@ function _M.add(c, d)
         seen:delete(d.id)
         return nil, "full", ierr
     end
-    local value = d.now .. "\t" .. d.meta .. "\t" .. d.line
-    ok, err = events:safe_add(key, "P" .. value, c.pending_ttl)
+    -- The record is written once, as it stays, with a short TTL: that reservation takes the
+    -- memory before the journal is written (a full store refuses first), readers wait at an entry
+    -- that still has a TTL, and it vanishes if this worker dies. Once the event is in the journal
+    -- the TTL is lifted, which rewrites nothing.
+    local value = "C" .. d.now .. "\t" .. d.meta .. "\t" .. d.line
+    ok, err = events:safe_add(key, value, c.pending_ttl)
     if not ok then
         abandon(c, key, d.id)
         return nil, "full", err
@@ -94,12 +100,10 @@ function _M.add(c, d)
             return nil, "journal", jerr
         end
     end
-    -- Same size as the reservation: rewritten in place, no allocation.
-    ok = events:replace(key, "C" .. value, 0)
-    if not ok then
+    if not events:expire(key, 0) then
         -- The reservation expired while the journal was written (a stalled disk): take the
         -- memory again, or take the event back.
-        ok, err = events:safe_add(key, "C" .. value)
+        ok, err = events:safe_add(key, value)
         if not ok then
             abandon(c, key, d.id, d.now, true)
             return nil, "full", err
@@ -120,6 +124,16 @@ local function parse(v)
     return byte(v, 1), tonumber(t), event, status, live, line
 end
 _M.parse = parse
+
+-- An entry's state: pending (P_) while it has a TTL (or, written by an older version, a P byte),
+-- else committed (C_).
+local function state_of(events, k, v)
+    local b = byte(v, 1)
+    if b == C_ and (events:ttl(k) or 0) > 0 then
+        return P_
+    end
+    return b
+end
 
 -- The first key after `k` that holds something, and its value, looking at most up to `last`.
 local function next_present(events, k, last)
@@ -154,15 +168,16 @@ function _M.range(c, since, limit, want, each, now)
             if not j then
                 break
             end
-            local state, t = parse(later)
-            if state ~= C_ or not t or t > now - SETTLED then
+            local _, t = parse(later)
+            if state_of(events, j, later) ~= C_ or not t or t > now - SETTLED then
                 break
             end
             k, v = j, later
         end
         local state, _, event, status, live, line
         if v then
-            state, _, event, status, live, line = parse(v)
+            _, _, event, status, live, line = parse(v)
+            state = state_of(events, k, v)
         end
         if state == P_ then
             break

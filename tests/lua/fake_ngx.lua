@@ -5,15 +5,25 @@
 local fake = { EXIT = setmetatable({}, { __tostring = function() return "ngx.exit" end }) }
 
 local function new_dict(capacity)
-    local d = { data = {}, count = 0, limit = capacity }
+    -- TTLs are kept, as set, but nothing expires: tests advance no clock for the dicts.
+    local d = { data = {}, count = 0, limit = capacity, ttls = {} }
     function d:get(k) return self.data[k] end
-    function d:safe_add(k, v)
+    function d:safe_add(k, v, ttl)
         if self.data[k] ~= nil then return false, "exists" end
         if self.count >= self.limit then return false, "no memory" end
-        self.data[k], self.count = v, self.count + 1
+        self.data[k], self.count, self.ttls[k] = v, self.count + 1, ttl
         return true
     end
-    function d:set(k, v)
+    function d:ttl(k)
+        if self.data[k] == nil then return nil, "not found" end
+        return self.ttls[k] or 0
+    end
+    function d:expire(k, ttl)
+        if self.data[k] == nil then return nil, "not found" end
+        self.ttls[k] = ttl ~= 0 and ttl or nil
+        return true
+    end
+    function d:set(k, v, ttl)
         if v == nil then
             self:delete(k)
             return true
@@ -22,13 +32,13 @@ local function new_dict(capacity)
             if self.count >= self.limit then return false, "no memory" end
             self.count = self.count + 1
         end
-        self.data[k] = v
+        self.data[k], self.ttls[k] = v, ttl ~= 0 and ttl or nil
         return true
     end
     d.safe_set = d.set
-    function d:replace(k, v)
+    function d:replace(k, v, ttl)
         if self.data[k] == nil then return false, "not found" end
-        self.data[k] = v
+        self.data[k], self.ttls[k] = v, ttl ~= 0 and ttl or nil
         return true
     end
     function d:incr(k, n, init)
@@ -43,7 +53,7 @@ local function new_dict(capacity)
     end
     function d:delete(k)
         if self.data[k] ~= nil then self.count = self.count - 1 end
-        self.data[k] = nil
+        self.data[k], self.ttls[k] = nil, nil
     end
     function d:get_keys()
         local keys = {}

@@ -1,0 +1,372 @@
+//! What the store needs of a verified delivery, read from its body (strictly: [`crate::json`]) and,
+//! for GitHub and Standard Webhooks, from a header: the id it is deduplicated on, its event, status
+//! and live mode. Written into fixed buffers, so that one call per delivery hands all of it to the
+//! caller without allocating.
+
+use crate::headers::{Headers, JoinBuf};
+use crate::json::{self, Fields, Name, Value};
+use crate::{Code, Options};
+
+/// The longest sender id (UP42's `messageId`, a nonce, a delivery header) kept, once decoded.
+pub const ID_MAX: usize = 256;
+/// The longest caller prefix of the id.
+pub const PREFIX_MAX: usize = 62;
+/// The longest event or status kept.
+pub const TEXT_MAX: usize = 128;
+
+/// Whose delivery it is: which members and headers say what. The numbers are those of
+/// `up42wh_scheme` for the other senders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Up42,
+    Rfc9421,
+    StandardWebhooks,
+    Github,
+    Stripe,
+}
+
+/// What a verified delivery gives the store.
+#[repr(C)]
+#[derive(Clone)]
+pub struct Delivery {
+    /// The configured secret or key that verified (0 is the first).
+    pub key_index: u32,
+    /// 1 for `true`, 0 for `false`, -1 when the body has no boolean live mode (UP42's `liveMode`,
+    /// Stripe's `livemode`).
+    pub live: i32,
+    /// The signed time in unix seconds: for UP42 the body's `timestamp`, for the others the
+    /// signature's (0 when it has none: GitHub).
+    pub time: i64,
+    /// SHA-256 of the body.
+    pub body_sha256: [u8; 32],
+    /// The body has tabs or line breaks between its tokens (the dump writes an event a line, so a
+    /// caller replaces them with spaces; JSON has them nowhere else).
+    pub line_breaks: bool,
+    pub id_len: usize,
+    pub event_len: usize,
+    pub status_len: usize,
+    /// The id the delivery is deduplicated on: the caller's prefix, then `m:` and UP42's
+    /// `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
+    /// the delivery has no id.
+    pub id: [u8; 320],
+    /// The event type (tabs and line breaks written as spaces); empty when there is none.
+    pub event: [u8; 128],
+    /// The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
+    pub status: [u8; 128],
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            key_index: 0,
+            live: -1,
+            time: 0,
+            body_sha256: [0; 32],
+            line_breaks: false,
+            id_len: 0,
+            event_len: 0,
+            status_len: 0,
+            id: [0; 320],
+            event: [0; 128],
+            status: [0; 128],
+        }
+    }
+}
+
+impl core::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        f.debug_struct("Delivery")
+            .field("id", &s(self.id()))
+            .field("event", &s(self.event()))
+            .field("status", &s(self.status()))
+            .field("live", &self.live)
+            .field("time", &self.time)
+            .field("key_index", &self.key_index)
+            .finish()
+    }
+}
+
+impl Delivery {
+    pub fn id(&self) -> &[u8] {
+        &self.id[..self.id_len]
+    }
+    pub fn event(&self) -> &[u8] {
+        &self.event[..self.event_len]
+    }
+    pub fn status(&self) -> &[u8] {
+        &self.status[..self.status_len]
+    }
+
+    /// The dedup id from `prefix`, a kind (`m:`, `i:`) and a sender's id; `InvalidField` when the
+    /// id is longer than [`ID_MAX`] once decoded.
+    fn set_id(&mut self, prefix: &[u8], kind: &[u8; 2], id: Value) -> Result<(), Code> {
+        let head = prefix.len() + 2;
+        self.id[..prefix.len()].copy_from_slice(prefix);
+        self.id[prefix.len()..head].copy_from_slice(kind);
+        let n = text(id, &mut self.id[head..head + ID_MAX], false)?;
+        self.id_len = head + n;
+        Ok(())
+    }
+
+    /// The dedup id of a delivery without one: the hex SHA-256 of its body.
+    fn set_digest_id(&mut self, prefix: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut n = prefix.len();
+        self.id[..n].copy_from_slice(prefix);
+        self.id[n..n + 2].copy_from_slice(b"d:");
+        n += 2;
+        for b in self.body_sha256 {
+            self.id[n] = HEX[usize::from(b >> 4)];
+            self.id[n + 1] = HEX[usize::from(b & 15)];
+            n += 2;
+        }
+        self.id_len = n;
+    }
+
+    fn set_event(&mut self, v: Value) -> Result<(), Code> {
+        self.event_len = text(v, &mut self.event, true)?;
+        Ok(())
+    }
+
+    fn set_status(&mut self, v: Value) -> Result<(), Code> {
+        self.status_len = text(v, &mut self.status, true)?;
+        Ok(())
+    }
+}
+
+/// A member's value as text into `out`: a string decoded, a number or `true`/`false` as written,
+/// nothing for `null`, an object or an array. With `one_line`, tabs and line breaks become spaces.
+/// `InvalidField` when it does not fit.
+fn text(v: Value, out: &mut [u8], one_line: bool) -> Result<usize, Code> {
+    let n = match v {
+        Value::Scalar(b"null") => 0,
+        Value::Str {
+            raw,
+            escaped: false,
+        }
+        | Value::Scalar(raw) => {
+            out.get_mut(..raw.len())
+                .ok_or(Code::InvalidField)?
+                .copy_from_slice(raw);
+            raw.len()
+        }
+        Value::Str { raw, escaped: true } => {
+            let n = json::unescape(raw, out).ok_or(Code::InvalidField)?;
+            if one_line {
+                for b in &mut out[..n] {
+                    if matches!(*b, b'\t' | b'\r' | b'\n') {
+                        *b = b' ';
+                    }
+                }
+            }
+            n
+        }
+        _ => 0,
+    };
+    Ok(n)
+}
+
+/// A non-empty string member, for an id.
+fn nonempty(v: Value) -> Option<Value> {
+    matches!(v, Value::Str { raw, .. } if !raw.is_empty()).then_some(v)
+}
+
+fn live(v: Value) -> i32 {
+    match v {
+        Value::Scalar(b"true") => 1,
+        Value::Scalar(b"false") => 0,
+        _ => -1,
+    }
+}
+
+/// Fills what a UP42 delivery gives, after its signature was verified: the body must be one JSON
+/// object whose `timestamp` (signed, through the digest) is within `opts`' window around `now`.
+/// `out.body_sha256` and `out.key_index` are the verifier's.
+pub fn up42(body: &[u8], now: i64, opts: &Options, out: &mut Delivery) -> Result<(), Code> {
+    let f = json::read_object(body)?;
+    let mut ts = [0u8; 64];
+    let n = match f.get(Name::Timestamp) {
+        v @ Value::Str { .. } => text(v, &mut ts, false).map_err(|_| Code::MalformedTimestamp)?,
+        _ => return Err(Code::MalformedTimestamp),
+    };
+    out.time = crate::check_timestamp(&ts[..n], now, opts)?;
+    match nonempty(f.get(Name::MessageId)) {
+        Some(id) => out.set_id(b"", b"m:", id)?,
+        None => out.set_digest_id(b""),
+    }
+    out.set_event(f.get(Name::Event))?;
+    out.set_status(f.get(Name::BodyStatus))?;
+    out.live = live(f.get(Name::LiveMode));
+    out.line_breaks = f.line_breaks;
+    Ok(())
+}
+
+/// Fills what another sender's verified delivery gives. `nonce` is the RFC 9421 signature's;
+/// `prefix` (at most [`PREFIX_MAX`] bytes, e.g. the sender's name and a colon) starts the id.
+/// `out.body_sha256`, `out.key_index` and `out.time` are the verifier's.
+pub fn message(
+    profile: Profile,
+    headers: &Headers,
+    body: &[u8],
+    nonce: &[u8],
+    prefix: &[u8],
+    out: &mut Delivery,
+) -> Result<(), Code> {
+    if prefix.len() > PREFIX_MAX {
+        return Err(Code::InvalidArgument);
+    }
+    let f: Fields = json::read_object(body)?;
+    // The headers that carry GitHub's and Standard Webhooks' ids and GitHub's event, in one scan.
+    let mut bufs = [JoinBuf::default(), JoinBuf::default()];
+    let names: [&[u8]; 2] = match profile {
+        Profile::Github => [b"x-github-delivery", b"x-github-event"],
+        Profile::StandardWebhooks => [b"webhook-id", b"webhook-id"],
+        _ => [b"", b""],
+    };
+    let [id_header, event_header] = match profile {
+        Profile::Github | Profile::StandardWebhooks => headers.fields(names, &mut bufs)?,
+        _ => [None, None],
+    };
+    fn from_header(v: Option<&[u8]>) -> Value<'_> {
+        match v {
+            Some(v) if !v.is_empty() => Value::Scalar(v),
+            _ => Value::Absent,
+        }
+    }
+    let id = match profile {
+        Profile::Up42 => return Err(Code::InvalidArgument),
+        Profile::Rfc9421 if !nonce.is_empty() => Value::Scalar(nonce),
+        Profile::Stripe => nonempty(f.get(Name::Id)).unwrap_or_default(),
+        Profile::StandardWebhooks | Profile::Github => from_header(id_header),
+        Profile::Rfc9421 => Value::Absent,
+    };
+    match id {
+        Value::Absent => out.set_digest_id(prefix),
+        v => out.set_id(prefix, b"i:", v)?,
+    }
+    match profile {
+        Profile::Github => {
+            out.set_event(from_header(event_header))?;
+            out.set_status(f.get(Name::Action))?;
+        }
+        Profile::Rfc9421 => {
+            let event = match f.get(Name::Event) {
+                Value::Absent | Value::Scalar(b"null") => f.get(Name::Type),
+                v => v,
+            };
+            out.set_event(event)?;
+            out.set_status(f.get(Name::Status))?;
+        }
+        _ => {
+            out.set_event(f.get(Name::Type))?;
+            out.set_status(Value::Absent)?;
+        }
+    }
+    out.live = match profile {
+        Profile::Stripe => live(f.get(Name::Livemode)),
+        _ => -1,
+    };
+    out.line_breaks = f.line_breaks;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn got(d: &Delivery) -> (String, String, String, i32) {
+        let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        (s(d.id()), s(d.event()), s(d.status()), d.live)
+    }
+
+    #[test]
+    fn up42_ids_events_and_the_signed_timestamp() {
+        let opts = Options::default();
+        let now = 1_645_197_138; // 2022-02-18T15:12:18Z
+        let mut d = Delivery::default();
+        let raw_tab = b"{\"timestamp\":\"2022-02-18T15:12:18Z\",\"event\":\"a\tb\"}";
+        assert_eq!(
+            up42(raw_tab, now, &opts, &mut d),
+            Err(Code::NotJsonObject),
+            "a raw tab"
+        );
+        // An escaped tab in a member the dump shows becomes a space.
+        let body = br#"{"event":"job.status","liveMode":false,"messageId":"377669ea",
+            "timestamp":"2022-02-18T15:12:18.672945Z","body":{"jobId":"F","status":"PEN\tDING"}}"#;
+        up42(body, now, &opts, &mut d).unwrap();
+        assert_eq!(
+            got(&d),
+            (
+                "m:377669ea".into(),
+                "job.status".into(),
+                "PEN DING".into(),
+                0
+            )
+        );
+        assert_eq!(d.time, now);
+        assert!(d.line_breaks);
+        // No messageId: the body's digest; a string "null" is a string.
+        let mut d = Delivery {
+            body_sha256: [0xab; 32],
+            ..Delivery::default()
+        };
+        let body = br#"{"event":"null","liveMode":true,"timestamp":"2022-02-18T15:12:18Z"}"#;
+        up42(body, now, &opts, &mut d).unwrap();
+        assert_eq!(got(&d).0, format!("d:{}", "ab".repeat(32)));
+        assert_eq!((got(&d).1, d.live), ("null".into(), 1));
+        for (body, code) in [
+            (&br#"{"event":"job.status"}"#[..], Code::MalformedTimestamp),
+            (br#"{"timestamp":5}"#, Code::MalformedTimestamp),
+            (br#"{"timestamp":"2022-02-18T15:00:00Z"}"#, Code::Stale),
+        ] {
+            assert_eq!(up42(body, now, &opts, &mut Delivery::default()), Err(code));
+        }
+    }
+
+    #[test]
+    fn each_sender_profile_reads_its_own_members_and_headers() {
+        let raw = b"POST /hook HTTP/1.1\r\nX-GitHub-Event: push\r\nX-GitHub-Delivery: 72d3\r\n\
+            webhook-id: msg_1\r\n\r\n";
+        let headers = Headers::Raw(raw);
+        let body = br#"{"id":"evt_1","type":"invoice.paid","livemode":true,"action":"opened",
+            "event":"e","status":"s"}"#;
+        let run = |p: Profile, nonce: &[u8]| {
+            let mut d = Delivery::default();
+            message(p, &headers, body, nonce, b"name:", &mut d).unwrap();
+            got(&d)
+        };
+        let t =
+            |a: &str, b: &str, c: &str, l: i32| (a.to_string(), b.to_string(), c.to_string(), l);
+        assert_eq!(
+            run(Profile::Github, b""),
+            t("name:i:72d3", "push", "opened", -1)
+        );
+        assert_eq!(
+            run(Profile::StandardWebhooks, b""),
+            t("name:i:msg_1", "invoice.paid", "", -1)
+        );
+        assert_eq!(
+            run(Profile::Stripe, b""),
+            t("name:i:evt_1", "invoice.paid", "", 1)
+        );
+        assert_eq!(
+            run(Profile::Rfc9421, b"n0nce"),
+            t("name:i:n0nce", "e", "s", -1)
+        );
+        let digest_id = run(Profile::Rfc9421, b"").0;
+        assert!(digest_id.starts_with("name:d:") && digest_id.len() == 7 + 64);
+        let long = [b'p'; PREFIX_MAX + 1];
+        assert_eq!(
+            message(
+                Profile::Github,
+                &headers,
+                body,
+                b"",
+                &long,
+                &mut Delivery::default()
+            ),
+            Err(Code::InvalidArgument)
+        );
+    }
+}
