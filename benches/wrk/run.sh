@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# wrk against real nginx with the project's config: signed deliveries to /receive-webhooks versus
-# the same requests to a `return 200` location, same server, same run. Prints both rates, the
-# ratio, and the server's own count of stored events (every signed request must be stored once).
-# A third location shows what any Lua handler costs before doing anything: it only reads the body
-# and answers, so the gap between it and `return 200` is not the receiver's to close.
-# The signed run is repeated for each journal fsync mode in FSYNC_MODES (default: interval, the
-# default mode), each on a fresh journal; "off" runs it without a journal (memory only); "redis"
-# runs it on the Redis store (a redis-server of its own: AOF on, appendfsync everysec) and counts
-# Redis's commands per stored delivery.
-#   [FSYNC_MODES="off never interval always redis"] benches/wrk/run.sh [SECONDS] [CONNECTIONS]
+# wrk against real nginx with the project's config. First, in one nginx, the same signed
+# deliveries (every request a distinct 1 KiB UP42 delivery) to five handlers in turn, SERIES times
+# (default 3): `return 200`, a Lua floor (read the body, answer), the original article's handler
+# (no checks), a plain Lua/OpenSSL plugin doing our checks and writes (plain_plugin.lua), and ours
+# in memory-only mode; a table of the medians and ours relative to each.
+# Then ours alone for each journal fsync mode in FSYNC_MODES (default: interval, the default mode),
+# each on a fresh journal; "off" runs it without a journal (memory only); "redis" runs it on the
+# Redis store (a redis-server of its own: AOF on, appendfsync everysec) and counts Redis's commands
+# per stored delivery.
+#   [SERIES=3] [FSYNC_MODES="off never interval always redis"] benches/wrk/run.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-10}
@@ -24,12 +24,17 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 port=$(free_port)
 admin=$(free_port)
 ADMIN_LISTEN="127.0.0.1:$admin" "$root/openresty/prefix.sh" "$dir" "$port" "$root/target/release" "$nginx"
-# The project's servers, plus the baseline locations (public listener) and a store big enough for
-# the whole run.
+# The project's servers, plus the other handlers (locations.conf, modules in $dir/bench), their
+# dicts, and a store big enough for the whole run.
 rm "$dir/conf/default.conf"
+mkdir -p "$dir/bench"
+cp "$root/benches/wrk/article.lua" "$dir/bench/bench_article.lua"
+cp "$root/benches/wrk/plain_plugin.lua" "$dir/bench/bench_plain.lua"
+cp "$root/benches/wrk/locations.conf" "$dir/conf/bench-locations.conf"
 sed -e 's/lua_shared_dict received_webhooks 16m;/lua_shared_dict received_webhooks 512m;/' \
-    -e 's/lua_shared_dict webhooks_seen 4m;/lua_shared_dict webhooks_seen 128m;/' \
-    -e '0,/    location = \/ping {/s||    location = /bench-baseline {\n        return 200;\n    }\n\n    location = /bench-lua-floor {\n        content_by_lua_block { ngx.req.read_body() local _ = ngx.req.get_body_data() ngx.say("ok") }\n    }\n\n    location = /ping {|' \
+    -e 's/lua_shared_dict webhooks_seen 4m;/lua_shared_dict webhooks_seen 128m;\nlua_shared_dict article_webhooks 512m;\nlua_shared_dict plain_webhooks 512m;\nlua_shared_dict plain_seen 128m;/' \
+    -e "s|lua_package_path '\$prefix/lua/?.lua;|lua_package_path '\$prefix/bench/?.lua;\$prefix/lua/?.lua;|" \
+    -e '0,/    location = \/ping {/s||    include bench-locations.conf;\n\n    location = /ping {|' \
     "$root/openresty/default.conf" > "$dir/conf/default.conf"
 export UP42_WEBHOOK_SECRET="wrk-bench-secret"
 
@@ -66,12 +71,39 @@ trap 'stop; [ -z "$redis_port" ] || redis_cli shutdown nosave >/dev/null 2>&1; r
 export UP42WH_ROOT="$root" UP42WH_LIB="$lib"
 run() { wrk -t2 -c"$conns" -d"${secs}s" -s "$root/benches/wrk/signed.lua" "http://127.0.0.1:$port$1"; }
 rate() { awk '/^Requests\/sec:/ {print $2}'; }
-start interval
-b=$(run /bench-baseline | tee /dev/stderr | rate) 2>/dev/null
-f=$(run /bench-lua-floor | rate)
+# Every handler in one nginx (ours in memory-only mode: none of the others writes a journal),
+# SERIES times in turn, so that drift of the machine touches all alike.
+series=${SERIES:-3}
+declare -A rates
+names="baseline lua-floor article plain ours"
+path_of() { case $1 in ours) echo /receive-webhooks ;; *) echo "/bench-$1" ;; esac; }
+start off
+for s in $(seq 1 "$series"); do
+    for n in $names; do
+        out=$(run "$(path_of "$n")")
+        r=$(echo "$out" | rate)
+        rates[$n]="${rates[$n]:-} $r"
+        echo "series $s $n: $r requests/s   $(echo "$out" | grep '^requests')"
+    done
+done
+stats=$(curl -fs "http://127.0.0.1:$admin/stats")
 stop
-echo "baseline (return 200):    $b requests/s"
-echo "Lua floor (read body):    $f requests/s"
+python3 - "$stats" "${rates[baseline]}" "${rates[lua-floor]}" "${rates[article]}" "${rates[plain]}" "${rates[ours]}" <<'PY'
+import json, statistics, sys
+stats = json.loads(sys.argv[1])["counters"]
+names = ["return 200", "Lua floor (read body, answer)", "the article's handler (no checks)",
+         "plain Lua/OpenSSL plugin (same checks, same writes)", "ours, /receive-webhooks (memory only)"]
+series = [[float(x) for x in a.split()] for a in sys.argv[2:]]
+ours = statistics.median(series[-1])
+print("| location | requests/s (median; each series) | ours relative to it |")
+print("| --- | --- | --- |")
+for name, rs in zip(names, series):
+    m = statistics.median(rs)
+    print(f"| {name} | {m:,.0f} ({', '.join(f'{r:,.0f}' for r in rs)}) | {ours / m:.2f} |")
+print(f"stored by ours: {stats.get('stored')}, by the plain plugin: {stats.get('plain_stored')}")
+PY
+b=$(python3 -c "import statistics; print(statistics.median([float(x) for x in '${rates[baseline]}'.split()]))")
+f=$(python3 -c "import statistics; print(statistics.median([float(x) for x in '${rates[lua-floor]}'.split()]))")
 for mode in $modes; do
     start "$mode"
     [ "$mode" != redis ] || redis_cli config resetstat >/dev/null
