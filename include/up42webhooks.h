@@ -670,6 +670,15 @@ typedef struct {
   size_t nonce_len;
 } up42wh_message_verified;
 
+/*
+ A caller's buffer: `cap` writable bytes at `ptr`; a call that fills it sets `len`.
+ */
+typedef struct {
+  uint8_t *ptr;
+  size_t cap;
+  size_t len;
+} up42wh_buffer;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1013,6 +1022,46 @@ up42wh_result up42wh_receive_message(const up42wh_keyring *ring,
                                      const uint8_t *id_prefix,
                                      size_t id_prefix_len,
                                      up42wh_delivery *out);
+
+/*
+ Writes the store's record of a delivery that `up42wh_receive` (or `up42wh_receive_message`)
+ accepted, received at `time`, into `out`: `C<time>\t<event>\t<status>\t<live>\t<body>` (the
+ body's tabs and line breaks as spaces, when `delivery->line_breaks`), or `Z`
+ and the body as an LZ4 block (length first, 4 bytes little-endian) when that is an eighth
+ smaller. `out->cap` of `body_len + body_len / 8 + 700` is always enough (`INVALID_ARGUMENT`
+ otherwise). Does not allocate.
+
+ # Safety
+ `delivery` must be valid, `body` valid for `body_len` bytes, `out` as `up42wh_buffer` says.
+ */
+up42wh_result up42wh_delivery_record(const up42wh_delivery *delivery,
+                                     const uint8_t *body,
+                                     size_t body_len,
+                                     int64_t time,
+                                     up42wh_buffer *out);
+
+/*
+ Like `up42wh_delivery_record` with the meta already joined (`event\tstatus\tlive`, as the
+ journal keeps it) and a line already on one line, for events put back from the journal.
+
+ # Safety
+ The byte strings valid for their lengths, `out` as `up42wh_buffer` says.
+ */
+up42wh_result up42wh_record_write(int64_t time,
+                                  const uint8_t *meta,
+                                  size_t meta_len,
+                                  const uint8_t *line,
+                                  size_t line_len,
+                                  up42wh_buffer *out);
+
+/*
+ The line of a `Z` record, from the bytes after its fourth tab: decompressed into `out`, tabs
+ and line breaks as spaces. `INVALID_ARGUMENT` when the block is damaged or `out` too small.
+
+ # Safety
+ `block` valid for `block_len` bytes, `out` as `up42wh_buffer` says.
+ */
+up42wh_result up42wh_record_line(const uint8_t *block, size_t block_len, up42wh_buffer *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -179,6 +179,11 @@ typedef struct {
   uint8_t nonce[64];
   size_t nonce_len;
 } up42wh_message_verified;
+typedef struct {
+  uint8_t *ptr;
+  size_t cap;
+  size_t len;
+} up42wh_buffer;
 const char *up42wh_version(void);
 const char *up42wh_result_name(uint32_t code);
 const char *up42wh_result_message(uint32_t code);
@@ -272,4 +277,16 @@ up42wh_result up42wh_receive_message(const up42wh_keyring *ring,
                                      const uint8_t *id_prefix,
                                      size_t id_prefix_len,
                                      up42wh_delivery *out);
+up42wh_result up42wh_delivery_record(const up42wh_delivery *delivery,
+                                     const uint8_t *body,
+                                     size_t body_len,
+                                     int64_t time,
+                                     up42wh_buffer *out);
+up42wh_result up42wh_record_write(int64_t time,
+                                  const uint8_t *meta,
+                                  size_t meta_len,
+                                  const uint8_t *line,
+                                  size_t line_len,
+                                  up42wh_buffer *out);
+up42wh_result up42wh_record_line(const uint8_t *block, size_t block_len, up42wh_buffer *out);
 ]==]

@@ -168,6 +168,53 @@ function _M.delivery_text(d)
     return ffi_str(d.event, d.event_len), ffi_str(d.status, d.status_len)
 end
 
+-- The store's records (src/record.rs): written into a buffer of the worker's, grown to fit, and
+-- read back; a 1 KiB body is kept as an LZ4 block when that is smaller.
+local record_out = ffi_new("up42wh_buffer")
+local record_buf
+local up42wh_delivery_record = C.up42wh_delivery_record
+local up42wh_record_write = C.up42wh_record_write
+local up42wh_record_line = C.up42wh_record_line
+local floor = math.floor
+local byte = string.byte
+
+local function buffer(n)
+    if record_out.cap < n then
+        record_buf = ffi_new("uint8_t[?]", n)
+        record_out.ptr, record_out.cap = record_buf, n
+    end
+    return record_out
+end
+
+local function filled(rc)
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    return ffi_str(record_out.ptr, record_out.len)
+end
+
+-- The record of a delivery just received (`d` the struct receive returned), or nil, err.
+function _M.delivery_record(d, body, time)
+    local out = buffer(#body + floor(#body / 8) + 700)
+    return filled(tonumber(up42wh_delivery_record(d, body, #body, time, out)))
+end
+
+-- The record of an event from its time, meta ("event\tstatus\tlive") and line, or nil, err.
+function _M.record(time, meta, line)
+    local out = buffer(#line + floor(#line / 8) + #meta + 64)
+    return filled(tonumber(up42wh_record_write(time, meta, #meta, line, #line, out)))
+end
+
+-- The line of a compressed record from what follows its fourth tab, or nil, err.
+function _M.record_line(block)
+    local a, b, c, d = byte(block, 1, 4)
+    if not d then
+        return nil, "a damaged record"
+    end
+    local out = buffer(a + b * 256 + c * 65536 + d * 16777216)
+    return filled(tonumber(up42wh_record_line(block, #block, out)))
+end
+
 -- The SHA-256 of the body from a verified struct, as 64 hex digits.
 function _M.body_sha256_hex(v)
     local hex = {}

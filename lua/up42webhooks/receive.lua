@@ -182,16 +182,26 @@ function _M.receive(name)
     if not d then
         return
     end
-    local event, status = delivery_text(d)
-    local live = LIVE[tonumber(d.live)]
-    -- Tabs and line breaks between the tokens become spaces: a stored event is one line of the
-    -- dump (JSON has them nowhere else, so the library says whether there are any).
-    local line = d.line_breaks and gsub(body, "[\t\r\n]", " ") or body
+    local id, digest = delivery_id(d), body_sha256(d)
     local counter = sender and sender.stored_counter or c.stored_counter[tonumber(d.key_index)]
-    local key, why, detail = c.store.add(c, {
-        id = delivery_id(d), digest = body_sha256(d), event = event, status = status, live = live,
-        meta = event .. "\t" .. status .. "\t" .. live, line = line, now = now,
-        sender = sender and sender.name or "up42" })
+    local add = { id = id, digest = digest, now = now, sender = sender and sender.name or "up42" }
+    if not c.redis then
+        -- The dict's record, written by the library (compressed when that is smaller).
+        local rerr
+        add.record, rerr = native.delivery_record(d, body, now)
+        if not add.record then
+            return reply.unavailable("store_error", "cannot store the event now, retry later", rerr)
+        end
+    end
+    if c.redis or c.journal then
+        local event, status = delivery_text(d)
+        add.meta = event .. "\t" .. status .. "\t" .. LIVE[tonumber(d.live)]
+        -- Tabs and line breaks between the tokens become spaces: a stored event is one line of
+        -- the dump (JSON has them nowhere else, so the library says whether there are any).
+        add.line = d.line_breaks and gsub(body, "[\t\r\n]", " ") or body
+    end
+    -- `d` is not read after this: the store may yield (Redis).
+    local key, why, detail = c.store.add(c, add)
     if not key then
         return REFUSED[why](detail)
     end

@@ -33,6 +33,7 @@ local _M = {}
 local function noop() end
 
 local C_ = byte("C")
+local Z_ = byte("Z") -- committed, its line an LZ4 block
 local P_ = byte("P")
 local S_ = byte("S")
 -- A gap (a key handed out that holds nothing) is passed over by readers once a later event has
@@ -87,8 +88,10 @@ function _M.add(c, d)
     -- memory before the journal is written (a full store refuses first), readers wait at an entry
     -- that still has a TTL, and it vanishes if this worker dies. Once the event is in the journal
     -- the TTL is lifted, which rewrites nothing.
-    local value = "C" .. d.now .. "\t" .. d.meta .. "\t" .. d.line
-    ok, err = events:safe_add(key, value, c.pending_ttl)
+    local value = d.record
+    -- Without a journal nothing comes between the reservation and the commit: the record is
+    -- written committed.
+    ok, err = events:safe_add(key, value, c.journal and c.pending_ttl or 0)
     if not ok then
         abandon(c, key, d.id)
         return nil, "full", err
@@ -100,7 +103,7 @@ function _M.add(c, d)
             return nil, "journal", jerr
         end
     end
-    if not events:expire(key, 0) then
+    if c.journal and not events:expire(key, 0) then
         -- The reservation expired while the journal was written (a stalled disk): take the
         -- memory again, or take the event back.
         ok, err = events:safe_add(key, value)
@@ -118,19 +121,38 @@ function _M.add(c, d)
     return key
 end
 
--- The fields of a stored value: state byte, time, event, status, live, line.
+-- The fields of a stored value: state byte, time, event, status, live, and what follows (the line,
+-- or its LZ4 block: line_of reads it).
 local function parse(v)
-    local t, event, status, live, line = v:match("^.(%d+)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-    return byte(v, 1), tonumber(t), event, status, live, line
+    local t, event, status, live, rest = v:match("^.(%d+)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+    return byte(v, 1), tonumber(t), event, status, live, rest
 end
-_M.parse = parse
+
+-- The line of a stored value from its state byte and what parse returned after its fields.
+local function line_of(state, rest)
+    if state == Z_ and rest then
+        return native.record_line(rest)
+    end
+    return rest
+end
+
+-- A stored value's time.
+local function time_of(v)
+    return tonumber(v:match("^.(%d+)\t"))
+end
+
+-- A stored value's fields with its line (read back when compressed).
+function _M.parse(v)
+    local state, t, event, status, live, rest = parse(v)
+    return state, t, event, status, live, line_of(state, rest)
+end
 
 -- An entry's state: pending (P_) while it has a TTL (or, written by an older version, a P byte),
--- else committed (C_).
+-- else committed (C_, whether its line is compressed or not).
 local function state_of(events, k, v)
     local b = byte(v, 1)
-    if b == C_ and (events:ttl(k) or 0) > 0 then
-        return P_
+    if b == C_ or b == Z_ then
+        return (events:ttl(k) or 0) > 0 and P_ or C_
     end
     return b
 end
@@ -168,15 +190,15 @@ function _M.range(c, since, limit, want, each, now)
             if not j then
                 break
             end
-            local _, t = parse(later)
+            local t = time_of(later)
             if state_of(events, j, later) ~= C_ or not t or t > now - SETTLED then
                 break
             end
             k, v = j, later
         end
-        local state, _, event, status, live, line
+        local state, raw, _, event, status, live, line
         if v then
-            _, _, event, status, live, line = parse(v)
+            raw, _, event, status, live, line = parse(v)
             state = state_of(events, k, v)
         end
         if state == P_ then
@@ -186,7 +208,7 @@ function _M.range(c, since, limit, want, each, now)
             nxt = k -- a gap known to stay empty
         elseif state == C_ and line then
             if not want or want(event, status, live) then
-                if each(k, line, v) then
+                if each(k, line_of(raw, line), v) then
                     break
                 end
                 listed = listed + 1
@@ -282,7 +304,7 @@ function _M.trim(c, now)
     local oldest = r.max_age and now - r.max_age
     local dropped = 0
     local removed, through = drop_through(c, events:get("n") or 0, 2, function(v)
-        local _, t = parse(v)
+        local t = time_of(v)
         if dropped < over or (oldest and t and t < oldest) then
             dropped = dropped + 1
             return false
@@ -350,7 +372,8 @@ function _M.replay(c, now)
                     if oldest and time < oldest then
                         expired = expired + 1
                     else
-                        local ok = events:safe_set(key, "C" .. time .. "\t" .. meta .. "\t" .. body)
+                        local record = native.record(time, meta, body)
+                        local ok = record and events:safe_set(key, record)
                         if ok then
                             restored = restored + 1
                         else

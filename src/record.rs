@@ -1,0 +1,164 @@
+//! The record the shared-dict store keeps for an event: `C<time>\t<event>\t<status>\t<live>\t<line>`,
+//! or, when it is smaller so, `Z` in place of `C` and the line as an LZ4 block (its length first,
+//! four bytes little-endian). A 1 KiB delivery then fits a 1 KiB slab of `lua_shared_dict` (which
+//! rounds every item up to a power of two) instead of a 2 KiB one.
+//!
+//! A compressed line is the body as received; tabs and line breaks (JSON has them only between
+//! tokens) become spaces when it is read back, so that the dump keeps one event a line.
+
+use crate::Code;
+
+/// Bodies shorter than this are kept as they are: too small to gain a slab.
+pub const COMPRESS_MIN: usize = 128;
+
+/// The most bytes a record of a `body_len`-byte body with `meta_len` bytes of meta can take.
+pub const fn max_len(meta_len: usize, body_len: usize) -> usize {
+    // State, time (at most 20 digits), four tabs, meta; then the larger of the line and its block.
+    1 + 20 + 4 + meta_len + 4 + 16 + body_len + body_len / 8
+}
+
+struct Out<'a> {
+    buf: &'a mut [u8],
+    n: usize,
+}
+
+impl Out<'_> {
+    fn put(&mut self, b: &[u8]) -> Result<(), Code> {
+        let end = self.n + b.len();
+        self.buf
+            .get_mut(self.n..end)
+            .ok_or(Code::InvalidArgument)?
+            .copy_from_slice(b);
+        self.n = end;
+        Ok(())
+    }
+}
+
+/// Writes the record of an event received at `time` into `out`: `meta` is its fields (event,
+/// status, live) joined with tabs as given, `line` the body, whose tabs and line breaks become
+/// spaces when `line_breaks` says it has any. Returns the record's length; `InvalidArgument`
+/// when `out` is too small (see [`max_len`]).
+pub fn write(
+    time: i64,
+    meta: &[&[u8]],
+    line: &[u8],
+    line_breaks: bool,
+    out: &mut [u8],
+) -> Result<usize, Code> {
+    let mut o = Out { buf: out, n: 0 };
+    o.put(b"C")?;
+    let mut digits = [0u8; 24];
+    o.put(crate::buf::format_i64(time, &mut digits))?;
+    for m in meta {
+        o.put(b"\t")?;
+        o.put(m)?;
+    }
+    o.put(b"\t")?;
+    let head = o.n;
+    if line.len() >= COMPRESS_MIN {
+        let at = head + 4;
+        if let Some(room) = o.buf.get_mut(at..) {
+            // Kept only when it saves an eighth: a record near a slab boundary gains nothing less.
+            if let Ok(n) = lz4_flex::block::compress_into(line, room) {
+                if n + 4 <= line.len() - line.len() / 8 {
+                    o.buf[0] = b'Z';
+                    o.buf[head..at].copy_from_slice(&(line.len() as u32).to_le_bytes());
+                    return Ok(at + n);
+                }
+            }
+        }
+    }
+    let start = o.n;
+    o.put(line)?;
+    if line_breaks {
+        one_line(&mut o.buf[start..o.n]);
+    }
+    Ok(o.n)
+}
+
+fn one_line(line: &mut [u8]) {
+    for b in line {
+        if matches!(*b, b'\t' | b'\r' | b'\n') {
+            *b = b' ';
+        }
+    }
+}
+
+/// The line of a `Z` record from what follows its fourth tab, decompressed into `out`, tabs and
+/// line breaks as spaces. Returns its length; `InvalidArgument` when the block is damaged or `out`
+/// too small for it.
+pub fn line(block: &[u8], out: &mut [u8]) -> Result<usize, Code> {
+    let (len, block) = block.split_at_checked(4).ok_or(Code::InvalidArgument)?;
+    let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
+    let out = out.get_mut(..len).ok_or(Code::InvalidArgument)?;
+    let n = lz4_flex::block::decompress_into(block, out).map_err(|_| Code::InvalidArgument)?;
+    if n != len {
+        return Err(Code::InvalidArgument);
+    }
+    one_line(out);
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail(record: &[u8]) -> &[u8] {
+        let mut tabs = 0;
+        let at = record.iter().position(|&b| {
+            tabs += usize::from(b == b'\t');
+            tabs == 4
+        });
+        &record[at.unwrap() + 1..]
+    }
+
+    #[test]
+    fn small_lines_stay_plain_and_large_ones_come_back_as_one_line() {
+        let mut out = vec![0u8; 4096];
+        let n = write(
+            1_700_000_000,
+            &[b"job.status", b"RUNNING", b"false"],
+            b"{\n}",
+            true,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(&out[..n], b"C1700000000\tjob.status\tRUNNING\tfalse\t{ }");
+
+        let body = format!("{{\"pad\":\"{}\",\n\t\"x\":1}}", "p".repeat(900));
+        let n = write(7, &[b"e", b"", b""], body.as_bytes(), true, &mut out).unwrap();
+        assert_eq!(out[0], b'Z');
+        assert!(n < 200, "{n}");
+        let mut back = vec![0u8; 2048];
+        let m = line(tail(&out[..n]), &mut back).unwrap();
+        assert_eq!(&back[..m], body.replace(['\n', '\t'], " ").as_bytes());
+        assert_eq!(
+            line(tail(&out[..n]), &mut back[..m - 1]),
+            Err(Code::InvalidArgument),
+            "too small"
+        );
+        assert!(line(&out[n - 10..n], &mut back).is_err(), "a damaged block");
+    }
+
+    #[test]
+    fn a_line_that_does_not_shrink_is_kept_plain() {
+        // Bytes LZ4 cannot shorten by an eighth.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let body: Vec<u8> = (0..400)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        let mut out = vec![0u8; max_len(3, body.len())];
+        let n = write(1, &[b"", b"", b""], &body, false, &mut out).unwrap();
+        assert_eq!(out[0], b'C');
+        assert_eq!(&out[n - body.len()..n], &body[..]);
+        assert_eq!(
+            write(1, &[b"", b"", b""], &body, false, &mut out[..100]),
+            Err(Code::InvalidArgument)
+        );
+    }
+}
