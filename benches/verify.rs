@@ -55,7 +55,36 @@ fn bench(c: &mut Criterion) {
                 )
             })
         });
+        // The receiver's one call: verify_raw's checks, the JSON body, its timestamp, the record's
+        // fields; through the C ABI, as nginx calls it.
+        let mut ckey = core::ptr::null_mut();
+        let secret = up42webhooks::ffi::up42wh_slice {
+            ptr: SECRET.as_ptr(),
+            len: SECRET.len(),
+        };
+        assert_eq!(
+            unsafe { up42webhooks::ffi::up42wh_key_new(&secret, 1, &mut ckey) },
+            up42webhooks::Code::Ok
+        );
+        let mut d = up42webhooks::delivery::Delivery::default();
+        let receive = |d: &mut up42webhooks::delivery::Delivery| unsafe {
+            up42webhooks::ffi::up42wh_receive(
+                ckey,
+                black_box(raw.as_ptr()),
+                raw.len(),
+                black_box(body.as_ptr()),
+                body.len(),
+                NOW,
+                core::ptr::null(),
+                d,
+            )
+        };
+        assert_eq!(receive(&mut d), up42webhooks::Code::Ok);
+        g.bench_function(BenchmarkId::from_parameter("receive"), |b| {
+            b.iter(|| receive(&mut d))
+        });
         g.finish();
+        unsafe { up42webhooks::ffi::up42wh_key_free(ckey) };
     }
 }
 

@@ -419,7 +419,15 @@ fn scan(doc: &[u8], mut i: usize) -> usize {
                 _mm_movemask_epi8(m) as u32
             }
         };
-        // Long strings (padding, base64) four blocks at a time, one branch for the four.
+        // Most strings (names, statuses, ids) end within the first block; long ones (padding,
+        // base64) go on four blocks at a time, one branch for the four.
+        if i + 16 <= doc.len() {
+            let m = hits(i);
+            if m != 0 {
+                return i + m.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
         while i + 64 <= doc.len() {
             let (a, b, c, d) = (hits(i), hits(i + 16), hits(i + 32), hits(i + 48));
             if a | b | c | d != 0 {
