@@ -39,8 +39,10 @@ help:
 	@echo "make send-test     sign a fresh test event, post it to the running server, show the dump"
 	@echo "make build         build the library (cdylib + rlib) and the up42wh-sign tool, release mode"
 	@echo "make test          every check: formatting, clippy, the header diff and all tests"
-	@echo "make bench         criterion (verify/floor, journal writes), LuaJIT FFI vs OpenSSL, journal"
-	@echo "                   recovery of 100,000 events, wrk against nginx for each fsync mode"
+	@echo "make bench         criterion (verify and receive against their floor, journal writes), LuaJIT"
+	@echo "                   FFI vs OpenSSL, journal recovery of 100,000 events, the events a 16 MiB dict"
+	@echo "                   holds, wrk: ours beside return 200, the Lua floor, the article's handler"
+	@echo "                   and a plain Lua/OpenSSL plugin, then each fsync mode"
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
 	@echo "make cross         build the .so for ARM boards into dist/<target>/ (aarch64, armv7)"
 	@echo "make cross-test    prove those builds under qemu-user (Rust tests, the ARM LuaJIT)"
@@ -179,6 +181,7 @@ bench: build nginx-deps
 	benches/journal/recovery.sh 100000
 	@missing=""; command -v wrk >/dev/null 2>&1 || missing=wrk; $(APT_INSTALL)
 	@missing=""; command -v redis-server >/dev/null 2>&1 || missing=redis-server; $(APT_INSTALL)
+	benches/shdict/capacity.sh
 	FSYNC_MODES="off never interval always redis" benches/wrk/run.sh 10 16
 
 sign-example: build
