@@ -22,7 +22,7 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean \
-	docker-check run list reload restart configtest cross cross-test test-deps dump stats
+	docker-check run list reload restart configtest cross cross-test test-deps dump stats bench-peers
 
 help:
 	@echo "make serve         build and run the receiver in the background: deliveries on LISTEN"
@@ -43,6 +43,7 @@ help:
 	@echo "                   FFI vs OpenSSL, journal recovery of 100,000 events, the events a 16 MiB dict"
 	@echo "                   holds, wrk: ours beside return 200, the Lua floor, the article's handler"
 	@echo "                   and a plain Lua/OpenSSL plugin, then each fsync mode"
+	@echo "make bench-peers   RFC 9421 B.2.5/B.2.6: ours beside httpsig (Rust) and http-message-signatures"
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
 	@echo "make cross         build the .so for ARM boards into dist/<target>/ (aarch64, armv7)"
 	@echo "make cross-test    prove those builds under qemu-user (Rust tests, the ARM LuaJIT)"
@@ -183,6 +184,14 @@ bench: build nginx-deps
 	@missing=""; command -v redis-server >/dev/null 2>&1 || missing=redis-server; $(APT_INSTALL)
 	benches/shdict/capacity.sh
 	FSYNC_MODES="off never interval always redis" benches/wrk/run.sh 10 16
+
+# RFC 9421 B.2.5/B.2.6: ours beside the Rust crate httpsig (benches/peers, a crate of its own so
+# that the library never depends on it) and the Python package http-message-signatures.
+bench-peers: build
+	$(CARGO) bench --locked --manifest-path benches/peers/Cargo.toml
+	@python3 -c 'import http_message_signatures, requests' 2>/dev/null || \
+	  python3 -m pip install -q http-message-signatures requests
+	python3 benches/peers/python_peer.py
 
 sign-example: build
 	$(RELEASE_DIR)/up42wh-sign --event job --url http://127.0.0.1:9888/receive-webhooks

@@ -118,6 +118,55 @@ fn the_receivers_one_call_does_not_allocate() {
     counting(false);
     assert_eq!(code, Code::Ok);
     assert_eq!(d.id(), b"m:m1");
+
+    // The store's record of it, compressed, and its line read back, in buffers made beforehand.
+    use up42webhooks::ffi_record::{up42wh_buffer, up42wh_delivery_record, up42wh_record_line};
+    let (mut rec, mut line) = (vec![0u8; 4096], vec![0u8; 4096]);
+    let mut rec_out = up42wh_buffer {
+        ptr: rec.as_mut_ptr(),
+        cap: rec.len(),
+        len: 0,
+    };
+    let mut line_out = up42wh_buffer {
+        ptr: line.as_mut_ptr(),
+        cap: line.len(),
+        len: 0,
+    };
+    let padded = [
+        &body[..body.len() - 1],
+        &b",\"pad\":\""[..],
+        &[b'p'; 600],
+        b"\"}",
+    ]
+    .concat();
+    counting(true);
+    let written =
+        unsafe { up42wh_delivery_record(&*d, padded.as_ptr(), padded.len(), now, &mut rec_out) };
+    counting(false);
+    let block_at = 1 + rec
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\t')
+        .nth(3)
+        .map(|(i, _)| i)
+        .unwrap();
+    counting(true);
+    let read = unsafe {
+        up42wh_record_line(
+            rec[block_at..].as_ptr(),
+            rec_out.len - block_at,
+            &mut line_out,
+        )
+    };
+    counting(false);
+    assert_eq!((written, read), (Code::Ok, Code::Ok));
+    assert_eq!(rec[0], b'Z', "the padded body was compressed");
+    assert_eq!(line_out.len, padded.len());
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::SeqCst),
+        0,
+        "the record calls allocated"
+    );
     assert_eq!(
         ALLOCATIONS.load(Ordering::SeqCst),
         0,

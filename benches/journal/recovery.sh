@@ -7,16 +7,11 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-100000}
-nginx=$(command -v openresty || command -v nginx || echo /usr/sbin/nginx)
-[ -f "$root/target/release/libup42webhooks.so" ] || { echo "build first: make build" >&2; exit 1; }
+. "$root/benches/server.sh"
 (cd "$root" && cargo build --release --locked --example journal_fill -q)
 
 dir=$(mktemp -d /tmp/up42wh-recovery.XXXXXX)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-admin=$(free_port)
-ADMIN_LISTEN="127.0.0.1:$admin" "$root/openresty/prefix.sh" "$dir" "$port" "$root/target/release" "$nginx"
-rm "$dir/conf/default.conf"
+bench_server "$root" "$dir"
 sed -e 's/lua_shared_dict received_webhooks 16m;/lua_shared_dict received_webhooks 512m;/' \
     "$root/openresty/default.conf" > "$dir/conf/default.conf"
 "$root/target/release/examples/journal_fill" "$dir/data" "$n"

@@ -8,15 +8,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 root=${ROOT:-$here}
-nginx=$(command -v openresty || command -v nginx || echo /usr/sbin/nginx)
-lib="$root/target/release/libup42webhooks.so"
-[ -f "$lib" ] || { echo "build first: make build" >&2; exit 1; }
+. "$here/benches/server.sh"
 dir=$(mktemp -d /tmp/up42wh-capacity.XXXXXX)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-admin=$(free_port)
-ADMIN_LISTEN="127.0.0.1:$admin" "$root/openresty/prefix.sh" "$dir" "$port" "$root/target/release" "$nginx" >/dev/null
-rm "$dir/conf/default.conf"
+bench_server "$root" "$dir"
 sed -e 's/lua_shared_dict webhooks_seen 4m;/lua_shared_dict webhooks_seen 64m;/' \
     "$root/openresty/default.conf" > "$dir/conf/default.conf"
 export UP42_WEBHOOK_SECRET="capacity-bench-secret" UP42WH_ROOT="$here" UP42WH_LIB="$here/target/release/libup42webhooks.so"

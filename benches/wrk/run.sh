@@ -15,18 +15,13 @@ secs=${1:-10}
 conns=${2:-16}
 modes=${FSYNC_MODES:-interval}
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-nginx=$(command -v openresty || command -v nginx || echo /usr/sbin/nginx)
+. "$root/benches/server.sh"
 lib="$root/target/release/libup42webhooks.so"
-[ -f "$lib" ] || { echo "build first: make build" >&2; exit 1; }
 
 dir=$(mktemp -d /tmp/up42wh-wrk.XXXXXX)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-admin=$(free_port)
-ADMIN_LISTEN="127.0.0.1:$admin" "$root/openresty/prefix.sh" "$dir" "$port" "$root/target/release" "$nginx"
 # The project's servers, plus the other handlers (locations.conf, modules in $dir/bench), their
 # dicts, and a store big enough for the whole run.
-rm "$dir/conf/default.conf"
+bench_server "$root" "$dir"
 mkdir -p "$dir/bench"
 cp "$root/benches/wrk/article.lua" "$dir/bench/bench_article.lua"
 cp "$root/benches/wrk/plain_plugin.lua" "$dir/bench/bench_plain.lua"

@@ -77,6 +77,14 @@ function _M.result_message(code)
     return ffi_str(up42wh_result_message(code))
 end
 
+-- `value` when the call returned OK, else nil, the result's name and its message.
+local function checked(rc, value)
+    if rc ~= OK then
+        return nil, _M.result_name(rc), _M.result_message(rc)
+    end
+    return value
+end
+
 function _M.version()
     return ffi_str(C.up42wh_version())
 end
@@ -136,12 +144,8 @@ end
 -- Verifies a delivery. Returns the verified struct (reused: read it before the next call) or
 -- nil, the result name and its message.
 function _M.verify_raw(key, raw_headers, body, now, options)
-    local rc = tonumber(up42wh_verify_raw(key, raw_headers, #raw_headers, body, #body, now,
-                                          options.cdata, verified))
-    if rc ~= OK then
-        return nil, _M.result_name(rc), _M.result_message(rc)
-    end
-    return verified
+    local rc = up42wh_verify_raw(key, raw_headers, #raw_headers, body, #body, now, options.cdata, verified)
+    return checked(tonumber(rc), verified)
 end
 
 -- One call per delivery: everything the receiver checks (signature, digest, the body as one JSON
@@ -151,12 +155,8 @@ local delivery = ffi_new("up42wh_delivery")
 local up42wh_receive = C.up42wh_receive
 
 function _M.receive(key, raw_headers, body, now, options)
-    local rc = tonumber(up42wh_receive(key, raw_headers, #raw_headers, body, #body, now, options.cdata,
-                                       delivery))
-    if rc ~= OK then
-        return nil, _M.result_name(rc), _M.result_message(rc)
-    end
-    return delivery
+    local rc = up42wh_receive(key, raw_headers, #raw_headers, body, #body, now, options.cdata, delivery)
+    return checked(tonumber(rc), delivery)
 end
 
 -- The delivery struct's fields as strings: id, event, status.
@@ -186,6 +186,14 @@ local function buffer(n)
     return record_out
 end
 
+-- The buffer's pointer and length after a call that filled it, or nil, err.
+local function written(rc)
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    return record_out.ptr, tonumber(record_out.len)
+end
+
 local function filled(rc)
     if rc ~= OK then
         return nil, _M.result_message(rc)
@@ -193,16 +201,20 @@ local function filled(rc)
     return ffi_str(record_out.ptr, record_out.len)
 end
 
--- The record of a delivery just received (`d` the struct receive returned), or nil, err.
+-- The record of a delivery just received (`d` the struct receive returned), as a pointer and a
+-- length into the worker's buffer (valid until the next record call: store it with shm before
+-- anything yields), or nil, err.
 function _M.delivery_record(d, body, time)
     local out = buffer(#body + floor(#body / 8) + 700)
-    return filled(tonumber(up42wh_delivery_record(d, body, #body, time, out)))
+    return written(tonumber(up42wh_delivery_record(d, body, #body, time, out)))
 end
 
--- The record of an event from its time, meta ("event\tstatus\tlive") and line, or nil, err.
-function _M.record(time, meta, line)
-    local out = buffer(#line + floor(#line / 8) + #meta + 64)
-    return filled(tonumber(up42wh_record_write(time, meta, #meta, line, #line, out)))
+-- The record of a journal's event from the reader's struct (see journal_read), the same way.
+function _M.journal_record(r)
+    local meta, line = r.meta, r.body
+    local n = tonumber(line.len)
+    local out = buffer(n + floor(n / 8) + tonumber(meta.len) + 64)
+    return written(tonumber(up42wh_record_write(r.time, meta.ptr, meta.len, line.ptr, line.len, out)))
 end
 
 -- The line of a compressed record from what follows its fourth tab, or nil, err.
@@ -291,11 +303,8 @@ end
 -- (read it before the next call) or nil, the result name and its message.
 function _M.verify_message(ring, r, now, options)
     fill_request(r)
-    local rc = tonumber(up42wh_verify_message(ring, message_req, now, options.cdata, message_verified))
-    if rc ~= OK then
-        return nil, _M.result_name(rc), _M.result_message(rc)
-    end
-    return message_verified
+    local rc = up42wh_verify_message(ring, message_req, now, options.cdata, message_verified)
+    return checked(tonumber(rc), message_verified)
 end
 
 local up42wh_receive_message = C.up42wh_receive_message
@@ -304,12 +313,8 @@ local up42wh_receive_message = C.up42wh_receive_message
 -- `prefix` (the sender's name and a colon).
 function _M.receive_message(ring, r, now, options, prefix)
     fill_request(r)
-    local rc = tonumber(up42wh_receive_message(ring, message_req, now, options.cdata, prefix, #prefix,
-                                               delivery))
-    if rc ~= OK then
-        return nil, _M.result_name(rc), _M.result_message(rc)
-    end
-    return delivery
+    local rc = up42wh_receive_message(ring, message_req, now, options.cdata, prefix, #prefix, delivery)
+    return checked(tonumber(rc), delivery)
 end
 
 -- The nonce of a verified message, or nil.
@@ -383,8 +388,10 @@ local function stats_table(s)
 end
 
 -- Reads every good record of the journal in `dir` (or of one segment), oldest first, calling
--- each(kind, reason, key, time, digest, id, meta, body) for each; returns what the reader found
--- (segments, bytes, records, corrupt, torn_bytes, max_key, ...), or nil, err.
+-- each(kind, reason, key, time, digest, id, meta, record) for each, `record` the reader's struct
+-- (valid during the call: journal_record writes the dict's record from it, and its body never
+-- becomes a Lua string); returns what the reader found (segments, bytes, records, corrupt,
+-- torn_bytes, max_key, ...), or nil, err.
 function _M.journal_read(dir, segment, each)
     local out = ffi_new("up42wh_journal_reader *[1]")
     errno_out[0] = 0
@@ -402,8 +409,7 @@ function _M.journal_read(dir, segment, each)
             return nil, failure("cannot read the journal in " .. dir, rc)
         end
         each(tonumber(r.kind), tonumber(r.reason), tonumber(r.key), tonumber(r.time),
-             ffi_str(r.digest, 32), ffi_str(r.id.ptr, r.id.len), ffi_str(r.meta.ptr, r.meta.len),
-             ffi_str(r.body.ptr, r.body.len))
+             ffi_str(r.digest, 32), ffi_str(r.id.ptr, r.id.len), ffi_str(r.meta.ptr, r.meta.len), r)
     end
     C.up42wh_journal_reader_stats(reader, journal_stats)
     return stats_table(journal_stats)
@@ -436,10 +442,7 @@ end
 -- Checks an RFC 3339 timestamp against now; returns unix seconds or nil, name, message.
 function _M.check_timestamp(ts, now, options)
     local rc = tonumber(up42wh_check_timestamp(ts, #ts, now, options.cdata, unix_out))
-    if rc ~= OK then
-        return nil, _M.result_name(rc), _M.result_message(rc)
-    end
-    return tonumber(unix_out[0])
+    return checked(rc, tonumber(unix_out[0]))
 end
 
 return _M

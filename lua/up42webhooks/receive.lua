@@ -187,11 +187,11 @@ function _M.receive(name)
     local add = { id = id, digest = digest, now = now, sender = sender and sender.name or "up42" }
     if not c.redis then
         -- The dict's record, written by the library (compressed when that is smaller).
-        local rerr
-        add.record, rerr = native.delivery_record(d, body, now)
-        if not add.record then
-            return reply.unavailable("store_error", "cannot store the event now, retry later", rerr)
+        local record, len = native.delivery_record(d, body, now)
+        if not record then
+            return reply.unavailable("store_error", "cannot store the event now, retry later", len)
         end
+        add.record, add.record_len = record, len
     end
     if c.redis or c.journal then
         local event, status = delivery_text(d)

@@ -19,6 +19,7 @@
 -- event that is stored. A failure after the append writes a cancel record before the 503.
 local journal = require "up42webhooks.journal"
 local native = require "up42webhooks.native"
+local shm = require "up42webhooks.shm"
 
 local RECORD = journal.RECORD
 local tonumber = tonumber
@@ -88,10 +89,10 @@ function _M.add(c, d)
     -- memory before the journal is written (a full store refuses first), readers wait at an entry
     -- that still has a TTL, and it vanishes if this worker dies. Once the event is in the journal
     -- the TTL is lifted, which rewrites nothing.
-    local value = d.record
-    -- Without a journal nothing comes between the reservation and the commit: the record is
-    -- written committed.
-    ok, err = events:safe_add(key, value, c.journal and c.pending_ttl or 0)
+    -- The record is in the library's buffer (d.record, d.record_len) until the next record call;
+    -- nothing here yields. Without a journal nothing comes between the reservation and the
+    -- commit: the record is written committed.
+    ok, err = shm.safe_add(events, key, d.record, d.record_len, c.journal and c.pending_ttl or 0)
     if not ok then
         abandon(c, key, d.id)
         return nil, "full", err
@@ -106,7 +107,7 @@ function _M.add(c, d)
     if c.journal and not events:expire(key, 0) then
         -- The reservation expired while the journal was written (a stalled disk): take the
         -- memory again, or take the event back.
-        ok, err = events:safe_add(key, value)
+        ok, err = shm.safe_add(events, key, d.record, d.record_len)
         if not ok then
             abandon(c, key, d.id, d.now, true)
             return nil, "full", err
@@ -342,7 +343,7 @@ function _M.replay(c, now)
         end
     end
     local stats, err = native.journal_read(c.journal.dir, 0,
-        function(kind, _, key, time, digest, id, meta, body)
+        function(kind, _, key, time, digest, id, _, record)
             top = max(top, key)
             if kind == RECORD.drop then
                 for k = low + 1, key do remove(k) end
@@ -372,8 +373,8 @@ function _M.replay(c, now)
                     if oldest and time < oldest then
                         expired = expired + 1
                     else
-                        local record = native.record(time, meta, body)
-                        local ok = record and events:safe_set(key, record)
+                        local value, len = native.journal_record(record)
+                        local ok = value and shm.safe_set(events, key, value, len)
                         if ok then
                             restored = restored + 1
                         else
