@@ -299,6 +299,64 @@ fn concurrent_deliveries_are_all_stored_under_distinct_keys() {
     srv.assert_clean_logs();
 }
 
+/// With the two dicts sized as the project's config sizes them (scaled down sixteen times), the
+/// smallest deliveries UP42 sends fill the event store first, not the dedup dict that remembers
+/// their ids: a full dedup dict would refuse deliveries while the store still had room.
+#[test]
+fn the_event_store_fills_before_the_dedup_dict() {
+    let conf = std::fs::read_to_string(common::root().join("openresty/default.conf")).unwrap();
+    let mib = |dict: &str| -> u64 {
+        let line = conf
+            .lines()
+            .find(|l| l.starts_with(&format!("lua_shared_dict {dict} ")))
+            .unwrap();
+        line.rsplit(' ')
+            .next()
+            .unwrap()
+            .trim_end_matches("m;")
+            .parse()
+            .unwrap()
+    };
+    let (events, seen) = (mib("received_webhooks"), mib("webhooks_seen"));
+    let srv = Server::start_with(
+        |c| {
+            c.replace(
+                &format!("lua_shared_dict received_webhooks {events}m;"),
+                &format!("lua_shared_dict received_webhooks {}k;", events * 64),
+            )
+            .replace(
+                &format!("lua_shared_dict webhooks_seen {seen}m;"),
+                &format!("lua_shared_dict webhooks_seen {}k;", seen * 64),
+            )
+        },
+        &[],
+    );
+    let mut stored = 0;
+    for i in 0..20_000 {
+        // A UUID-sized messageId and no tasks: the least memory an event takes.
+        let id = format!("{i:08}-5521-416a-976a-8e290466f7fb");
+        let d = Delivery::signed(
+            &event("job", &id, "RUNNING", false, now(), ""),
+            SECRET,
+            now(),
+        );
+        let r = srv.post(&d);
+        if r.status == 503 {
+            assert_eq!(json(&r)["error"], "store_full", "{}", r.text());
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        stored += 1;
+    }
+    assert!(stored > 1_000, "{stored} stored before the store was full");
+    let log = srv.error_log();
+    assert!(
+        log.contains("the event dict (lua_shared_dict received_webhooks) has no room"),
+        "the event store filled first, after {stored}: {log}"
+    );
+    assert!(!log.contains("the dedup dict"), "{log}");
+}
+
 #[test]
 fn a_full_store_answers_503_and_keeps_what_it_had() {
     // The project's config with a 64 KiB store instead of 16 MiB.

@@ -11,7 +11,7 @@ root=${ROOT:-$here}
 . "$here/benches/server.sh"
 dir=$(mktemp -d /tmp/up42wh-capacity.XXXXXX)
 bench_server "$root" "$dir"
-sed -e 's/lua_shared_dict webhooks_seen 4m;/lua_shared_dict webhooks_seen 64m;/' \
+sed -e "s/lua_shared_dict webhooks_seen 20m;/lua_shared_dict webhooks_seen ${SEEN:-64m};/" \
     "$root/openresty/default.conf" > "$dir/conf/default.conf"
 export UP42_WEBHOOK_SECRET="capacity-bench-secret" UP42WH_ROOT="$here" UP42WH_LIB="$here/target/release/libup42webhooks.so"
 trap '"$nginx" -p "$dir" -c conf/nginx.conf -s stop 2>/dev/null || true; sleep 0.5; rm -rf "$dir"' EXIT

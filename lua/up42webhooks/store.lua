@@ -60,6 +60,11 @@ local function abandon(c, key, id, now, journaled)
     c.seen:delete(id)
 end
 
+-- Which dict refused a write, for the 503's log line: an operator enlarges that one.
+local function full(dict, what, err)
+    return "the " .. what .. " dict (lua_shared_dict " .. dict .. ") has no room: " .. tostring(err)
+end
+
 -- Stores a verified delivery `d` (id, digest: 32 bytes, meta: "event\tstatus\tlive", line, now).
 -- Returns its key, or nil and why: "duplicate" (the same id and body are stored), "id_conflict"
 -- (the id is stored with another body), "in_flight" (the same delivery is being written now),
@@ -69,7 +74,7 @@ function _M.add(c, d)
     local ok, err = seen:safe_add(d.id, "P" .. d.digest, c.pending_ttl)
     if not ok then
         if err ~= "exists" then
-            return nil, "full", err
+            return nil, "full", full(c.dedup_dict, "dedup", err)
         end
         local mark = seen:get(d.id)
         if not mark then
@@ -83,7 +88,7 @@ function _M.add(c, d)
     local key, ierr = events:incr("n", 1, 0)
     if not key then
         seen:delete(d.id)
-        return nil, "full", ierr
+        return nil, "full", full(c.dict, "event", ierr)
     end
     -- The record is written once, as it stays, with a short TTL: that reservation takes the
     -- memory before the journal is written (a full store refuses first), readers wait at an entry
@@ -95,7 +100,7 @@ function _M.add(c, d)
     ok, err = shm.safe_add(events, key, d.record, d.record_len, c.journal and c.pending_ttl or 0)
     if not ok then
         abandon(c, key, d.id)
-        return nil, "full", err
+        return nil, "full", full(c.dict, "event", err)
     end
     if c.journal then
         local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, d.digest, d.id, d.meta, d.line)
@@ -110,7 +115,7 @@ function _M.add(c, d)
         ok, err = shm.safe_add(events, key, d.record, d.record_len)
         if not ok then
             abandon(c, key, d.id, d.now, true)
-            return nil, "full", err
+            return nil, "full", full(c.dict, "event", err)
         end
     end
     events:incr("count", 1, 0)
