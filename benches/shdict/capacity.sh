@@ -2,8 +2,9 @@
 # How many 1 KiB deliveries the default event dict (lua_shared_dict received_webhooks 16m) holds:
 # wrk sends distinct signed deliveries (benches/wrk/signed.lua, BODY=padded and BODY=job) to a
 # fresh receiver without a journal until the store answers 503, then /stats tells how many were
-# stored; events per MiB = stored / 16. The dedup dict is enlarged so that the event dict is the
-# one that fills. ROOT may name another checkout (built) to measure it the same way.
+# stored; events per MiB = stored / 16. The dicts are the project's own sizes; SEEN=64m enlarges the
+# dedup dict (for a checkout whose dedup dict fills first). ROOT may name another checkout (built)
+# to measure it the same way.
 #   [ROOT=/path/to/checkout] benches/shdict/capacity.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -11,7 +12,7 @@ root=${ROOT:-$here}
 . "$here/benches/server.sh"
 dir=$(mktemp -d /tmp/up42wh-capacity.XXXXXX)
 bench_server "$root" "$dir"
-sed -e "s/lua_shared_dict webhooks_seen 20m;/lua_shared_dict webhooks_seen ${SEEN:-64m};/" \
+sed -e "${SEEN:+s/lua_shared_dict webhooks_seen [0-9]*m;/lua_shared_dict webhooks_seen $SEEN;/}" \
     "$root/openresty/default.conf" > "$dir/conf/default.conf"
 export UP42_WEBHOOK_SECRET="capacity-bench-secret" UP42WH_ROOT="$here" UP42WH_LIB="$here/target/release/libup42webhooks.so"
 trap '"$nginx" -p "$dir" -c conf/nginx.conf -s stop 2>/dev/null || true; sleep 0.5; rm -rf "$dir"' EXIT
