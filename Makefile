@@ -22,7 +22,8 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean \
-	docker-check run list reload restart configtest cross cross-test test-deps dump stats bench-peers
+	docker-check run list reload restart configtest cross cross-test test-deps dump stats bench-peers \
+	fuzz
 
 help:
 	@echo "make serve         build and run the receiver in the background: deliveries on LISTEN"
@@ -44,6 +45,7 @@ help:
 	@echo "                   holds, wrk: ours beside return 200, the Lua floor, the article's handler"
 	@echo "                   and a plain Lua/OpenSSL plugin, then each fsync mode"
 	@echo "make bench-peers   RFC 9421 B.2.5/B.2.6: ours beside httpsig (Rust) and http-message-signatures"
+	@echo "make fuzz          each fuzz target for FUZZ_SECONDS (60) on its corpus (cargo-fuzz, libFuzzer)"
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
 	@echo "make cross         build the .so for ARM boards into dist/<target>/ (aarch64, armv7)"
 	@echo "make cross-test    prove those builds under qemu-user (Rust tests, the ARM LuaJIT)"
@@ -192,6 +194,23 @@ bench-peers: build
 	@python3 -c 'import http_message_signatures, requests' 2>/dev/null || \
 	  python3 -m pip install -q http-message-signatures requests
 	python3 benches/peers/python_peer.py
+
+# Fuzzing (cargo-fuzz, libFuzzer): each target of fuzz/ for FUZZ_SECONDS (default 60) on its corpus
+# under fuzz/corpus/<target>, which grows in place (commit what it adds); a crash is written under
+# fuzz/artifacts/<target> and fails the run. make test replays both (tests/fuzz_corpora.rs).
+# cargo-fuzz passes nightly -Z flags to rustc: RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= json sf headers up42 rfc9421 senders journal record
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	$(CARGO) run --locked --example fuzz_seeds
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t fuzz/corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) \
+	    -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 > target/fuzz-$$t.log 2>&1 || \
+	    { tail -n 40 target/fuzz-$$t.log; exit 1; }; \
+	  grep -E 'DONE|stat::number_of_executed_units|stat::peak_rss_mb' target/fuzz-$$t.log; \
+	done
 
 sign-example: build
 	$(RELEASE_DIR)/up42wh-sign --event job --url http://127.0.0.1:9888/receive-webhooks

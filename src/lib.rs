@@ -13,6 +13,7 @@ pub mod ffi;
 pub mod ffi_journal;
 pub mod ffi_message;
 pub mod ffi_record;
+pub mod fuzz;
 pub mod headers;
 pub mod journal;
 pub mod json;
