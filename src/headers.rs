@@ -2,7 +2,6 @@
 
 use core::mem::MaybeUninit;
 
-use crate::ffi::up42wh_header;
 use crate::Code as Error;
 
 /// Longest field value (after joining repeated fields) the verifier reads. nginx's own default limit
@@ -10,6 +9,16 @@ use crate::Code as Error;
 pub const FIELD_MAX: usize = 4096;
 /// Most fields [`Headers::with_index`] indexes on the stack.
 pub const INDEXED_FIELDS: usize = 64;
+
+/// One request header field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct up42wh_header {
+    pub name: *const u8,
+    pub name_len: usize,
+    pub value: *const u8,
+    pub value_len: usize,
+}
 
 /// The request's header fields, as the caller holds them.
 #[derive(Debug, Clone, Copy)]

@@ -2,15 +2,15 @@
 
 use ed25519_dalek::VerifyingKey;
 use hmac::KeyInit;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha512};
 
 use crate::Code;
 
-pub(crate) type HmacSha256 = hmac::Hmac<Sha256>;
+use crate::mac::HmacSha256;
 
 /// At most this many keys in one ring.
 pub const MAX_KEYS: usize = 64;
-/// Longest key id.
+/// Longest key id a ring (and so a verifier) accepts.
 pub const MAX_KEYID: usize = 256;
 
 /// A signature algorithm of the RFC 9421 registry that this verifier supports.
@@ -130,10 +130,10 @@ impl KeyRing {
         let text = crate::headers::trim_ows(text);
         let mut raw = [0u8; 96];
         if let Some(b64) = text.strip_prefix(b"whsec_") {
-            let n = crate::verify::decode_b64(b64, &mut raw).ok_or(Code::InvalidArgument)?;
+            let n = crate::encoding::decode_b64(b64, &mut raw).ok_or(Code::InvalidArgument)?;
             self.add_hmac(keyid, &raw[..n])
         } else if let Some(b64) = text.strip_prefix(b"whpk_") {
-            let n = crate::verify::decode_b64(b64, &mut raw).ok_or(Code::InvalidArgument)?;
+            let n = crate::encoding::decode_b64(b64, &mut raw).ok_or(Code::InvalidArgument)?;
             self.add_ed25519(keyid, &raw[..n])
         } else {
             Err(Code::InvalidArgument)
@@ -195,7 +195,7 @@ pub fn ed25519_public_from_pem(pem: &[u8]) -> Result<[u8; 32], Code> {
         .ok_or(Code::InvalidArgument)?;
     let b64: Vec<u8> = body.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     let mut der = [0u8; 48];
-    let n = crate::verify::decode_b64(&b64, &mut der).ok_or(Code::InvalidArgument)?;
+    let n = crate::encoding::decode_b64(&b64, &mut der).ok_or(Code::InvalidArgument)?;
     if n != 44 || der[..12] != ED25519_SPKI_PREFIX {
         return Err(Code::InvalidArgument);
     }

@@ -2,34 +2,43 @@
 //!
 //! UP42 signs each delivery with HTTP message signature headers: `Content-Digest` holds the SHA-256 of
 //! the body, `Signature-Input` names the covered header fields and `Signature` carries
-//! HMAC-SHA256(secret, concatenated covered values). [`verify`] checks all of it (the body against its
+//! HMAC-SHA256(secret, concatenated covered values). [`verify()`] checks all of it (the body against its
 //! digest included) in one call without allocating; [`sign`] produces the same headers. The C ABI is in
 //! [`ffi`] and described by `include/up42webhooks.h`.
+//!
+//! The layout: `ffi/` (the C ABI, a file per family of calls), `schemes/` (a file per signature
+//! scheme: UP42's, re-exported as `verify`, RFC 9421, Standard Webhooks, GitHub, Stripe), `sf/`
+//! (RFC 8941 structured fields, parse and write), and the pieces they share, each named for what
+//! it is: `limits` (the freshness and size limits), `digest` (body digests, `Content-Digest`),
+//! `encoding` (hex, base64), `mac` (the HMAC type), `headers`, `keyring`, `json` (the strict body
+//! reader), `delivery` (what the store keeps of a delivery), `record` (the store's records),
+//! `journal`. Only what the C ABI, the CLI and the tests use is public.
 
-pub mod buf;
-pub mod code;
+mod buf;
+mod code;
 pub mod delivery;
+mod digest;
+mod encoding;
 pub mod ffi;
-pub mod ffi_journal;
-pub mod ffi_message;
-pub mod ffi_record;
 pub mod fuzz;
 pub mod headers;
 pub mod journal;
 pub mod json;
 pub mod keyring;
+pub mod limits;
+mod mac;
 pub mod record;
-pub mod rfc9421;
-pub mod senders;
+mod schemes;
 pub mod sf;
-pub mod sf_write;
-pub mod sign;
-pub mod time;
-pub mod verify;
+mod sign;
+mod time;
 
 pub use code::Code;
 pub use headers::Headers;
 pub use keyring::{Alg, KeyRing};
+pub use limits::Limits;
+pub use schemes::up42 as verify;
+pub use schemes::{rfc9421, senders};
 pub use sign::{sign, DigestAlg, SignOptions, Signed};
 pub use time::{format_rfc3339, parse_rfc3339};
 pub use verify::{verify, Key, Options, Verified};

@@ -7,8 +7,9 @@ use crate::buf::format_i64;
 use crate::verify::{Key, DEFAULT_LABEL, MAX_LABEL};
 use crate::{sf, Code};
 
-/// Longest key id accepted when signing.
-pub const MAX_KEYID: usize = 64;
+/// Longest key id accepted when signing: what fits `Signed::signature_input` beside the longest
+/// label and the parameters. A verifier accepts longer ones (`keyring::MAX_KEYID`).
+pub const MAX_SIGN_KEYID: usize = 64;
 
 /// Which digest goes into `Content-Digest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -139,7 +140,7 @@ pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<
     let label_ok =
         !opts.label.is_empty() && opts.label.len() <= MAX_LABEL && sf::valid_key(opts.label);
     let keyid_ok =
-        opts.keyid.len() <= MAX_KEYID && opts.keyid.iter().all(|b| (0x20..=0x7e).contains(b));
+        opts.keyid.len() <= MAX_SIGN_KEYID && opts.keyid.iter().all(|b| (0x20..=0x7e).contains(b));
     // `created` must be an RFC 8941 integer (15 digits at most), or the signature would not parse.
     let created_ok = (-sf::MAX_INTEGER..=sf::MAX_INTEGER).contains(&created);
     if !label_ok || !keyid_ok || !created_ok || key.is_empty() {
@@ -227,8 +228,11 @@ mod tests {
                 (&b"Signature"[..], s.signature()),
             ];
             let lenient = crate::Options {
-                max_age: i64::MAX / 4,
-                max_future: i64::MAX / 4,
+                limits: crate::Limits {
+                    max_age: i64::MAX / 4,
+                    max_future: i64::MAX / 4,
+                    ..crate::Limits::default()
+                },
                 ..crate::Options::default()
             };
             // It parses: what can fail after that is only the time window.

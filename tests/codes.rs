@@ -431,7 +431,7 @@ fn every_failure_code_is_reached() {
     let mut err = 0;
     let nowhere = b"/nonexistent/up42wh-journal";
     let code = unsafe {
-        up42webhooks::ffi_journal::up42wh_journal_open(
+        up42webhooks::ffi::up42wh_journal_open(
             nowhere.as_ptr(),
             nowhere.len(),
             1,
@@ -446,7 +446,7 @@ fn every_failure_code_is_reached() {
     let path = empty.to_str().unwrap();
     let mut reader = null_mut();
     unsafe {
-        use up42webhooks::ffi_journal::*;
+        use up42webhooks::ffi::*;
         let code = up42wh_journal_reader_open(path.as_ptr(), path.len(), 0, &mut reader, &mut err);
         assert_eq!(code, Code::Ok);
         let mut rec = std::mem::zeroed();

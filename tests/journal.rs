@@ -317,7 +317,7 @@ fn concurrent_writers_never_interleave_records() {
 fn the_c_abi_appends_and_recovers_and_refuses_bad_arguments() {
     use std::ptr::{null, null_mut};
     use up42webhooks::ffi::up42wh_slice;
-    use up42webhooks::ffi_journal::*;
+    use up42webhooks::ffi::*;
     use up42webhooks::Code;
 
     let dir = scratch("ffi");

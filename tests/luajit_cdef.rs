@@ -8,8 +8,8 @@ use mlua::Lua;
 use up42webhooks::ffi::{
     up42wh_header, up42wh_options, up42wh_sign_options, up42wh_slice, up42wh_verified,
 };
-use up42webhooks::ffi_journal::{up42wh_journal_stats, up42wh_record};
-use up42webhooks::ffi_message::{up42wh_message_options, up42wh_message_verified, up42wh_request};
+use up42webhooks::ffi::{up42wh_journal_stats, up42wh_record};
+use up42webhooks::ffi::{up42wh_message_options, up42wh_message_verified, up42wh_request};
 use up42webhooks::Signed;
 
 #[test]

@@ -120,7 +120,7 @@ fn the_receivers_one_call_does_not_allocate() {
     assert_eq!(d.id(), b"m:m1");
 
     // The store's record of it, compressed, and its line read back, in buffers made beforehand.
-    use up42webhooks::ffi_record::{up42wh_buffer, up42wh_delivery_record, up42wh_record_line};
+    use up42webhooks::ffi::{up42wh_buffer, up42wh_delivery_record, up42wh_record_line};
     let (mut rec, mut line) = (vec![0u8; 4096], vec![0u8; 4096]);
     let mut rec_out = up42wh_buffer {
         ptr: rec.as_mut_ptr(),

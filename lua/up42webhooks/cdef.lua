@@ -77,58 +77,9 @@ typedef struct up42wh_journal_reader up42wh_journal_reader;
 typedef struct up42wh_key up42wh_key;
 typedef struct up42wh_keyring up42wh_keyring;
 typedef struct {
-  const uint8_t *label;
-  size_t label_len;
-  int64_t max_age;
-  int64_t max_future;
-  size_t max_body;
-} up42wh_options;
-typedef struct {
   const uint8_t *ptr;
   size_t len;
 } up42wh_slice;
-typedef struct {
-  const uint8_t *name;
-  size_t name_len;
-  const uint8_t *value;
-  size_t value_len;
-} up42wh_header;
-typedef struct {
-  int64_t created;
-  int64_t expires;
-  bool has_expires;
-  uint32_t key_index;
-  uint8_t body_sha256[32];
-} up42wh_verified;
-typedef struct {
-  uint32_t key_index;
-  int32_t live;
-  int64_t time;
-  uint8_t body_sha256[32];
-  bool line_breaks;
-  size_t id_len;
-  size_t event_len;
-  size_t status_len;
-  uint8_t id[320];
-  uint8_t event[128];
-  uint8_t status[128];
-} up42wh_delivery;
-typedef struct {
-  const uint8_t *label;
-  size_t label_len;
-  const uint8_t *keyid;
-  size_t keyid_len;
-  uint32_t digest;
-  bool byte_sequence;
-} up42wh_sign_options;
-typedef struct {
-  uint8_t content_digest[128];
-  size_t content_digest_len;
-  uint8_t signature_input[320];
-  size_t signature_input_len;
-  uint8_t signature[128];
-  size_t signature_len;
-} up42wh_signed;
 typedef struct {
   uint32_t kind;
   uint32_t reason;
@@ -180,52 +131,62 @@ typedef struct {
   size_t nonce_len;
 } up42wh_message_verified;
 typedef struct {
+  uint32_t key_index;
+  int32_t live;
+  int64_t time;
+  uint8_t body_sha256[32];
+  bool line_breaks;
+  size_t id_len;
+  size_t event_len;
+  size_t status_len;
+  uint8_t id[320];
+  uint8_t event[128];
+  uint8_t status[128];
+} up42wh_delivery;
+typedef struct {
   uint8_t *ptr;
   size_t cap;
   size_t len;
 } up42wh_buffer;
+typedef struct {
+  const uint8_t *label;
+  size_t label_len;
+  const uint8_t *keyid;
+  size_t keyid_len;
+  uint32_t digest;
+  bool byte_sequence;
+} up42wh_sign_options;
+typedef struct {
+  uint8_t content_digest[128];
+  size_t content_digest_len;
+  uint8_t signature_input[320];
+  size_t signature_input_len;
+  uint8_t signature[128];
+  size_t signature_len;
+} up42wh_signed;
+typedef struct {
+  const uint8_t *label;
+  size_t label_len;
+  int64_t max_age;
+  int64_t max_future;
+  size_t max_body;
+} up42wh_options;
+typedef struct {
+  const uint8_t *name;
+  size_t name_len;
+  const uint8_t *value;
+  size_t value_len;
+} up42wh_header;
+typedef struct {
+  int64_t created;
+  int64_t expires;
+  bool has_expires;
+  uint32_t key_index;
+  uint8_t body_sha256[32];
+} up42wh_verified;
 const char *up42wh_version(void);
 const char *up42wh_result_name(uint32_t code);
 const char *up42wh_result_message(uint32_t code);
-up42wh_result up42wh_options_init(up42wh_options *opts);
-up42wh_result up42wh_key_new(const up42wh_slice *secrets, size_t count, up42wh_key **out);
-void up42wh_key_free(up42wh_key *key);
-up42wh_result up42wh_verify(const up42wh_key *key,
-                            const up42wh_header *headers,
-                            size_t headers_len,
-                            const uint8_t *body,
-                            size_t body_len,
-                            int64_t now,
-                            const up42wh_options *opts,
-                            up42wh_verified *out);
-up42wh_result up42wh_verify_raw(const up42wh_key *key,
-                                const uint8_t *raw_headers,
-                                size_t raw_headers_len,
-                                const uint8_t *body,
-                                size_t body_len,
-                                int64_t now,
-                                const up42wh_options *opts,
-                                up42wh_verified *out);
-up42wh_result up42wh_receive(const up42wh_key *key,
-                             const uint8_t *raw_headers,
-                             size_t raw_headers_len,
-                             const uint8_t *body,
-                             size_t body_len,
-                             int64_t now,
-                             const up42wh_options *opts,
-                             up42wh_delivery *out);
-up42wh_result up42wh_check_timestamp(const uint8_t *ts,
-                                     size_t ts_len,
-                                     int64_t now,
-                                     const up42wh_options *opts,
-                                     int64_t *out_unix);
-up42wh_result up42wh_sign_options_init(up42wh_sign_options *opts);
-up42wh_result up42wh_sign(const up42wh_key *key,
-                          const uint8_t *body,
-                          size_t body_len,
-                          int64_t created,
-                          const up42wh_sign_options *opts,
-                          up42wh_signed *out);
 up42wh_result up42wh_journal_open(const uint8_t *dir,
                                   size_t dir_len,
                                   uint32_t segment,
@@ -289,4 +250,43 @@ up42wh_result up42wh_record_write(int64_t time,
                                   size_t line_len,
                                   up42wh_buffer *out);
 up42wh_result up42wh_record_line(const uint8_t *block, size_t block_len, up42wh_buffer *out);
+up42wh_result up42wh_sign_options_init(up42wh_sign_options *opts);
+up42wh_result up42wh_sign(const up42wh_key *key,
+                          const uint8_t *body,
+                          size_t body_len,
+                          int64_t created,
+                          const up42wh_sign_options *opts,
+                          up42wh_signed *out);
+up42wh_result up42wh_options_init(up42wh_options *opts);
+up42wh_result up42wh_key_new(const up42wh_slice *secrets, size_t count, up42wh_key **out);
+void up42wh_key_free(up42wh_key *key);
+up42wh_result up42wh_verify(const up42wh_key *key,
+                            const up42wh_header *headers,
+                            size_t headers_len,
+                            const uint8_t *body,
+                            size_t body_len,
+                            int64_t now,
+                            const up42wh_options *opts,
+                            up42wh_verified *out);
+up42wh_result up42wh_verify_raw(const up42wh_key *key,
+                                const uint8_t *raw_headers,
+                                size_t raw_headers_len,
+                                const uint8_t *body,
+                                size_t body_len,
+                                int64_t now,
+                                const up42wh_options *opts,
+                                up42wh_verified *out);
+up42wh_result up42wh_receive(const up42wh_key *key,
+                             const uint8_t *raw_headers,
+                             size_t raw_headers_len,
+                             const uint8_t *body,
+                             size_t body_len,
+                             int64_t now,
+                             const up42wh_options *opts,
+                             up42wh_delivery *out);
+up42wh_result up42wh_check_timestamp(const uint8_t *ts,
+                                     size_t ts_len,
+                                     int64_t now,
+                                     const up42wh_options *opts,
+                                     int64_t *out_unix);
 ]==]

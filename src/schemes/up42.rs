@@ -1,23 +1,19 @@
 //! Verifying a UP42 delivery: Signature-Input, Signature, Content-Digest, HMAC-SHA256, freshness.
 
 use hmac::{KeyInit, Mac};
-use sha2::{Digest, Sha256, Sha512};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use crate::digest::{check_content_digest, BodyDigests};
+use crate::encoding::decode_b64;
 use crate::headers::{Headers, JoinBuf};
+use crate::limits::Limits;
 use crate::sf::{self, BareItem, Member, Mode};
 use crate::Code;
 
-type HmacSha256 = hmac::Hmac<Sha256>;
+use crate::mac::HmacSha256;
 
 /// The label UP42 gives its signature.
 pub const DEFAULT_LABEL: &[u8] = b"up42-sig";
-/// How old a signature or body timestamp may be, in seconds.
-pub const DEFAULT_MAX_AGE: i64 = 300;
-/// How far into the future a signature or timestamp may lie (clock skew), in seconds.
-pub const DEFAULT_MAX_FUTURE: i64 = 30;
-/// The largest body verified, in bytes.
-pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// At most this many secrets at once (rotation needs two or three).
 pub const MAX_SECRETS: usize = 16;
 /// At most this many covered components.
@@ -102,63 +98,29 @@ fn words(tag: &[u8; 32]) -> [u64; 4] {
 #[derive(Debug, Clone, Copy)]
 pub struct Options<'a> {
     pub label: &'a [u8],
-    pub max_age: i64,
-    pub max_future: i64,
-    pub max_body: usize,
+    pub limits: Limits,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
         Options {
             label: DEFAULT_LABEL,
-            max_age: DEFAULT_MAX_AGE,
-            max_future: DEFAULT_MAX_FUTURE,
-            max_body: DEFAULT_MAX_BODY,
+            limits: Limits::default(),
         }
     }
 }
 
 impl Options<'_> {
     pub fn check(&self) -> Result<(), Code> {
-        let ok = !self.label.is_empty()
-            && self.label.len() <= MAX_LABEL
-            && sf::valid_key(self.label)
-            && self.max_age >= 0
-            && self.max_future >= 0;
-        if ok {
-            Ok(())
-        } else {
-            Err(Code::InvalidArgument)
+        if self.label.is_empty() || self.label.len() > MAX_LABEL || !sf::valid_key(self.label) {
+            return Err(Code::InvalidArgument);
         }
+        self.limits.validate()
     }
 
     /// Is `t` (unix seconds) within the window around `now`?
     pub fn fresh(&self, t: i64, now: i64) -> Result<(), Code> {
-        check_window(Some(t), None, now, self.max_age, self.max_future)
-    }
-}
-
-/// The time window every scheme checks: a signed time at most `max_age` seconds before `now` and
-/// at most `max_future` after it, and an `expires` not passed by more than `max_future` (the same
-/// allowance for clock skew).
-pub(crate) fn check_window(
-    created: Option<i64>,
-    expires: Option<i64>,
-    now: i64,
-    max_age: i64,
-    max_future: i64,
-) -> Result<(), Code> {
-    if let Some(t) = created {
-        if now.saturating_sub(t) > max_age {
-            return Err(Code::Stale);
-        }
-        if t.saturating_sub(now) > max_future {
-            return Err(Code::Future);
-        }
-    }
-    match expires {
-        Some(e) if now > e.saturating_add(max_future) => Err(Code::Expired),
-        _ => Ok(()),
+        self.limits.fresh(t, now)
     }
 }
 
@@ -176,130 +138,6 @@ pub struct Verified {
     pub body_sha256: [u8; 32],
 }
 
-/// Lazily computed body digests: each is computed at most once.
-pub(crate) struct BodyDigests<'a> {
-    pub(crate) body: &'a [u8],
-    pub(crate) sha256: Option<[u8; 32]>,
-    pub(crate) sha512: Option<[u8; 64]>,
-}
-
-impl BodyDigests<'_> {
-    pub(crate) fn sha256(&mut self) -> [u8; 32] {
-        *self
-            .sha256
-            .get_or_insert_with(|| Sha256::digest(self.body).into())
-    }
-    fn sha512(&mut self) -> [u8; 64] {
-        *self
-            .sha512
-            .get_or_insert_with(|| Sha512::digest(self.body).into())
-    }
-}
-
-/// The value of a hex digit, either case.
-pub(crate) fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Values of the standard base64 alphabet; 0xff for other bytes.
-static BASE64_VALUE: [u8; 256] = {
-    let mut t = [0xff; 256];
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut i = 0;
-    while i < 64 {
-        t[alphabet[i] as usize] = i as u8;
-        i += 1;
-    }
-    t
-};
-
-/// Decodes base64 `text` into `out`; the decoded length. Padding is optional (RFC 8941 asks parsers
-/// to allow its absence); non-zero bits after the last byte are refused, as the base64 crate does.
-/// A table-driven loop rather than the base64 crate: this runs twice per verification on ~44
-/// bytes, where the crate's general decoder costs more than the rest of the parsing.
-pub(crate) fn decode_b64(text: &[u8], out: &mut [u8]) -> Option<usize> {
-    let data = text
-        .strip_suffix(b"==")
-        .or_else(|| text.strip_suffix(b"="))
-        .unwrap_or(text);
-    if (data.len() != text.len() && !text.len().is_multiple_of(4)) || data.len() % 4 == 1 {
-        return None;
-    }
-    let len = data.len() / 4 * 3 + (data.len() % 4).saturating_sub(1);
-    let out = out.get_mut(..len)?;
-    // Invalid bytes map to 0xff: OR-ing every looked-up value flags any of them at the end.
-    let mut bad = 0u8;
-    let (quads, rest) = data.as_chunks::<4>();
-    let (triples, _) = out.as_chunks_mut::<3>();
-    for (quad, triple) in quads.iter().zip(triples.iter_mut()) {
-        let v = quad.map(|b| BASE64_VALUE[usize::from(b)]);
-        bad |= v[0] | v[1] | v[2] | v[3];
-        let n =
-            u32::from(v[0]) << 18 | u32::from(v[1]) << 12 | u32::from(v[2]) << 6 | u32::from(v[3]);
-        let [_, x, y, z] = n.to_be_bytes();
-        *triple = [x, y, z];
-    }
-    let tail = &mut out[quads.len() * 3..];
-    let v: [u8; 3] =
-        core::array::from_fn(|i| rest.get(i).map_or(0, |&b| BASE64_VALUE[usize::from(b)]));
-    bad |= v[0] | v[1] | v[2];
-    let n =
-        u32::from(v[0] & 0x3f) << 18 | u32::from(v[1] & 0x3f) << 12 | u32::from(v[2] & 0x3f) << 6;
-    let bytes = n.to_be_bytes();
-    match rest.len() {
-        0 => {}
-        // The bits past the last whole byte must be zero.
-        2 if bytes[2] == 0 => tail[0] = bytes[1],
-        3 if bytes[3] == 0 => tail.copy_from_slice(&bytes[1..3]),
-        _ => return None,
-    }
-    (bad & 0x80 == 0).then_some(len)
-}
-
-/// Checks every `sha-256` / `sha-512` member of a Content-Digest value against the body.
-pub(crate) fn check_content_digest(value: &[u8], body: &mut BodyDigests) -> Result<(), Code> {
-    let mode = Mode {
-        upper_keys: true,
-        ..Mode::default()
-    };
-    let mut result = Ok(());
-    let mut supported = 0usize;
-    sf::for_each_dict_member(value, mode, |key, member| {
-        let is256 = key.eq_ignore_ascii_case(b"sha-256");
-        if !is256 && !key.eq_ignore_ascii_case(b"sha-512") {
-            return; // other algorithms are allowed and ignored
-        }
-        supported += 1;
-        let Member::Item(BareItem::ByteSeq(text), _) = member else {
-            result = result.and(Err(Code::MalformedDigest));
-            return;
-        };
-        let mut got = [0u8; 66];
-        let outcome = match decode_b64(text, &mut got) {
-            Some(32) if is256 => body.sha256()[..] == got[..32],
-            Some(64) if !is256 => body.sha512()[..] == got[..64],
-            _ => {
-                result = result.and(Err(Code::MalformedDigest));
-                return;
-            }
-        };
-        if !outcome {
-            result = result.and(Err(Code::DigestMismatch));
-        }
-    })
-    .map_err(|_| Code::MalformedDigest)?;
-    result?;
-    if supported == 0 {
-        return Err(Code::UnsupportedDigest);
-    }
-    Ok(())
-}
-
 /// Verifies one delivery completely: every check of the UP42 scheme, the body digest and freshness of
 /// `created`/`expires` against `now` (unix seconds). Does not allocate.
 pub fn verify(
@@ -310,7 +148,7 @@ pub fn verify(
     opts: &Options,
 ) -> Result<Verified, Code> {
     opts.check()?;
-    if body.len() > opts.max_body {
+    if body.len() > opts.limits.max_body {
         return Err(Code::BodyTooLarge);
     }
 
@@ -426,7 +264,7 @@ pub fn verify(
         .ok_or(Code::SignatureMismatch)?;
 
     // Freshness last, so that stale/future/expired are only said of authentic deliveries.
-    check_window(Some(created), expires, now, opts.max_age, opts.max_future)?;
+    opts.limits.window(Some(created), expires, now)?;
     Ok(Verified {
         created,
         expires,

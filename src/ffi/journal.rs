@@ -8,7 +8,7 @@ use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::ffi::{bytes, guard, up42wh_slice};
+use super::{bytes, guard, up42wh_slice};
 use crate::journal::{self, AppendError, Kind, Reader, Record, Writer};
 use crate::Code;
 

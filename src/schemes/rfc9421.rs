@@ -7,11 +7,13 @@ use ed25519_dalek::Signature as EdSignature;
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
+use crate::digest::{check_content_digest, BodyDigests};
+use crate::encoding::{decode_b64, hex_value};
 use crate::headers::{trim_ows, Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing, Material};
+use crate::limits::Limits;
+use crate::sf::write::{self as sf_write, Buf};
 use crate::sf::{self, BareItem, Member, Mode, Params};
-use crate::sf_write::{self, Buf};
-use crate::verify::{check_content_digest, check_window, decode_b64, hex_value, BodyDigests};
 use crate::Code;
 
 /// Longest signature base.
@@ -45,10 +47,8 @@ pub struct Options<'a> {
     /// Components the signature must cover, as an RFC 8941 list of component identifiers, e.g.
     /// `"@method", "@authority", "content-digest"`. Empty for none.
     pub required: &'a [u8],
-    /// How old `created` may be, and how far ahead, in seconds.
-    pub max_age: i64,
-    pub max_future: i64,
-    pub max_body: usize,
+    /// How old `created` may be and how far ahead, in seconds; the largest body.
+    pub limits: Limits,
     /// Refuse a signature without `created`.
     pub require_created: bool,
     /// Refuse a signature that does not cover `content-digest` (so that the body is authenticated).
@@ -60,9 +60,7 @@ impl Default for Options<'_> {
         Options {
             label: b"",
             required: b"",
-            max_age: crate::verify::DEFAULT_MAX_AGE,
-            max_future: crate::verify::DEFAULT_MAX_FUTURE,
-            max_body: crate::verify::DEFAULT_MAX_BODY,
+            limits: Limits::default(),
             require_created: true,
             require_digest: true,
         }
@@ -473,15 +471,13 @@ fn verify_indexed(
     now: i64,
     opts: &Options,
 ) -> Result<Verified, Code> {
-    if opts.max_age < 0 || opts.max_future < 0 || opts.label.len() > crate::verify::MAX_LABEL {
+    opts.limits.validate()?;
+    if opts.label.len() > crate::verify::MAX_LABEL
+        || (!opts.label.is_empty() && !sf::valid_key(opts.label))
+    {
         return Err(Code::InvalidArgument);
     }
-    if !opts.label.is_empty() && !sf::valid_key(opts.label) {
-        return Err(Code::InvalidArgument);
-    }
-    if body.len() > opts.max_body {
-        return Err(Code::BodyTooLarge);
-    }
+    opts.limits.check(body.len())?;
     let mut bufs: [JoinBuf; 3] = Default::default();
     let [input, sig_field, digest_field] = req.headers.fields(
         [b"signature-input", b"signature", b"content-digest"],
@@ -584,7 +580,7 @@ fn verify_indexed(
     }
 
     // Freshness last, so that it is only said of authentic requests.
-    check_window(created, expires, now, opts.max_age, opts.max_future)?;
+    opts.limits.window(created, expires, now)?;
     let mut out_nonce = [0u8; NONCE_MAX];
     let mut nonce_len = 0;
     if let Some(n) = nonce {

@@ -3,8 +3,8 @@
 //! Stripe. Same conventions as `ffi`: panic boundary, pointer + length, outputs only on success.
 #![allow(non_camel_case_types)]
 
+use super::{bytes, guard, up42wh_slice};
 use crate::delivery::{Delivery, Profile};
-use crate::ffi::{bytes, guard, up42wh_slice};
 use crate::headers::Headers;
 use crate::keyring::{Alg, KeyRing};
 use crate::rfc9421::{self, Request, NONCE_MAX};
@@ -29,6 +29,20 @@ pub enum up42wh_scheme {
     Github = 3,
     /// Stripe (`Stripe-Signature`).
     Stripe = 4,
+}
+
+impl TryFrom<u32> for up42wh_scheme {
+    type Error = Code;
+
+    fn try_from(n: u32) -> Result<Self, Code> {
+        Ok(match n {
+            1 => up42wh_scheme::Rfc9421,
+            2 => up42wh_scheme::StandardWebhooks,
+            3 => up42wh_scheme::Github,
+            4 => up42wh_scheme::Stripe,
+            _ => return Err(Code::InvalidArgument),
+        })
+    }
 }
 
 /// A request as nginx knows it.
@@ -134,6 +148,19 @@ pub enum up42wh_key_kind {
     StandardWebhooks = 3,
 }
 
+impl TryFrom<u32> for up42wh_key_kind {
+    type Error = Code;
+
+    fn try_from(n: u32) -> Result<Self, Code> {
+        Ok(match n {
+            1 => up42wh_key_kind::Hmac,
+            2 => up42wh_key_kind::Ed25519Pem,
+            3 => up42wh_key_kind::StandardWebhooks,
+            _ => return Err(Code::InvalidArgument),
+        })
+    }
+}
+
 /// Adds a key with id `keyid` (printable ASCII, unique in the ring; may be empty only for
 /// `ED25519_PEM`). Writes its index to `*out_index` when that is not NULL.
 ///
@@ -154,11 +181,12 @@ pub unsafe extern "C" fn up42wh_keyring_add(
         let ring = &mut ring.as_mut().ok_or(Code::NullArgument)?.ring;
         let keyid = bytes(keyid, keyid_len)?;
         let material = bytes(material, material_len)?;
-        let index = match kind {
-            1 => ring.add_hmac(keyid, material)?,
-            2 => ring.add_ed25519_pem((!keyid.is_empty()).then_some(keyid), material)?,
-            3 => ring.add_standard_webhooks(keyid, material)?,
-            _ => return Err(Code::InvalidArgument),
+        let index = match up42wh_key_kind::try_from(kind)? {
+            up42wh_key_kind::Hmac => ring.add_hmac(keyid, material)?,
+            up42wh_key_kind::Ed25519Pem => {
+                ring.add_ed25519_pem((!keyid.is_empty()).then_some(keyid), material)?
+            }
+            up42wh_key_kind::StandardWebhooks => ring.add_standard_webhooks(keyid, material)?,
         };
         if let Some(out) = out_index.as_mut() {
             *out = index as u32;
@@ -200,9 +228,7 @@ pub unsafe extern "C" fn up42wh_message_options_init(
 ) -> Code {
     guard(|| {
         let out = opts.as_mut().ok_or(Code::NullArgument)?;
-        if !(1..=4).contains(&scheme) {
-            return Err(Code::InvalidArgument);
-        }
+        up42wh_scheme::try_from(scheme)?;
         let d = rfc9421::Options::default();
         let empty = up42wh_slice {
             ptr: core::ptr::null(),
@@ -212,9 +238,9 @@ pub unsafe extern "C" fn up42wh_message_options_init(
             scheme,
             label: empty,
             required: empty,
-            max_age: d.max_age,
-            max_future: d.max_future,
-            max_body: d.max_body,
+            max_age: d.limits.max_age,
+            max_future: d.limits.max_future,
+            max_body: d.limits.max_body,
             require_created: d.require_created,
             require_digest: d.require_digest,
         };
@@ -284,8 +310,8 @@ unsafe fn verify_message(
         v.alg = s.alg as u32;
         v.body_sha256 = s.body_sha256;
     };
-    match o.scheme {
-        1 => {
+    match up42wh_scheme::try_from(o.scheme)? {
+        up42wh_scheme::Rfc9421 => {
             let request = Request {
                 method: slice(r.method)?,
                 scheme: slice(r.scheme)?,
@@ -296,9 +322,7 @@ unsafe fn verify_message(
             let opts = rfc9421::Options {
                 label: slice(o.label)?,
                 required: slice(o.required)?,
-                max_age: o.max_age,
-                max_future: o.max_future,
-                max_body: o.max_body,
+                limits,
                 require_created: o.require_created,
                 require_digest: o.require_digest,
             };
@@ -313,13 +337,14 @@ unsafe fn verify_message(
             v.nonce = r.nonce;
             v.nonce_len = r.nonce_len;
         }
-        2 => simple(
+        up42wh_scheme::StandardWebhooks => simple(
             senders::standard_webhooks(ring, &headers, body, now, &limits)?,
             &mut v,
         ),
-        3 => simple(senders::github(ring, &headers, body, &limits)?, &mut v),
-        4 => simple(senders::stripe(ring, &headers, body, now, &limits)?, &mut v),
-        _ => return Err(Code::InvalidArgument),
+        up42wh_scheme::Github => simple(senders::github(ring, &headers, body, &limits)?, &mut v),
+        up42wh_scheme::Stripe => {
+            simple(senders::stripe(ring, &headers, body, now, &limits)?, &mut v)
+        }
     }
     Ok(v)
 }
@@ -350,11 +375,11 @@ pub unsafe extern "C" fn up42wh_receive_message(
         let prefix = bytes(id_prefix, id_prefix_len)?;
         let v = verify_message(ring, req, now, opts)?;
         let r = &*req;
-        let profile = match (*opts).scheme {
-            1 => Profile::Rfc9421,
-            2 => Profile::StandardWebhooks,
-            3 => Profile::Github,
-            _ => Profile::Stripe,
+        let profile = match up42wh_scheme::try_from((*opts).scheme)? {
+            up42wh_scheme::Rfc9421 => Profile::Rfc9421,
+            up42wh_scheme::StandardWebhooks => Profile::StandardWebhooks,
+            up42wh_scheme::Github => Profile::Github,
+            up42wh_scheme::Stripe => Profile::Stripe,
         };
         let mut d = Delivery {
             key_index: v.key_index,

@@ -2,8 +2,8 @@
 //! the journal, and read back a compressed line. Same conventions as `ffi`.
 #![allow(non_camel_case_types)]
 
+use super::{bytes, guard};
 use crate::delivery::Delivery;
-use crate::ffi::{bytes, guard};
 use crate::record;
 use crate::Code;
 

@@ -1,39 +1,17 @@
-//! The C ABI. Every function is wrapped in a panic boundary, takes byte strings as pointer + length,
-//! checks its pointers for NULL and writes its outputs only when it returns `UP42WH_RESULT_OK`.
-//! `include/up42webhooks.h` is generated from this file by cbindgen.
+//! The C ABI for UP42: keys, verification options, the verifications and the receiver's one call.
 #![allow(non_camel_case_types)]
 
-use core::ffi::c_char;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
+use super::{bytes, guard, up42wh_header, up42wh_slice};
 use crate::delivery::Delivery;
 use crate::headers::Headers;
-use crate::sign::{DigestAlg, SignOptions, Signed};
+use crate::limits::{Limits, DEFAULT_MAX_AGE, DEFAULT_MAX_BODY, DEFAULT_MAX_FUTURE};
 use crate::verify::{self, Key, Options};
 use crate::Code;
 
 /// An opaque key: one or more HMAC secrets with their key state computed once. Immutable after
 /// `up42wh_key_new`, so one key may be used from many threads at once.
 pub struct up42wh_key {
-    key: Key,
-}
-
-/// A byte string.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct up42wh_slice {
-    pub ptr: *const u8,
-    pub len: usize,
-}
-
-/// One request header field.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct up42wh_header {
-    pub name: *const u8,
-    pub name_len: usize,
-    pub value: *const u8,
-    pub value_len: usize,
+    pub(super) key: Key,
 }
 
 /// What a verification accepts. Fill it with `up42wh_options_init`, then change what you need.
@@ -68,60 +46,6 @@ pub struct up42wh_verified {
     pub body_sha256: [u8; 32],
 }
 
-/// Digest algorithms for `up42wh_sign_options.digest`.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum up42wh_digest {
-    /// `SHA-256=:...:` (upper case, as UP42 sends it).
-    Sha256Up42 = 0,
-    /// `sha-256=:...:` (RFC 9530).
-    Sha256 = 1,
-    /// `sha-512=:...:`.
-    Sha512 = 2,
-}
-
-/// How `up42wh_sign` writes its headers. Fill it with `up42wh_sign_options_init`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct up42wh_sign_options {
-    /// Signature label; NULL (or length 0) means `up42-sig`.
-    pub label: *const u8,
-    pub label_len: usize,
-    /// The `keyid` parameter (printable ASCII, at most 64 bytes); NULL means `secret`, as UP42 sends.
-    pub keyid: *const u8,
-    pub keyid_len: usize,
-    /// One of `up42wh_digest`.
-    pub digest: u32,
-    /// Write the signature as an RFC 8941 byte sequence `:...:` rather than bare base64.
-    pub byte_sequence: bool,
-}
-
-/// Runs `f` inside the panic boundary: a panic becomes `Code::Panic`, never an unwind into C.
-pub fn guard(f: impl FnOnce() -> Result<(), Code>) -> Code {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => Code::Ok,
-        Ok(Err(code)) => code,
-        Err(_) => Code::Panic,
-    }
-}
-
-/// A byte string from C: NULL is accepted only with length 0.
-///
-/// # Safety
-/// A non-NULL `ptr` must point to `len` readable bytes that outlive `'a`.
-pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], Code> {
-    if len == 0 {
-        return Ok(&[]);
-    }
-    if ptr.is_null() {
-        return Err(Code::NullArgument);
-    }
-    if len > isize::MAX as usize {
-        return Err(Code::InvalidArgument);
-    }
-    Ok(core::slice::from_raw_parts(ptr, len))
-}
-
 /// # Safety
 /// A non-NULL `opts` must point to a valid `up42wh_options` whose label outlives `'a`.
 unsafe fn options<'a>(opts: *const up42wh_options) -> Result<Options<'a>, Code> {
@@ -135,9 +59,11 @@ unsafe fn options<'a>(opts: *const up42wh_options) -> Result<Options<'a>, Code> 
         } else {
             label
         },
-        max_age: o.max_age,
-        max_future: o.max_future,
-        max_body: o.max_body,
+        limits: Limits {
+            max_age: o.max_age,
+            max_future: o.max_future,
+            max_body: o.max_body,
+        },
     })
 }
 
@@ -154,29 +80,6 @@ fn write_verified(out: *mut up42wh_verified, v: &verify::Verified) {
     }
 }
 
-/// The library version, a static NUL-terminated string.
-#[no_mangle]
-pub extern "C" fn up42wh_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
-}
-
-/// The stable snake_case name of a result code (e.g. `digest_mismatch`), a static NUL-terminated
-/// string; `unknown` for a value that is no code.
-#[no_mangle]
-pub extern "C" fn up42wh_result_name(code: u32) -> *const c_char {
-    Code::from_u32(code)
-        .map_or(c"unknown", Code::c_name)
-        .as_ptr()
-}
-
-/// A short English sentence for a result code, a static NUL-terminated string.
-#[no_mangle]
-pub extern "C" fn up42wh_result_message(code: u32) -> *const c_char {
-    Code::from_u32(code)
-        .map_or(c"unknown result code", Code::c_message)
-        .as_ptr()
-}
-
 /// Fills `opts` with the defaults: label `up42-sig`, 300 s into the past, 30 s into the future,
 /// 1 MiB bodies.
 ///
@@ -189,9 +92,9 @@ pub unsafe extern "C" fn up42wh_options_init(opts: *mut up42wh_options) -> Code 
         *out = up42wh_options {
             label: core::ptr::null(),
             label_len: 0,
-            max_age: verify::DEFAULT_MAX_AGE,
-            max_future: verify::DEFAULT_MAX_FUTURE,
-            max_body: verify::DEFAULT_MAX_BODY,
+            max_age: DEFAULT_MAX_AGE,
+            max_future: DEFAULT_MAX_FUTURE,
+            max_body: DEFAULT_MAX_BODY,
         };
         Ok(())
     })
@@ -379,82 +282,4 @@ pub unsafe extern "C" fn up42wh_check_timestamp(
         }
         Ok(())
     })
-}
-
-/// Fills `opts` with UP42's choices: label `up42-sig`, keyid `secret`, `SHA-256=` digest, bare
-/// base64 signature.
-///
-/// # Safety
-/// `opts` must be NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn up42wh_sign_options_init(opts: *mut up42wh_sign_options) -> Code {
-    guard(|| {
-        let out = opts.as_mut().ok_or(Code::NullArgument)?;
-        *out = up42wh_sign_options {
-            label: core::ptr::null(),
-            label_len: 0,
-            keyid: core::ptr::null(),
-            keyid_len: 0,
-            digest: up42wh_digest::Sha256Up42 as u32,
-            byte_sequence: false,
-        };
-        Ok(())
-    })
-}
-
-/// Signs `body` as UP42 does, with the key's first secret and `created` (unix seconds), writing the
-/// values of `Content-Digest`, `Signature-Input` and `Signature` into `out`. `opts` NULL means
-/// `up42wh_sign_options_init`'s defaults.
-///
-/// # Safety
-/// `key` and `out` must be valid; `body` valid for `body_len` bytes; `opts` NULL or valid.
-#[no_mangle]
-pub unsafe extern "C" fn up42wh_sign(
-    key: *const up42wh_key,
-    body: *const u8,
-    body_len: usize,
-    created: i64,
-    opts: *const up42wh_sign_options,
-    out: *mut Signed,
-) -> Code {
-    guard(|| {
-        let key = key.as_ref().ok_or(Code::NullArgument)?;
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
-        let body = bytes(body, body_len)?;
-        let mut o = SignOptions::default();
-        if let Some(c) = opts.as_ref() {
-            let label = bytes(c.label, c.label_len)?;
-            if !label.is_empty() {
-                o.label = label;
-            }
-            if !c.keyid.is_null() {
-                o.keyid = bytes(c.keyid, c.keyid_len)?;
-            }
-            o.digest = match c.digest {
-                0 => DigestAlg::Sha256Up42,
-                1 => DigestAlg::Sha256,
-                2 => DigestAlg::Sha512,
-                _ => return Err(Code::InvalidArgument),
-            };
-            o.byte_sequence = c.byte_sequence;
-        }
-        *out = crate::sign::sign(&key.key, body, created, &o)?;
-        Ok(())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_panic_becomes_a_code() {
-        let prev = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let code = guard(|| panic!("boom"));
-        std::panic::set_hook(prev);
-        assert_eq!(code, Code::Panic);
-        assert_eq!(guard(|| Ok(())), Code::Ok);
-        assert_eq!(guard(|| Err(Code::Stale)), Code::Stale);
-    }
 }

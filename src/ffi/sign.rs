@@ -1,0 +1,114 @@
+//! The C ABI for signing as UP42 does (tests, test events, the benchmark's client).
+#![allow(non_camel_case_types)]
+
+use super::{bytes, guard, up42wh_key};
+use crate::sign::{DigestAlg, SignOptions, Signed};
+use crate::Code;
+
+/// Digest algorithms for `up42wh_sign_options.digest`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum up42wh_digest {
+    /// `SHA-256=:...:` (upper case, as UP42 sends it).
+    Sha256Up42 = 0,
+    /// `sha-256=:...:` (RFC 9530).
+    Sha256 = 1,
+    /// `sha-512=:...:`.
+    Sha512 = 2,
+}
+
+impl TryFrom<u32> for up42wh_digest {
+    type Error = Code;
+
+    fn try_from(n: u32) -> Result<Self, Code> {
+        Ok(match n {
+            0 => up42wh_digest::Sha256Up42,
+            1 => up42wh_digest::Sha256,
+            2 => up42wh_digest::Sha512,
+            _ => return Err(Code::InvalidArgument),
+        })
+    }
+}
+
+impl From<up42wh_digest> for DigestAlg {
+    fn from(d: up42wh_digest) -> Self {
+        match d {
+            up42wh_digest::Sha256Up42 => DigestAlg::Sha256Up42,
+            up42wh_digest::Sha256 => DigestAlg::Sha256,
+            up42wh_digest::Sha512 => DigestAlg::Sha512,
+        }
+    }
+}
+
+/// How `up42wh_sign` writes its headers. Fill it with `up42wh_sign_options_init`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct up42wh_sign_options {
+    /// Signature label; NULL (or length 0) means `up42-sig`.
+    pub label: *const u8,
+    pub label_len: usize,
+    /// The `keyid` parameter (printable ASCII, at most 64 bytes); NULL means `secret`, as UP42 sends.
+    pub keyid: *const u8,
+    pub keyid_len: usize,
+    /// One of `up42wh_digest`.
+    pub digest: u32,
+    /// Write the signature as an RFC 8941 byte sequence `:...:` rather than bare base64.
+    pub byte_sequence: bool,
+}
+
+/// Fills `opts` with UP42's choices: label `up42-sig`, keyid `secret`, `SHA-256=` digest, bare
+/// base64 signature.
+///
+/// # Safety
+/// `opts` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_sign_options_init(opts: *mut up42wh_sign_options) -> Code {
+    guard(|| {
+        let out = opts.as_mut().ok_or(Code::NullArgument)?;
+        *out = up42wh_sign_options {
+            label: core::ptr::null(),
+            label_len: 0,
+            keyid: core::ptr::null(),
+            keyid_len: 0,
+            digest: up42wh_digest::Sha256Up42 as u32,
+            byte_sequence: false,
+        };
+        Ok(())
+    })
+}
+
+/// Signs `body` as UP42 does, with the key's first secret and `created` (unix seconds), writing the
+/// values of `Content-Digest`, `Signature-Input` and `Signature` into `out`. `opts` NULL means
+/// `up42wh_sign_options_init`'s defaults.
+///
+/// # Safety
+/// `key` and `out` must be valid; `body` valid for `body_len` bytes; `opts` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_sign(
+    key: *const up42wh_key,
+    body: *const u8,
+    body_len: usize,
+    created: i64,
+    opts: *const up42wh_sign_options,
+    out: *mut Signed,
+) -> Code {
+    guard(|| {
+        let key = key.as_ref().ok_or(Code::NullArgument)?;
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let body = bytes(body, body_len)?;
+        let mut o = SignOptions::default();
+        if let Some(c) = opts.as_ref() {
+            let label = bytes(c.label, c.label_len)?;
+            if !label.is_empty() {
+                o.label = label;
+            }
+            if !c.keyid.is_null() {
+                o.keyid = bytes(c.keyid, c.keyid_len)?;
+            }
+            o.digest = up42wh_digest::try_from(c.digest)?.into();
+            o.byte_sequence = c.byte_sequence;
+        }
+        *out = crate::sign::sign(&key.key, body, created, &o)?;
+        Ok(())
+    })
+}
