@@ -6,9 +6,7 @@ use std::hint::black_box;
 
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
-use httpsig::prelude::message_component::{
-    HttpMessageComponent, HttpMessageComponentId, HttpMessageComponentName,
-};
+use httpsig::prelude::message_component::{HttpMessageComponent, HttpMessageComponentName};
 use httpsig::prelude::*;
 use up42webhooks::rfc9421::{self, Request};
 use up42webhooks::{Headers, KeyRing};
