@@ -471,7 +471,6 @@ fn verify_indexed(
     now: i64,
     opts: &Options,
 ) -> Result<Verified, Code> {
-    opts.limits.validate()?;
     if opts.label.len() > crate::verify::MAX_LABEL
         || (!opts.label.is_empty() && !sf::valid_key(opts.label))
     {
