@@ -227,15 +227,6 @@ function _M.record_line(block)
     return filled(tonumber(up42wh_record_line(block, #block, out)))
 end
 
--- The SHA-256 of the body from a verified struct, as 64 hex digits.
-function _M.body_sha256_hex(v)
-    local hex = {}
-    for i = 0, 31 do
-        hex[i + 1] = ("%02x"):format(v.body_sha256[i])
-    end
-    return table.concat(hex)
-end
-
 -- Key kinds and schemes of the C ABI, by the names configure{} uses.
 local KEY_KIND = { hmac = 1, ed25519_pem = 2, standard_webhooks = 3 }
 _M.SCHEME = { rfc9421 = 1, standard_webhooks = 2, github = 3, stripe = 4 }
@@ -315,12 +306,6 @@ function _M.receive_message(ring, r, now, options, prefix)
     fill_request(r)
     local rc = up42wh_receive_message(ring, message_req, now, options.cdata, prefix, #prefix, delivery)
     return checked(tonumber(rc), delivery)
-end
-
--- The nonce of a verified message, or nil.
-function _M.nonce(v)
-    local n = tonumber(v.nonce_len)
-    return n > 0 and ffi_str(v.nonce, n) or nil
 end
 
 -- The journal (src/journal.rs): segment writers, a reader, usage and segment removal. Errors are
