@@ -18,8 +18,9 @@ pub const UP42_SECRET: &[u8] = b"fuzz-secret";
 /// The HMAC secret and key ids of the `rfc9421` and `senders` targets' seeds.
 pub const HMAC_SECRET: &[u8] = b"fuzz-hmac-secret";
 
-/// A header block and a body, split at the first empty line (LF LF or CR LF CR LF).
-fn split(data: &[u8]) -> (&[u8], &[u8]) {
+/// A header block and a body, split at the first empty line (LF LF or CR LF CR LF), as every
+/// verifying target's input is laid out.
+pub fn split(data: &[u8]) -> (&[u8], &[u8]) {
     for (i, w) in data.windows(2).enumerate() {
         if w == b"\n\n" {
             return (&data[..i + 1], &data[i + 2..]);
@@ -149,22 +150,24 @@ pub fn senders(data: &[u8]) {
     let (raw, body) = split(rest);
     let h = Headers::Raw(raw);
     let limits = Limits::default();
-    let (verified, profile) = match pick % 3 {
-        0 => (
-            senders::standard_webhooks(ring(), &h, body, NOW, &limits),
-            Profile::StandardWebhooks,
-        ),
-        1 => (senders::github(ring(), &h, body, &limits), Profile::Github),
-        _ => (
-            senders::stripe(ring(), &h, body, NOW, &limits),
-            Profile::Stripe,
-        ),
+    // Each verifier runs; then the body reader, on every request, verified or not: it reads
+    // what a verifier let through, and must hold for any bytes.
+    let profile = match pick % 3 {
+        0 => {
+            let _ = senders::standard_webhooks(ring(), &h, body, NOW, &limits);
+            Profile::StandardWebhooks
+        }
+        1 => {
+            let _ = senders::github(ring(), &h, body, &limits);
+            Profile::Github
+        }
+        _ => {
+            let _ = senders::stripe(ring(), &h, body, NOW, &limits);
+            Profile::Stripe
+        }
     };
-    // The body reader runs on every request here, verified or not: it reads what a verifier let
-    // through, and must hold for any bytes.
     let mut d = Delivery::default();
     let _ = delivery::message(profile, &h, body, b"", b"fuzz:", &mut d);
-    let _ = verified;
 }
 
 /// One journal segment's bytes (the first four are the salt's seed) through recovery.

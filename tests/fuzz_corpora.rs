@@ -7,7 +7,7 @@ mod common;
 
 use std::fs;
 
-use up42webhooks::fuzz::{self, NOW, TARGETS};
+use up42webhooks::fuzz::{self, split, NOW, TARGETS};
 use up42webhooks::headers::Headers;
 use up42webhooks::{rfc9421, senders, verify, KeyRing, Options};
 
@@ -43,11 +43,6 @@ fn every_corpus_input_runs_through_its_target() {
             assert!(run.is_ok(), "fuzz target {name} panicked on {file}");
         }
     }
-}
-
-fn split(data: &[u8]) -> (&[u8], &[u8]) {
-    let at = data.windows(2).position(|w| w == b"\n\n").unwrap();
-    (&data[..at + 1], &data[at + 2..])
 }
 
 fn seed(target: &str, name: &str) -> Vec<u8> {

@@ -194,11 +194,13 @@ local function written(rc)
     return record_out.ptr, tonumber(record_out.len)
 end
 
+-- The same as a string.
 local function filled(rc)
-    if rc ~= OK then
-        return nil, _M.result_message(rc)
+    local ptr, len = written(rc)
+    if not ptr then
+        return nil, len
     end
-    return ffi_str(record_out.ptr, record_out.len)
+    return ffi_str(ptr, len)
 end
 
 -- The record of a delivery just received (`d` the struct receive returned), as a pointer and a
