@@ -444,6 +444,45 @@ fn a_multi_line_body_is_stored_as_one_dump_line() {
 }
 
 #[test]
+fn a_compressed_line_is_read_back_and_a_damaged_one_is_an_error_not_a_gap() {
+    let (lua, _) = setup();
+    dicts(&lua, 100);
+    configure(&lua, "");
+    // A body that compresses: stored as an LZ4 block, dumped as it was sent.
+    let padded = body("padded", "FAILED", false).replacen(
+        '{',
+        &format!(r#"{{"pad":"{}","#, "p".repeat(600)),
+        1,
+    );
+    assert_eq!(run(&lua, "receive", delivery(&lua, &padded, SECRET)).0, 200);
+    let stored: mlua::LuaString = lua
+        .load("return require('fake_ngx').ngx.shared.received_webhooks:get(1)")
+        .eval()
+        .unwrap();
+    let stored = stored.as_bytes().to_vec();
+    assert!(stored[0] == b'Z' && stored.len() < 400, "{stored:?}");
+    let admin = || -> Table {
+        lua.load("return { method = 'GET', args = {}, remote_addr = '127.0.0.1', listener = 'admin', headers = {} }")
+            .eval()
+            .unwrap()
+    };
+    let (status, text, _) = run(&lua, "dump", admin());
+    assert_eq!(status, 200);
+    assert_eq!(text.lines().next().unwrap(), padded);
+    // The same record with its block cut short: the dump says it cannot read the store, rather
+    // than leave the event out and count it.
+    lua.load(format!(
+        "local d = require('fake_ngx').ngx.shared.received_webhooks d:set(1, d:get(1):sub(1, {}))",
+        stored.len() - 20
+    ))
+    .exec()
+    .unwrap();
+    let (status, text, _) = run(&lua, "dump", admin());
+    assert_eq!(status, 503, "{text}");
+    assert_eq!(json(text.trim())["error"], "store_unavailable");
+}
+
+#[test]
 fn address_lists_match_networks_loopback_and_the_gateway() {
     let (lua, _) = setup();
     // A container's routing table: the default route's gateway is 172.18.0.1 (little-endian hex).

@@ -90,13 +90,12 @@ function _M.add(c, d)
         seen:delete(d.id)
         return nil, "full", full(c.dict, "event", ierr)
     end
-    -- The record is written once, as it stays, with a short TTL: that reservation takes the
-    -- memory before the journal is written (a full store refuses first), readers wait at an entry
-    -- that still has a TTL, and it vanishes if this worker dies. Once the event is in the journal
-    -- the TTL is lifted, which rewrites nothing.
-    -- The record is in the library's buffer (d.record, d.record_len) until the next record call;
-    -- nothing here yields. Without a journal nothing comes between the reservation and the
-    -- commit: the record is written committed.
+    -- The record (in the library's buffer, d.record and d.record_len, until the next record call;
+    -- nothing here yields) is written once, as it stays, with a short TTL: that reservation takes
+    -- the memory before the journal is written (a full store refuses first), readers wait at an
+    -- entry that still has a TTL, and it vanishes if this worker dies. Once the event is in the
+    -- journal the TTL is lifted, which rewrites nothing. Without a journal nothing comes between
+    -- the two: the record is written committed.
     ok, err = shm.safe_add(events, key, d.record, d.record_len, c.journal and c.pending_ttl or 0)
     if not ok then
         abandon(c, key, d.id)
@@ -147,12 +146,6 @@ local function time_of(v)
     return tonumber(v:match("^.(%d+)\t"))
 end
 
--- A stored value's fields with its line (read back when compressed).
-function _M.parse(v)
-    local state, t, event, status, live, rest = parse(v)
-    return state, t, event, status, live, line_of(state, rest)
-end
-
 -- An entry's state: pending (P_) while it has a TTL (or, written by an older version, a P byte),
 -- else committed (C_, whether its line is compressed or not).
 local function state_of(events, k, v)
@@ -177,8 +170,10 @@ end
 -- pass `want(event, status, live)` (nil: all), at most `limit` of them; `each` returning true stops
 -- the reading before that event. Reading also stops before an event still being written, so that a
 -- reader that moves its cursor to the returned `next` never skips one. Returns the number listed
--- and `next`: the last key read past (listed or not).
-function _M.range(c, since, limit, want, each, now)
+-- and `next`: the last key read past (listed or not), or nil, err when a stored line cannot be
+-- read back. With `skip_lines` (the store's own readers, which only look at keys and values)
+-- `each` gets no line, and no compressed line is decompressed.
+function _M.range(c, since, limit, want, each, now, skip_lines)
     local events, seen = c.events, c.seen
     local low = events:get("low") or 0
     local last = events:get("n") or 0
@@ -202,9 +197,9 @@ function _M.range(c, since, limit, want, each, now)
             end
             k, v = j, later
         end
-        local state, raw, _, event, status, live, line
+        local state, written_as, _, event, status, live, line
         if v then
-            raw, _, event, status, live, line = parse(v)
+            written_as, _, event, status, live, line = parse(v)
             state = state_of(events, k, v)
         end
         if state == P_ then
@@ -214,7 +209,14 @@ function _M.range(c, since, limit, want, each, now)
             nxt = k -- a gap known to stay empty
         elseif state == C_ and line then
             if not want or want(event, status, live) then
-                if each(k, line_of(raw, line), v) then
+                local text, err
+                if not skip_lines then
+                    text, err = line_of(written_as, line)
+                    if not text then
+                        return nil, "event " .. k .. ": " .. tostring(err)
+                    end
+                end
+                if each(k, text, v) then
                     break
                 end
                 listed = listed + 1
@@ -231,7 +233,7 @@ function _M.wait(c, since, seconds)
     local deadline = ngx.now() + seconds
     local pause = 0.02
     -- One readable event after `since` is enough: the reading stops there.
-    while select(2, _M.range(c, since, 1, nil, noop)) <= since do
+    while select(2, _M.range(c, since, 1, nil, noop, nil, true)) <= since do
         -- ngx.now() is the event loop's cached clock: refresh it, and never sleep less than a
         -- millisecond (a sleep of 0 returns at once, and the loop would spin).
         ngx.update_time()
@@ -270,7 +272,7 @@ local function drop_through(c, upto, reason, keep, now)
     -- stops there, rather than scanning the whole store first.
     local _, passed = _M.range(c, low, nil, nil, function(k, _, v)
         return k > upto or (keep and keep(v))
-    end, now)
+    end, now, true)
     local through = min(passed, upto)
     if through == low then
         return 0, low
