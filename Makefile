@@ -2,7 +2,7 @@
 # `make serve` and `make test` are the README's quick start; both install what they miss.
 
 CARGO ?= cargo
-RELEASE_DIR := target/release
+RELEASE_DIR ?= target/release
 PORT ?= 9888
 # The public listener (deliveries, /ping): loopback unless opened (LISTEN=0.0.0.0:9888). With
 # TLS_CERT and TLS_KEY it speaks HTTPS (HTTP/2 and HTTP/1.1). The admin listener (dump, stats)
@@ -22,17 +22,21 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean \
-	docker-check run list reload restart configtest cross cross-test test-deps dump stats bench-peers \
-	fuzz
+	docker-check docker-deps debian-base image run list reload restart configtest cross \
+	cross-test test-deps dump stats bench-peers fuzz
 
 help:
 	@echo "make serve         build and run the receiver in the background: deliveries on LISTEN"
 	@echo "                   (default 127.0.0.1:9888), dump and stats on 127.0.0.1:ADMIN_PORT (9889);"
 	@echo "                   TLS_CERT=path TLS_KEY=path for HTTPS; the secret comes from"
 	@echo "                   UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE"
-	@echo "make run           the same in Docker (docker compose, OpenResty Alpine image), port PORT -> 80,"
+	@echo "make run           the same in Docker (docker compose, OpenResty Alpine image): LISTEN -> 80,"
 	@echo "                   admin 127.0.0.1:ADMIN_PORT -> 9889, TLS_CERT/TLS_KEY -> 443;"
-	@echo "                   secret from UP42_WEBHOOK_SECRET or the file secrets/up42_webhook_secret"
+	@echo "                   secret from UP42_WEBHOOK_SECRET or the file secrets/up42_webhook_secret;"
+	@echo "                   FLAVOR=debian: the Debian image (amd64, arm64, armhf: every Raspberry Pi),"
+	@echo "                   its library built from source (LIB=source) or by this host (LIB=host)"
+	@echo "make image         build the image without starting it (FLAVOR=debian ARCH=armhf for a board)"
+	@echo "make debian-base   a Debian base image without a registry (debootstrap; BASE_IMAGE=...)"
 	@echo "make stop / logs / reload   stop it / follow its logs / re-read config and certificates (HUP)"
 	@echo "                   (the host server, the container, or both)"
 	@echo "make dump / stats  the stored events (Q='?status=FAILED' filters) / the counters, from the admin port"
@@ -135,7 +139,8 @@ test-deps:
 	  { missing=python3-redis; $(APT_INSTALL); }
 	@python3 -c 'import redis' || { echo "Python's redis (redis-py) is needed for the tests" >&2; exit 1; }
 
-test: lint nginx-deps test-deps cross-test
+# tests/containers.rs starts the Docker engine when it is not running (docker-deps installs it).
+test: lint nginx-deps test-deps docker-deps cross-test
 	$(CARGO) test --locked
 
 # --- ARM boards (make cross) -----------------------------------------------------------------
@@ -279,40 +284,125 @@ clean:
 # `docker compose` (v2) or `docker-compose` (v1), whichever is here.
 COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
 	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
-# The Docker secret file when it exists; the development override (checkout mounted) unless PROD=1.
+# Which image: openresty (OpenResty's Alpine image, amd64 and arm64) or debian (Debian's nginx,
+# Dockerfile.debian: amd64, arm64 and armhf, so every Raspberry Pi).
+FLAVOR ?= openresty
+# The Debian image's parts. ARCH: the machine it is for (this one's unless told). LIB: where its
+# library comes from: source (Dockerfile.lib, built in the official Rust image) or host (this
+# machine's make build, or make cross for an ARM ARCH). BASE_IMAGE: Debian's bookworm-slim, or a
+# base made without a registry by `make debian-base` (debootstrap, kept under target/docker/).
+NATIVE_ARCH := $(shell a=$$(dpkg --print-architecture 2>/dev/null || uname -m); case $$a in \
+	(x86_64) a=amd64 ;; (aarch64) a=arm64 ;; (armv7l|armhf) a=armhf ;; esac; echo $$a)
+ARCH ?= $(NATIVE_ARCH)
+LIB ?= source
+BASE_IMAGE ?= debian:bookworm-slim
+PLATFORM = $(or $(PLATFORM_$(ARCH)),$(error ARCH=$(ARCH): give amd64, arm64 or armhf))
+PLATFORM_amd64 = linux/amd64
+PLATFORM_arm64 = linux/arm64
+PLATFORM_armhf = linux/arm/v7
+# LIB=host: this machine's release build for its own ARCH, make cross's for an ARM one.
+CROSS_DIR_arm64 = dist/aarch64-unknown-linux-gnu
+CROSS_DIR_armhf = dist/armv7-unknown-linux-gnueabihf
+HOST_LIB = $(if $(filter $(NATIVE_ARCH),$(ARCH)),$(RELEASE_DIR),$(or $(CROSS_DIR_$(ARCH)),$(error LIB=host: make cross builds arm64 and armhf only)))
+LIB_IMAGE = up42webhooks-lib:$(LIB)-$(ARCH)
+DEBIAN_IMAGE ?= up42webhooks:debian-$(ARCH)
+# The public listener is published where LISTEN says (loopback unless opened), as make serve
+# listens; TLS on the same address, port TLS_PORT.
+PUBLISH = $(if $(findstring :,$(LISTEN)),$(LISTEN),127.0.0.1:$(LISTEN))
+# The Docker secret file when it exists (or UP42_WEBHOOK_SECRET_HOST_FILE names one elsewhere); the
+# development override (checkout mounted) unless PROD=1.
 # TLS in the container (make run TLS_CERT=... TLS_KEY=...): docker-compose.tls.yml mounts TLS_DIR,
 # the certificates' directory, at the same path. For certbot that is /etc/letsencrypt (live/ holds
 # links into archive/, which renewals move), found from the path; else the certificate's directory.
 TLS_DIR ?= $(if $(findstring /live/,$(TLS_CERT)),$(firstword $(subst /live/, ,$(abspath $(TLS_CERT)))),$(patsubst %/,%,$(dir $(abspath $(TLS_CERT)))))
 TLS_PORT ?= 443
+DEBIAN = $(filter debian,$(FLAVOR))
 COMPOSE_FILES = -f docker-compose.yml \
-	$(if $(wildcard secrets/up42_webhook_secret),-f docker-compose.secret.yml) \
+	$(if $(DEBIAN),-f docker-compose.debian.yml) \
+	$(if $(or $(wildcard secrets/up42_webhook_secret),$(UP42_WEBHOOK_SECRET_HOST_FILE)),-f docker-compose.secret.yml) \
 	$(if $(TLS_CERT),-f docker-compose.tls.yml) \
-	$(if $(PROD),,-f docker-compose.override.yml)
-COMPOSE_CMD = env PORT=$(PORT) ADMIN_PORT=$(ADMIN_PORT) \
-	$(if $(TLS_CERT),TLS_CERT=$(abspath $(TLS_CERT)) TLS_KEY=$(abspath $(TLS_KEY)) TLS_DIR=$(TLS_DIR) TLS_PORT=$(TLS_PORT)) \
+	$(if $(PROD),,-f $(if $(DEBIAN),docker-compose.debian-dev.yml,docker-compose.override.yml))
+COMPOSE_CMD = env LISTEN=$(PUBLISH) ADMIN_PORT=$(ADMIN_PORT) \
+	$(if $(DEBIAN),DEBIAN_IMAGE=$(DEBIAN_IMAGE) LIB_IMAGE=$(LIB_IMAGE) BASE_IMAGE=$(BASE_IMAGE)) \
+	$(if $(TLS_CERT),TLS_CERT=$(abspath $(TLS_CERT)) TLS_KEY=$(abspath $(TLS_KEY)) TLS_DIR=$(TLS_DIR) TLS_LISTEN=$(firstword $(subst :, ,$(PUBLISH))):$(TLS_PORT)) \
 	$(COMPOSE) $(COMPOSE_FILES)
+# nginx -t in the running container, whichever image it is (the Debian one names its nginx and
+# prefix in its environment).
+CONTAINER_CONFIGTEST = sh -c 'if [ -n "$${UP42WH_PREFIX:-}" ]; then \
+	exec "$$UP42WH_NGINX" -e stderr -p "$$UP42WH_PREFIX/" -c conf/nginx.conf -t; \
+	else exec /usr/local/openresty/bin/openresty -t; fi'
 
 docker-check:
 	@command -v docker >/dev/null 2>&1 || { echo "make run needs Docker (the docker command); without it, make serve runs the same on this host" >&2; exit 1; }
 	@[ -n "$(COMPOSE)" ] || { echo "make run needs docker compose (the compose plugin, or docker-compose)" >&2; exit 1; }
 	@docker info >/dev/null 2>&1 || { echo "the Docker engine does not answer (docker info failed): start it, or use make serve" >&2; exit 1; }
 
+# What building images without a registry needs (the container tests, make debian-base): the
+# engine, debootstrap, and qemu-user-static with its binfmt handlers for the ARM images.
+# Only root installs and registers them; elsewhere the container tests say why they are skipped.
+docker-deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "docker-deps: not root, nothing installed (the container tests need the engine)"; exit 0; fi; \
+	missing=""; \
+	command -v dockerd >/dev/null 2>&1 || missing="$$missing docker.io"; \
+	command -v debootstrap >/dev/null 2>&1 || missing="$$missing debootstrap"; \
+	[ -e /usr/libexec/qemu-binfmt/aarch64-binfmt-P ] || missing="$$missing qemu-user-static"; \
+	command -v update-binfmts >/dev/null 2>&1 || missing="$$missing binfmt-support"; \
+	$(APT_INSTALL); \
+	[ -f /proc/sys/fs/binfmt_misc/status ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || \
+	  echo "cannot mount binfmt_misc: ARM images will not run here" >&2; \
+	for h in qemu-aarch64 qemu-arm; do grep -qs enabled /proc/sys/fs/binfmt_misc/$$h || \
+	  update-binfmts --enable $$h >/dev/null 2>&1 || \
+	  echo "cannot register $$h with binfmt_misc: ARM images will not run here" >&2; done
+
+# A Debian bookworm base image for ARCH without a registry (debootstrap, then docker import):
+# up42webhooks-base:bookworm-ARCH; use it with BASE_IMAGE=up42webhooks-base:bookworm-ARCH.
+debian-base: docker-check
+	docker/bootstrap-base.sh $(ARCH) up42webhooks-base:bookworm-$(ARCH)
+
+# The image for FLAVOR (and, for debian, ARCH), without starting it.
+image: docker-check
+ifeq ($(FLAVOR),debian)
+ifeq ($(LIB),host)
+	@if [ "$(ARCH)" = "$(NATIVE_ARCH)" ]; then $(MAKE) --no-print-directory build; \
+	  elif [ ! -f $(HOST_LIB)/libup42webhooks.so ]; then $(MAKE) --no-print-directory cross; fi
+	@# An image of one file, FROM scratch (its context holds only the library).
+	ctx=$$(mktemp -d) && cp $(HOST_LIB)/libup42webhooks.so $$ctx/ && \
+	  printf 'FROM scratch\nCOPY libup42webhooks.so /\n' | \
+	  docker build -q --platform $(PLATFORM) -t $(LIB_IMAGE) -f - $$ctx; s=$$?; rm -rf $$ctx; exit $$s
+else ifeq ($(LIB),source)
+	docker build --platform $(PLATFORM) -f Dockerfile.lib -t $(LIB_IMAGE) .
+else
+	$(error LIB=$(LIB): give source or host)
+endif
+	docker build --platform $(PLATFORM) -f Dockerfile.debian --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  --build-arg LIB_IMAGE=$(LIB_IMAGE) -t $(DEBIAN_IMAGE) .
+else ifeq ($(FLAVOR),openresty)
+	$(COMPOSE_CMD) build
+else
+	$(error FLAVOR=$(FLAVOR): give openresty or debian)
+endif
+
 # Builds the image when its inputs changed (Docker's layer cache), then starts it detached.
 run: docker-check
-	@if [ -z "$$UP42_WEBHOOK_SECRET" ] && [ ! -f secrets/up42_webhook_secret ]; then \
+	@if [ -z "$$UP42_WEBHOOK_SECRET" ] && [ ! -f secrets/up42_webhook_secret ] && [ -z "$$UP42_WEBHOOK_SECRET_HOST_FILE" ]; then \
 	  echo "set UP42_WEBHOOK_SECRET, or put the secret in secrets/up42_webhook_secret (a Docker secret)" >&2; exit 1; fi
+ifeq ($(FLAVOR),debian)
+	@# BUILD=0: the image as it is (one loaded with docker load, say).
+	@[ "$(BUILD)" = 0 ] || $(MAKE) --no-print-directory image
+	$(COMPOSE_CMD) up -d --no-build
+else
 	$(COMPOSE_CMD) up -d --build
+endif
 	@for i in $$(seq 1 100); do \
 	  curl -fsS $(ADMIN_URL)/ping >/dev/null 2>&1 && { \
-	    echo "receiving on http://127.0.0.1:$(PORT)/receive-webhooks$(if $(TLS_CERT), and https on port $(TLS_PORT))"; \
+	    echo "receiving on http://$(PUBLISH)/receive-webhooks$(if $(TLS_CERT), and https on port $(TLS_PORT))"; \
 	    echo "dump and stats on $(ADMIN_URL)/dump-webhooks and /stats (loopback only)"; \
 	    echo "logs: make logs, stop: make stop"; exit 0; }; \
 	  sleep 0.2; done; \
-	echo "the container does not answer on port $(PORT); its logs:" >&2; $(COMPOSE_CMD) logs --tail=20 >&2; exit 1
+	echo "the container does not answer on port $(ADMIN_PORT); its logs:" >&2; $(COMPOSE_CMD) logs --tail=20 >&2; exit 1
 
 list: docker-check
-	docker ps -f "publish=$(PORT)"
+	@$(COMPOSE_CMD) ps
 
 # HUP: nginx re-reads its config, the Lua module and the certificate files (certbot's deploy hook
 # can run `make -C /path/to/up42webhooks reload`). The running master keeps its environment, so
@@ -329,4 +419,4 @@ restart: docker-check
 	$(COMPOSE_CMD) restart
 
 configtest: docker-check
-	$(COMPOSE_CMD) exec up42webhooks /usr/local/openresty/bin/openresty -t
+	$(COMPOSE_CMD) exec -T up42webhooks $(CONTAINER_CONFIGTEST)

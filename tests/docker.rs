@@ -18,9 +18,14 @@ struct Instr {
     args: String,
 }
 
-/// Parses the Dockerfile: comments dropped, continuation lines joined, stages numbered.
+/// Parses the Dockerfile (OpenResty's Alpine image).
 fn dockerfile() -> Vec<Instr> {
-    let text = std::fs::read_to_string(common::root().join("Dockerfile")).expect("Dockerfile");
+    parse_dockerfile("Dockerfile")
+}
+
+/// Parses a Dockerfile: comments dropped, continuation lines joined, stages numbered.
+fn parse_dockerfile(name: &str) -> Vec<Instr> {
+    let text = std::fs::read_to_string(common::root().join(name)).expect(name);
     let mut out = Vec::new();
     let mut stage: Option<usize> = None;
     let mut pending = String::new();
@@ -49,10 +54,7 @@ fn dockerfile() -> Vec<Instr> {
             args: args.split_whitespace().collect::<Vec<_>>().join(" "),
         });
     }
-    assert!(
-        pending.is_empty(),
-        "the Dockerfile ends inside a continuation"
-    );
+    assert!(pending.is_empty(), "{name} ends inside a continuation");
     out
 }
 
@@ -236,7 +238,9 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
     assert_eq!(dest_of("openresty/listen.sh"), LISTEN_SH);
     assert_eq!(dest_of("openresty/docker-entrypoint.sh"), ENTRYPOINT);
     let entrypoint = std::fs::read_to_string(root.join("openresty/docker-entrypoint.sh")).unwrap();
-    assert!(entrypoint.contains(&format!("{LISTEN_SH} {PREFIX}conf")));
+    assert!(entrypoint.contains(&format!(
+        "{LISTEN_SH} \"${{UP42WH_CONF_DIR:-{PREFIX}conf}}\""
+    )));
     assert_eq!(
         in_stage(&d, 1, "ENTRYPOINT"),
         [format!("[\"{ENTRYPOINT}\"]")]
@@ -270,13 +274,18 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
 
     // The health check asks the admin listener's /ping for PONG, with busybox wget (no curl in
     // the Alpine flavour): plain HTTP on loopback whether or not the public side speaks TLS.
+    // (The Debian image's bash path of the same script runs in tests/containers.rs.)
     let health = in_stage(&d, 1, "HEALTHCHECK");
     assert_eq!(health.len(), 1);
     let cmd = health[0]
         .split_once(" CMD ")
         .expect("HEALTHCHECK ... CMD")
         .1;
-    assert_eq!(cmd, HEALTH_CMD);
+    assert_eq!(cmd, format!("[\"{HEALTH_CMD}\"]"));
+    assert_eq!(dest_of("openresty/healthcheck.sh"), HEALTH_CMD);
+    let script = std::fs::read_to_string(root.join("openresty/healthcheck.sh")).unwrap();
+    assert!(script.contains("port=${UP42_WEBHOOK_HEALTH_PORT:-9889}"));
+    assert!(script.contains(r#"wget -q -O - "http://127.0.0.1:$port/ping" | grep -q PONG"#));
     let admin = &conf[conf.find("include up42webhooks-admin.conf;").unwrap()..];
     assert!(admin.contains("location = /ping"));
 }
@@ -366,7 +375,9 @@ fn the_entrypoint_listens_on_80_and_9889_and_on_443_with_a_certificate() {
     }
 }
 
-const HEALTH_CMD: &str = "wget -q -O - http://127.0.0.1:9889/ping | grep -q PONG || exit 1";
+/// Both images' health check: openresty/healthcheck.sh (the Alpine image's busybox wget asks the
+/// admin listener's /ping).
+const HEALTH_CMD: &str = "/usr/local/bin/up42webhooks-health";
 
 /// `docker-compose config` (Debian's docker-compose, or the compose plugin) on the given files,
 /// as JSON. It validates the files against the compose schema and resolves them, without an engine.
@@ -461,11 +472,16 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
     let s = service(&base);
     assert_eq!(s["image"], "up42webhooks:local");
     assert_eq!(s["restart"], "unless-stopped");
-    // Deliveries on every interface; the admin listener on the host's loopback only.
+    // Deliveries on the host's loopback unless opened (as make serve), the admin listener on
+    // the host's loopback only.
     assert_eq!(
         ports(s),
         [
-            ("".to_string(), "9888".to_string(), "80".to_string()),
+            (
+                "127.0.0.1".to_string(),
+                "9888".to_string(),
+                "80".to_string()
+            ),
             (
                 "127.0.0.1".to_string(),
                 "9889".to_string(),
@@ -475,13 +491,13 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
     );
     let moved = compose_config_with(
         &["docker-compose.yml"],
-        &[("PORT", "8080"), ("ADMIN_PORT", "7001")],
+        &[("LISTEN", "0.0.0.0:8080"), ("ADMIN_PORT", "7001")],
     )
     .unwrap();
     assert_eq!(
         ports(service(&moved)),
         [
-            ("".to_string(), "8080".to_string(), "80".to_string()),
+            ("0.0.0.0".to_string(), "8080".to_string(), "80".to_string()),
             (
                 "127.0.0.1".to_string(),
                 "7001".to_string(),
@@ -489,7 +505,7 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
             )
         ]
     );
-    assert_eq!(s["healthcheck"]["test"][0], "CMD-SHELL");
+    assert_eq!(s["healthcheck"]["test"][0], "CMD");
     assert_eq!(s["healthcheck"]["test"][1], HEALTH_CMD);
     // The secret is passed through from the caller's environment, never given a value here.
     let env = &s["environment"];
@@ -511,6 +527,8 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
         ("TLS_CERT", &*format!("{le}/fullchain.pem")),
         ("TLS_KEY", &*format!("{le}/privkey.pem")),
         ("TLS_DIR", "/etc/letsencrypt"),
+        ("LISTEN", "0.0.0.0:80"),
+        ("TLS_LISTEN", "0.0.0.0:443"),
     ]
     .map(|(k, v)| (k, v.to_string()));
     let tls_env: Vec<(&str, &str)> = tls_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -520,8 +538,8 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
     assert_eq!(
         ports(st),
         [
-            ("".to_string(), "9888".to_string(), "80".to_string()),
-            ("".to_string(), "443".to_string(), "443".to_string()),
+            ("0.0.0.0".to_string(), "80".to_string(), "80".to_string()),
+            ("0.0.0.0".to_string(), "443".to_string(), "443".to_string()),
             (
                 "127.0.0.1".to_string(),
                 "9889".to_string(),
@@ -799,4 +817,93 @@ fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
         ran > 50 && refused > 3,
         "ran {ran} vectors under musl, {refused} refusals"
     );
+}
+
+/// The Debian image's files, as far as reading them goes (tests/containers.rs builds and runs the
+/// image): the library image from source copies what the Alpine builder copies (whose build the
+/// test above repeats), and compose names the images make builds and mounts the checkout where the
+/// Debian image has its copies.
+#[test]
+fn the_debian_image_files_agree_with_the_alpine_builder_and_compose() {
+    let alpine = dockerfile();
+    let lib = parse_dockerfile("Dockerfile.lib");
+    assert_eq!(copies(&lib, 0), copies(&alpine, 0), "the same sources");
+    let runs = in_stage(&lib, 0, "RUN");
+    assert_eq!(runs, ["cargo build --release --locked --lib"]);
+    assert!(global_arg(&lib, "RUST_IMAGE").ends_with("-slim-bookworm"));
+    // The result holds the library alone, at the path Dockerfile.debian copies from.
+    assert_eq!(in_stage(&lib, 1, "FROM"), ["scratch"]);
+    let debian = parse_dockerfile("Dockerfile.debian");
+    assert_eq!(
+        in_stage(&lib, 1, "COPY"),
+        ["--from=builder /src/target/release/libup42webhooks.so /libup42webhooks.so"]
+    );
+    let from_lib: Vec<String> = in_stage(&debian, 1, "COPY")
+        .into_iter()
+        .filter(|a| a.starts_with("--from=lib "))
+        .collect();
+    assert_eq!(
+        from_lib,
+        ["--from=lib /libup42webhooks.so /opt/up42webhooks/lib/libup42webhooks.so"]
+    );
+    let root = common::root();
+    for (sources, _) in copies(&debian, 1) {
+        for src in sources.iter().filter(|s| !s.starts_with("--from")) {
+            assert!(root.join(src).exists(), "COPY source {src} exists");
+        }
+    }
+
+    let env = [
+        ("DEBIAN_IMAGE", "up42webhooks:debian-armhf"),
+        ("LIB_IMAGE", "up42webhooks-lib:host-armhf"),
+        ("BASE_IMAGE", "up42webhooks-base:bookworm-armhf"),
+    ];
+    let files = [
+        "docker-compose.yml",
+        "docker-compose.debian.yml",
+        "docker-compose.debian-dev.yml",
+    ];
+    let config = compose_config_with(&files, &env).unwrap();
+    let s = service(&config);
+    assert_eq!(s["image"], "up42webhooks:debian-armhf");
+    assert_eq!(s["build"]["dockerfile"], "Dockerfile.debian");
+    assert_eq!(
+        s["build"]["args"],
+        serde_json::json!({
+            "BASE_IMAGE": "up42webhooks-base:bookworm-armhf",
+            "LIB_IMAGE": "up42webhooks-lib:host-armhf",
+        })
+    );
+    // The development mounts land where the image keeps lua/ and openresty/.
+    let mut mounts: Vec<String> = s["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .unwrap()
+                .replace(&format!("{}/", root.display()), "")
+        })
+        .collect();
+    mounts.sort();
+    assert_eq!(
+        mounts,
+        [
+            JOURNAL_VOLUME,
+            "lua:/opt/up42webhooks/lua:ro",
+            "openresty:/opt/up42webhooks/openresty:ro",
+        ]
+    );
+    let copied: Vec<(Vec<String>, String)> = copies(&debian, 1);
+    for (src, dest) in [
+        ("lua/", "/opt/up42webhooks/lua/"),
+        ("openresty/", "/opt/up42webhooks/openresty/"),
+    ] {
+        assert!(
+            copied
+                .iter()
+                .any(|(s, d)| s.len() == 1 && s[0] == src && d == dest),
+            "Dockerfile.debian copies {src} to {dest}"
+        );
+    }
 }

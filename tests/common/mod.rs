@@ -35,6 +35,16 @@ pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
         "ADMIN_PORT",
         "TLS_DIR",
         "TLS_PORT",
+        // make run's choice of image and its parts, and compose's own settings.
+        "FLAVOR",
+        "ARCH",
+        "LIB",
+        "BASE_IMAGE",
+        "DEBIAN_IMAGE",
+        "PROD",
+        "RUN_DIR",
+        "COMPOSE_PROJECT_NAME",
+        "COMPOSE_FILE",
     ] {
         c.env_remove(name);
     }
