@@ -17,6 +17,11 @@ RUN_DIR ?= run
 # OpenResty when it is on the PATH, else nginx (Debian's, with libnginx-mod-http-lua).
 NGINX ?= $(shell command -v openresty || command -v nginx || echo /usr/sbin/nginx)
 RUN_ABS = $(abspath $(RUN_DIR))
+# The host server's nginx, its prefix and config; -e: its own start-up messages go to the run
+# directory's error log too, not to the system's (which a user may not be able to write). make
+# exports a NGINX= given on its command line, and nginx reads a NGINX variable as sockets to
+# inherit (its binary upgrade): unset for nginx itself.
+HOST_NGINX = env -u NGINX $(NGINX) -e logs/error.log -p $(RUN_ABS) -c conf/nginx.conf
 # Shell tests: is the host server (make serve) running, is the container (make run)?
 HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
@@ -220,57 +225,125 @@ fuzz: deps
 sign-example: build
 	$(RELEASE_DIR)/up42wh-sign --event job --url http://127.0.0.1:9888/receive-webhooks
 
+# make serve records where it listens in $(RUN_DIR)/served (shell assignments: public and admin
+# URLs that reach it from this host, and the settings that restart needs). WHERE sets $$public and
+# $$admin for the running server: the host's from that file, else the container's from compose.
+SERVED = $(RUN_ABS)/served
+WHERE = if $(HOST_RUNNING); then public=http://127.0.0.1:$(PORT) admin=$(ADMIN_URL); [ ! -f $(SERVED) ] || . $(SERVED); \
+	elif $(CONTAINER_RUNNING); then \
+	  public=http://$$($(COMPOSE_CMD) port up42webhooks 80); admin=http://$$($(COMPOSE_CMD) port up42webhooks 9889); \
+	else echo "make $@: not running (make serve, or make run)" >&2; exit 1; fi
+# A URL from this host to a listen address: 0.0.0.0 and [::] are reached on loopback, a bare port
+# is one on loopback.
+LOCAL_URL = a=$(firstword $(1)); port=$${a\#\#*:}; host=$${a%:*}; [ "$$host" != "$$a" ] || host=127.0.0.1; \
+	case $$host in 0.0.0.0|'*') host=127.0.0.1 ;; '[::]') host='[::1]' ;; esac
+
 serve: build nginx-deps
+	@if $(HOST_RUNNING); then public=?; admin=?; [ ! -f $(SERVED) ] || . $(SERVED); \
+	  echo "already running: deliveries on $$public/receive-webhooks, admin on $$admin, run directory $(RUN_ABS) (make stop first)" >&2; exit 1; fi
 	@if [ -z "$$UP42_WEBHOOK_SECRET$$UP42_WEBHOOK_SECRET_FILE" ]; then \
 	  echo "set UP42_WEBHOOK_SECRET (or UP42_WEBHOOK_SECRET_FILE, one secret a line) first" >&2; exit 1; fi
-	@if $(HOST_RUNNING); then \
-	  echo "already running (make stop first)" >&2; exit 1; fi
 	ADMIN_LISTEN='$(ADMIN_LISTEN)' TLS_CERT='$(if $(TLS_CERT),$(abspath $(TLS_CERT)))' \
 	  TLS_KEY='$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' \
 	  openresty/prefix.sh $(RUN_DIR) '$(LISTEN)' $(RELEASE_DIR) $(NGINX)
-	$(NGINX) -p $(RUN_ABS) -c conf/nginx.conf
-	@for i in $$(seq 1 50); do \
-	  curl -fsS $(ADMIN_URL)/ping >/dev/null 2>&1 && { \
-	    echo "receiving on $(if $(TLS_CERT),https,http)://$(LISTEN)/receive-webhooks"; \
-	    echo "dump and stats on $(ADMIN_URL)/dump-webhooks and /stats (loopback only)"; \
-	    echo "logs: make logs, stop: make stop"; exit 0; }; \
+	$(HOST_NGINX)
+	@$(call LOCAL_URL,$(LISTEN)); public=$(if $(TLS_CERT),https,http)://$$host:$$port; \
+	$(call LOCAL_URL,$(ADMIN_LISTEN)); admin=http://$$host:$$port; \
+	for i in $$(seq 1 50); do \
+	  if curl -fsS $$admin/ping >/dev/null 2>&1; then \
+	    printf "public='%s'\nadmin='%s'\nLISTEN='%s'\nADMIN_LISTEN='%s'\nTLS_CERT='%s'\nTLS_KEY='%s'\n" \
+	      "$$public" "$$admin" '$(LISTEN)' '$(ADMIN_LISTEN)' '$(if $(TLS_CERT),$(abspath $(TLS_CERT)))' \
+	      '$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' > $(SERVED); \
+	    echo "receiving on $$public/receive-webhooks (nginx listens on $(LISTEN))"; \
+	    echo "dump and stats on $$admin/dump-webhooks and /stats (make dump, make stats)"; \
+	    echo "run directory $(RUN_ABS); logs: make logs, stop: make stop"; exit 0; fi; \
 	  sleep 0.1; done; \
-	echo "nginx did not answer on $(ADMIN_URL); $(RUN_DIR)/logs/error.log says:" >&2; \
+	echo "nginx did not answer on $$admin; $(RUN_DIR)/logs/error.log says:" >&2; \
 	tail -n 20 $(RUN_DIR)/logs/error.log >&2; exit 1
 
+# Waits (at most 10 s) for the host server's master to be gone after `nginx -s stop`.
 stop:
 	@stopped=""; \
-	if $(HOST_RUNNING); then \
-	  $(NGINX) -p $(RUN_ABS) -c conf/nginx.conf -s stop && stopped=1 && echo "stopped the host server"; fi; \
+	if $(HOST_RUNNING); then pid=$$(cat $(RUN_DIR)/logs/nginx.pid); \
+	  $(HOST_NGINX) -s stop && for i in $$(seq 1 100); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+	  if kill -0 $$pid 2>/dev/null; then echo "the host server (pid $$pid) did not stop within 10 s" >&2; exit 1; fi; \
+	  stopped=1; echo "stopped the host server"; fi; \
 	if $(CONTAINER_RUNNING); then \
 	  $(COMPOSE_CMD) stop && stopped=1 && echo "stopped the container"; fi; \
 	[ -n "$$stopped" ] || echo "not running"
 
-# The host server's logs when it runs, else the container's.
+# The host server's logs, followed while it runs; their last lines when it is stopped; else the
+# container's.
 logs:
 	@if $(HOST_RUNNING); then \
 	  exec tail -n 50 -F $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log; fi; \
 	if $(CONTAINER_RUNNING); then \
 	  exec $(COMPOSE_CMD) logs -f --tail=50; fi; \
-	echo "not running (make serve, or make run)" >&2; exit 1
+	if [ -f $(RUN_DIR)/logs/error.log ]; then \
+	  echo "(the host server is not running: the last lines of $(RUN_DIR)/logs/)"; \
+	  exec tail -n 50 $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log; fi; \
+	echo "not running, and no logs in $(RUN_DIR)/logs (make serve, or make run)" >&2; exit 1
 
-# Posts to the public port (https, certificate unchecked, when the running host server speaks TLS:
-# this is a self-test, not a check of the certificate), then reads the admin port.
+# HUP: nginx re-reads its config, the Lua module and the certificate files (certbot's deploy hook
+# can run `make -C /path/to/up42webhooks reload`). The running master keeps its environment, so
+# no secret is needed here. nginx keeps the old config when the new one fails, and says so only
+# in its log: the host's reload waits (at most 5 s) for new workers, or for that error.
+reload:
+	@reloaded=""; \
+	if $(HOST_RUNNING); then pid=$$(cat $(RUN_DIR)/logs/nginx.pid); log=$(RUN_DIR)/logs/error.log; \
+	  before=$$(pgrep -P $$pid | sort | tr '\n' ' '); size=$$(wc -c < $$log); \
+	  $(HOST_NGINX) -s reload || exit 1; \
+	  for i in $$(seq 1 50); do \
+	    errors=$$(tail -c +$$((size + 1)) $$log | grep -E '\[(emerg|alert)\]|init_by_lua error' | head -n 3); \
+	    if [ -n "$$errors" ]; then echo "$$errors" >&2; \
+	      echo "the host server kept its old configuration: fix the above, then make reload" >&2; exit 1; fi; \
+	    for w in $$(pgrep -P $$pid); do case " $$before" in *" $$w "*) ;; *) reloaded=1 ;; esac; done; \
+	    [ -z "$$reloaded" ] || break; sleep 0.1; done; \
+	  [ -n "$$reloaded" ] || { echo "the host server started no new workers within 5 s: see make logs" >&2; exit 1; }; \
+	  echo "reloaded the host server"; fi; \
+	if $(CONTAINER_RUNNING); then \
+	  $(COMPOSE_CMD) kill -s HUP up42webhooks && reloaded=1 && echo "reloaded the container"; fi; \
+	[ -n "$$reloaded" ] || { echo "not running" >&2; exit 1; }
+
+# The host server (stopped and started again with the settings it was started with) or the
+# container.
+restart:
+	@if $(HOST_RUNNING); then . $(SERVED) && $(MAKE) --no-print-directory stop && \
+	  $(MAKE) --no-print-directory serve LISTEN="$$LISTEN" ADMIN_LISTEN="$$ADMIN_LISTEN" TLS_CERT="$$TLS_CERT" TLS_KEY="$$TLS_KEY"; \
+	elif $(CONTAINER_RUNNING); then $(COMPOSE_CMD) restart; \
+	else echo "not running (make serve, or make run)" >&2; exit 1; fi
+
+# nginx -t: the host's config (the run directory make serve laid out) unless only the container
+# runs. nginx -t does not run init_by_lua: configure{}'s settings are checked when nginx starts or
+# reloads (make reload says when they fail).
+configtest:
+	@if $(CONTAINER_RUNNING) && ! { $(HOST_RUNNING); }; then \
+	  exec $(COMPOSE_CMD) exec -T up42webhooks $(CONTAINER_CONFIGTEST); fi; \
+	[ -f $(RUN_DIR)/conf/nginx.conf ] || { echo "no $(RUN_DIR)/conf/nginx.conf: make serve lays it out" >&2; exit 1; }; \
+	$(HOST_NGINX) -t
+
+# Posts a signed test event to the running server's public port (https, certificate unchecked,
+# when it speaks TLS: this is a self-test, not a check of the certificate), then reads the admin
+# port. Fails, with one line, when the post does not reach it or the event is not stored.
 send-test: build
-	@if grep -qs ' ssl' $(RUN_DIR)/conf/up42webhooks-public.conf && $(HOST_RUNNING); then \
-	  url=https://127.0.0.1:$(PORT)/receive-webhooks; insecure=--insecure; \
-	else url=http://127.0.0.1:$(PORT)/receive-webhooks; insecure=; fi; \
-	cmd=$$($(RELEASE_DIR)/up42wh-sign --event job --status SUCCEEDED --url $$url) && \
-	echo "POST /receive-webhooks -> $$(sh -c "$$cmd $$insecure")"
-	@echo "GET /dump-webhooks (last lines):"
-	@curl -fsS $(ADMIN_URL)/dump-webhooks | tail -n 2
+	@$(WHERE); insecure=; case $$public in https:*) insecure=--insecure ;; esac; \
+	cmd=$$($(RELEASE_DIR)/up42wh-sign --event job --status SUCCEEDED --url $$public/receive-webhooks) || exit 1; \
+	out=$$(sh -c "$$cmd $$insecure -w '\n%{http_code}'" 2>&1); rc=$$?; \
+	code=$$(printf '%s\n' "$$out" | tail -n 1); body=$$(printf '%s\n' "$$out" | sed '$$d'); \
+	if [ $$rc != 0 ]; then echo "make send-test: cannot post to $$public/receive-webhooks: $$body" >&2; exit 1; fi; \
+	case $$body in *'"msg":"stored"'*) ;; *) \
+	  case $$body in *signature_mismatch*) hint=" (is UP42_WEBHOOK_SECRET here the secret the server has?)" ;; *) hint= ;; esac; \
+	  echo "make send-test: not stored, HTTP $$code: $$body$$hint" >&2; exit 1 ;; esac; \
+	echo "POST $$public/receive-webhooks -> $$body"; \
+	echo "GET $$admin/dump-webhooks (last lines):"; \
+	curl -fsS $$admin/dump-webhooks | tail -n 2
 
 # The admin endpoints, for people and jq: make dump Q='?status=FAILED&live=true' | jq ...
 dump:
-	@curl -fsS '$(ADMIN_URL)/dump-webhooks$(Q)'
+	@$(WHERE); exec curl -fsS "$$admin/dump-webhooks$(Q)"
 
 stats:
-	@curl -fsS '$(ADMIN_URL)/stats$(Q)'
+	@$(WHERE); exec curl -fsS "$$admin/stats$(Q)"
 
 # Build output and the run directory's generated parts. The journal (run/data, the container's
 # volume) holds stored events and stays: delete it by hand when you mean to.
@@ -404,19 +477,3 @@ endif
 list: docker-check
 	@$(COMPOSE_CMD) ps
 
-# HUP: nginx re-reads its config, the Lua module and the certificate files (certbot's deploy hook
-# can run `make -C /path/to/up42webhooks reload`). The running master keeps its environment, so
-# no secret is needed here.
-reload:
-	@reloaded=""; \
-	if $(HOST_RUNNING); then \
-	  $(NGINX) -p $(RUN_ABS) -c conf/nginx.conf -s reload && reloaded=1 && echo "reloaded the host server"; fi; \
-	if $(CONTAINER_RUNNING); then \
-	  $(COMPOSE_CMD) kill -s HUP up42webhooks && reloaded=1 && echo "reloaded the container"; fi; \
-	[ -n "$$reloaded" ] || { echo "not running" >&2; exit 1; }
-
-restart: docker-check
-	$(COMPOSE_CMD) restart
-
-configtest: docker-check
-	$(COMPOSE_CMD) exec -T up42webhooks $(CONTAINER_CONFIGTEST)

@@ -28,20 +28,21 @@ local journal = require "up42webhooks.journal"
 local ngx = ngx
 local type = type
 local pairs = pairs
+local tostring = tostring
+local xpcall = xpcall
+local debug = debug
 
 local _M = { _VERSION = "0.1.0" }
 
 local REPLAYED = "journal:replayed" -- in the events dict: a reload (HUP) must not replay again
 
--- Configure once, in init_by_lua* (options: up42webhooks/config.lua). With a journal, the first
--- start of a master puts it back into the shared dicts before any worker accepts a request.
-function _M.configure(o)
+local function configure(o)
     local c = config.configure(o)
     if c.journal and not c.events:get(REPLAYED) then
         local started = ngx.now()
         local s, err = store.replay(c, ngx.time())
         if not s then
-            error("up42webhooks: " .. err, 2)
+            error(config.FAILED .. "journal: " .. err, 0)
         end
         c.events:set(REPLAYED, true)
         ngx.update_time()
@@ -67,6 +68,33 @@ function _M.configure(o)
         c.counters:set("journal_replay_ms", math.floor(took * 1000 + 0.5))
     end
     return true
+end
+
+-- Configure once, in init_by_lua* (options: up42webhooks/config.lua). With a journal, the first
+-- start of a master puts it back into the shared dicts before any worker accepts a request.
+-- A setting to fix fails nginx's start (or a reload) with the one line that says so: init_by_lua
+-- would append a Lua stack trace to it through debug.traceback, which is replaced for that error
+-- only (the Lua state goes with the configuration that failed). Other errors keep their trace.
+local function ours(err)
+    return type(err) == "string" and err:sub(1, #config.FAILED) == config.FAILED
+end
+
+local function traced(err)
+    if ours(err) then
+        return err
+    end
+    return debug.traceback(tostring(err), 2)
+end
+
+function _M.configure(o)
+    local ok, err = xpcall(configure, traced, o)
+    if ok then
+        return true
+    end
+    if ours(err) and ngx.get_phase and ngx.get_phase() == "init" then
+        debug.traceback = function(msg) return msg end -- luacheck: ignore 122
+    end
+    error(err, 0)
 end
 
 -- Retention runs in one worker at a time; fsync = "interval" syncs every worker's writes.

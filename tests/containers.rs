@@ -12,10 +12,11 @@
 
 mod common;
 
+use common::make::{project_copy, release_dir, run, Make, Scratch};
 use common::nginx::{free_port, http, json, now, post_to, Delivery};
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use up42webhooks::format_rfc3339;
 
@@ -94,145 +95,10 @@ fn start_engine() -> Result<Engine, String> {
     ))
 }
 
-/// The command's output, or a panic naming it with its output.
-fn run(c: &mut Command, what: &str) -> Output {
-    let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn docker(args: &[&str]) -> Command {
     let mut c = Command::new("docker");
     c.args(args);
     c
-}
-
-/// The release library and signing tool the images are built from (LIB=host), in a target
-/// directory of its own: the `cargo test` that runs us holds the default one's lock.
-fn release_dir() -> PathBuf {
-    let target = common::root().join("target/for-images");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(
-        Command::new(cargo)
-            .args(["build", "--release", "--locked", "--offline", "--quiet"])
-            .args(["--lib", "--bin", "up42wh-sign", "--target-dir"])
-            .arg(&target)
-            .current_dir(common::root()),
-        "cargo build --release",
-    );
-    target.join("release")
-}
-
-/// A directory of this run's under the system's temporary one, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(what: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("up42wh-docker-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// What make and the image builds read, copied from the checkout into `dir` (the build output,
-/// run directories and secrets stay behind); `dist` is linked, for the boards' libraries.
-fn project_copy(dir: &Path) {
-    let root = common::root();
-    for f in [
-        "Makefile",
-        "Dockerfile",
-        "Dockerfile.debian",
-        "Dockerfile.lib",
-        ".dockerignore",
-        "docker-compose.yml",
-        "docker-compose.debian.yml",
-        "docker-compose.debian-dev.yml",
-        "docker-compose.override.yml",
-        "docker-compose.secret.yml",
-        "docker-compose.tls.yml",
-    ] {
-        std::fs::copy(root.join(f), dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-    }
-    for d in ["lua", "openresty", "docker"] {
-        run(
-            Command::new("cp").arg("-a").arg(root.join(d)).arg(dir),
-            "cp",
-        );
-    }
-    std::os::unix::fs::symlink(root.join("dist"), dir.join("dist")).unwrap();
-}
-
-/// make in the copy, hermetic: none of the caller's settings, cargo replaced by `true` (the
-/// release build is ours, RELEASE_DIR), this run's ports, secret and base.
-struct Make {
-    dir: PathBuf,
-    release: PathBuf,
-    vars: Vec<(String, String)>,
-    env: Vec<(String, String)>,
-}
-
-impl Make {
-    fn command(&self, target: &str) -> Command {
-        let mut c = Command::new("make");
-        common::hermetic(&mut c)
-            .current_dir(&self.dir)
-            .arg("--no-print-directory")
-            .args(target.split_whitespace())
-            .arg("CARGO=true")
-            .arg(format!("RELEASE_DIR={}", self.release.display()));
-        for (k, v) in &self.vars {
-            c.arg(format!("{k}={v}"));
-        }
-        c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        c
-    }
-
-    fn ok(&self, target: &str) -> String {
-        text(&run(&mut self.command(target), &format!("make {target}")))
-    }
-
-    fn with_env(&self, name: &str, value: &str) -> Make {
-        let mut env = self.env.clone();
-        env.retain(|(k, _)| k != name);
-        env.push((name.into(), value.into()));
-        Make {
-            dir: self.dir.clone(),
-            release: self.release.clone(),
-            vars: self.vars.clone(),
-            env,
-        }
-    }
-
-    fn without_env(&self, name: &str) -> Make {
-        let mut m = self.with_env(name, "");
-        m.env.retain(|(k, _)| k != name);
-        m
-    }
 }
 
 /// A job event with a fresh id and timestamp.

@@ -76,9 +76,71 @@ fn valid_events_are_stored_and_dumped_with_filters() {
     assert!(srv.dump("?live=true").0[0].contains("id-order-1"));
     assert!(srv.dump("?live=false").0[0].contains("id-job-1"));
     assert_eq!(srv.dump("?since=1").0.len(), 1);
-    assert_eq!(srv.dump("?event=nothing").1, 0);
+    assert_eq!(srv.dump("?event=order.status&status=FAILED").1, 0);
     let stats = srv.admin_get("/stats");
     assert_eq!(json(&stats)["counters"]["stored"], 2, "{}", stats.text());
+    srv.assert_clean_logs();
+}
+
+/// A filter that can match nothing would look like an empty store: the dump refuses it with the
+/// values it takes. count=false leaves the count line out, for `jq -s`.
+#[test]
+fn the_dump_refuses_filters_that_cannot_match_and_can_leave_out_its_count() {
+    let srv = Server::start();
+    for (id, status) in [("a-1", "FAILED"), ("a-2", "SUCCEEDED")] {
+        assert_eq!(srv.post(&fresh("job", id, status, false)).status, 200);
+    }
+    for (query, says, accepted) in [
+        (
+            "?event=job",
+            "event must be one of job.status, order.status",
+            Some("job.status"),
+        ),
+        ("?event=push", "event must be one of", Some("order.status")),
+        ("?live=maybe", "live must be true or false", Some("true")),
+        ("?count=no", "count must be true or false", Some("false")),
+        ("?status=failed", "status is written in capitals", None),
+        ("?since=abc", "since must be", None),
+        ("?limit=-1", "limit must be a whole number", None),
+        ("?limit=1.5", "limit must be a whole number", None),
+        ("?wait=soon", "wait must be a whole number up to 60", None),
+        ("?wait=61", "wait must be a whole number up to 60", None),
+        (
+            "?evnt=job.status",
+            "the dump takes no argument evnt",
+            Some("event"),
+        ),
+        ("?live=true&live=false", "live once", None),
+        ("?status", "status once, with a value", None),
+    ] {
+        let r = srv.admin_get(&format!("/dump-webhooks{query}"));
+        assert_eq!(r.status, 400, "{query}: {}", r.text());
+        let j = json(&r);
+        assert_eq!(j["error"], "bad_argument", "{query}");
+        let msg = j["msg"].as_str().unwrap();
+        assert!(msg.contains(says), "{query}: {msg}");
+        if let Some(value) = accepted {
+            let list = j["accepted"].as_array().expect("accepted values");
+            assert!(list.iter().any(|v| v == value), "{query}: {list:?}");
+        }
+    }
+    // The same filters, well formed, still work; count=false gives exactly the events' lines.
+    assert_eq!(srv.dump("?event=job.status&status=FAILED&live=false").1, 1);
+    let r = srv.admin_get("/dump-webhooks?count=false");
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        text.ends_with("}\n") && !text.contains("number_webhooks_received"),
+        "{text}"
+    );
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["event"], "job.status");
+    }
+    let none = srv.admin_get("/dump-webhooks?count=false&since=2");
+    assert_eq!((none.status, none.text().as_str()), (200, ""));
     srv.assert_clean_logs();
 }
 

@@ -165,7 +165,10 @@ fn configure_refuses_to_run_without_a_secret_or_its_dicts() {
         .exec()
         .unwrap_err()
         .to_string();
-    assert!(err.contains("cannot read secret file"), "{err}");
+    assert!(
+        err.contains("cannot read the secret file /nonexistent/secret"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -109,6 +109,67 @@ local function integer_arg(args, name, default, max)
     return n
 end
 
+local function bad_argument(msg, accepted)
+    respond(400, { code = 400, error = "bad_argument", msg = msg, accepted = accepted })
+    return nil
+end
+
+local DUMP_ARGS = { "event", "status", "live", "since", "limit", "wait", "count" }
+local BOOLEAN = { "true", "false" }
+local UP42_EVENTS = { "job.status", "order.status" }
+local UP42_STATUSES = "in capitals, as UP42 sends them: e.g. PENDING, RUNNING, SUCCEEDED, FAILED, "
+                      .. "CANCELLED, FULFILLED, FAILED_PERMANENTLY"
+
+local function one_of(list, v)
+    for _, x in ipairs(list) do
+        if x == v then return true end
+    end
+    return false
+end
+
+-- The dump's arguments, checked: a name it does not take, a repeated one or a value no event can
+-- have is a 400 that lists what it takes (a filter that silently matches nothing looks like an
+-- empty store). UP42's event names and statuses are known; another sender's are its own, so with
+-- senders configured only their form is checked. nil after the 400.
+local function dump_args(c)
+    local args = req.get_uri_args()
+    for name, v in pairs(args) do
+        if not one_of(DUMP_ARGS, name) then
+            return bad_argument("the dump takes no argument " .. tostring(name) .. ": it takes "
+                                .. concat(DUMP_ARGS, ", "), DUMP_ARGS)
+        end
+        if type(v) ~= "string" then
+            return bad_argument(name .. " once, with a value", nil)
+        end
+    end
+    for _, name in ipairs{ "live", "count" } do
+        if args[name] and not one_of(BOOLEAN, args[name]) then
+            return bad_argument(name .. " must be true or false", BOOLEAN)
+        end
+    end
+    local others = next(c.senders) ~= nil
+    local event = args.event
+    if event and not one_of(UP42_EVENTS, event) then
+        if one_of(UP42_EVENTS, event .. ".status") or not others then
+            return bad_argument("event must be one of " .. concat(UP42_EVENTS, ", ")
+                                .. (others and " or another sender's event name" or ""), UP42_EVENTS)
+        end
+        if #event > 128 or not find(event, "^[%w][%w._:/-]*$") then
+            return bad_argument("event: an event name (letters, digits, '.', '_', ':', '/', '-')", nil)
+        end
+    end
+    local status = args.status
+    if status then
+        if not others and not find(status, "^[A-Z][A-Z_ ]*$") then
+            return bad_argument("status is written " .. UP42_STATUSES, nil)
+        end
+        if #status > 128 or find(status, "[%c]") then
+            return bad_argument("status: at most 128 characters, none of them control characters", nil)
+        end
+    end
+    return args
+end
+
 -- The filter of the dump's event/status/live arguments, or nil for all.
 local function filter_of(args)
     local want_event, want_status, want_live = args.event, args.status, args.live
@@ -121,15 +182,19 @@ local function filter_of(args)
     end
 end
 
--- GET /dump-webhooks[?event=&status=&live=&since=K&limit=N&wait=S]: one stored event a line, in
--- key order, then {"number_webhooks_received": n, "next": K}: n lines listed, K the cursor for
--- the next call's since. wait=S holds the request until an event after `since` exists.
+-- GET /dump-webhooks[?event=&status=&live=&since=K&limit=N&wait=S&count=false]: one stored event
+-- a line, in key order, then {"number_webhooks_received": n, "next": K}: n lines listed, K the
+-- cursor for the next call's since (count=false leaves that line out, for `jq -s`). wait=S holds
+-- the request until an event after `since` exists.
 function _M.dump()
     local c = admitted()
     if not c then
         return
     end
-    local args = req.get_uri_args()
+    local args = dump_args(c)
+    if not args then
+        return
+    end
     local since = cursor_arg(c, args, "since", c.store.START)
     if not since then
         return
@@ -164,8 +229,13 @@ function _M.dump()
         end
         return ngx.exit(ngx.ERROR) -- cut the answer short: its reader sees no closing count
     end
-    chunk[#chunk + 1] = json_encode{ number_webhooks_received = listed, next = nxt }
-    ngx_say(concat(chunk, "\n"))
+    if args.count ~= "false" then
+        chunk[#chunk + 1] = json_encode{ number_webhooks_received = listed, next = nxt }
+        ngx_say(concat(chunk, "\n"))
+    elseif #chunk > 0 then
+        chunk[#chunk + 1] = "" -- the last event's line break
+        ngx_print(concat(chunk, "\n"))
+    end
     return ngx.exit(200)
 end
 

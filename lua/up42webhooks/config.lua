@@ -66,26 +66,71 @@ local function setting(value, env)
     return value
 end
 
+-- A setting the operator must fix: one line that names it and says what to do. No position: the
+-- line is for whoever runs nginx, and up42webhooks.configure keeps the stack trace off it.
 local function fail(msg)
-    error("up42webhooks: " .. msg, 3)
+    error(_M.FAILED .. msg, 0)
 end
+_M.FAILED = "up42webhooks: "
 
+-- The secrets from configure{} or the environment; nil and why when a file was named but gives
+-- none (nil alone when nothing was named).
 local function secrets_of(o)
     local secrets = o.secrets or (o.secret and { o.secret })
-    local err
-    if not secrets and o.secret_file then
-        secrets, err = senders.read_secrets_file(o.secret_file)
-    end
-    if not secrets then
+    local file, named = o.secret_file, "configure{secret_file}"
+    if not secrets and not file then
         local env_secret = setting(nil, "UP42_WEBHOOK_SECRET")
-        local env_file = setting(nil, "UP42_WEBHOOK_SECRET_FILE")
         if env_secret then
-            secrets = { env_secret }
-        elseif env_file then
-            secrets, err = senders.read_secrets_file(env_file)
+            return { env_secret }
+        end
+        file, named = setting(nil, "UP42_WEBHOOK_SECRET_FILE"), "UP42_WEBHOOK_SECRET_FILE"
+    end
+    if not secrets and file then
+        local err
+        secrets, err = senders.read_secrets_file(file)
+        if not secrets then
+            return nil, err .. " (" .. named .. "): create it with the secret you gave UP42 on "
+                        .. "its first line, readable by the user that starts nginx"
+        end
+        if #secrets == 0 then
+            return nil, "the secret file " .. file .. " (" .. named .. ") holds no secret: put "
+                        .. "the secret you gave UP42 on its first line"
         end
     end
-    return secrets, err
+    return secrets
+end
+
+-- The options configure{} knows (and, for the tables, their keys): any other is a typo to report.
+local OPTIONS = {
+    secrets = true, secret = true, secret_file = true, senders = true, store = true,
+    admin_token = true, admin_allow = true, public_url = true, scheme = true, authority = true,
+    trusted_proxies = true,
+    journal = { dir = true, fsync = true, segment_size = true },
+    retention = { max_age = true, max_events = true },
+}
+for k in pairs(DEFAULTS) do OPTIONS[k] = true end
+
+local function check_names(o)
+    for k, v in pairs(o) do
+        local known = OPTIONS[k]
+        if not known then
+            local names = {}
+            for n in pairs(OPTIONS) do names[#names + 1] = n end
+            table.sort(names)
+            fail("configure{}: no option " .. tostring(k) .. " (options: " .. table.concat(names, ", ") .. ")")
+        end
+        if type(known) == "table" and type(v) == "table" then
+            for sub in pairs(v) do
+                if not known[sub] then
+                    local names = {}
+                    for n in pairs(known) do names[#names + 1] = n end
+                    table.sort(names)
+                    fail("configure{}: " .. k .. " has no option " .. tostring(sub) .. " ("
+                         .. table.concat(names, ", ") .. ")")
+                end
+            end
+        end
+    end
 end
 
 local function journal_of(o)
@@ -99,7 +144,8 @@ local function journal_of(o)
     j.dir = setting((o.journal or {}).dir, "UP42_WEBHOOK_JOURNAL_DIR") or (ngx.config.prefix() .. "data")
     j.fsync = setting((o.journal or {}).fsync, "UP42_WEBHOOK_JOURNAL_FSYNC") or j.fsync
     if not FSYNC[j.fsync] then
-        fail("journal.fsync: always, interval or never, not " .. tostring(j.fsync))
+        fail(((o.journal or {}).fsync and "configure{journal.fsync}" or "UP42_WEBHOOK_JOURNAL_FSYNC")
+             .. ": always, interval or never, not " .. tostring(j.fsync))
     end
     j.dir = j.dir:gsub("/+$", "")
     if type(j.segment_size) ~= "number" or j.segment_size < 4096 then
@@ -107,7 +153,8 @@ local function journal_of(o)
     end
     local usage, err = native.journal_usage(j.dir)
     if not usage then
-        fail(err .. " (create the directory, writable by nginx's workers, or set journal = false)")
+        fail("journal: " .. err .. " (UP42_WEBHOOK_JOURNAL_DIR): create the directory, writable by "
+             .. "nginx's workers, or run without a journal (UP42_WEBHOOK_JOURNAL=off)")
     end
     return j
 end
@@ -130,11 +177,15 @@ end
 -- anything wrong. A missing secret is an error: without one the receiver would accept everything.
 function _M.configure(o)
     o = o or {}
+    check_names(o)
     local c = {}
     for k, v in pairs(DEFAULTS) do
         if o[k] ~= nil then c[k] = o[k] else c[k] = v end
     end
     local secrets, err = secrets_of(o)
+    if err then
+        fail(err)
+    end
     -- Other senders, each chosen by name in its location: receive("name").
     c.senders = {}
     for name, sc in pairs(o.senders or {}) do
@@ -155,10 +206,9 @@ function _M.configure(o)
         for i = 1, #secrets do
             c.stored_counter[i - 1] = "stored_with_secret_" .. (i - 1)
         end
-    elseif not next(c.senders) or err then
-        fail("no webhook secret configured: set secrets/secret_file in configure{} or "
-             .. "UP42_WEBHOOK_SECRET / UP42_WEBHOOK_SECRET_FILE (with nginx's env directive)"
-             .. (err and (": " .. err) or ""))
+    elseif not next(c.senders) then
+        fail("no webhook secret configured: set UP42_WEBHOOK_SECRET to the secret you gave UP42, "
+             .. "or UP42_WEBHOOK_SECRET_FILE to a file that holds it (one secret a line)")
     end
     local oerr
     c.opts, oerr = native.new_options{ label = c.label, max_age = c.tolerance,
@@ -175,7 +225,8 @@ function _M.configure(o)
     end
     for _, name in ipairs{ c.dict, c.dedup_dict, c.stats_dict } do
         if not ngx.shared[name] then
-            fail("lua_shared_dict " .. name .. " is not declared")
+            fail("lua_shared_dict " .. name .. " is not declared: add `lua_shared_dict " .. name
+                 .. " 16m;` to nginx's http block, as openresty/default.conf does")
         end
     end
     c.events, c.seen, c.counters = ngx.shared[c.dict], ngx.shared[c.dedup_dict], ngx.shared[c.stats_dict]

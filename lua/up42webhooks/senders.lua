@@ -41,7 +41,7 @@ end
 function _M.read_secrets_file(path)
     local f, err = open(path, "rb")
     if not f then
-        return nil, "cannot read secret file: " .. tostring(err)
+        return nil, "cannot read the secret file " .. tostring(err)
     end
     local text = f:read("*a")
     f:close()

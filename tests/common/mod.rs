@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the reference vectors and calls through the C ABI.
 #![allow(dead_code)]
 
+pub mod make;
 pub mod nginx;
 pub mod senders;
 

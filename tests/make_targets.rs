@@ -1,0 +1,213 @@
+//! The host's make targets tell the truth (make in a copy of the project, tests/common/make.rs):
+//! serve records where it listens and names it when it is already running; send-test posts there
+//! and fails, with one line, when the post does not reach it or the event is not stored; reload,
+//! restart and configtest work on the host server; logs shows the last lines after a stop; dump and
+//! stats read the admin listener. And a setting nginx cannot start with is one line, no Lua stack
+//! trace, on the terminal of make serve and in the error log.
+
+mod common;
+
+use common::make::{project_copy, release_dir, Make, Scratch};
+use common::nginx::free_port;
+
+const SECRET: &str = "make-targets-secret-c2VydmU";
+
+fn host_make(copy: &Scratch, port: u16, admin: u16) -> Make {
+    Make {
+        dir: copy.path().to_path_buf(),
+        release: release_dir(),
+        vars: vec![
+            ("PORT".into(), port.to_string()),
+            ("ADMIN_PORT".into(), admin.to_string()),
+        ],
+        env: vec![("UP42_WEBHOOK_SECRET".into(), SECRET.into())],
+    }
+}
+
+/// Stops the copy's host server, also when a step failed.
+struct Stop<'a>(&'a Make);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.command("stop").output();
+    }
+}
+
+#[test]
+fn the_host_targets_say_where_it_runs_and_fail_when_they_fail() {
+    let copy = Scratch::new("host");
+    project_copy(copy.path());
+    let (port, admin) = (free_port(), free_port());
+    let make = host_make(&copy, port, admin);
+    let run = copy.path().join("run");
+
+    // Nothing runs yet: send-test and dump fail, naming that.
+    let said = make.fails("send-test");
+    assert!(said.contains("make send-test: not running"), "{said}");
+    assert!(make.fails("dump").contains("not running"));
+
+    let out = make.ok("serve");
+    let _stop = Stop(&make);
+    assert!(
+        out.contains(&format!(
+            "receiving on http://127.0.0.1:{port}/receive-webhooks"
+        )),
+        "{out}"
+    );
+    let served = std::fs::read_to_string(run.join("served")).unwrap();
+    assert!(
+        served.contains(&format!("public='http://127.0.0.1:{port}'")),
+        "{served}"
+    );
+    assert!(
+        served.contains(&format!("admin='http://127.0.0.1:{admin}'")),
+        "{served}"
+    );
+
+    // A second serve names the port and the run directory it found.
+    let again = make.fails("serve");
+    assert!(
+        again.contains(&format!(
+            "already running: deliveries on http://127.0.0.1:{port}/receive-webhooks"
+        )) && again.contains(&format!("run directory {}", run.display())),
+        "{again}"
+    );
+
+    // send-test reaches the recorded port, whatever PORT says now.
+    let mut elsewhere = host_make(&copy, port, admin);
+    elsewhere.vars = vec![];
+    let sent = elsewhere.ok("send-test");
+    assert!(sent.contains(r#""msg":"stored""#), "{sent}");
+    // Signed with another secret: refused, so send-test fails with the server's answer.
+    let wrong = elsewhere.with_env("UP42_WEBHOOK_SECRET", "not-the-servers-secret");
+    let said = wrong.fails("send-test");
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("make send-test:"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        line.contains("not stored, HTTP 401") && line.contains("signature_mismatch"),
+        "{line}"
+    );
+    assert!(!said.contains(SECRET) && !said.contains("not-the-servers-secret"));
+
+    let dump = elsewhere.ok("dump");
+    assert_eq!(dump.lines().count(), 2, "one event and the count: {dump}");
+    let dump = elsewhere.ok("dump Q=?count=false");
+    assert_eq!(dump.lines().count(), 1, "{dump}");
+    assert!(elsewhere.ok("stats").contains(r#""stored":1"#));
+
+    // reload: new workers, the event still there; configtest on the host's run directory.
+    assert!(make
+        .without_env("UP42_WEBHOOK_SECRET")
+        .ok("reload")
+        .contains("reloaded the host server"));
+    assert_eq!(elsewhere.ok("dump").lines().count(), 2);
+    let tested = make.ok("configtest");
+    assert!(tested.contains("test is successful"), "{tested}");
+    // A reload whose configuration nginx refuses says so and fails; the old one keeps running.
+    let conf = run.join("conf/nginx.conf");
+    let good = std::fs::read_to_string(&conf).unwrap();
+    std::fs::remove_file(&conf).unwrap();
+    std::fs::write(&conf, format!("{good}\nno_such_directive on;\n")).unwrap();
+    let said = make.fails("reload");
+    assert!(said.contains("no_such_directive"), "{said}");
+    assert!(make.fails("configtest").contains("no_such_directive"));
+    std::fs::write(&conf, &good).unwrap();
+    assert_eq!(
+        elsewhere.ok("dump").lines().count(),
+        2,
+        "the old config still serves"
+    );
+
+    // restart: stopped and started with the same listeners; the journal brings the event back.
+    let restarted = elsewhere.ok("restart");
+    assert!(restarted.contains("stopped the host server"), "{restarted}");
+    assert!(
+        restarted.contains(&format!("receiving on http://127.0.0.1:{port}/")),
+        "{restarted}"
+    );
+    assert_eq!(elsewhere.ok("dump").lines().count(), 2);
+
+    // logs after a stop: the last lines of the files, the refusal among them.
+    assert!(make.ok("stop").contains("stopped the host server"));
+    let logs = make.ok("logs");
+    assert!(logs.contains("the host server is not running"), "{logs}");
+    assert!(
+        logs.contains("rejected delivery: signature_mismatch"),
+        "{logs}"
+    );
+    assert!(make.ok("stop").contains("not running"));
+}
+
+/// Each setting nginx cannot start with: (what is set up, what the one line must say).
+#[test]
+fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
+    let copy = Scratch::new("startup");
+    project_copy(copy.path());
+    let (port, admin) = (free_port(), free_port());
+    let base = host_make(&copy, port, admin);
+    let conf = copy.path().join("openresty/default.conf");
+    let original = std::fs::read_to_string(&conf).unwrap();
+    let empty = copy.path().join("empty-secret");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let cases: Vec<(&str, Make, Option<String>, &str)> = vec![
+        (
+            "a missing secret file",
+            base.without_env("UP42_WEBHOOK_SECRET")
+                .with_env("UP42_WEBHOOK_SECRET_FILE", "/nonexistent/up42-secret"),
+            None,
+            "up42webhooks: cannot read the secret file /nonexistent/up42-secret: No such file or directory (UP42_WEBHOOK_SECRET_FILE): create it",
+        ),
+        (
+            "a secret file with no secret",
+            base.without_env("UP42_WEBHOOK_SECRET")
+                .with_env("UP42_WEBHOOK_SECRET_FILE", empty.to_str().unwrap()),
+            None,
+            "holds no secret: put the secret you gave UP42 on its first line",
+        ),
+        (
+            "a missing shared dict",
+            base.with_env("UP42_WEBHOOK_SECRET", SECRET),
+            Some(original.replace("lua_shared_dict webhooks_seen 20m;", "")),
+            "lua_shared_dict webhooks_seen is not declared: add `lua_shared_dict webhooks_seen 16m;`",
+        ),
+        (
+            "a mistyped option",
+            base.with_env("UP42_WEBHOOK_SECRET", SECRET),
+            Some(original.replace(
+                "require(\"up42webhooks\").configure{}",
+                "require(\"up42webhooks\").configure{ tolerence = 60 }",
+            )),
+            "configure{}: no option tolerence (options: ",
+        ),
+        (
+            "a bad fsync mode",
+            base.with_env("UP42_WEBHOOK_JOURNAL_FSYNC", "sometimes"),
+            None,
+            "UP42_WEBHOOK_JOURNAL_FSYNC: always, interval or never, not sometimes",
+        ),
+    ];
+    for (what, make, edit, says) in cases {
+        std::fs::write(&conf, edit.as_deref().unwrap_or(&original)).unwrap();
+        let log = copy.path().join("run/logs/error.log");
+        let _ = std::fs::remove_file(&log);
+        let out = make.command("serve").output().unwrap();
+        let _stop = Stop(&make);
+        assert!(!out.status.success(), "{what}: nginx started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("nginx:")).collect();
+        assert_eq!(lines.len(), 1, "{what}: one line from nginx: {stderr}");
+        assert!(
+            lines[0].contains("init_by_lua error: ") && lines[0].contains(says),
+            "{what}: {}",
+            lines[0]
+        );
+        assert!(!stderr.contains("stack traceback"), "{what}: {stderr}");
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            logged.contains(says) && !logged.contains("stack traceback"),
+            "{what}: the error log has the same line: {logged}"
+        );
+    }
+}
