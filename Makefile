@@ -123,13 +123,15 @@ lint: deps
 # What the Docker checks need (tests/docker.rs): musl-gcc and Rust's musl target for the library
 # the image builds, docker-compose to validate the compose files (no engine needed). The exposure
 # tests (tests/exposure.rs) make certificates with openssl and a second host with iproute2; the
-# Redis store's tests (tests/redis.rs) start Debian's redis-server.
+# Redis store's tests (tests/redis.rs) start Debian's redis-server; the README's commands
+# (tests/readme_commands.rs) use jq and redis-cli.
 test-deps:
 	@missing=""; \
 	command -v musl-gcc >/dev/null 2>&1 || missing="$$missing musl-tools"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	$(APT_INSTALL)

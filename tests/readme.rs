@@ -1,12 +1,12 @@
-//! The README's reference tables must match the code: the result codes (their names, in their
-//! numeric order, and how many) and the functions the C header exports.
+//! The library's reference (docs/library.md) must match the code: the result codes (their names,
+//! in their numeric order, and how many) and the functions the C header exports.
 
 mod common;
 
 use up42webhooks::Code;
 
 fn readme() -> String {
-    std::fs::read_to_string(common::root().join("README.md")).unwrap()
+    std::fs::read_to_string(common::root().join("docs/library.md")).unwrap()
 }
 
 #[test]
@@ -23,7 +23,10 @@ fn the_result_codes_are_listed_in_order_with_their_count() {
         .filter(|s| s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
         .collect();
     let codes: Vec<&str> = Code::ALL.iter().map(|c| c.name()).collect();
-    assert_eq!(names, codes, "README's result codes, in numeric order");
+    assert_eq!(
+        names, codes,
+        "docs/library.md's result codes, in numeric order"
+    );
     let last = Code::ALL.len() - 1;
     assert!(
         para.replace('\n', " ")
@@ -53,7 +56,7 @@ fn every_exported_function_is_in_the_c_abi_table() {
     for f in exported {
         assert!(
             table.contains(&format!("`{f}(")),
-            "{f} is not in the README's C ABI table"
+            "{f} is not in docs/library.md's C ABI table"
         );
     }
 }

@@ -230,7 +230,8 @@ function _M.dump()
         return ngx.exit(ngx.ERROR) -- cut the answer short: its reader sees no closing count
     end
     if args.count ~= "false" then
-        chunk[#chunk + 1] = json_encode{ number_webhooks_received = listed, next = nxt }
+        -- Written in this order every time (a table's order would follow its hash).
+        chunk[#chunk + 1] = '{"number_webhooks_received":' .. listed .. ',"next":' .. json_encode(nxt) .. "}"
         ngx_say(concat(chunk, "\n"))
     elseif #chunk > 0 then
         chunk[#chunk + 1] = "" -- the last event's line break
