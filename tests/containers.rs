@@ -204,6 +204,25 @@ fn logs_show(make: &Make, want: &str) -> String {
 
 const SECRET: &str = "containers-secret-T3N0cmFjb2Q";
 
+/// make for the Debian image of `arch` in `copy`: this checkout's library (LIB=host), the
+/// bootstrapped base, and a test tag of its own (a user's up42webhooks:debian-* stay as they are).
+fn debian_make(copy: &Scratch, release: &Path, arch: &str) -> Make {
+    Make {
+        dir: copy.path().to_path_buf(),
+        release: release.to_path_buf(),
+        vars: [
+            ("FLAVOR", "debian".to_string()),
+            ("LIB", "host".to_string()),
+            ("ARCH", arch.to_string()),
+            ("BASE_IMAGE", format!("up42webhooks-base:bookworm-{arch}")),
+            ("DEBIAN_IMAGE", format!("up42webhooks-test:debian-{arch}")),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec(),
+        env: vec![],
+    }
+}
+
 /// The amd64 image through make: run, ping, health, store, refuse, logs, reload, restart,
 /// configtest, list, stop (graceful), a start with the secret as a Docker secret file, clean.
 fn debian_through_make(release: &Path) {
@@ -220,21 +239,13 @@ fn debian_through_make(release: &Path) {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect::<String>()
         .to_lowercase();
-    let make = Make {
-        dir: copy.path().to_path_buf(),
-        release: release.to_path_buf(),
-        vars: [
-            ("FLAVOR", "debian"),
-            ("LIB", "host"),
-            ("BASE_IMAGE", "up42webhooks-base:bookworm-amd64"),
-            ("DEBIAN_IMAGE", "up42webhooks-test:debian-amd64"),
-            ("PORT", &port.to_string()),
-            ("ADMIN_PORT", &admin.to_string()),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .to_vec(),
-        env: vec![("UP42_WEBHOOK_SECRET".into(), SECRET.into())],
-    };
+    let mut make = debian_make(&copy, release, "amd64");
+    make.vars.retain(|(k, _)| k != "ARCH"); // this machine's own
+    make.vars.extend([
+        ("PORT".to_string(), port.to_string()),
+        ("ADMIN_PORT".to_string(), admin.to_string()),
+    ]);
+    make.env = vec![("UP42_WEBHOOK_SECRET".into(), SECRET.into())];
     let container = format!("{project}_up42webhooks_1");
     let cleanup = Cleanup(project.clone());
 
@@ -399,20 +410,7 @@ fn debian_on_a_board(release: &Path, arch: &str, machine: &str) {
     let copy = Scratch::new(arch);
     project_copy(copy.path());
     let image = format!("up42webhooks-test:debian-{arch}");
-    let make = Make {
-        dir: copy.path().to_path_buf(),
-        release: release.to_path_buf(),
-        vars: [
-            ("FLAVOR", "debian"),
-            ("LIB", "host"),
-            ("ARCH", arch),
-            ("BASE_IMAGE", &format!("up42webhooks-base:bookworm-{arch}")),
-            ("DEBIAN_IMAGE", &image),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .to_vec(),
-        env: vec![],
-    };
+    let make = debian_make(&copy, release, arch);
     make.ok("image");
     let platform = inspect(
         &image,
