@@ -739,7 +739,7 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
             r#"{"k":9}"#,
             r#"{"k":10}"#,
             r#"{"k":11}"#,
-            r#"{"next":11,"number_webhooks_received":5}"#
+            r#"{"number_webhooks_received":5,"next":11}"#
         ]
     );
     // The key counter goes on after the highest key; the ids of the window are remembered.
