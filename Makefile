@@ -1,6 +1,9 @@
 # up42webhooks: build, run, test and benchmark.
 # `make serve` and `make test` are the README's quick start; both install what they miss.
 
+# No "Entering directory" lines, also when make runs inside another make: make dump | jq, make
+# stats | jq read JSON only.
+MAKEFLAGS += --no-print-directory
 CARGO ?= cargo
 RELEASE_DIR ?= target/release
 PORT ?= 9888

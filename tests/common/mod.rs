@@ -46,6 +46,10 @@ pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
         "RUN_DIR",
         "COMPOSE_PROJECT_NAME",
         "COMPOSE_FILE",
+        // A make that runs the tests (make test) would make every make here its sub-make.
+        "MAKEFLAGS",
+        "MAKELEVEL",
+        "MFLAGS",
     ] {
         c.env_remove(name);
     }
