@@ -236,7 +236,8 @@ fn every_operator_command_in_the_readme_runs_and_shows_what_it_says() {
             format!("{}:{}", shim.display(), std::env::var("PATH").unwrap()),
         );
     let out = bash.output().unwrap();
-    let _ = Command::new(shim.join("make"))
+    let mut stop = Command::new(shim.join("make"));
+    let _ = common::hermetic(&mut stop)
         .arg("stop")
         .current_dir(copy.path())
         .output();
