@@ -14,8 +14,8 @@ mod common;
 
 use common::make::{project_copy, release_dir, Scratch};
 use common::nginx::free_port;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use common::redis::Redis;
+use std::process::Command;
 
 #[derive(Debug)]
 struct Block {
@@ -93,43 +93,6 @@ fn matches(pattern: &str, line: &str) -> bool {
     rest.is_empty()
 }
 
-struct Redis(Child, std::path::PathBuf);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn redis(port: u16) -> Redis {
-    let dir = std::env::temp_dir().join(format!("up42wh-readme-redis-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (make test installs it)");
-    let r = Redis(child, dir);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    r
-}
-
 #[test]
 fn every_operator_command_in_the_readme_runs_and_shows_what_it_says() {
     let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
@@ -171,8 +134,9 @@ fn every_operator_command_in_the_readme_runs_and_shows_what_it_says() {
     let copy = Scratch::new("readme");
     project_copy(copy.path());
     let release = release_dir();
-    let (port, admin, redis_port) = (free_port(), free_port(), free_port());
-    let _redis = redis(redis_port);
+    let (port, admin) = (free_port(), free_port());
+    let redis = Redis::start("readme");
+    let redis_port = redis.port;
     // `make` here is the real one with cargo replaced and this run's ports.
     let shim = copy.path().join("bin");
     std::fs::create_dir_all(&shim).unwrap();

@@ -5,104 +5,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::nginx::{free_port, http, json, now, Delivery, Server, Setup, SECRET};
-
-/// redis-server in the foreground on 127.0.0.1:`port`, its data in `dir` (AOF, fsync always).
-struct Redis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    /// Settings after the defaults (a later one wins), and the password they set.
-    extra: Vec<String>,
-    password: Option<String>,
-}
+use common::redis::Redis;
 
 impl Redis {
-    fn start(name: &str) -> Redis {
-        Redis::start_with(name, &[])
-    }
-
-    fn start_with(name: &str, extra: &[&str]) -> Redis {
-        let dir = std::env::temp_dir().join(format!("up42wh-redis-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let password = extra
-            .windows(2)
-            .find(|w| w[0] == "--requirepass")
-            .map(|w| w[1].to_string());
-        let mut r = Redis {
-            port: free_port(),
-            dir,
-            child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            password,
-        };
-        r.run();
-        r
-    }
-
-    fn run(&mut self) {
-        use std::os::unix::process::CommandExt;
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .args(["--daemonize", "no", "--maxmemory-policy", "noeviction"])
-            .args(&self.extra)
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (make test installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.cli(&["PING"]).trim() == "PONG" {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not come up on port {}", self.port);
-    }
-
-    /// kill -9, as a crash; the AOF stays.
-    fn crash(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// redis-cli's raw output of one command.
-    fn cli(&self, args: &[&str]) -> String {
-        let mut c = Command::new("redis-cli");
-        c.args(["-p", &self.port.to_string(), "--raw", "--no-auth-warning"]);
-        if let Some(p) = &self.password {
-            c.args(["-a", p]);
-        }
-        c.args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
     /// The stream's entries: entry id -> the delivery id they were stored under.
     fn entries(&self) -> HashMap<String, String> {
         let out = self.cli(&["XRANGE", "up42webhooks", "-", "+"]);
@@ -132,13 +42,6 @@ fn is_entry_id(s: &str) -> bool {
             && a.bytes().all(|c| c.is_ascii_digit())
             && b.bytes().all(|c| c.is_ascii_digit())
     }) && s.len() > 13
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.crash();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// A delivery tried once: itself, the status (0 for no answer) and the entry id of a 200.

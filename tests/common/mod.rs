@@ -3,6 +3,7 @@
 
 pub mod make;
 pub mod nginx;
+pub mod redis;
 pub mod senders;
 
 use std::path::PathBuf;
