@@ -79,6 +79,13 @@ local function admitted()
     return c
 end
 
+-- A 400 for a query argument, with the values it takes when they are few; nil, for the caller
+-- to return.
+local function bad_argument(msg, accepted)
+    respond(400, { code = 400, error = "bad_argument", msg = msg, accepted = accepted })
+    return nil
+end
+
 -- A position in the store (`since`, `upto`, Last-Event-ID), as the store reads it, its default
 -- when absent, or nil after a 400.
 local function cursor_arg(c, args, name, default)
@@ -88,8 +95,7 @@ local function cursor_arg(c, args, name, default)
     end
     local cur = type(v) == "string" and c.store.cursor(v)
     if not cur then
-        respond(400, { code = 400, error = "bad_argument", msg = name .. " must be " .. c.store.CURSOR })
-        return nil
+        return bad_argument(name .. " must be " .. c.store.CURSOR)
     end
     return cur
 end
@@ -102,16 +108,9 @@ local function integer_arg(args, name, default, max)
     end
     local n = tonumber(v)
     if type(v) ~= "string" or not n or n < 0 or n ~= floor(n) or (max and n > max) then
-        respond(400, { code = 400, error = "bad_argument",
-                       msg = name .. " must be a whole number" .. (max and (" up to " .. max) or "") })
-        return nil
+        return bad_argument(name .. " must be a whole number" .. (max and (" up to " .. max) or ""))
     end
     return n
-end
-
-local function bad_argument(msg, accepted)
-    respond(400, { code = 400, error = "bad_argument", msg = msg, accepted = accepted })
-    return nil
 end
 
 local DUMP_ARGS = { "event", "status", "live", "since", "limit", "wait", "count" }
@@ -139,7 +138,7 @@ local function dump_args(c)
                                 .. concat(DUMP_ARGS, ", "), DUMP_ARGS)
         end
         if type(v) ~= "string" then
-            return bad_argument(name .. " once, with a value", nil)
+            return bad_argument(name .. " once, with a value")
         end
     end
     for _, name in ipairs{ "live", "count" } do
@@ -155,16 +154,16 @@ local function dump_args(c)
                                 .. (others and " or another sender's event name" or ""), UP42_EVENTS)
         end
         if #event > 128 or not find(event, "^[%w][%w._:/-]*$") then
-            return bad_argument("event: an event name (letters, digits, '.', '_', ':', '/', '-')", nil)
+            return bad_argument("event: an event name (letters, digits, '.', '_', ':', '/', '-')")
         end
     end
     local status = args.status
     if status then
         if not others and not find(status, "^[A-Z][A-Z_ ]*$") then
-            return bad_argument("status is written " .. UP42_STATUSES, nil)
+            return bad_argument("status is written " .. UP42_STATUSES)
         end
         if #status > 128 or find(status, "[%c]") then
-            return bad_argument("status: at most 128 characters, none of them control characters", nil)
+            return bad_argument("status: at most 128 characters, none of them control characters")
         end
     end
     return args
@@ -251,7 +250,7 @@ function _M.ack()
     end
     local args = req.get_uri_args()
     if args.upto == nil then
-        return respond(400, { code = 400, error = "bad_argument", msg = "upto must be " .. c.store.CURSOR })
+        return bad_argument("upto must be " .. c.store.CURSOR)
     end
     local upto = cursor_arg(c, args, "upto", nil)
     if not upto then

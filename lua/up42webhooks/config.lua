@@ -110,23 +110,25 @@ local OPTIONS = {
 }
 for k in pairs(DEFAULTS) do OPTIONS[k] = true end
 
+-- A table's keys, sorted and joined: the options a message lists.
+local function names_of(t)
+    local names = {}
+    for n in pairs(t) do names[#names + 1] = n end
+    table.sort(names)
+    return table.concat(names, ", ")
+end
+
 local function check_names(o)
     for k, v in pairs(o) do
         local known = OPTIONS[k]
         if not known then
-            local names = {}
-            for n in pairs(OPTIONS) do names[#names + 1] = n end
-            table.sort(names)
-            fail("configure{}: no option " .. tostring(k) .. " (options: " .. table.concat(names, ", ") .. ")")
+            fail("configure{}: no option " .. tostring(k) .. " (options: " .. names_of(OPTIONS) .. ")")
         end
         if type(known) == "table" and type(v) == "table" then
             for sub in pairs(v) do
                 if not known[sub] then
-                    local names = {}
-                    for n in pairs(known) do names[#names + 1] = n end
-                    table.sort(names)
                     fail("configure{}: " .. k .. " has no option " .. tostring(sub) .. " ("
-                         .. table.concat(names, ", ") .. ")")
+                         .. names_of(known) .. ")")
                 end
             end
         end
