@@ -158,8 +158,11 @@ test: lint nginx-deps test-deps docker-deps cross-test
 
 # --- ARM boards (make cross) -----------------------------------------------------------------
 # Raspberry Pi OS 64-bit and Armbian on Pine64 (aarch64), Raspberry Pi OS 32-bit (armv7).
-CROSS_TARGETS ?= aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
+# Each board's Debian architecture and Rust target (dist/<target>/ holds its library).
 CROSS_ARCHS = arm64 armhf
+CROSS_TARGET_arm64 = aarch64-unknown-linux-gnu
+CROSS_TARGET_armhf = armv7-unknown-linux-gnueabihf
+CROSS_TARGETS ?= $(foreach a,$(CROSS_ARCHS),$(CROSS_TARGET_$(a)))
 
 # Debian's cross compilers (the linkers of .cargo/config.toml), qemu-user, 32-bit x86 libraries
 # for the LuaJIT that mlua builds for armv7, and dpkg's foreign architectures so that
@@ -382,9 +385,7 @@ PLATFORM_amd64 = linux/amd64
 PLATFORM_arm64 = linux/arm64
 PLATFORM_armhf = linux/arm/v7
 # LIB=host: this machine's release build for its own ARCH, make cross's for an ARM one.
-CROSS_DIR_arm64 = dist/aarch64-unknown-linux-gnu
-CROSS_DIR_armhf = dist/armv7-unknown-linux-gnueabihf
-HOST_LIB = $(if $(filter $(NATIVE_ARCH),$(ARCH)),$(RELEASE_DIR),$(or $(CROSS_DIR_$(ARCH)),$(error LIB=host: make cross builds arm64 and armhf only)))
+HOST_LIB = $(if $(filter $(NATIVE_ARCH),$(ARCH)),$(RELEASE_DIR),dist/$(or $(CROSS_TARGET_$(ARCH)),$(error LIB=host: make cross builds $(CROSS_ARCHS) only)))
 LIB_IMAGE = up42webhooks-lib:$(LIB)-$(ARCH)
 DEBIAN_IMAGE ?= up42webhooks:debian-$(ARCH)
 # The public listener is published where LISTEN says (loopback unless opened), as make serve
