@@ -39,8 +39,9 @@ COPY openresty/healthcheck.sh /usr/local/bin/up42webhooks-health
 ENV UP42_WEBHOOK_ADMIN_ALLOW="loopback,gateway" UP42_WEBHOOK_JOURNAL_DIR="/var/lib/up42webhooks"
 RUN install -d -o nobody -m 0700 /var/lib/up42webhooks
 VOLUME /var/lib/up42webhooks
-# The config is tested at build time, with the listen files the entrypoint writes; configure{}
-# refuses to start without a secret, so the test gets a placeholder that lives only in this command.
+# The config is tested at build time, with the listen files the entrypoint writes. nginx -t does
+# not run init_by_lua (configure{}'s checks run at start); the placeholder secret, which lives only
+# in this command, keeps the test independent of that.
 RUN UP42_WEBHOOK_SECRET=placeholder-for-nginx-t up42webhooks-entrypoint /usr/local/openresty/bin/openresty -t -q
 # 80: deliveries; 443: deliveries over TLS, when a certificate is mounted; 9889: the admin listener.
 EXPOSE 80 443 9889
