@@ -1,5 +1,6 @@
-//! The library's reference (docs/library.md) must match the code: the result codes (their names,
-//! in their numeric order, and how many) and the functions the C header exports.
+//! The reference tables must match the code: docs/library.md's result codes (their names, in their
+//! numeric order, and how many) and the functions the C header exports; the README's settings
+//! (every configure{} option and environment variable).
 
 mod common;
 
@@ -57,6 +58,113 @@ fn every_exported_function_is_in_the_c_abi_table() {
         assert!(
             table.contains(&format!("`{f}(")),
             "{f} is not in docs/library.md's C ABI table"
+        );
+    }
+}
+
+/// The identifiers that stand as keys at the top level of the Lua table starting at `start`.
+fn table_keys(lua: &str, start: &str) -> Vec<String> {
+    let from = lua.find(start).unwrap_or_else(|| panic!("{start}")) + start.len();
+    let mut keys = Vec::new();
+    let mut depth = 1;
+    let mut word = String::new();
+    let mut chars = lua[from..].chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                // A comment, to the end of its line.
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                for c in chars.by_ref() {
+                    if c == '"' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if depth == 1 && c == '=' && !word.is_empty() {
+            keys.push(word.clone());
+        }
+        if !c.is_whitespace() {
+            word.clear();
+        }
+    }
+    keys
+}
+
+/// The README's settings tables name every configure{} option and every environment variable the
+/// module, the config and the images read.
+#[test]
+fn the_settings_tables_name_every_option_and_variable() {
+    let text = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let settings = &text[text.find("## Settings").unwrap()..text.find("## Glossary").unwrap()];
+    let config =
+        std::fs::read_to_string(common::root().join("lua/up42webhooks/config.lua")).unwrap();
+    let mut options = table_keys(&config, "local DEFAULTS = {");
+    options.extend(table_keys(&config, "local OPTIONS = {"));
+    assert!(
+        options.len() > 25 && options.contains(&"secret_file".to_string()),
+        "{options:?}"
+    );
+    for o in &options {
+        assert!(
+            settings.contains(&format!("`{o}`")),
+            "the settings do not name `{o}`"
+        );
+    }
+    let mut sources = String::new();
+    for dir in ["lua", "lua/up42webhooks", "openresty"] {
+        for e in std::fs::read_dir(common::root().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                sources.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+    for f in [
+        "Makefile",
+        "Dockerfile",
+        "Dockerfile.debian",
+        "docker-compose.yml",
+        "docker-compose.secret.yml",
+        "docker-compose.tls.yml",
+    ] {
+        sources.push_str(&std::fs::read_to_string(common::root().join(f)).unwrap());
+    }
+    let mut vars: Vec<&str> = sources
+        .match_indices("UP42_WEBHOOK_")
+        .map(|(at, _)| {
+            let rest = &sources[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(rest.len());
+            rest[..end].trim_end_matches('_')
+        })
+        .collect();
+    vars.sort_unstable();
+    vars.dedup();
+    assert!(vars.len() >= 15, "{vars:?}");
+    for v in vars {
+        assert!(
+            settings.contains(&format!("`{v}`")),
+            "the settings do not name `{v}`"
         );
     }
 }
