@@ -24,7 +24,26 @@ chmod 1777 "$dir/tmp" "$dir/tmp/body"
 chmod 700 "$dir/data"
 if [ "$(id -u)" = 0 ]; then
   worker=$("$nginx" -V 2>&1 | sed -n 's/.*--user=\([^ ]*\).*/\1/p')
-  chown -R "${worker:-nobody}" "$dir/data"
+  worker=${worker:-nobody}
+  chown -R "$worker" "$dir/data"
+  # The workers must get to the journal, the spooled bodies and the error pages: a directory above
+  # the checkout or the run directory that other users cannot enter (/root, a mktemp -d one) would
+  # make every delivery a 503 (journal_error) after a start that looked fine.
+  reach() {
+    runuser -u "$worker" -- test "$1" "$2" 2>/dev/null || {
+      echo "prefix.sh: nginx's workers run as $worker and cannot get to $2: a directory above it is" \
+        "closed to other users. Clone the project and choose the run directory (RUN_DIR) where" \
+        "$worker can reach them, not under /root, or open the directories above them (chmod o+x)." >&2
+      exit 1
+    }
+  }
+  if command -v runuser >/dev/null 2>&1; then
+    # By absolute paths, as nginx's prefix is: a relative one starts inside the closed directory.
+    abs=$(cd "$dir" && pwd)
+    reach -w "$abs/data"
+    reach -w "$abs/tmp/body"
+    reach -r "$root/openresty/html/errors/404.json"
+  fi
 fi
 ln -sfn "$root/lua" "$dir/lua"
 # Lua modules the system does not have (make nginx-deps puts the Redis client there).

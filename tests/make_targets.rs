@@ -9,6 +9,8 @@ mod common;
 
 use common::make::{project_copy, release_dir, Make, Scratch};
 use common::nginx::free_port;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 
 const SECRET: &str = "make-targets-secret-c2VydmU";
 
@@ -210,4 +212,38 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
             "{what}: the error log has the same line: {logged}"
         );
     }
+}
+
+/// Started by root, nginx's workers run as nobody: a checkout they cannot get into (under /root, or
+/// in a mktemp -d directory) is refused before nginx starts, with what to do, instead of a start
+/// that looks fine and answers every delivery 503.
+#[test]
+fn a_checkout_the_workers_cannot_reach_is_refused_with_what_to_do() {
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+    {
+        println!("SKIPPED: only a root master hands its workers to another user");
+        return;
+    }
+    let closed = Scratch::new("closed");
+    std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let copy = closed.path().join("up42webhooks");
+    std::fs::create_dir_all(&copy).unwrap();
+    project_copy(&copy);
+    let mut make = host_make(&closed, free_port(), free_port());
+    make.dir = copy.clone();
+    let said = make.fails("serve");
+    let _stop = Stop(&make);
+    assert!(
+        said.contains("nginx's workers run as nobody and cannot get to")
+            && said.contains(&copy.join("run/data").display().to_string())
+            && said.contains("not under /root"),
+        "{said}"
+    );
+    assert!(
+        !copy.join("run/logs/nginx.pid").exists(),
+        "nginx was not started"
+    );
 }
