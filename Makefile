@@ -130,7 +130,8 @@ lint: deps
 # the image builds, docker-compose to validate the compose files (no engine needed). The exposure
 # tests (tests/exposure.rs) make certificates with openssl and a second host with iproute2; the
 # Redis store's tests (tests/redis.rs) start Debian's redis-server; the README's commands
-# (tests/readme_commands.rs) use jq and redis-cli.
+# (tests/readme_commands.rs) use jq and redis-cli; the admin listener's browser tests
+# (tests/admin_web.rs) run Debian's headless chromium.
 test-deps:
 	@missing=""; \
 	command -v musl-gcc >/dev/null 2>&1 || missing="$$missing musl-tools"; \
@@ -138,6 +139,7 @@ test-deps:
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	$(APT_INSTALL)

@@ -10,6 +10,7 @@
 --   }
 --   server { # admin: loopback only, never proxied; the marker lets local clients in without a token
 --     set $up42webhooks_listener admin;
+--     access_by_lua_block { require("up42webhooks").admin_access() } # Host, cross-site requests
 --     location = /dump-webhooks    { content_by_lua_block { require("up42webhooks").dump() } }
 --     location = /ack-webhooks     { content_by_lua_block { require("up42webhooks").ack() } }
 --     location = /tail             { content_by_lua_block { require("up42webhooks").tail() } }
@@ -18,10 +19,11 @@
 --
 -- The parts: config (configure{} and its options), receive (verification), store (the shared
 -- dict and its journal, behind add/range/ack/trim/stats/replay), journal (segments, fsync),
--- admin (the admin endpoints), reply (answers and counters).
+-- admin (the admin endpoints), gate (who may use them, and what a browser may), reply (answers and counters).
 local config = require "up42webhooks.config"
 local receive = require "up42webhooks.receive"
 local admin = require "up42webhooks.admin"
+local gate = require "up42webhooks.gate"
 local store = require "up42webhooks.store"
 local journal = require "up42webhooks.journal"
 
@@ -145,6 +147,9 @@ _M.dump = admin.dump
 _M.ack = admin.ack
 _M.tail = admin.tail
 _M.stats = admin.stats
+_M.admin_not_found = admin.not_found
+-- In the admin server's access phase: the Host and cross-site checks (up42webhooks/gate.lua).
+_M.admin_access = gate.check_request
 
 -- GET /ping
 function _M.ping()

@@ -617,6 +617,16 @@ fn configure_reads_the_exposure_settings_and_refuses_bad_ones() {
         .exec()
         .unwrap();
     configure(&lua, "");
+    // Names with and without a port, IPv6 literals, commas or spaces between them.
+    let parsed: bool = lua
+        .load(
+            "local h = require('up42webhooks.hosts').new('Admin.Example.test, tunnel.example:8080 [::1]:9 tunnel.example:8081')
+             return h['admin.example.test'] == true and h['tunnel.example'][8080] and h['tunnel.example'][8081]
+                 and h['tunnel.example'][80] == nil and h['[::1]'][9] and h['other.example'] == nil",
+        )
+        .eval()
+        .unwrap();
+    assert!(parsed, "admin_hosts entries");
     for (var, value, message) in [
         (
             "UP42_WEBHOOK_PUBLIC_URL",
@@ -632,6 +642,16 @@ fn configure_reads_the_exposure_settings_and_refuses_bad_ones() {
             "UP42_WEBHOOK_ADMIN_ALLOW",
             "lan",
             "admin_allow: not an address",
+        ),
+        (
+            "UP42_WEBHOOK_ADMIN_HOSTS",
+            "admin.example:99999",
+            "UP42_WEBHOOK_ADMIN_HOSTS: not a host name or name:port: admin.example:99999",
+        ),
+        (
+            "UP42_WEBHOOK_ADMIN_HOSTS",
+            "a..example",
+            "UP42_WEBHOOK_ADMIN_HOSTS: not a host name",
         ),
     ] {
         let err = lua
@@ -661,6 +681,14 @@ fn configure_reads_the_exposure_settings_and_refuses_bad_ones() {
         (
             "admin_allow = { '10.0.0.0/40' }",
             "admin_allow: not an address or network",
+        ),
+        (
+            "admin_hosts = 'hooks.example/admin'",
+            "configure{admin_hosts}: not a host name or name:port: hooks.example/admin",
+        ),
+        (
+            "admin_hosts = '.example'",
+            "configure{admin_hosts}: not a host name",
         ),
     ] {
         let err = lua

@@ -1,17 +1,14 @@
 -- The admin listener's endpoints: the dump (paged, long-polling), the live tail (Server-Sent
 -- Events), acknowledgement and the stats, for loopback clients or the bearer token.
-local config = require "up42webhooks.config"
 local reply = require "up42webhooks.reply"
-local addr = require "up42webhooks.addr"
+local gate = require "up42webhooks.gate"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
 local req = ngx.req
-local ngx_var = ngx.var
 local ngx_print = ngx.print
 local ngx_say = ngx.say
 local respond = reply.respond
-local count = reply.count
 local json_encode = cjson.encode
 local type = type
 local pairs = pairs
@@ -19,65 +16,12 @@ local ipairs = ipairs
 local tonumber = tonumber
 local concat = table.concat
 local find = string.find
-local byte = string.byte
 local floor = math.floor
 local min = math.min
-local bxor = bit.bxor
-local bor = bit.bor
+
+local admitted = gate.admitted
 
 local _M = {}
-
--- Compares two strings without stopping at the first difference.
-local function same_secret(a, b)
-    if #a ~= #b then
-        return false
-    end
-    local diff = 0
-    for i = 1, #a do
-        diff = bor(diff, bxor(byte(a, i), byte(b, i)))
-    end
-    return diff == 0
-end
-
--- Anyone with the bearer token; without it, a client of the admin listener (the server that sets
--- $up42webhooks_listener to "admin") in admin_allow, loopback by default. Both the TCP peer and the
--- address nginx reports (which set_real_ip_from may have taken from a header) must be in it, so a
--- realip setting can only take trust away. On any other server the address grants nothing: a
--- tunnel or proxy on this host connects from loopback for everyone on the internet.
-local function allowed(c)
-    if ngx_var.up42webhooks_listener == "admin" then
-        local peer = ngx_var.realip_remote_addr or ngx_var.remote_addr
-        if addr.contains(c.admin_allow, peer) and addr.contains(c.admin_allow, ngx_var.remote_addr) then
-            return true
-        end
-    end
-    local token = c.admin_token
-    local auth = req.get_headers()["authorization"]
-    if token and type(auth) == "string" then
-        local given = auth:match("^[Bb]earer%s+(.+)$")
-        if given and same_secret(given, token) then
-            return true
-        end
-    end
-    return false
-end
-
--- The configuration for an admin handler, or nil after answering 503 (not configured) or 403.
-local function admitted()
-    local c = config.current
-    if not c then
-        reply.not_configured()
-        return nil
-    end
-    if not allowed(c) then
-        count("denied")
-        ngx.log(ngx.WARN, "up42webhooks: denied ", ngx_var.uri, " to ", ngx_var.remote_addr)
-        respond(403, { code = 403, error = "forbidden",
-                       msg = "forbidden: a bearer token, or a local client of the admin listener" })
-        return nil
-    end
-    return c
-end
 
 -- A 400 for a query argument, with the values it takes when they are few; nil, for the caller
 -- to return.
@@ -258,9 +202,8 @@ function _M.ack()
     end
     local removed, through = c.store.ack(c, upto, ngx.time())
     if not removed then
-        ngx.log(ngx.ERR, "up42webhooks: ", through)
         return reply.unavailable(c.redis and "store_unavailable" or "journal_error",
-                                 "cannot record the acknowledgement now, retry later", through)
+                                 "cannot record the acknowledgement now, retry later", through, ngx.ERR)
     end
     return respond(200, { acked = removed, upto = through })
 end
@@ -290,11 +233,16 @@ function _M.tail()
     end
     ngx.status = 200
     ngx.header["Content-Type"] = "text/event-stream"
-    ngx.header["Cache-Control"] = "no-cache"
     ngx.header["X-Accel-Buffering"] = "no"
     local ok, err = pcall(function()
         local beat = ngx.now() + c.tail_heartbeat
+        -- The headers and this comment now, not with the first event: a client that resumes at
+        -- the newest key learns at once that its stream is open.
         ngx_print(": up42webhooks tail\n\n")
+        local opened, oerr = ngx.flush(true)
+        if not opened then
+            return oerr
+        end
         while true do
             local out = {}
             local listed, nxt = c.store.range(c, since, 256, nil, function(key, line)
@@ -324,6 +272,12 @@ function _M.tail()
         ngx.log(ngx.ERR, "up42webhooks: tail: ", err)
     end
     return ngx.exit(ngx.OK)
+end
+
+-- Any other path of the admin listener (in Lua, not nginx's `return`, so that the Host and
+-- cross-site checks of the access phase run first).
+function _M.not_found()
+    return respond(404, { code = 404, error = "not_found", msg = "not found" })
 end
 
 -- The article's dump_cardinality(): the number of events held, as JSON text.

@@ -5,6 +5,8 @@
 --   tolerance, future (seconds), max_body (bytes), label, notifiable, retry_after
 --   dict, dedup_dict, stats_dict: the lua_shared_dict names
 --   admin_token (UP42_WEBHOOK_ADMIN_TOKEN), admin_allow (UP42_WEBHOOK_ADMIN_ALLOW): up42webhooks/addr.lua
+--   admin_hosts (UP42_WEBHOOK_ADMIN_HOSTS): Host names the admin listener answers to besides
+--     loopback, up42webhooks/hosts.lua (why: up42webhooks/gate.lua)
 --   public_url (UP42_WEBHOOK_PUBLIC_URL), scheme, authority, trusted_proxies
 --     (UP42_WEBHOOK_TRUSTED_PROXIES): what RFC 9421 senders signed, see up42webhooks/origin.lua
 --   senders = { name = { profile = ..., ... } }: see up42webhooks/senders.lua
@@ -19,6 +21,7 @@
 local native = require "up42webhooks.native"
 local senders = require "up42webhooks.senders"
 local addr = require "up42webhooks.addr"
+local hosts = require "up42webhooks.hosts"
 
 local pairs = pairs
 local ipairs = ipairs
@@ -103,7 +106,7 @@ end
 -- The options configure{} knows (and, for the tables, their keys): any other is a typo to report.
 local OPTIONS = {
     secrets = true, secret = true, secret_file = true, senders = true, store = true,
-    admin_token = true, admin_allow = true, public_url = true, scheme = true, authority = true,
+    admin_token = true, admin_allow = true, admin_hosts = true, public_url = true, scheme = true, authority = true,
     trusted_proxies = true,
     journal = { dir = true, fsync = true, segment_size = true },
     retention = { max_age = true, max_events = true },
@@ -238,6 +241,11 @@ function _M.configure(o)
     c.admin_allow, aerr = addr.new(setting(o.admin_allow, "UP42_WEBHOOK_ADMIN_ALLOW") or DEFAULTS.admin_allow)
     if not c.admin_allow then
         fail("admin_allow: " .. aerr)
+    end
+    local herr
+    c.admin_hosts, herr = hosts.new(setting(o.admin_hosts, "UP42_WEBHOOK_ADMIN_HOSTS"))
+    if not c.admin_hosts then
+        fail((o.admin_hosts and "configure{admin_hosts}" or "UP42_WEBHOOK_ADMIN_HOSTS") .. ": " .. herr)
     end
     local trusted = setting(o.trusted_proxies, "UP42_WEBHOOK_TRUSTED_PROXIES")
     if trusted then

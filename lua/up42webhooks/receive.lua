@@ -130,8 +130,7 @@ local REFUSED = {
         return reply.unavailable("store_unavailable", "cannot store the event now, retry later", detail)
     end,
     journal = function(detail)
-        ngx.log(ngx.ERR, "up42webhooks: ", detail)
-        return reply.unavailable("journal_error", "cannot store the event now, retry later", detail)
+        return reply.unavailable("journal_error", "cannot store the event now, retry later", detail, ngx.ERR)
     end,
 }
 

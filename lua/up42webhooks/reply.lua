@@ -23,22 +23,23 @@ function _M.respond(status, body)
     return ngx.exit(status)
 end
 
--- Log lines of refusals, per worker: for each reason and client, the first line of a window is
--- written and the rest counted, so that a flood of bad requests cannot fill the disk (the stats
--- count every one). The table is bounded: past MAX_KEYS it starts again.
-local window_of = {}   -- reason and client -> end of the current window
-local suppressed = {}  -- reason and client -> lines not written in it
+-- Log lines of refusals and failures, per worker: for each key (a reason, with the client where
+-- it is the client's fault), the first line of a window is written and the rest counted, so that a
+-- flood of bad requests or a failing disk cannot fill the log (the stats count every one). The
+-- table is bounded: past MAX_KEYS it starts again.
+local window_of = {}   -- key -> end of the current window
+local suppressed = {}  -- key -> lines not written in it
 local keys = 0
 local MAX_KEYS = 1024
 
-local function log_refusal(reason, client)
+-- Writes `line` at `level`, unless a line of `key` was written less than log_window seconds ago.
+local function log_limited(level, key, line)
     local c = config.current
     local window = c and c.log_window or 10
-    local k = reason .. " " .. tostring(client)
     local now = ngx.now()
-    local ends = window_of[k]
+    local ends = window_of[key]
     if ends and now < ends then
-        suppressed[k] = (suppressed[k] or 0) + 1
+        suppressed[key] = (suppressed[key] or 0) + 1
         return
     end
     if not ends then
@@ -47,14 +48,20 @@ local function log_refusal(reason, client)
             window_of, suppressed, keys = {}, {}, 1
         end
     end
-    local n = suppressed[k]
-    window_of[k], suppressed[k] = now + window, nil
+    local n = suppressed[key]
+    window_of[key], suppressed[key] = now + window, nil
     if n then
-        ngx.log(ngx.WARN, "up42webhooks: rejected delivery: ", reason, ", client ", client,
-                " (and ", n, " more like it in the last ", window, " s, not logged)")
+        ngx.log(level, line, " (and ", n, " more like it in the last ", window, " s, not logged)")
     else
-        ngx.log(ngx.WARN, "up42webhooks: rejected delivery: ", reason, ", client ", client)
+        ngx.log(level, line)
     end
+end
+_M.log_limited = log_limited
+
+local function log_refusal(reason, client)
+    client = tostring(client)
+    log_limited(ngx.WARN, reason .. " " .. client,
+                "up42webhooks: rejected delivery: " .. reason .. ", client " .. client)
 end
 _M.log_refusal = log_refusal
 
@@ -66,10 +73,12 @@ function _M.reject(status, reason, msg)
 end
 
 -- 503 with Retry-After: the sender (or reader) retries later; nothing stored is evicted to make room.
-function _M.unavailable(outcome, msg, detail)
+-- Logged at `level` (warn unless given), one line per outcome and log window.
+function _M.unavailable(outcome, msg, detail, level)
     local c = config.current
     _M.count(outcome)
-    ngx.log(ngx.WARN, "up42webhooks: ", ngx.var.uri, ": 503 (", outcome, "): ", detail or msg)
+    log_limited(level or ngx.WARN, "503 " .. outcome,
+                "up42webhooks: " .. ngx.var.uri .. ": 503 (" .. outcome .. "): " .. tostring(detail or msg))
     ngx.header["Retry-After"] = c and c.retry_after or 60
     return _M.respond(503, { code = 503, error = outcome, msg = msg })
 end
