@@ -30,6 +30,13 @@ COPY --from=builder /src/target/release/libup42webhooks.so /usr/local/openresty/
 COPY lua/ /usr/local/openresty/nginx/lua/
 COPY openresty/html/ /usr/local/openresty/nginx/html/
 COPY openresty/default.conf /etc/nginx/conf.d/default.conf
+# The image's nginx.conf gives each worker 1024 connections: as openresty/nginx.conf does, 8192, so
+# that held or abandoned admin connections never take the last one a delivery needs (the build
+# fails if the file no longer has the lines this changes).
+RUN conf=/usr/local/openresty/nginx/conf/nginx.conf && \
+    sed -i -e 's/^\([[:space:]]*worker_connections[[:space:]]\{1,\}\)[0-9]\{1,\};/\18192;/' \
+        -e '/^events[[:space:]]*{/i worker_rlimit_nofile 20000;' "$conf" && \
+    grep -q 'worker_connections[[:space:]]*8192;' "$conf" && grep -q '^worker_rlimit_nofile 20000;' "$conf"
 COPY openresty/listen.sh /usr/local/bin/up42webhooks-listen
 COPY openresty/docker-entrypoint.sh /usr/local/bin/up42webhooks-entrypoint
 COPY openresty/healthcheck.sh /usr/local/bin/up42webhooks-health

@@ -24,6 +24,7 @@ local config = require "up42webhooks.config"
 local receive = require "up42webhooks.receive"
 local admin = require "up42webhooks.admin"
 local gate = require "up42webhooks.gate"
+local held = require "up42webhooks.held"
 local store = require "up42webhooks.store"
 local journal = require "up42webhooks.journal"
 
@@ -108,6 +109,7 @@ local function every_second(premature)
     if c.journal and c.journal.fsync == "interval" then
         journal.sync()
     end
+    held.refresh(c)
     local now = ngx.time()
     if c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then
         local last = c.events:get("retention:last") or 0

@@ -1,9 +1,14 @@
-//! Faults under the receiver, on real nginx: a journal whose disk is full.
+//! Faults and abuse, on real nginx: a journal whose disk is full; thousands of admin connections
+//! held or abandoned; a worker killed with tails open; a reload with a tail and a long poll open;
+//! acknowledgements below the mark and numbers beyond what a double holds.
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::nginx::{json, now, Delivery, Server, SECRET};
 
@@ -163,4 +168,343 @@ fn a_full_disk_under_the_journal_is_a_503_each_time_and_a_few_log_lines() {
     let (lines, n) = srv.dump("");
     assert_eq!(n as usize, stored.len(), "first refusal at {first_refusal}");
     assert!(lines.iter().all(|l| l.contains("fill-")));
+}
+
+/// The project's config with these configure{} settings.
+fn configured(settings: &'static str) -> impl Fn(&str) -> String {
+    move |c: &str| {
+        c.replace(
+            "require(\"up42webhooks\").configure{}",
+            &format!("require(\"up42webhooks\").configure{{ {settings} }}"),
+        )
+    }
+}
+
+fn backlog(srv: &Server, what: &str) -> u64 {
+    json(&srv.admin_get("/stats"))["backlog"][what]
+        .as_u64()
+        .unwrap_or_else(|| panic!("backlog.{what}"))
+}
+
+/// Polls `f` every 50 ms until it holds, for at most `secs` seconds.
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A request written on a new connection to the admin listener, its answer not read: the client
+/// holds the connection (or drops it to abandon it).
+fn open_admin(port: u16, path: &str) -> Option<TcpStream> {
+    let mut s = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(5),
+    )
+    .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .ok()?;
+    Some(s)
+}
+
+/// Reads an open tail until `needle` arrives or the stream ends (bounded by `secs`).
+fn read_until(s: &mut TcpStream, needle: &str, secs: u64) -> String {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline && !String::from_utf8_lossy(&got).contains(needle) {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// This process's soft limit on open files raised to its hard limit: the test holds thousands.
+/// (Linux's getrlimit/setrlimit on a 64-bit target: RLIMIT_NOFILE is 7, rlim_t 64 bits.)
+fn raise_nofile() -> u64 {
+    #[repr(C)]
+    struct Rlimit {
+        cur: u64,
+        max: u64,
+    }
+    extern "C" {
+        fn getrlimit(resource: i32, rlim: *mut Rlimit) -> i32;
+        fn setrlimit(resource: i32, rlim: *const Rlimit) -> i32;
+    }
+    const RLIMIT_NOFILE: i32 = 7;
+    let mut lim = Rlimit { cur: 0, max: 0 };
+    // SAFETY: both calls read or write exactly one struct laid out as the C one.
+    unsafe {
+        if getrlimit(RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        lim.cur = lim.max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+        getrlimit(RLIMIT_NOFILE, &mut lim);
+    }
+    lim.cur
+}
+
+#[test]
+fn thousands_of_admin_connections_held_or_abandoned_never_starve_deliveries() {
+    const HELD: usize = 4000;
+    assert!(
+        raise_nofile() > HELD as u64 + 200,
+        "this test needs {HELD} open files"
+    );
+    let srv = Server::start();
+    let port = srv.port;
+    let deliver = |id: &str| -> (u16, Duration) {
+        let started = Instant::now();
+        let r = common::nginx::post_to(port, &fresh(id));
+        (r.status, started.elapsed())
+    };
+    // The usual latency, before.
+    let mut before = Vec::new();
+    for i in 0..20 {
+        let (status, took) = deliver(&format!("before-{i}"));
+        assert_eq!(status, 200);
+        before.push(took);
+    }
+    before.sort();
+    // Long polls beyond the newest key (each would wait 60 s), tails, and connections that send
+    // nothing at all: half abandoned by their client at once, half held.
+    let beyond = "/dump-webhooks?since=1000000&wait=60";
+    let mut held = Vec::new();
+    let mut abandoned = Vec::new();
+    for i in 0..HELD {
+        let path = match i % 8 {
+            0 => "/tail?since=1000000",
+            1 => "",
+            _ => beyond,
+        };
+        let s = if path.is_empty() {
+            TcpStream::connect(("127.0.0.1", srv.admin_port)).ok()
+        } else {
+            open_admin(srv.admin_port, path)
+        };
+        let s = s.unwrap_or_else(|| panic!("admin connection {i} opened"));
+        if i % 2 == 0 {
+            held.push(s);
+        } else {
+            abandoned.push(s);
+        }
+        if i % 400 == 0 {
+            // Deliveries go on while the connections pile up.
+            let (status, _) = deliver(&format!("during-open-{i}"));
+            assert_eq!(status, 200, "delivery with {i} admin connections opened");
+        }
+    }
+    // Half of them abandoned by their clients half a second later, while they wait: their places
+    // come back at once (a client that closes before its request is even read is not seen until
+    // its wait ends: lua_check_client_abort watches for a close after the request).
+    std::thread::sleep(Duration::from_millis(500));
+    let abandoned = {
+        let n = abandoned.len();
+        drop(abandoned);
+        n
+    };
+    // Held: the caps hold at max_held (128) places, the rest of the long polls and tails answered 503.
+    let mut during = Vec::new();
+    for i in 0..40 {
+        let (status, took) = deliver(&format!("during-{i}"));
+        assert_eq!(
+            status,
+            200,
+            "delivery {i} with {} admin connections held",
+            held.len()
+        );
+        during.push(took);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    during.sort();
+    let (b, d) = (before[before.len() / 2], during[during.len() / 2]);
+    eprintln!("{HELD} admin connections ({abandoned} abandoned): median delivery {b:?} before, {d:?} during, slowest {:?}", during.last().unwrap());
+    assert!(
+        *during.last().unwrap() < Duration::from_secs(2),
+        "no delivery waits: {during:?}"
+    );
+    let stats = json(&srv.admin_get("/stats"));
+    let open = stats["backlog"]["waits_open"].as_u64().unwrap()
+        + stats["backlog"]["tails_open"].as_u64().unwrap();
+    assert!(open <= 128, "held places within max_held: {stats}");
+    assert!(
+        stats["counters"]["wait_refused"].as_u64().unwrap_or(0) > 0,
+        "long polls beyond the cap refused: {stats}"
+    );
+    // Let them all go: every place is given back within a second or two.
+    drop(held);
+    let given_back = Instant::now();
+    while backlog(&srv, "waits_open") + backlog(&srv, "tails_open") > 0 {
+        assert!(
+            given_back.elapsed() < Duration::from_secs(5),
+            "places given back: {}",
+            json(&srv.admin_get("/stats"))["backlog"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, _) = deliver("after");
+    assert_eq!(status, 200);
+    let log = srv.error_log();
+    assert!(!log.contains("worker_connections are not enough"), "{log}");
+    assert!(!log.contains("timer"), "the timers kept running: {log}");
+    assert_eq!(srv.dump("?limit=1000").1, 20 + 10 + 40 + 1);
+}
+
+#[test]
+fn a_wait_ends_when_its_client_goes_away_and_at_a_reload() {
+    let srv = Server::start();
+    // Abandoned: the place comes back at once, not after the 60 s wait.
+    let s = open_admin(srv.admin_port, "/dump-webhooks?since=0&wait=60").unwrap();
+    eventually(3, "the long poll holds a place", || {
+        backlog(&srv, "waits_open") == 1
+    });
+    drop(s);
+    eventually(2, "the abandoned long poll gives its place back", || {
+        backlog(&srv, "waits_open") == 0
+    });
+    // A tail and a long poll open across a reload: both end, the tail with `retry:`, and the old
+    // workers are gone within 5 s.
+    let old = srv.worker_pids();
+    let mut tail = open_admin(srv.admin_port, "/tail").unwrap();
+    let opened = read_until(&mut tail, ": up42webhooks tail", 5);
+    assert!(opened.contains(": up42webhooks tail"), "{opened}");
+    let mut poll = open_admin(srv.admin_port, "/dump-webhooks?since=0&wait=60").unwrap();
+    eventually(3, "the long poll holds a place", || {
+        backlog(&srv, "waits_open") == 1
+    });
+    let reloaded = Instant::now();
+    srv.reload();
+    let rest = read_until(&mut tail, "\r\n0\r\n\r\n", 8);
+    assert!(
+        rest.contains("retry: "),
+        "the tail tells its client to reconnect: {rest}"
+    );
+    let answer = read_until(&mut poll, "number_webhooks_received", 8);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    eventually(5, "the old workers exit", || {
+        old.iter().all(|&p| !common::nginx::alive(p))
+    });
+    eprintln!("old workers gone {:?} after the reload", reloaded.elapsed());
+    assert!(reloaded.elapsed() < Duration::from_secs(5));
+    // The new workers serve a tail.
+    let mut again = open_admin(srv.admin_port, "/tail").unwrap();
+    assert!(read_until(&mut again, ": up42webhooks tail", 5).contains("200 OK"));
+}
+
+#[test]
+fn a_worker_killed_with_tails_open_takes_its_count_with_it() {
+    let srv = Server::start_with(configured("max_tails = 2"), &[]);
+    let mut tails: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = open_admin(srv.admin_port, "/tail").unwrap();
+            assert!(read_until(&mut s, ": up42webhooks tail", 5).contains("200 OK"));
+            s
+        })
+        .collect();
+    let third = srv.admin_get("/tail");
+    assert_eq!(third.status, 503, "{}", third.text());
+    assert_eq!(json(&third)["error"], "tail_refused");
+    assert!(third.header("retry-after").is_some());
+    // kill -9 of every worker: the master starts new ones; the tails' counts go with the dead.
+    let workers = srv.worker_pids();
+    common::nginx::kill9(&workers);
+    for t in &mut tails {
+        let _ = read_until(t, "never", 1);
+    }
+    drop(tails);
+    eventually(10, "new workers", || {
+        let now = srv.worker_pids();
+        now.len() == workers.len() && now.iter().all(|p| !workers.contains(p))
+    });
+    let started = Instant::now();
+    let mut accepted = None;
+    while started.elapsed() < Duration::from_secs(8) {
+        let mut s = open_admin(srv.admin_port, "/tail").unwrap();
+        let head = read_until(&mut s, ": up42webhooks tail", 3);
+        if head.contains("200 OK") {
+            accepted = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        accepted.is_some(),
+        "a tail is accepted after the workers died"
+    );
+    eprintln!(
+        "a tail accepted {:?} after the new workers started",
+        started.elapsed()
+    );
+    assert_eq!(backlog(&srv, "tails_open"), 1);
+}
+
+#[test]
+fn marks_only_go_forward_and_numbers_beyond_2_53_are_refused() {
+    let srv = Server::start();
+    for i in 0..10 {
+        assert_eq!(srv.post(&fresh(&format!("mark-{i}"))).status, 200);
+    }
+    let r = srv.admin("POST", "/ack-webhooks?upto=8", &[]);
+    assert_eq!(
+        (json(&r)["acked"].as_u64(), json(&r)["upto"].as_u64()),
+        (Some(8), Some(8))
+    );
+    for below in [1, 8] {
+        let r = srv.admin("POST", &format!("/ack-webhooks?upto={below}"), &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            (json(&r)["acked"].as_u64(), json(&r)["upto"].as_u64()),
+            (Some(0), Some(8)),
+            "upto={below}: nothing changes, the mark is said"
+        );
+    }
+    assert_eq!(backlog(&srv, "low"), 8);
+    // New events are there at once, from any cursor below the mark.
+    for i in 10..12 {
+        assert_eq!(srv.post(&fresh(&format!("mark-{i}"))).status, 200);
+    }
+    let (lines, n) = srv.dump("");
+    assert_eq!(n, 4, "{lines:?}");
+    assert_eq!(srv.dump("?since=1").1, 4);
+
+    let max = "9007199254740991";
+    for (path, ok) in [
+        (
+            "/dump-webhooks?since=9223372036854775808".to_string(),
+            false,
+        ),
+        ("/dump-webhooks?since=9007199254740992".to_string(), false),
+        (format!("/dump-webhooks?since={max}"), true),
+        (
+            "/dump-webhooks?limit=99999999999999999999".to_string(),
+            false,
+        ),
+        ("/dump-webhooks?limit=1e3".to_string(), false),
+        (format!("/dump-webhooks?limit={max}"), true),
+        ("/tail?since=18446744073709551616".to_string(), false),
+    ] {
+        let r = srv.admin_get(&path);
+        if ok {
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+            assert!(!r.text().contains("e+"), "{path}: {}", r.text());
+        } else {
+            assert_eq!(r.status, 400, "{path}: {}", r.text());
+            assert_eq!(json(&r)["error"], "bad_argument");
+            assert!(
+                json(&r)["msg"].as_str().unwrap().contains(max),
+                "{}",
+                r.text()
+            );
+        }
+    }
+    let r = srv.admin("POST", "/ack-webhooks?upto=9223372036854775808", &[]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(backlog(&srv, "low"), 8);
 }

@@ -561,3 +561,62 @@ fn a_master_found_through_sentinel() {
     let _ = sentinel.kill();
     let _ = sentinel.wait();
 }
+
+#[test]
+fn redis_marks_only_go_forward_and_refuses_bad_numbers_as_the_journal_does() {
+    let redis = Redis::start("marks");
+    let srv = receiver(&redis);
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let r = post(srv.port, &delivery(&format!("m-{i}"))).unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        ids.push(json(&r)["key"].as_str().unwrap().to_string());
+    }
+    // Acknowledged up to the fourth; then at and below it: nothing changes, the mark is said.
+    let r = srv.admin("POST", &format!("/ack-webhooks?upto={}", ids[3]), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["acked"], 4);
+    assert_eq!(json(&r)["upto"], ids[3].as_str());
+    for below in [ids[0].as_str(), ids[3].as_str(), "0", "1"] {
+        let r = srv.admin("POST", &format!("/ack-webhooks?upto={below}"), &[]);
+        assert_eq!(r.status, 200, "{below}: {}", r.text());
+        assert_eq!(json(&r)["acked"], 0, "{below}");
+        assert_eq!(json(&r)["upto"], ids[3].as_str(), "{below}: the mark");
+    }
+    assert_eq!(srv.dump("").1, 2);
+    // limit=0 lists nothing (it was a Lua error: a 500).
+    let r = srv.admin_get("/dump-webhooks?limit=0");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("\"number_webhooks_received\":0"),
+        "{}",
+        r.text()
+    );
+    // Numbers beyond 2^53 - 1 are a 400 with the reason, as in the journal store; a cursor beyond
+    // the newest entry is an empty page.
+    for bad in [
+        "/dump-webhooks?since=99999999999999999999",
+        "/dump-webhooks?since=1-99999999999999999999",
+        "/dump-webhooks?since=9007199254740992-0",
+        "/dump-webhooks?limit=9007199254740992",
+        "/dump-webhooks?since=x",
+        "/tail?since=18446744073709551616",
+    ] {
+        let r = srv.admin_get(bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert_eq!(json(&r)["error"], "bad_argument", "{bad}");
+        assert!(r.text().contains("9007199254740991"), "{bad}: {}", r.text());
+    }
+    let r = srv.admin("POST", "/ack-webhooks?upto=99999999999999999999", &[]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    for fine in [
+        "/dump-webhooks?since=9007199254740991-9007199254740991",
+        "/dump-webhooks?since=9007199254740991",
+    ] {
+        let r = srv.admin_get(fine);
+        assert_eq!(r.status, 200, "{fine}: {}", r.text());
+        assert!(r.text().contains("\"number_webhooks_received\":0"));
+    }
+    assert_eq!(srv.dump("").1, 2);
+    srv.assert_clean_logs();
+}

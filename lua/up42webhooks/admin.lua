@@ -2,6 +2,7 @@
 -- Events), acknowledgement and the stats, for loopback clients or the bearer token.
 local reply = require "up42webhooks.reply"
 local gate = require "up42webhooks.gate"
+local held = require "up42webhooks.held"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
@@ -16,7 +17,6 @@ local ipairs = ipairs
 local tonumber = tonumber
 local concat = table.concat
 local find = string.find
-local floor = math.floor
 local min = math.min
 
 local admitted = gate.admitted
@@ -44,15 +44,29 @@ local function cursor_arg(c, args, name, default)
     return cur
 end
 
--- A non-negative integer query argument, its default when absent, or nil after a 400.
+-- The largest whole number a Lua number (a double) and a JSON reader hold exactly: 2^53 - 1.
+local MAX_SAFE = 9007199254740991
+
+-- A cursor as JSON: a key with every digit (cjson and tostring write 14 significant digits, and
+-- 9007199254740991 would come back as 9.007199254741e+15), or an entry id's string.
+local function cursor_json(cur)
+    if type(cur) == "number" then
+        return ("%.0f"):format(cur)
+    end
+    return json_encode(cur)
+end
+
+-- A non-negative integer query argument (digits only), its default when absent, or nil after a
+-- 400.
 local function integer_arg(args, name, default, max)
     local v = args[name]
     if v == nil then
         return default
     end
-    local n = tonumber(v)
-    if type(v) ~= "string" or not n or n < 0 or n ~= floor(n) or (max and n > max) then
-        return bad_argument(name .. " must be a whole number" .. (max and (" up to " .. max) or ""))
+    max = max or MAX_SAFE
+    local n = type(v) == "string" and find(v, "^%d+$") and tonumber(v)
+    if not n or n > max then
+        return bad_argument(name .. " must be a whole number up to " .. ("%.0f"):format(max))
     end
     return n
 end
@@ -151,7 +165,16 @@ function _M.dump()
         return
     end
     if wait > 0 then
-        c.store.wait(c, since, wait)
+        local ok, why = held.take(c, "waits")
+        if not ok then
+            return reply.unavailable("wait_refused", why .. ", retry later")
+        end
+        held.watch_client()
+        c.store.wait(c, since, wait, held.should_end)
+        held.release(c)
+        if ngx.ctx.up42webhooks_aborted then
+            return ngx.exit(499) -- nobody to answer
+        end
     end
     ngx.header["Content-Type"] = "application/x-ndjson"
     local chunk = {}
@@ -174,7 +197,7 @@ function _M.dump()
     end
     if args.count ~= "false" then
         -- Written in this order every time (a table's order would follow its hash).
-        chunk[#chunk + 1] = '{"number_webhooks_received":' .. listed .. ',"next":' .. json_encode(nxt) .. "}"
+        chunk[#chunk + 1] = '{"number_webhooks_received":' .. listed .. ',"next":' .. cursor_json(nxt) .. "}"
         ngx_say(concat(chunk, "\n"))
     elseif #chunk > 0 then
         chunk[#chunk + 1] = "" -- the last event's line break
@@ -205,12 +228,16 @@ function _M.ack()
         return reply.unavailable(c.redis and "store_unavailable" or "journal_error",
                                  "cannot record the acknowledgement now, retry later", through, ngx.ERR)
     end
-    return respond(200, { acked = removed, upto = through })
+    ngx.header["Content-Type"] = "application/json"
+    ngx_say('{"acked":', removed, ',"upto":', cursor_json(through), "}")
+    return ngx.exit(200)
 end
 
 -- GET /tail[?since=K] (or Last-Event-ID): Server-Sent Events, one `event: webhook` per stored
 -- event with `id: <key>` and the event as `data:`, a heartbeat comment every tail_heartbeat
--- seconds. At most max_tails at once, so that tails cannot take the workers' connections.
+-- seconds. Tails and long polls share max_held (tails alone max_tails), so that they cannot take
+-- the workers' connections; a tail ends when its client goes away or its worker exits (a reload:
+-- `retry:` sends an EventSource to the new workers at once).
 function _M.tail()
     local c = admitted()
     if not c then
@@ -226,11 +253,11 @@ function _M.tail()
     if not since then
         return
     end
-    local open = c.counters:incr("tails_open", 1, 0)
-    if open > c.max_tails then
-        c.counters:incr("tails_open", -1, 0)
-        return reply.unavailable("tail_refused", "too many tails open, retry later")
+    local taken, why = held.take(c, "tails")
+    if not taken then
+        return reply.unavailable("tail_refused", why .. ", retry later")
     end
+    held.watch_client()
     ngx.status = 200
     ngx.header["Content-Type"] = "text/event-stream"
     ngx.header["X-Accel-Buffering"] = "no"
@@ -243,7 +270,7 @@ function _M.tail()
         if not opened then
             return oerr
         end
-        while true do
+        while not held.should_end() do
             local out = {}
             local listed, nxt = c.store.range(c, since, 256, nil, function(key, line)
                 out[#out + 1] = "event: webhook\nid: " .. key .. "\ndata: " .. line .. "\n\n"
@@ -263,11 +290,15 @@ function _M.tail()
                     return ferr -- the client went away
                 end
             else
-                c.store.wait(c, since, min(1, beat - ngx.now()))
+                c.store.wait(c, since, min(1, beat - ngx.now()), held.should_end)
             end
         end
+        if ngx.worker.exiting() then
+            ngx_print(": this worker is exiting: reconnect\nretry: 500\n\n")
+            ngx.flush(true)
+        end
     end)
-    c.counters:incr("tails_open", -1, 0)
+    held.release(c)
     if not ok then
         ngx.log(ngx.ERR, "up42webhooks: tail: ", err)
     end
@@ -314,7 +345,7 @@ function _M.stats()
     -- their sum.
     local counters, stored = {}, 0
     for _, k in ipairs(c.counters:get_keys(0)) do
-        if k ~= "tails_open" then
+        if not find(k, ":", 1, true) then -- counters only: "held:...", "lock:..." are not
             local v = c.counters:get(k)
             counters[k] = v
             if find(k, "^stored_") then
@@ -364,7 +395,8 @@ function _M.stats()
         ngx_say(concat(lines, "\n"))
         return ngx.exit(200)
     end
-    backlog.tails_open = c.counters:get("tails_open") or 0
+    local open = held.totals(c)
+    backlog.tails_open, backlog.waits_open = open.tails, open.waits
     return respond(200, { counters = counters, last_key = last, backlog = backlog, dicts = dicts })
 end
 

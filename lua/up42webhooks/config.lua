@@ -17,7 +17,8 @@
 --   retention = { max_age = seconds (7 days), max_events = n (none) }
 --   store = { backend = "redis", url = "redis://...", ... } (UP42_WEBHOOK_STORE=redis://...): see
 --     up42webhooks/store_redis.lua; without it, the shared dict and its journal
---   max_tails (16): concurrent GET /tail streams; tail_heartbeat (15 s); max_wait (60 s)
+--   max_held (128): tails and long polls open at once, all workers together (up42webhooks/held.lua);
+--   max_tails (16): tails among them; tail_heartbeat (15 s); max_wait (60 s)
 local native = require "up42webhooks.native"
 local senders = require "up42webhooks.senders"
 local addr = require "up42webhooks.addr"
@@ -42,6 +43,7 @@ local DEFAULTS = {
     max_body = 1024 * 1024,
     retry_after = 60,                  -- seconds, with 503 when the event cannot be stored now
     admin_allow = "loopback",          -- clients the admin listener serves without the token
+    max_held = 128,                    -- tails and long polls at once (each holds a connection)
     max_tails = 16,
     tail_heartbeat = 15,
     max_wait = 60,

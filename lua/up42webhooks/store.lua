@@ -227,13 +227,14 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
     return listed, nxt
 end
 
--- Waits (yielding, never spinning) until something after `since` can be read or `seconds` pass.
-function _M.wait(c, since, seconds)
+-- Waits (yielding, never spinning) until something after `since` can be read, `seconds` pass or
+-- `stop()` says to end (the client went away, the worker exits): within a quarter of a second.
+function _M.wait(c, since, seconds, stop)
     ngx.update_time()
     local deadline = ngx.now() + seconds
     local pause = 0.02
     -- One readable event after `since` is enough: the reading stops there.
-    while select(2, _M.range(c, since, 1, nil, noop, nil, true)) <= since do
+    while select(2, _M.range(c, since, 1, nil, noop, nil, true)) <= since and not (stop and stop()) do
         -- ngx.now() is the event loop's cached clock: refresh it, and never sleep less than a
         -- millisecond (a sleep of 0 returns at once, and the loop would spin).
         ngx.update_time()
@@ -246,12 +247,13 @@ function _M.wait(c, since, seconds)
     end
 end
 
--- Positions in this store are keys: whole numbers.
+-- Positions in this store are keys: whole numbers, at most 2^53 - 1 (what a double, and so Lua
+-- and a JSON reader, hold exactly).
 _M.START = 0
-_M.CURSOR = "a key (a whole number)"
+_M.CURSOR = "a key (a whole number up to 9007199254740991)"
 function _M.cursor(text)
-    local n = tonumber(text)
-    if n and n >= 0 and n == math.floor(n) and text:match("^%d+$") then
+    local n = text:match("^%d+$") and tonumber(text)
+    if n and n <= 9007199254740991 then
         return n
     end
     return nil
@@ -265,16 +267,20 @@ end
 -- Removes every event with a key up to `upto` (no further than readers can see), the journal
 -- first: one drop record. `reason` 1 acknowledged, 2 retention; `keep(value)` may stop the trim
 -- at an event to keep (retention). Returns the events removed and the new low mark, or nil, err.
-local function drop_through(c, upto, reason, keep, now)
+local function drop_through_locked(c, upto, reason, keep, now)
     local events = c.events
     local low = events:get("low") or 0
+    if upto <= low then
+        return 0, low
+    end
     -- As far as readers can see, up to `upto`, and before the first event to keep: the reading
     -- stops there, rather than scanning the whole store first.
     local _, passed = _M.range(c, low, nil, nil, function(k, _, v)
         return k > upto or (keep and keep(v))
     end, now, true)
     local through = min(passed, upto)
-    if through == low then
+    -- At or below the mark: nothing to do, and the mark never goes back.
+    if through <= low then
         return 0, low
     end
     if c.journal then
@@ -293,6 +299,25 @@ local function drop_through(c, upto, reason, keep, now)
     end
     events:incr("count", -removed, 0)
     return removed, through
+end
+
+-- One drop at a time across the workers (an acknowledgement and retention, two consumers): each
+-- reads the mark and sets it higher, and two at once could otherwise set it back.
+-- The lock is in the stats dict: the events dict may be full, and that is when an operator
+-- acknowledges to free it.
+local function drop_through(c, upto, reason, keep, now)
+    for _ = 1, 200 do
+        if c.counters:safe_add("lock:low", true, 5) then
+            local ok, removed, through = pcall(drop_through_locked, c, upto, reason, keep, now)
+            c.counters:delete("lock:low")
+            if not ok then
+                error(removed, 0)
+            end
+            return removed, through
+        end
+        ngx.sleep(0.005)
+    end
+    return nil, "another acknowledgement or retention is running: retry"
 end
 
 -- POST /ack-webhooks?upto=K: the consumer has processed everything up to K.

@@ -42,7 +42,10 @@ local min = math.min
 local byte = string.byte
 local format = string.format
 
-local _M = { START = "0", CURSOR = "a stream entry id (milliseconds-sequence, or 0)" }
+local _M = { START = "0", CURSOR = "a stream entry id (milliseconds-sequence, or 0), each part up to 9007199254740991" }
+
+-- The largest part of an id that Lua and JSON readers hold exactly: 2^53 - 1.
+local MAX_SEQ = "9007199254740991"
 
 local ADD = [[
 local mark = redis.call('GET', KEYS[1])
@@ -70,13 +73,41 @@ end
 
 local ADD_SHA = hex(ngx.sha1_bin(ADD))
 
+-- POST /ack-webhooks: the mark (<prefix>:acked, the highest id acknowledged) only goes forward;
+-- at or below it nothing changes and the answer says where it is. Ids compare as (ms, seq).
+local ACK = [[
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local mark = redis.call('GET', KEYS[2]) or '0-0'
+local ums, useq = parts(ARGV[1])
+local mms, mseq = parts(mark)
+if ums < mms or (ums == mms and useq <= mseq) then
+  return {0, mark}
+end
+local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1])
+return {n, ARGV[1]}
+]]
+local ACK_SHA = hex(ngx.sha1_bin(ACK))
+
+-- Runs a script by its digest, loading it when Redis has not seen it (NOSCRIPT).
+local function script(red, sha, text, ...)
+    local out, err = red:evalsha(sha, ...)
+    if not out and err and err:find("NOSCRIPT", 1, true) then
+        out, err = red:eval(text, ...)
+    end
+    return out, err
+end
+
 -- What every kind of address shares: the stream, the key prefix, the timeout and the pool.
 local function base(s, host, port, db)
     local prefix = s.prefix or "up42webhooks"
     return {
         host = host, port = port, db = db, stream = s.stream or "up42webhooks", prefix = prefix,
-        seen_prefix = prefix .. ":seen:", timeout = s.timeout or 2000, pool_size = s.pool_size or 32,
-        keepalive = 60000,
+        seen_prefix = prefix .. ":seen:", acked = prefix .. ":acked", timeout = s.timeout or 2000,
+        pool_size = s.pool_size or 32, keepalive = 60000,
     }
 end
 
@@ -268,16 +299,10 @@ function _M.add(c, d)
     local digest = hex(d.digest)
     local maxlen = c.retention.max_events and tostring(c.retention.max_events) or ""
     local res, err = with_redis(c, function(red)
-        local out, e = red:evalsha(ADD_SHA, 2, r.seen_prefix .. d.id, r.stream, digest, c.dedup_ttl,
-                                   maxlen, "json", d.line, "event", event or "", "status", status or "",
-                                   "live", live or "", "sender", d.sender or "up42", "id", d.id,
-                                   "time", d.now)
-        if not out and e and e:find("NOSCRIPT", 1, true) then
-            out, e = red:eval(ADD, 2, r.seen_prefix .. d.id, r.stream, digest, c.dedup_ttl, maxlen,
-                              "json", d.line, "event", event or "", "status", status or "",
+        local out, e = script(red, ADD_SHA, ADD, 2, r.seen_prefix .. d.id, r.stream, digest,
+                              c.dedup_ttl, maxlen, "json", d.line, "event", event or "", "status", status or "",
                               "live", live or "", "sender", d.sender or "up42", "id", d.id,
                               "time", d.now)
-        end
         if not out then
             return nil, "Redis: " .. tostring(e)
         end
@@ -306,6 +331,9 @@ end
 -- most `limit` of them. Returns the number listed and `next` (the last id read past), or nil, err.
 function _M.range(c, since, limit, want, each)
     local r = c.redis
+    if limit == 0 then
+        return 0, since
+    end
     local batch = min(limit or 1000, 1000)
     return with_redis(c, function(red)
         local start = since == "0" and "-" or ("(" .. since)
@@ -334,20 +362,29 @@ function _M.range(c, since, limit, want, each)
     end)
 end
 
--- Waits until an entry after `since` exists or `seconds` pass (XREAD BLOCK: Redis wakes us).
-function _M.wait(c, since, seconds)
-    if seconds <= 0 then
-        return true
-    end
-    local ms = floor(seconds * 1000)
+-- Waits until an entry after `since` exists, `seconds` pass or `stop()` says to end (the client
+-- went away, the worker exits): XREAD BLOCK wakes us on an entry, in slices of a second at most
+-- so that `stop` is heard.
+function _M.wait(c, since, seconds, stop)
+    ngx.update_time()
+    local deadline = ngx.now() + seconds
     return with_redis(c, function(red)
-        local res, err = red:xread("COUNT", 1, "BLOCK", ms, "STREAMS", c.redis.stream,
-                                   since == "0" and "0-0" or since)
-        if res == nil then
-            return nil, "Redis XREAD: " .. tostring(err)
+        while true do
+            local ms = floor((deadline - ngx.now()) * 1000)
+            if ms <= 0 or (stop and stop()) then
+                return true
+            end
+            local res, err = red:xread("COUNT", 1, "BLOCK", min(ms, 1000), "STREAMS", c.redis.stream,
+                                       since == "0" and "0-0" or since)
+            if res == nil then
+                return nil, "Redis XREAD: " .. tostring(err)
+            end
+            if res ~= ngx.null then
+                return true
+            end
+            ngx.update_time()
         end
-        return true
-    end, ms + c.redis.timeout)
+    end, 1000 + c.redis.timeout)
 end
 
 -- The entry id just after `id`: what XTRIM MINID keeps from.
@@ -359,20 +396,24 @@ local function after(id)
     return (tonumber(id) + 1) .. "-0"
 end
 
--- POST /ack-webhooks?upto=ID: every entry up to ID is removed (XTRIM MINID).
+-- POST /ack-webhooks?upto=ID: every entry up to ID is removed (XTRIM MINID), once: the mark only
+-- goes forward. Returns the entries removed and the mark.
 function _M.ack(c, upto)
-    local removed, err = with_redis(c, function(red)
-        local n, e = red:xtrim(c.redis.stream, "MINID", after(upto))
-        if not n then
-            return nil, "Redis XTRIM: " .. tostring(e)
+    local r = c.redis
+    local full = upto:find("-", 1, true) and upto or (upto .. "-" .. MAX_SEQ)
+    local res, err = with_redis(c, function(red)
+        local out, e = script(red, ACK_SHA, ACK, 2, r.stream, r.acked, full, after(upto))
+        if not out then
+            return nil, "Redis: " .. tostring(e)
         end
-        return n
+        return out
     end)
-    if not removed then
+    if not res then
         return nil, err
     end
+    local removed, mark = tonumber(res[1]), res[2]
     c.counters:incr("acked", removed, 0)
-    return removed, upto
+    return removed, mark == "0-0" and "0" or mark
 end
 
 -- Retention: entries older than max_age (by their ids' milliseconds), and beyond max_events.
@@ -405,8 +446,19 @@ function _M.trim(c, now)
     return removed
 end
 
+-- A position: "0", "ms" or "ms-seq", each part at most 2^53 - 1 (what Lua and a JSON reader
+-- hold exactly; Redis's own limit is 2^64 - 1), or nil.
+local function small(digits)
+    return digits and (#digits < 16 or (#digits == 16 and digits <= MAX_SEQ))
+end
 function _M.cursor(text)
-    if text == "0" or text:match("^%d+%-%d+$") or text:match("^%d+$") then
+    local ms, seq = text:match("^(%d+)%-(%d+)$")
+    if not ms then
+        ms = text:match("^(%d+)$")
+        seq = "0"
+    end
+    ms, seq = ms and ms:gsub("^0+(%d)", "%1"), seq and seq:gsub("^0+(%d)", "%1")
+    if small(ms) and small(seq) then
         return text
     end
     return nil
