@@ -122,6 +122,13 @@ local function every_second(premature)
         end
         c.events:delete("retention:lock")
     end
+    if c.redis then
+        -- Redis's persistence, read again every check_interval seconds (one worker at a time).
+        local ok, err = c.store.check(c, now)
+        if not ok then
+            ngx.log(ngx.WARN, "up42webhooks: cannot read Redis's persistence: ", err)
+        end
+    end
 end
 
 -- In init_worker_by_lua*: the timers of the journal and of retention.
@@ -135,10 +142,10 @@ function _M.init_worker()
     end
     local c = config.current
     if c.redis and ngx.worker.id() == 0 then
-        -- Cosockets are not allowed in init_by_lua: check Redis's settings from a timer.
+        -- Cosockets are not allowed in init_by_lua: read Redis's settings from a timer at once.
         ngx.timer.at(0, function(premature)
             if not premature then
-                c.store.check(c)
+                c.store.check(c, ngx.time() + c.redis.check_interval)
             end
         end)
     end

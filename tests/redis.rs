@@ -428,7 +428,7 @@ fn credentials_settings_retention_and_waiting_on_the_stream() {
         .edit(|c| {
             c.replace(
                 "require(\"up42webhooks\").configure{}",
-                "require(\"up42webhooks\").configure{ retention = { max_events = 5 } }",
+                "require(\"up42webhooks\").configure{ retention = { max_events = 5 }, store = { require_persistence = false } }",
             )
         })
         .start();
@@ -487,6 +487,24 @@ fn credentials_settings_retention_and_waiting_on_the_stream() {
             &format!("redis://127.0.0.1:{}/0", redis.port),
         )
         .env("UP42_WEBHOOK_STORE_PASSWORD_FILE", file.to_str().unwrap())
+        .start();
+    // This Redis keeps nothing across a restart: by default, a delivery is refused (after AUTH
+    // with the file's password worked); with require_persistence = false it is stored.
+    let r = post(from_file.port, &delivery("w-file")).unwrap();
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(json(&r)["error"], "store_not_durable");
+    let from_file = Setup::default()
+        .env(
+            "UP42_WEBHOOK_STORE",
+            &format!("redis://127.0.0.1:{}/0", redis.port),
+        )
+        .env("UP42_WEBHOOK_STORE_PASSWORD_FILE", file.to_str().unwrap())
+        .edit(|c| {
+            c.replace(
+                "require(\"up42webhooks\").configure{}",
+                "require(\"up42webhooks\").configure{ store = { require_persistence = false } }",
+            )
+        })
         .start();
     assert_eq!(
         post(from_file.port, &delivery("w-file")).unwrap().status,
@@ -619,4 +637,111 @@ fn redis_marks_only_go_forward_and_refuses_bad_numbers_as_the_journal_does() {
     }
     assert_eq!(srv.dump("").1, 2);
     srv.assert_clean_logs();
+}
+
+#[test]
+fn redis_restarted_without_persistence_is_seen_at_once_and_refused_until_it_keeps_events() {
+    let mut redis = Redis::start("persistence");
+    let srv = Setup::default()
+        .env("UP42_WEBHOOK_STORE", &redis.url())
+        .edit(|c| {
+            c.replace(
+                "require(\"up42webhooks\").configure{}",
+                "require(\"up42webhooks\").configure{ store = { check_interval = 1 } }",
+            )
+        })
+        .start();
+    for i in 0..5 {
+        assert_eq!(
+            post(srv.port, &delivery(&format!("p-{i}"))).unwrap().status,
+            200
+        );
+    }
+    let redis_stats = |srv: &Server| json(&srv.admin_get("/stats"))["backlog"]["redis"].clone();
+    let s = redis_stats(&srv);
+    assert_eq!(
+        s["persistence"], "appendonly yes, appendfsync always",
+        "{s}"
+    );
+    assert_eq!(s["keeps_events"], true);
+
+    // Restarted without its append-only file: the receivers' next connection reads it at once.
+    redis.restart_with(&["--appendonly", "no"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    loop {
+        let r = post(srv.port, &delivery(&format!("q-{i}"))).unwrap();
+        i += 1;
+        assert_ne!(
+            r.status,
+            200,
+            "stored while Redis would not keep it: {}",
+            r.text()
+        );
+        assert_eq!(r.status, 503, "{}", r.text());
+        if json(&r)["error"] == "store_not_durable" {
+            assert!(r.header("retry-after").is_some());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "refused as not durable: {}",
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for j in 0..30 {
+        let r = post(srv.port, &delivery(&format!("r-{j}"))).unwrap();
+        assert_eq!(
+            (r.status, json(&r)["error"].clone()),
+            (503, "store_not_durable".into()),
+            "{}",
+            r.text()
+        );
+    }
+    let s = redis_stats(&srv);
+    assert_eq!(s["keeps_events"], false, "{s}");
+    assert!(
+        s["persistence"]
+            .as_str()
+            .unwrap()
+            .starts_with("appendonly no"),
+        "{s}"
+    );
+    let said = srv
+        .error_log()
+        .matches("it would not keep events across its restart")
+        .count();
+    assert_eq!(said, 1, "logged once: {}", srv.error_log());
+    let counters = json(&srv.admin_get("/stats"))["counters"].clone();
+    assert!(
+        counters["store_not_durable"].as_u64().unwrap() >= 31,
+        "{counters}"
+    );
+
+    // Persistence turned on at run time: seen within the check interval, deliveries stored again.
+    assert_eq!(
+        redis.cli(&["CONFIG", "SET", "appendonly", "yes"]).trim(),
+        "OK"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = post(srv.port, &delivery(&format!("s-{i}"))).unwrap();
+        i += 1;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(json(&r)["error"], "store_not_durable", "{}", r.text());
+        assert!(
+            Instant::now() < deadline,
+            "stored again once Redis keeps events"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(redis_stats(&srv)["keeps_events"], true);
+    assert!(
+        srv.error_log().contains("appendonly yes"),
+        "{}",
+        srv.error_log()
+    );
 }

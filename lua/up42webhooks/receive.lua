@@ -126,6 +126,10 @@ local REFUSED = {
     full = function(detail)
         return reply.unavailable("store_full", "store full, retry later", detail)
     end,
+    not_durable = function(detail)
+        return reply.unavailable("store_not_durable", "the store would not keep the event now, retry later",
+                                 detail)
+    end,
     unavailable = function(detail)
         return reply.unavailable("store_unavailable", "cannot store the event now, retry later", detail)
     end,

@@ -44,6 +44,11 @@ local format = string.format
 
 local _M = { START = "0", CURSOR = "a stream entry id (milliseconds-sequence, or 0), each part up to 9007199254740991" }
 
+-- Redis's persistence as last read (read_persistence, below), in the events dict.
+local PERSISTENCE = "redis:persistence"  -- what was read, as text
+local DURABLE = "redis:durable"          -- 1 it keeps events across a restart, 0 it does not
+local CHECKED = "redis:checked"          -- when it was last read
+
 -- The largest part of an id that Lua and JSON readers hold exactly: 2^53 - 1.
 local MAX_SEQ = "9007199254740991"
 
@@ -108,6 +113,7 @@ local function base(s, host, port, db)
         host = host, port = port, db = db, stream = s.stream or "up42webhooks", prefix = prefix,
         seen_prefix = prefix .. ":seen:", acked = prefix .. ":acked", timeout = s.timeout or 2000,
         pool_size = s.pool_size or 32, keepalive = 60000,
+        require_persistence = s.require_persistence ~= false, check_interval = s.check_interval or 10,
     }
 end
 
@@ -213,6 +219,8 @@ end
 local via = setmetatable({}, { __mode = "k" })
 
 -- A connection to the master Sentinel names, from the connector's pool, or nil, err.
+local connect_new_or_pooled
+
 local function connect_sentinel(c, timeout)
     local r = c.redis
     local rc, err = connector.new({
@@ -231,8 +239,19 @@ local function connect_sentinel(c, timeout)
     return red
 end
 
--- A connection from the worker's pool (authenticated and on its database once), or nil, err.
+local read_persistence
+
+-- A connection from the worker's pool (authenticated and on its database once), or nil, err. A
+-- new connection (Redis may have restarted since the last one) reads Redis's persistence first.
 local function connect(c, timeout)
+    local red, err = connect_new_or_pooled(c, timeout)
+    if red and (red:get_reused_times() or 0) == 0 then
+        read_persistence(c, red)
+    end
+    return red, err
+end
+
+function connect_new_or_pooled(c, timeout)
     local r = c.redis
     if r.sentinel then
         return connect_sentinel(c, timeout)
@@ -293,12 +312,18 @@ end
 
 -- Stores a verified delivery (id, digest, meta "event\tstatus\tlive", line, now, sender). Returns
 -- its entry id, or nil and why ("duplicate", "id_conflict", "unavailable") and a detail.
+local NOT_DURABLE = {}
+
 function _M.add(c, d)
     local r = c.redis
     local event, status, live = d.meta:match("^([^\t]*)\t([^\t]*)\t([^\t]*)$")
     local digest = hex(d.digest)
     local maxlen = c.retention.max_events and tostring(c.retention.max_events) or ""
     local res, err = with_redis(c, function(red)
+        -- After connecting: a new connection has just read Redis's persistence.
+        if r.require_persistence and c.events:get(DURABLE) == 0 then
+            return NOT_DURABLE
+        end
         local out, e = script(red, ADD_SHA, ADD, 2, r.seen_prefix .. d.id, r.stream, digest,
                               c.dedup_ttl, maxlen, "json", d.line, "event", event or "", "status", status or "",
                               "live", live or "", "sender", d.sender or "up42", "id", d.id,
@@ -310,6 +335,10 @@ function _M.add(c, d)
     end)
     if not res then
         return nil, "unavailable", err
+    end
+    if res == NOT_DURABLE then
+        return nil, "not_durable", "Redis " .. r.host .. ":" .. r.port .. " would not keep it: "
+                                   .. tostring(c.events:get(PERSISTENCE))
     end
     if res[1] == 1 then
         return res[2]
@@ -489,38 +518,94 @@ function _M.stats(c)
         s.redis.error = err
     end
     s.redis.warnings = c.events:get("redis:warnings")
+    s.redis.persistence = c.events:get(PERSISTENCE)
+    s.redis.keeps_events = c.events:get(DURABLE) ~= 0
+    s.redis.checked = c.events:get(CHECKED)
     return s
 end
 
--- At start (one worker): what Redis is set to, against what losing nothing needs. Warns, never
--- refuses: a managed Redis may forbid CONFIG, and the operator may know better.
-function _M.check(c)
-    local warnings = with_redis(c, function(red)
-        local out = {}
-        local function get(name)
-            local res = red:config("get", name)
-            return type(res) == "table" and res[2] or nil
-        end
-        local aof, fsync, policy, maxmem = get("appendonly"), get("appendfsync"),
-                                           get("maxmemory-policy"), get("maxmemory")
-        if not aof then
-            return "CONFIG GET is not allowed: check appendonly, appendfsync and maxmemory-policy by hand"
-        end
-        if aof ~= "yes" then
-            out[#out + 1] = "appendonly is " .. aof .. ": a restart of Redis loses what it held since its last snapshot"
-        elseif fsync == "no" then
-            out[#out + 1] = "appendfsync is no: a power loss may lose up to 30 s of events"
-        end
-        if tonumber(maxmem) and tonumber(maxmem) > 0 and policy ~= "noeviction" then
-            out[#out + 1] = "maxmemory-policy is " .. tostring(policy)
-                            .. ": Redis may evict stored events and dedup marks"
-        end
-        return concat(out, "; ")
-    end)
-    if warnings and warnings ~= "" then
-        ngx.log(ngx.WARN, "up42webhooks: Redis at ", c.redis.host, ":", c.redis.port, ": ", warnings)
-        c.events:set("redis:warnings", warnings)
+-- Redis's persistence, read on every new connection and every check_interval seconds (one worker
+-- at a time): whether it keeps what it holds across its own restart (the append-only file). Kept
+-- in the events dict for every worker and /stats; each change is logged once. While Redis would
+-- not keep an event, deliveries are refused 503 (store.require_persistence = false accepts them).
+-- INFO persistence where CONFIG is renamed or refused (managed services).
+
+local function config_get(red, name)
+    local res = red:config("get", name)
+    return type(res) == "table" and type(res[2]) == "string" and res[2] or nil
+end
+
+function read_persistence(c, red)
+    local r, events = c.redis, c.events
+    local aof, fsync = config_get(red, "appendonly"), config_get(red, "appendfsync")
+    local warnings = {}
+    if not aof then
+        local info = red:info("persistence")
+        local enabled = type(info) == "string" and info:match("aof_enabled:(%d)")
+        aof = enabled and (enabled == "1" and "yes" or "no")
+        warnings[#warnings + 1] = "CONFIG GET is not allowed: check appendfsync and maxmemory-policy by hand"
     end
+    local state
+    if not aof then
+        state = "unknown (neither CONFIG GET nor INFO persistence answered)"
+    else
+        state = "appendonly " .. aof .. (fsync and (", appendfsync " .. fsync) or "")
+    end
+    if aof == "no" then
+        warnings[#warnings + 1] = "appendonly is no: a restart of Redis loses what it held since its last snapshot"
+    elseif fsync == "no" then
+        warnings[#warnings + 1] = "appendfsync is no: a power loss may lose up to 30 s of events"
+    end
+    local policy, maxmem = config_get(red, "maxmemory-policy"), config_get(red, "maxmemory")
+    if tonumber(maxmem) and tonumber(maxmem) > 0 and policy ~= "noeviction" then
+        warnings[#warnings + 1] = "maxmemory-policy is " .. tostring(policy)
+                                  .. ": Redis may evict stored events and dedup marks"
+    end
+    events:set(CHECKED, ngx.time())
+    local was_durable = events:get(DURABLE) ~= 0
+    events:set(DURABLE, aof == "no" and 0 or 1)
+    local before = events:get(PERSISTENCE)
+    events:set(PERSISTENCE, state)
+    events:set("redis:warnings", #warnings > 0 and concat(warnings, "; ") or nil)
+    -- Logged once per change, by whichever worker saw it first.
+    if before ~= state and events:safe_add("redis:logged:" .. state, true, 3600) then
+        if before then
+            events:delete("redis:logged:" .. before)
+        end
+        local where = "up42webhooks: Redis at " .. r.host .. ":" .. r.port .. ": "
+        if aof == "no" and r.require_persistence then
+            ngx.log(ngx.ERR, where, state, ": it would not keep events across its restart, so deliveries are "
+                    .. "refused (503 store_not_durable) until appendonly is yes", #warnings > 1 and "; " or "",
+                    #warnings > 1 and concat(warnings, "; ", 2) or "")
+        elseif #warnings > 0 then
+            ngx.log(ngx.WARN, where, state, ": ", concat(warnings, "; "))
+        elseif not was_durable then
+            ngx.log(ngx.WARN, where, state, ": it keeps events again, deliveries are stored")
+        else
+            ngx.log(ngx.NOTICE, where, state)
+        end
+    end
+    return true
+end
+
+-- Every second (one worker at a time, from the worker's timer): reads the persistence again once
+-- check_interval has passed, so that a change made at run time (CONFIG SET) is seen.
+function _M.check(c, now)
+    local events = c.events
+    if now - (events:get(CHECKED) or 0) < c.redis.check_interval then
+        return true
+    end
+    if not events:safe_add("redis:checking", true, 5) then
+        return true
+    end
+    local ok, err = with_redis(c, function(red)
+        if (red:get_reused_times() or 0) > 0 then
+            read_persistence(c, red) -- a new connection has just read it
+        end
+        return true
+    end)
+    events:delete("redis:checking")
+    return ok, err
 end
 
 return _M

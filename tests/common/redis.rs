@@ -79,6 +79,13 @@ impl Redis {
         }
     }
 
+    /// kill -9, then the same server (port, directory) with these settings after the others.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.crash();
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.run();
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
