@@ -6,7 +6,8 @@
 --
 --   configure{ store = { backend = "redis", url = "redis://[user:password@]host:port/db",
 --              stream = "up42webhooks", prefix = "up42webhooks", password_file = path,
---              timeout = 2000 (ms), pool_size = 32 } }   or UP42_WEBHOOK_STORE=redis://...
+--              timeout = 2000 (ms), pool_size = 32, require_persistence = true (503 while Redis
+--              runs with appendonly no), check_interval = 10 (s) } }   or UP42_WEBHOOK_STORE=redis://...
 --   Sentinel: url = "sentinel://[password@]master_name/db" with sentinels = { "host:port", ... }
 --   (or UP42_WEBHOOK_STORE_SENTINELS="host:port,..."), through lua-resty-redis-connector
 --
