@@ -70,6 +70,12 @@ local function configure(o)
         c.counters:set("journal_replayed_events", s.restored)
         c.counters:set("journal_replay_ms", math.floor(took * 1000 + 0.5))
     end
+    if c.journal then
+        local made, err = journal.make_reserve(c)
+        if not made then
+            ngx.log(ngx.WARN, "up42webhooks: journal: no reserve of disk space for acknowledgements: ", err)
+        end
+    end
     return true
 end
 
@@ -118,6 +124,9 @@ local function every_second(premature)
             local removed, err = c.store.trim(c, now)
             if not removed then
                 ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
+            end
+            if c.journal and now % 60 == 0 then
+                journal.make_reserve(c) -- used when the disk was full: again, once there is room
             end
         end
         c.events:delete("retention:lock")

@@ -35,6 +35,8 @@ const FIXED: usize = 1 + 1 + 8 + 8 + 32 + 2 + 2 + 4;
 pub const MAX_PAYLOAD: usize = 64 << 20;
 const SALT_FILE: &str = "journal.salt";
 const SALT_LEN: usize = 16;
+/// "No space left on device", the same number on every Linux architecture.
+const ENOSPC: i32 = 28;
 
 /// What a record says.
 #[repr(u32)]
@@ -357,19 +359,16 @@ impl Writer {
 
     /// Appends `r` with one `write(2)`; returns the segment's size after it (as this writer saw it:
     /// other writers add to it too). A short write is an error: the part written is damage that
-    /// recovery skips, and the caller must not count the record as stored.
+    /// recovery skips, and the caller must not count the record as stored. On a regular file it
+    /// means the disk (or the quota) is full, and is reported as ENOSPC: the next write would say
+    /// so itself.
     pub fn append(&mut self, r: &Record) -> Result<u64, AppendError> {
         self.buf.clear();
         encode(r, self.seed, &mut self.buf).map_err(AppendError::Record)?;
         loop {
             match self.file.write(&self.buf) {
                 Ok(n) if n == self.buf.len() => break,
-                Ok(_) => {
-                    return Err(AppendError::Io(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "short write to the journal",
-                    )))
-                }
+                Ok(_) => return Err(AppendError::Io(io::Error::from_raw_os_error(ENOSPC))),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(AppendError::Io(e)),
             }

@@ -168,6 +168,26 @@ fn a_full_disk_under_the_journal_is_a_503_each_time_and_a_few_log_lines() {
     let (lines, n) = srv.dump("");
     assert_eq!(n as usize, stored.len(), "first refusal at {first_refusal}");
     assert!(lines.iter().all(|l| l.contains("fill-")));
+    if disk.is_some() {
+        // The cause and the file, named.
+        let log = srv.error_log();
+        assert!(
+            log.contains("cannot append to ")
+                && log.contains("/events.000001.log: No space left on device"),
+            "{log}"
+        );
+        // Acknowledging still works on the full disk (its record takes the reserve): the way an
+        // operator frees space.
+        let r = srv.admin("POST", "/ack-webhooks?upto=5", &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(json(&r)["acked"], 5);
+        assert!(
+            srv.error_log().contains("its reserve is used for a drop"),
+            "{}",
+            srv.error_log()
+        );
+        assert_eq!(srv.dump("").1 as usize, stored.len() - 5);
+    }
 }
 
 /// The project's config with these configure{} settings.

@@ -153,6 +153,18 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
     let original = std::fs::read_to_string(&conf).unwrap();
     let empty = copy.path().join("empty-secret");
     std::fs::write(&empty, "\n  \n").unwrap();
+    // Journals whose salt is damaged (1 byte) or missing, beside a segment.
+    let journal_with = |name: &str, salt: Option<&[u8]>| {
+        let dir = copy.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("events.000001.log"), b"U42J").unwrap();
+        if let Some(salt) = salt {
+            std::fs::write(dir.join("journal.salt"), salt).unwrap();
+        }
+        dir.to_str().unwrap().to_string()
+    };
+    let short_salt = journal_with("short-salt", Some(b"x"));
+    let no_salt = journal_with("no-salt", None);
     let cases: Vec<(&str, Make, Option<String>, &str)> = vec![
         (
             "a missing secret file",
@@ -182,6 +194,18 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
                 "require(\"up42webhooks\").configure{ tolerence = 60 }",
             )),
             "configure{}: no option tolerence (options: ",
+        ),
+        (
+            "a damaged journal salt",
+            base.with_env("UP42_WEBHOOK_JOURNAL_DIR", &short_salt),
+            None,
+            "journal.salt is 1 bytes, not 16: it is damaged",
+        ),
+        (
+            "a missing journal salt",
+            base.with_env("UP42_WEBHOOK_JOURNAL_DIR", &no_salt),
+            None,
+            "journal.salt is missing: the segments beside it cannot be read without it",
         ),
         (
             "a bad fsync mode",

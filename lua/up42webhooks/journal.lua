@@ -22,6 +22,43 @@ function _M.set_segment(c, n)
     c.events:set(SEGMENT, n)
 end
 
+-- A reserve of disk space beside the segments: when the disk is full, an acknowledgement's or a
+-- cancel's record (a few dozen bytes) takes its place, so that an operator can still acknowledge
+-- (which is how space is freed) and a refused delivery is still cancelled. Made at start and
+-- again, once there is room, every minute.
+local RESERVE = "/journal.reserve"
+local RESERVE_SIZE = 64 * 1024
+
+function _M.make_reserve(c)
+    local path = c.journal.dir .. RESERVE
+    local f = io.open(path, "rb")
+    if f then
+        local size = f:seek("end")
+        f:close()
+        if size == RESERVE_SIZE then
+            return true
+        end
+    end
+    local tmp = path .. ".tmp"
+    local w, err = io.open(tmp, "wb")
+    if not w then
+        return nil, err
+    end
+    local ok, werr = w:write(("\0"):rep(RESERVE_SIZE))
+    ok = ok and w:flush()
+    w:close()
+    if not ok then
+        os.remove(tmp)
+        return nil, "cannot make " .. path .. ": " .. tostring(werr or "no space left on device")
+    end
+    local moved, merr = os.rename(tmp, path)
+    if not moved then
+        os.remove(tmp)
+        return nil, merr
+    end
+    return true
+end
+
 -- Appends a record before the answer that depends on it. Returns true, or nil, err and whether
 -- the record may be in the file all the same (written, then the sync failed).
 function _M.append(c, kind, reason, key, time, digest, id, meta, body)
@@ -34,7 +71,13 @@ function _M.append(c, kind, reason, key, time, digest, id, meta, body)
         end
         writer, writer_segment = w, seg
     end
-    local size, err = journal_append(writer, kind, reason, key, time, digest, id, meta, body)
+    local size, err, errno = journal_append(writer, kind, reason, key, time, digest, id, meta, body)
+    if not size and errno == native.ENOSPC and kind ~= RECORD.event and os.remove(j.dir .. RESERVE) then
+        -- The disk is full: the reserve makes room for this small record (never for an event).
+        ngx.log(ngx.WARN, "up42webhooks: the disk of ", j.dir, " is full: its reserve is used for a ",
+                kind == RECORD.drop and "drop (acknowledgement or retention)" or "cancel", " record")
+        size, err = journal_append(writer, kind, reason, key, time, digest, id, meta, body)
+    end
     if not size then
         return nil, err, false
     end

@@ -329,6 +329,39 @@ local function failure(what, rc, errno)
     return what .. ": " .. _M.result_message(rc)
 end
 
+_M.ENOSPC = 28 -- the same on every Linux architecture
+
+-- The file of segment `seg` in `dir` (src/journal.rs names them so).
+local function segment_path(dir, seg)
+    return dir .. ("/events.%06d.log"):format(seg)
+end
+_M.segment_path = segment_path
+
+-- What is wrong with the journal's salt, when something is: its segments cannot be read without
+-- their salt, and the library's own word for that (an I/O error, "no such file") names no file.
+local SALT_LEN = 16
+local function salt_problem(dir, needed)
+    local salt = dir .. "/journal.salt"
+    local f, why = io.open(salt, "rb")
+    if not f then
+        if why and why:find("No such file", 1, true) then
+            return needed and (salt .. " is missing: the segments beside it cannot be read without it "
+                               .. "(restore it from a backup of this directory)") or nil
+        end
+        return "cannot read " .. tostring(why)
+    end
+    local size = f:seek("end")
+    f:close()
+    if size ~= SALT_LEN then
+        return salt .. " is " .. tostring(size) .. " bytes, not " .. SALT_LEN .. ": it is damaged, and the "
+               .. "segments beside it cannot be read without it (restore it from a backup of this directory)"
+    end
+    return nil
+end
+
+-- The path of each writer, for its error messages.
+local path_of = setmetatable({}, { __mode = "k" })
+
 _M.RECORD = { event = 1, drop = 2, cancel = 3 }
 
 -- A writer appending to segment `segment` of the journal in `dir`, or nil, err.
@@ -337,9 +370,12 @@ function _M.journal_open(dir, segment)
     errno_out[0] = 0
     local rc = tonumber(C.up42wh_journal_open(dir, #dir, segment, out, errno_out))
     if rc ~= OK then
-        return nil, failure("cannot open journal segment " .. segment .. " in " .. dir, rc, errno_out[0])
+        return nil, salt_problem(dir, false)
+                    or failure("cannot open " .. segment_path(dir, segment), rc, errno_out[0])
     end
-    return ffi_gc(out[0], C.up42wh_journal_free)
+    local j = ffi_gc(out[0], C.up42wh_journal_free)
+    path_of[j] = segment_path(dir, segment)
+    return j
 end
 
 -- Appends one record (strings may be nil for drops and cancels; digest is 32 bytes); returns the
@@ -352,7 +388,8 @@ function _M.journal_append(j, kind, reason, key, time, digest, id, meta, body)
     set_slice(record.body, body or "")
     local rc = tonumber(up42wh_journal_append(j, record, size_out))
     if rc ~= OK then
-        return nil, failure("cannot append to the journal", rc, tonumber(C.up42wh_journal_errno(j)))
+        local errno = tonumber(C.up42wh_journal_errno(j))
+        return nil, failure("cannot append to " .. tostring(path_of[j]), rc, errno), errno
     end
     return tonumber(size_out[0])
 end
@@ -360,7 +397,8 @@ end
 function _M.journal_sync(j)
     local rc = tonumber(C.up42wh_journal_sync(j))
     if rc ~= OK then
-        return nil, failure("cannot sync the journal", rc, tonumber(C.up42wh_journal_errno(j)))
+        local errno = tonumber(C.up42wh_journal_errno(j))
+        return nil, failure("cannot sync " .. tostring(path_of[j]), rc, errno), errno
     end
     return true
 end
@@ -384,7 +422,10 @@ function _M.journal_read(dir, segment, each)
     errno_out[0] = 0
     local rc = tonumber(C.up42wh_journal_reader_open(dir, #dir, segment or 0, out, errno_out))
     if rc ~= OK then
-        return nil, failure("cannot read the journal in " .. dir, rc, errno_out[0])
+        local errno = errno_out[0]
+        local usage = _M.journal_usage(dir)
+        return nil, (usage and usage.segments > 0 and salt_problem(dir, true))
+                    or failure("cannot read the journal in " .. dir, rc, errno)
     end
     local reader = ffi_gc(out[0], C.up42wh_journal_reader_free)
     local r = ffi_new("up42wh_record")
@@ -416,7 +457,7 @@ function _M.journal_remove_segment(dir, segment)
     errno_out[0] = 0
     local rc = tonumber(C.up42wh_journal_remove_segment(dir, #dir, segment, errno_out))
     if rc ~= OK then
-        return nil, failure("cannot remove journal segment " .. segment, rc, errno_out[0])
+        return nil, failure("cannot remove " .. segment_path(dir, segment), rc, errno_out[0])
     end
     return true
 end
