@@ -425,6 +425,28 @@ typedef struct {
 } up42wh_journal_stats;
 
 /*
+ A journal's key mark, kept in a file of its own beside the segments (`journal.keys`), so that
+ a journal cut short cannot take it: keys go on above `reserved`, never reusing one a consumer
+ may have read.
+ */
+typedef struct {
+  /*
+   Every key up to this one may have been handed out.
+   */
+  uint64_t reserved;
+  /*
+   Written at a clean stop (`clean` 1): the last key handed out. A journal that then ends
+   below it has lost the events above its end.
+   */
+  uint64_t last;
+  uint32_t clean;
+  /*
+   1 when the journal has a mark; 0 when it has none yet (the other fields are then 0).
+   */
+  uint32_t present;
+} up42wh_key_mark;
+
+/*
  What a verification accepts. Fill it with `up42wh_message_options_init`.
  */
 typedef struct {
@@ -817,6 +839,45 @@ up42wh_result up42wh_journal_usage(const uint8_t *dir,
                                    size_t dir_len,
                                    up42wh_journal_stats *out,
                                    int32_t *errno_out);
+
+/*
+ Cuts the torn tails of the segments `r` has read (the ends of appends a crash cut short: never
+ records) off their files, and writes the bytes cut to `cut_out` (may be NULL), so that the
+ next recovery does not find them again. Call it after `UP42WH_RESULT_JOURNAL_END`, while
+ nothing appends to the journal.
+
+ # Safety
+ `r` must come from `up42wh_journal_reader_open`; `cut_out` and `errno_out` NULL or writable.
+ */
+up42wh_result up42wh_journal_reader_cut_torn(up42wh_journal_reader *r,
+                                             uint64_t *cut_out,
+                                             int32_t *errno_out);
+
+/*
+ Reads the key mark of the journal in `dir` into `out`. A damaged mark file is
+ `UP42WH_RESULT_JOURNAL_IO` with EILSEQ.
+
+ # Safety
+ `dir` must point to `dir_len` readable bytes; `out` must be writable; `errno_out` NULL or
+ writable.
+ */
+up42wh_result up42wh_journal_mark_read(const uint8_t *dir,
+                                       size_t dir_len,
+                                       up42wh_key_mark *out,
+                                       int32_t *errno_out);
+
+/*
+ Writes the key mark of the journal in `dir`, durably (a new file synced and renamed over the
+ old one, the directory synced) before it returns.
+
+ # Safety
+ `dir` must point to `dir_len` readable bytes; `mark` must be readable; `errno_out` NULL or
+ writable.
+ */
+up42wh_result up42wh_journal_mark_write(const uint8_t *dir,
+                                        size_t dir_len,
+                                        const up42wh_key_mark *mark,
+                                        int32_t *errno_out);
 
 /*
  Makes an empty key ring. On success `*out` holds a ring to release with `up42wh_keyring_free`.

@@ -57,7 +57,15 @@ local function configure(o)
             log(ngx.ERR, "up42webhooks: journal: ", s.corrupt, " damaged stretches skipped (records lost)")
         end
         if s.torn_bytes > 0 then
-            log(ngx.WARN, "up42webhooks: journal: ", s.torn_bytes, " bytes of an append cut short skipped")
+            log(ngx.WARN, "up42webhooks: journal: ", s.torn_bytes, " bytes of an append cut short skipped",
+                s.torn_cut > 0 and " and cut off the end of their segment" or "")
+        end
+        if s.lost_from then
+            log(ngx.ERR, "up42webhooks: journal: ", c.journal.dir, " ends at key ", s.lost_from - 1,
+                ", but keys up to ", s.lost_to, " were handed out before the last clean stop: the events of ",
+                "keys ", s.lost_from, " to ", s.lost_to, " that were not acknowledged are lost (",
+                s.records, " records left in ", s.segments, " segments); new events go on from key ",
+                c.events:get("n") + 1)
         end
         if s.no_room > 0 then
             log(ngx.ERR, "up42webhooks: journal: ", s.no_room, " events did not fit in lua_shared_dict ",
@@ -157,6 +165,15 @@ function _M.init_worker()
                 c.store.check(c, ngx.time() + c.redis.check_interval)
             end
         end)
+    end
+end
+
+-- In exit_worker_by_lua*: a clean stop is marked, so that the next start can tell a journal that
+-- lost its end.
+function _M.exit_worker()
+    local c = config.current
+    if c and c.journal then
+        journal.mark_clean_stop(c)
     end
 end
 

@@ -424,6 +424,8 @@ pub struct Reader {
     data: Vec<u8>,
     pos: usize,
     stats: Stats,
+    /// Each segment read whose end is a torn tail, and the offset where that tail starts.
+    torn: Vec<(u32, u64)>,
 }
 
 impl Reader {
@@ -454,7 +456,28 @@ impl Reader {
             data: Vec::new(),
             pos: 0,
             stats,
+            torn: Vec::new(),
         })
+    }
+
+    /// Cuts the torn tails of the segments read so far (appends a crash cut short: bytes that
+    /// were never a record) off their files, so that the next recovery does not count them again,
+    /// nor, once later records follow them, as damage. Only while nothing appends to the journal
+    /// (before the writers start). Returns the bytes cut.
+    pub fn cut_torn_tails(&mut self) -> io::Result<u64> {
+        let mut cut = 0;
+        for (segment, at) in std::mem::take(&mut self.torn) {
+            let f = OpenOptions::new()
+                .write(true)
+                .open(self.dir.join(segment_name(segment)))?;
+            let len = f.metadata()?.len();
+            if len > at {
+                f.set_len(at)?;
+                f.sync_all()?;
+                cut += len - at;
+            }
+        }
+        Ok(cut)
     }
 
     pub fn stats(&self) -> Stats {
@@ -476,7 +499,13 @@ impl Reader {
                 self.pos = 0;
                 continue;
             }
-            if let Some(f) = next_frame(&self.data, &mut self.pos, self.seed, &mut self.stats) {
+            let torn_before = self.stats.torn_bytes;
+            let found = next_frame(&self.data, &mut self.pos, self.seed, &mut self.stats);
+            if self.stats.torn_bytes > torn_before {
+                let at = self.data.len() as u64 - (self.stats.torn_bytes - torn_before);
+                self.torn.push((self.segments[self.next_segment - 1], at));
+            }
+            if let Some(f) = found {
                 return Ok(Some(record(&self.data[self.pos - f.len..], f)));
             }
         }
@@ -544,6 +573,80 @@ pub fn usage(dir: &Path) -> io::Result<Usage> {
         last_segment: list.last().copied().unwrap_or(0),
         bytes,
     })
+}
+
+/// The key mark: kept beside the segments in its own file, so that a journal cut short (a crash,
+/// a disk that lost its last blocks, a file emptied) cannot take it. Every key up to `reserved`
+/// may have been handed out, so keys go on above it. A worker that stops cleanly writes `last`,
+/// the last key handed out, with `clean` set: a journal that then ends below `last` lost events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyMark {
+    pub reserved: u64,
+    pub last: u64,
+    pub clean: bool,
+}
+
+const MARK_FILE: &str = "journal.keys";
+
+/// The key mark of the journal in `dir`; `None` when it has none yet.
+pub fn read_key_mark(dir: &Path) -> io::Result<Option<KeyMark>> {
+    let text = match fs::read_to_string(dir.join(MARK_FILE)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "journal.keys is damaged");
+    let mut words = text.trim_end().split(' ');
+    if words.next() != Some("up42wh-keys") {
+        return Err(bad());
+    }
+    let mut field = |name: &str| -> io::Result<u64> {
+        let w = words.next().ok_or_else(bad)?;
+        let v = w
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix('='))
+            .ok_or_else(bad)?;
+        v.parse().map_err(|_| bad())
+    };
+    let reserved = field("reserved")?;
+    let last = field("last")?;
+    let clean = field("clean")?;
+    if clean > 1 || words.next().is_some() {
+        return Err(bad());
+    }
+    Ok(Some(KeyMark {
+        reserved,
+        last,
+        clean: clean == 1,
+    }))
+}
+
+/// Writes the key mark of the journal in `dir`, durably (a new file synced, renamed over the old
+/// one, the directory synced) before it returns.
+pub fn write_key_mark(dir: &Path, m: &KeyMark) -> io::Result<()> {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("{MARK_FILE}.{}.{call}", std::process::id()));
+    let text = format!(
+        "up42wh-keys reserved={} last={} clean={}\n",
+        m.reserved, m.last, m.clean as u8
+    );
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, dir.join(MARK_FILE))?;
+        sync_dir(dir)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Deletes segment `segment` of the journal in `dir` (retention: every record in it is gone).

@@ -528,3 +528,132 @@ fn marks_only_go_forward_and_numbers_beyond_2_53_are_refused() {
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(backlog(&srv, "low"), 8);
 }
+
+/// The key of a 200.
+fn stored_key(srv: &Server, id: &str) -> u64 {
+    let r = srv.post(&fresh(id));
+    assert_eq!(r.status, 200, "{id}: {}", r.text());
+    json(&r)["key"].as_u64().unwrap()
+}
+
+fn segment(srv: &Server) -> PathBuf {
+    srv.dir.join("data/events.000001.log")
+}
+
+/// The error log's lines written since `from` bytes.
+fn log_since(srv: &Server, from: usize) -> String {
+    srv.error_log().get(from..).unwrap_or("").to_string()
+}
+
+#[test]
+fn a_journal_cut_short_or_emptied_never_hands_a_key_out_twice_and_says_what_it_lost() {
+    let mut srv = Server::start();
+    let mut last = 0;
+    for i in 0..100 {
+        last = stored_key(&srv, &format!("cut-{i}"));
+    }
+    assert_eq!(last, 100);
+    // A consumer has read everything up to the last key.
+    let consumer_at = last;
+    srv.stop();
+    // The disk lost the journal's last blocks: cut in the middle of a record, 40% in.
+    let seg = segment(&srv);
+    let whole = std::fs::read(&seg).unwrap();
+    std::fs::write(&seg, &whole[..whole.len() * 2 / 5]).unwrap();
+    let from = srv.error_log().len();
+    srv.restart();
+    let said = log_since(&srv, from);
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("were handed out before the last clean stop"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line: {said}");
+    assert!(
+        lines[0].contains("[error]") && lines[0].contains("keys up to 100"),
+        "{}",
+        lines[0]
+    );
+    let kept = srv.dump("").1;
+    assert!(kept > 0 && kept < 100, "{kept} kept");
+    // The new event gets a key above every key handed out: the consumer at 100 sees it.
+    let new_key = stored_key(&srv, "after-cut");
+    assert!(new_key > last, "key {new_key} after {last}");
+    let (lines, n) = srv.dump(&format!("?since={consumer_at}"));
+    assert_eq!(n, 1);
+    assert!(lines[0].contains("after-cut"));
+
+    // Said once: a clean stop and a start later, nothing more.
+    srv.stop();
+    let from = srv.error_log().len();
+    srv.restart();
+    assert!(
+        !log_since(&srv, from).contains("handed out before the last clean stop"),
+        "{}",
+        log_since(&srv, from)
+    );
+    // Emptied: a journal cut to 0 bytes, after a clean stop.
+    let last = stored_key(&srv, "before-empty");
+    srv.stop();
+    std::fs::write(segment(&srv), b"").unwrap();
+    let from = srv.error_log().len();
+    srv.restart();
+    let said = log_since(&srv, from);
+    assert!(
+        said.contains(&format!(
+            "ends at key 0, but keys up to {last} were handed out"
+        )),
+        "{said}"
+    );
+    assert_eq!(srv.dump("").1, 0);
+    let next = stored_key(&srv, "after-empty");
+    assert!(next > last, "key {next} after {last}");
+
+    // After a crash (no clean stop to compare with) keys still never repeat.
+    srv.crash();
+    std::fs::write(segment(&srv), b"").unwrap();
+    srv.restart();
+    let after_crash = stored_key(&srv, "after-crash");
+    assert!(after_crash > next, "key {after_crash} after {next}");
+}
+
+#[test]
+fn a_torn_tail_is_cut_once_and_the_next_start_is_quiet() {
+    let mut srv = Server::start_with(configured("journal = { fsync = \"always\" }"), &[]);
+    for i in 0..12 {
+        stored_key(&srv, &format!("torn-{i}"));
+    }
+    srv.crash();
+    // An append cut short by the crash: the first 30 bytes of a frame at the end.
+    let seg = segment(&srv);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let frame: Vec<u8> = bytes[..30].to_vec();
+    bytes.extend_from_slice(&frame);
+    std::fs::write(&seg, &bytes).unwrap();
+    let from = srv.error_log().len();
+    srv.restart();
+    let said = log_since(&srv, from);
+    assert!(
+        said.contains(
+            "30 bytes of an append cut short skipped and cut off the end of their segment"
+        ),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len() as usize,
+        bytes.len() - 30
+    );
+    // Later appends follow the good records; a crash, and the next start finds nothing to say.
+    stored_key(&srv, "after-torn");
+    srv.crash();
+    let from = srv.error_log().len();
+    srv.restart();
+    let said = log_since(&srv, from);
+    assert!(
+        !said.contains("cut short") && !said.contains("damaged"),
+        "{said}"
+    );
+    assert_eq!(srv.dump("").1, 13);
+    let counters = json(&srv.admin_get("/stats"))["counters"].clone();
+    assert!(counters["journal_corrupt"].is_null(), "{counters}");
+    assert!(counters["journal_torn_bytes"].is_null(), "{counters}");
+}

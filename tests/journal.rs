@@ -5,7 +5,8 @@
 
 use proptest::prelude::*;
 use up42webhooks::journal::{
-    crc32c, encode, recover, remove_segment, segment_name, segments, Kind, Reader, Record, Writer,
+    crc32c, encode, read_key_mark, recover, remove_segment, segment_name, segments, write_key_mark,
+    KeyMark, Kind, Reader, Record, Writer,
 };
 
 /// An owned record, for generating and comparing.
@@ -444,4 +445,72 @@ fn the_c_abi_appends_and_recovers_and_refuses_bad_arguments() {
         assert_eq!(err, 2, "ENOENT");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn torn_tails_are_cut_off_every_segment_and_nothing_else() {
+    let dir = scratch("cut-torn");
+    for segment in [1, 2] {
+        let mut w = Writer::open(&dir, segment).unwrap();
+        for key in 1..=3 {
+            w.append(&event(segment as u64 * 10 + key, b"{}").record())
+                .unwrap();
+        }
+    }
+    // Segment 1 ends with the first 20 bytes of a frame, segment 2 with a whole good one's 5.
+    let (s1, s2) = (dir.join(segment_name(1)), dir.join(segment_name(2)));
+    let (good1, good2) = (std::fs::read(&s1).unwrap(), std::fs::read(&s2).unwrap());
+    std::fs::write(&s1, [&good1[..], &good1[..20]].concat()).unwrap();
+    std::fs::write(&s2, [&good2[..], &good2[..5]].concat()).unwrap();
+    let mut reader = Reader::open(&dir, 0).unwrap();
+    let mut n = 0;
+    while reader.next_record().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!((n, reader.stats().torn_bytes), (6, 25));
+    assert_eq!(reader.cut_torn_tails().unwrap(), 25);
+    assert_eq!(std::fs::read(&s1).unwrap(), good1);
+    assert_eq!(std::fs::read(&s2).unwrap(), good2);
+    let (records, stats) = read_all(&dir, 0);
+    assert_eq!((records.len(), stats.torn_bytes, stats.corrupt), (6, 0, 0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_key_mark_round_trips_and_a_damaged_one_is_an_error() {
+    let dir = scratch("key-mark");
+    assert_eq!(read_key_mark(&dir).unwrap(), None);
+    for m in [
+        KeyMark {
+            reserved: 1001,
+            last: 0,
+            clean: false,
+        },
+        KeyMark {
+            reserved: 9_007_199_254_740_991,
+            last: 57,
+            clean: true,
+        },
+    ] {
+        write_key_mark(&dir, &m).unwrap();
+        assert_eq!(read_key_mark(&dir).unwrap(), Some(m));
+    }
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["journal.keys"], "no temporary file left");
+    for damaged in [
+        "",
+        "up42wh-keys reserved=1\n",
+        "up42wh-keys reserved=x last=0 clean=0\n",
+        "up42wh-keys reserved=1 last=0 clean=2\n",
+        "up42wh-keys reserved=1 last=0 clean=0 more=1\n",
+        "other reserved=1 last=0 clean=0\n",
+    ] {
+        std::fs::write(dir.join("journal.keys"), damaged).unwrap();
+        let e = read_key_mark(&dir).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{damaged:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -164,6 +164,13 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
         dir.to_str().unwrap().to_string()
     };
     let short_salt = journal_with("short-salt", Some(b"x"));
+    let damaged_mark = journal_with("damaged-mark", None);
+    std::fs::remove_file(std::path::Path::new(&damaged_mark).join("events.000001.log")).unwrap();
+    std::fs::write(
+        std::path::Path::new(&damaged_mark).join("journal.keys"),
+        "not a mark",
+    )
+    .unwrap();
     let no_salt = journal_with("no-salt", None);
     let cases: Vec<(&str, Make, Option<String>, &str)> = vec![
         (
@@ -206,6 +213,12 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
             base.with_env("UP42_WEBHOOK_JOURNAL_DIR", &no_salt),
             None,
             "journal.salt is missing: the segments beside it cannot be read without it",
+        ),
+        (
+            "a damaged key mark",
+            base.with_env("UP42_WEBHOOK_JOURNAL_DIR", &damaged_mark),
+            None,
+            "journal.keys is damaged (remove it to start anyway",
         ),
         (
             "a bad fsync mode",

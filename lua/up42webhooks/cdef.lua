@@ -102,6 +102,12 @@ typedef struct {
   int64_t max_time;
 } up42wh_journal_stats;
 typedef struct {
+  uint64_t reserved;
+  uint64_t last;
+  uint32_t clean;
+  uint32_t present;
+} up42wh_key_mark;
+typedef struct {
   uint32_t scheme;
   up42wh_slice label;
   up42wh_slice required;
@@ -215,6 +221,17 @@ up42wh_result up42wh_journal_usage(const uint8_t *dir,
                                    size_t dir_len,
                                    up42wh_journal_stats *out,
                                    int32_t *errno_out);
+up42wh_result up42wh_journal_reader_cut_torn(up42wh_journal_reader *r,
+                                             uint64_t *cut_out,
+                                             int32_t *errno_out);
+up42wh_result up42wh_journal_mark_read(const uint8_t *dir,
+                                       size_t dir_len,
+                                       up42wh_key_mark *out,
+                                       int32_t *errno_out);
+up42wh_result up42wh_journal_mark_write(const uint8_t *dir,
+                                        size_t dir_len,
+                                        const up42wh_key_mark *mark,
+                                        int32_t *errno_out);
 up42wh_result up42wh_keyring_new(up42wh_keyring **out);
 void up42wh_keyring_free(up42wh_keyring *ring);
 up42wh_result up42wh_keyring_add(up42wh_keyring *ring,

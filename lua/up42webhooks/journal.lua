@@ -96,6 +96,59 @@ function _M.append(c, kind, reason, key, time, digest, id, meta, body)
     return true
 end
 
+-- Keys and the key mark (journal.keys, beside the segments): before a key above the reserved one
+-- is answered, the mark is moved KEY_BLOCK keys on and synced, so that no crash, cut journal or
+-- emptied segment can make a key be handed out twice (a consumer that read up to a key would skip
+-- the new event under it). A restart goes on above the mark: keys may jump, never repeat.
+local KEY_BLOCK = 1000
+local RESERVED = "keys:reserved" -- in the events dict: the mark as last written
+_M.RESERVED = RESERVED
+
+-- Whether `key` may be answered: true, or nil, err when the mark could not be written.
+function _M.reserve_key(c, key)
+    local events = c.events
+    for _ = 1, 400 do
+        if key <= (events:get(RESERVED) or 0) then
+            return true
+        end
+        if c.counters:safe_add("lock:keys", true, 5) then
+            local ok, err = true, nil
+            if key > (events:get(RESERVED) or 0) then
+                local reserved = key + KEY_BLOCK
+                ok, err = native.journal_mark_write(c.journal.dir, reserved, 0, false)
+                if ok then
+                    events:set(RESERVED, reserved)
+                end
+            end
+            c.counters:delete("lock:keys")
+            return ok, err
+        end
+        ngx.sleep(0.001) -- another worker is writing the mark
+    end
+    return nil, "the journal's key mark is being written by another worker: retry"
+end
+
+-- In exit_worker (a stop, or a reload's old workers): the last key handed out, and that it was a
+-- clean stop, so that the next start can tell a journal that lost its end. Never lowers the
+-- reservation (a reload's new workers hand out keys meanwhile). exit_worker cannot sleep: the
+-- lock is tried for a moment, and without it nothing is written (the next start then simply
+-- does not check).
+function _M.mark_clean_stop(c)
+    local events = c.events
+    for _ = 1, 100000 do
+        if c.counters:safe_add("lock:keys", true, 5) then
+            local n = events:get("n") or 0
+            local reserved = math.max(events:get(RESERVED) or 0, n)
+            local ok, err = native.journal_mark_write(c.journal.dir, reserved, n, true)
+            c.counters:delete("lock:keys")
+            if not ok then
+                ngx.log(ngx.WARN, "up42webhooks: ", err)
+            end
+            return
+        end
+    end
+end
+
 -- fsync = "interval": every second, each worker syncs what it wrote (fdatasync of the file).
 function _M.sync()
     if dirty and writer then

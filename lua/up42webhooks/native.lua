@@ -416,8 +416,9 @@ end
 -- each(kind, reason, key, time, digest, id, meta, record) for each, `record` the reader's struct
 -- (valid during the call: journal_record writes the dict's record from it, and its body never
 -- becomes a Lua string); returns what the reader found (segments, bytes, records, corrupt,
--- torn_bytes, max_key, ...), or nil, err.
-function _M.journal_read(dir, segment, each)
+-- torn_bytes, max_key, ...), or nil, err. With `cut_torn` (recovery, before anything appends),
+-- torn tails are cut off their segments afterwards (`torn_cut`: the bytes cut).
+function _M.journal_read(dir, segment, each, cut_torn)
     local out = ffi_new("up42wh_journal_reader *[1]")
     errno_out[0] = 0
     local rc = tonumber(C.up42wh_journal_reader_open(dir, #dir, segment or 0, out, errno_out))
@@ -440,7 +441,47 @@ function _M.journal_read(dir, segment, each)
              ffi_str(r.digest, 32), ffi_str(r.id.ptr, r.id.len), ffi_str(r.meta.ptr, r.meta.len), r)
     end
     C.up42wh_journal_reader_stats(reader, journal_stats)
-    return stats_table(journal_stats)
+    local stats = stats_table(journal_stats)
+    stats.torn_cut = 0
+    if cut_torn and stats.torn_bytes > 0 then
+        errno_out[0] = 0
+        rc = tonumber(C.up42wh_journal_reader_cut_torn(reader, size_out, errno_out))
+        if rc ~= OK then
+            return nil, failure("cannot cut the torn tail of a segment in " .. dir, rc, errno_out[0])
+        end
+        stats.torn_cut = tonumber(size_out[0])
+    end
+    return stats
+end
+
+-- The journal's key mark (journal.keys: src/journal.rs): { reserved, last, clean } or false when
+-- there is none yet; nil, err when it cannot be read.
+local key_mark = ffi_new("up42wh_key_mark")
+function _M.journal_mark_read(dir)
+    errno_out[0] = 0
+    local rc = tonumber(C.up42wh_journal_mark_read(dir, #dir, key_mark, errno_out))
+    if rc ~= OK then
+        if errno_out[0] == 84 then -- EILSEQ: the library's word for a file that is not a mark
+            return nil, dir .. "/journal.keys is damaged"
+        end
+        return nil, failure("cannot read " .. dir .. "/journal.keys", rc, errno_out[0])
+    end
+    if key_mark.present == 0 then
+        return false
+    end
+    return { reserved = tonumber(key_mark.reserved), last = tonumber(key_mark.last),
+             clean = key_mark.clean == 1 }
+end
+
+-- Writes the key mark, synced, before it returns true; nil, err otherwise.
+function _M.journal_mark_write(dir, reserved, last, clean)
+    key_mark.reserved, key_mark.last, key_mark.clean, key_mark.present = reserved, last or 0, clean and 1 or 0, 1
+    errno_out[0] = 0
+    local rc = tonumber(C.up42wh_journal_mark_write(dir, #dir, key_mark, errno_out))
+    if rc ~= OK then
+        return nil, failure("cannot write " .. dir .. "/journal.keys", rc, errno_out[0])
+    end
+    return true
 end
 
 -- The journal's segments and bytes on disk (segments, first_segment, last_segment, bytes).

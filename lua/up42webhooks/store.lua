@@ -90,6 +90,13 @@ function _M.add(c, d)
         seen:delete(d.id)
         return nil, "full", full(c.dict, "event", ierr)
     end
+    if c.journal then
+        local reserved, rerr = journal.reserve_key(c, key)
+        if not reserved then
+            abandon(c, key, d.id)
+            return nil, "journal", rerr
+        end
+    end
     -- The record (in the library's buffer, d.record and d.record_len, until the next record call;
     -- nothing here yields) is written once, as it stays, with a short TTL: that reservation takes
     -- the memory before the journal is written (a full store refuses first), readers wait at an
@@ -374,6 +381,12 @@ function _M.replay(c, now)
             restored = restored - 1
         end
     end
+    -- The key mark first: keys go on above it, whatever the segments still hold.
+    local mark, merr = native.journal_mark_read(c.journal.dir)
+    if mark == nil then
+        return nil, merr .. " (remove it to start anyway: keys then go on from the journal's highest, "
+                    .. "which may hand out again the keys of events a cut journal lost)"
+    end
     local stats, err = native.journal_read(c.journal.dir, 0,
         function(kind, _, key, time, digest, id, _, record)
             top = max(top, key)
@@ -415,13 +428,24 @@ function _M.replay(c, now)
                     end
                 end
             end
-        end)
+        end, true)
     if not stats then
         return nil, err
     end
-    events:set("n", max(top, low))
+    local n = max(top, low, mark and mark.reserved or 0)
+    -- A journal that ends below the last key of a clean stop lost the events above its end.
+    if mark and mark.clean and mark.last > top then
+        stats.lost_from, stats.lost_to = top + 1, mark.last
+    end
+    -- Every key up to n may have been handed out; this run has not stopped cleanly yet.
+    local marked, werr = native.journal_mark_write(c.journal.dir, n, 0, false)
+    if not marked then
+        return nil, werr
+    end
+    events:set(journal.RESERVED, n)
+    events:set("n", n)
     -- Every key handed out before this start is settled: a gap there stays a gap.
-    events:set("settled", max(top, low))
+    events:set("settled", n)
     events:set("low", low)
     events:set("count", restored)
     journal.set_segment(c, max(stats.last_segment, 1))

@@ -409,3 +409,112 @@ pub unsafe extern "C" fn up42wh_journal_usage(
         }
     })
 }
+
+/// Cuts the torn tails of the segments `r` has read (the ends of appends a crash cut short: never
+/// records) off their files, and writes the bytes cut to `cut_out` (may be NULL), so that the
+/// next recovery does not find them again. Call it after `UP42WH_RESULT_JOURNAL_END`, while
+/// nothing appends to the journal.
+///
+/// # Safety
+/// `r` must come from `up42wh_journal_reader_open`; `cut_out` and `errno_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_reader_cut_torn(
+    r: *mut up42wh_journal_reader,
+    cut_out: *mut u64,
+    errno_out: *mut i32,
+) -> Code {
+    guard(|| {
+        let r = r.as_mut().ok_or(Code::NullArgument)?;
+        let cut = r
+            .reader
+            .cut_torn_tails()
+            .map_err(|e| io_failed(&e, errno_out))?;
+        if let Some(c) = cut_out.as_mut() {
+            *c = cut;
+        }
+        Ok(())
+    })
+}
+
+/// A journal's key mark, kept in a file of its own beside the segments (`journal.keys`), so that
+/// a journal cut short cannot take it: keys go on above `reserved`, never reusing one a consumer
+/// may have read.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct up42wh_key_mark {
+    /// Every key up to this one may have been handed out.
+    pub reserved: u64,
+    /// Written at a clean stop (`clean` 1): the last key handed out. A journal that then ends
+    /// below it has lost the events above its end.
+    pub last: u64,
+    pub clean: u32,
+    /// 1 when the journal has a mark; 0 when it has none yet (the other fields are then 0).
+    pub present: u32,
+}
+
+/// Reads the key mark of the journal in `dir` into `out`. A damaged mark file is
+/// `UP42WH_RESULT_JOURNAL_IO` with EILSEQ.
+///
+/// # Safety
+/// `dir` must point to `dir_len` readable bytes; `out` must be writable; `errno_out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_mark_read(
+    dir: *const u8,
+    dir_len: usize,
+    out: *mut up42wh_key_mark,
+    errno_out: *mut i32,
+) -> Code {
+    guard(|| {
+        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let dir = dir_of(dir, dir_len)?;
+        match journal::read_key_mark(dir) {
+            Ok(m) => {
+                let (m, present) = m.map(|m| (m, 1)).unwrap_or_default();
+                *out = up42wh_key_mark {
+                    reserved: m.reserved,
+                    last: m.last,
+                    clean: m.clean as u32,
+                    present,
+                };
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Err(io_failed(&io::Error::from_raw_os_error(EILSEQ), errno_out))
+            }
+            Err(e) => Err(io_failed(&e, errno_out)),
+        }
+    })
+}
+
+/// "Invalid or incomplete multibyte or wide character": the number Linux gives EILSEQ on every
+/// architecture, for a mark file that is not one.
+const EILSEQ: i32 = 84;
+
+/// Writes the key mark of the journal in `dir`, durably (a new file synced and renamed over the
+/// old one, the directory synced) before it returns.
+///
+/// # Safety
+/// `dir` must point to `dir_len` readable bytes; `mark` must be readable; `errno_out` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_mark_write(
+    dir: *const u8,
+    dir_len: usize,
+    mark: *const up42wh_key_mark,
+    errno_out: *mut i32,
+) -> Code {
+    guard(|| {
+        let m = mark.as_ref().ok_or(Code::NullArgument)?;
+        let dir = dir_of(dir, dir_len)?;
+        if m.clean > 1 {
+            return Err(Code::InvalidArgument);
+        }
+        let mark = journal::KeyMark {
+            reserved: m.reserved,
+            last: m.last,
+            clean: m.clean == 1,
+        };
+        journal::write_key_mark(dir, &mark).map_err(|e| io_failed(&e, errno_out))
+    })
+}

@@ -237,6 +237,21 @@ impl Server {
         }
     }
 
+    /// A clean stop (QUIT: the workers finish and run exit_worker), waited for (bounded).
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("nginx did not stop within 10 s");
+    }
+
     /// Starts nginx again on the same prefix (run directory), as `make serve` after a crash.
     pub fn restart(&mut self) {
         self.child = spawn(&self.nginx, &self.dir, &self.env);
