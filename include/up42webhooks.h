@@ -880,6 +880,21 @@ up42wh_result up42wh_journal_mark_write(const uint8_t *dir,
                                         int32_t *errno_out);
 
 /*
+ Whether the user `uid` (group `gid`) may create files in the directory `dir`, by its mode bits
+ and every directory above it being searchable: nginx's master checks this at start for its
+ workers. `UP42WH_RESULT_JOURNAL_IO` with EACCES (or ENOTDIR, ENOENT, ...) in `errno_out` when
+ not.
+
+ # Safety
+ `dir` must point to `dir_len` readable bytes; `errno_out` NULL or writable.
+ */
+up42wh_result up42wh_journal_check_dir(const uint8_t *dir,
+                                       size_t dir_len,
+                                       uint32_t uid,
+                                       uint32_t gid,
+                                       int32_t *errno_out);
+
+/*
  Makes an empty key ring. On success `*out` holds a ring to release with `up42wh_keyring_free`.
 
  # Safety

@@ -649,6 +649,44 @@ pub fn write_key_mark(dir: &Path, m: &KeyMark) -> io::Result<()> {
     written
 }
 
+/// Whether the user `uid` (group `gid`) may create files in `dir`: every directory on the way
+/// searchable, `dir` itself writable, by its mode bits (ACLs and other groups are not looked at).
+/// The check nginx's master makes at start for its workers, which run as another user when it is
+/// started as root. EACCES when not, ENOTDIR when `dir` is no directory.
+pub fn writable_by(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    const EACCES: i32 = 13;
+    const ENOTDIR: i32 = 20;
+    let meta = fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(io::Error::from_raw_os_error(ENOTDIR));
+    }
+    if uid == 0 {
+        return Ok(());
+    }
+    // The permission bits that apply to this user: owner's, group's or others'.
+    let bits = |m: &fs::Metadata| {
+        let shift = if m.uid() == uid {
+            6
+        } else if m.gid() == gid {
+            3
+        } else {
+            0
+        };
+        (m.mode() >> shift) & 7
+    };
+    let dir = fs::canonicalize(dir)?;
+    for ancestor in dir.ancestors().skip(1) {
+        if bits(&fs::metadata(ancestor)?) & 1 == 0 {
+            return Err(io::Error::from_raw_os_error(EACCES));
+        }
+    }
+    if bits(&meta) & 3 != 3 {
+        return Err(io::Error::from_raw_os_error(EACCES));
+    }
+    Ok(())
+}
+
 /// Deletes segment `segment` of the journal in `dir` (retention: every record in it is gone).
 pub fn remove_segment(dir: &Path, segment: u32) -> io::Result<()> {
     fs::remove_file(dir.join(segment_name(segment)))?;

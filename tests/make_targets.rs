@@ -157,6 +157,9 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
     let journal_with = |name: &str, salt: Option<&[u8]>| {
         let dir = copy.path().join(name);
         std::fs::create_dir_all(&dir).unwrap();
+        // Writable by nginx's workers (nobody, under a root master), as a journal must be.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
         std::fs::write(dir.join("events.000001.log"), b"U42J").unwrap();
         if let Some(salt) = salt {
             std::fs::write(dir.join("journal.salt"), salt).unwrap();
@@ -164,6 +167,12 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
         dir.to_str().unwrap().to_string()
     };
     let short_salt = journal_with("short-salt", Some(b"x"));
+    // A journal directory nginx's workers cannot write in (root's master could: it used to start,
+    // then answer every delivery 503).
+    let closed = copy.path().join("closed-journal");
+    std::fs::create_dir_all(&closed).unwrap();
+    std::fs::set_permissions(&closed, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let closed = closed.to_str().unwrap().to_string();
     let damaged_mark = journal_with("damaged-mark", None);
     std::fs::remove_file(std::path::Path::new(&damaged_mark).join("events.000001.log")).unwrap();
     std::fs::write(
@@ -213,6 +222,12 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
             base.with_env("UP42_WEBHOOK_JOURNAL_DIR", &no_salt),
             None,
             "journal.salt is missing: the segments beside it cannot be read without it",
+        ),
+        (
+            "a journal directory the workers cannot write in",
+            base.with_env("UP42_WEBHOOK_JOURNAL_DIR", &closed),
+            None,
+            "cannot write in ",
         ),
         (
             "a damaged key mark",

@@ -232,6 +232,11 @@ up42wh_result up42wh_journal_mark_write(const uint8_t *dir,
                                         size_t dir_len,
                                         const up42wh_key_mark *mark,
                                         int32_t *errno_out);
+up42wh_result up42wh_journal_check_dir(const uint8_t *dir,
+                                       size_t dir_len,
+                                       uint32_t uid,
+                                       uint32_t gid,
+                                       int32_t *errno_out);
 up42wh_result up42wh_keyring_new(up42wh_keyring **out);
 void up42wh_keyring_free(up42wh_keyring *ring);
 up42wh_result up42wh_keyring_add(up42wh_keyring *ring,

@@ -163,6 +163,20 @@ local function journal_of(o)
         fail("journal: " .. err .. " (UP42_WEBHOOK_JOURNAL_DIR): create the directory, writable by "
              .. "nginx's workers, or run without a journal (UP42_WEBHOOK_JOURNAL=off)")
     end
+    -- At nginx's start (not in a test's Lua): the workers, not only the master, must write there,
+    -- or every delivery would be a 503 after a start that looked fine.
+    local uid, gid, who = nil, nil, nil
+    if ngx.get_phase and ngx.get_phase() == "init" then
+        uid, gid, who = native.worker_identity()
+    end
+    if uid then
+        local ok, werr = native.journal_check_dir(j.dir, uid, gid)
+        if not ok then
+            fail("journal: nginx's workers (" .. who .. ") cannot write in " .. werr
+                 .. " (UP42_WEBHOOK_JOURNAL_DIR): give them the directory (chown " .. who:gsub("^user ", "")
+                 .. " " .. j.dir .. "), or choose another")
+        end
+    end
     return j
 end
 

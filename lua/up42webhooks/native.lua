@@ -454,6 +454,40 @@ function _M.journal_read(dir, segment, each, cut_torn)
     return stats
 end
 
+-- Whether the user `uid` (group `gid`) may create files in `dir`: true, or nil, err.
+function _M.journal_check_dir(dir, uid, gid)
+    errno_out[0] = 0
+    local rc = tonumber(C.up42wh_journal_check_dir(dir, #dir, uid, gid, errno_out))
+    if rc ~= OK then
+        return nil, failure(dir, rc, errno_out[0])
+    end
+    return true
+end
+
+-- Who nginx's workers run as: this process's user, or for a master started as root, nobody (the
+-- project's nginx.conf names no `user`, and nginx's default is nobody). uid, gid and a name; nil
+-- when that user is unknown here.
+pcall(ffi.cdef, "unsigned int geteuid(void); unsigned int getegid(void);")
+function _M.worker_identity()
+    local euid = tonumber(ffi.C.geteuid())
+    if euid ~= 0 then
+        return euid, tonumber(ffi.C.getegid()), "user " .. euid
+    end
+    local f = io.open("/etc/passwd", "r")
+    if not f then
+        return nil
+    end
+    for line in f:lines() do
+        local uid, gid = line:match("^nobody:[^:]*:(%d+):(%d+):")
+        if uid then
+            f:close()
+            return tonumber(uid), tonumber(gid), "nobody"
+        end
+    end
+    f:close()
+    return nil
+end
+
 -- The journal's key mark (journal.keys: src/journal.rs): { reserved, last, clean } or false when
 -- there is none yet; nil, err when it cannot be read.
 local key_mark = ffi_new("up42wh_key_mark")

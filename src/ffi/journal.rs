@@ -518,3 +518,24 @@ pub unsafe extern "C" fn up42wh_journal_mark_write(
         journal::write_key_mark(dir, &mark).map_err(|e| io_failed(&e, errno_out))
     })
 }
+
+/// Whether the user `uid` (group `gid`) may create files in the directory `dir`, by its mode bits
+/// and every directory above it being searchable: nginx's master checks this at start for its
+/// workers. `UP42WH_RESULT_JOURNAL_IO` with EACCES (or ENOTDIR, ENOENT, ...) in `errno_out` when
+/// not.
+///
+/// # Safety
+/// `dir` must point to `dir_len` readable bytes; `errno_out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_journal_check_dir(
+    dir: *const u8,
+    dir_len: usize,
+    uid: u32,
+    gid: u32,
+    errno_out: *mut i32,
+) -> Code {
+    guard(|| {
+        let dir = dir_of(dir, dir_len)?;
+        journal::writable_by(dir, uid, gid).map_err(|e| io_failed(&e, errno_out))
+    })
+}
