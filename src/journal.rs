@@ -283,6 +283,16 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// A new file (or an emptied one) that only its owner may read: the journal's own small files.
+fn create_private(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// The CRC seed of the journal in `dir`, making its salt when there is none and `create` says so.
 /// Several processes may start at once: the salt is written under a temporary name and linked into
 /// place, so that every one of them reads the same complete salt.
@@ -297,12 +307,7 @@ pub fn salt_seed(dir: &Path, create: bool) -> io::Result<u32> {
             static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let tmp = dir.join(format!("{SALT_FILE}.{}.{call}", std::process::id()));
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut f = create_private(&tmp)?;
             f.write_all(&fresh)?;
             f.sync_all()?;
             let linked = fs::hard_link(&tmp, &path);
@@ -632,12 +637,7 @@ pub fn write_key_mark(dir: &Path, m: &KeyMark) -> io::Result<()> {
         m.reserved, m.last, m.clean as u8
     );
     let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = create_private(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         fs::rename(&tmp, dir.join(MARK_FILE))?;

@@ -14,16 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::nginx::{json, now, Delivery, Response, Server, SECRET};
-
-fn fresh(id: &str) -> Delivery {
-    let t = now();
-    let body = format!(
-        r#"{{"event":"job.status","liveMode":false,"messageId":"{id}","timestamp":"{}","body":{{"jobId":"j-{id}","status":"FAILED"}}}}"#,
-        up42webhooks::format_rfc3339(t)
-    );
-    Delivery::signed(body.as_bytes(), SECRET, t)
-}
+use common::nginx::{fresh, json, Response, Server};
 
 /// The project's config with a test hook after configure{}: every read of the store's events is
 /// counted in the stats dict (`test_reads`), so that a test can tell whether a refused request

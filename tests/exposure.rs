@@ -10,19 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::nginx::{
-    free_port, http, json, nginx_binary, now, self_signed, Delivery, Response, Server, Setup,
-    SECRET,
+    free_port, fresh, http, json, nginx_binary, now, self_signed, Response, Server, Setup,
 };
 use common::senders::rfc9421_request;
-
-fn fresh(id: &str) -> Delivery {
-    let t = now();
-    let body = format!(
-        r#"{{"event":"job.status","liveMode":false,"messageId":"{id}","timestamp":"{}","body":{{"jobId":"j-{id}","status":"FAILED"}}}}"#,
-        up42webhooks::format_rfc3339(t)
-    );
-    Delivery::signed(body.as_bytes(), SECRET, t)
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("up42wh-{name}-{}", std::process::id()));

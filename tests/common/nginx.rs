@@ -441,6 +441,16 @@ pub fn json(r: &Response) -> serde_json::Value {
     serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.text()))
 }
 
+/// A signed job.status FAILED delivery with message id `id`, timestamped now.
+pub fn fresh(id: &str) -> Delivery {
+    let t = now();
+    let body = format!(
+        r#"{{"event":"job.status","liveMode":false,"messageId":"{id}","timestamp":"{}","body":{{"jobId":"j-{id}","status":"FAILED"}}}}"#,
+        up42webhooks::format_rfc3339(t)
+    );
+    Delivery::signed(body.as_bytes(), SECRET, t)
+}
+
 /// A signed UP42 delivery; fields are public so that cases can break one thing at a time.
 #[derive(Clone)]
 pub struct Delivery {
