@@ -77,6 +77,15 @@ fn valid_events_are_stored_and_dumped_with_filters() {
     assert!(srv.dump("?live=false").0[0].contains("id-job-1"));
     assert_eq!(srv.dump("?since=1").0.len(), 1);
     assert_eq!(srv.dump("?event=order.status&status=FAILED").1, 0);
+    // Lists: any of the values matches.
+    assert_eq!(srv.dump("?status=FAILED,FULFILLED").1, 2);
+    assert_eq!(srv.dump("?status=FAILED,FAILED_PERMANENTLY").1, 1);
+    assert_eq!(srv.dump("?event=job.status,order.status").1, 2);
+    assert_eq!(
+        srv.dump("?event=order.status,job.status&status=FULFILLED")
+            .1,
+        1
+    );
     let stats = srv.admin_get("/stats");
     assert_eq!(json(&stats)["counters"]["stored"], 2, "{}", stats.text());
     srv.assert_clean_logs();
@@ -99,7 +108,27 @@ fn the_dump_refuses_filters_that_cannot_match_and_can_leave_out_its_count() {
         ("?event=push", "event must be one of", Some("order.status")),
         ("?live=maybe", "live must be true or false", Some("true")),
         ("?count=no", "count must be true or false", Some("false")),
-        ("?status=failed", "status is written in capitals", None),
+        (
+            "?status=failed",
+            "status: failed: statuses are written in capitals, as UP42 sends them",
+            None,
+        ),
+        (
+            "?status=FAILED,failed",
+            "status: failed: statuses are written",
+            None,
+        ),
+        ("?status=FAILED,", "status: an empty value in FAILED,", None),
+        (
+            "?event=job.status,,order.status",
+            "event: an empty value",
+            None,
+        ),
+        (
+            "?event=job.status,job",
+            "event: job is not an event; event must be one of",
+            Some("job.status"),
+        ),
         ("?since=abc", "since must be", None),
         ("?limit=-1", "limit must be a whole number", None),
         ("?limit=1.5", "limit must be a whole number", None),

@@ -84,10 +84,23 @@ local function one_of(list, v)
     return false
 end
 
+-- A filter's value as a list: "FAILED,FAILED_PERMANENTLY" is two; nil and why for an empty item.
+local function list_of(name, v)
+    local items = {}
+    for item in (v .. ","):gmatch("([^,]*),") do
+        if item == "" then
+            return nil, name .. ": an empty value in " .. v .. " (values are separated by single commas)"
+        end
+        items[#items + 1] = item
+    end
+    return items
+end
+
 -- The dump's arguments, checked: a name it does not take, a repeated one or a value no event can
 -- have is a 400 that lists what it takes (a filter that silently matches nothing looks like an
--- empty store). UP42's event names and statuses are known; another sender's are its own, so with
--- senders configured only their form is checked. nil after the 400.
+-- empty store). `event` and `status` take comma-separated lists (any of them matches). UP42's
+-- event names and statuses are known; another sender's are its own, so with senders configured
+-- only their form is checked. The lists replace args.event and args.status; nil after the 400.
 local function dump_args(c)
     local args = req.get_uri_args()
     for name, v in pairs(args) do
@@ -96,45 +109,73 @@ local function dump_args(c)
                                 .. concat(DUMP_ARGS, ", "), DUMP_ARGS)
         end
         if type(v) ~= "string" then
-            return bad_argument(name .. " once, with a value")
+            return bad_argument(name .. " once, with a value (several values: " .. name .. "=a,b)")
         end
     end
     for _, name in ipairs{ "live", "count" } do
         if args[name] and not one_of(BOOLEAN, args[name]) then
-            return bad_argument(name .. " must be true or false", BOOLEAN)
+            return bad_argument(name .. " must be true or false, not " .. args[name], BOOLEAN)
         end
     end
     local others = next(c.senders) ~= nil
-    local event = args.event
-    if event and not one_of(UP42_EVENTS, event) then
-        if one_of(UP42_EVENTS, event .. ".status") or not others then
-            return bad_argument("event must be one of " .. concat(UP42_EVENTS, ", ")
-                                .. (others and " or another sender's event name" or ""), UP42_EVENTS)
+    if args.event then
+        local events, err = list_of("event", args.event)
+        if not events then
+            return bad_argument(err)
         end
-        if #event > 128 or not find(event, "^[%w][%w._:/-]*$") then
-            return bad_argument("event: an event name (letters, digits, '.', '_', ':', '/', '-')")
+        for _, event in ipairs(events) do
+            if not one_of(UP42_EVENTS, event) then
+                if one_of(UP42_EVENTS, event .. ".status") or not others then
+                    return bad_argument("event: " .. event .. " is not an event; event must be one of "
+                                        .. concat(UP42_EVENTS, ", ")
+                                        .. (others and " or another sender's event name" or ""), UP42_EVENTS)
+                end
+                if #event > 128 or not find(event, "^[%w][%w._:/-]*$") then
+                    return bad_argument("event: " .. event .. " is not an event name (letters, digits, "
+                                        .. "'.', '_', ':', '/', '-')")
+                end
+            end
         end
+        args.event = events
     end
-    local status = args.status
-    if status then
-        if not others and not find(status, "^[A-Z][A-Z_ ]*$") then
-            return bad_argument("status is written " .. UP42_STATUSES)
+    if args.status then
+        local statuses, err = list_of("status", args.status)
+        if not statuses then
+            return bad_argument(err)
         end
-        if #status > 128 or find(status, "[%c]") then
-            return bad_argument("status: at most 128 characters, none of them control characters")
+        for _, status in ipairs(statuses) do
+            if #status > 128 or find(status, "[%c]") then
+                return bad_argument("status: at most 128 characters, none of them control characters")
+            end
+            if not others and not find(status, "^[A-Z][A-Z_ ]*$") then
+                local upper = status:upper()
+                return bad_argument("status: " .. status .. ": statuses are written " .. UP42_STATUSES
+                                    .. (upper ~= status and (" (" .. upper .. "?)") or ""))
+            end
         end
+        args.status = statuses
     end
     return args
 end
 
+-- The set of a list, for lookups.
+local function set_of(list)
+    if not list then
+        return nil
+    end
+    local set = {}
+    for _, v in ipairs(list) do set[v] = true end
+    return set
+end
+
 -- The filter of the dump's event/status/live arguments, or nil for all.
 local function filter_of(args)
-    local want_event, want_status, want_live = args.event, args.status, args.live
+    local want_event, want_status, want_live = set_of(args.event), set_of(args.status), args.live
     if not (want_event or want_status or want_live) then
         return nil
     end
     return function(event, status, live)
-        return (not want_event or want_event == event) and (not want_status or want_status == status)
+        return (not want_event or want_event[event] == true) and (not want_status or want_status[status] == true)
                and (not want_live or want_live == live)
     end
 end
