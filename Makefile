@@ -17,6 +17,9 @@ ADMIN_URL = http://127.0.0.1:$(ADMIN_PORT)
 TLS_CERT ?=
 TLS_KEY ?=
 RUN_DIR ?= run
+# ADMIN_ACCESS_LOG=on: admin requests (dump, stats, tail) in the access log too; off by default, so
+# that it holds deliveries.
+ADMIN_ACCESS_LOG ?=
 # OpenResty when it is on the PATH, else nginx (Debian's, with libnginx-mod-http-lua).
 NGINX ?= $(shell command -v openresty || command -v nginx || echo /usr/sbin/nginx)
 RUN_ABS = $(abspath $(RUN_DIR))
@@ -29,7 +32,8 @@ HOST_NGINX = env -u NGINX $(NGINX) -e logs/error.log -p $(RUN_ABS) -c conf/nginx
 HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
-.PHONY: help deps nginx-deps build test lint header bench sign-example serve stop logs send-test clean \
+.PHONY: help deps nginx-deps build test lint header bench sign-example serve secret stop logs send-test clean \
+	backup restore admin-url \
 	docker-check docker-deps debian-base image run list reload restart configtest cross \
 	cross-test test-deps dump stats bench-peers fuzz
 
@@ -49,7 +53,12 @@ help:
 	@echo "                   re-read config and certificates (HUP; fails when nginx keeps the old config)"
 	@echo "                   (the host server, the container, or both)"
 	@echo "make dump / stats  the stored events (Q='?status=FAILED' filters) / the counters, from the admin port"
-	@echo "make restart / configtest   the host server or the container: restart it, nginx -t"
+	@echo "make restart / configtest   the host server or the container: check, then restart it with"
+	@echo "                   the settings it was started with (nothing is stopped when a check fails) / nginx -t"
+	@echo "make secret        write a random secret to SECRET_FILE (run/secret, mode 0600) unless there is one;"
+	@echo "                   make serve uses it when no secret is given"
+	@echo "make backup / restore FILE=x.tgz   the journal and the settings; the receiver stopped and started"
+	@echo "                   around it; a restore keeps keys above every key handed out before"
 	@echo "make list          the container: its state (healthy?) and its ports"
 	@echo "make send-test     sign a fresh test event, post it to the running server (where make serve"
 	@echo "                   recorded it, or the container), show the dump; fails when not stored"
@@ -251,28 +260,62 @@ WHERE = if $(HOST_RUNNING); then public=http://127.0.0.1:$(PORT) admin=$(ADMIN_U
 LOCAL_URL = a=$(firstword $(1)); port=$${a\#\#*:}; host=$${a%:*}; [ "$$host" != "$$a" ] || host=127.0.0.1; \
 	case $$host in 0.0.0.0|'*') host=127.0.0.1 ;; '[::]') host='[::1]' ;; esac
 
+# The secret from a file from the first command: `make secret` writes a random one here (mode
+# 0600), and make serve uses it when no secret is given.
+SECRET_FILE ?= $(RUN_DIR)/secret
+# Which secret make serve starts with: UP42_WEBHOOK_SECRET (a value: never recorded), else the file
+# UP42_WEBHOOK_SECRET_FILE or SECRET_FILE names (recorded by its absolute path, for make restart).
+PICK_SECRET = secret_file=$${UP42_WEBHOOK_SECRET_FILE:-}; \
+	if [ -z "$$UP42_WEBHOOK_SECRET$$secret_file" ] && [ -s '$(SECRET_FILE)' ]; then secret_file='$(abspath $(SECRET_FILE))'; fi; \
+	case $$secret_file in ''|/*) ;; *) secret_file=$$(pwd)/$$secret_file ;; esac
+
+secret:
+	@f='$(SECRET_FILE)'; if [ -s "$$f" ]; then echo "kept the secret in $$f (make serve uses it)"; exit 0; fi; \
+	mkdir -p "$$(dirname "$$f")" && umask 077 && \
+	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$$f.tmp" && echo >> "$$f.tmp" && mv "$$f.tmp" "$$f" && \
+	echo "wrote a random secret to $$f (readable by you only; make serve uses it)" && \
+	echo "give UP42 the same secret when you create the webhook: cat $$f"
+
 serve: build nginx-deps
 	@if $(HOST_RUNNING); then public=?; admin=?; [ ! -f $(SERVED) ] || . $(SERVED); \
 	  echo "already running: deliveries on $$public/receive-webhooks, admin on $$admin, run directory $(RUN_ABS) (make stop first)" >&2; exit 1; fi
-	@if [ -z "$$UP42_WEBHOOK_SECRET$$UP42_WEBHOOK_SECRET_FILE" ]; then \
-	  echo "set UP42_WEBHOOK_SECRET (or UP42_WEBHOOK_SECRET_FILE, one secret a line) first" >&2; exit 1; fi
+	@$(PICK_SECRET); \
+	if [ -z "$$UP42_WEBHOOK_SECRET$$secret_file" ]; then \
+	  echo "no secret: make secret writes a random one to $(SECRET_FILE) (then make serve), or set UP42_WEBHOOK_SECRET_FILE (one secret a line) or UP42_WEBHOOK_SECRET" >&2; exit 1; fi; \
 	ADMIN_LISTEN='$(ADMIN_LISTEN)' TLS_CERT='$(if $(TLS_CERT),$(abspath $(TLS_CERT)))' \
-	  TLS_KEY='$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' \
-	  openresty/prefix.sh $(RUN_DIR) '$(LISTEN)' $(RELEASE_DIR) $(NGINX)
-	$(HOST_NGINX)
-	@$(call LOCAL_URL,$(LISTEN)); public=$(if $(TLS_CERT),https,http)://$$host:$$port; \
+	  TLS_KEY='$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' ADMIN_ACCESS_LOG='$(ADMIN_ACCESS_LOG)' \
+	  openresty/prefix.sh $(RUN_DIR) '$(LISTEN)' $(RELEASE_DIR) $(NGINX) || exit 1; \
+	log=$(RUN_DIR)/logs/error.log; size=$$(cat $$log 2>/dev/null | wc -c); errors=$$(mktemp); \
+	if [ -n "$$secret_file" ]; then export UP42_WEBHOOK_SECRET_FILE="$$secret_file"; fi; \
+	if ! $(HOST_NGINX) 2> $$errors; then $(call PORT_IN_USE,$$errors); cat $$errors >&2; rm -f $$errors; exit 1; fi; \
+	rm -f $$errors; \
+	$(call LOCAL_URL,$(LISTEN)); public=$(if $(TLS_CERT),https,http)://$$host:$$port; \
 	$(call LOCAL_URL,$(ADMIN_LISTEN)); admin=http://$$host:$$port; \
 	for i in $$(seq 1 50); do \
 	  if curl -fsS $$admin/ping >/dev/null 2>&1; then \
-	    printf "public='%s'\nadmin='%s'\nLISTEN='%s'\nADMIN_LISTEN='%s'\nTLS_CERT='%s'\nTLS_KEY='%s'\n" \
+	    printf "public='%s'\nadmin='%s'\nLISTEN='%s'\nADMIN_LISTEN='%s'\nTLS_CERT='%s'\nTLS_KEY='%s'\nSECRET_FILE='%s'\nADMIN_ACCESS_LOG='%s'\n" \
 	      "$$public" "$$admin" '$(LISTEN)' '$(ADMIN_LISTEN)' '$(if $(TLS_CERT),$(abspath $(TLS_CERT)))' \
-	      '$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' > $(SERVED); \
+	      '$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' "$$secret_file" '$(ADMIN_ACCESS_LOG)' > $(SERVED); \
+	    tail -c +$$((size + 1)) $$log | sed 's/, client: .*//' | \
+	      sed -n 's/^[^[]*\[warn\] [^:]*: \(\[lua\] [^ ]* [^ ]* \)\{0,1\}\(up42webhooks: .*\)$$/warning: \2/p'; \
+	    curl -fsS $$admin/stats 2>/dev/null | python3 -c "$$STORE_LINE" 2>/dev/null || true; \
 	    echo "receiving on $$public/receive-webhooks (nginx listens on $(LISTEN))"; \
 	    echo "dump and stats on $$admin/dump-webhooks and /stats (make dump, make stats)"; \
 	    echo "run directory $(RUN_ABS); logs: make logs, stop: make stop"; exit 0; fi; \
 	  sleep 0.1; done; \
 	echo "nginx did not answer on $$admin; $(RUN_DIR)/logs/error.log says:" >&2; \
 	tail -n 20 $(RUN_DIR)/logs/error.log >&2; exit 1
+
+# Which store the receiver uses and how many events it holds, from its /stats (make serve says it).
+export STORE_LINE = import json, sys; b = json.load(sys.stdin)["backlog"]; r = b.get("redis"); j = b.get("journal"); print("store: " + ("Redis at %s, stream %s" % (r["address"], r["stream"]) if r else "the journal in %s" % j["dir"] if j else "memory only (UP42_WEBHOOK_JOURNAL=off: nothing survives a restart)") + ", %s events held" % b.get("events", "?"))
+
+# nginx could not bind a port (its error lines in file $(1)): one line naming the port, the
+# process holding it when ss can tell, and the settings that choose another; exits.
+PORT_IN_USE = bind=$$(sed -n 's/.*bind() to \([^ ]*\) failed (98: Address already in use).*/\1/p' $(1) | head -n 1); \
+	if [ -n "$$bind" ]; then port=$${bind\#\#*:}; \
+	  who=$$(ss -Hltnp "sport = :$$port" 2>/dev/null | sed -n 's/.*users:((\"\([^\"]*\)\",pid=\([0-9]*\).*/ by \1 (pid \2)/p' | head -n 1); \
+	  echo "port $$port ($$bind) is in use$$who: choose another with PORT= (deliveries) or ADMIN_PORT= (the admin listener), e.g. make serve PORT=$$((port + 10))" >&2; \
+	  rm -f $(1); exit 1; fi
 
 # Waits (at most 10 s) for the host server's master to be gone after `nginx -s stop`.
 stop:
@@ -287,14 +330,17 @@ stop:
 
 # The host server's logs, followed while it runs; their last lines when it is stopped; else the
 # container's.
+# Each line is labelled with the log it comes from: "error.log: ..." (refusals, warnings) and
+# "access.log: ..." (deliveries; admin requests only with ADMIN_ACCESS_LOG=on).
+LABEL_LOGS = awk '/^==> .* <==$$/ { n = split($$2, p, "/"); label = p[n]; next } NF { print label ": " $$0; fflush() }'
 logs:
 	@if $(HOST_RUNNING); then \
-	  exec tail -n 50 -F $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log; fi; \
+	  tail -v -n 50 -F $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log 2>/dev/null | $(LABEL_LOGS); exit 0; fi; \
 	if $(CONTAINER_RUNNING); then \
 	  exec $(COMPOSE_CMD) logs -f --tail=50; fi; \
 	if [ -f $(RUN_DIR)/logs/error.log ]; then \
 	  echo "(the host server is not running: the last lines of $(RUN_DIR)/logs/)"; \
-	  exec tail -n 50 $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log; fi; \
+	  tail -v -n 50 $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log 2>/dev/null | $(LABEL_LOGS); exit 0; fi; \
 	echo "not running, and no logs in $(RUN_DIR)/logs (make serve, or make run)" >&2; exit 1
 
 # HUP: nginx re-reads its config, the Lua module and the certificate files (certbot's deploy hook
@@ -318,13 +364,63 @@ reload:
 	  $(COMPOSE_CMD) kill -s HUP up42webhooks && reloaded=1 && echo "reloaded the container"; fi; \
 	[ -n "$$reloaded" ] || { echo "not running" >&2; exit 1; }
 
-# The host server (stopped and started again with the settings it was started with) or the
-# container.
-restart:
-	@if $(HOST_RUNNING); then . $(SERVED) && $(MAKE) --no-print-directory stop && \
-	  $(MAKE) --no-print-directory serve LISTEN="$$LISTEN" ADMIN_LISTEN="$$ADMIN_LISTEN" TLS_CERT="$$TLS_CERT" TLS_KEY="$$TLS_KEY"; \
-	elif $(CONTAINER_RUNNING); then $(COMPOSE_CMD) restart; \
+# The host server: built, checked, and only then stopped and started again with the settings it
+# was started with (recorded by make serve: its addresses, TLS files, the secret's file by its path,
+# never a secret's value). Everything a start needs is checked first, and nothing is stopped when
+# one fails: the secret (its file, or the environment it came from), the TLS files, the config
+# (nginx -t). The container: its config tested, then restarted (it keeps its environment).
+RESTART_CHECKS = . $(SERVED); \
+	if [ -n "$$UP42_WEBHOOK_SECRET$$UP42_WEBHOOK_SECRET_FILE" ]; then :; \
+	elif [ -n "$$SECRET_FILE" ]; then \
+	  [ -r "$$SECRET_FILE" ] && [ -s "$$SECRET_FILE" ] || { echo "make $@: the secret file $$SECRET_FILE the receiver was started with is gone or unreadable; nothing was stopped" >&2; exit 1; }; \
+	  export UP42_WEBHOOK_SECRET_FILE="$$SECRET_FILE"; \
+	else echo "make $@: the receiver was started with UP42_WEBHOOK_SECRET from its shell's environment, which this one does not have: set it (or UP42_WEBHOOK_SECRET_FILE) and run make restart again; nothing was stopped (make secret keeps a secret in a file, which restarts find by themselves)" >&2; exit 1; fi; \
+	for f in "$$TLS_CERT" "$$TLS_KEY"; do [ -z "$$f" ] || [ -r "$$f" ] || { echo "make $@: cannot read $$f, which the receiver was started with; nothing was stopped" >&2; exit 1; }; done; \
+	[ -f $(RELEASE_DIR)/libup42webhooks.so ] || { echo "make $@: no $(RELEASE_DIR)/libup42webhooks.so; nothing was stopped" >&2; exit 1; }; \
+	tested=$$($(HOST_NGINX) -t 2>&1) || { echo "$$tested" >&2; echo "make $@: the configuration does not pass nginx -t; nothing was stopped" >&2; exit 1; }
+
+restart: build
+	@if $(HOST_RUNNING); then $(RESTART_CHECKS); \
+	  $(MAKE) --no-print-directory stop && $(RESTART_RECORDED); \
+	elif $(CONTAINER_RUNNING); then \
+	  $(COMPOSE_CMD) exec -T up42webhooks $(CONTAINER_CONFIGTEST) && $(COMPOSE_CMD) restart; \
 	else echo "not running (make serve, or make run)" >&2; exit 1; fi
+
+# make backup FILE=x.tgz / make restore FILE=x.tgz: the journal (events, salt, key mark) and the
+# recorded settings in one archive (mode 0600). A running receiver is checked as make restart
+# checks it, stopped for the copy, and started again with its recorded settings. A restore sets
+# the current journal aside (run/data.before-restore-<time>) and keeps the key mark above every key
+# handed out before, by either journal: no key is handed out twice, so a consumer's position
+# (since=K) stays good.
+RESTART_RECORDED = $(MAKE) --no-print-directory serve LISTEN="$$LISTEN" ADMIN_LISTEN="$$ADMIN_LISTEN" \
+	TLS_CERT="$$TLS_CERT" TLS_KEY="$$TLS_KEY" ADMIN_ACCESS_LOG="$$ADMIN_ACCESS_LOG"
+# The highest key a journal's mark (journal.keys, in directory $(1)) says was or may have been
+# handed out; 0 without one.
+MARK_OF = { sed -n 's/^up42wh-keys reserved=\([0-9]*\) last=\([0-9]*\) .*/\1 \2/p' $(1)/journal.keys 2>/dev/null | \
+	tr ' ' '\n'; echo 0; } | sort -n | tail -n 1
+
+backup:
+	@[ -n '$(FILE)' ] || { echo "make backup FILE=path.tgz" >&2; exit 1; }; \
+	[ -d $(RUN_DIR)/data ] || { echo "make backup: no $(RUN_DIR)/data (no journal yet)" >&2; exit 1; }; \
+	running=; if $(HOST_RUNNING); then $(RESTART_CHECKS); running=1; $(MAKE) --no-print-directory stop || exit 1; fi; \
+	umask 077; tar -C $(RUN_DIR) -czf '$(abspath $(FILE))' data $$([ -f $(SERVED) ] && echo served) || exit 1; \
+	echo "backed up $(RUN_DIR)/data ($$(du -sh $(RUN_DIR)/data | cut -f1)) and the settings to $(FILE)"; \
+	[ -z "$$running" ] || $(RESTART_RECORDED)
+
+restore:
+	@[ -n '$(FILE)' ] && [ -r '$(FILE)' ] || { echo "make restore FILE=path.tgz (a make backup archive)" >&2; exit 1; }; \
+	tmp=$$(mktemp -d); tar -C $$tmp -xzf '$(FILE)' && [ -d $$tmp/data ] || \
+	  { rm -rf $$tmp; echo "make restore: $(FILE) holds no data/ (not a make backup archive)" >&2; exit 1; }; \
+	running=; if $(HOST_RUNNING); then $(RESTART_CHECKS); running=1; $(MAKE) --no-print-directory stop || exit 1; fi; \
+	before=$$($(call MARK_OF,$(RUN_DIR)/data)); restored=$$($(call MARK_OF,$$tmp/data)); \
+	keys=$$(printf '%s\n%s\n' "$$before" "$$restored" | sort -n | tail -n 1); \
+	if [ -d $(RUN_DIR)/data ]; then aside=$(RUN_DIR)/data.before-restore-$$(date +%Y%m%d-%H%M%S); \
+	  mv $(RUN_DIR)/data $$aside && echo "set the journal that was there aside: $$aside"; fi; \
+	mkdir -p $(RUN_DIR) && mv $$tmp/data $(RUN_DIR)/data && rm -rf $$tmp && \
+	printf 'up42wh-keys reserved=%s last=0 clean=0\n' "$$keys" > $(RUN_DIR)/data/journal.keys && \
+	sync $(RUN_DIR)/data/journal.keys $(RUN_DIR)/data 2>/dev/null; \
+	echo "restored $(FILE); new events go on from key $$((keys + 1)), above every key handed out before"; \
+	if [ -n "$$running" ]; then $(RESTART_RECORDED); else echo "start it with make serve"; fi
 
 # nginx -t: the host's config (the run directory make serve laid out) unless only the container
 # runs. nginx -t does not run init_by_lua: configure{}'s settings are checked when nginx starts or
@@ -340,6 +436,8 @@ configtest:
 # port. Fails, with one line, when the post does not reach it or the event is not stored.
 send-test: build
 	@$(WHERE); insecure=; case $$public in https:*) insecure=--insecure ;; esac; \
+	if [ -z "$$UP42_WEBHOOK_SECRET$$UP42_WEBHOOK_SECRET_FILE" ] && [ -n "$${SECRET_FILE:-}" ]; then \
+	  export UP42_WEBHOOK_SECRET_FILE="$$SECRET_FILE"; fi; \
 	cmd=$$($(RELEASE_DIR)/up42wh-sign --event job --status SUCCEEDED --url $$public/receive-webhooks) || exit 1; \
 	out=$$(sh -c "$$cmd $$insecure -w '\n%{http_code}'" 2>&1); rc=$$?; \
 	code=$$(printf '%s\n' "$$out" | tail -n 1); body=$$(printf '%s\n' "$$out" | sed '$$d'); \
@@ -351,12 +449,23 @@ send-test: build
 	echo "GET $$admin/dump-webhooks (last lines):"; \
 	curl -fsS $$admin/dump-webhooks | tail -n 2
 
-# The admin endpoints, for people and jq: make dump Q='?status=FAILED&live=true' | jq ...
+# The running receiver's admin address, for programs: admin=$$(make admin-url).
+admin-url:
+	@$(WHERE); echo "$$admin"
+
+# The admin endpoints, for people and jq: make dump Q='?status=FAILED&live=true' | jq ... The
+# receiver's own reason (its JSON) when it answers an error, and a failure; the stats pretty-printed
+# (jq, else Python) unless they are not JSON (Q='?format=prometheus').
+ADMIN_GET = out=$$(mktemp); code=$$(curl -sS -o $$out -w '%{http_code}' "$$admin$(1)") || { rm -f $$out; exit 1; }; \
+	if [ "$$code" -ge 400 ]; then echo "make $@: $$admin$(1) answered $$code: $$(cat $$out)" >&2; rm -f $$out; exit 1; fi
 dump:
-	@$(WHERE); exec curl -fsS "$$admin/dump-webhooks$(Q)"
+	@$(WHERE); $(call ADMIN_GET,/dump-webhooks$(Q)); cat $$out; rm -f $$out
 
 stats:
-	@$(WHERE); exec curl -fsS "$$admin/stats$(Q)"
+	@$(WHERE); $(call ADMIN_GET,/stats$(Q)); \
+	case $$(head -c 1 $$out) in '{') \
+	  if command -v jq >/dev/null 2>&1; then jq . $$out; else python3 -m json.tool $$out; fi ;; \
+	  *) cat $$out ;; esac; rm -f $$out
 
 # Build output and the run directory's generated parts. The journal (run/data, the container's
 # volume) holds stored events and stays: delete it by hand when you mean to.

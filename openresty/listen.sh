@@ -2,7 +2,7 @@
 # Writes the two files that default.conf includes for its listeners, into the directory given:
 #   up42webhooks-public.conf  the public server: its listen lines, its certificate when it speaks
 #                             TLS, and the admin port that its 404 for admin paths names
-#   up42webhooks-admin.conf   the admin server's listen line
+#   up42webhooks-admin.conf   the admin server's listen line, and its access log (ADMIN_ACCESS_LOG=on)
 #
 #   LISTEN='127.0.0.1:9888' ADMIN_LISTEN='127.0.0.1:9889' [TLS_LISTEN=443 TLS_CERT=.. TLS_KEY=..] \
 #   NGINX=/usr/sbin/nginx openresty/listen.sh DIR
@@ -72,5 +72,8 @@ admin=$dir/up42webhooks-admin.conf
 {
   echo "# Written by openresty/listen.sh; edits are lost when it runs again."
   for a in $ADMIN_LISTEN; do echo "listen $a;"; done
+  # The access log holds deliveries; admin requests (a consumer's polls, make dump) only when
+  # ADMIN_ACCESS_LOG=on asks for them.
+  if [ "${ADMIN_ACCESS_LOG:-off}" = on ]; then echo "access_log logs/access.log;"; else echo "access_log off;"; fi
 } > "$admin.tmp"
 mv "$admin.tmp" "$admin"

@@ -790,7 +790,16 @@ fn listen_files_for_each_nginx_and_tls_setting() {
             "set $up42webhooks_admin_port 9889;"
         ]
     );
-    assert_eq!(directives(&admin), ["listen 127.0.0.1:9889;"]);
+    assert_eq!(
+        directives(&admin),
+        ["listen 127.0.0.1:9889;", "access_log off;"]
+    );
+    // Admin requests in the access log only when asked for.
+    let (_, logged) = listen_files("nginx/1.22.1", &[("ADMIN_ACCESS_LOG", "on")]).unwrap();
+    assert_eq!(
+        directives(&logged),
+        ["listen 127.0.0.1:9889;", "access_log logs/access.log;"]
+    );
 
     let dir = scratch("listen-tls");
     let (cert, key) = self_signed(&dir, "localhost");
@@ -814,7 +823,10 @@ fn listen_files_for_each_nginx_and_tls_setting() {
             "set $up42webhooks_admin_port 7001;".to_string(),
         ]
     );
-    assert_eq!(directives(&admin), ["listen 127.0.0.1:7001;"]);
+    assert_eq!(
+        directives(&admin),
+        ["listen 127.0.0.1:7001;", "access_log off;"]
+    );
     for newer in ["nginx/1.25.1", "openresty/1.27.1.2", "nginx/2.0.0"] {
         let (public, _) = listen_files(newer, &tls).unwrap();
         let d = directives(&public);

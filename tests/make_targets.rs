@@ -97,7 +97,8 @@ fn the_host_targets_say_where_it_runs_and_fail_when_they_fail() {
     assert_eq!(dump.lines().count(), 2, "one event and the count: {dump}");
     let dump = elsewhere.ok("dump Q=?count=false");
     assert_eq!(dump.lines().count(), 1, "{dump}");
-    assert!(elsewhere.ok("stats").contains(r#""stored":1"#));
+    let stats = elsewhere.ok("stats");
+    assert!(stats.contains("\"stored\": 1"), "pretty-printed: {stats}");
 
     // reload: new workers, the event still there; configtest on the host's run directory.
     assert!(make
@@ -122,6 +123,18 @@ fn the_host_targets_say_where_it_runs_and_fail_when_they_fail() {
         "the old config still serves"
     );
 
+    // restart in a shell without the secret it was started with (from the environment): refused
+    // before anything is stopped.
+    let said = elsewhere
+        .without_env("UP42_WEBHOOK_SECRET")
+        .fails("restart");
+    assert!(
+        said.contains("started with UP42_WEBHOOK_SECRET from its shell's environment")
+            && said.contains("nothing was stopped"),
+        "{said}"
+    );
+    assert!(!said.contains("stopped the host server"), "{said}");
+    assert_eq!(elsewhere.ok("dump").lines().count(), 2, "still running");
     // restart: stopped and started with the same listeners; the journal brings the event back.
     let restarted = elsewhere.ok("restart");
     assert!(restarted.contains("stopped the host server"), "{restarted}");
@@ -297,5 +310,201 @@ fn a_checkout_the_workers_cannot_reach_is_refused_with_what_to_do() {
     assert!(
         !copy.join("run/logs/nginx.pid").exists(),
         "nginx was not started"
+    );
+}
+
+/// Day two, as a new operator meets it: a secret file from the first command (and a warning for a
+/// weak secret), a restart that checks before it stops and keeps the settings, backup and restore
+/// that keep settings and keys, a port in use in one line, the receiver's own errors from make dump,
+/// labelled logs without admin requests.
+#[test]
+fn day_two_targets_check_before_they_stop_and_keep_settings_and_keys() {
+    let copy = Scratch::new("day-two");
+    project_copy(copy.path());
+    let (port, admin) = (free_port(), free_port());
+    // No secret in the environment: make secret's file is what serve and restart use.
+    let make = host_make(&copy, port, admin).without_env("UP42_WEBHOOK_SECRET");
+    let said = make.fails("serve");
+    assert!(
+        said.contains("no secret: make secret writes a random one"),
+        "{said}"
+    );
+    let said = make.ok("secret");
+    assert!(
+        said.contains("wrote a random secret to run/secret"),
+        "{said}"
+    );
+    let secret_file = copy.path().join("run/secret");
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    assert_eq!(secret.trim().len(), 48, "{secret:?}");
+    let mode = std::fs::metadata(&secret_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(make.ok("secret").contains("kept the secret in run/secret"));
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), secret);
+
+    let out = make.ok("serve");
+    let _stop = Stop(&make);
+    assert!(
+        out.contains("store: the journal in ") && out.contains(", 0 events held"),
+        "{out}"
+    );
+    assert!(!out.contains("warning:"), "a good secret: {out}");
+    let served = std::fs::read_to_string(copy.path().join("run/served")).unwrap();
+    assert!(
+        served.contains(&format!("SECRET_FILE='{}'", secret_file.display())),
+        "{served}"
+    );
+    assert!(
+        !served.contains(secret.trim()),
+        "the secret's value is never recorded"
+    );
+    let sent = make.ok("send-test");
+    assert!(
+        sent.contains(r#""key":1"#),
+        "send-test signs with the file: {sent}"
+    );
+
+    // The receiver's own reason, from make dump; pretty stats; labelled logs; no admin requests
+    // in the access log.
+    let said = make.fails("dump Q=?event=job");
+    assert!(
+        said.contains("answered 400") && said.contains("event: job is not an event"),
+        "{said}"
+    );
+    let stats = make.ok("stats");
+    assert!(stats.contains("\n  \"counters\": {"), "{stats}");
+    let access = std::fs::read_to_string(copy.path().join("run/logs/access.log")).unwrap();
+    assert!(access.contains("POST /receive-webhooks"), "{access}");
+    assert!(
+        !access.contains("/dump-webhooks") && !access.contains("/stats"),
+        "{access}"
+    );
+
+    // restart in a new shell (no secret exported): the file is found; settings kept.
+    let restarted = make.ok("restart");
+    assert!(
+        restarted.contains(&format!(
+            "receiving on http://127.0.0.1:{port}/receive-webhooks"
+        )),
+        "{restarted}"
+    );
+    assert!(make.ok("dump").contains("number_webhooks_received\":1"));
+
+    // A restart that could not start again stops nothing: the secret file gone.
+    std::fs::rename(&secret_file, copy.path().join("secret.aside")).unwrap();
+    let said = make.fails("restart");
+    assert!(
+        said.contains("the secret file") && said.contains("nothing was stopped"),
+        "{said}"
+    );
+    assert!(!said.contains("stopped the host server"), "{said}");
+    assert!(
+        make.ok("dump").contains("number_webhooks_received\":1"),
+        "still running"
+    );
+    std::fs::rename(copy.path().join("secret.aside"), &secret_file).unwrap();
+
+    // Backup, more events, restore: the backup's events, the same settings, keys above all.
+    let backup = copy.path().join("backup.tgz");
+    let said = make.ok(&format!("backup FILE={}", backup.display()));
+    assert!(said.contains("backed up run/data"), "{said}");
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the archive is the operator's alone");
+    let mut last = 0;
+    for _ in 0..2 {
+        let sent = make.ok("send-test");
+        let at = sent.find(r#""key":"#).unwrap() + 6;
+        last = sent[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+    }
+    let said = make.ok(&format!("restore FILE={}", backup.display()));
+    assert!(
+        said.contains("set the journal that was there aside"),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "receiving on http://127.0.0.1:{port}/receive-webhooks"
+        )),
+        "the recorded settings: {said}"
+    );
+    let from = said
+        .split("new events go on from key ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(from > last, "new events from {from}, after {last}");
+    assert!(
+        make.ok("dump").contains("number_webhooks_received\":1"),
+        "the backup's one event"
+    );
+    let sent = make.ok("send-test");
+    let at = sent.find(r#""key":"#).unwrap() + 6;
+    let key: u64 = sent[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(key >= from, "key {key}, from {from}");
+
+    // A port in use: one line naming it and what to set.
+    let other = copy.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let busy = make.with_env("RUN_DIR", other.to_str().unwrap());
+    let busy = Make {
+        vars: vec![
+            ("PORT".into(), port.to_string()),
+            ("ADMIN_PORT".into(), free_port().to_string()),
+            ("RUN_DIR".into(), other.to_str().unwrap().into()),
+            ("SECRET_FILE".into(), secret_file.to_str().unwrap().into()),
+        ],
+        ..busy
+    };
+    let out = busy.command("serve").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("make: ***"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "port {port} (127.0.0.1:{port}) is in use by nginx (pid "
+        )) && lines[0].contains("PORT= (deliveries) or ADMIN_PORT="),
+        "{}",
+        lines[0]
+    );
+
+    // A weak secret: started, with one warning line naming the risk.
+    make.ok("stop");
+    let weak = copy.path().join("weak");
+    std::fs::write(&weak, "short\n").unwrap();
+    let out = make
+        .with_env("UP42_WEBHOOK_SECRET_FILE", weak.to_str().unwrap())
+        .ok("serve");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(
+        warnings[0].contains("the webhook secret is only 5 bytes long: whoever guesses it"),
+        "{}",
+        warnings[0]
+    );
+    // make logs labels each line with its log.
+    make.ok("stop");
+    let logs = make.ok("logs");
+    assert!(logs.lines().any(|l| l.starts_with("error.log: ")), "{logs}");
+    assert!(
+        logs.lines().any(|l| l.starts_with("access.log: ")),
+        "{logs}"
     );
 }

@@ -745,3 +745,33 @@ fn redis_restarted_without_persistence_is_seen_at_once_and_refused_until_it_keep
         srv.error_log()
     );
 }
+
+#[test]
+fn the_journal_s_events_move_into_redis_with_the_example_script() {
+    let redis = Redis::start("move");
+    let journal = Server::start();
+    for (i, status) in ["FAILED", "SUCCEEDED", "FAILED"].iter().enumerate() {
+        let d = Delivery::signed(&event(&format!("mv-{i}"), status), SECRET, now());
+        assert_eq!(post(journal.port, &d).unwrap().status, 200);
+    }
+    let out = Command::new(common::root().join("examples/journal_to_redis.sh"))
+        .arg(format!("http://127.0.0.1:{}", journal.admin_port))
+        .args(["-p", &redis.port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("copied 3 events"));
+    let on_redis = receiver(&redis);
+    let (lines, n) = on_redis.dump("");
+    assert_eq!(n, 3);
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.contains(&format!("\"mv-{i}\"")), "{line}");
+    }
+    // The filter fields came along.
+    assert_eq!(on_redis.dump("?status=FAILED").1, 2);
+    assert_eq!(on_redis.dump("?event=job.status&live=false").1, 3);
+}

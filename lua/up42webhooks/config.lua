@@ -105,6 +105,18 @@ local function secrets_of(o)
     return secrets
 end
 
+-- What makes a secret easy to guess, or nil: short, or the README's own example.
+local PLACEHOLDERS = { ["choose-a-long-random-secret"] = true }
+local function weakness(secret)
+    if PLACEHOLDERS[secret] then
+        return "the README's example, which everyone can read"
+    end
+    if #secret < 16 then
+        return "only " .. #secret .. " bytes long"
+    end
+    return nil
+end
+
 -- The options configure{} knows (and, for the tables, their keys): any other is a typo to report.
 local OPTIONS = {
     secrets = true, secret = true, secret_file = true, senders = true, store = true,
@@ -217,6 +229,14 @@ function _M.configure(o)
         c.senders[name] = sender
     end
     if secrets and #secrets > 0 then
+        for i, sec in ipairs(secrets) do
+            local weak = weakness(sec)
+            if weak then
+                ngx.log(ngx.WARN, "up42webhooks: the webhook secret", #secrets > 1 and (" on line " .. i) or "",
+                        " is ", weak, ": whoever guesses it can sign deliveries that are stored as UP42's; ",
+                        "use a random one of 16 bytes or more (make secret writes one)")
+            end
+        end
         local kerr
         c.key, kerr = native.new_key(secrets)
         if not c.key then
@@ -292,6 +312,15 @@ function _M.configure(o)
             fail("store: " .. rerr)
         end
         c.store = redis_store
+        -- Events kept by the journal before a switch to Redis are not in the stream: say so.
+        local dir = (setting((o.journal or {}).dir, "UP42_WEBHOOK_JOURNAL_DIR") or (ngx.config.prefix() .. "data"))
+                    :gsub("/+$", "")
+        local usage = native.journal_usage(dir)
+        if usage and usage.segments > 0 and usage.bytes > 0 then
+            ngx.log(ngx.WARN, "up42webhooks: store: Redis; the journal in ", dir, " (", usage.bytes, " bytes in ",
+                    usage.segments, " segments) is not read with it, so its events are not in the dump: ",
+                    "docs/store.md says how to move them into Redis")
+        end
     elseif so.backend ~= nil and so.backend ~= "shdict" then
         fail("store.backend: redis or shdict, not " .. tostring(so.backend))
     else

@@ -37,6 +37,8 @@ pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
         "ADMIN_PORT",
         "TLS_DIR",
         "TLS_PORT",
+        "ADMIN_ACCESS_LOG",
+        "SECRET_FILE",
         // make run's choice of image and its parts, and compose's own settings.
         "FLAVOR",
         "ARCH",
