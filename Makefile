@@ -135,12 +135,12 @@ lint: deps
 	@missing=""; command -v luacheck >/dev/null 2>&1 || missing=lua-check; $(APT_INSTALL)
 	luacheck lua/
 
-# What the Docker checks need (tests/docker.rs): musl-gcc and Rust's musl target for the library
+# What the Docker checks need (tests/operations/docker.rs): musl-gcc and Rust's musl target for the library
 # the image builds, docker-compose to validate the compose files (no engine needed). The exposure
-# tests (tests/exposure.rs) make certificates with openssl and a second host with iproute2; the
-# Redis store's tests (tests/redis.rs) start Debian's redis-server; the README's commands
-# (tests/readme_commands.rs) use jq and redis-cli; the admin listener's browser tests
-# (tests/admin_web.rs) run Debian's headless chromium.
+# tests (tests/receiver/exposure.rs) make certificates with openssl and a second host with iproute2; the
+# Redis store's tests (tests/receiver/redis.rs) start Debian's redis-server; the README's commands
+# (tests/operations/readme_commands.rs) use jq and redis-cli; the admin listener's browser tests
+# (tests/receiver/admin_web.rs) run Debian's headless chromium.
 test-deps:
 	@missing=""; \
 	command -v musl-gcc >/dev/null 2>&1 || missing="$$missing musl-tools"; \
@@ -158,12 +158,12 @@ test-deps:
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install -q cryptography 2>/dev/null || \
 	  { missing=python3-cryptography; $(APT_INSTALL); }
 	@python3 -c 'import cryptography' || { echo "Python's cryptography is needed for the tests" >&2; exit 1; }
-	@# redis-py, for the README's Redis consumer (examples/redis_consumer.py, run by tests/redis.rs).
+	@# redis-py, for the README's Redis consumer (examples/redis_consumer.py, run by tests/receiver/redis.rs).
 	@python3 -c 'import redis' 2>/dev/null || python3 -m pip install -q redis 2>/dev/null || \
 	  { missing=python3-redis; $(APT_INSTALL); }
 	@python3 -c 'import redis' || { echo "Python's redis (redis-py) is needed for the tests" >&2; exit 1; }
 
-# tests/containers.rs starts the Docker engine when it is not running (docker-deps installs it).
+# tests/operations/containers.rs starts the Docker engine when it is not running (docker-deps installs it).
 test: lint nginx-deps test-deps docker-deps cross-test
 	$(CARGO) test --locked
 
@@ -205,7 +205,7 @@ cross-test: cross
 	@for t in $(CROSS_TARGETS); do tests/cross/run.sh $$t || exit 1; done
 
 header:
-	UP42WH_BLESS=1 $(CARGO) test --locked --test header
+	UP42WH_BLESS=1 $(CARGO) test --locked --test abi header::
 
 # criterion (library), LuaJIT FFI vs OpenSSL (one process), wrk against real nginx.
 bench: build nginx-deps
@@ -229,7 +229,7 @@ bench-peers: build
 
 # Fuzzing (cargo-fuzz, libFuzzer): each target of fuzz/ for FUZZ_SECONDS (default 60) on its corpus
 # under fuzz/corpus/<target>, which grows in place (commit what it adds); a crash is written under
-# fuzz/artifacts/<target> and fails the run. make test replays both (tests/fuzz_corpora.rs).
+# fuzz/artifacts/<target> and fails the run. make test replays both (tests/abi/fuzz_corpora.rs).
 # cargo-fuzz passes nightly -Z flags to rustc: RUSTC_BOOTSTRAP=1 lets the stable toolchain take them.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= json sf headers up42 rfc9421 senders journal record

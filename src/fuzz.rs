@@ -1,5 +1,5 @@
 //! What each fuzz target runs (fuzz/fuzz_targets/, `make fuzz`), kept here so that `make test`
-//! replays the committed corpora through the same code (tests/fuzz_corpora.rs). Each takes any
+//! replays the committed corpora through the same code (tests/abi/fuzz_corpora.rs). Each takes any
 //! bytes: it must neither panic nor read out of bounds, and checks what must hold on success.
 #![doc(hidden)]
 

@@ -1,5 +1,5 @@
 -- The C declarations of include/up42webhooks.h for LuaJIT's ffi.cdef, which has no preprocessor.
--- Generated from the header by `UP42WH_BLESS=1 cargo test --test header`; do not edit.
+-- Generated from the header by `UP42WH_BLESS=1 cargo test --test abi header::`; do not edit.
 return [==[
 enum up42wh_result
  {

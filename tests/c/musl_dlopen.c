@@ -1,6 +1,6 @@
 /*
  * Loads libup42webhooks.so with dlopen, as nginx's LuaJIT does, and verifies one delivery. Built
- * with musl-gcc by tests/docker.rs, so that musl's own dynamic loader does the loading: the check
+ * with musl-gcc by tests/operations/docker.rs, so that musl's own dynamic loader does the loading: the check
  * that the library built for OpenResty's Alpine image works under musl.
  *
  * usage: musl_dlopen LIBRARY SECRET RAW_HEADER_FILE BODY_FILE NOW

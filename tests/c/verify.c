@@ -1,6 +1,6 @@
 /*
  * Verifies one delivery through the C ABI, as a C caller would: proves that include/up42webhooks.h
- * and the cdylib agree. Built by tests/c_abi.rs with -Wall -Wextra -Werror.
+ * and the cdylib agree. Built by tests/abi/c_abi.rs with -Wall -Wextra -Werror.
  *
  * usage: verify SECRET BODY_HEX NOW NAME VALUE [NAME VALUE ...]
  * Prints the result name of up42wh_verify, then of up42wh_verify_raw, then "sign-ok" if signing the

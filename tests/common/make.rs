@@ -1,5 +1,5 @@
-//! make in a copy of the project, for the tests of make's targets (tests/make_targets.rs) and of
-//! the images (tests/containers.rs): `make clean` and compose projects there touch nothing of the
+//! make in a copy of the project, for the tests of make's targets (tests/operations/make_targets.rs) and of
+//! the images (tests/operations/containers.rs): `make clean` and compose projects there touch nothing of the
 //! checkout's or a user's.
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference signer for the senders other than UP42, independent of the Rust code.
 
-Writes JSON on stdout (committed as senders.json; tests/senders.rs reruns this script and compares):
+Writes JSON on stdout (committed as senders.json; tests/abi/senders.rs reruns this script and compares):
 - a UbiOps-style request: RFC 9421 with Ed25519, covering "@method" "@authority" "@target-uri"
   "content-digest" "date", label `pyhms`, keyid "sha512:" + hex SHA-512 of the raw public key, the
   signature as a byte sequence, as the UbiOps example's requests-http-signature library signs;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference signer for UP42 webhook deliveries, independent of the Rust code.
 
-Writes the vectors that tests/up42_vectors.rs checks, as JSON on stdout (committed as up42.json; the
+Writes the vectors that tests/abi/up42_vectors.rs checks, as JSON on stdout (committed as up42.json; the
 test reruns this script and compares). Only the standard library: hmac, hashlib, base64.
 
 UP42's scheme: Content-Digest = SHA-256=:base64(sha256(body)):, Signature-Input lists the covered

@@ -3,16 +3,14 @@
 //! HTTP/2 and HTTP/1.1 (curl, with a certificate made here by openssl), certificate reloads, and
 //! the admin listener seen from another host (a network namespace, when we are root).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::nginx::{
+use crate::common::nginx::{
     free_port, fresh, http, json, nginx_binary, now, self_signed, Response, Server, Setup,
 };
-use common::senders::rfc9421_request;
+use crate::common::senders::rfc9421_request;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("up42wh-{name}-{}", std::process::id()));
@@ -551,7 +549,7 @@ fn make_reload_serves_a_renewed_certificate() {
     let out = Command::new("make")
         .arg("-s")
         .arg("-C")
-        .arg(common::root())
+        .arg(crate::common::root())
         .arg("reload")
         .arg(format!("RUN_DIR={}", srv.dir.display()))
         .arg(format!("NGINX={}", srv.nginx))
@@ -559,7 +557,7 @@ fn make_reload_serves_a_renewed_certificate() {
         .env_remove("UP42_WEBHOOK_SECRET_FILE")
         .output()
         .unwrap();
-    let said = common::stdout_of(&out, "make reload");
+    let said = crate::common::stdout_of(&out, "make reload");
     assert!(said.contains("reloaded the host server"), "{said}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut subject = String::new();
@@ -581,7 +579,7 @@ fn make_reload_serves_a_renewed_certificate() {
 /// The UbiOps key of the reference vectors and its key id.
 fn ubiops_key() -> (ed25519_dalek::SigningKey, String, String) {
     let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::root().join("tests/vectors/senders.json")).unwrap(),
+        &std::fs::read_to_string(crate::common::root().join("tests/vectors/senders.json")).unwrap(),
     )
     .unwrap();
     let seed: [u8; 32] = core::array::from_fn(|i| i as u8); // the reference signer's UbiOps seed
@@ -756,8 +754,8 @@ fn listen_files(version: &str, env: &[(&str, &str)]) -> Result<(String, String),
     .unwrap();
     std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut c = Command::new("sh");
-    common::hermetic(&mut c)
-        .arg(common::root().join("openresty/listen.sh"))
+    crate::common::hermetic(&mut c)
+        .arg(crate::common::root().join("openresty/listen.sh"))
         .arg(&dir)
         .env("NGINX", &fake);
     let out = c.envs(env.iter().copied()).output().unwrap();

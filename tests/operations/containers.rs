@@ -10,10 +10,8 @@
 //! makes that a failure. make runs in a copy of the project's files, so that `make clean` and the
 //! compose project (named after the copy) touch nothing of the checkout's or a user's.
 
-mod common;
-
-use common::make::{project_copy, release_dir, run, Make, Scratch};
-use common::nginx::{free_port, http, json, now, post_to, Delivery};
+use crate::common::make::{project_copy, release_dir, run, Make, Scratch};
+use crate::common::nginx::{free_port, http, json, now, post_to, Delivery};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -67,7 +65,7 @@ fn start_engine() -> Result<Engine, String> {
     {
         return Err("the engine is not running and only root can start dockerd".into());
     }
-    let log_path = common::root().join("target/docker/dockerd.log");
+    let log_path = crate::common::root().join("target/docker/dockerd.log");
     std::fs::create_dir_all(log_path.parent().unwrap()).unwrap();
     let log = std::fs::File::create(&log_path).unwrap();
     let child = Command::new("dockerd")
@@ -398,7 +396,7 @@ fn debian_on_a_board(release: &Path, arch: &str, machine: &str) {
         "arm64" => "aarch64-unknown-linux-gnu",
         _ => "armv7-unknown-linux-gnueabihf",
     };
-    let lib = common::root()
+    let lib = crate::common::root()
         .join("dist")
         .join(triple)
         .join("libup42webhooks.so");
@@ -464,7 +462,7 @@ impl Drop for RemoveContainer {
 
 fn bootstrap(arch: &str) {
     run(
-        Command::new(common::root().join("docker/bootstrap-base.sh"))
+        Command::new(crate::common::root().join("docker/bootstrap-base.sh"))
             .args([arch, &format!("up42webhooks-base:bookworm-{arch}")]),
         &format!("bootstrapping {arch}"),
     );

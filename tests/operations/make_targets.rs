@@ -5,10 +5,8 @@
 //! stats read the admin listener. And a setting nginx cannot start with is one line, no Lua stack
 //! trace, on the terminal of make serve and in the error log.
 
-mod common;
-
-use common::make::{project_copy, release_dir, Make, Scratch};
-use common::nginx::free_port;
+use crate::common::make::{project_copy, release_dir, Make, Scratch};
+use crate::common::nginx::free_port;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 

@@ -10,11 +10,9 @@
 //! The README's ports (9888, 9889 and Redis's 6379) become free ports in the commands and their
 //! expected output; nothing else of a block is changed.
 
-mod common;
-
-use common::make::{project_copy, release_dir, Scratch};
-use common::nginx::free_port;
-use common::redis::Redis;
+use crate::common::make::{project_copy, release_dir, Scratch};
+use crate::common::nginx::free_port;
+use crate::common::redis::Redis;
 use std::process::Command;
 
 #[derive(Debug)]
@@ -95,7 +93,7 @@ fn matches(pattern: &str, line: &str) -> bool {
 
 #[test]
 fn every_operator_command_in_the_readme_runs_and_shows_what_it_says() {
-    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
     let all = blocks(&readme);
     assert!(all.len() >= 10, "{all:?}");
 
@@ -125,7 +123,7 @@ fn every_operator_command_in_the_readme_runs_and_shows_what_it_says() {
     assert_eq!(commands.len(), 2, "{commands:?}");
     assert_eq!(commands[0], "make secret serve");
     assert_eq!(commands[1], "make test");
-    let ci = std::fs::read_to_string(common::root().join(".ci/run")).unwrap();
+    let ci = std::fs::read_to_string(crate::common::root().join(".ci/run")).unwrap();
     assert_eq!(
         ci.lines().rev().find(|l| !l.trim().is_empty()),
         Some("make test")
@@ -192,7 +190,7 @@ fn every_operator_command_in_the_readme_runs_and_shows_what_it_says() {
     }
     script.push_str("printf '\\n@@end\\n'\n");
     let mut bash = Command::new("timeout");
-    common::hermetic(&mut bash)
+    crate::common::hermetic(&mut bash)
         .args(["180", "bash", "-c", &script])
         .current_dir(copy.path())
         .env(
@@ -201,7 +199,7 @@ fn every_operator_command_in_the_readme_runs_and_shows_what_it_says() {
         );
     let out = bash.output().unwrap();
     let mut stop = Command::new(shim.join("make"));
-    let _ = common::hermetic(&mut stop)
+    let _ = crate::common::hermetic(&mut stop)
         .arg("stop")
         .current_dir(copy.path())
         .output();

@@ -1,8 +1,6 @@
 //! A C program compiled against include/up42webhooks.h with -Wall -Wextra -Werror, linked to the
 //! cdylib, verifies reference vectors: the header and the ABI agree.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -12,7 +10,7 @@ fn hex(data: &[u8]) -> String {
 
 #[test]
 fn c_program_verifies_vectors_through_the_header() {
-    let lib: PathBuf = common::cdylib().parent().unwrap().to_path_buf();
+    let lib: PathBuf = crate::common::cdylib().parent().unwrap().to_path_buf();
     let exe = lib.join("c-abi-verify");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
@@ -25,8 +23,8 @@ fn c_program_verifies_vectors_through_the_header() {
             "-O1",
         ])
         .arg("-I")
-        .arg(common::root().join("include"))
-        .arg(common::root().join("tests/c/verify.c"))
+        .arg(crate::common::root().join("include"))
+        .arg(crate::common::root().join("tests/c/verify.c"))
         .arg("-L")
         .arg(&lib)
         .arg(format!("-Wl,-rpath,{}", lib.display()))
@@ -39,7 +37,7 @@ fn c_program_verifies_vectors_through_the_header() {
         "the C program compiles warning-free against the header"
     );
 
-    let vectors = common::up42_vectors();
+    let vectors = crate::common::up42_vectors();
     let mut ran = 0;
     for v in vectors
         .iter()
@@ -53,7 +51,7 @@ fn c_program_verifies_vectors_through_the_header() {
             cmd.arg(std::str::from_utf8(n).unwrap())
                 .arg(std::str::from_utf8(val).unwrap());
         }
-        let text = common::stdout_of(&cmd.output().unwrap(), &v.name);
+        let text = crate::common::stdout_of(&cmd.output().unwrap(), &v.name);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], v.expect, "{} (array)", v.name);
         assert_eq!(lines[1], v.expect, "{} (raw)", v.name);

@@ -4,8 +4,6 @@
 //! browser from sniffing, caching or framing it; a real headless Chromium tries both attacks. Also
 //! the tail's opening, which must not wait for the first event.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -14,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::nginx::{fresh, json, Response, Server};
+use crate::common::nginx::{fresh, json, Response, Server};
 
 /// The project's config with a test hook after configure{}: every read of the store's events is
 /// counted in the stats dict (`test_reads`), so that a test can tell whether a refused request
@@ -369,7 +367,7 @@ fn browse(url: &str, map: &[&str]) -> String {
     let profile = std::env::temp_dir().join(format!(
         "up42wh-chromium-{}-{}",
         std::process::id(),
-        common::nginx::free_port()
+        crate::common::nginx::free_port()
     ));
     let mut cmd = Command::new(chromium());
     cmd.args([
@@ -389,7 +387,7 @@ fn browse(url: &str, map: &[&str]) -> String {
     // Its own process group, so that a browser that hangs is ended with all its helpers.
     let out_file = profile.with_extension("dom");
     let err_file = profile.with_extension("err");
-    let mut child = common::hermetic(cmd.arg(url))
+    let mut child = crate::common::hermetic(cmd.arg(url))
         .process_group(0)
         .stdout(std::fs::File::create(&out_file).unwrap())
         .stderr(std::fs::File::create(&err_file).unwrap())

@@ -2,15 +2,13 @@
 //! Redis (Debian's redis-server, started here on a free loopback port with its own directory and
 //! the append-only file on), and Redis stopped and killed under load.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::nginx::{free_port, http, json, now, Delivery, Server, Setup, SECRET};
-use common::redis::Redis;
+use crate::common::nginx::{free_port, http, json, now, Delivery, Server, Setup, SECRET};
+use crate::common::redis::Redis;
 
 impl Redis {
     /// The stream's entries: entry id -> the delivery id they were stored under.
@@ -68,7 +66,7 @@ fn delivery(id: &str) -> Delivery {
     Delivery::signed(&event(id, "FAILED"), SECRET, now())
 }
 
-fn post(port: u16, d: &Delivery) -> Option<common::nginx::Response> {
+fn post(port: u16, d: &Delivery) -> Option<crate::common::nginx::Response> {
     http(port, "POST", "/receive-webhooks", &d.header_refs(), &d.body)
 }
 
@@ -318,7 +316,7 @@ fn redis_stopped_and_a_receiver_killed_under_load_lose_nothing_answered_200() {
 fn consumer(redis: &Redis, group: &str, out: &std::path::Path, stop_when_idle: bool) -> Child {
     use std::os::unix::process::CommandExt;
     let mut c = Command::new("python3");
-    c.arg(common::root().join("examples/redis_consumer.py"))
+    c.arg(crate::common::root().join("examples/redis_consumer.py"))
         .args([
             "--url",
             &redis.url(),
@@ -754,7 +752,7 @@ fn the_journal_s_events_move_into_redis_with_the_example_script() {
         let d = Delivery::signed(&event(&format!("mv-{i}"), status), SECRET, now());
         assert_eq!(post(journal.port, &d).unwrap().status, 200);
     }
-    let out = Command::new(common::root().join("examples/journal_to_redis.sh"))
+    let out = Command::new(crate::common::root().join("examples/journal_to_redis.sh"))
         .arg(format!("http://127.0.0.1:{}", journal.admin_port))
         .args(["-p", &redis.port.to_string()])
         .output()

@@ -3,15 +3,14 @@
 //! rest (tests/vectors/gen_senders.py, Python's hmac and `cryptography`): a UbiOps-style RFC 9421
 //! Ed25519 request, RFC 9421 HMAC with query parameters, Standard Webhooks v1a, Stripe.
 
-mod common;
-
 use serde_json::Value;
 use up42webhooks::rfc9421::{self, Base, Options, Request};
 use up42webhooks::senders::{self, Limits};
 use up42webhooks::{Alg, Code, Headers, KeyRing};
 
 fn json(name: &str) -> Value {
-    let text = std::fs::read_to_string(common::root().join("tests/vectors").join(name)).unwrap();
+    let text =
+        std::fs::read_to_string(crate::common::root().join("tests/vectors").join(name)).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -21,7 +20,7 @@ fn s(v: &Value) -> &str {
 
 #[test]
 fn committed_vectors_are_what_the_reference_signer_writes() {
-    common::assert_generated(
+    crate::common::assert_generated(
         "tests/vectors/gen_senders.py",
         "tests/vectors/senders.json",
         "make test installs Python's cryptography",
@@ -62,7 +61,7 @@ impl Rfc9421Case {
     }
 
     fn run<T>(&self, f: impl FnOnce(&Request) -> T) -> T {
-        let pairs = common::byte_pairs(&self.headers);
+        let pairs = crate::common::byte_pairs(&self.headers);
         let req = Request {
             method: self.method.as_bytes(),
             scheme: self.scheme.as_bytes(),
@@ -148,7 +147,7 @@ fn ubiops_ed25519_requests_verify_with_the_derived_key_id() {
             .add_ed25519_pem(
                 Some(s(&v["ubiops"]["keyid"]).as_bytes()),
                 &std::fs::read(
-                    common::root().join("tests/vectors/rfc9421/test_key_ed25519_pub.pem"),
+                    crate::common::root().join("tests/vectors/rfc9421/test_key_ed25519_pub.pem"),
                 )
                 .unwrap(),
             )

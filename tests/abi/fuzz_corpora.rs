@@ -3,8 +3,6 @@
 //! stays found. The seeds of the verifying targets are checked to verify, so that the fuzzer
 //! starts past the signature checks.
 
-mod common;
-
 use std::fs;
 
 use up42webhooks::fuzz::{self, split, NOW, TARGETS};
@@ -31,7 +29,7 @@ fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_corpus_input_runs_through_its_target() {
-    let root = common::root().join("fuzz");
+    let root = crate::common::root().join("fuzz");
     for (name, target) in TARGETS {
         let corpus = files(&root.join("corpus").join(name));
         assert!(!corpus.is_empty(), "fuzz/corpus/{name} has inputs");
@@ -46,7 +44,7 @@ fn every_corpus_input_runs_through_its_target() {
 }
 
 fn seed(target: &str, name: &str) -> Vec<u8> {
-    fs::read(common::root().join(format!("fuzz/corpus/{target}/seed-{name}"))).unwrap()
+    fs::read(crate::common::root().join(format!("fuzz/corpus/{target}/seed-{name}"))).unwrap()
 }
 
 #[test]

@@ -1,7 +1,5 @@
 //! The up42wh-sign tool: what it prints verifies with the library, and it never prints the secret.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -56,7 +54,7 @@ fn headers_and_rest(text: &str) -> (Vec<(String, String)>, String) {
 }
 
 fn verifies(headers: &[(String, String)], body: &[u8], at: i64) -> bool {
-    let pairs = common::byte_pairs(headers);
+    let pairs = crate::common::byte_pairs(headers);
     verify(
         &Key::new(&[SECRET]).unwrap(),
         &Headers::Pairs(&pairs),
@@ -71,7 +69,7 @@ fn verifies(headers: &[(String, String)], body: &[u8], at: i64) -> bool {
 fn signs_stdin_and_files_verifiably() {
     let body = br#"{"event":"job.status","x":"\u00fc"}"#;
     let out = tool(&["--created", "1700000000"], Some(SECRET), body);
-    let (headers, rest) = headers_and_rest(&common::stdout_of(&out, "up42wh-sign"));
+    let (headers, rest) = headers_and_rest(&crate::common::stdout_of(&out, "up42wh-sign"));
     assert_eq!(
         headers.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(),
         ["Content-Digest", "Signature-Input", "Signature"]
@@ -100,7 +98,7 @@ fn signs_stdin_and_files_verifiably() {
         None,
         b"",
     );
-    let (headers, _) = headers_and_rest(&common::stdout_of(&out, "up42wh-sign"));
+    let (headers, _) = headers_and_rest(&crate::common::stdout_of(&out, "up42wh-sign"));
     assert!(headers[0].1.starts_with("sha-512=:") && headers[2].1.starts_with("up42-sig=:"));
     assert!(verifies(&headers, body, now()), "created defaults to now");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -113,7 +111,7 @@ fn generates_fresh_test_events() {
         ("order", "FULFILLED", "order.status"),
     ] {
         let out = tool(&["--event", kind, "--status", status], Some(SECRET), b"");
-        let (headers, body) = headers_and_rest(&common::stdout_of(&out, "up42wh-sign"));
+        let (headers, body) = headers_and_rest(&crate::common::stdout_of(&out, "up42wh-sign"));
         assert!(
             verifies(&headers, body.as_bytes(), now()),
             "{kind} event verifies"

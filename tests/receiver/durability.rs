@@ -6,8 +6,6 @@
 //! acknowledgement, the live tail, retention, id conflicts, and a consumer that keeps a small store
 //! from ever filling.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::nginx::{http, json, now, post_to, Delivery, Server, Setup, SECRET};
+use crate::common::nginx::{http, json, now, post_to, Delivery, Server, Setup, SECRET};
 use up42webhooks::format_rfc3339;
 
 fn event(id: &str, status: &str, extra: &str) -> Vec<u8> {
@@ -234,7 +232,7 @@ fn a_worker_killed_between_claim_and_store_does_not_make_the_retry_a_duplicate()
         assert!(Instant::now() < deadline, "the hook paused a worker");
         std::thread::sleep(Duration::from_millis(20));
     };
-    common::nginx::kill9(&[worker]);
+    crate::common::nginx::kill9(&[worker]);
     assert_eq!(first.join().unwrap(), None, "the sender got no answer");
     // At once: the claim is still there, so the retry is told to come back, not "duplicate".
     let r = srv.post(&d);

@@ -2,10 +2,8 @@
 //! auto` (two workers on a two-core machine), deliveries on the public listener, the dump and the
 //! stats on the admin listener.
 
-mod common;
-
-use common::nginx::{json, now, post_to, Delivery, Server, SECRET};
-use common::senders::{b64, hex, hmac_sha256, httpdate, rfc9421_request};
+use crate::common::nginx::{json, now, post_to, Delivery, Server, SECRET};
+use crate::common::senders::{b64, hex, hmac_sha256, httpdate, rfc9421_request};
 use up42webhooks::format_rfc3339;
 
 fn event(kind: &str, id: &str, status: &str, live: bool, timestamp: i64, extra: &str) -> Vec<u8> {
@@ -395,7 +393,8 @@ fn concurrent_deliveries_are_all_stored_under_distinct_keys() {
 /// their ids: a full dedup dict would refuse deliveries while the store still had room.
 #[test]
 fn the_event_store_fills_before_the_dedup_dict() {
-    let conf = std::fs::read_to_string(common::root().join("openresty/default.conf")).unwrap();
+    let conf =
+        std::fs::read_to_string(crate::common::root().join("openresty/default.conf")).unwrap();
     let mib = |dict: &str| -> u64 {
         let line = conf
             .lines()
@@ -522,7 +521,7 @@ const RFC9421_SECRET: &str = "rfc9421-e2e-secret";
 #[test]
 fn other_senders_each_in_their_own_location() {
     let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::root().join("tests/vectors/senders.json")).unwrap(),
+        &std::fs::read_to_string(crate::common::root().join("tests/vectors/senders.json")).unwrap(),
     )
     .unwrap();
     let pem = v["ubiops"]["public_key_pem"].as_str().unwrap().to_string();

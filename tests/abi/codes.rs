@@ -1,11 +1,9 @@
 //! Every failure code is reachable, each from the input that should produce it.
 
-mod common;
-
 use std::collections::HashSet;
 use std::ptr::{null, null_mut};
 
-use common::CKey;
+use crate::common::CKey;
 use up42webhooks::ffi::{self, up42wh_options};
 use up42webhooks::rfc9421::{self, Base, Options as R9421, Request};
 use up42webhooks::{check_timestamp, verify, Code, Headers, Key, KeyRing, Options};
@@ -74,7 +72,7 @@ impl Delivery {
             .to_vec();
         let secret = std::str::from_utf8(SECRET).unwrap();
         Delivery {
-            headers: common::signed_headers(&body, secret, NOW),
+            headers: crate::common::signed_headers(&body, secret, NOW),
             body,
         }
     }
@@ -113,7 +111,7 @@ impl Delivery {
     }
 
     fn verify_at(&self, now: i64) -> Result<(), Code> {
-        let pairs = common::byte_pairs(&self.headers);
+        let pairs = crate::common::byte_pairs(&self.headers);
         let key = Key::new(&[SECRET]).unwrap();
         let rust = verify(
             &key,

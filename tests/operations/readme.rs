@@ -2,12 +2,10 @@
 //! numeric order, and how many) and the functions the C header exports; the README's settings
 //! (every configure{} option and environment variable).
 
-mod common;
-
 use up42webhooks::Code;
 
 fn readme() -> String {
-    std::fs::read_to_string(common::root().join("docs/library.md")).unwrap()
+    std::fs::read_to_string(crate::common::root().join("docs/library.md")).unwrap()
 }
 
 #[test]
@@ -38,7 +36,8 @@ fn the_result_codes_are_listed_in_order_with_their_count() {
 
 #[test]
 fn every_exported_function_is_in_the_c_abi_table() {
-    let header = std::fs::read_to_string(common::root().join("include/up42webhooks.h")).unwrap();
+    let header =
+        std::fs::read_to_string(crate::common::root().join("include/up42webhooks.h")).unwrap();
     let text = readme();
     // A declared function is a name followed by its parameter list.
     let mut exported: Vec<&str> = header
@@ -113,10 +112,10 @@ fn table_keys(lua: &str, start: &str) -> Vec<String> {
 /// module, the config and the images read.
 #[test]
 fn the_settings_tables_name_every_option_and_variable() {
-    let text = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let text = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
     let settings = &text[text.find("## Settings").unwrap()..text.find("## Glossary").unwrap()];
     let config =
-        std::fs::read_to_string(common::root().join("lua/up42webhooks/config.lua")).unwrap();
+        std::fs::read_to_string(crate::common::root().join("lua/up42webhooks/config.lua")).unwrap();
     let mut options = table_keys(&config, "local DEFAULTS = {");
     options.extend(table_keys(&config, "local OPTIONS = {"));
     assert!(
@@ -131,7 +130,7 @@ fn the_settings_tables_name_every_option_and_variable() {
     }
     let mut sources = String::new();
     for dir in ["lua", "lua/up42webhooks", "openresty"] {
-        for e in std::fs::read_dir(common::root().join(dir)).unwrap() {
+        for e in std::fs::read_dir(crate::common::root().join(dir)).unwrap() {
             let p = e.unwrap().path();
             if p.is_file() {
                 sources.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
@@ -146,7 +145,7 @@ fn the_settings_tables_name_every_option_and_variable() {
         "docker-compose.secret.yml",
         "docker-compose.tls.yml",
     ] {
-        sources.push_str(&std::fs::read_to_string(common::root().join(f)).unwrap());
+        sources.push_str(&std::fs::read_to_string(crate::common::root().join(f)).unwrap());
     }
     let mut vars: Vec<&str> = sources
         .match_indices("UP42_WEBHOOK_")

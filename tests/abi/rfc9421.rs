@@ -2,8 +2,6 @@
 //! ed25519 over the B.2 test request), negative variants of them, the derived components and field
 //! parameters of section 2 with the RFC's examples, and the MUST-reject rules.
 
-mod common;
-
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use hmac::{KeyInit, Mac};
@@ -14,7 +12,12 @@ use up42webhooks::{Alg, Code, Headers, KeyRing};
 const CREATED: i64 = 1_618_884_473;
 
 fn vector(name: &str) -> Vec<u8> {
-    std::fs::read(common::root().join("tests/vectors/rfc9421").join(name)).unwrap()
+    std::fs::read(
+        crate::common::root()
+            .join("tests/vectors/rfc9421")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn text(name: &str) -> String {
@@ -76,7 +79,7 @@ impl Message {
 
     /// Calls `f` with the message as the verifier sees it (over https, authority from Host).
     fn with_request<T>(&self, f: impl FnOnce(&Request) -> T) -> T {
-        let pairs = common::byte_pairs(&self.headers);
+        let pairs = crate::common::byte_pairs(&self.headers);
         let host = &self.headers.iter().find(|(n, _)| n == "Host").unwrap().1;
         f(&Request {
             method: self.method.as_bytes(),

@@ -2,15 +2,13 @@
 //! held or abandoned; a worker killed with tails open; a reload with a tail and a long poll open;
 //! acknowledgements below the mark and numbers beyond what a double holds.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::nginx::{json, now, Delivery, Server, SECRET};
+use crate::common::nginx::{json, now, Delivery, Server, SECRET};
 
 fn fresh(id: &str) -> Delivery {
     let t = now();
@@ -282,7 +280,7 @@ fn thousands_of_admin_connections_held_or_abandoned_never_starve_deliveries() {
     let port = srv.port;
     let deliver = |id: &str| -> (u16, Duration) {
         let started = Instant::now();
-        let r = common::nginx::post_to(port, &fresh(id));
+        let r = crate::common::nginx::post_to(port, &fresh(id));
         (r.status, started.elapsed())
     };
     // The usual latency, before.
@@ -409,7 +407,7 @@ fn a_wait_ends_when_its_client_goes_away_and_at_a_reload() {
     let answer = read_until(&mut poll, "number_webhooks_received", 8);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     eventually(5, "the old workers exit", || {
-        old.iter().all(|&p| !common::nginx::alive(p))
+        old.iter().all(|&p| !crate::common::nginx::alive(p))
     });
     eprintln!("old workers gone {:?} after the reload", reloaded.elapsed());
     assert!(reloaded.elapsed() < Duration::from_secs(5));
@@ -434,7 +432,7 @@ fn a_worker_killed_with_tails_open_takes_its_count_with_it() {
     assert!(third.header("retry-after").is_some());
     // kill -9 of every worker: the master starts new ones; the tails' counts go with the dead.
     let workers = srv.worker_pids();
-    common::nginx::kill9(&workers);
+    crate::common::nginx::kill9(&workers);
     for t in &mut tails {
         let _ = read_until(t, "never", 1);
     }

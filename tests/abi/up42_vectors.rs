@@ -1,14 +1,12 @@
 //! UP42 deliveries signed by the independent Python reference signer (tests/vectors/gen_up42.py).
 
-mod common;
-
-use common::{outcome, up42_vectors, CKey};
+use crate::common::{outcome, up42_vectors, CKey};
 use sha2::{Digest, Sha256};
 use up42webhooks::{verify, Headers, Options};
 
 #[test]
 fn committed_vectors_are_what_the_reference_signer_writes() {
-    common::assert_generated(
+    crate::common::assert_generated(
         "tests/vectors/gen_up42.py",
         "tests/vectors/up42.json",
         "Python's standard library only",

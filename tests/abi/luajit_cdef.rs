@@ -2,8 +2,6 @@
 //! does, and verifies a reference vector through the FFI: the declarations the Lua module uses are
 //! right, not only textually in sync with the header.
 
-mod common;
-
 use mlua::Lua;
 use up42webhooks::ffi::{
     up42wh_header, up42wh_options, up42wh_sign_options, up42wh_slice, up42wh_verified,
@@ -15,8 +13,9 @@ use up42webhooks::Signed;
 #[test]
 fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
     let lua = unsafe { Lua::unsafe_new() }; // the FFI is an "unsafe" standard library for mlua
-    let cdef = std::fs::read_to_string(common::root().join("lua/up42webhooks/cdef.lua")).unwrap();
-    let v = common::up42_vectors()
+    let cdef =
+        std::fs::read_to_string(crate::common::root().join("lua/up42webhooks/cdef.lua")).unwrap();
+    let v = crate::common::up42_vectors()
         .into_iter()
         .find(|v| v.name == "1k SHA-256 plain article")
         .unwrap();
@@ -26,7 +25,7 @@ fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
         .set("CDEF", lua.load(&cdef).eval::<String>().unwrap())
         .unwrap();
     globals
-        .set("LIB", common::cdylib().to_str().unwrap())
+        .set("LIB", crate::common::cdylib().to_str().unwrap())
         .unwrap();
     globals
         .set("SECRET", lua.create_string(&v.secrets[0]).unwrap())

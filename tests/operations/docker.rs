@@ -3,8 +3,6 @@
 //! the compose files (validated by docker-compose itself), and the musl library the builder stage
 //! makes (built here with the same files and flags, then loaded by musl's own dynamic loader).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,7 +23,7 @@ fn dockerfile() -> Vec<Instr> {
 
 /// Parses a Dockerfile: comments dropped, continuation lines joined, stages numbered.
 fn parse_dockerfile(name: &str) -> Vec<Instr> {
-    let text = std::fs::read_to_string(common::root().join(name)).expect(name);
+    let text = std::fs::read_to_string(crate::common::root().join(name)).expect(name);
     let mut out = Vec::new();
     let mut stage: Option<usize> = None;
     let mut pending = String::new();
@@ -129,7 +127,7 @@ fn dockerfile_pins_its_images_and_builds_the_library_for_musl() {
         .and_then(|r| r.strip_suffix("-alpine"))
         .unwrap_or_else(|| panic!("{rust} is rust:<version>-alpine"));
     assert!(is_version(version, 3), "{rust} pins a full Rust version");
-    let manifest = std::fs::read_to_string(common::root().join("Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(crate::common::root().join("Cargo.toml")).unwrap();
     let msrv = manifest
         .lines()
         .find_map(|l| l.strip_prefix("rust-version = \""))
@@ -177,7 +175,7 @@ const CONF_D: &str = "/etc/nginx/conf.d/";
 #[test]
 fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
     let d = dockerfile();
-    let root = common::root();
+    let root = crate::common::root();
     let ignored = std::fs::read_to_string(root.join(".dockerignore")).expect(".dockerignore");
     let ignored: Vec<&str> = ignored
         .lines()
@@ -274,7 +272,7 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
 
     // The health check asks the admin listener's /ping for PONG, with busybox wget (no curl in
     // the Alpine flavour): plain HTTP on loopback whether or not the public side speaks TLS.
-    // (The Debian image's bash path of the same script runs in tests/containers.rs.)
+    // (The Debian image's bash path of the same script runs in tests/operations/containers.rs.)
     let health = in_stage(&d, 1, "HEALTHCHECK");
     assert_eq!(health.len(), 1);
     let cmd = health[0]
@@ -298,7 +296,7 @@ const ENTRYPOINT: &str = "/usr/local/bin/up42webhooks-entrypoint";
 /// The entrypoint run here with the image's paths pointed at a scratch directory and a stand-in
 /// OpenResty: the listen files it writes for `env`.
 fn entrypoint_writes(env: &[(&str, &str)]) -> (String, String) {
-    let root = common::root();
+    let root = crate::common::root();
     let dir = std::env::temp_dir().join(format!(
         "up42wh-entrypoint-{}-{}",
         std::process::id(),
@@ -332,12 +330,12 @@ fn entrypoint_writes(env: &[(&str, &str)]) -> (String, String) {
         std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let mut c = Command::new("sh");
-    common::hermetic(&mut c)
+    crate::common::hermetic(&mut c)
         .arg(&entry)
         .args(["echo", "ran the command"]);
     let out = c.envs(env.iter().copied()).output().unwrap();
     assert_eq!(
-        common::stdout_of(&out, "the entrypoint"),
+        crate::common::stdout_of(&out, "the entrypoint"),
         "ran the command\n"
     );
     let read = |f: &str| std::fs::read_to_string(dir.join("conf").join(f)).unwrap();
@@ -359,7 +357,10 @@ fn the_entrypoint_listens_on_80_and_9889_and_on_443_with_a_certificate() {
     assert!(public.contains("set $up42webhooks_admin_port 9889;"));
     assert!(admin.contains("listen 9889;\n"), "{admin}");
     // A certificate (any readable file will do for listen.sh; nginx checks it at start).
-    let cert = common::root().join("Cargo.toml").display().to_string();
+    let cert = crate::common::root()
+        .join("Cargo.toml")
+        .display()
+        .to_string();
     let (public, _) = entrypoint_writes(&[
         ("UP42_WEBHOOK_TLS_CERT", cert.as_str()),
         ("UP42_WEBHOOK_TLS_KEY", cert.as_str()),
@@ -388,11 +389,13 @@ fn compose_config(files: &[&str]) -> Value {
 /// The same with the variables that make passes (the others of make's unset); the tool's error
 /// when it refuses.
 fn compose_config_with(files: &[&str], env: &[(&str, &str)]) -> Result<Value, String> {
-    let root = common::root();
+    let root = crate::common::root();
     let mut tried = Vec::new();
     for cmd in [vec!["docker-compose"], vec!["docker", "compose"]] {
         let mut c = Command::new(cmd[0]);
-        common::hermetic(&mut c).args(&cmd[1..]).current_dir(&root);
+        crate::common::hermetic(&mut c)
+            .args(&cmd[1..])
+            .current_dir(&root);
         c.envs(env.iter().copied());
         for f in files {
             c.args(["-f", f]);
@@ -582,7 +585,7 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
         .as_str()
         .unwrap();
     assert!(file.ends_with("/secrets/up42_webhook_secret"), "{file}");
-    let gitignore = std::fs::read_to_string(common::root().join(".gitignore")).unwrap();
+    let gitignore = std::fs::read_to_string(crate::common::root().join(".gitignore")).unwrap();
     assert!(
         gitignore.lines().any(|l| l == "/secrets/"),
         "secret files stay out of git"
@@ -600,7 +603,7 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
             let parts: Vec<&str> = text.split(':').collect();
             assert_eq!(parts.get(2), Some(&"ro"), "{text} is read-only");
             let host = Path::new(parts[0]);
-            let rel = host.strip_prefix(common::root()).unwrap_or(host);
+            let rel = host.strip_prefix(crate::common::root()).unwrap_or(host);
             (rel.display().to_string(), parts[1].to_string())
         })
         .collect();
@@ -616,7 +619,8 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
     assert_eq!(dest("openresty/docker-dev"), CONF_D.trim_end_matches('/'));
     // conf.d's stand-in includes default.conf from the mounted openresty/ directory.
     let stub =
-        std::fs::read_to_string(common::root().join("openresty/docker-dev/default.conf")).unwrap();
+        std::fs::read_to_string(crate::common::root().join("openresty/docker-dev/default.conf"))
+            .unwrap();
     let include = stub
         .lines()
         .find_map(|l| l.strip_prefix("include "))
@@ -624,7 +628,7 @@ fn compose_files_validate_and_keep_the_secret_out_of_the_image() {
         .expect("an include line");
     let (dir, file) = include.rsplit_once('/').unwrap();
     assert_eq!(dest("openresty"), dir);
-    assert!(common::root().join("openresty").join(file).exists());
+    assert!(crate::common::root().join("openresty").join(file).exists());
 }
 
 /// The files the builder stage copies, staged into a directory of their own, so that the build
@@ -634,7 +638,7 @@ fn stage_builder_sources(into: &Path) {
     let _ = std::fs::remove_dir_all(into);
     for (sources, dest) in copies(&d, 0) {
         for s in sources {
-            let from = common::root().join(&s);
+            let from = crate::common::root().join(&s);
             let to = if dest.ends_with('/') && dest != "./" {
                 into.join(dest.trim_start_matches("./"))
             } else if dest == "./" {
@@ -676,7 +680,7 @@ const MUSL: &str = "x86_64-unknown-linux-musl";
 #[test]
 fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
     let musl_gcc = tool("musl-gcc");
-    let target = common::root().join("target").join("musl");
+    let target = crate::common::root().join("target").join("musl");
     let src = target.join("builder-src");
     stage_builder_sources(&src);
 
@@ -755,7 +759,8 @@ fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
         .lines()
         .filter(|l| l.contains(" T up42wh_"))
         .count();
-    let header = std::fs::read_to_string(common::root().join("include/up42webhooks.h")).unwrap();
+    let header =
+        std::fs::read_to_string(crate::common::root().join("include/up42webhooks.h")).unwrap();
     let declared = header
         .lines()
         .filter(|l| {
@@ -771,8 +776,8 @@ fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
     let exe = target.join("musl-dlopen");
     let status = Command::new(&musl_gcc)
         .args(["-std=gnu99", "-Wall", "-Wextra", "-Werror", "-O1", "-I"])
-        .arg(common::root().join("include"))
-        .arg(common::root().join("tests/c/musl_dlopen.c"))
+        .arg(crate::common::root().join("include"))
+        .arg(crate::common::root().join("tests/c/musl_dlopen.c"))
         .args(["-ldl", "-o"])
         .arg(&exe)
         .status()
@@ -785,7 +790,7 @@ fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
         .unwrap();
     assert!(String::from_utf8_lossy(&interp.stdout).contains("ld-musl-x86_64.so.1"));
 
-    let vectors = common::up42_vectors();
+    let vectors = crate::common::up42_vectors();
     let (mut ran, mut refused) = (0, 0);
     for v in vectors
         .iter()
@@ -806,7 +811,7 @@ fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
             .env("LD_LIBRARY_PATH", &gcc_s)
             .output()
             .unwrap();
-        let text = common::stdout_of(&out, &v.name);
+        let text = crate::common::stdout_of(&out, &v.name);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], env!("CARGO_PKG_VERSION"));
         assert_eq!(lines[1], v.expect, "{}", v.name);
@@ -819,7 +824,7 @@ fn the_musl_library_the_builder_makes_loads_and_verifies_under_musl() {
     );
 }
 
-/// The Debian image's files, as far as reading them goes (tests/containers.rs builds and runs the
+/// The Debian image's files, as far as reading them goes (tests/operations/containers.rs builds and runs the
 /// image): the library image from source copies what the Alpine builder copies (whose build the
 /// test above repeats), and compose names the images make builds and mounts the checkout where the
 /// Debian image has its copies.
@@ -846,7 +851,7 @@ fn the_debian_image_files_agree_with_the_alpine_builder_and_compose() {
         from_lib,
         ["--from=lib /libup42webhooks.so /opt/up42webhooks/lib/libup42webhooks.so"]
     );
-    let root = common::root();
+    let root = crate::common::root();
     for (sources, _) in copies(&debian, 1) {
         for src in sources.iter().filter(|s| !s.starts_with("--from")) {
             assert!(root.join(src).exists(), "COPY source {src} exists");

@@ -1,5 +1,5 @@
 //! The committed C header and the Lua cdef block must be exactly what their generators produce.
-//! `UP42WH_BLESS=1 cargo test --test header` rewrites both.
+//! `UP42WH_BLESS=1 cargo test --test abi header::` rewrites both.
 
 use std::path::PathBuf;
 
@@ -83,7 +83,7 @@ fn cdef_from_header(header: &str) -> String {
 fn lua_cdef_file(cdef: &str) -> String {
     format!(
         "-- The C declarations of include/up42webhooks.h for LuaJIT's ffi.cdef, which has no preprocessor.\n\
-         -- Generated from the header by `UP42WH_BLESS=1 cargo test --test header`; do not edit.\n\
+         -- Generated from the header by `UP42WH_BLESS=1 cargo test --test abi header::`; do not edit.\n\
          return [==[\n{cdef}]==]\n"
     )
 }
@@ -95,7 +95,7 @@ fn check(path: PathBuf, want: &str) {
     let have = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         have == want,
-        "{} differs from what is generated; run `UP42WH_BLESS=1 cargo test --test header`",
+        "{} differs from what is generated; run `UP42WH_BLESS=1 cargo test --test abi header::`",
         path.display()
     );
 }

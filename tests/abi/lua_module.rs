@@ -2,8 +2,6 @@
 //! (tests/lua/fake_ngx.lua) and calling the real library through the FFI. cjson is provided by
 //! serde_json: Debian's cjson.so cannot be loaded into a statically linked LuaJIT.
 
-mod common;
-
 use mlua::{Function, Lua, LuaSerdeExt, Table, Value};
 use up42webhooks::format_rfc3339;
 
@@ -13,15 +11,15 @@ const NOW: i64 = 1_700_000_000;
 /// A Lua state with the fake ngx, cjson, and the module's paths; returns it and the fake.
 fn setup() -> (Lua, Table) {
     let lua = unsafe { Lua::unsafe_new() }; // the module needs the FFI
-    let lib_dir = common::cdylib().parent().unwrap().to_path_buf();
+    let lib_dir = crate::common::cdylib().parent().unwrap().to_path_buf();
     let package: Table = lua.globals().get("package").unwrap();
     package
         .set(
             "path",
             format!(
                 "{}/lua/?.lua;{}/tests/lua/?.lua",
-                common::root().display(),
-                common::root().display()
+                crate::common::root().display(),
+                crate::common::root().display()
             ),
         )
         .unwrap();
@@ -101,7 +99,7 @@ fn run(lua: &Lua, handler: &str, request: Table) -> (u16, String, Table) {
 
 fn delivery(lua: &Lua, body: &str, secret: &str) -> Table {
     let headers = lua.create_table().unwrap();
-    for (i, (n, v)) in common::signed_headers(body.as_bytes(), secret, NOW)
+    for (i, (n, v)) in crate::common::signed_headers(body.as_bytes(), secret, NOW)
         .into_iter()
         .enumerate()
     {

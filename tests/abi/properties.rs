@@ -1,8 +1,6 @@
 //! Properties over random input: nothing panics, and no single-byte change survives verification.
 
-mod common;
-
-use common::CKey;
+use crate::common::CKey;
 use proptest::prelude::*;
 use up42webhooks::{sf, sign, verify, DigestAlg, Headers, Key, Options, SignOptions};
 

@@ -1,0 +1,21 @@
+//! The library and its C ABI, in one test binary: the vectors (RFC 9421, Standard Webhooks,
+//! GitHub, UP42's), the structured-field and JSON suites, result codes, the journal's format, the
+//! header and cdef, the Lua module in LuaJIT, properties and the fuzz corpora.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod c_abi;
+mod cli;
+mod codes;
+mod fuzz_corpora;
+mod header;
+mod journal;
+mod json_suite;
+mod lua_module;
+mod luajit_cdef;
+mod properties;
+mod rfc9421;
+mod senders;
+mod sf_conformance;
+mod up42_vectors;
