@@ -3,7 +3,7 @@
 
 use core::mem::MaybeUninit;
 
-use crate::Code;
+use crate::code::Code;
 
 /// Up to `N` bytes written in place; pushing past `N` is an error (the input was too large).
 /// The bytes are not initialised until written, so that making one costs nothing.

@@ -3,9 +3,10 @@
 //! and live mode. Written into fixed buffers, so that one call per delivery hands all of it to the
 //! caller without allocating.
 
+use crate::code::Code;
 use crate::headers::{Headers, JoinBuf};
 use crate::json::{self, Fields, Name, Value};
-use crate::{Code, Options};
+use crate::schemes::up42::Options;
 
 /// The longest sender id (UP42's `messageId`, a nonce, a delivery header) kept, once decoded.
 pub const ID_MAX: usize = 256;

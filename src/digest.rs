@@ -3,9 +3,9 @@
 
 use sha2::{Digest, Sha256, Sha512};
 
+use crate::code::Code;
 use crate::encoding::decode_b64;
 use crate::sf::{self, BareItem, Member, Mode};
-use crate::Code;
 
 /// Lazily computed body digests: each is computed at most once.
 pub(crate) struct BodyDigests<'a> {

@@ -5,11 +5,14 @@
 
 use std::sync::OnceLock;
 
+use crate::code::Code;
 use crate::delivery::{self, Delivery, Profile};
 use crate::headers::{Headers, JoinBuf};
-use crate::rfc9421::{self, Request};
-use crate::senders::{self, Limits};
-use crate::{journal, json, record, sf, verify, Code, Key, KeyRing, Options};
+use crate::keyring::KeyRing;
+use crate::schemes::rfc9421::{self, Request};
+use crate::schemes::senders::{self, Limits};
+use crate::schemes::up42::{self as verify, Key, Options};
+use crate::{journal, json, record, sf};
 
 /// The time every target verifies at (2023-11-14T22:13:20Z).
 pub const NOW: i64 = 1_700_000_000;

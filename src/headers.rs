@@ -2,7 +2,7 @@
 
 use core::mem::MaybeUninit;
 
-use crate::Code as Error;
+use crate::code::Code as Error;
 
 /// Longest field value (after joining repeated fields) the verifier reads. nginx's own default limit
 /// for a header line is 8 KiB; signature fields are a few hundred bytes.

@@ -25,7 +25,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::Code;
+use crate::code::Code;
 
 const MAGIC: &[u8; 4] = b"U42J";
 const HEADER: usize = 12;

@@ -7,7 +7,7 @@
 //! order mark, an escaped lone surrogate, nesting deeper than [`MAX_DEPTH`]. Numbers are checked
 //! for their grammar only, never converted, so a huge one is accepted.
 
-use crate::Code;
+use crate::code::Code;
 
 /// The deepest nesting of arrays and objects accepted.
 pub const MAX_DEPTH: usize = 512;

@@ -4,7 +4,7 @@ use ed25519_dalek::VerifyingKey;
 use hmac::KeyInit;
 use sha2::{Digest, Sha512};
 
-use crate::Code;
+use crate::code::Code;
 
 use crate::mac::HmacSha256;
 

@@ -20,6 +20,7 @@ pub mod delivery;
 mod digest;
 mod encoding;
 pub mod ffi;
+#[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod headers;
 pub mod journal;

@@ -1,7 +1,7 @@
 //! The freshness and size limits every scheme checks, in one type validated in one place, and the
 //! time window they define.
 
-use crate::Code;
+use crate::code::Code;
 
 /// Default tolerance for the age of a signature or timestamp, in seconds.
 pub const DEFAULT_MAX_AGE: i64 = 300;

@@ -6,7 +6,7 @@
 //! A compressed line is the body as received; tabs and line breaks (JSON has them only between
 //! tokens) become spaces when it is read back, so that the dump keeps one event a line.
 
-use crate::Code;
+use crate::code::Code;
 
 /// Bodies shorter than this are kept as they are: too small to gain a slab.
 pub const COMPRESS_MIN: usize = 128;

@@ -4,8 +4,9 @@ use base64::Engine;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::buf::format_i64;
-use crate::verify::{Key, DEFAULT_LABEL, MAX_LABEL};
-use crate::{sf, Code};
+use crate::code::Code;
+use crate::schemes::up42::{Key, DEFAULT_LABEL, MAX_LABEL};
+use crate::sf;
 
 /// Longest key id accepted when signing: what fits `Signed::signature_input` beside the longest
 /// label and the parameters. A verifier accepts longer ones (`keyring::MAX_KEYID`).
@@ -227,16 +228,22 @@ mod tests {
                 (&b"Signature-Input"[..], s.signature_input()),
                 (&b"Signature"[..], s.signature()),
             ];
-            let lenient = crate::Options {
-                limits: crate::Limits {
+            let lenient = crate::schemes::up42::Options {
+                limits: crate::limits::Limits {
                     max_age: i64::MAX / 4,
                     max_future: i64::MAX / 4,
-                    ..crate::Limits::default()
+                    ..crate::limits::Limits::default()
                 },
-                ..crate::Options::default()
+                ..crate::schemes::up42::Options::default()
             };
             // It parses: what can fail after that is only the time window.
-            let r = crate::verify(&key, &crate::Headers::Pairs(&headers), b"x", ok, &lenient);
+            let r = crate::schemes::up42::verify(
+                &key,
+                &crate::headers::Headers::Pairs(&headers),
+                b"x",
+                ok,
+                &lenient,
+            );
             assert!(r.is_ok(), "created={ok}: {r:?}");
         }
         for bad in [

@@ -1,6 +1,6 @@
 //! RFC 3339 date-times, for the body's signed `timestamp`.
 
-use crate::Code;
+use crate::code::Code;
 
 /// Days from 1970-01-01 to the given civil date (proleptic Gregorian).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::{bytes, guard, up42wh_slice};
+use crate::code::Code;
 use crate::journal::{self, AppendError, Kind, Reader, Record, Writer};
-use crate::Code;
 
 /// Record kinds, for `up42wh_record.kind`.
 #[repr(u32)]

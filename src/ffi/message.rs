@@ -4,12 +4,12 @@
 #![allow(non_camel_case_types)]
 
 use super::{bytes, guard, up42wh_slice};
+use crate::code::Code;
 use crate::delivery::{Delivery, Profile};
 use crate::headers::Headers;
 use crate::keyring::{Alg, KeyRing};
-use crate::rfc9421::{self, Request, NONCE_MAX};
-use crate::senders::{self, Limits};
-use crate::Code;
+use crate::schemes::rfc9421::{self, Request, NONCE_MAX};
+use crate::schemes::senders::{self, Limits};
 
 /// An opaque key ring. Add every key before sharing it: adding needs the ring to itself, while
 /// verifications only read it and may run from many threads at once.

@@ -9,7 +9,7 @@
 use core::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::Code;
+use crate::code::Code;
 
 mod journal;
 mod message;

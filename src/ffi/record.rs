@@ -3,9 +3,9 @@
 #![allow(non_camel_case_types)]
 
 use super::{bytes, guard};
+use crate::code::Code;
 use crate::delivery::Delivery;
 use crate::record;
-use crate::Code;
 
 /// A caller's buffer: `cap` writable bytes at `ptr`; a call that fills it sets `len`.
 #[repr(C)]

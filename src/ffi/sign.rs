@@ -2,8 +2,8 @@
 #![allow(non_camel_case_types)]
 
 use super::{bytes, guard, up42wh_key};
+use crate::code::Code;
 use crate::sign::{DigestAlg, SignOptions, Signed};
-use crate::Code;
 
 /// Digest algorithms for `up42wh_sign_options.digest`.
 #[repr(u32)]

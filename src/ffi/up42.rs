@@ -2,11 +2,11 @@
 #![allow(non_camel_case_types)]
 
 use super::{bytes, guard, up42wh_header, up42wh_slice};
+use crate::code::Code;
 use crate::delivery::Delivery;
 use crate::headers::Headers;
 use crate::limits::{Limits, DEFAULT_MAX_AGE, DEFAULT_MAX_BODY, DEFAULT_MAX_FUTURE};
-use crate::verify::{self, Key, Options};
-use crate::Code;
+use crate::schemes::up42::{self as verify, Key, Options};
 
 /// An opaque key: one or more HMAC secrets with their key state computed once. Immutable after
 /// `up42wh_key_new`, so one key may be used from many threads at once.

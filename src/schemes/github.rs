@@ -1,9 +1,9 @@
 //! GitHub (`X-Hub-Signature-256`).
 
 use super::senders::*;
+use crate::code::Code;
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing};
-use crate::Code;
 
 /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`. GitHub signs no time:
 /// replays are caught by deduplicating on `X-GitHub-Delivery`.

@@ -7,6 +7,7 @@ use ed25519_dalek::Signature as EdSignature;
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
+use crate::code::Code;
 use crate::digest::{check_content_digest, BodyDigests};
 use crate::encoding::{decode_b64, hex_value};
 use crate::headers::{trim_ows, Headers, JoinBuf};
@@ -14,7 +15,6 @@ use crate::keyring::{Alg, KeyRing, Material};
 use crate::limits::Limits;
 use crate::sf::write::{self as sf_write, Buf};
 use crate::sf::{self, BareItem, Member, Mode, Params};
-use crate::Code;
 
 /// Longest signature base.
 pub const BASE_MAX: usize = 8192;
@@ -471,7 +471,7 @@ fn verify_indexed(
     now: i64,
     opts: &Options,
 ) -> Result<Verified, Code> {
-    if opts.label.len() > crate::verify::MAX_LABEL
+    if opts.label.len() > crate::schemes::up42::MAX_LABEL
         || (!opts.label.is_empty() && !sf::valid_key(opts.label))
     {
         return Err(Code::InvalidArgument);

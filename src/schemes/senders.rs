@@ -7,12 +7,12 @@ use hmac::Mac;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::code::Code;
 use crate::encoding::hex_value;
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing, Material, MAX_KEYS};
 pub use crate::limits::Limits;
 use crate::mac::HmacSha256;
-use crate::Code;
 
 pub use super::github::github;
 pub use super::standard_webhooks::standard_webhooks;

@@ -3,10 +3,10 @@
 use ed25519_dalek::Signature as EdSignature;
 
 use super::senders::*;
+use crate::code::Code;
 use crate::encoding::decode_b64;
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing, Material};
-use crate::Code;
 
 /// Standard Webhooks: `v1,<base64 HMAC-SHA256>` (key `whsec_...`) or `v1a,<base64 Ed25519>` (key
 /// `whpk_...`) over `{webhook-id}.{webhook-timestamp}.{body}`; several signatures separated by

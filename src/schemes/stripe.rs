@@ -1,9 +1,9 @@
 //! Stripe (`Stripe-Signature`).
 
 use super::senders::*;
+use crate::code::Code;
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing};
-use crate::Code;
 
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, each `v1` an HMAC-SHA256 of
 /// `{t}.{body}` under the endpoint secret (the `whsec_...` text itself is the key). Other schemes

@@ -3,12 +3,12 @@
 use hmac::{KeyInit, Mac};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
+use crate::code::Code;
 use crate::digest::{check_content_digest, BodyDigests};
 use crate::encoding::decode_b64;
 use crate::headers::{Headers, JoinBuf};
 use crate::limits::Limits;
 use crate::sf::{self, BareItem, Member, Mode};
-use crate::Code;
 
 use crate::mac::HmacSha256;
 

@@ -3,8 +3,8 @@
 
 use crate::buf::format_i64;
 pub use crate::buf::Buf;
+use crate::code::Code;
 use crate::sf::{self, BareItem, InnerList, Member, Mode, Params};
-use crate::Code;
 
 /// An integer, or `InvalidArgument` for one RFC 8941 cannot carry (16 digits or more): a
 /// verifier would refuse what we wrote.
