@@ -8,7 +8,9 @@ use std::io;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::{bytes, guard, up42wh_slice};
+use super::{
+    free_handle, guard, into_handle, opt_mut, opt_ref, try_bytes, try_mut, try_ref, up42wh_slice,
+};
 use crate::code::Code;
 use crate::journal::{self, AppendError, Kind, Reader, Record, Writer};
 
@@ -84,10 +86,10 @@ pub struct up42wh_journal_reader {
     reader: Reader,
 }
 
+/// A directory's path from C (the exports' contract: `dir_len` readable bytes at `dir`).
 fn dir_of<'a>(dir: *const u8, dir_len: usize) -> Result<&'a Path, Code> {
     use std::os::unix::ffi::OsStrExt;
-    // SAFETY: the caller passes `dir_len` readable bytes at `dir`.
-    let d = unsafe { bytes(dir, dir_len)? };
+    let d = try_bytes!(dir, dir_len);
     if d.is_empty() || d.contains(&0) {
         return Err(Code::InvalidArgument);
     }
@@ -100,14 +102,13 @@ fn errno(e: &io::Error) -> i32 {
 }
 
 /// `UP42WH_RESULT_JOURNAL_IO`, with the system's reason written to `errno_out` when it is not NULL.
-///
-/// # Safety
-/// `errno_out` must be NULL or writable.
-unsafe fn io_failed(e: &io::Error, errno_out: *mut i32) -> Code {
-    if let Some(n) = errno_out.as_mut() {
-        *n = errno(e);
-    }
-    Code::JournalIo
+macro_rules! io_failed {
+    ($e:expr, $errno_out:expr) => {{
+        if let Some(n) = opt_mut!($errno_out) {
+            *n = errno($e);
+        }
+        Code::JournalIo
+    }};
 }
 
 /// A record from C. The slices must outlive the returned record.
@@ -118,9 +119,9 @@ unsafe fn record_in<'a>(r: &up42wh_record) -> Result<Record<'a>, Code> {
         key: r.key,
         time: r.time,
         digest: r.digest,
-        id: bytes(r.id.ptr, r.id.len)?,
-        meta: bytes(r.meta.ptr, r.meta.len)?,
-        body: bytes(r.body.ptr, r.body.len)?,
+        id: try_bytes!(r.id.ptr, r.id.len),
+        meta: try_bytes!(r.meta.ptr, r.meta.len),
+        body: try_bytes!(r.body.ptr, r.body.len),
     };
     if out.kind != Kind::Event {
         out.id = &[];
@@ -167,20 +168,20 @@ pub unsafe extern "C" fn up42wh_journal_open(
     errno_out: *mut i32,
 ) -> Code {
     guard(|| {
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let out = try_mut!(out);
         if segment == 0 {
             return Err(Code::InvalidArgument);
         }
         let dir = dir_of(dir, dir_len)?;
         match Writer::open(dir, segment) {
             Ok(writer) => {
-                *out = Box::into_raw(Box::new(up42wh_journal {
+                *out = into_handle(up42wh_journal {
                     writer: Mutex::new(writer),
                     errno: Mutex::new(0),
-                }));
+                });
                 Ok(())
             }
-            Err(e) => Err(io_failed(&e, errno_out)),
+            Err(e) => Err(io_failed!(&e, errno_out)),
         }
     })
 }
@@ -200,12 +201,14 @@ pub unsafe extern "C" fn up42wh_journal_append(
     size_out: *mut u64,
 ) -> Code {
     guard(|| {
-        let j = j.as_ref().ok_or(Code::NullArgument)?;
-        let r = record_in(record.as_ref().ok_or(Code::NullArgument)?)?;
+        let j = try_ref!(j);
+        let record = try_ref!(record);
+        // SAFETY: the record's slices are valid for the call: the export's contract.
+        let r = unsafe { record_in(record) }?;
         let mut writer = j.writer.lock().map_err(|_| Code::Panic)?;
         match writer.append(&r) {
             Ok(size) => {
-                if let Some(s) = size_out.as_mut() {
+                if let Some(s) = opt_mut!(size_out) {
                     *s = size;
                 }
                 Ok(())
@@ -226,7 +229,7 @@ pub unsafe extern "C" fn up42wh_journal_append(
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_journal_sync(j: *mut up42wh_journal) -> Code {
     guard(|| {
-        let j = j.as_ref().ok_or(Code::NullArgument)?;
+        let j = try_ref!(j);
         let writer = j.writer.lock().map_err(|_| Code::Panic)?;
         writer.sync().map_err(|e| {
             if let Ok(mut n) = j.errno.lock() {
@@ -245,7 +248,7 @@ pub unsafe extern "C" fn up42wh_journal_sync(j: *mut up42wh_journal) -> Code {
 pub unsafe extern "C" fn up42wh_journal_errno(j: *const up42wh_journal) -> i32 {
     let mut n = 0;
     let _ = guard(|| {
-        if let Some(j) = j.as_ref() {
+        if let Some(j) = opt_ref!(j) {
             n = j.errno.lock().map(|e| *e).unwrap_or(0);
         }
         Ok(())
@@ -261,7 +264,8 @@ pub unsafe extern "C" fn up42wh_journal_errno(j: *const up42wh_journal) -> i32 {
 pub unsafe extern "C" fn up42wh_journal_free(j: *mut up42wh_journal) {
     if !j.is_null() {
         let _ = guard(|| {
-            drop(Box::from_raw(j));
+            // SAFETY: `j` came from up42wh_journal_open and is not used again: the contract.
+            unsafe { free_handle(j) };
             Ok(())
         });
     }
@@ -283,14 +287,14 @@ pub unsafe extern "C" fn up42wh_journal_reader_open(
     errno_out: *mut i32,
 ) -> Code {
     guard(|| {
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let out = try_mut!(out);
         let dir = dir_of(dir, dir_len)?;
         match Reader::open(dir, segment) {
             Ok(reader) => {
-                *out = Box::into_raw(Box::new(up42wh_journal_reader { reader }));
+                *out = into_handle(up42wh_journal_reader { reader });
                 Ok(())
             }
-            Err(e) => Err(io_failed(&e, errno_out)),
+            Err(e) => Err(io_failed!(&e, errno_out)),
         }
     })
 }
@@ -306,8 +310,8 @@ pub unsafe extern "C" fn up42wh_journal_reader_next(
     out: *mut up42wh_record,
 ) -> Code {
     guard(|| {
-        let r = r.as_mut().ok_or(Code::NullArgument)?;
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let r = try_mut!(r);
+        let out = try_mut!(out);
         match r.reader.next_record() {
             Ok(Some(rec)) => {
                 *out = record_out(&rec);
@@ -329,8 +333,8 @@ pub unsafe extern "C" fn up42wh_journal_reader_stats(
     out: *mut up42wh_journal_stats,
 ) -> Code {
     guard(|| {
-        let r = r.as_ref().ok_or(Code::NullArgument)?;
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let r = try_ref!(r);
+        let out = try_mut!(out);
         let s = r.reader.stats();
         *out = up42wh_journal_stats {
             segments: s.segments,
@@ -355,7 +359,8 @@ pub unsafe extern "C" fn up42wh_journal_reader_stats(
 pub unsafe extern "C" fn up42wh_journal_reader_free(r: *mut up42wh_journal_reader) {
     if !r.is_null() {
         let _ = guard(|| {
-            drop(Box::from_raw(r));
+            // SAFETY: `r` came from up42wh_journal_reader_open and is not used again: the contract.
+            unsafe { free_handle(r) };
             Ok(())
         });
     }
@@ -374,7 +379,7 @@ pub unsafe extern "C" fn up42wh_journal_remove_segment(
 ) -> Code {
     guard(|| {
         let dir = dir_of(dir, dir_len)?;
-        journal::remove_segment(dir, segment).map_err(|e| io_failed(&e, errno_out))
+        journal::remove_segment(dir, segment).map_err(|e| io_failed!(&e, errno_out))
     })
 }
 
@@ -392,7 +397,7 @@ pub unsafe extern "C" fn up42wh_journal_usage(
     errno_out: *mut i32,
 ) -> Code {
     guard(|| {
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let out = try_mut!(out);
         let dir = dir_of(dir, dir_len)?;
         match journal::usage(dir) {
             Ok(u) => {
@@ -405,7 +410,7 @@ pub unsafe extern "C" fn up42wh_journal_usage(
                 };
                 Ok(())
             }
-            Err(e) => Err(io_failed(&e, errno_out)),
+            Err(e) => Err(io_failed!(&e, errno_out)),
         }
     })
 }
@@ -424,12 +429,12 @@ pub unsafe extern "C" fn up42wh_journal_reader_cut_torn(
     errno_out: *mut i32,
 ) -> Code {
     guard(|| {
-        let r = r.as_mut().ok_or(Code::NullArgument)?;
+        let r = try_mut!(r);
         let cut = r
             .reader
             .cut_torn_tails()
-            .map_err(|e| io_failed(&e, errno_out))?;
-        if let Some(c) = cut_out.as_mut() {
+            .map_err(|e| io_failed!(&e, errno_out))?;
+        if let Some(c) = opt_mut!(cut_out) {
             *c = cut;
         }
         Ok(())
@@ -466,7 +471,7 @@ pub unsafe extern "C" fn up42wh_journal_mark_read(
     errno_out: *mut i32,
 ) -> Code {
     guard(|| {
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let out = try_mut!(out);
         let dir = dir_of(dir, dir_len)?;
         match journal::read_key_mark(dir) {
             Ok(m) => {
@@ -480,9 +485,9 @@ pub unsafe extern "C" fn up42wh_journal_mark_read(
                 Ok(())
             }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                Err(io_failed(&io::Error::from_raw_os_error(EILSEQ), errno_out))
+                Err(io_failed!(&io::Error::from_raw_os_error(EILSEQ), errno_out))
             }
-            Err(e) => Err(io_failed(&e, errno_out)),
+            Err(e) => Err(io_failed!(&e, errno_out)),
         }
     })
 }
@@ -505,7 +510,7 @@ pub unsafe extern "C" fn up42wh_journal_mark_write(
     errno_out: *mut i32,
 ) -> Code {
     guard(|| {
-        let m = mark.as_ref().ok_or(Code::NullArgument)?;
+        let m = try_ref!(mark);
         let dir = dir_of(dir, dir_len)?;
         if m.clean > 1 {
             return Err(Code::InvalidArgument);
@@ -515,7 +520,7 @@ pub unsafe extern "C" fn up42wh_journal_mark_write(
             last: m.last,
             clean: m.clean == 1,
         };
-        journal::write_key_mark(dir, &mark).map_err(|e| io_failed(&e, errno_out))
+        journal::write_key_mark(dir, &mark).map_err(|e| io_failed!(&e, errno_out))
     })
 }
 
@@ -536,6 +541,6 @@ pub unsafe extern "C" fn up42wh_journal_check_dir(
 ) -> Code {
     guard(|| {
         let dir = dir_of(dir, dir_len)?;
-        journal::writable_by(dir, uid, gid).map_err(|e| io_failed(&e, errno_out))
+        journal::writable_by(dir, uid, gid).map_err(|e| io_failed!(&e, errno_out))
     })
 }

@@ -3,7 +3,9 @@
 //! Stripe. Same conventions as `ffi`: panic boundary, pointer + length, outputs only on success.
 #![allow(non_camel_case_types)]
 
-use super::{bytes, guard, up42wh_slice};
+use super::{
+    bytes, free_handle, guard, into_handle, opt_mut, try_bytes, try_mut, try_ref, up42wh_slice,
+};
 use crate::code::Code;
 use crate::delivery::{Delivery, Profile};
 use crate::headers::Headers;
@@ -113,10 +115,10 @@ pub struct up42wh_message_verified {
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_keyring_new(out: *mut *mut up42wh_keyring) -> Code {
     guard(|| {
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
-        *out = Box::into_raw(Box::new(up42wh_keyring {
+        let out = try_mut!(out);
+        *out = into_handle(up42wh_keyring {
             ring: KeyRing::new(),
-        }));
+        });
         Ok(())
     })
 }
@@ -129,7 +131,8 @@ pub unsafe extern "C" fn up42wh_keyring_new(out: *mut *mut up42wh_keyring) -> Co
 pub unsafe extern "C" fn up42wh_keyring_free(ring: *mut up42wh_keyring) {
     if !ring.is_null() {
         guard(|| {
-            drop(Box::from_raw(ring));
+            // SAFETY: `ring` came from up42wh_keyring_new and is not used again: the contract.
+            unsafe { free_handle(ring) };
             Ok(())
         });
     }
@@ -178,9 +181,9 @@ pub unsafe extern "C" fn up42wh_keyring_add(
     out_index: *mut u32,
 ) -> Code {
     guard(|| {
-        let ring = &mut ring.as_mut().ok_or(Code::NullArgument)?.ring;
-        let keyid = bytes(keyid, keyid_len)?;
-        let material = bytes(material, material_len)?;
+        let ring = &mut try_mut!(ring).ring;
+        let keyid = try_bytes!(keyid, keyid_len);
+        let material = try_bytes!(material, material_len);
         let index = match up42wh_key_kind::try_from(kind)? {
             up42wh_key_kind::Hmac => ring.add_hmac(keyid, material)?,
             up42wh_key_kind::Ed25519Pem => {
@@ -188,7 +191,7 @@ pub unsafe extern "C" fn up42wh_keyring_add(
             }
             up42wh_key_kind::StandardWebhooks => ring.add_standard_webhooks(keyid, material)?,
         };
-        if let Some(out) = out_index.as_mut() {
+        if let Some(out) = opt_mut!(out_index) {
             *out = index as u32;
         }
         Ok(())
@@ -206,8 +209,8 @@ pub unsafe extern "C" fn up42wh_keyring_keyid(
     out: *mut up42wh_slice,
 ) -> Code {
     guard(|| {
-        let ring = &ring.as_ref().ok_or(Code::NullArgument)?.ring;
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
+        let ring = &try_ref!(ring).ring;
+        let out = try_mut!(out);
         let id = ring.keyid(index as usize).ok_or(Code::InvalidArgument)?;
         *out = up42wh_slice {
             ptr: id.as_ptr(),
@@ -227,7 +230,7 @@ pub unsafe extern "C" fn up42wh_message_options_init(
     scheme: u32,
 ) -> Code {
     guard(|| {
-        let out = opts.as_mut().ok_or(Code::NullArgument)?;
+        let out = try_mut!(opts);
         up42wh_scheme::try_from(scheme)?;
         let d = rfc9421::Options::default();
         let empty = up42wh_slice {
@@ -263,8 +266,9 @@ pub unsafe extern "C" fn up42wh_verify_message(
     out: *mut up42wh_message_verified,
 ) -> Code {
     guard(|| {
-        let v = verify_message(ring, req, now, opts)?;
-        if let Some(out) = out.as_mut() {
+        // SAFETY: the arguments are as up42wh_verify_message's contract says.
+        let v = unsafe { verify_message(ring, req, now, opts) }?;
+        if let Some(out) = opt_mut!(out) {
             *out = v;
         }
         Ok(())
@@ -281,10 +285,11 @@ unsafe fn verify_message(
     now: i64,
     opts: *const up42wh_message_options,
 ) -> Result<up42wh_message_verified, Code> {
-    let ring = &ring.as_ref().ok_or(Code::NullArgument)?.ring;
-    let r = req.as_ref().ok_or(Code::NullArgument)?;
-    let o = opts.as_ref().ok_or(Code::NullArgument)?;
-    let slice = |s: up42wh_slice| bytes(s.ptr, s.len);
+    let ring = &try_ref!(ring).ring;
+    let r = try_ref!(req);
+    let o = try_ref!(opts);
+    // SAFETY: the request's slices are readable for the call: the export's contract.
+    let slice = |s: up42wh_slice| unsafe { bytes(s.ptr, s.len) };
     let headers = Headers::Raw(slice(r.raw_headers)?);
     let body = slice(r.body)?;
     let limits = Limits {
@@ -371,11 +376,13 @@ pub unsafe extern "C" fn up42wh_receive_message(
     out: *mut Delivery,
 ) -> Code {
     guard(|| {
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
-        let prefix = bytes(id_prefix, id_prefix_len)?;
-        let v = verify_message(ring, req, now, opts)?;
-        let r = &*req;
-        let profile = match up42wh_scheme::try_from((*opts).scheme)? {
+        let out = try_mut!(out);
+        let prefix = try_bytes!(id_prefix, id_prefix_len);
+        // SAFETY: the arguments are as up42wh_receive_message's contract says.
+        let v = unsafe { verify_message(ring, req, now, opts) }?;
+        // verify_message has checked both for NULL.
+        let r = try_ref!(req);
+        let profile = match up42wh_scheme::try_from(try_ref!(opts).scheme)? {
             up42wh_scheme::Rfc9421 => Profile::Rfc9421,
             up42wh_scheme::StandardWebhooks => Profile::StandardWebhooks,
             up42wh_scheme::Github => Profile::Github,
@@ -389,8 +396,8 @@ pub unsafe extern "C" fn up42wh_receive_message(
         };
         crate::delivery::message(
             profile,
-            &Headers::Raw(bytes(r.raw_headers.ptr, r.raw_headers.len)?),
-            bytes(r.body.ptr, r.body.len)?,
+            &Headers::Raw(try_bytes!(r.raw_headers.ptr, r.raw_headers.len)),
+            try_bytes!(r.body.ptr, r.body.len),
             &v.nonce[..v.nonce_len],
             prefix,
             &mut d,

@@ -5,6 +5,9 @@
 //! family has its file: `up42` (keys and UP42 verification), `sign`, `message` (key rings and the
 //! other senders), `journal`, `record` (the store's records).
 #![allow(non_camel_case_types)]
+// Every raw-pointer operation in its own `unsafe {}` block with the reason it is sound, as
+// rustls-ffi does: an export's body is not one big unsafe block.
+#![deny(unsafe_op_in_unsafe_fn)]
 
 use core::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -55,7 +58,81 @@ pub(crate) unsafe fn bytes<'a>(ptr: *const u8, len: usize) -> Result<&'a [u8], C
     if len > isize::MAX as usize {
         return Err(Code::InvalidArgument);
     }
-    Ok(core::slice::from_raw_parts(ptr, len))
+    // SAFETY: non-NULL, at most isize::MAX bytes, readable for 'a: the caller's promise.
+    Ok(unsafe { core::slice::from_raw_parts(ptr, len) })
+}
+
+/// `&*ptr`, or an early `Err(Code::NullArgument)` when it is NULL.
+macro_rules! try_ref {
+    ($p:expr) => {
+        // SAFETY: every export's contract: a non-NULL pointer argument points to a valid value of
+        // its type that lives for the call.
+        match unsafe { ($p).as_ref() } {
+            Some(r) => r,
+            None => return Err(Code::NullArgument),
+        }
+    };
+}
+pub(crate) use try_ref;
+
+/// `&mut *ptr`, or an early `Err(Code::NullArgument)` when it is NULL.
+macro_rules! try_mut {
+    ($p:expr) => {
+        // SAFETY: every export's contract: a non-NULL output pointer points to writable memory for
+        // one value of its type, used by nothing else during the call.
+        match unsafe { ($p).as_mut() } {
+            Some(r) => r,
+            None => return Err(Code::NullArgument),
+        }
+    };
+}
+pub(crate) use try_mut;
+
+/// A byte string (pointer and length) from C, or an early error: NULL with a length is
+/// `null_argument`.
+macro_rules! try_bytes {
+    ($p:expr, $n:expr) => {
+        // SAFETY: every export's contract: a non-NULL byte pointer has its length readable for
+        // the call.
+        unsafe { $crate::ffi::bytes($p, $n) }?
+    };
+}
+pub(crate) use try_bytes;
+
+/// `Some(&*ptr)`, or `None` for NULL: an optional argument.
+macro_rules! opt_ref {
+    ($p:expr) => {
+        // SAFETY: every export's contract: a non-NULL pointer argument points to a valid value of
+        // its type that lives for the call.
+        unsafe { ($p).as_ref() }
+    };
+}
+pub(crate) use opt_ref;
+
+/// `Some(&mut *ptr)`, or `None` for NULL: an optional output.
+macro_rules! opt_mut {
+    ($p:expr) => {
+        // SAFETY: every export's contract: a non-NULL output pointer points to writable memory for
+        // one value of its type, used by nothing else during the call.
+        unsafe { ($p).as_mut() }
+    };
+}
+pub(crate) use opt_mut;
+
+/// An opaque handle for C: the value boxed, released by `free_handle`.
+pub(crate) fn into_handle<T>(value: T) -> *mut T {
+    Box::into_raw(Box::new(value))
+}
+
+/// Drops a handle made by `into_handle`; NULL is a no-op.
+///
+/// # Safety
+/// `p` must be NULL or come from `into_handle::<T>`, not freed before and no longer in use.
+pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: made by Box::into_raw in into_handle and not freed yet: the caller's promise.
+        drop(unsafe { Box::from_raw(p) });
+    }
 }
 
 /// The library version, a static NUL-terminated string.

@@ -2,7 +2,7 @@
 //! the journal, and read back a compressed line. Same conventions as `ffi`.
 #![allow(non_camel_case_types)]
 
-use super::{bytes, guard};
+use super::{guard, try_bytes, try_mut, try_ref};
 use crate::code::Code;
 use crate::delivery::Delivery;
 use crate::record;
@@ -22,11 +22,12 @@ unsafe fn fill(
     out: *mut up42wh_buffer,
     f: impl FnOnce(&mut [u8]) -> Result<usize, Code>,
 ) -> Result<(), Code> {
-    let out = out.as_mut().ok_or(Code::NullArgument)?;
+    let out = try_mut!(out);
     if out.ptr.is_null() || out.cap > isize::MAX as usize {
         return Err(Code::NullArgument);
     }
-    out.len = f(core::slice::from_raw_parts_mut(out.ptr, out.cap))?;
+    // SAFETY: non-NULL, at most isize::MAX bytes, writable for `cap` bytes: the caller's promise.
+    out.len = f(unsafe { core::slice::from_raw_parts_mut(out.ptr, out.cap) })?;
     Ok(())
 }
 
@@ -48,8 +49,8 @@ pub unsafe extern "C" fn up42wh_delivery_record(
     out: *mut up42wh_buffer,
 ) -> Code {
     guard(|| {
-        let d = delivery.as_ref().ok_or(Code::NullArgument)?;
-        let body = bytes(body, body_len)?;
+        let d = try_ref!(delivery);
+        let body = try_bytes!(body, body_len);
         let live: &[u8] = match d.live {
             1 => b"true",
             0 => b"false",
@@ -59,9 +60,12 @@ pub unsafe extern "C" fn up42wh_delivery_record(
             d.event.get(..d.event_len).ok_or(Code::InvalidArgument)?,
             d.status.get(..d.status_len).ok_or(Code::InvalidArgument)?,
         );
-        fill(out, |buf| {
-            record::write(time, &[event, status, live], body, d.line_breaks, buf)
-        })
+        // SAFETY: `out` is as up42wh_buffer says: the export's contract.
+        unsafe {
+            fill(out, |buf| {
+                record::write(time, &[event, status, live], body, d.line_breaks, buf)
+            })
+        }
     })
 }
 
@@ -80,9 +84,10 @@ pub unsafe extern "C" fn up42wh_record_write(
     out: *mut up42wh_buffer,
 ) -> Code {
     guard(|| {
-        let meta = bytes(meta, meta_len)?;
-        let line = bytes(line, line_len)?;
-        fill(out, |buf| record::write(time, &[meta], line, false, buf))
+        let meta = try_bytes!(meta, meta_len);
+        let line = try_bytes!(line, line_len);
+        // SAFETY: `out` is as up42wh_buffer says: the export's contract.
+        unsafe { fill(out, |buf| record::write(time, &[meta], line, false, buf)) }
     })
 }
 
@@ -98,7 +103,8 @@ pub unsafe extern "C" fn up42wh_record_line(
     out: *mut up42wh_buffer,
 ) -> Code {
     guard(|| {
-        let block = bytes(block, block_len)?;
-        fill(out, |buf| record::line(block, buf))
+        let block = try_bytes!(block, block_len);
+        // SAFETY: `out` is as up42wh_buffer says: the export's contract.
+        unsafe { fill(out, |buf| record::line(block, buf)) }
     })
 }

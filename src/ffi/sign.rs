@@ -1,7 +1,7 @@
 //! The C ABI for signing as UP42 does (tests, test events, the benchmark's client).
 #![allow(non_camel_case_types)]
 
-use super::{bytes, guard, up42wh_key};
+use super::{guard, opt_ref, try_bytes, try_mut, try_ref, up42wh_key};
 use crate::code::Code;
 use crate::sign::{DigestAlg, SignOptions, Signed};
 
@@ -64,7 +64,7 @@ pub struct up42wh_sign_options {
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_sign_options_init(opts: *mut up42wh_sign_options) -> Code {
     guard(|| {
-        let out = opts.as_mut().ok_or(Code::NullArgument)?;
+        let out = try_mut!(opts);
         *out = up42wh_sign_options {
             label: core::ptr::null(),
             label_len: 0,
@@ -93,17 +93,17 @@ pub unsafe extern "C" fn up42wh_sign(
     out: *mut Signed,
 ) -> Code {
     guard(|| {
-        let key = key.as_ref().ok_or(Code::NullArgument)?;
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
-        let body = bytes(body, body_len)?;
+        let key = try_ref!(key);
+        let out = try_mut!(out);
+        let body = try_bytes!(body, body_len);
         let mut o = SignOptions::default();
-        if let Some(c) = opts.as_ref() {
-            let label = bytes(c.label, c.label_len)?;
+        if let Some(c) = opt_ref!(opts) {
+            let label = try_bytes!(c.label, c.label_len);
             if !label.is_empty() {
                 o.label = label;
             }
             if !c.keyid.is_null() {
-                o.keyid = bytes(c.keyid, c.keyid_len)?;
+                o.keyid = try_bytes!(c.keyid, c.keyid_len);
             }
             o.digest = up42wh_digest::try_from(c.digest)?.into();
             o.byte_sequence = c.byte_sequence;

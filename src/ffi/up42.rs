@@ -1,7 +1,10 @@
 //! The C ABI for UP42: keys, verification options, the verifications and the receiver's one call.
 #![allow(non_camel_case_types)]
 
-use super::{bytes, guard, up42wh_header, up42wh_slice};
+use super::{
+    free_handle, guard, into_handle, opt_mut, opt_ref, try_bytes, try_mut, try_ref, up42wh_header,
+    up42wh_slice,
+};
 use crate::code::Code;
 use crate::delivery::Delivery;
 use crate::headers::Headers;
@@ -49,10 +52,10 @@ pub struct up42wh_verified {
 /// # Safety
 /// A non-NULL `opts` must point to a valid `up42wh_options` whose label outlives `'a`.
 unsafe fn options<'a>(opts: *const up42wh_options) -> Result<Options<'a>, Code> {
-    let Some(o) = opts.as_ref() else {
+    let Some(o) = opt_ref!(opts) else {
         return Ok(Options::default());
     };
-    let label = bytes(o.label, o.label_len)?;
+    let label = try_bytes!(o.label, o.label_len);
     Ok(Options {
         label: if label.is_empty() {
             verify::DEFAULT_LABEL
@@ -88,7 +91,7 @@ fn write_verified(out: *mut up42wh_verified, v: &verify::Verified) {
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_options_init(opts: *mut up42wh_options) -> Code {
     guard(|| {
-        let out = opts.as_mut().ok_or(Code::NullArgument)?;
+        let out = try_mut!(opts);
         *out = up42wh_options {
             label: core::ptr::null(),
             label_len: 0,
@@ -120,14 +123,14 @@ pub unsafe extern "C" fn up42wh_key_new(
             return Err(Code::InvalidArgument);
         }
         let mut list: [&[u8]; verify::MAX_SECRETS] = [&[]; verify::MAX_SECRETS];
-        for (i, s) in core::slice::from_raw_parts(secrets, count)
-            .iter()
-            .enumerate()
-        {
-            list[i] = bytes(s.ptr, s.len)?;
+        // SAFETY: non-NULL (checked above), `count` slices readable: the contract.
+        let secrets = unsafe { core::slice::from_raw_parts(secrets, count) };
+        for (i, s) in secrets.iter().enumerate() {
+            list[i] = try_bytes!(s.ptr, s.len);
         }
         let key = Key::new(&list[..count])?;
-        *out = Box::into_raw(Box::new(up42wh_key { key }));
+        // SAFETY: non-NULL (checked above) and writable: the contract.
+        unsafe { *out = into_handle(up42wh_key { key }) };
         Ok(())
     })
 }
@@ -140,7 +143,8 @@ pub unsafe extern "C" fn up42wh_key_new(
 pub unsafe extern "C" fn up42wh_key_free(key: *mut up42wh_key) {
     if !key.is_null() {
         guard(|| {
-            drop(Box::from_raw(key));
+            // SAFETY: `key` came from up42wh_key_new and is not used again: the contract.
+            unsafe { free_handle(key) };
             Ok(())
         });
     }
@@ -166,24 +170,27 @@ pub unsafe extern "C" fn up42wh_verify(
     out: *mut up42wh_verified,
 ) -> Code {
     guard(|| {
-        let key = key.as_ref().ok_or(Code::NullArgument)?;
+        let key = try_ref!(key);
         if headers.is_null() && headers_len > 0 {
             return Err(Code::NullArgument);
         }
         let list = if headers_len == 0 {
             &[][..]
         } else {
-            core::slice::from_raw_parts(headers, headers_len)
+            // SAFETY: non-NULL (checked above), `headers_len` pairs readable: the contract.
+            unsafe { core::slice::from_raw_parts(headers, headers_len) }
         };
         for h in list {
-            bytes(h.name, h.name_len)?;
-            bytes(h.value, h.value_len)?;
+            try_bytes!(h.name, h.name_len);
+            try_bytes!(h.value, h.value_len);
         }
-        let opts = options(opts)?;
-        let body = bytes(body, body_len)?;
+        // SAFETY: `opts` is NULL or valid, with its label: the contract.
+        let opts = unsafe { options(opts) }?;
+        let body = try_bytes!(body, body_len);
         let v = verify::verify(
             &key.key,
-            &Headers::Ffi(crate::headers::FfiHeaders::new(list)),
+            // SAFETY: every pair's name and value was checked readable just above.
+            &Headers::Ffi(unsafe { crate::headers::FfiHeaders::new(list) }),
             body,
             now,
             &opts,
@@ -211,10 +218,11 @@ pub unsafe extern "C" fn up42wh_verify_raw(
     out: *mut up42wh_verified,
 ) -> Code {
     guard(|| {
-        let key = key.as_ref().ok_or(Code::NullArgument)?;
-        let raw = bytes(raw_headers, raw_headers_len)?;
-        let opts = options(opts)?;
-        let body = bytes(body, body_len)?;
+        let key = try_ref!(key);
+        let raw = try_bytes!(raw_headers, raw_headers_len);
+        // SAFETY: `opts` is NULL or valid, with its label: the contract.
+        let opts = unsafe { options(opts) }?;
+        let body = try_bytes!(body, body_len);
         let v = verify::verify(&key.key, &Headers::Raw(raw), body, now, &opts)?;
         write_verified(out, &v);
         Ok(())
@@ -243,11 +251,12 @@ pub unsafe extern "C" fn up42wh_receive(
     out: *mut Delivery,
 ) -> Code {
     guard(|| {
-        let key = key.as_ref().ok_or(Code::NullArgument)?;
-        let out = out.as_mut().ok_or(Code::NullArgument)?;
-        let raw = bytes(raw_headers, raw_headers_len)?;
-        let opts = options(opts)?;
-        let body = bytes(body, body_len)?;
+        let key = try_ref!(key);
+        let out = try_mut!(out);
+        let raw = try_bytes!(raw_headers, raw_headers_len);
+        // SAFETY: `opts` is NULL or valid, with its label: the contract.
+        let opts = unsafe { options(opts) }?;
+        let body = try_bytes!(body, body_len);
         let v = verify::verify(&key.key, &Headers::Raw(raw), body, now, &opts)?;
         let mut d = Delivery {
             key_index: v.key_index as u32,
@@ -275,9 +284,10 @@ pub unsafe extern "C" fn up42wh_check_timestamp(
     out_unix: *mut i64,
 ) -> Code {
     guard(|| {
-        let ts = bytes(ts, ts_len)?;
-        let t = crate::check_timestamp(ts, now, &options(opts)?)?;
-        if let Some(out) = out_unix.as_mut() {
+        let ts = try_bytes!(ts, ts_len);
+        // SAFETY: `opts` is NULL or valid, with its label: the contract.
+        let t = crate::check_timestamp(ts, now, &unsafe { options(opts) }?)?;
+        if let Some(out) = opt_mut!(out_unix) {
             *out = t;
         }
         Ok(())
