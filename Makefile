@@ -53,6 +53,7 @@ help:
 	@echo "                   re-read config and certificates (HUP; fails when nginx keeps the old config)"
 	@echo "                   (the host server, the container, or both)"
 	@echo "make dump / stats  the stored events (Q='?status=FAILED' filters) / the counters, from the admin port"
+	@echo "make admin-url     the running receiver's admin address, for programs: admin=\$$(make admin-url)"
 	@echo "make restart / configtest   the host server or the container: check, then restart it with"
 	@echo "                   the settings it was started with (nothing is stopped when a check fails) / nginx -t"
 	@echo "make secret        write a random secret to SECRET_FILE (run/secret, mode 0600) unless there is one;"
