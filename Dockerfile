@@ -40,6 +40,7 @@ RUN conf=/usr/local/openresty/nginx/conf/nginx.conf && \
 COPY openresty/listen.sh /usr/local/bin/up42webhooks-listen
 COPY openresty/docker-entrypoint.sh /usr/local/bin/up42webhooks-entrypoint
 COPY openresty/healthcheck.sh /usr/local/bin/up42webhooks-health
+COPY openresty/configtest.sh /usr/local/bin/up42webhooks-configtest
 # The admin listener trusts loopback and the Docker host: the host's published 127.0.0.1 port
 # arrives from the network's gateway (not a secret; with --network host, set it to loopback).
 # The journal lives in a volume (docker-compose.yml names one), owned by the workers' user.

@@ -520,11 +520,9 @@ COMPOSE_CMD = env LISTEN=$(PUBLISH) ADMIN_PORT=$(ADMIN_PORT) \
 	$(if $(DEBIAN),DEBIAN_IMAGE=$(DEBIAN_IMAGE) LIB_IMAGE=$(LIB_IMAGE) BASE_IMAGE=$(BASE_IMAGE)) \
 	$(if $(TLS_CERT),TLS_CERT=$(abspath $(TLS_CERT)) TLS_KEY=$(abspath $(TLS_KEY)) TLS_DIR=$(TLS_DIR) TLS_LISTEN=$(firstword $(subst :, ,$(PUBLISH))):$(TLS_PORT)) \
 	$(COMPOSE) $(COMPOSE_FILES)
-# nginx -t in the running container, whichever image it is (the Debian one names its nginx and
-# prefix in its environment).
-CONTAINER_CONFIGTEST = sh -c 'if [ -n "$${UP42WH_PREFIX:-}" ]; then \
-	exec "$$UP42WH_NGINX" -e stderr -p "$$UP42WH_PREFIX/" -c conf/nginx.conf -t; \
-	else exec /usr/local/openresty/bin/openresty -t; fi'
+# nginx -t in the running container: each image's own script (openresty/configtest.sh), which
+# reads where that image keeps its nginx and prefix from its environment.
+CONTAINER_CONFIGTEST = up42webhooks-configtest
 
 docker-check:
 	@command -v docker >/dev/null 2>&1 || { echo "make run needs Docker (the docker command); without it, make serve runs the same on this host" >&2; exit 1; }

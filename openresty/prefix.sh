@@ -61,14 +61,4 @@ else
   LISTEN=$listen TLS_LISTEN="" NGINX=$nginx "$root/openresty/listen.sh" "$dir/conf"
 fi
 
-modules="$dir/conf/up42webhooks-modules.conf"
-: > "$modules"
-if ! "$nginx" -V 2>&1 | grep -q -e lua-nginx-module -e ngx_lua; then
-  for m in ndk_http_module ngx_http_lua_module; do
-    for d in /usr/lib/nginx/modules /usr/share/nginx/modules; do
-      if [ -f "$d/$m.so" ]; then echo "load_module $d/$m.so;" >> "$modules"; break; fi
-    done
-  done
-  grep -q ngx_http_lua_module "$modules" || {
-    echo "$nginx has no Lua module: install OpenResty, or libnginx-mod-http-lua" >&2; exit 1; }
-fi
+"$root/openresty/modules.sh" "$nginx" "$dir/conf/up42webhooks-modules.conf"

@@ -235,6 +235,13 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
     assert!(conf.contains("include up42webhooks-admin.conf;"));
     assert_eq!(dest_of("openresty/listen.sh"), LISTEN_SH);
     assert_eq!(dest_of("openresty/docker-entrypoint.sh"), ENTRYPOINT);
+    // Each image carries its own configtest; the Makefile only names it.
+    assert_eq!(dest_of("openresty/configtest.sh"), CONFIGTEST);
+    let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap();
+    assert!(makefile.contains(&format!(
+        "CONTAINER_CONFIGTEST = {}",
+        CONFIGTEST.rsplit('/').next().unwrap()
+    )));
     let entrypoint = std::fs::read_to_string(root.join("openresty/docker-entrypoint.sh")).unwrap();
     assert!(entrypoint.contains(&format!(
         "{LISTEN_SH} \"${{UP42WH_CONF_DIR:-{PREFIX}conf}}\""
@@ -379,6 +386,8 @@ fn the_entrypoint_listens_on_80_and_9889_and_on_443_with_a_certificate() {
 /// Both images' health check: openresty/healthcheck.sh (the Alpine image's busybox wget asks the
 /// admin listener's /ping).
 const HEALTH_CMD: &str = "/usr/local/bin/up42webhooks-health";
+/// Both images' `nginx -t` (openresty/configtest.sh), which make configtest and restart run.
+const CONFIGTEST: &str = "/usr/local/bin/up42webhooks-configtest";
 
 /// `docker-compose config` (Debian's docker-compose, or the compose plugin) on the given files,
 /// as JSON. It validates the files against the compose schema and resolves them, without an engine.
@@ -903,6 +912,7 @@ fn the_debian_image_files_agree_with_the_alpine_builder_and_compose() {
     for (src, dest) in [
         ("lua/", "/opt/up42webhooks/lua/"),
         ("openresty/", "/opt/up42webhooks/openresty/"),
+        ("openresty/configtest.sh", CONFIGTEST),
     ] {
         assert!(
             copied
