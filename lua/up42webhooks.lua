@@ -17,72 +17,30 @@
 --     location = /stats            { content_by_lua_block { require("up42webhooks").stats() } }
 --   }
 --
--- The parts: config (configure{} and its options), receive (verification), store (the shared
--- dict and its journal, behind add/range/ack/trim/stats/replay), journal (segments, fsync),
--- admin (the admin endpoints), gate (who may use them, and what a browser may), reply (answers and counters).
+-- The parts: config (configure{} and its options), receive (verification), the stores (store: the
+-- shared dict and its journal, store_redis: Redis; each with add/range/wait/ack/trim/stats and its
+-- start, upkeep and stop), journal (segments, fsync, the key mark), admin (the admin endpoints),
+-- gate (who may use them, and what a browser may), held (tails and long polls), reply (answers and
+-- counters).
 local config = require "up42webhooks.config"
 local receive = require "up42webhooks.receive"
 local admin = require "up42webhooks.admin"
 local gate = require "up42webhooks.gate"
 local held = require "up42webhooks.held"
-local store = require "up42webhooks.store"
-local journal = require "up42webhooks.journal"
 
 local ngx = ngx
 local type = type
-local pairs = pairs
 local tostring = tostring
 local xpcall = xpcall
 local debug = debug
 
 local _M = { _VERSION = "0.1.0" }
 
-local REPLAYED = "journal:replayed" -- in the events dict: a reload (HUP) must not replay again
-
 local function configure(o)
     local c = config.configure(o)
-    if c.journal and not c.events:get(REPLAYED) then
-        local started = ngx.now()
-        local s, err = store.replay(c, ngx.time())
-        if not s then
-            error(config.FAILED .. "journal: " .. err, 0)
-        end
-        c.events:set(REPLAYED, true)
-        ngx.update_time()
-        local took = ngx.now() - started
-        local log = ngx.log
-        log(ngx.NOTICE, "up42webhooks: journal replayed: ", s.restored, " events from ", s.records,
-            " records in ", s.segments, " segments (", s.bytes, " bytes) in ", ("%.3f"):format(took), " s")
-        if s.corrupt > 0 then
-            log(ngx.ERR, "up42webhooks: journal: ", s.corrupt, " damaged stretches skipped (records lost)")
-        end
-        if s.torn_bytes > 0 then
-            log(ngx.WARN, "up42webhooks: journal: ", s.torn_bytes, " bytes of an append cut short skipped",
-                s.torn_cut > 0 and " and cut off the end of their segment" or "")
-        end
-        if s.lost_from then
-            log(ngx.ERR, "up42webhooks: journal: ", c.journal.dir, " ends at key ", s.lost_from - 1,
-                ", but keys up to ", s.lost_to, " were handed out before the last clean stop: the events of ",
-                "keys ", s.lost_from, " to ", s.lost_to, " that were not acknowledged are lost (",
-                s.records, " records left in ", s.segments, " segments); new events go on from key ",
-                c.events:get("n") + 1)
-        end
-        if s.no_room > 0 then
-            log(ngx.ERR, "up42webhooks: journal: ", s.no_room, " events did not fit in lua_shared_dict ",
-                c.dict, ": they stay in the journal; give the dict more memory")
-        end
-        for k, v in pairs{ journal_corrupt = s.corrupt, journal_torn_bytes = s.torn_bytes,
-                           expired = s.expired, replay_no_room = s.no_room } do
-            if v > 0 then c.counters:incr(k, v, 0) end
-        end
-        c.counters:set("journal_replayed_events", s.restored)
-        c.counters:set("journal_replay_ms", math.floor(took * 1000 + 0.5))
-    end
-    if c.journal then
-        local made, err = journal.make_reserve(c)
-        if not made then
-            ngx.log(ngx.WARN, "up42webhooks: journal: no reserve of disk space for acknowledgements: ", err)
-        end
+    local ok, err = c.store.start(c)
+    if not ok then
+        error(config.FAILED .. "journal: " .. err, 0)
     end
     return true
 end
@@ -114,66 +72,36 @@ function _M.configure(o)
     error(err, 0)
 end
 
--- Retention runs in one worker at a time; fsync = "interval" syncs every worker's writes.
+-- Every second, in each worker: the held requests' counts, and the store's own upkeep (fsync,
+-- retention, checks).
 local function every_second(premature)
     local c = config.current
     if premature or not c then
         return
     end
-    if c.journal and c.journal.fsync == "interval" then
-        journal.sync()
-    end
     held.refresh(c)
-    local now = ngx.time()
-    if c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then
-        local last = c.events:get("retention:last") or 0
-        if now - last >= 1 then
-            c.events:set("retention:last", now)
-            local removed, err = c.store.trim(c, now)
-            if not removed then
-                ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
-            end
-            if c.journal and now % 60 == 0 then
-                journal.make_reserve(c) -- used when the disk was full: again, once there is room
-            end
-        end
-        c.events:delete("retention:lock")
-    end
-    if c.redis then
-        -- Redis's persistence, read again every check_interval seconds (one worker at a time).
-        local ok, err = c.store.check(c, now)
-        if not ok then
-            ngx.log(ngx.WARN, "up42webhooks: cannot read Redis's persistence: ", err)
-        end
-    end
+    c.store.every_second(c, ngx.time())
 end
 
--- In init_worker_by_lua*: the timers of the journal and of retention.
+-- In init_worker_by_lua*: the worker's timer, and what the store starts in each worker.
 function _M.init_worker()
-    if not config.current then
+    local c = config.current
+    if not c then
         return
     end
     local ok, err = ngx.timer.every(1, every_second)
     if not ok then
         ngx.log(ngx.ERR, "up42webhooks: cannot start the journal and retention timer: ", err)
     end
-    local c = config.current
-    if c.redis and ngx.worker.id() == 0 then
-        -- Cosockets are not allowed in init_by_lua: read Redis's settings from a timer at once.
-        ngx.timer.at(0, function(premature)
-            if not premature then
-                c.store.check(c, ngx.time() + c.redis.check_interval)
-            end
-        end)
-    end
+    c.store.start_worker(c)
 end
 
 -- In exit_worker_by_lua*: a clean stop is marked, so that the next start can tell a journal that
 -- lost its end.
 function _M.exit_worker()
     local c = config.current
-    if c and c.journal then
-        journal.mark_clean_stop(c)
+    if c then
+        c.store.stop_worker(c)
     end
 end
 

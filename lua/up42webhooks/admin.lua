@@ -402,7 +402,7 @@ function _M.stats()
         events = dict_space(c.events), dedup = dict_space(c.seen), stats = dict_space(c.counters),
     }
     -- The last key handed out (the newest entry's id in Redis, where ids are not numbers).
-    local last = c.redis and backlog.newest_key or (c.events:get("n") or 0)
+    local last = c.store.last_key(c, backlog)
     if req.get_uri_args().format == "prometheus" then
         ngx.header["Content-Type"] = "text/plain; version=0.0.4"
         -- Deliveries by outcome are one counter; the store's own counts and the last replay's

@@ -459,10 +459,19 @@ function _M.stats(c)
     local low = events:get("low") or 0
     local last = events:get("n") or 0
     local oldest = next_present(events, low, min(last, low + 10000))
+    -- The newest key that holds an event: keys may have been handed out (or, after a restart,
+    -- reserved) above it without one.
+    local newest
+    for k = last, max(low + 1, last - 10000), -1 do
+        if events:get(k) then
+            newest = k
+            break
+        end
+    end
     local s = {
         events = events:get("count") or 0,
         oldest_key = oldest or ngx.null,
-        newest_key = last > low and last or ngx.null,
+        newest_key = newest or ngx.null,
         low = low,
     }
     if c.journal then
@@ -473,5 +482,10 @@ function _M.stats(c)
     end
     return s
 end
+
+-- Its start, upkeep and stop (store_lifecycle.lua).
+local lifecycle = require "up42webhooks.store_lifecycle"
+_M.start, _M.start_worker = lifecycle.start, lifecycle.start_worker
+_M.every_second, _M.stop_worker, _M.last_key = lifecycle.every_second, lifecycle.stop_worker, lifecycle.last_key
 
 return _M

@@ -609,4 +609,48 @@ function _M.check(c, now)
     return ok, err
 end
 
+-- Its start, upkeep and stop, as the embedded store has them (store_lifecycle.lua): nothing to put
+-- back at start (Redis keeps the stream); in one worker, Redis's settings read at once (cosockets
+-- are not allowed in init_by_lua: from a timer); every second, retention in one worker at a time
+-- and the persistence read again when check_interval has passed.
+function _M.start()
+    return true
+end
+
+function _M.start_worker(c)
+    if ngx.worker.id() == 0 then
+        ngx.timer.at(0, function(premature)
+            if not premature then
+                _M.check(c, ngx.time() + c.redis.check_interval)
+            end
+        end)
+    end
+end
+
+function _M.every_second(c, now)
+    if c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then
+        local last = c.events:get("retention:last") or 0
+        if now - last >= 1 then
+            c.events:set("retention:last", now)
+            local removed, err = _M.trim(c, now)
+            if not removed then
+                ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
+            end
+        end
+        c.events:delete("retention:lock")
+    end
+    local ok, err = _M.check(c, now)
+    if not ok then
+        ngx.log(ngx.WARN, "up42webhooks: cannot read Redis's persistence: ", err)
+    end
+end
+
+function _M.stop_worker()
+end
+
+-- The last key handed out, for /stats: the newest entry's id (ids are not numbers here).
+function _M.last_key(_, backlog)
+    return backlog.newest_key
+end
+
 return _M

@@ -1,0 +1,111 @@
+-- The embedded store's life beside its requests (the shared dict and its journal): its start (the
+-- journal put back into the dicts, said in the log), what it does every second (the journal's
+-- fsync, retention, the disk reserve) and its clean stop. store.lua hands these out as its own
+-- methods, next to add/range/ack; the Redis store has its own (store_redis.lua).
+local journal = require "up42webhooks.journal"
+
+local ngx = ngx
+local pairs = pairs
+local floor = math.floor
+
+local _M = {}
+
+local REPLAYED = "journal:replayed" -- in the events dict: a reload (HUP) must not replay again
+
+-- What a replay found, in the log: one line each for what was restored, damaged, cut short, lost
+-- or left out; and in the counters.
+local function report(c, s, took)
+    local log = ngx.log
+    log(ngx.NOTICE, "up42webhooks: journal replayed: ", s.restored, " events from ", s.records,
+        " records in ", s.segments, " segments (", s.bytes, " bytes) in ", ("%.3f"):format(took), " s")
+    if s.corrupt > 0 then
+        log(ngx.ERR, "up42webhooks: journal: ", s.corrupt, " damaged stretches skipped (records lost)")
+    end
+    if s.torn_bytes > 0 then
+        log(ngx.WARN, "up42webhooks: journal: ", s.torn_bytes, " bytes of an append cut short skipped",
+            s.torn_cut > 0 and " and cut off the end of their segment" or "")
+    end
+    if s.lost_from then
+        log(ngx.ERR, "up42webhooks: journal: ", c.journal.dir, " ends at key ", s.lost_from - 1,
+            ", but keys up to ", s.lost_to, " were handed out before the last clean stop: the events of ",
+            "keys ", s.lost_from, " to ", s.lost_to, " that were not acknowledged are lost (",
+            s.records, " records left in ", s.segments, " segments); new events go on from key ",
+            c.events:get("n") + 1)
+    end
+    if s.no_room > 0 then
+        log(ngx.ERR, "up42webhooks: journal: ", s.no_room, " events did not fit in lua_shared_dict ",
+            c.dict, ": they stay in the journal; give the dict more memory")
+    end
+    for k, v in pairs{ journal_corrupt = s.corrupt, journal_torn_bytes = s.torn_bytes,
+                       expired = s.expired, replay_no_room = s.no_room } do
+        if v > 0 then c.counters:incr(k, v, 0) end
+    end
+    c.counters:set("journal_replayed_events", s.restored)
+    c.counters:set("journal_replay_ms", floor(took * 1000 + 0.5))
+end
+
+-- In init_by_lua, after configure{}: the first start of a master puts the journal back into the
+-- dicts before any worker accepts a request, and makes the disk reserve. nil, err when the
+-- journal cannot be read.
+function _M.start(c)
+    if not c.journal then
+        return true
+    end
+    if not c.events:get(REPLAYED) then
+        local started = ngx.now()
+        local s, err = c.store.replay(c, ngx.time())
+        if not s then
+            return nil, err
+        end
+        c.events:set(REPLAYED, true)
+        ngx.update_time()
+        report(c, s, ngx.now() - started)
+    end
+    local made, err = journal.make_reserve(c)
+    if not made then
+        ngx.log(ngx.WARN, "up42webhooks: journal: no reserve of disk space for acknowledgements: ", err)
+    end
+    return true
+end
+
+-- In init_worker: nothing to start beyond the worker's timer.
+function _M.start_worker()
+end
+
+-- Every second, in each worker: what this worker wrote is synced (fsync = "interval"); retention
+-- runs in one worker at a time, and once a minute the disk reserve is made again where a full
+-- disk used it.
+function _M.every_second(c, now)
+    if c.journal and c.journal.fsync == "interval" then
+        journal.sync()
+    end
+    if c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then
+        local last = c.events:get("retention:last") or 0
+        if now - last >= 1 then
+            c.events:set("retention:last", now)
+            local removed, err = c.store.trim(c, now)
+            if not removed then
+                ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
+            end
+            if c.journal and now % 60 == 0 then
+                journal.make_reserve(c)
+            end
+        end
+        c.events:delete("retention:lock")
+    end
+end
+
+-- In exit_worker: a clean stop is marked beside the journal, so that the next start can tell a
+-- journal that lost its end.
+function _M.stop_worker(c)
+    if c.journal then
+        journal.mark_clean_stop(c)
+    end
+end
+
+-- The last key handed out, for /stats.
+function _M.last_key(c)
+    return c.events:get("n") or 0
+end
+
+return _M
