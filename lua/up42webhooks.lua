@@ -20,8 +20,8 @@
 -- The parts: config (configure{} and its options), receive (verification), the stores (store: the
 -- shared dict and its journal, store_redis: Redis; each with add/range/wait/ack/trim/stats and its
 -- start, upkeep and stop), journal (segments, fsync, the key mark), admin (the admin endpoints),
--- gate (who may use them, and what a browser may), held (tails and long polls), reply (answers and
--- counters).
+-- gate (who may use them, and what a browser may), held (tails and long polls), lock (one worker at
+-- a time), reply (answers and counters).
 local config = require "up42webhooks.config"
 local receive = require "up42webhooks.receive"
 local admin = require "up42webhooks.admin"

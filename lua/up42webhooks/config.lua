@@ -152,6 +152,13 @@ local function check_names(o)
     end
 end
 
+-- The journal's directory: configure{journal.dir}, UP42_WEBHOOK_JOURNAL_DIR, or $prefix/data;
+-- without a trailing slash.
+local function journal_dir(o)
+    local dir = setting((o.journal or {}).dir, "UP42_WEBHOOK_JOURNAL_DIR") or (ngx.config.prefix() .. "data")
+    return (dir:gsub("/+$", ""))
+end
+
 local function journal_of(o)
     if o.journal == false or (o.journal == nil and setting(nil, "UP42_WEBHOOK_JOURNAL") == "off") then
         return nil
@@ -160,13 +167,12 @@ local function journal_of(o)
     for k, v in pairs(JOURNAL) do
         j[k] = (o.journal or {})[k] or v
     end
-    j.dir = setting((o.journal or {}).dir, "UP42_WEBHOOK_JOURNAL_DIR") or (ngx.config.prefix() .. "data")
+    j.dir = journal_dir(o)
     j.fsync = setting((o.journal or {}).fsync, "UP42_WEBHOOK_JOURNAL_FSYNC") or j.fsync
     if not FSYNC[j.fsync] then
         fail(((o.journal or {}).fsync and "configure{journal.fsync}" or "UP42_WEBHOOK_JOURNAL_FSYNC")
              .. ": always, interval or never, not " .. tostring(j.fsync))
     end
-    j.dir = j.dir:gsub("/+$", "")
     if type(j.segment_size) ~= "number" or j.segment_size < 4096 then
         fail("journal.segment_size: a number of bytes, 4096 or more")
     end
@@ -313,8 +319,7 @@ function _M.configure(o)
         end
         c.store = redis_store
         -- Events kept by the journal before a switch to Redis are not in the stream: say so.
-        local dir = (setting((o.journal or {}).dir, "UP42_WEBHOOK_JOURNAL_DIR") or (ngx.config.prefix() .. "data"))
-                    :gsub("/+$", "")
+        local dir = journal_dir(o)
         local usage = native.journal_usage(dir)
         if usage and usage.segments > 0 and usage.bytes > 0 then
             ngx.log(ngx.WARN, "up42webhooks: store: Redis; the journal in ", dir, " (", usage.bytes, " bytes in ",

@@ -2,6 +2,7 @@
 -- the shared dict, so every worker follows), the fsync policy, and the removal of old segments.
 -- Framing and recovery are the library's (src/journal.rs).
 local native = require "up42webhooks.native"
+local lock = require "up42webhooks.lock"
 
 local RECORD = native.RECORD
 local journal_append = native.journal_append
@@ -104,28 +105,30 @@ local KEY_BLOCK = 1000
 local RESERVED = "keys:reserved" -- in the events dict: the mark as last written
 _M.RESERVED = RESERVED
 
--- Whether `key` may be answered: true, or nil, err when the mark could not be written.
-function _M.reserve_key(c, key)
-    local events = c.events
-    for _ = 1, 400 do
-        if key <= (events:get(RESERVED) or 0) then
-            return true
-        end
-        if c.counters:safe_add("lock:keys", true, 5) then
-            local ok, err = true, nil
-            if key > (events:get(RESERVED) or 0) then
-                local reserved = key + KEY_BLOCK
-                ok, err = native.journal_mark_write(c.journal.dir, reserved, 0, false)
-                if ok then
-                    events:set(RESERVED, reserved)
-                end
-            end
-            c.counters:delete("lock:keys")
-            return ok, err
-        end
-        ngx.sleep(0.001) -- another worker is writing the mark
+-- Moves the mark past `key` (the lock held): true, or nil, err.
+local function move_mark(c, key)
+    if key <= (c.events:get(RESERVED) or 0) then
+        return true -- another worker moved it meanwhile
     end
-    return nil, "the journal's key mark is being written by another worker: retry"
+    local reserved = key + KEY_BLOCK
+    local ok, err = native.journal_mark_write(c.journal.dir, reserved, 0, false)
+    if ok then
+        c.events:set(RESERVED, reserved)
+    end
+    return ok, err
+end
+
+-- Whether `key` may be answered: true, or nil, err when the mark could not be written. Waits (1 ms
+-- at a time) while another worker writes it.
+function _M.reserve_key(c, key)
+    if key <= (c.events:get(RESERVED) or 0) then
+        return true -- every delivery but one in KEY_BLOCK
+    end
+    local ok, err = lock.with(c.counters, "lock:keys", 400, 0.001, move_mark, c, key)
+    if ok == false then
+        return nil, "the journal's key mark is being written by another worker: retry"
+    end
+    return ok, err
 end
 
 -- In exit_worker (a stop, or a reload's old workers): the last key handed out, and that it was a

@@ -20,6 +20,7 @@
 local journal = require "up42webhooks.journal"
 local native = require "up42webhooks.native"
 local shm = require "up42webhooks.shm"
+local lock = require "up42webhooks.lock"
 
 local RECORD = journal.RECORD
 local tonumber = tonumber
@@ -313,18 +314,12 @@ end
 -- The lock is in the stats dict: the events dict may be full, and that is when an operator
 -- acknowledges to free it.
 local function drop_through(c, upto, reason, keep, now)
-    for _ = 1, 200 do
-        if c.counters:safe_add("lock:low", true, 5) then
-            local ok, removed, through = pcall(drop_through_locked, c, upto, reason, keep, now)
-            c.counters:delete("lock:low")
-            if not ok then
-                error(removed, 0)
-            end
-            return removed, through
-        end
-        ngx.sleep(0.005)
+    local removed, through = lock.with(c.counters, "lock:low", 200, 0.005, drop_through_locked,
+                                       c, upto, reason, keep, now)
+    if removed == false then
+        return nil, "another acknowledgement or retention is running: retry"
     end
-    return nil, "another acknowledgement or retention is running: retry"
+    return removed, through
 end
 
 -- POST /ack-webhooks?upto=K: the consumer has processed everything up to K.

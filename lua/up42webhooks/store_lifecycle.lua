@@ -1,7 +1,8 @@
 -- The embedded store's life beside its requests (the shared dict and its journal): its start (the
 -- journal put back into the dicts, said in the log), what it does every second (the journal's
 -- fsync, retention, the disk reserve) and its clean stop. store.lua hands these out as its own
--- methods, next to add/range/ack; the Redis store has its own (store_redis.lua).
+-- methods, next to add/range/ack; the Redis store has its own (store_redis.lua), and shares
+-- retain() with it.
 local journal = require "up42webhooks.journal"
 
 local ngx = ngx
@@ -72,26 +73,34 @@ end
 function _M.start_worker()
 end
 
+-- Retention (c.store.trim), in one worker at a time and once a second: every backend's. True when
+-- this worker ran it.
+function _M.retain(c, now)
+    if not c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then
+        return false
+    end
+    local last = c.events:get("retention:last") or 0
+    local ran = now - last >= 1
+    if ran then
+        c.events:set("retention:last", now)
+        local removed, err = c.store.trim(c, now)
+        if not removed then
+            ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
+        end
+    end
+    c.events:delete("retention:lock")
+    return ran
+end
+
 -- Every second, in each worker: what this worker wrote is synced (fsync = "interval"); retention
--- runs in one worker at a time, and once a minute the disk reserve is made again where a full
--- disk used it.
+-- runs in one worker at a time, and that worker makes the disk reserve again once a minute, where
+-- a full disk used it.
 function _M.every_second(c, now)
     if c.journal and c.journal.fsync == "interval" then
         journal.sync()
     end
-    if c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then
-        local last = c.events:get("retention:last") or 0
-        if now - last >= 1 then
-            c.events:set("retention:last", now)
-            local removed, err = c.store.trim(c, now)
-            if not removed then
-                ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
-            end
-            if c.journal and now % 60 == 0 then
-                journal.make_reserve(c)
-            end
-        end
-        c.events:delete("retention:lock")
+    if _M.retain(c, now) and c.journal and now % 60 == 0 then
+        journal.make_reserve(c)
     end
 end
 

@@ -30,6 +30,7 @@ end
 connector = ok_conn and connector or nil
 
 local read_secrets_file = require("up42webhooks.senders").read_secrets_file
+local lifecycle = require "up42webhooks.store_lifecycle"
 
 local ngx = ngx
 local getenv = os.getenv
@@ -628,17 +629,7 @@ function _M.start_worker(c)
 end
 
 function _M.every_second(c, now)
-    if c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then
-        local last = c.events:get("retention:last") or 0
-        if now - last >= 1 then
-            c.events:set("retention:last", now)
-            local removed, err = _M.trim(c, now)
-            if not removed then
-                ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
-            end
-        end
-        c.events:delete("retention:lock")
-    end
+    lifecycle.retain(c, now)
     local ok, err = _M.check(c, now)
     if not ok then
         ngx.log(ngx.WARN, "up42webhooks: cannot read Redis's persistence: ", err)
