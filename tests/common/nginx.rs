@@ -47,6 +47,12 @@ pub fn free_port() -> u16 {
 /// A change to default.conf before nginx starts.
 pub type Edit<'a> = Box<dyn Fn(&str) -> String + 'a>;
 
+/// The edit that gives configure{} `settings` and runs `lua` in init_by_lua after it (a test hook).
+pub fn configured<'a>(settings: &str, lua: &str) -> impl Fn(&str) -> String + 'a {
+    let configure = format!("require(\"up42webhooks\").configure{{ {settings} }}\n{lua}");
+    move |conf: &str| conf.replace("require(\"up42webhooks\").configure{}", &configure)
+}
+
 /// How to start a server; `Setup::default().start()` is the project's config as it is.
 #[derive(Default)]
 pub struct Setup<'a> {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::nginx::{json, now, Delivery, Server, SECRET};
+use crate::common::nginx::{configured, json, now, Delivery, Server, SECRET};
 
 fn fresh(id: &str) -> Delivery {
     let t = now();
@@ -65,16 +65,6 @@ fn warn_lines(log: &str) -> usize {
         .count()
 }
 
-/// The project's config with a shorter log window (2 s), and `hook` after configure{}.
-fn with_window(hook: &'static str) -> impl Fn(&str) -> String {
-    move |c: &str| {
-        c.replace(
-            "require(\"up42webhooks\").configure{}",
-            &format!("require(\"up42webhooks\").configure{{ log_window = 2 }}\n{hook}"),
-        )
-    }
-}
-
 #[test]
 fn a_full_disk_under_the_journal_is_a_503_each_time_and_a_few_log_lines() {
     // The real thing where we may mount (root, as CI); elsewhere the journal's append fails the
@@ -82,13 +72,14 @@ fn a_full_disk_under_the_journal_is_a_503_each_time_and_a_few_log_lines() {
     let disk = SmallDisk::mount("full-journal", "256k");
     let srv = match &disk {
         Some(d) => Server::start_with(
-            with_window(""),
+            configured("log_window = 2", ""),
             &[("UP42_WEBHOOK_JOURNAL_DIR", d.0.to_str().unwrap())],
         ),
         None => {
             eprintln!("no tmpfs (not root): the journal's append is made to fail instead");
             Server::start_with(
-                with_window(
+                configured(
+                    "log_window = 2",
                     r#"local journal = require "up42webhooks.journal"
                     local append = journal.append
                     journal.append = function(c, kind, reason, key, time, digest, id, meta, body)
@@ -185,16 +176,6 @@ fn a_full_disk_under_the_journal_is_a_503_each_time_and_a_few_log_lines() {
             srv.error_log()
         );
         assert_eq!(srv.dump("").1 as usize, stored.len() - 5);
-    }
-}
-
-/// The project's config with these configure{} settings.
-fn configured(settings: &'static str) -> impl Fn(&str) -> String {
-    move |c: &str| {
-        c.replace(
-            "require(\"up42webhooks\").configure{}",
-            &format!("require(\"up42webhooks\").configure{{ {settings} }}"),
-        )
     }
 }
 
@@ -418,7 +399,7 @@ fn a_wait_ends_when_its_client_goes_away_and_at_a_reload() {
 
 #[test]
 fn a_worker_killed_with_tails_open_takes_its_count_with_it() {
-    let srv = Server::start_with(configured("max_tails = 2"), &[]);
+    let srv = Server::start_with(configured("max_tails = 2", ""), &[]);
     let mut tails: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut s = open_admin(srv.admin_port, "/tail").unwrap();
@@ -616,7 +597,7 @@ fn a_journal_cut_short_or_emptied_never_hands_a_key_out_twice_and_says_what_it_l
 
 #[test]
 fn a_torn_tail_is_cut_once_and_the_next_start_is_quiet() {
-    let mut srv = Server::start_with(configured("journal = { fsync = \"always\" }"), &[]);
+    let mut srv = Server::start_with(configured("journal = { fsync = \"always\" }", ""), &[]);
     for i in 0..12 {
         stored_key(&srv, &format!("torn-{i}"));
     }

@@ -12,23 +12,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::nginx::{fresh, json, Response, Server};
+use crate::common::nginx::{configured, fresh, json, Response, Server};
 
-/// The project's config with a test hook after configure{}: every read of the store's events is
-/// counted in the stats dict (`test_reads`), so that a test can tell whether a refused request
-/// read any.
-fn counting_reads(conf: &str) -> String {
-    conf.replace(
-        "require(\"up42webhooks\").configure{}",
-        r#"require("up42webhooks").configure{}
+/// A test hook after configure{}: every read of the store's events is counted in the stats dict
+/// (`test_reads`), so that a test can tell whether a refused request read any.
+const COUNTING_READS: &str = r#"
         local store = require("up42webhooks.config").current.store
         local range = store.range
         store.range = function(...)
             ngx.shared.webhooks_stats:incr("test_reads", 1, 0)
             return range(...)
-        end"#,
-    )
-}
+        end"#;
 
 fn reads(srv: &Server) -> u64 {
     json(&srv.admin_get("/stats"))["counters"]["test_reads"]
@@ -150,7 +144,7 @@ fn cross_site_requests_change_nothing_and_programs_still_acknowledge() {
 #[test]
 fn a_foreign_host_is_refused_on_every_admin_path_before_anything_is_read() {
     let srv = Server::start_with(
-        counting_reads,
+        configured("", COUNTING_READS),
         &[(
             "UP42_WEBHOOK_ADMIN_HOSTS",
             "admin.example.test, tunnel.example.test:8080",

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::nginx::{http, json, now, post_to, Delivery, Server, Setup, SECRET};
+use crate::common::nginx::{configured, http, json, now, post_to, Delivery, Server, Setup, SECRET};
 use up42webhooks::format_rfc3339;
 
 fn event(id: &str, status: &str, extra: &str) -> Vec<u8> {
@@ -190,12 +190,6 @@ fn kill_9_of_every_process_under_load_loses_nothing_answered_200() {
     assert!(retry.text().contains("duplicate"), "{}", retry.text());
 }
 
-/// The project's config with `lua` run in init_by_lua after configure{} and `settings` given to it.
-fn with_hook(settings: &str, lua: &str) -> impl Fn(&str) -> String {
-    let configure = format!("require(\"up42webhooks\").configure{{ {settings} }}\n{lua}");
-    move |conf: &str| conf.replace("require(\"up42webhooks\").configure{}", &configure)
-}
-
 #[test]
 fn a_worker_killed_between_claim_and_store_does_not_make_the_retry_a_duplicate() {
     // A test hook: the first delivery whose body says "crash-window" stops just before its
@@ -210,7 +204,7 @@ fn a_worker_killed_between_claim_and_store_does_not_make_the_retry_a_duplicate()
             end
             return append(c, kind, reason, key, time, digest, id, meta, body)
         end"#;
-    let srv = Server::start_with(with_hook("pending_ttl = 2", hook), &[]);
+    let srv = Server::start_with(configured("pending_ttl = 2", hook), &[]);
     let d = Delivery::signed(
         &event("cw-1", "FAILED", r#","note":"crash-window""#),
         SECRET,
@@ -362,7 +356,7 @@ fn a_reload_does_not_replay_the_journal_again() {
 
 #[test]
 fn paging_long_poll_ack_and_the_tail() {
-    let srv = Server::start_with(with_hook("tail_heartbeat = 1, max_tails = 1", ""), &[]);
+    let srv = Server::start_with(configured("tail_heartbeat = 1, max_tails = 1", ""), &[]);
     let mut keys = Vec::new();
     for i in 0..7 {
         let r = srv.post(&delivery(&format!("p-{i}")));
@@ -528,7 +522,7 @@ fn the_same_id_with_another_body_is_a_conflict() {
 
 #[test]
 fn retention_drops_the_oldest_past_age_and_count() {
-    let by_age = Server::start_with(with_hook("retention = { max_age = 2 }", ""), &[]);
+    let by_age = Server::start_with(configured("retention = { max_age = 2 }", ""), &[]);
     for i in 0..3 {
         assert_eq!(by_age.post(&delivery(&format!("old-{i}"))).status, 200);
     }
@@ -542,7 +536,7 @@ fn retention_drops_the_oldest_past_age_and_count() {
     }
     assert_eq!(by_age.dump("").1, 0);
 
-    let by_count = Server::start_with(with_hook("retention = { max_events = 5 }", ""), &[]);
+    let by_count = Server::start_with(configured("retention = { max_events = 5 }", ""), &[]);
     for i in 0..8 {
         assert_eq!(by_count.post(&delivery(&format!("n-{i}"))).status, 200);
     }

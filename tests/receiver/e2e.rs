@@ -2,7 +2,7 @@
 //! auto` (two workers on a two-core machine), deliveries on the public listener, the dump and the
 //! stats on the admin listener.
 
-use crate::common::nginx::{json, now, post_to, Delivery, Server, SECRET};
+use crate::common::nginx::{configured, json, now, post_to, Delivery, Server, SECRET};
 use crate::common::senders::{b64, hex, hmac_sha256, httpdate, rfc9421_request};
 use up42webhooks::format_rfc3339;
 
@@ -765,15 +765,7 @@ fn senders_alone_need_no_up42_secret() {
 
 #[test]
 fn a_flood_of_bad_deliveries_is_counted_in_full_but_logged_once_per_window() {
-    let srv = Server::start_with(
-        |c| {
-            c.replace(
-                "require(\"up42webhooks\").configure{}",
-                "require(\"up42webhooks\").configure{ log_window = 1 }",
-            )
-        },
-        &[],
-    );
+    let srv = Server::start_with(configured("log_window = 1", ""), &[]);
     let flood = 300;
     for _ in 0..flood {
         let r = srv.request("POST", "/receive-webhooks", &[], b"{}");

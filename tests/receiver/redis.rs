@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::nginx::{free_port, http, json, now, Delivery, Server, Setup, SECRET};
+use crate::common::nginx::{
+    configured, free_port, http, json, now, Delivery, Server, Setup, SECRET,
+};
 use crate::common::redis::Redis;
 
 impl Redis {
@@ -423,12 +425,10 @@ fn credentials_settings_retention_and_waiting_on_the_stream() {
     let url = format!("redis://:{PASSWORD}@127.0.0.1:{}/0", redis.port);
     let srv = Setup::default()
         .env("UP42_WEBHOOK_STORE", &url)
-        .edit(|c| {
-            c.replace(
-                "require(\"up42webhooks\").configure{}",
-                "require(\"up42webhooks\").configure{ retention = { max_events = 5 }, store = { require_persistence = false } }",
-            )
-        })
+        .edit(configured(
+            "retention = { max_events = 5 }, store = { require_persistence = false }",
+            "",
+        ))
         .start();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !srv.error_log().contains("maxmemory-policy is allkeys-lru") {
@@ -497,12 +497,7 @@ fn credentials_settings_retention_and_waiting_on_the_stream() {
             &format!("redis://127.0.0.1:{}/0", redis.port),
         )
         .env("UP42_WEBHOOK_STORE_PASSWORD_FILE", file.to_str().unwrap())
-        .edit(|c| {
-            c.replace(
-                "require(\"up42webhooks\").configure{}",
-                "require(\"up42webhooks\").configure{ store = { require_persistence = false } }",
-            )
-        })
+        .edit(configured("store = { require_persistence = false }", ""))
         .start();
     assert_eq!(
         post(from_file.port, &delivery("w-file")).unwrap().status,
@@ -642,12 +637,7 @@ fn redis_restarted_without_persistence_is_seen_at_once_and_refused_until_it_keep
     let mut redis = Redis::start("persistence");
     let srv = Setup::default()
         .env("UP42_WEBHOOK_STORE", &redis.url())
-        .edit(|c| {
-            c.replace(
-                "require(\"up42webhooks\").configure{}",
-                "require(\"up42webhooks\").configure{ store = { check_interval = 1 } }",
-            )
-        })
+        .edit(configured("store = { check_interval = 1 }", ""))
         .start();
     for i in 0..5 {
         assert_eq!(
