@@ -41,9 +41,12 @@ local NOW = 1700000000
 local body = ('{"event":"job.status","liveMode":false,"messageId":"m","timestamp":"2023-11-14T22:13:20Z","body":{"status":"RUNNING","pad":"'
               .. string.rep("x", 1024) .. '"}}'):sub(1, 1022) .. '"}'
 local lib = ffi.load(native.library_path)
-local key = assert(native.new_key{ SECRET })
+local secret = ffi.new("up42wh_slice", { ffi.cast("const uint8_t *", SECRET), #SECRET })
+local key_out = ffi.new("up42wh_key *[1]")
+assert(lib.up42wh_key_new(secret, 1, key_out) == 0)
 local signed = ffi.new("up42wh_signed")
-assert(lib.up42wh_sign(key, body, #body, NOW, nil, signed) == 0)
+assert(lib.up42wh_sign(key_out[0], body, #body, NOW, nil, signed) == 0)
+lib.up42wh_key_free(key_out[0])
 local cd = ffi.string(signed.content_digest, signed.content_digest_len)
 local si = ffi.string(signed.signature_input, signed.signature_input_len)
 local sig = ffi.string(signed.signature, signed.signature_len)
@@ -51,10 +54,13 @@ local raw = table.concat({
     "Host: hooks.example.org", "User-Agent: UP42-Webhooks/1.0", "Content-Length: " .. #body,
     "Content-Type: application/json", "Accept-Encoding: gzip",
     "Content-Digest: " .. cd, "Signature-Input: " .. si, "Signature: " .. sig, "", "" }, "\r\n")
-local opts = native.new_options{}
+-- As the receiver verifies: UP42 through the key ring.
+local ring = assert(native.new_keyring{ { kind = "hmac", keyid = "secret-1", material = SECRET } })
+local opts = assert(native.new_message_options("up42", {}))
+local message = { raw_headers = raw, body = body }
 
 local function ours()
-    local v = native.verify_raw(key, raw, body, NOW, opts)
+    local v = native.verify_message(ring, message, NOW, opts)
     return v ~= nil
 end
 

@@ -249,6 +249,12 @@ enum up42wh_scheme
    Stripe (`Stripe-Signature`).
    */
   UP42WH_SCHEME_STRIPE = 4,
+  /*
+   UP42 (`Signature-Input`/`Signature` with label `up42-sig` by default, HMAC-SHA256 over the
+   covered fields' values, `Content-Digest`). The body's signed `timestamp` is checked by
+   `up42wh_receive_message`.
+   */
+  UP42WH_SCHEME_UP42 = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -455,7 +461,8 @@ typedef struct {
    */
   uint32_t scheme;
   /*
-   RFC 9421: the signature label to verify; empty for the first signature.
+   RFC 9421: the signature label to verify; empty for the first signature. UP42: the label,
+   empty for `up42-sig`.
    */
   up42wh_slice label;
   /*
@@ -517,8 +524,8 @@ typedef struct {
  */
 typedef struct {
   /*
-   The signed time (RFC 9421 `created`, the Standard Webhooks or Stripe timestamp), in unix
-   seconds, when `has_time`. GitHub signs none.
+   The signed time (RFC 9421's and UP42's `created`, the Standard Webhooks or Stripe
+   timestamp), in unix seconds, when `has_time`. GitHub signs none.
    */
   int64_t time;
   bool has_time;
@@ -957,14 +964,16 @@ up42wh_result up42wh_verify_message(const up42wh_keyring *ring,
                                     up42wh_message_verified *out);
 
 /*
- Everything the receiver checks of another sender's delivery, in one call:
- `up42wh_verify_message`'s checks, then the body as exactly one JSON object (as
- `up42wh_receive`). On success fills `out`: the dedup id (`id_prefix`, at most 62 bytes, then `i:`
- and the sender's id: the RFC 9421 `nonce`, Standard Webhooks' `webhook-id`, GitHub's
+ Everything the receiver checks of a delivery, in one call, for every sender:
+ `up42wh_verify_message`'s checks, then the body as exactly one JSON object (RFC 8259, strictly:
+ `NOT_JSON_OBJECT`; a member the store reads given twice: `DUPLICATE_FIELD`; too long:
+ `INVALID_FIELD`), and for UP42 its signed `timestamp` within the window (`MALFORMED_TIMESTAMP`,
+ `STALE`, `FUTURE`). On success fills `out`: the dedup id (`id_prefix`, at most 62 bytes, then
+ for UP42 `m:` and the body's `messageId`, for the others `i:` and the sender's id: the RFC 9421 `nonce`, Standard Webhooks' `webhook-id`, GitHub's
  `X-GitHub-Delivery`, Stripe's event `id`; or `d:` and the body's hex SHA-256 when there is
  none), the event (`event` or `type`; GitHub's `X-GitHub-Event`), the status (`status`; GitHub's
- `action`), the live mode (Stripe's `livemode`), the signed time and the body's SHA-256. Does
- not allocate.
+ `action`; UP42's `body.status`), the live mode (Stripe's `livemode`, UP42's `liveMode`), the
+ signed time (UP42: the body's `timestamp`) and the body's SHA-256. Does not allocate.
 
  # Safety
  As `up42wh_verify_message`; `id_prefix` valid for its length; `out` writable.
@@ -1069,7 +1078,7 @@ up42wh_result up42wh_key_new(const up42wh_slice *secrets, size_t count, up42wh_k
 void up42wh_key_free(up42wh_key *key);
 
 /*
- Verifies one delivery given its headers as an array of name/value pairs (any order, names in any
+ `up42wh_verify_message` for UP42 (a thin wrapper), with the headers as an array of name/value pairs (any order, names in any
  case, repeated fields joined as RFC 9421 section 2.1 says), its exact body bytes and the current
  time `now` in unix seconds. Checks Signature-Input, Signature, Content-Digest against the body,
  HMAC-SHA256 against every secret of `key` in constant time, and `created`/`expires`. `opts` NULL
@@ -1088,7 +1097,7 @@ up42wh_result up42wh_verify(const up42wh_key *key,
                             up42wh_verified *out);
 
 /*
- Like `up42wh_verify`, with the headers as one HTTP/1 header block (`Name: value` lines ended by
+ Like `up42wh_verify` (a thin wrapper, too), with the headers as one HTTP/1 header block (`Name: value` lines ended by
  CRLF or LF, up to an empty line; a leading request line is skipped), as nginx's `raw_header()`
  returns it.
 
@@ -1105,7 +1114,7 @@ up42wh_result up42wh_verify_raw(const up42wh_key *key,
                                 up42wh_verified *out);
 
 /*
- Everything the receiver checks of one UP42 delivery, in one call: `up42wh_verify_raw`'s checks,
+ `up42wh_receive_message` for UP42 (a thin wrapper): `up42wh_verify_raw`'s checks,
  then the body as exactly one JSON object (RFC 8259, strictly: `NOT_JSON_OBJECT`; a member the
  store reads given twice: `DUPLICATE_FIELD`; too long: `INVALID_FIELD`), and its signed
  `timestamp` within the window (`MALFORMED_TIMESTAMP`, `STALE`, `FUTURE`). On success fills

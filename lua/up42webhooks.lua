@@ -27,6 +27,7 @@ local receive = require "up42webhooks.receive"
 local admin = require "up42webhooks.admin"
 local gate = require "up42webhooks.gate"
 local held = require "up42webhooks.held"
+local reply = require "up42webhooks.reply"
 
 local ngx = ngx
 local type = type
@@ -36,12 +37,18 @@ local debug = debug
 
 local _M = { _VERSION = "0.1.0" }
 
+-- The receiver configure{} made (settings, senders, the store object): this is the one place it is
+-- kept, and each handler below is given it.
+local current
+
 local function configure(o)
     local c = config.configure(o)
-    local ok, err = c.store.start(c)
+    local ok, err = c.store:start()
     if not ok then
         error(config.FAILED .. "journal: " .. err, 0)
     end
+    current = c
+    reply.set(c)
     return true
 end
 
@@ -75,17 +82,17 @@ end
 -- Every second, in each worker: the held requests' counts, and the store's own upkeep (fsync,
 -- retention, checks).
 local function every_second(premature)
-    local c = config.current
+    local c = current
     if premature or not c then
         return
     end
     held.refresh(c)
-    c.store.every_second(c, ngx.time())
+    c.store:every_second(ngx.time())
 end
 
 -- In init_worker_by_lua*: the worker's timer, and what the store starts in each worker.
 function _M.init_worker()
-    local c = config.current
+    local c = current
     if not c then
         return
     end
@@ -93,26 +100,31 @@ function _M.init_worker()
     if not ok then
         ngx.log(ngx.ERR, "up42webhooks: cannot start the journal and retention timer: ", err)
     end
-    c.store.start_worker(c)
+    c.store:start_worker()
 end
 
 -- In exit_worker_by_lua*: a clean stop is marked, so that the next start can tell a journal that
 -- lost its end.
 function _M.exit_worker()
-    local c = config.current
-    if c then
-        c.store.stop_worker(c)
+    if current then
+        current.store:stop_worker()
     end
 end
 
-_M.receive = receive.receive
-_M.dump = admin.dump
-_M.ack = admin.ack
-_M.tail = admin.tail
-_M.stats = admin.stats
+-- POST: a delivery of UP42, or of the sender `name` (up42webhooks/receive.lua).
+function _M.receive(name)
+    return receive.receive(current, name)
+end
+
+-- The admin endpoints (up42webhooks/admin.lua).
+function _M.dump() return admin.dump(current) end
+function _M.ack() return admin.ack(current) end
+function _M.tail() return admin.tail(current) end
+function _M.stats() return admin.stats(current) end
+function _M.cardinality() return admin.cardinality(current) end
 _M.admin_not_found = admin.not_found
 -- In the admin server's access phase: the Host and cross-site checks (up42webhooks/gate.lua).
-_M.admin_access = gate.check_request
+function _M.admin_access() return gate.check_request(current) end
 
 -- GET /ping
 function _M.ping()
@@ -123,8 +135,7 @@ end
 
 -- Is this event one people want to hear about (a final or failed state)?
 function _M.is_notifiable(event)
-    local c = config.current
-    local by_event = c and c.notifiable or config.DEFAULTS.notifiable
+    local by_event = current and current.notifiable or config.DEFAULTS.notifiable
     local statuses = type(event) == "table" and by_event[event.event]
     return statuses and type(event.body) == "table" and statuses[event.body.status] == true or false
 end
@@ -132,6 +143,6 @@ end
 -- The original article's names, so that its location blocks keep working.
 _M.set_key_value_webhook = _M.receive
 _M.dump_webhooks = _M.dump
-_M.dump_cardinality = admin.cardinality
+_M.dump_cardinality = _M.cardinality
 
 return _M

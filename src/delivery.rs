@@ -6,7 +6,7 @@
 use crate::code::Code;
 use crate::headers::{Headers, JoinBuf};
 use crate::json::{self, Fields, Name, Value};
-use crate::schemes::up42::Options;
+use crate::limits::Limits;
 
 /// The longest sender id (UP42's `messageId`, a nonce, a delivery header) kept, once decoded.
 pub const ID_MAX: usize = 256;
@@ -181,100 +181,133 @@ fn live(v: Value) -> i32 {
     }
 }
 
-/// Fills what a UP42 delivery gives, after its signature was verified: the body must be one JSON
-/// object whose `timestamp` (signed, through the digest) is within `opts`' window around `now`.
-/// `out.body_sha256` and `out.key_index` are the verifier's.
-pub fn up42(body: &[u8], now: i64, opts: &Options, out: &mut Delivery) -> Result<(), Code> {
-    let f = json::read_object(body)?;
-    let mut ts = [0u8; 64];
-    let n = match f.get(Name::Timestamp) {
-        v @ Value::Str { .. } => text(v, &mut ts, false).map_err(|_| Code::MalformedTimestamp)?,
-        _ => return Err(Code::MalformedTimestamp),
-    };
-    out.time = crate::check_timestamp(&ts[..n], now, opts)?;
-    match nonempty(f.get(Name::MessageId)) {
-        Some(id) => out.set_id(b"", b"m:", id)?,
-        None => out.set_digest_id(b""),
-    }
-    out.set_event(f.get(Name::Event))?;
-    out.set_status(f.get(Name::BodyStatus))?;
-    out.live = live(f.get(Name::LiveMode));
-    out.line_breaks = f.line_breaks;
-    Ok(())
+/// How to read a verified delivery: whose it is, the RFC 9421 signature's `nonce`, the id's
+/// `prefix` (at most [`PREFIX_MAX`] bytes, e.g. the sender's name and a colon), and for UP42 the
+/// window its body's signed `timestamp` must lie in.
+pub struct Read<'a> {
+    pub profile: Profile,
+    pub nonce: &'a [u8],
+    pub prefix: &'a [u8],
+    pub now: i64,
+    pub limits: &'a Limits,
 }
 
-/// Fills what another sender's verified delivery gives. `nonce` is the RFC 9421 signature's;
-/// `prefix` (at most [`PREFIX_MAX`] bytes, e.g. the sender's name and a colon) starts the id.
-/// `out.body_sha256`, `out.key_index` and `out.time` are the verifier's.
-pub fn message(
-    profile: Profile,
-    headers: &Headers,
-    body: &[u8],
-    nonce: &[u8],
-    prefix: &[u8],
-    out: &mut Delivery,
-) -> Result<(), Code> {
-    if prefix.len() > PREFIX_MAX {
-        return Err(Code::InvalidArgument);
-    }
-    let f: Fields = json::read_object(body)?;
-    // The headers that carry GitHub's and Standard Webhooks' ids and GitHub's event, in one scan.
-    let mut bufs = [JoinBuf::default(), JoinBuf::default()];
-    let names: [&[u8]; 2] = match profile {
-        Profile::Github => [b"x-github-delivery", b"x-github-event"],
-        Profile::StandardWebhooks => [b"webhook-id", b"webhook-id"],
-        _ => [b"", b""],
-    };
-    let [id_header, event_header] = match profile {
-        Profile::Github | Profile::StandardWebhooks => headers.fields(names, &mut bufs)?,
-        _ => [None, None],
-    };
-    fn from_header(v: Option<&[u8]>) -> Value<'_> {
-        match v {
-            Some(v) if !v.is_empty() => Value::Scalar(v),
-            _ => Value::Absent,
+impl Read<'_> {
+    /// Fills what a verified delivery gives the store, for every sender: the body must be one
+    /// JSON object (and a UP42 body's `timestamp`, signed through the digest, within the window).
+    /// `out.body_sha256`, `out.key_index` and `out.time` are the verifier's (UP42's time is the
+    /// body's).
+    pub fn fill(&self, headers: &Headers, body: &[u8], out: &mut Delivery) -> Result<(), Code> {
+        let (profile, prefix) = (self.profile, self.prefix);
+        if prefix.len() > PREFIX_MAX {
+            return Err(Code::InvalidArgument);
         }
-    }
-    let id = match profile {
-        Profile::Up42 => return Err(Code::InvalidArgument),
-        Profile::Rfc9421 if !nonce.is_empty() => Value::Scalar(nonce),
-        Profile::Stripe => nonempty(f.get(Name::Id)).unwrap_or_default(),
-        Profile::StandardWebhooks | Profile::Github => from_header(id_header),
-        Profile::Rfc9421 => Value::Absent,
-    };
-    match id {
-        Value::Absent => out.set_digest_id(prefix),
-        v => out.set_id(prefix, b"i:", v)?,
-    }
-    match profile {
-        Profile::Github => {
-            out.set_event(from_header(event_header))?;
-            out.set_status(f.get(Name::Action))?;
+        let f: Fields = json::read_object(body)?;
+        if profile == Profile::Up42 {
+            out.time = self.signed_timestamp(&f)?;
         }
-        Profile::Rfc9421 => {
-            let event = match f.get(Name::Event) {
-                Value::Absent | Value::Scalar(b"null") => f.get(Name::Type),
-                v => v,
-            };
-            out.set_event(event)?;
-            out.set_status(f.get(Name::Status))?;
+        // The headers that carry GitHub's and Standard Webhooks' ids and GitHub's event, in one scan.
+        let mut bufs = [JoinBuf::default(), JoinBuf::default()];
+        let names: [&[u8]; 2] = match profile {
+            Profile::Github => [b"x-github-delivery", b"x-github-event"],
+            Profile::StandardWebhooks => [b"webhook-id", b"webhook-id"],
+            _ => [b"", b""],
+        };
+        let [id_header, event_header] = match profile {
+            Profile::Github | Profile::StandardWebhooks => headers.fields(names, &mut bufs)?,
+            _ => [None, None],
+        };
+        fn from_header(v: Option<&[u8]>) -> Value<'_> {
+            match v {
+                Some(v) if !v.is_empty() => Value::Scalar(v),
+                _ => Value::Absent,
+            }
         }
-        _ => {
-            out.set_event(f.get(Name::Type))?;
-            out.set_status(Value::Absent)?;
+        let nonce = self.nonce;
+        let (kind, id) = match profile {
+            Profile::Up42 => (b"m:", nonempty(f.get(Name::MessageId)).unwrap_or_default()),
+            Profile::Rfc9421 if !nonce.is_empty() => (b"i:", Value::Scalar(nonce)),
+            Profile::Stripe => (b"i:", nonempty(f.get(Name::Id)).unwrap_or_default()),
+            Profile::StandardWebhooks | Profile::Github => (b"i:", from_header(id_header)),
+            Profile::Rfc9421 => (b"i:", Value::Absent),
+        };
+        match id {
+            Value::Absent => out.set_digest_id(prefix),
+            v => out.set_id(prefix, kind, v)?,
         }
+        let (event, status) = match profile {
+            Profile::Up42 => (f.get(Name::Event), f.get(Name::BodyStatus)),
+            Profile::Github => (from_header(event_header), f.get(Name::Action)),
+            Profile::Rfc9421 => {
+                let event = match f.get(Name::Event) {
+                    Value::Absent | Value::Scalar(b"null") => f.get(Name::Type),
+                    v => v,
+                };
+                (event, f.get(Name::Status))
+            }
+            Profile::StandardWebhooks | Profile::Stripe => (f.get(Name::Type), Value::Absent),
+        };
+        out.set_event(event)?;
+        out.set_status(status)?;
+        out.live = match profile {
+            Profile::Up42 => live(f.get(Name::LiveMode)),
+            Profile::Stripe => live(f.get(Name::Livemode)),
+            _ => -1,
+        };
+        out.line_breaks = f.line_breaks;
+        Ok(())
     }
-    out.live = match profile {
-        Profile::Stripe => live(f.get(Name::Livemode)),
-        _ => -1,
-    };
-    out.line_breaks = f.line_breaks;
-    Ok(())
+
+    /// UP42's signed `timestamp` (the `created` parameter is not covered by its HMAC), within
+    /// the window: unix seconds.
+    fn signed_timestamp(&self, f: &Fields) -> Result<i64, Code> {
+        let mut ts = [0u8; 64];
+        let n = match f.get(Name::Timestamp) {
+            v @ Value::Str { .. } => {
+                text(v, &mut ts, false).map_err(|_| Code::MalformedTimestamp)?
+            }
+            _ => return Err(Code::MalformedTimestamp),
+        };
+        self.limits.validate()?;
+        let t = crate::time::parse_rfc3339(&ts[..n])?;
+        self.limits.fresh(t, self.now)?;
+        Ok(t)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn up42(body: &[u8], now: i64, opts: &Limits, out: &mut Delivery) -> Result<(), Code> {
+        let read = Read {
+            profile: Profile::Up42,
+            nonce: b"",
+            prefix: b"",
+            now,
+            limits: opts,
+        };
+        read.fill(&Headers::Raw(b""), body, out)
+    }
+
+    fn message(
+        profile: Profile,
+        headers: &Headers,
+        body: &[u8],
+        nonce: &[u8],
+        prefix: &[u8],
+        out: &mut Delivery,
+    ) -> Result<(), Code> {
+        let limits = Limits::default();
+        let read = Read {
+            profile,
+            nonce,
+            prefix,
+            now: 0,
+            limits: &limits,
+        };
+        read.fill(headers, body, out)
+    }
 
     fn got(d: &Delivery) -> (String, String, String, i32) {
         let s = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
@@ -283,7 +316,7 @@ mod tests {
 
     #[test]
     fn up42_ids_events_and_the_signed_timestamp() {
-        let opts = Options::default();
+        let opts = Limits::default();
         let now = 1_645_197_138; // 2022-02-18T15:12:18Z
         let mut d = Delivery::default();
         let raw_tab = b"{\"timestamp\":\"2022-02-18T15:12:18Z\",\"event\":\"a\tb\"}";

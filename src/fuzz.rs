@@ -110,13 +110,32 @@ pub fn headers(data: &[u8]) {
     });
 }
 
+/// The body reader for `profile`, at `NOW` with the default limits.
+fn read(profile: Profile, prefix: &'static [u8]) -> delivery::Read<'static> {
+    static LIMITS: Limits = Limits {
+        max_age: crate::limits::DEFAULT_MAX_AGE,
+        max_future: crate::limits::DEFAULT_MAX_FUTURE,
+        max_body: crate::limits::DEFAULT_MAX_BODY,
+    };
+    delivery::Read {
+        profile,
+        nonce: b"",
+        prefix,
+        now: NOW,
+        limits: &LIMITS,
+    }
+}
+
 /// A UP42 delivery (header block, empty line, body) through the verifier and the body reader.
 pub fn up42(data: &[u8]) {
     let (raw, body) = split(data);
     let opts = Options::default();
     if verify::verify(up42_key(), &Headers::Raw(raw), body, NOW, &opts).is_ok() {
         let mut d = Delivery::default();
-        if delivery::up42(body, NOW, &opts, &mut d).is_ok() {
+        if read(Profile::Up42, b"")
+            .fill(&Headers::Raw(raw), body, &mut d)
+            .is_ok()
+        {
             assert!(d.id().starts_with(b"m:") || d.id().starts_with(b"d:"));
         }
     }
@@ -139,7 +158,7 @@ pub fn rfc9421(data: &[u8]) {
         };
         if rfc9421::verify(ring(), &req, body, NOW, &opts).is_ok() {
             let mut d = Delivery::default();
-            let _ = delivery::message(Profile::Rfc9421, &req.headers, body, b"", b"fuzz:", &mut d);
+            let _ = read(Profile::Rfc9421, b"fuzz:").fill(&req.headers, body, &mut d);
         }
     }
 }
@@ -170,7 +189,7 @@ pub fn senders(data: &[u8]) {
         }
     };
     let mut d = Delivery::default();
-    let _ = delivery::message(profile, &h, body, b"", b"fuzz:", &mut d);
+    let _ = read(profile, b"fuzz:").fill(&h, body, &mut d);
 }
 
 /// One journal segment's bytes (the first four are the salt's seed) through recovery.

@@ -2,6 +2,7 @@
 -- Events), acknowledgement and the stats, for loopback clients or the bearer token.
 local reply = require "up42webhooks.reply"
 local gate = require "up42webhooks.gate"
+local senders = require "up42webhooks.senders"
 local held = require "up42webhooks.held"
 local cjson = require "cjson.safe"
 
@@ -117,7 +118,7 @@ local function dump_args(c)
             return bad_argument(name .. " must be true or false, not " .. args[name], BOOLEAN)
         end
     end
-    local others = next(c.senders) ~= nil
+    local others = senders.others(c.senders)
     if args.event then
         local events, err = list_of("event", args.event)
         if not events then
@@ -184,8 +185,8 @@ end
 -- a line, in key order, then {"number_webhooks_received": n, "next": K}: n lines listed, K the
 -- cursor for the next call's since (count=false leaves that line out, for `jq -s`). wait=S holds
 -- the request until an event after `since` exists.
-function _M.dump()
-    local c = admitted()
+function _M.dump(c)
+    c = admitted(c)
     if not c then
         return
     end
@@ -211,7 +212,7 @@ function _M.dump()
             return reply.unavailable("wait_refused", why .. ", retry later")
         end
         held.watch_client()
-        c.store.wait(c, since, wait, held.should_end)
+        c.store:wait(since, wait, held.should_end)
         held.release(c)
         if ngx.ctx.up42webhooks_aborted then
             return ngx.exit(499) -- nobody to answer
@@ -220,7 +221,7 @@ function _M.dump()
     ngx.header["Content-Type"] = "application/x-ndjson"
     local chunk = {}
     local printed = false
-    local listed, nxt = c.store.range(c, since, limit or nil, filter_of(args), function(_, line)
+    local listed, nxt = c.store:range(since, limit or nil, filter_of(args), function(_, line)
         chunk[#chunk + 1] = line
         if #chunk == 256 then
             chunk[#chunk + 1] = ""
@@ -248,8 +249,8 @@ function _M.dump()
 end
 
 -- POST /ack-webhooks?upto=K: removes every event up to K (as far as readers can see).
-function _M.ack()
-    local c = admitted()
+function _M.ack(c)
+    c = admitted(c)
     if not c then
         return
     end
@@ -264,10 +265,9 @@ function _M.ack()
     if not upto then
         return
     end
-    local removed, through = c.store.ack(c, upto, ngx.time())
+    local removed, through, outcome = c.store:ack(upto, ngx.time())
     if not removed then
-        return reply.unavailable(c.redis and "store_unavailable" or "journal_error",
-                                 "cannot record the acknowledgement now, retry later", through, ngx.ERR)
+        return reply.unavailable(outcome, "cannot record the acknowledgement now, retry later", through, ngx.ERR)
     end
     ngx.header["Content-Type"] = "application/json"
     ngx_say('{"acked":', removed, ',"upto":', cursor_json(through), "}")
@@ -279,8 +279,8 @@ end
 -- seconds. Tails and long polls share max_held (tails alone max_tails), so that they cannot take
 -- the workers' connections; a tail ends when its client goes away or its worker exits (a reload:
 -- `retry:` sends an EventSource to the new workers at once).
-function _M.tail()
-    local c = admitted()
+function _M.tail(c)
+    c = admitted(c)
     if not c then
         return
     end
@@ -313,7 +313,7 @@ function _M.tail()
         end
         while not held.should_end() do
             local out = {}
-            local listed, nxt = c.store.range(c, since, 256, nil, function(key, line)
+            local listed, nxt = c.store:range(since, 256, nil, function(key, line)
                 out[#out + 1] = "event: webhook\nid: " .. key .. "\ndata: " .. line .. "\n\n"
             end)
             if not listed then
@@ -331,7 +331,7 @@ function _M.tail()
                     return ferr -- the client went away
                 end
             else
-                c.store.wait(c, since, min(1, beat - ngx.now()), held.should_end)
+                c.store:wait(since, min(1, beat - ngx.now()), held.should_end)
             end
         end
         if ngx.worker.exiting() then
@@ -353,12 +353,12 @@ function _M.not_found()
 end
 
 -- The article's dump_cardinality(): the number of events held, as JSON text.
-function _M.cardinality()
-    local c = admitted()
+function _M.cardinality(c)
+    c = admitted(c)
     if not c then
         return
     end
-    return json_encode{ number_webhooks_received = c.store.count(c) }
+    return json_encode{ number_webhooks_received = c.store:count() }
 end
 
 -- The dicts' sizes, where lua-resty-core tells them.
@@ -377,8 +377,8 @@ local STORE_COUNTS = {
 }
 
 -- GET /stats: the outcome counters and the backlog, JSON (or Prometheus text with ?format=prometheus).
-function _M.stats()
-    local c = admitted()
+function _M.stats(c)
+    c = admitted(c)
     if not c then
         return
     end
@@ -397,12 +397,13 @@ function _M.stats()
     if stored > 0 then
         counters.stored = stored
     end
-    local backlog = c.store.stats(c)
-    local dicts = {
-        events = dict_space(c.events), dedup = dict_space(c.seen), stats = dict_space(c.counters),
-    }
+    local backlog = c.store:stats()
+    local dicts = { stats = dict_space(c.counters) }
+    for name, dict in pairs(c.store:dicts()) do
+        dicts[name] = dict_space(dict)
+    end
     -- The last key handed out (the newest entry's id in Redis, where ids are not numbers).
-    local last = c.store.last_key(c, backlog)
+    local last = c.store:last_key(backlog)
     if req.get_uri_args().format == "prometheus" then
         ngx.header["Content-Type"] = "text/plain; version=0.0.4"
         -- Deliveries by outcome are one counter; the store's own counts and the last replay's

@@ -56,6 +56,7 @@ enum up42wh_scheme
   UP42WH_SCHEME_STANDARD_WEBHOOKS = 2,
   UP42WH_SCHEME_GITHUB = 3,
   UP42WH_SCHEME_STRIPE = 4,
+  UP42WH_SCHEME_UP42 = 5,
 };
 typedef uint32_t up42wh_scheme;
 enum up42wh_key_kind

@@ -1,5 +1,7 @@
--- configure{}: the receiver's settings, checked once in init_by_lua, and the configuration every
--- other module reads (`config.current`). Options (all optional but a secret or a sender):
+-- configure{}: the receiver's settings, checked once in init_by_lua, and the receiver they make:
+-- its senders (up42webhooks/senders.lua), its store object (store.new or store_redis.new) and the
+-- settings the handlers read. up42webhooks.lua keeps it and hands it to each handler. Options (all
+-- optional but a secret or a sender):
 --   secrets = {"s1", "s2"} | secret = "s" | secret_file = path (one secret a line, first signs)
 --     (else UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE; declare them with nginx's `env`)
 --   tolerance, future (seconds), max_body (bytes), label, notifiable, retry_after
@@ -225,9 +227,14 @@ function _M.configure(o)
     if err then
         fail(err)
     end
-    -- Other senders, each chosen by name in its location: receive("name").
+    -- Every sender, each chosen by name in its location: receive("name"); UP42's is `up42`,
+    -- receive() without a name.
     c.senders = {}
     for name, sc in pairs(o.senders or {}) do
+        if name == "up42" and (secrets or sc.profile ~= "up42") then
+            fail("sender up42: the name is UP42's (profile up42, or configure{secret...} alone); "
+                 .. "give this sender another name")
+        end
         local sender, serr = senders.new(name, sc, c)
         if not sender then
             fail("sender " .. tostring(name) .. ": " .. serr)
@@ -243,25 +250,14 @@ function _M.configure(o)
                         "use a random one of 16 bytes or more (make secret writes one)")
             end
         end
-        local kerr
-        c.key, kerr = native.new_key(secrets)
-        if not c.key then
-            fail("bad secret: " .. kerr)
+        local sender, serr = senders.new("up42", { profile = "up42", secrets = secrets, label = c.label }, c)
+        if not sender then
+            fail("bad secret: " .. serr)
         end
-        -- The counter each secret's stored deliveries go to, named once here.
-        c.stored_counter = {}
-        for i = 1, #secrets do
-            c.stored_counter[i - 1] = "stored_with_secret_" .. (i - 1)
-        end
+        c.senders.up42 = sender
     elseif not next(c.senders) then
         fail("no webhook secret configured: set UP42_WEBHOOK_SECRET to the secret you gave UP42, "
              .. "or UP42_WEBHOOK_SECRET_FILE to a file that holds it (one secret a line)")
-    end
-    local oerr
-    c.opts, oerr = native.new_options{ label = c.label, max_age = c.tolerance,
-                                       max_future = c.future, max_body = c.max_body }
-    if not c.opts then
-        fail("bad options: " .. oerr)
     end
     if o.notifiable then
         c.notifiable = {}
@@ -276,7 +272,7 @@ function _M.configure(o)
                  .. " 16m;` to nginx's http block, as openresty/default.conf does")
         end
     end
-    c.events, c.seen, c.counters = ngx.shared[c.dict], ngx.shared[c.dedup_dict], ngx.shared[c.stats_dict]
+    c.counters = ngx.shared[c.stats_dict]
 
     c.admin_token = setting(o.admin_token, "UP42_WEBHOOK_ADMIN_TOKEN")
     local aerr, perr
@@ -308,16 +304,21 @@ function _M.configure(o)
 
     -- The store: Redis/Valkey when configured (several receivers, one stream), else the shared
     -- dict with its journal.
+    -- A delivery is remembered for as long as it could still be accepted, and then some.
+    local store_settings = {
+        dict = c.dict, dedup_dict = c.dedup_dict, stats_dict = c.stats_dict, retention = retention_of(o),
+        dedup_ttl = 2 * (c.tolerance + c.future) + 60, pending_ttl = c.pending_ttl,
+    }
     local so = o.store or {}
     local url = setting(so.url, "UP42_WEBHOOK_STORE")
     if so.backend == "redis" or url then
         local redis_store = require "up42webhooks.store_redis"
         local rerr
-        c.redis, rerr = redis_store.settings(so, url, setting(nil, "UP42_WEBHOOK_STORE_PASSWORD_FILE"))
-        if not c.redis then
+        store_settings.redis, rerr = redis_store.settings(so, url, setting(nil, "UP42_WEBHOOK_STORE_PASSWORD_FILE"))
+        if not store_settings.redis then
             fail("store: " .. rerr)
         end
-        c.store = redis_store
+        c.store = redis_store.new(store_settings)
         -- Events kept by the journal before a switch to Redis are not in the stream: say so.
         local dir = journal_dir(o)
         local usage = native.journal_usage(dir)
@@ -329,13 +330,9 @@ function _M.configure(o)
     elseif so.backend ~= nil and so.backend ~= "shdict" then
         fail("store.backend: redis or shdict, not " .. tostring(so.backend))
     else
-        c.store = require "up42webhooks.store"
-        c.journal = journal_of(o)
+        store_settings.journal = journal_of(o)
+        c.store = require("up42webhooks.store").new(store_settings)
     end
-    c.retention = retention_of(o)
-    -- A delivery is remembered for as long as it could still be accepted, and then some.
-    c.dedup_ttl = 2 * (c.tolerance + c.future) + 60
-    _M.current = c
     return c
 end
 

@@ -10,7 +10,6 @@
 --     listener's own, Sec-Fetch-Site cross-site or same-site) may not change anything, nor open
 --     a read that holds a connection; a link followed (a navigation) may still read.
 -- Programs (curl, make, monitoring) send neither Origin nor Sec-Fetch-*: they are not affected.
-local config = require "up42webhooks.config"
 local reply = require "up42webhooks.reply"
 local addr = require "up42webhooks.addr"
 local hosts = require "up42webhooks.hosts"
@@ -116,11 +115,12 @@ local READS = { GET = true, HEAD = true }
 -- In the admin server's access phase, for every request: a Host it does not answer to is a 421
 -- before anything is read; a request from another site is a 403 unless it is a link followed to
 -- a page (GET or HEAD, Sec-Fetch-Mode: navigate), which a page of that site cannot read.
-function _M.check_request()
-    if req.is_internal() then
-        return -- an error page nginx chose: the request was checked when it came in
+function _M.check_request(c)
+    if req.is_internal() or not c then
+        -- An error page nginx chose: the request was checked when it came in. Not configured:
+        -- the handler answers 503.
+        return
     end
-    local c = config.current
     local host = ngx_var.http_host
     if not known_host(c, host) then
         count("admin_unknown_host")
@@ -164,9 +164,8 @@ local function allowed(c)
     return false
 end
 
--- The configuration for an admin handler, or nil after answering 503 (not configured) or 403.
-function _M.admitted()
-    local c = config.current
+-- The receiver `c` for an admin handler, or nil after answering 503 (not configured) or 403.
+function _M.admitted(c)
     if not c then
         reply.not_configured()
         return nil

@@ -6,7 +6,6 @@ local cdef = require "up42webhooks.cdef"
 local ffi_new = ffi.new
 local ffi_str = ffi.string
 local ffi_gc = ffi.gc
-local ffi_cast = ffi.cast
 local tonumber = tonumber
 local type = type
 local ipairs = ipairs
@@ -59,15 +58,11 @@ do
 end
 
 local OK = tonumber(C.UP42WH_RESULT_OK)
-local up42wh_verify_raw = C.up42wh_verify_raw
-local up42wh_check_timestamp = C.up42wh_check_timestamp
 local up42wh_result_name = C.up42wh_result_name
 local up42wh_result_message = C.up42wh_result_message
 
--- Reused per VM (one per nginx worker): requests in a worker run one at a time between yields,
--- and nothing here yields.
-local verified = ffi_new("up42wh_verified")
-local unix_out = ffi_new("int64_t[1]")
+-- The structs below are reused per VM (one per nginx worker): requests in a worker run one at a
+-- time between yields, and nothing here yields.
 
 function _M.result_name(code)
     return ffi_str(up42wh_result_name(code))
@@ -89,75 +84,20 @@ function _M.version()
     return ffi_str(C.up42wh_version())
 end
 
--- A key from a list of secrets (strings); the first signs, any verifies.
-function _M.new_key(secrets)
-    if type(secrets) ~= "table" or #secrets == 0 then
-        return nil, "at least one secret is needed"
-    end
-    local n = #secrets
-    local slices = ffi_new("up42wh_slice[?]", n)
-    for i = 1, n do
-        local s = secrets[i]
-        if type(s) ~= "string" or s == "" then
-            return nil, "secret " .. i .. " is empty or not a string"
-        end
-        slices[i - 1].ptr = ffi_cast("const uint8_t *", s)
-        slices[i - 1].len = #s
-    end
-    local out = ffi_new("up42wh_key *[1]")
-    local rc = tonumber(C.up42wh_key_new(slices, n, out))
-    if rc ~= OK then
-        return nil, _M.result_message(rc)
-    end
-    return ffi_gc(out[0], C.up42wh_key_free)
+local function set_slice(slice, s)
+    s = s or ""
+    slice.ptr, slice.len = s, #s
 end
 
--- The limits both option structs have, where the caller gives them.
+-- The limits of message options, where the caller gives them.
 local function set_limits(opts, o)
     if o.max_age then opts.max_age = o.max_age end
     if o.max_future then opts.max_future = o.max_future end
     if o.max_body then opts.max_body = o.max_body end
 end
 
-local function set_slice(slice, s)
-    slice.ptr, slice.len = s, #s
-end
-
--- Verification options. The label string is kept by the returned table, so that the pointer in
--- the C struct stays valid as long as the options are used.
-function _M.new_options(o)
-    o = o or {}
-    local opts = ffi_new("up42wh_options")
-    local rc = tonumber(C.up42wh_options_init(opts))
-    if rc ~= OK then
-        return nil, _M.result_message(rc)
-    end
-    local holder = { cdata = opts, label = o.label }
-    if o.label then
-        opts.label = ffi_cast("const uint8_t *", o.label)
-        opts.label_len = #o.label
-    end
-    set_limits(opts, o)
-    return holder
-end
-
--- Verifies a delivery. Returns the verified struct (reused: read it before the next call) or
--- nil, the result name and its message.
-function _M.verify_raw(key, raw_headers, body, now, options)
-    local rc = up42wh_verify_raw(key, raw_headers, #raw_headers, body, #body, now, options.cdata, verified)
-    return checked(tonumber(rc), verified)
-end
-
--- One call per delivery: everything the receiver checks (signature, digest, the body as one JSON
--- object, its timestamp) and what the store needs, in the reused delivery struct (read it before
--- the next call), or nil, the result name and its message.
+-- The reused delivery struct every receive fills (read it before the next call).
 local delivery = ffi_new("up42wh_delivery")
-local up42wh_receive = C.up42wh_receive
-
-function _M.receive(key, raw_headers, body, now, options)
-    local rc = up42wh_receive(key, raw_headers, #raw_headers, body, #body, now, options.cdata, delivery)
-    return checked(tonumber(rc), delivery)
-end
 
 -- The delivery struct's fields as strings: id, event, status.
 function _M.delivery_id(d)
@@ -231,7 +171,7 @@ end
 
 -- Key kinds and schemes of the C ABI, by the names configure{} uses.
 local KEY_KIND = { hmac = 1, ed25519_pem = 2, standard_webhooks = 3 }
-_M.SCHEME = { rfc9421 = 1, standard_webhooks = 2, github = 3, stripe = 4 }
+_M.SCHEME = { rfc9421 = 1, standard_webhooks = 2, github = 3, stripe = 4, up42 = 5 }
 
 -- A key ring from a list of { kind = "hmac"|"ed25519_pem"|"standard_webhooks", keyid = ..., material
 -- = ... } (keyid may be nil for an Ed25519 PEM key: UbiOps' sha512 id is derived). Returns the ring
@@ -260,8 +200,9 @@ function _M.new_keyring(keys)
     return ring, ids
 end
 
--- Options for verify_message. The label and required strings are kept by the returned table, so
--- that the pointers in the C struct stay valid as long as the options are used.
+-- Options for verify_message and receive_message (scheme: a name of SCHEME). The label and
+-- required strings are kept by the returned table, so that the pointers in the C struct stay
+-- valid as long as the options are used.
 function _M.new_message_options(scheme, o)
     o = o or {}
     local opts = ffi_new("up42wh_message_options")
@@ -291,8 +232,8 @@ local function fill_request(r)
     set_slice(message_req.body, r.body)
 end
 
--- Verifies a request of another sender. `r` holds method, scheme, authority, target, raw_headers
--- and body (strings, kept alive by the caller for the call). Returns the reused verified struct
+-- Verifies a request of any sender. `r` holds raw_headers and body, and for RFC 9421 method,
+-- scheme, authority and target (strings, kept alive by the caller for the call). Returns the reused verified struct
 -- (read it before the next call) or nil, the result name and its message.
 function _M.verify_message(ring, r, now, options)
     fill_request(r)
@@ -302,8 +243,10 @@ end
 
 local up42wh_receive_message = C.up42wh_receive_message
 
--- Like receive, for another sender's request `r` (as verify_message); the dedup id starts with
--- `prefix` (the sender's name and a colon).
+-- The receiver's one call per delivery, for every sender: everything it checks (signature,
+-- digest, the body as one JSON object, UP42's timestamp) and what the store needs, in the reused
+-- delivery struct (read it before the next call), or nil, the result name and its message. `r`
+-- as verify_message; the dedup id starts with `prefix` (a sender's name and a colon; "" for UP42).
 function _M.receive_message(ring, r, now, options, prefix)
     fill_request(r)
     local rc = up42wh_receive_message(ring, message_req, now, options.cdata, prefix, #prefix, delivery)
@@ -537,15 +480,9 @@ function _M.journal_remove_segment(dir, segment)
     return true
 end
 
--- The SHA-256 of the body from a verified struct (either kind), as 32 bytes.
+-- The SHA-256 of the body from a verified or delivery struct, as 32 bytes.
 function _M.body_sha256(v)
     return ffi_str(v.body_sha256, 32)
-end
-
--- Checks an RFC 3339 timestamp against now; returns unix seconds or nil, name, message.
-function _M.check_timestamp(ts, now, options)
-    local rc = tonumber(up42wh_check_timestamp(ts, #ts, now, options.cdata, unix_out))
-    return checked(rc, tonumber(unix_out[0]))
 end
 
 return _M

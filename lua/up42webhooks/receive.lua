@@ -1,9 +1,9 @@
--- POST /receive-webhooks (and one location per configured sender): read the body, verify it
--- through the library, check the body's own fields, then hand it to the store.
+-- POST /receive-webhooks (and one location per configured sender): read the body, verify it and
+-- read its fields through the library's one path (every sender, UP42 included, is a key ring and
+-- a scheme: up42webhooks/senders.lua), then hand it to the store.
 local native = require "up42webhooks.native"
 local senders = require "up42webhooks.senders"
 local origin = require "up42webhooks.origin"
-local config = require "up42webhooks.config"
 local reply = require "up42webhooks.reply"
 
 local ngx = ngx
@@ -11,7 +11,6 @@ local req = ngx.req
 local ngx_var = ngx.var
 local ngx_time = ngx.time
 local delivery_id = native.delivery_id
-local delivery_text = native.delivery_text
 local body_sha256 = native.body_sha256
 local respond = reply.respond
 local reject = reply.reject
@@ -22,10 +21,6 @@ local ipairs = ipairs
 local tostring = tostring
 local tonumber = tonumber
 local concat = table.concat
-local gsub = string.gsub
-
--- The library's live mode (1, 0, -1) as the record writes it.
-local LIVE = { [1] = "true", [0] = "false", [-1] = "" }
 
 local _M = {}
 
@@ -75,16 +70,17 @@ local function refuse(reason, msg)
     return reject(STATUS_OF[reason] or 401, reason, msg)
 end
 
--- Reused for every verification of another sender: filled, used and done with before any yield.
+-- Reused for every verification: filled, used and done with before any yield.
 local message = {}
 
--- Verifies a delivery of another sender; returns the library's delivery struct, or nil after
--- answering.
-local function verify_sender(sender, body, now)
-    local c = config.current
-    message.method = req.get_method()
-    message.scheme, message.authority = origin.of_request(c, sender)
-    message.target = ngx_var.request_uri
+-- Verifies a delivery and reads what the store keeps; returns the library's delivery struct, or
+-- nil after answering.
+local function verify(c, sender, body, now)
+    if sender.signs_request then
+        message.method = req.get_method()
+        message.scheme, message.authority = origin.of_request(c, sender)
+        message.target = ngx_var.request_uri
+    end
     message.raw_headers = raw_headers()
     message.body = body
     local d, reason, msg = native.receive_message(sender.ring, message, now, sender.opts, sender.id_prefix)
@@ -136,32 +132,32 @@ local REFUSED = {
     journal = function(detail)
         return reply.unavailable("journal_error", "cannot store the event now, retry later", detail, ngx.ERR)
     end,
+    error = function(detail)
+        return reply.unavailable("store_error", "cannot store the event now, retry later", detail)
+    end,
 }
 
 -- POST: verify, deduplicate, store. `name` picks a sender of configure{senders=} (`receive("github")`);
--- without it the delivery is UP42's.
-function _M.receive(name)
-    local c = config.current
+-- without it the delivery is UP42's. `c`: the receiver configure{} made.
+function _M.receive(c, name)
     if not c then
         return reply.not_configured("receive() before configure()")
     end
-    local sender
-    if name ~= nil then
-        sender = c.senders[name]
-        if not sender then
-            return reply.not_configured("receive(\"" .. tostring(name)
-                                        .. "\"): no such sender in configure{senders=}; have: "
-                                        .. senders.names(c.senders))
+    local sender = c.senders[name or "up42"]
+    if not sender then
+        if name == nil then
+            return reply.not_configured("receive() for UP42 without a UP42 secret")
         end
-    elseif not c.key then
-        return reply.not_configured("receive() for UP42 without a UP42 secret")
+        return reply.not_configured("receive(\"" .. tostring(name)
+                                    .. "\"): no such sender in configure{senders=}; have: "
+                                    .. senders.names(c.senders))
     end
     if req.get_method() ~= "POST" then
         count("method_not_allowed")
         return respond(405, { code = 405, msg = "method not allowed" })
     end
     local length = tonumber(ngx_var.http_content_length)
-    if length and length > c.max_body then
+    if length and length > sender.max_body then
         return reject(413, "body_too_large", "the body is larger than allowed")
     end
     local body, err = read_body()
@@ -172,39 +168,14 @@ function _M.receive(name)
     local now = ngx_time()
     -- One library call: signature, digest, the body as one JSON object, its timestamp, and what
     -- the store keeps. `d` is the worker's reused struct: read below before anything yields.
-    local d
-    if sender then
-        d = verify_sender(sender, body, now)
-    else
-        local reason, msg
-        d, reason, msg = native.receive(c.key, raw_headers(), body, now, c.opts)
-        if not d then
-            return refuse(reason, msg)
-        end
-    end
+    local d = verify(c, sender, body, now)
     if not d then
         return
     end
-    local id, digest = delivery_id(d), body_sha256(d)
-    local counter = sender and sender.stored_counter or c.stored_counter[tonumber(d.key_index)]
-    local add = { id = id, digest = digest, now = now, sender = sender and sender.name or "up42" }
-    if not c.redis then
-        -- The dict's record, written by the library (compressed when that is smaller).
-        local record, len = native.delivery_record(d, body, now)
-        if not record then
-            return reply.unavailable("store_error", "cannot store the event now, retry later", len)
-        end
-        add.record, add.record_len = record, len
-    end
-    if c.redis or c.journal then
-        local event, status = delivery_text(d)
-        add.meta = event .. "\t" .. status .. "\t" .. LIVE[tonumber(d.live)]
-        -- Tabs and line breaks between the tokens become spaces: a stored event is one line of
-        -- the dump (JSON has them nowhere else, so the library says whether there are any).
-        add.line = d.line_breaks and gsub(body, "[\t\r\n]", " ") or body
-    end
-    -- `d` is not read after this: the store may yield (Redis).
-    local key, why, detail = c.store.add(c, add)
+    local counter = sender.stored_counter[tonumber(d.key_index)]
+    -- The store reads `d` before anything yields (Redis does), and not after.
+    local key, why, detail = c.store:add{ id = delivery_id(d), digest = body_sha256(d), now = now,
+                                          sender = sender.name, delivery = d, body = body }
     if not key then
         return REFUSED[why](detail)
     end

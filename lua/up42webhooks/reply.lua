@@ -1,5 +1,4 @@
 -- Answers and counters shared by the receive and admin handlers.
-local config = require "up42webhooks.config"
 local cjson = require "cjson.safe"
 
 local ngx = ngx
@@ -7,11 +6,17 @@ local json_encode = cjson.encode
 
 local _M = {}
 
+-- What configure{} set: the stats dict, the log window and Retry-After (set() below).
+local counters, log_window, retry_after = nil, 10, 60
+
+function _M.set(c)
+    counters, log_window, retry_after = c.counters, c.log_window, c.retry_after
+end
+
 -- Counts an outcome in the stats dict.
 function _M.count(outcome, n)
-    local c = config.current
-    if c then
-        c.counters:incr(outcome, n or 1, 0)
+    if counters then
+        counters:incr(outcome, n or 1, 0)
     end
 end
 
@@ -34,8 +39,7 @@ local MAX_KEYS = 1024
 
 -- Writes `line` at `level`, unless a line of `key` was written less than log_window seconds ago.
 local function log_limited(level, key, line)
-    local c = config.current
-    local window = c and c.log_window or 10
+    local window = log_window
     local now = ngx.now()
     local ends = window_of[key]
     if ends and now < ends then
@@ -75,11 +79,10 @@ end
 -- 503 with Retry-After: the sender (or reader) retries later; nothing stored is evicted to make room.
 -- Logged at `level` (warn unless given), one line per outcome and log window.
 function _M.unavailable(outcome, msg, detail, level)
-    local c = config.current
     _M.count(outcome)
     log_limited(level or ngx.WARN, "503 " .. outcome,
                 "up42webhooks: " .. ngx.var.uri .. ": 503 (" .. outcome .. "): " .. tostring(detail or msg))
-    ngx.header["Retry-After"] = c and c.retry_after or 60
+    ngx.header["Retry-After"] = retry_after
     return _M.respond(503, { code = 503, error = outcome, msg = msg })
 end
 

@@ -1,6 +1,10 @@
--- Webhook senders besides UP42, chosen per location: `receive("name")` with
+-- Webhook senders, each verified and read by the library's one path (a key ring and a scheme),
+-- chosen per location: `receive("name")` with
 --   configure{ senders = { name = { profile = "...", ... }, ... } }
+-- UP42 is the sender `up42`, made from configure{secret...} (or UP42_WEBHOOK_SECRET) and chosen by
+-- `receive()`; its dedup ids have no prefix and its stored deliveries are counted per secret.
 -- Profiles (the keys each takes):
+--   up42               secret(s) (the first signs), label (default up42-sig)
 --   rfc9421            keys = { { keyid =, hmac_secret = | ed25519_pem = | ed25519_pem_file = }, ... },
 --                      label, required = { '"@method"', ... }, require_digest (default true)
 --   ubiops             public_key_file | public_key (PEM); keyid (default: sha512: of the key)
@@ -83,7 +87,15 @@ function _M.new(name, c, defaults)
         max_future = c.future or defaults.future,
         max_body = c.max_body or defaults.max_body,
     }
-    if profile == "rfc9421" then
+    if profile == "up42" then
+        scheme = "up42"
+        local list, err = secrets_of(c)
+        if not list then return nil, err end
+        for i, s in ipairs(list) do
+            keys[i] = { kind = "hmac", keyid = "secret-" .. i, material = s }
+        end
+        o.label = c.label
+    elseif profile == "rfc9421" then
         scheme = "rfc9421"
         for i, k in ipairs(c.keys or {}) do
             if k.hmac_secret then
@@ -132,7 +144,7 @@ function _M.new(name, c, defaults)
         end
     else
         return nil, "unknown profile " .. tostring(profile)
-            .. " (rfc9421, ubiops, standard-webhooks, github, stripe)"
+            .. " (up42, rfc9421, ubiops, standard-webhooks, github, stripe)"
     end
     if #keys == 0 then
         return nil, "no keys"
@@ -141,20 +153,37 @@ function _M.new(name, c, defaults)
     if not ring then return nil, ids end
     local opts, err = native.new_message_options(scheme, o)
     if not opts then return nil, err end
+    -- Its stored deliveries are counted apart, by key for UP42 (to see when an old secret can go).
+    local counter = {}
+    for i = 1, #keys do
+        counter[i - 1] = name == "up42" and ("stored_with_secret_" .. (i - 1)) or ("stored_from_" .. name)
+    end
     return {
         name = name, profile = profile, ring = ring, keyids = ids, opts = opts,
-        -- Its deliveries' dedup ids start with its name; its stored deliveries are counted apart.
-        id_prefix = name .. ":", stored_counter = "stored_from_" .. name,
+        -- Its deliveries' dedup ids start with its name (UP42's with nothing: as journals keep them).
+        id_prefix = name == "up42" and "" or (name .. ":"), stored_counter = counter,
+        -- Only RFC 9421 signs the request's method, scheme, authority and target.
+        signs_request = scheme == "rfc9421",
         scheme = c.scheme, authority = c.authority,
-        tolerance = o.max_age, future = o.max_future,
+        tolerance = o.max_age, future = o.max_future, max_body = o.max_body,
     }
 end
 
 function _M.names(senders)
     local names = {}
-    for k in pairs(senders) do names[#names + 1] = k end
+    for k in pairs(senders) do
+        if k ~= "up42" then names[#names + 1] = k end
+    end
     table.sort(names)
     return concat(names, ", ")
+end
+
+-- Whether senders besides UP42 are configured (their event names are their own).
+function _M.others(senders)
+    for name in pairs(senders) do
+        if name ~= "up42" then return true end
+    end
+    return false
 end
 
 return _M

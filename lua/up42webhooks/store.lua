@@ -1,5 +1,7 @@
 -- The embedded store: events in a lua_shared_dict, made durable by the journal, deduplicated in a
--- second dict. Its interface (add, range, ack, trim, stats, replay) is what another backend gives.
+-- second dict. `store.new(settings)` makes the object; its methods (add, range, wait, count,
+-- cursor, ack, trim, stats, dicts, replay, and start/start_worker/every_second/stop_worker/last_key
+-- from store_lifecycle.lua) are what another backend gives (store_redis.lua): docs/receiver.md.
 --
 -- The events dict holds each event under its key as "C<time>\t<event>\t<status>\t<live>\t<line>",
 -- with a TTL while it is pending (claimed, not yet answered) and none once committed (a "P" state
@@ -21,6 +23,7 @@ local journal = require "up42webhooks.journal"
 local native = require "up42webhooks.native"
 local shm = require "up42webhooks.shm"
 local lock = require "up42webhooks.lock"
+local lifecycle = require "up42webhooks.store_lifecycle"
 
 local RECORD = journal.RECORD
 local tonumber = tonumber
@@ -66,12 +69,24 @@ local function full(dict, what, err)
     return "the " .. what .. " dict (lua_shared_dict " .. dict .. ") has no room: " .. tostring(err)
 end
 
--- Stores a verified delivery `d` (id, digest: 32 bytes, meta: "event\tstatus\tlive", line, now).
--- Returns its key, or nil and why: "duplicate" (the same id and body are stored), "id_conflict"
--- (the id is stored with another body), "in_flight" (the same delivery is being written now),
--- "full" (the dicts have no room) or "journal" (it could not be written), and a detail.
+-- Stores a verified delivery `d`: id, digest (32 bytes), now, sender, and the library's delivery
+-- struct and body (`delivery`, `body`: read before anything yields). Returns its key, or nil and
+-- why: "duplicate" (the same id and body are stored), "id_conflict" (the id is stored with another
+-- body), "in_flight" (the same delivery is being written now), "full" (the dicts have no room),
+-- "journal" (it could not be written) or "error" (the library could not write the record), and a
+-- detail.
 function _M.add(c, d)
     local events, seen = c.events, c.seen
+    -- The dict's record, written by the library (compressed when that is smaller), in its buffer
+    -- until the next record call: nothing here yields. The journal keeps the meta and the line.
+    local record, record_len = native.delivery_record(d.delivery, d.body, d.now)
+    if not record then
+        return nil, "error", record_len
+    end
+    local meta, line
+    if c.journal then
+        meta, line = lifecycle.event_text(d.delivery, d.body)
+    end
     local ok, err = seen:safe_add(d.id, "P" .. d.digest, c.pending_ttl)
     if not ok then
         if err ~= "exists" then
@@ -98,19 +113,18 @@ function _M.add(c, d)
             return nil, "journal", rerr
         end
     end
-    -- The record (in the library's buffer, d.record and d.record_len, until the next record call;
-    -- nothing here yields) is written once, as it stays, with a short TTL: that reservation takes
+    -- The record is written once, as it stays, with a short TTL: that reservation takes
     -- the memory before the journal is written (a full store refuses first), readers wait at an
     -- entry that still has a TTL, and it vanishes if this worker dies. Once the event is in the
     -- journal the TTL is lifted, which rewrites nothing. Without a journal nothing comes between
     -- the two: the record is written committed.
-    ok, err = shm.safe_add(events, key, d.record, d.record_len, c.journal and c.pending_ttl or 0)
+    ok, err = shm.safe_add(events, key, record, record_len, c.journal and c.pending_ttl or 0)
     if not ok then
         abandon(c, key, d.id)
         return nil, "full", full(c.dict, "event", err)
     end
     if c.journal then
-        local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, d.digest, d.id, d.meta, d.line)
+        local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, d.digest, d.id, meta, line)
         if not written then
             abandon(c, key, d.id, d.now, maybe)
             return nil, "journal", jerr
@@ -119,7 +133,7 @@ function _M.add(c, d)
     if c.journal and not events:expire(key, 0) then
         -- The reservation expired while the journal was written (a stalled disk): take the
         -- memory again, or take the event back.
-        ok, err = shm.safe_add(events, key, d.record, d.record_len)
+        ok, err = shm.safe_add(events, key, record, record_len)
         if not ok then
             abandon(c, key, d.id, d.now, true)
             return nil, "full", full(c.dict, "event", err)
@@ -322,12 +336,14 @@ local function drop_through(c, upto, reason, keep, now)
     return removed, through
 end
 
--- POST /ack-webhooks?upto=K: the consumer has processed everything up to K.
+-- POST /ack-webhooks?upto=K: the consumer has processed everything up to K. The number removed
+-- and the mark, or nil, why and the outcome to count.
 function _M.ack(c, upto, now)
     local removed, through = drop_through(c, upto, 1, nil, now)
-    if removed then
-        count(c, "acked", removed)
+    if not removed then
+        return nil, through, "journal_error"
     end
+    count(c, "acked", removed)
     return removed, through
 end
 
@@ -478,9 +494,14 @@ function _M.stats(c)
     return s
 end
 
--- Its start, upkeep and stop (store_lifecycle.lua).
-local lifecycle = require "up42webhooks.store_lifecycle"
+-- Its start, upkeep and stop, and its dicts (store_lifecycle.lua).
 _M.start, _M.start_worker = lifecycle.start, lifecycle.start_worker
 _M.every_second, _M.stop_worker, _M.last_key = lifecycle.every_second, lifecycle.stop_worker, lifecycle.last_key
+_M.dicts = lifecycle.dicts
+
+-- The store object from its settings (store_lifecycle.new says which).
+function _M.new(settings)
+    return lifecycle.new(_M, settings)
+end
 
 return _M

@@ -1,15 +1,50 @@
--- The embedded store's life beside its requests (the shared dict and its journal): its start (the
--- journal put back into the dicts, said in the log), what it does every second (the journal's
--- fsync, retention, the disk reserve) and its clean stop. store.lua hands these out as its own
--- methods, next to add/range/ack; the Redis store has its own (store_redis.lua), and shares
--- retain() with it.
+-- What every store backend shares (new: the object; event_text: an event's meta and line;
+-- retain: retention once a second), and the embedded store's life beside its requests (the shared
+-- dict and its journal): its start (the journal put back into the dicts, said in the log), what it
+-- does every second (the journal's fsync, retention, the disk reserve) and its clean stop.
+-- store.lua hands these out as its own methods, next to add/range/ack; the Redis store has its own
+-- (store_redis.lua).
 local journal = require "up42webhooks.journal"
+local native = require "up42webhooks.native"
 
 local ngx = ngx
 local pairs = pairs
 local floor = math.floor
+local tonumber = tonumber
+local gsub = string.gsub
+local setmetatable = setmetatable
 
 local _M = {}
+
+-- A store object of a backend (`methods`, its module) from its settings: the shared dicts' names
+-- (dict: the events or, for Redis, the store's own marks; dedup_dict; stats_dict: counters),
+-- retention, dedup_ttl, pending_ttl, and the backend's own (journal; redis). The object holds
+-- these settings and the dicts they name; its state is in the dicts (and the journal or Redis).
+function _M.new(methods, s)
+    local self = {
+        dict = s.dict, dedup_dict = s.dedup_dict, retention = s.retention,
+        dedup_ttl = s.dedup_ttl, pending_ttl = s.pending_ttl, journal = s.journal, redis = s.redis,
+        events = ngx.shared[s.dict], seen = ngx.shared[s.dedup_dict], counters = ngx.shared[s.stats_dict],
+    }
+    return setmetatable(self, { __index = methods })
+end
+
+-- The library's live mode (1, 0, -1) as the record writes it.
+local LIVE = { [1] = "true", [0] = "false", [-1] = "" }
+
+-- A delivery's meta ("event\tstatus\tlive") and its line (the body with the tabs and line breaks
+-- between its tokens as spaces: a stored event is one line of the dump; JSON has them nowhere
+-- else, so the library says whether there are any), from the library's delivery struct `d`.
+function _M.event_text(d, body)
+    local event, status = native.delivery_text(d)
+    local meta = event .. "\t" .. status .. "\t" .. LIVE[tonumber(d.live)]
+    return meta, d.line_breaks and gsub(body, "[\t\r\n]", " ") or body
+end
+
+-- The shared dicts the store uses, by what they hold, for /stats.
+function _M.dicts(c)
+    return { events = c.events, dedup = c.seen }
+end
 
 local REPLAYED = "journal:replayed" -- in the events dict: a reload (HUP) must not replay again
 
@@ -54,7 +89,7 @@ function _M.start(c)
     end
     if not c.events:get(REPLAYED) then
         local started = ngx.now()
-        local s, err = c.store.replay(c, ngx.time())
+        local s, err = c:replay(ngx.time())
         if not s then
             return nil, err
         end
@@ -73,7 +108,7 @@ end
 function _M.start_worker()
 end
 
--- Retention (c.store.trim), in one worker at a time and once a second: every backend's. True when
+-- Retention (the store's trim), in one worker at a time and once a second: every backend's. True when
 -- this worker ran it.
 function _M.retain(c, now)
     if not c.events:safe_add("retention:lock", ngx.worker.pid(), 5) then
@@ -83,7 +118,7 @@ function _M.retain(c, now)
     local ran = now - last >= 1
     if ran then
         c.events:set("retention:last", now)
-        local removed, err = c.store.trim(c, now)
+        local removed, err = c:trim(now)
         if not removed then
             ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
         end

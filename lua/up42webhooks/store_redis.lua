@@ -312,13 +312,15 @@ local function with_redis(c, f, timeout)
     return a, b
 end
 
--- Stores a verified delivery (id, digest, meta "event\tstatus\tlive", line, now, sender). Returns
--- its entry id, or nil and why ("duplicate", "id_conflict", "unavailable") and a detail.
+-- Stores a verified delivery (as the embedded store's add takes it). Returns its entry id, or nil
+-- and why ("duplicate", "id_conflict", "not_durable", "unavailable") and a detail.
 local NOT_DURABLE = {}
 
 function _M.add(c, d)
     local r = c.redis
-    local event, status, live = d.meta:match("^([^\t]*)\t([^\t]*)\t([^\t]*)$")
+    -- Read from the library's struct before anything yields.
+    local meta, line = lifecycle.event_text(d.delivery, d.body)
+    local event, status, live = meta:match("^([^\t]*)\t([^\t]*)\t([^\t]*)$")
     local digest = hex(d.digest)
     local maxlen = c.retention.max_events and tostring(c.retention.max_events) or ""
     local res, err = with_redis(c, function(red)
@@ -327,7 +329,7 @@ function _M.add(c, d)
             return NOT_DURABLE
         end
         local out, e = script(red, ADD_SHA, ADD, 2, r.seen_prefix .. d.id, r.stream, digest,
-                              c.dedup_ttl, maxlen, "json", d.line, "event", event or "", "status", status or "",
+                              c.dedup_ttl, maxlen, "json", line, "event", event or "", "status", status or "",
                               "live", live or "", "sender", d.sender or "up42", "id", d.id,
                               "time", d.now)
         if not out then
@@ -440,7 +442,7 @@ function _M.ack(c, upto)
         return out
     end)
     if not res then
-        return nil, err
+        return nil, err, "store_unavailable"
     end
     local removed, mark = tonumber(res[1]), res[2]
     c.counters:incr("acked", removed, 0)
@@ -642,6 +644,14 @@ end
 -- The last key handed out, for /stats: the newest entry's id (ids are not numbers here).
 function _M.last_key(_, backlog)
     return backlog.newest_key
+end
+
+-- The shared dicts it uses: its own marks and locks in the events dict (the events are in Redis).
+_M.dicts = lifecycle.dicts
+
+-- The store object from its settings (store_lifecycle.new; `redis`: what settings() returned).
+function _M.new(settings)
+    return lifecycle.new(_M, settings)
 end
 
 return _M

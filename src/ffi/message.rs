@@ -1,22 +1,24 @@
-//! The C ABI for senders other than UP42: a key ring (HMAC secrets and Ed25519 public keys by key
-//! id) and one verification entry point for RFC 9421 requests, Standard Webhooks, GitHub and
-//! Stripe. Same conventions as `ffi`: panic boundary, pointer + length, outputs only on success.
+//! The C ABI for every sender: a key ring (HMAC secrets and Ed25519 public keys by key id) and one
+//! verify-and-read path for UP42, RFC 9421 requests, Standard Webhooks, GitHub and Stripe
+//! (`Message`). `up42.rs`'s UP42 calls are thin wrappers over the same path. Same conventions as
+//! `ffi`: panic boundary, pointer + length, outputs only on success.
 #![allow(non_camel_case_types)]
 
 use super::{
     bytes, free_handle, guard, into_handle, opt_mut, try_bytes, try_mut, try_ref, up42wh_slice,
 };
 use crate::code::Code;
-use crate::delivery::{Delivery, Profile};
+use crate::delivery::{self, Delivery, Profile};
 use crate::headers::Headers;
 use crate::keyring::{Alg, KeyRing};
 use crate::schemes::rfc9421::{self, Request, NONCE_MAX};
 use crate::schemes::senders::{self, Limits};
+use crate::schemes::up42;
 
 /// An opaque key ring. Add every key before sharing it: adding needs the ring to itself, while
 /// verifications only read it and may run from many threads at once.
 pub struct up42wh_keyring {
-    ring: KeyRing,
+    pub(super) ring: KeyRing,
 }
 
 /// How a message is signed, for `up42wh_message_options.scheme`.
@@ -31,6 +33,10 @@ pub enum up42wh_scheme {
     Github = 3,
     /// Stripe (`Stripe-Signature`).
     Stripe = 4,
+    /// UP42 (`Signature-Input`/`Signature` with label `up42-sig` by default, HMAC-SHA256 over the
+    /// covered fields' values, `Content-Digest`). The body's signed `timestamp` is checked by
+    /// `up42wh_receive_message`.
+    Up42 = 5,
 }
 
 impl TryFrom<u32> for up42wh_scheme {
@@ -42,6 +48,7 @@ impl TryFrom<u32> for up42wh_scheme {
             2 => up42wh_scheme::StandardWebhooks,
             3 => up42wh_scheme::Github,
             4 => up42wh_scheme::Stripe,
+            5 => up42wh_scheme::Up42,
             _ => return Err(Code::InvalidArgument),
         })
     }
@@ -70,7 +77,8 @@ pub struct up42wh_request {
 pub struct up42wh_message_options {
     /// One of `up42wh_scheme`.
     pub scheme: u32,
-    /// RFC 9421: the signature label to verify; empty for the first signature.
+    /// RFC 9421: the signature label to verify; empty for the first signature. UP42: the label,
+    /// empty for `up42-sig`.
     pub label: up42wh_slice,
     /// RFC 9421: components that must be covered, as an RFC 8941 list of component identifiers
     /// (`"@method", "content-digest"`); empty for none.
@@ -91,8 +99,8 @@ pub struct up42wh_message_options {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct up42wh_message_verified {
-    /// The signed time (RFC 9421 `created`, the Standard Webhooks or Stripe timestamp), in unix
-    /// seconds, when `has_time`. GitHub signs none.
+    /// The signed time (RFC 9421's and UP42's `created`, the Standard Webhooks or Stripe
+    /// timestamp), in unix seconds, when `has_time`. GitHub signs none.
     pub time: i64,
     pub has_time: bool,
     /// RFC 9421 `expires` when `has_expires`.
@@ -266,8 +274,9 @@ pub unsafe extern "C" fn up42wh_verify_message(
     out: *mut up42wh_message_verified,
 ) -> Code {
     guard(|| {
-        // SAFETY: the arguments are as up42wh_verify_message's contract says.
-        let v = unsafe { verify_message(ring, req, now, opts) }?;
+        let ring = &try_ref!(ring).ring;
+        // SAFETY: `req` and `opts` are as up42wh_verify_message's contract says.
+        let v = unsafe { Message::from_raw(req, opts) }?.verify(ring, now)?;
         if let Some(out) = opt_mut!(out) {
             *out = v;
         }
@@ -275,93 +284,175 @@ pub unsafe extern "C" fn up42wh_verify_message(
     })
 }
 
-/// The checks of `up42wh_verify_message`, for the functions that share them.
-///
-/// # Safety
-/// As `up42wh_verify_message`.
-unsafe fn verify_message(
-    ring: *const up42wh_keyring,
-    req: *const up42wh_request,
-    now: i64,
-    opts: *const up42wh_message_options,
-) -> Result<up42wh_message_verified, Code> {
-    let ring = &try_ref!(ring).ring;
-    let r = try_ref!(req);
-    let o = try_ref!(opts);
-    // SAFETY: the request's slices are readable for the call: the export's contract.
-    let slice = |s: up42wh_slice| unsafe { bytes(s.ptr, s.len) };
-    let headers = Headers::Raw(slice(r.raw_headers)?);
-    let body = slice(r.body)?;
-    let limits = Limits {
-        max_age: o.max_age,
-        max_future: o.max_future,
-        max_body: o.max_body,
-    };
-    let mut v = up42wh_message_verified {
-        time: 0,
-        has_time: false,
-        expires: 0,
-        has_expires: false,
-        key_index: 0,
-        alg: Alg::HmacSha256 as u32,
-        body_sha256: [0; 32],
-        nonce: [0; NONCE_MAX],
-        nonce_len: 0,
-    };
-    let simple = |s: senders::Verified, v: &mut up42wh_message_verified| {
-        v.time = s.timestamp.unwrap_or(0);
-        v.has_time = s.timestamp.is_some();
-        v.key_index = s.key_index as u32;
-        v.alg = s.alg as u32;
-        v.body_sha256 = s.body_sha256;
-    };
-    match up42wh_scheme::try_from(o.scheme)? {
-        up42wh_scheme::Rfc9421 => {
-            let request = Request {
+/// A request's parts and options, read from the caller's pointers: what every verification and
+/// every receive path takes, whichever sender it is.
+pub(super) struct Message<'a> {
+    pub(super) scheme: up42wh_scheme,
+    pub(super) request: Request<'a>,
+    pub(super) body: &'a [u8],
+    pub(super) label: &'a [u8],
+    pub(super) required: &'a [u8],
+    pub(super) limits: Limits,
+    pub(super) require_created: bool,
+    pub(super) require_digest: bool,
+}
+
+impl<'a> Message<'a> {
+    /// # Safety
+    /// `req` and `opts` NULL or valid, with every slice valid for its length for `'a`.
+    unsafe fn from_raw(
+        req: *const up42wh_request,
+        opts: *const up42wh_message_options,
+    ) -> Result<Message<'a>, Code> {
+        let r = try_ref!(req);
+        let o = try_ref!(opts);
+        // SAFETY: the request's and options' slices are readable for 'a: the caller's contract.
+        let slice = |s: up42wh_slice| unsafe { bytes(s.ptr, s.len) };
+        Ok(Message {
+            scheme: up42wh_scheme::try_from(o.scheme)?,
+            request: Request {
                 method: slice(r.method)?,
                 scheme: slice(r.scheme)?,
                 authority: slice(r.authority)?,
                 target: slice(r.target)?,
-                headers,
-            };
-            let opts = rfc9421::Options {
-                label: slice(o.label)?,
-                required: slice(o.required)?,
-                limits,
-                require_created: o.require_created,
-                require_digest: o.require_digest,
-            };
-            let r = rfc9421::verify(ring, &request, body, now, &opts)?;
-            v.time = r.created.unwrap_or(0);
-            v.has_time = r.created.is_some();
-            v.expires = r.expires.unwrap_or(0);
-            v.has_expires = r.expires.is_some();
-            v.key_index = r.key_index as u32;
-            v.alg = r.alg as u32;
-            v.body_sha256 = r.body_sha256;
-            v.nonce = r.nonce;
-            v.nonce_len = r.nonce_len;
-        }
-        up42wh_scheme::StandardWebhooks => simple(
-            senders::standard_webhooks(ring, &headers, body, now, &limits)?,
-            &mut v,
-        ),
-        up42wh_scheme::Github => simple(senders::github(ring, &headers, body, &limits)?, &mut v),
-        up42wh_scheme::Stripe => {
-            simple(senders::stripe(ring, &headers, body, now, &limits)?, &mut v)
+                headers: Headers::Raw(slice(r.raw_headers)?),
+            },
+            body: slice(r.body)?,
+            label: slice(o.label)?,
+            required: slice(o.required)?,
+            limits: Limits {
+                max_age: o.max_age,
+                max_future: o.max_future,
+                max_body: o.max_body,
+            },
+            require_created: o.require_created,
+            require_digest: o.require_digest,
+        })
+    }
+
+    fn profile(&self) -> Profile {
+        match self.scheme {
+            up42wh_scheme::Rfc9421 => Profile::Rfc9421,
+            up42wh_scheme::StandardWebhooks => Profile::StandardWebhooks,
+            up42wh_scheme::Github => Profile::Github,
+            up42wh_scheme::Stripe => Profile::Stripe,
+            up42wh_scheme::Up42 => Profile::Up42,
         }
     }
-    Ok(v)
+
+    /// UP42's options: the label (empty: `up42-sig`) and the limits.
+    pub(super) fn up42_options(&self) -> up42::Options<'a> {
+        up42::Options {
+            label: if self.label.is_empty() {
+                up42::DEFAULT_LABEL
+            } else {
+                self.label
+            },
+            limits: self.limits,
+        }
+    }
+
+    /// Every check of the message's scheme with the keys of `ring`: the one verification path.
+    pub(super) fn verify(&self, ring: &KeyRing, now: i64) -> Result<up42wh_message_verified, Code> {
+        let mut v = up42wh_message_verified {
+            time: 0,
+            has_time: false,
+            expires: 0,
+            has_expires: false,
+            key_index: 0,
+            alg: Alg::HmacSha256 as u32,
+            body_sha256: [0; 32],
+            nonce: [0; NONCE_MAX],
+            nonce_len: 0,
+        };
+        let simple = |s: senders::Verified, v: &mut up42wh_message_verified| {
+            v.time = s.timestamp.unwrap_or(0);
+            v.has_time = s.timestamp.is_some();
+            v.key_index = s.key_index as u32;
+            v.alg = s.alg as u32;
+            v.body_sha256 = s.body_sha256;
+        };
+        let (headers, body, limits) = (&self.request.headers, self.body, &self.limits);
+        match self.scheme {
+            up42wh_scheme::Rfc9421 => {
+                let opts = rfc9421::Options {
+                    label: self.label,
+                    required: self.required,
+                    limits: self.limits,
+                    require_created: self.require_created,
+                    require_digest: self.require_digest,
+                };
+                let r = rfc9421::verify(ring, &self.request, body, now, &opts)?;
+                v.time = r.created.unwrap_or(0);
+                v.has_time = r.created.is_some();
+                v.expires = r.expires.unwrap_or(0);
+                v.has_expires = r.expires.is_some();
+                v.key_index = r.key_index as u32;
+                v.alg = r.alg as u32;
+                v.body_sha256 = r.body_sha256;
+                v.nonce = r.nonce;
+                v.nonce_len = r.nonce_len;
+            }
+            up42wh_scheme::Up42 => {
+                let r = up42::verify(ring, headers, body, now, &self.up42_options())?;
+                v.time = r.created;
+                v.has_time = true;
+                v.expires = r.expires.unwrap_or(0);
+                v.has_expires = r.expires.is_some();
+                v.key_index = r.key_index as u32;
+                v.body_sha256 = r.body_sha256;
+            }
+            up42wh_scheme::StandardWebhooks => simple(
+                senders::standard_webhooks(ring, headers, body, now, limits)?,
+                &mut v,
+            ),
+            up42wh_scheme::Github => simple(senders::github(ring, headers, body, limits)?, &mut v),
+            up42wh_scheme::Stripe => {
+                simple(senders::stripe(ring, headers, body, now, limits)?, &mut v)
+            }
+        }
+        Ok(v)
+    }
+
+    /// The verification, then what the store keeps: the one receive path. The id starts with
+    /// `prefix`.
+    pub(super) fn receive(
+        &self,
+        ring: &KeyRing,
+        now: i64,
+        prefix: &[u8],
+        out: &mut Delivery,
+    ) -> Result<(), Code> {
+        let v = self.verify(ring, now)?;
+        let mut d = Delivery {
+            key_index: v.key_index,
+            time: v.time,
+            body_sha256: v.body_sha256,
+            ..Delivery::default()
+        };
+        let read = delivery::Read {
+            profile: self.profile(),
+            nonce: &v.nonce[..v.nonce_len],
+            prefix,
+            now,
+            limits: &self.limits,
+        };
+        read.fill(&self.request.headers, self.body, &mut d)?;
+        *out = d;
+        Ok(())
+    }
 }
 
-/// Everything the receiver checks of another sender's delivery, in one call:
-/// `up42wh_verify_message`'s checks, then the body as exactly one JSON object (as
-/// `up42wh_receive`). On success fills `out`: the dedup id (`id_prefix`, at most 62 bytes, then `i:`
-/// and the sender's id: the RFC 9421 `nonce`, Standard Webhooks' `webhook-id`, GitHub's
+/// Everything the receiver checks of a delivery, in one call, for every sender:
+/// `up42wh_verify_message`'s checks, then the body as exactly one JSON object (RFC 8259, strictly:
+/// `NOT_JSON_OBJECT`; a member the store reads given twice: `DUPLICATE_FIELD`; too long:
+/// `INVALID_FIELD`), and for UP42 its signed `timestamp` within the window (`MALFORMED_TIMESTAMP`,
+/// `STALE`, `FUTURE`). On success fills `out`: the dedup id (`id_prefix`, at most 62 bytes, then
+/// for UP42 `m:` and the body's `messageId`, for the others `i:` and the sender's id: the RFC 9421 `nonce`, Standard Webhooks' `webhook-id`, GitHub's
 /// `X-GitHub-Delivery`, Stripe's event `id`; or `d:` and the body's hex SHA-256 when there is
 /// none), the event (`event` or `type`; GitHub's `X-GitHub-Event`), the status (`status`; GitHub's
-/// `action`), the live mode (Stripe's `livemode`), the signed time and the body's SHA-256. Does
-/// not allocate.
+/// `action`; UP42's `body.status`), the live mode (Stripe's `livemode`, UP42's `liveMode`), the
+/// signed time (UP42: the body's `timestamp`) and the body's SHA-256. Does not allocate.
 ///
 /// # Safety
 /// As `up42wh_verify_message`; `id_prefix` valid for its length; `out` writable.
@@ -376,33 +467,10 @@ pub unsafe extern "C" fn up42wh_receive_message(
     out: *mut Delivery,
 ) -> Code {
     guard(|| {
+        let ring = &try_ref!(ring).ring;
         let out = try_mut!(out);
         let prefix = try_bytes!(id_prefix, id_prefix_len);
-        // SAFETY: the arguments are as up42wh_receive_message's contract says.
-        let v = unsafe { verify_message(ring, req, now, opts) }?;
-        // verify_message has checked both for NULL.
-        let r = try_ref!(req);
-        let profile = match up42wh_scheme::try_from(try_ref!(opts).scheme)? {
-            up42wh_scheme::Rfc9421 => Profile::Rfc9421,
-            up42wh_scheme::StandardWebhooks => Profile::StandardWebhooks,
-            up42wh_scheme::Github => Profile::Github,
-            up42wh_scheme::Stripe => Profile::Stripe,
-        };
-        let mut d = Delivery {
-            key_index: v.key_index,
-            time: v.time,
-            body_sha256: v.body_sha256,
-            ..Delivery::default()
-        };
-        crate::delivery::message(
-            profile,
-            &Headers::Raw(try_bytes!(r.raw_headers.ptr, r.raw_headers.len)),
-            try_bytes!(r.body.ptr, r.body.len),
-            &v.nonce[..v.nonce_len],
-            prefix,
-            &mut d,
-        )?;
-        *out = d;
-        Ok(())
+        // SAFETY: `req` and `opts` are as up42wh_receive_message's contract says.
+        unsafe { Message::from_raw(req, opts) }?.receive(ring, now, prefix, out)
     })
 }

@@ -1,6 +1,10 @@
-//! The C ABI for UP42: keys, verification options, the verifications and the receiver's one call.
+//! The C ABI's UP42 calls, kept for their users as thin wrappers: a key is a key ring of UP42's
+//! secrets, and every call here runs the one verify-and-read path of `message.rs` with the scheme
+//! `UP42`. New code can use the key ring and `up42wh_verify_message`/`up42wh_receive_message` with
+//! `UP42WH_SCHEME_UP42` for UP42 like for every other sender.
 #![allow(non_camel_case_types)]
 
+use super::message::{up42wh_message_verified, up42wh_scheme, Message};
 use super::{
     free_handle, guard, into_handle, opt_mut, opt_ref, try_bytes, try_mut, try_ref, up42wh_header,
     up42wh_slice,
@@ -9,7 +13,8 @@ use crate::code::Code;
 use crate::delivery::Delivery;
 use crate::headers::Headers;
 use crate::limits::{Limits, DEFAULT_MAX_AGE, DEFAULT_MAX_BODY, DEFAULT_MAX_FUTURE};
-use crate::schemes::up42::{self as verify, Key, Options};
+use crate::schemes::rfc9421::Request;
+use crate::schemes::up42::{self as verify, Key};
 
 /// An opaque key: one or more HMAC secrets with their key state computed once. Immutable after
 /// `up42wh_key_new`, so one key may be used from many threads at once.
@@ -49,35 +54,55 @@ pub struct up42wh_verified {
     pub body_sha256: [u8; 32],
 }
 
+/// The one path's message for a UP42 delivery: its headers and body, with `opts` (NULL: the
+/// defaults) as the label and limits.
+///
 /// # Safety
-/// A non-NULL `opts` must point to a valid `up42wh_options` whose label outlives `'a`.
-unsafe fn options<'a>(opts: *const up42wh_options) -> Result<Options<'a>, Code> {
-    let Some(o) = opt_ref!(opts) else {
-        return Ok(Options::default());
+/// A non-NULL `opts` must point to a valid `up42wh_options` whose label outlives `'a`; `body`
+/// must be valid for `body_len` bytes for `'a`.
+unsafe fn up42_message<'a>(
+    headers: Headers<'a>,
+    body: *const u8,
+    body_len: usize,
+    opts: *const up42wh_options,
+) -> Result<Message<'a>, Code> {
+    let (label, limits) = match opt_ref!(opts) {
+        Some(o) => (
+            try_bytes!(o.label, o.label_len),
+            Limits {
+                max_age: o.max_age,
+                max_future: o.max_future,
+                max_body: o.max_body,
+            },
+        ),
+        None => (&[][..], Limits::default()),
     };
-    let label = try_bytes!(o.label, o.label_len);
-    Ok(Options {
-        label: if label.is_empty() {
-            verify::DEFAULT_LABEL
-        } else {
-            label
+    Ok(Message {
+        scheme: up42wh_scheme::Up42,
+        request: Request {
+            method: b"",
+            scheme: b"",
+            authority: b"",
+            target: b"",
+            headers,
         },
-        limits: Limits {
-            max_age: o.max_age,
-            max_future: o.max_future,
-            max_body: o.max_body,
-        },
+        body: try_bytes!(body, body_len),
+        label,
+        required: b"",
+        limits,
+        require_created: true,
+        require_digest: true,
     })
 }
 
-fn write_verified(out: *mut up42wh_verified, v: &verify::Verified) {
+fn write_verified(out: *mut up42wh_verified, v: &up42wh_message_verified) {
     // SAFETY: the caller passes NULL or a writable up42wh_verified.
     if let Some(out) = unsafe { out.as_mut() } {
         *out = up42wh_verified {
-            created: v.created,
-            expires: v.expires.unwrap_or(0),
-            has_expires: v.expires.is_some(),
-            key_index: v.key_index as u32,
+            created: v.time,
+            expires: v.expires,
+            has_expires: v.has_expires,
+            key_index: v.key_index,
             body_sha256: v.body_sha256,
         };
     }
@@ -150,7 +175,7 @@ pub unsafe extern "C" fn up42wh_key_free(key: *mut up42wh_key) {
     }
 }
 
-/// Verifies one delivery given its headers as an array of name/value pairs (any order, names in any
+/// `up42wh_verify_message` for UP42 (a thin wrapper), with the headers as an array of name/value pairs (any order, names in any
 /// case, repeated fields joined as RFC 9421 section 2.1 says), its exact body bytes and the current
 /// time `now` in unix seconds. Checks Signature-Input, Signature, Content-Digest against the body,
 /// HMAC-SHA256 against every secret of `key` in constant time, and `created`/`expires`. `opts` NULL
@@ -184,23 +209,16 @@ pub unsafe extern "C" fn up42wh_verify(
             try_bytes!(h.name, h.name_len);
             try_bytes!(h.value, h.value_len);
         }
-        // SAFETY: `opts` is NULL or valid, with its label: the contract.
-        let opts = unsafe { options(opts) }?;
-        let body = try_bytes!(body, body_len);
-        let v = verify::verify(
-            &key.key,
-            // SAFETY: every pair's name and value was checked readable just above.
-            &Headers::Ffi(unsafe { crate::headers::FfiHeaders::new(list) }),
-            body,
-            now,
-            &opts,
-        )?;
+        // SAFETY: every pair's name and value was checked readable just above.
+        let headers = Headers::Ffi(unsafe { crate::headers::FfiHeaders::new(list) });
+        // SAFETY: `opts` is NULL or valid, with its label, and `body` valid: the contract.
+        let v = unsafe { up42_message(headers, body, body_len, opts) }?.verify(&key.key, now)?;
         write_verified(out, &v);
         Ok(())
     })
 }
 
-/// Like `up42wh_verify`, with the headers as one HTTP/1 header block (`Name: value` lines ended by
+/// Like `up42wh_verify` (a thin wrapper, too), with the headers as one HTTP/1 header block (`Name: value` lines ended by
 /// CRLF or LF, up to an empty line; a leading request line is skipped), as nginx's `raw_header()`
 /// returns it.
 ///
@@ -219,17 +237,15 @@ pub unsafe extern "C" fn up42wh_verify_raw(
 ) -> Code {
     guard(|| {
         let key = try_ref!(key);
-        let raw = try_bytes!(raw_headers, raw_headers_len);
-        // SAFETY: `opts` is NULL or valid, with its label: the contract.
-        let opts = unsafe { options(opts) }?;
-        let body = try_bytes!(body, body_len);
-        let v = verify::verify(&key.key, &Headers::Raw(raw), body, now, &opts)?;
+        let headers = Headers::Raw(try_bytes!(raw_headers, raw_headers_len));
+        // SAFETY: `opts` is NULL or valid, with its label, and `body` valid: the contract.
+        let v = unsafe { up42_message(headers, body, body_len, opts) }?.verify(&key.key, now)?;
         write_verified(out, &v);
         Ok(())
     })
 }
 
-/// Everything the receiver checks of one UP42 delivery, in one call: `up42wh_verify_raw`'s checks,
+/// `up42wh_receive_message` for UP42 (a thin wrapper): `up42wh_verify_raw`'s checks,
 /// then the body as exactly one JSON object (RFC 8259, strictly: `NOT_JSON_OBJECT`; a member the
 /// store reads given twice: `DUPLICATE_FIELD`; too long: `INVALID_FIELD`), and its signed
 /// `timestamp` within the window (`MALFORMED_TIMESTAMP`, `STALE`, `FUTURE`). On success fills
@@ -253,19 +269,9 @@ pub unsafe extern "C" fn up42wh_receive(
     guard(|| {
         let key = try_ref!(key);
         let out = try_mut!(out);
-        let raw = try_bytes!(raw_headers, raw_headers_len);
-        // SAFETY: `opts` is NULL or valid, with its label: the contract.
-        let opts = unsafe { options(opts) }?;
-        let body = try_bytes!(body, body_len);
-        let v = verify::verify(&key.key, &Headers::Raw(raw), body, now, &opts)?;
-        let mut d = Delivery {
-            key_index: v.key_index as u32,
-            body_sha256: v.body_sha256,
-            ..Delivery::default()
-        };
-        crate::delivery::up42(body, now, &opts, &mut d)?;
-        *out = d;
-        Ok(())
+        let headers = Headers::Raw(try_bytes!(raw_headers, raw_headers_len));
+        // SAFETY: `opts` is NULL or valid, with its label, and `body` valid: the contract.
+        unsafe { up42_message(headers, body, body_len, opts) }?.receive(&key.key, now, b"", out)
     })
 }
 
@@ -285,8 +291,9 @@ pub unsafe extern "C" fn up42wh_check_timestamp(
 ) -> Code {
     guard(|| {
         let ts = try_bytes!(ts, ts_len);
-        // SAFETY: `opts` is NULL or valid, with its label: the contract.
-        let t = crate::check_timestamp(ts, now, &unsafe { options(opts) }?)?;
+        // SAFETY: `opts` is NULL or valid: the contract. The body is empty.
+        let m = unsafe { up42_message(Headers::Raw(b""), core::ptr::null(), 0, opts) }?;
+        let t = crate::check_timestamp(ts, now, &m.up42_options())?;
         if let Some(out) = opt_mut!(out_unix) {
             *out = t;
         }

@@ -1,12 +1,13 @@
 //! Verifying a UP42 delivery: Signature-Input, Signature, Content-Digest, HMAC-SHA256, freshness.
 
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::code::Code;
 use crate::digest::{check_content_digest, BodyDigests};
 use crate::encoding::decode_b64;
 use crate::headers::{Headers, JoinBuf};
+use crate::keyring::{KeyRing, Material};
 use crate::limits::Limits;
 use crate::sf::{self, BareItem, Member, Mode};
 
@@ -21,15 +22,17 @@ pub const MAX_COMPONENTS: usize = 16;
 /// Longest label accepted in options.
 pub const MAX_LABEL: usize = 64;
 
-/// One or more HMAC secrets, with each HMAC key state computed once.
+/// UP42's secrets as a key ring: the secrets in order, each an HMAC-SHA256 key with the id
+/// `secret-1`, `secret-2`, ... The first one signs. UP42 is verified through the ring like every
+/// other sender; this type only keeps the old constructor and the signing tag.
 #[derive(Clone)]
 pub struct Key {
-    macs: Vec<HmacSha256>,
+    ring: KeyRing,
 }
 
 impl core::fmt::Debug for Key {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Key({} secrets)", self.macs.len()) // never the secrets
+        write!(f, "Key({} secrets)", self.ring.len()) // never the secrets
     }
 }
 
@@ -39,50 +42,51 @@ impl Key {
         if secrets.is_empty() || secrets.len() > MAX_SECRETS {
             return Err(Code::InvalidArgument);
         }
-        let mut macs = Vec::with_capacity(secrets.len());
-        for s in secrets {
-            let s = s.as_ref();
-            if s.is_empty() {
-                return Err(Code::InvalidArgument);
-            }
-            macs.push(HmacSha256::new_from_slice(s).map_err(|_| Code::InvalidArgument)?);
+        let mut ring = KeyRing::new();
+        for (i, s) in secrets.iter().enumerate() {
+            ring.add_hmac(format!("secret-{}", i + 1).as_bytes(), s.as_ref())?;
         }
-        Ok(Key { macs })
-    }
-
-    pub fn len(&self) -> usize {
-        self.macs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.macs.is_empty()
+        Ok(Key { ring })
     }
 
     /// HMAC-SHA256 of `msg` with the secret at `index`.
     pub fn tag(&self, index: usize, msg: &[u8]) -> [u8; 32] {
-        let mut mac = self.macs[index].clone();
+        let Some((_, Material::Hmac(mac))) = self.ring.iter().nth(index) else {
+            panic!("no secret {index}");
+        };
+        let mut mac = mac.clone();
         mac.update(msg);
         mac.finalize().into_bytes().into()
     }
+}
 
-    /// Compares `tag` with the HMAC under every secret, all of them, without an early exit; `feed`
-    /// writes the signed message into each HMAC. Returns the index of the (first) matching secret.
-    fn matching_secret(
-        &self,
-        tag: &[u8; 32],
-        feed: impl Fn(&mut HmacSha256) -> Result<(), Code>,
-    ) -> Result<Option<usize>, Code> {
-        let mut found = subtle::Choice::from(0);
-        let mut index = 0u32;
-        for (i, mac) in self.macs.iter().enumerate() {
-            let mut mac = mac.clone();
-            feed(&mut mac)?;
-            let hit = words(&mac.finalize().into_bytes().into()).ct_eq(&words(tag));
-            index.conditional_assign(&(i as u32), hit & !found);
-            found |= hit;
-        }
-        Ok(bool::from(found).then_some(index as usize))
+impl core::ops::Deref for Key {
+    type Target = KeyRing;
+
+    fn deref(&self) -> &KeyRing {
+        &self.ring
     }
+}
+
+/// Compares `tag` with the HMAC under every HMAC key of `ring`, all of them, without an early
+/// exit; `feed` writes the signed message into each HMAC. Returns the index of the (first)
+/// matching key.
+fn matching_key(
+    ring: &KeyRing,
+    tag: &[u8; 32],
+    feed: impl Fn(&mut HmacSha256) -> Result<(), Code>,
+) -> Result<Option<usize>, Code> {
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u32;
+    for (i, m) in ring.iter() {
+        let Material::Hmac(mac) = m else { continue };
+        let mut mac = mac.clone();
+        feed(&mut mac)?;
+        let hit = words(&mac.finalize().into_bytes().into()).ct_eq(&words(tag));
+        index.conditional_assign(&(i as u32), hit & !found);
+        found |= hit;
+    }
+    Ok(bool::from(found).then_some(index as usize))
 }
 
 /// A tag as four words: comparing words costs a quarter of the constant-time barriers of bytes.
@@ -138,10 +142,10 @@ pub struct Verified {
     pub body_sha256: [u8; 32],
 }
 
-/// Verifies one delivery completely: every check of the UP42 scheme, the body digest and freshness of
+/// Verifies one delivery completely with the HMAC keys of `ring`: every check of the UP42 scheme, the body digest and freshness of
 /// `created`/`expires` against `now` (unix seconds). Does not allocate.
 pub fn verify(
-    key: &Key,
+    ring: &KeyRing,
     headers: &Headers,
     body: &[u8],
     now: i64,
@@ -259,9 +263,7 @@ pub fn verify(
         }
         Ok(())
     };
-    let key_index = key
-        .matching_secret(&sig, signed_string)?
-        .ok_or(Code::SignatureMismatch)?;
+    let key_index = matching_key(ring, &sig, signed_string)?.ok_or(Code::SignatureMismatch)?;
 
     // Freshness last, so that stale/future/expired are only said of authentic deliveries.
     opts.limits.window(Some(created), expires, now)?;

@@ -484,7 +484,14 @@ fn every_failure_code_is_reached() {
     // reads once each and of a size it keeps.
     let body = |b: &[u8]| {
         let mut d = up42webhooks::delivery::Delivery::default();
-        up42webhooks::delivery::up42(b, NOW, &Options::default(), &mut d)
+        let read = up42webhooks::delivery::Read {
+            profile: up42webhooks::delivery::Profile::Up42,
+            nonce: b"",
+            prefix: b"",
+            now: NOW,
+            limits: &up42webhooks::Limits::default(),
+        };
+        read.fill(&Headers::Raw(b""), b, &mut d)
     };
     expect(body(b"{} {}"), Code::NotJsonObject, "two objects");
     expect(

@@ -812,10 +812,14 @@ fn segments_rotate_and_retention_removes_the_ones_no_longer_needed() {
     assert_eq!((status, json(&text)["acked"].as_u64()), (200, Some(30)));
     fake.set("now", NOW + 3600).unwrap();
     let removed: i64 = lua
-        .load(
-            "local c = require('up42webhooks.config').current \
-             return assert(require('up42webhooks.store').trim(c, fake.now))",
-        )
+        .load(&format!(
+            "local store = require('up42webhooks.store').new{{ dict = 'received_webhooks', \
+                 dedup_dict = 'webhooks_seen', stats_dict = 'webhooks_stats', dedup_ttl = 720, \
+                 pending_ttl = 30, retention = {{ max_age = 7 * 86400 }}, \
+                 journal = {{ dir = '{}', fsync = 'interval', segment_size = 4096 }} }} \
+                 return assert(store:trim(fake.now))",
+            dir.display()
+        ))
         .eval()
         .unwrap();
     assert_eq!(removed, 0, "nothing past retention (7 days)");

@@ -17,7 +17,7 @@ use crate::common::nginx::{configured, fresh, json, Response, Server};
 /// A test hook after configure{}: every read of the store's events is counted in the stats dict
 /// (`test_reads`), so that a test can tell whether a refused request read any.
 const COUNTING_READS: &str = r#"
-        local store = require("up42webhooks.config").current.store
+        local store = require("up42webhooks.store") -- the methods of every embedded store object
         local range = store.range
         store.range = function(...)
             ngx.shared.webhooks_stats:incr("test_reads", 1, 0)
