@@ -700,6 +700,54 @@ fn configure_reads_the_exposure_settings_and_refuses_bad_ones() {
     }
 }
 
+#[test]
+fn up42_is_a_sender_of_its_own_name_and_no_other_sender_takes_it() {
+    let (lua, _) = setup();
+    dicts(&lua, 100);
+    // UP42 configured as a sender, without a top-level secret: receive() is UP42's.
+    lua.load(format!(
+        "require('up42webhooks').configure{{ journal = false, \
+         senders = {{ up42 = {{ profile = 'up42', secrets = {{ 'old-secret', '{SECRET}' }} }} }} }}"
+    ))
+    .exec()
+    .unwrap();
+    let (status, text, _) = run(
+        &lua,
+        "receive",
+        delivery(&lua, &body("m-1", "SUCCEEDED", true), SECRET),
+    );
+    assert_eq!(status, 200, "{text}");
+    let (status, _, _) = run(
+        &lua,
+        "receive",
+        delivery(&lua, &body("m-2", "SUCCEEDED", true), "wrong"),
+    );
+    assert_eq!(status, 401);
+    // Counted by the secret that verified, its dedup id without a prefix, as before.
+    let (counted, seen): (i64, bool) = lua
+        .load(
+            "local d = fake.ngx.shared return d.webhooks_stats:get('stored_with_secret_1'), \
+             d.webhooks_seen:get('m:m-1') ~= nil",
+        )
+        .eval()
+        .unwrap();
+    assert_eq!((counted, seen), (1, true));
+    for settings in [
+        "senders = { up42 = { profile = 'github', secret = 'x' } }",
+        "secret = 's', senders = { up42 = { profile = 'up42', secret = 'x' } }",
+    ] {
+        let err = lua
+            .load(format!("require('up42webhooks').configure{{ {settings} }}"))
+            .exec()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sender up42: the name is UP42's"),
+            "{settings}: {err}"
+        );
+    }
+}
+
 /// A journal directory of the test's own.
 fn journal_dir(name: &str) -> std::path::PathBuf {
     let dir =
@@ -812,7 +860,7 @@ fn segments_rotate_and_retention_removes_the_ones_no_longer_needed() {
     assert_eq!((status, json(&text)["acked"].as_u64()), (200, Some(30)));
     fake.set("now", NOW + 3600).unwrap();
     let removed: i64 = lua
-        .load(&format!(
+        .load(format!(
             "local store = require('up42webhooks.store').new{{ dict = 'received_webhooks', \
                  dedup_dict = 'webhooks_seen', stats_dict = 'webhooks_stats', dedup_ttl = 720, \
                  pending_ttl = 30, retention = {{ max_age = 7 * 86400 }}, \

@@ -2,7 +2,65 @@
 
 use crate::common::{outcome, up42_vectors, CKey};
 use sha2::{Digest, Sha256};
-use up42webhooks::{verify, Headers, Options};
+use up42webhooks::ffi::{
+    self, up42wh_message_verified, up42wh_request, up42wh_scheme, up42wh_slice,
+};
+use up42webhooks::{verify, Code, Headers, Options};
+
+fn slice(b: &[u8]) -> up42wh_slice {
+    up42wh_slice {
+        ptr: b.as_ptr(),
+        len: b.len(),
+    }
+}
+
+/// The one path: a C key ring of the vector's secrets and `up42wh_verify_message` with the
+/// scheme `UP42`, as the receiver verifies every sender.
+fn by_ring(
+    secrets: &[Vec<u8>],
+    raw: &[u8],
+    body: &[u8],
+    now: i64,
+) -> Result<up42wh_message_verified, Code> {
+    let mut ring = core::ptr::null_mut();
+    // SAFETY: every pointer below is valid for the call; the ring is freed at the end.
+    unsafe {
+        assert_eq!(ffi::up42wh_keyring_new(&mut ring), Code::Ok);
+        for (i, s) in secrets.iter().enumerate() {
+            let id = format!("secret-{}", i + 1);
+            let rc = ffi::up42wh_keyring_add(
+                ring,
+                1,
+                id.as_ptr(),
+                id.len(),
+                s.as_ptr(),
+                s.len(),
+                core::ptr::null_mut(),
+            );
+            assert_eq!(rc, Code::Ok);
+        }
+        let mut opts = core::mem::zeroed();
+        assert_eq!(
+            ffi::up42wh_message_options_init(&mut opts, up42wh_scheme::Up42 as u32),
+            Code::Ok
+        );
+        let req = up42wh_request {
+            method: slice(b""),
+            scheme: slice(b""),
+            authority: slice(b""),
+            target: slice(b""),
+            raw_headers: slice(raw),
+            body: slice(body),
+        };
+        let mut out = core::mem::zeroed();
+        let rc = ffi::up42wh_verify_message(ring, &req, now, &opts, &mut out);
+        ffi::up42wh_keyring_free(ring);
+        match rc {
+            Code::Ok => Ok(out),
+            e => Err(e),
+        }
+    }
+}
 
 #[test]
 fn committed_vectors_are_what_the_reference_signer_writes() {
@@ -28,6 +86,7 @@ fn every_vector_gives_its_expected_result_by_every_path() {
         let ckey = CKey::new(&v.secrets).unwrap();
         let by_c = ckey.verify(&pairs, &v.body, v.now);
         let by_c_raw = ckey.verify_raw(&raw, &v.body, v.now);
+        let by_the_ring = by_ring(&v.secrets, &raw, &v.body, v.now);
 
         assert_eq!(outcome(&by_pairs), v.expect, "{}", v.name);
         assert_eq!(outcome(&by_raw), v.expect, "{} (raw block)", v.name);
@@ -36,6 +95,12 @@ fn every_vector_gives_its_expected_result_by_every_path() {
             outcome(&by_c_raw),
             v.expect,
             "{} (C ABI, raw block)",
+            v.name
+        );
+        assert_eq!(
+            outcome(&by_the_ring),
+            v.expect,
+            "{} (key ring, scheme UP42)",
             v.name
         );
         if let Ok(got) = by_pairs {
@@ -55,6 +120,16 @@ fn every_vector_gives_its_expected_result_by_every_path() {
                 (got.created, got.key_index, got.body_sha256)
             );
             assert_eq!(c.has_expires, got.expires.is_some());
+            let r = by_the_ring.unwrap();
+            assert_eq!(
+                (r.time, r.key_index as usize, r.body_sha256, r.has_expires),
+                (
+                    got.created,
+                    got.key_index,
+                    got.body_sha256,
+                    got.expires.is_some()
+                )
+            );
         }
     }
     assert!(ok > 60, "most vectors verify ({ok})");
