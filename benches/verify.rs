@@ -66,8 +66,8 @@ fn bench(c: &mut Criterion) {
             unsafe { up42webhooks::ffi::up42wh_key_new(&secret, 1, &mut ckey) },
             up42webhooks::Code::Ok
         );
-        let mut d = up42webhooks::delivery::Delivery::default();
-        let receive = |d: &mut up42webhooks::delivery::Delivery| unsafe {
+        let mut d = up42webhooks::ffi::up42wh_delivery::default();
+        let receive = |d: &mut up42webhooks::ffi::up42wh_delivery| unsafe {
             up42webhooks::ffi::up42wh_receive(
                 ckey,
                 black_box(raw.as_ptr()),

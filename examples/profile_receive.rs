@@ -1,7 +1,7 @@
 //! Runs the receiver's one call (`up42wh_receive`: verification from the raw header block, the JSON
 //! body, its timestamp, the record's fields) on the benchmark's UP42 delivery many times, for
 //! profilers: `valgrind --tool=callgrind target/release/examples/profile_receive 10000 1024`.
-use up42webhooks::delivery::Delivery;
+use up42webhooks::ffi::up42wh_delivery as Delivery;
 use up42webhooks::ffi::{up42wh_key_free, up42wh_key_new, up42wh_receive, up42wh_slice};
 use up42webhooks::{Code, Key};
 

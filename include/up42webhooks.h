@@ -551,7 +551,7 @@ typedef struct {
 } up42wh_message_verified;
 
 /*
- What a verified delivery gives the store.
+ What a verified delivery gives the store, filled by `up42wh_receive_message`.
  */
 typedef struct {
   /*

@@ -78,6 +78,45 @@ impl<const N: usize> Buf<N> {
     }
 }
 
+/// Up to `N` bytes kept in place with their length: a signature header's value, a delivery's id,
+/// event or status, written without allocating. The C ABI's structs copy them out flat.
+#[derive(Clone, Copy)]
+pub struct Text<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Text<N> {
+    fn default() -> Self {
+        Text {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
+}
+
+impl<const N: usize> Text<N> {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Writes the text with `f`, which fills the buffer from its start and says how many bytes it
+    /// wrote; on an error the text is left as it was (its length unchanged).
+    pub(crate) fn fill(
+        &mut self,
+        f: impl FnOnce(&mut [u8; N]) -> Result<usize, Code>,
+    ) -> Result<(), Code> {
+        let n = f(&mut self.bytes)?;
+        self.len = n.min(N);
+        Ok(())
+    }
+
+    /// The whole buffer (bytes past the text are zero or stale) and the text's length.
+    pub fn raw(&self) -> (&[u8; N], usize) {
+        (&self.bytes, self.len)
+    }
+}
+
 /// `n` in decimal, written at the end of `buf`; no allocation (signing and RFC 8941 integers).
 pub(crate) fn format_i64(n: i64, buf: &mut [u8; 24]) -> &[u8] {
     let mut i = buf.len();

@@ -3,6 +3,7 @@
 //! and live mode. Written into fixed buffers, so that one call per delivery hands all of it to the
 //! caller without allocating.
 
+use crate::buf::Text;
 use crate::code::Code;
 use crate::headers::{Headers, JoinBuf};
 use crate::json::{self, Fields, Name, Value};
@@ -26,8 +27,7 @@ pub enum Profile {
     Stripe,
 }
 
-/// What a verified delivery gives the store.
-#[repr(C)]
+/// What a verified delivery gives the store (the C ABI copies it into `up42wh_delivery`).
 #[derive(Clone)]
 pub struct Delivery {
     /// The configured secret or key that verified (0 is the first).
@@ -43,17 +43,14 @@ pub struct Delivery {
     /// The body has tabs or line breaks between its tokens (the dump writes an event a line, so a
     /// caller replaces them with spaces; JSON has them nowhere else).
     pub line_breaks: bool,
-    pub id_len: usize,
-    pub event_len: usize,
-    pub status_len: usize,
     /// The id the delivery is deduplicated on: the caller's prefix, then `m:` and UP42's
     /// `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
     /// the delivery has no id.
-    pub id: [u8; 320],
+    pub id: Text<320>,
     /// The event type (tabs and line breaks written as spaces); empty when there is none.
-    pub event: [u8; 128],
+    pub event: Text<128>,
     /// The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
-    pub status: [u8; 128],
+    pub status: Text<128>,
 }
 
 impl Default for Delivery {
@@ -64,12 +61,9 @@ impl Default for Delivery {
             time: 0,
             body_sha256: [0; 32],
             line_breaks: false,
-            id_len: 0,
-            event_len: 0,
-            status_len: 0,
-            id: [0; 320],
-            event: [0; 128],
-            status: [0; 128],
+            id: Text::default(),
+            event: Text::default(),
+            status: Text::default(),
         }
     }
 }
@@ -90,49 +84,50 @@ impl core::fmt::Debug for Delivery {
 
 impl Delivery {
     pub fn id(&self) -> &[u8] {
-        &self.id[..self.id_len]
+        self.id.as_bytes()
     }
     pub fn event(&self) -> &[u8] {
-        &self.event[..self.event_len]
+        self.event.as_bytes()
     }
     pub fn status(&self) -> &[u8] {
-        &self.status[..self.status_len]
+        self.status.as_bytes()
     }
 
     /// The dedup id from `prefix`, a kind (`m:`, `i:`) and a sender's id; `InvalidField` when the
     /// id is longer than [`ID_MAX`] once decoded.
     fn set_id(&mut self, prefix: &[u8], kind: &[u8; 2], id: Value) -> Result<(), Code> {
-        let head = prefix.len() + 2;
-        self.id[..prefix.len()].copy_from_slice(prefix);
-        self.id[prefix.len()..head].copy_from_slice(kind);
-        let n = text(id, &mut self.id[head..head + ID_MAX], false)?;
-        self.id_len = head + n;
-        Ok(())
+        self.id.fill(|buf| {
+            let head = prefix.len() + 2;
+            buf[..prefix.len()].copy_from_slice(prefix);
+            buf[prefix.len()..head].copy_from_slice(kind);
+            Ok(head + text(id, &mut buf[head..head + ID_MAX], false)?)
+        })
     }
 
     /// The dedup id of a delivery without one: the hex SHA-256 of its body.
-    fn set_digest_id(&mut self, prefix: &[u8]) {
+    fn set_digest_id(&mut self, prefix: &[u8]) -> Result<(), Code> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut n = prefix.len();
-        self.id[..n].copy_from_slice(prefix);
-        self.id[n..n + 2].copy_from_slice(b"d:");
-        n += 2;
-        for b in self.body_sha256 {
-            self.id[n] = HEX[usize::from(b >> 4)];
-            self.id[n + 1] = HEX[usize::from(b & 15)];
+        let digest = self.body_sha256;
+        self.id.fill(|buf| {
+            let mut n = prefix.len();
+            buf[..n].copy_from_slice(prefix);
+            buf[n..n + 2].copy_from_slice(b"d:");
             n += 2;
-        }
-        self.id_len = n;
+            for b in digest {
+                buf[n] = HEX[usize::from(b >> 4)];
+                buf[n + 1] = HEX[usize::from(b & 15)];
+                n += 2;
+            }
+            Ok(n)
+        })
     }
 
     fn set_event(&mut self, v: Value) -> Result<(), Code> {
-        self.event_len = text(v, &mut self.event, true)?;
-        Ok(())
+        self.event.fill(|buf| text(v, buf, true))
     }
 
     fn set_status(&mut self, v: Value) -> Result<(), Code> {
-        self.status_len = text(v, &mut self.status, true)?;
-        Ok(())
+        self.status.fill(|buf| text(v, buf, true))
     }
 }
 
@@ -232,7 +227,7 @@ impl Read<'_> {
             Profile::Rfc9421 => (b"i:", Value::Absent),
         };
         match id {
-            Value::Absent => out.set_digest_id(prefix),
+            Value::Absent => out.set_digest_id(prefix)?,
             v => out.set_id(prefix, kind, v)?,
         }
         let (event, status) = match profile {

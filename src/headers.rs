@@ -10,16 +10,6 @@ pub const FIELD_MAX: usize = 4096;
 /// Most fields [`Headers::with_index`] indexes on the stack.
 pub const INDEXED_FIELDS: usize = 64;
 
-/// One request header field.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct up42wh_header {
-    pub name: *const u8,
-    pub name_len: usize,
-    pub value: *const u8,
-    pub value_len: usize,
-}
-
 /// The request's header fields, as the caller holds them.
 #[derive(Debug, Clone, Copy)]
 pub enum Headers<'a> {
@@ -28,28 +18,13 @@ pub enum Headers<'a> {
     /// An HTTP/1 header block: `Name: value` lines ended by LF or CRLF, up to an empty line or the end.
     /// A first line that is not a field (the request line, as nginx's `raw_header()` gives it) is skipped.
     Raw(&'a [u8]),
-    /// Fields passed through the C ABI.
-    Ffi(FfiHeaders<'a>),
+    /// Fields held some other way (the C ABI's array of name/value pairs).
+    List(&'a dyn FieldList),
 }
 
-/// Header fields from the C ABI whose pointers were checked when this was made.
-#[derive(Debug, Clone, Copy)]
-pub struct FfiHeaders<'a>(&'a [up42wh_header]);
-
-impl<'a> FfiHeaders<'a> {
-    /// # Safety
-    /// Every name and value pointer must be valid for its length (NULL only with length 0) for `'a`.
-    pub unsafe fn new(list: &'a [up42wh_header]) -> Self {
-        FfiHeaders(list)
-    }
-}
-
-fn ffi_bytes<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
-    if len == 0 || ptr.is_null() {
-        return &[];
-    }
-    // SAFETY: FfiHeaders::new's contract: the pointer is valid for len bytes.
-    unsafe { core::slice::from_raw_parts(ptr, len) }
+/// Fields held some other way than pairs or a block: each one, in order, as name and value.
+pub trait FieldList: core::fmt::Debug {
+    fn each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8]));
 }
 
 pub(crate) fn is_tchar(b: u8) -> bool {
@@ -134,14 +109,7 @@ impl<'a> Headers<'a> {
                     f(name, value);
                 }
             }
-            Headers::Ffi(FfiHeaders(list)) => {
-                for h in list {
-                    f(
-                        ffi_bytes(h.name, h.name_len),
-                        ffi_bytes(h.value, h.value_len),
-                    );
-                }
-            }
+            Headers::List(list) => list.each(&mut f),
             Headers::Raw(mut block) => {
                 let mut first = true;
                 while !block.is_empty() {

@@ -3,7 +3,7 @@
 use base64::Engine;
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::buf::format_i64;
+use crate::buf::{format_i64, Text};
 use crate::code::Code;
 use crate::schemes::up42::{Key, DEFAULT_LABEL, MAX_LABEL};
 use crate::sf;
@@ -45,32 +45,15 @@ impl Default for SignOptions<'_> {
     }
 }
 
-/// The three header values of a signed delivery, each also NUL-terminated.
-#[repr(C)]
-#[derive(Clone)]
+/// The three header values of a signed delivery, each also NUL-terminated in its buffer.
+#[derive(Clone, Default)]
 pub struct Signed {
     /// Value of `Content-Digest`.
-    pub content_digest: [u8; 128],
-    pub content_digest_len: usize,
+    pub(crate) content_digest: Text<128>,
     /// Value of `Signature-Input`.
-    pub signature_input: [u8; 320],
-    pub signature_input_len: usize,
+    pub(crate) signature_input: Text<320>,
     /// Value of `Signature`.
-    pub signature: [u8; 128],
-    pub signature_len: usize,
-}
-
-impl Default for Signed {
-    fn default() -> Self {
-        Signed {
-            content_digest: [0; 128],
-            content_digest_len: 0,
-            signature_input: [0; 320],
-            signature_input_len: 0,
-            signature: [0; 128],
-            signature_len: 0,
-        }
-    }
+    pub(crate) signature: Text<128>,
 }
 
 impl core::fmt::Debug for Signed {
@@ -91,13 +74,13 @@ impl core::fmt::Debug for Signed {
 
 impl Signed {
     pub fn content_digest(&self) -> &[u8] {
-        &self.content_digest[..self.content_digest_len]
+        self.content_digest.as_bytes()
     }
     pub fn signature_input(&self) -> &[u8] {
-        &self.signature_input[..self.signature_input_len]
+        self.signature_input.as_bytes()
     }
     pub fn signature(&self) -> &[u8] {
-        &self.signature[..self.signature_len]
+        self.signature.as_bytes()
     }
 }
 
@@ -130,10 +113,15 @@ impl Writer<'_> {
     }
 }
 
-fn write(buf: &mut [u8], f: impl FnOnce(&mut Writer) -> Result<(), Code>) -> Result<usize, Code> {
-    let mut w = Writer { buf, len: 0 };
-    f(&mut w)?;
-    Ok(w.finish())
+fn write<const N: usize>(
+    text: &mut Text<N>,
+    f: impl FnOnce(&mut Writer) -> Result<(), Code>,
+) -> Result<(), Code> {
+    text.fill(|buf| {
+        let mut w = Writer { buf, len: 0 };
+        f(&mut w)?;
+        Ok(w.finish())
+    })
 }
 
 /// Signs `body` with the key's first secret, `created` in unix seconds.
@@ -148,7 +136,7 @@ pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<
         return Err(Code::InvalidArgument);
     }
     let mut out = Signed::default();
-    out.content_digest_len = write(&mut out.content_digest, |w| match opts.digest {
+    write(&mut out.content_digest, |w| match opts.digest {
         DigestAlg::Sha512 => {
             w.put(b"sha-512=:")?;
             w.put_b64(&Sha512::digest(body))?;
@@ -164,7 +152,7 @@ pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<
             w.put(b":")
         }
     })?;
-    out.signature_input_len = write(&mut out.signature_input, |w| {
+    write(&mut out.signature_input, |w| {
         w.put(opts.label)?;
         w.put(b"=(\"content-digest\");keyid=\"")?;
         for &b in opts.keyid {
@@ -178,7 +166,7 @@ pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<
         w.put(format_i64(created, &mut digits))
     })?;
     let tag = key.tag(0, out.content_digest());
-    out.signature_len = write(&mut out.signature, |w| {
+    write(&mut out.signature, |w| {
         w.put(opts.label)?;
         w.put(if opts.byte_sequence { b"=:" } else { b"=" })?;
         w.put_b64(&tag)?;

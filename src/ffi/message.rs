@@ -116,6 +116,62 @@ pub struct up42wh_message_verified {
     pub nonce_len: usize,
 }
 
+/// What a verified delivery gives the store, filled by `up42wh_receive_message`.
+#[repr(C)]
+#[derive(Clone)]
+pub struct up42wh_delivery {
+    /// The configured secret or key that verified (0 is the first).
+    pub key_index: u32,
+    /// 1 for `true`, 0 for `false`, -1 when the body has no boolean live mode (UP42's `liveMode`,
+    /// Stripe's `livemode`).
+    pub live: i32,
+    /// The signed time in unix seconds: for UP42 the body's `timestamp`, for the others the
+    /// signature's (0 when it has none: GitHub).
+    pub time: i64,
+    /// SHA-256 of the body.
+    pub body_sha256: [u8; 32],
+    /// The body has tabs or line breaks between its tokens (the dump writes an event a line, so a
+    /// caller replaces them with spaces; JSON has them nowhere else).
+    pub line_breaks: bool,
+    pub id_len: usize,
+    pub event_len: usize,
+    pub status_len: usize,
+    /// The id the delivery is deduplicated on: the caller's prefix, then `m:` and UP42's
+    /// `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
+    /// the delivery has no id.
+    pub id: [u8; 320],
+    /// The event type (tabs and line breaks written as spaces); empty when there is none.
+    pub event: [u8; 128],
+    /// The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
+    pub status: [u8; 128],
+}
+
+impl From<&Delivery> for up42wh_delivery {
+    fn from(d: &Delivery) -> Self {
+        let ((id, id_len), (event, event_len), (status, status_len)) =
+            (d.id.raw(), d.event.raw(), d.status.raw());
+        up42wh_delivery {
+            key_index: d.key_index,
+            live: d.live,
+            time: d.time,
+            body_sha256: d.body_sha256,
+            line_breaks: d.line_breaks,
+            id_len,
+            event_len,
+            status_len,
+            id: *id,
+            event: *event,
+            status: *status,
+        }
+    }
+}
+
+impl Default for up42wh_delivery {
+    fn default() -> Self {
+        (&Delivery::default()).into()
+    }
+}
+
 /// Makes an empty key ring. On success `*out` holds a ring to release with `up42wh_keyring_free`.
 ///
 /// # Safety
@@ -421,7 +477,7 @@ impl<'a> Message<'a> {
         ring: &KeyRing,
         now: i64,
         prefix: &[u8],
-        out: &mut Delivery,
+        out: &mut up42wh_delivery,
     ) -> Result<(), Code> {
         let v = self.verify(ring, now)?;
         let mut d = Delivery {
@@ -438,7 +494,7 @@ impl<'a> Message<'a> {
             limits: &self.limits,
         };
         read.fill(&self.request.headers, self.body, &mut d)?;
-        *out = d;
+        *out = (&d).into();
         Ok(())
     }
 }
@@ -464,7 +520,7 @@ pub unsafe extern "C" fn up42wh_receive_message(
     opts: *const up42wh_message_options,
     id_prefix: *const u8,
     id_prefix_len: usize,
-    out: *mut Delivery,
+    out: *mut up42wh_delivery,
 ) -> Code {
     guard(|| {
         let ring = &try_ref!(ring).ring;

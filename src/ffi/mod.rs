@@ -20,7 +20,6 @@ mod record;
 mod sign;
 mod up42;
 
-pub use crate::headers::up42wh_header;
 pub use journal::*;
 pub use message::*;
 pub use record::*;

@@ -2,9 +2,9 @@
 //! the journal, and read back a compressed line. Same conventions as `ffi`.
 #![allow(non_camel_case_types)]
 
+use super::up42wh_delivery;
 use super::{guard, try_bytes, try_mut, try_ref};
 use crate::code::Code;
-use crate::delivery::Delivery;
 use crate::record;
 
 /// A caller's buffer: `cap` writable bytes at `ptr`; a call that fills it sets `len`.
@@ -42,7 +42,7 @@ unsafe fn fill(
 /// `delivery` must be valid, `body` valid for `body_len` bytes, `out` as `up42wh_buffer` says.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_delivery_record(
-    delivery: *const Delivery,
+    delivery: *const up42wh_delivery,
     body: *const u8,
     body_len: usize,
     time: i64,

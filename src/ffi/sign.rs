@@ -77,6 +77,43 @@ pub unsafe extern "C" fn up42wh_sign_options_init(opts: *mut up42wh_sign_options
     })
 }
 
+/// The three header values of a signed delivery, each also NUL-terminated.
+#[repr(C)]
+#[derive(Clone)]
+pub struct up42wh_signed {
+    /// Value of `Content-Digest`.
+    pub content_digest: [u8; 128],
+    pub content_digest_len: usize,
+    /// Value of `Signature-Input`.
+    pub signature_input: [u8; 320],
+    pub signature_input_len: usize,
+    /// Value of `Signature`.
+    pub signature: [u8; 128],
+    pub signature_len: usize,
+}
+
+impl From<&Signed> for up42wh_signed {
+    fn from(s: &Signed) -> Self {
+        let (content_digest, content_digest_len) = s.content_digest.raw();
+        let (signature_input, signature_input_len) = s.signature_input.raw();
+        let (signature, signature_len) = s.signature.raw();
+        up42wh_signed {
+            content_digest: *content_digest,
+            content_digest_len,
+            signature_input: *signature_input,
+            signature_input_len,
+            signature: *signature,
+            signature_len,
+        }
+    }
+}
+
+impl Default for up42wh_signed {
+    fn default() -> Self {
+        (&Signed::default()).into()
+    }
+}
+
 /// Signs `body` as UP42 does, with the key's first secret and `created` (unix seconds), writing the
 /// values of `Content-Digest`, `Signature-Input` and `Signature` into `out`. `opts` NULL means
 /// `up42wh_sign_options_init`'s defaults.
@@ -90,7 +127,7 @@ pub unsafe extern "C" fn up42wh_sign(
     body_len: usize,
     created: i64,
     opts: *const up42wh_sign_options,
-    out: *mut Signed,
+    out: *mut up42wh_signed,
 ) -> Code {
     guard(|| {
         let key = try_ref!(key);
@@ -108,7 +145,7 @@ pub unsafe extern "C" fn up42wh_sign(
             o.digest = up42wh_digest::try_from(c.digest)?.into();
             o.byte_sequence = c.byte_sequence;
         }
-        *out = crate::sign::sign(&key.key, body, created, &o)?;
+        *out = (&crate::sign::sign(&key.key, body, created, &o)?).into();
         Ok(())
     })
 }

@@ -4,14 +4,13 @@
 //! `UP42WH_SCHEME_UP42` for UP42 like for every other sender.
 #![allow(non_camel_case_types)]
 
-use super::message::{up42wh_message_verified, up42wh_scheme, Message};
+use super::message::{up42wh_delivery, up42wh_message_verified, up42wh_scheme, Message};
 use super::{
-    free_handle, guard, into_handle, opt_mut, opt_ref, try_bytes, try_mut, try_ref, up42wh_header,
+    bytes, free_handle, guard, into_handle, opt_mut, opt_ref, try_bytes, try_mut, try_ref,
     up42wh_slice,
 };
 use crate::code::Code;
-use crate::delivery::Delivery;
-use crate::headers::Headers;
+use crate::headers::{FieldList, Headers};
 use crate::limits::{Limits, DEFAULT_MAX_AGE, DEFAULT_MAX_BODY, DEFAULT_MAX_FUTURE};
 use crate::schemes::rfc9421::Request;
 use crate::schemes::up42::{self as verify, Key};
@@ -52,6 +51,31 @@ pub struct up42wh_verified {
     pub key_index: u32,
     /// SHA-256 of the body.
     pub body_sha256: [u8; 32],
+}
+
+/// One request header field.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct up42wh_header {
+    pub name: *const u8,
+    pub name_len: usize,
+    pub value: *const u8,
+    pub value_len: usize,
+}
+
+/// Header fields from the C ABI whose every name and value pointer was checked readable for its
+/// length (NULL only with length 0) before this was made.
+#[derive(Debug)]
+struct CheckedHeaders<'a>(&'a [up42wh_header]);
+
+impl FieldList for CheckedHeaders<'_> {
+    fn each<'s>(&'s self, f: &mut dyn FnMut(&'s [u8], &'s [u8])) {
+        for h in self.0 {
+            // SAFETY: checked readable (or empty) when this was made, for the call: the contract.
+            let (name, value) = unsafe { (bytes(h.name, h.name_len), bytes(h.value, h.value_len)) };
+            f(name.unwrap_or_default(), value.unwrap_or_default());
+        }
+    }
 }
 
 /// The one path's message for a UP42 delivery: its headers and body, with `opts` (NULL: the
@@ -209,8 +233,8 @@ pub unsafe extern "C" fn up42wh_verify(
             try_bytes!(h.name, h.name_len);
             try_bytes!(h.value, h.value_len);
         }
-        // SAFETY: every pair's name and value was checked readable just above.
-        let headers = Headers::Ffi(unsafe { crate::headers::FfiHeaders::new(list) });
+        let checked = CheckedHeaders(list);
+        let headers = Headers::List(&checked);
         // SAFETY: `opts` is NULL or valid, with its label, and `body` valid: the contract.
         let v = unsafe { up42_message(headers, body, body_len, opts) }?.verify(&key.key, now)?;
         write_verified(out, &v);
@@ -264,7 +288,7 @@ pub unsafe extern "C" fn up42wh_receive(
     body_len: usize,
     now: i64,
     opts: *const up42wh_options,
-    out: *mut Delivery,
+    out: *mut up42wh_delivery,
 ) -> Code {
     guard(|| {
         let key = try_ref!(key);

@@ -575,7 +575,7 @@ fn c_abi_handles_null_and_bad_arguments() {
         let mut so = std::mem::zeroed::<ffi::up42wh_sign_options>();
         assert_eq!(ffi::up42wh_sign_options_init(&mut so), Code::Ok);
         so.digest = 7;
-        let mut out = up42webhooks::Signed::default();
+        let mut out = ffi::up42wh_signed::default();
         assert_eq!(
             ffi::up42wh_sign(k.0, null(), 0, NOW, &so, &mut out),
             Code::InvalidArgument

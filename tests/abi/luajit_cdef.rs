@@ -3,12 +3,12 @@
 //! right, not only textually in sync with the header.
 
 use mlua::Lua;
+use up42webhooks::ffi::up42wh_signed as Signed;
 use up42webhooks::ffi::{
     up42wh_header, up42wh_options, up42wh_sign_options, up42wh_slice, up42wh_verified,
 };
 use up42webhooks::ffi::{up42wh_journal_stats, up42wh_record};
 use up42webhooks::ffi::{up42wh_message_options, up42wh_message_verified, up42wh_request};
-use up42webhooks::Signed;
 
 #[test]
 fn luajit_loads_the_cdef_and_verifies_through_the_ffi() {
