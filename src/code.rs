@@ -132,7 +132,7 @@ impl Code {
         Code::InvalidField,
     ];
 
-    pub fn from_u32(n: u32) -> Option<Code> {
+    pub(crate) fn from_u32(n: u32) -> Option<Code> {
         Code::ALL.get(n as usize).copied()
     }
 
@@ -146,11 +146,11 @@ impl Code {
         self.c_message().to_str().unwrap_or("")
     }
 
-    pub fn c_name(self) -> &'static CStr {
+    pub(crate) fn c_name(self) -> &'static CStr {
         self.texts().0
     }
 
-    pub fn c_message(self) -> &'static CStr {
+    pub(crate) fn c_message(self) -> &'static CStr {
         self.texts().1
     }
 

@@ -10,11 +10,11 @@ use crate::json::{self, Fields, Name, Value};
 use crate::limits::Limits;
 
 /// The longest sender id (UP42's `messageId`, a nonce, a delivery header) kept, once decoded.
-pub const ID_MAX: usize = 256;
+pub(crate) const ID_MAX: usize = 256;
 /// The longest caller prefix of the id.
-pub const PREFIX_MAX: usize = 62;
+pub(crate) const PREFIX_MAX: usize = 62;
 /// The longest event or status kept.
-pub const TEXT_MAX: usize = 128;
+pub(crate) const TEXT_MAX: usize = 128;
 
 /// Whose delivery it is: which members and headers say what. The numbers are those of
 /// `up42wh_scheme` for the other senders.
@@ -46,11 +46,11 @@ pub struct Delivery {
     /// The id the delivery is deduplicated on: the caller's prefix, then `m:` and UP42's
     /// `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
     /// the delivery has no id.
-    pub id: Text<320>,
+    pub id: Text<{ PREFIX_MAX + 2 + ID_MAX }>,
     /// The event type (tabs and line breaks written as spaces); empty when there is none.
-    pub event: Text<128>,
+    pub event: Text<TEXT_MAX>,
     /// The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
-    pub status: Text<128>,
+    pub status: Text<TEXT_MAX>,
 }
 
 impl Default for Delivery {

@@ -233,7 +233,7 @@ pub fn record(data: &[u8]) {
 }
 
 /// A target: a name and what it runs.
-pub type Target = (&'static str, fn(&[u8]));
+pub(crate) type Target = (&'static str, fn(&[u8]));
 
 /// Every target by its name, for the corpus replay.
 pub const TARGETS: [Target; 8] = [

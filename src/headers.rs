@@ -6,9 +6,9 @@ use crate::code::Code as Error;
 
 /// Longest field value (after joining repeated fields) the verifier reads. nginx's own default limit
 /// for a header line is 8 KiB; signature fields are a few hundred bytes.
-pub const FIELD_MAX: usize = 4096;
+pub(crate) const FIELD_MAX: usize = 4096;
 /// Most fields [`Headers::with_index`] indexes on the stack.
-pub const INDEXED_FIELDS: usize = 64;
+pub(crate) const INDEXED_FIELDS: usize = 64;
 
 /// The request's header fields, as the caller holds them.
 #[derive(Debug, Clone, Copy)]
@@ -102,7 +102,7 @@ impl<'a> Headers<'a> {
     /// Calls `f` with every field, in order. Values may have surrounding whitespace: callers trim
     /// the few they use (with `trim_ows`) rather than every one.
     #[inline(always)]
-    pub fn for_each(&self, mut f: impl FnMut(&'a [u8], &'a [u8])) -> Result<(), Error> {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&'a [u8], &'a [u8])) -> Result<(), Error> {
         match *self {
             Headers::Pairs(pairs) => {
                 for &(name, value) in pairs {
@@ -139,7 +139,10 @@ impl<'a> Headers<'a> {
     /// Calls `f` with these headers, a raw block first split into an array of fields once (on the
     /// stack, up to [`INDEXED_FIELDS`]), so that the several lookups of a verification walk an
     /// array instead of re-parsing lines. A larger block is passed as it is.
-    pub fn with_index<T>(&self, f: impl FnOnce(Headers) -> Result<T, Error>) -> Result<T, Error> {
+    pub(crate) fn with_index<T>(
+        &self,
+        f: impl FnOnce(Headers) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         if let Headers::Raw(_) = self {
             // Left uninitialised: filling 64 empty pairs costs as much as indexing a small block.
             let mut index = [const { MaybeUninit::<(&[u8], &[u8])>::uninit() }; INDEXED_FIELDS];
@@ -230,7 +233,7 @@ impl<'a> Headers<'a> {
 }
 
 /// Room to join a repeated field.
-pub type JoinBuf = crate::buf::Buf<FIELD_MAX>;
+pub(crate) type JoinBuf = crate::buf::Buf<FIELD_MAX>;
 
 #[cfg(test)]
 mod tests {

@@ -32,7 +32,7 @@ const HEADER: usize = 12;
 /// Fixed part of a payload: kind, reason, key, time, digest, three lengths.
 const FIXED: usize = 1 + 1 + 8 + 8 + 32 + 2 + 2 + 4;
 /// The largest payload a frame may claim: larger claims are damage.
-pub const MAX_PAYLOAD: usize = 64 << 20;
+pub(crate) const MAX_PAYLOAD: usize = 64 << 20;
 const SALT_FILE: &str = "journal.salt";
 const SALT_LEN: usize = 16;
 /// "No space left on device", the same number on every Linux architecture.
@@ -653,7 +653,7 @@ pub fn write_key_mark(dir: &Path, m: &KeyMark) -> io::Result<()> {
 /// searchable, `dir` itself writable, by its mode bits (ACLs and other groups are not looked at).
 /// The check nginx's master makes at start for its workers, which run as another user when it is
 /// started as root. EACCES when not, ENOTDIR when `dir` is no directory.
-pub fn writable_by(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn writable_by(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     const EACCES: i32 = 13;
     const ENOTDIR: i32 = 20;

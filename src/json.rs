@@ -10,7 +10,7 @@
 use crate::code::Code;
 
 /// The deepest nesting of arrays and objects accepted.
-pub const MAX_DEPTH: usize = 512;
+pub(crate) const MAX_DEPTH: usize = 512;
 
 /// The members the reader picks out: the top-level ones, then `status` inside a top-level `body`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -474,7 +474,7 @@ fn scan(doc: &[u8], mut i: usize) -> usize {
 
 /// Decodes the escapes of a string's bytes (as the reader returned them, so well formed) into
 /// `out`; returns the length, or `None` when it does not fit.
-pub fn unescape(raw: &[u8], out: &mut [u8]) -> Option<usize> {
+pub(crate) fn unescape(raw: &[u8], out: &mut [u8]) -> Option<usize> {
     let mut n = 0;
     let mut i = 0;
     while i < raw.len() {

@@ -9,9 +9,9 @@ use crate::code::Code;
 use crate::mac::HmacSha256;
 
 /// At most this many keys in one ring.
-pub const MAX_KEYS: usize = 64;
+pub(crate) const MAX_KEYS: usize = 64;
 /// Longest key id a ring (and so a verifier) accepts.
-pub const MAX_KEYID: usize = 256;
+pub(crate) const MAX_KEYID: usize = 256;
 
 /// A signature algorithm of the RFC 9421 registry that this verifier supports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,11 +4,11 @@
 use crate::code::Code;
 
 /// Default tolerance for the age of a signature or timestamp, in seconds.
-pub const DEFAULT_MAX_AGE: i64 = 300;
+pub(crate) const DEFAULT_MAX_AGE: i64 = 300;
 /// Default allowance for clock skew into the future, in seconds.
-pub const DEFAULT_MAX_FUTURE: i64 = 30;
+pub(crate) const DEFAULT_MAX_FUTURE: i64 = 30;
 /// Default largest body, in bytes.
-pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+pub(crate) const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 /// Freshness and size limits, in seconds and bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

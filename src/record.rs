@@ -9,7 +9,7 @@
 use crate::code::Code;
 
 /// Bodies shorter than this are kept as they are: too small to gain a slab.
-pub const COMPRESS_MIN: usize = 128;
+pub(crate) const COMPRESS_MIN: usize = 128;
 
 /// The most bytes a record of a `body_len`-byte body with `meta_len` bytes of meta can take.
 pub const fn max_len(meta_len: usize, body_len: usize) -> usize {

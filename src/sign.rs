@@ -10,7 +10,7 @@ use crate::sf;
 
 /// Longest key id accepted when signing: what fits `Signed::signature_input` beside the longest
 /// label and the parameters. A verifier accepts longer ones (`keyring::MAX_KEYID`).
-pub const MAX_SIGN_KEYID: usize = 64;
+pub(crate) const MAX_SIGN_KEYID: usize = 64;
 
 /// Which digest goes into `Content-Digest`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -317,7 +317,7 @@ pub unsafe extern "C" fn up42wh_check_timestamp(
         let ts = try_bytes!(ts, ts_len);
         // SAFETY: `opts` is NULL or valid: the contract. The body is empty.
         let m = unsafe { up42_message(Headers::Raw(b""), core::ptr::null(), 0, opts) }?;
-        let t = crate::check_timestamp(ts, now, &m.up42_options())?;
+        let t = verify::check_timestamp(ts, now, &m.up42_options())?;
         if let Some(out) = opt_mut!(out_unix) {
             *out = t;
         }

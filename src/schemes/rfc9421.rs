@@ -7,21 +7,22 @@ use ed25519_dalek::Signature as EdSignature;
 use hmac::Mac;
 use subtle::ConstantTimeEq;
 
+use crate::buf::Buf;
 use crate::code::Code;
 use crate::digest::{check_content_digest, BodyDigests};
 use crate::encoding::{decode_b64, hex_value};
 use crate::headers::{trim_ows, Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing, Material};
 use crate::limits::Limits;
-use crate::sf::write::{self as sf_write, Buf};
+use crate::sf::write as sf_write;
 use crate::sf::{self, BareItem, Member, Mode, Params};
 
 /// Longest signature base.
-pub const BASE_MAX: usize = 8192;
+pub(crate) const BASE_MAX: usize = 8192;
 /// Longest `nonce` returned.
-pub const NONCE_MAX: usize = 64;
+pub(crate) const NONCE_MAX: usize = 64;
 /// At most this many covered components.
-pub const MAX_COMPONENTS: usize = 32;
+pub(crate) const MAX_COMPONENTS: usize = 32;
 
 pub type Base = Buf<BASE_MAX>;
 

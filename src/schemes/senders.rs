@@ -62,8 +62,8 @@ pub(super) fn hex32(text: &[u8]) -> Option<[u8; 32]> {
 /// The most signatures one request may carry (Standard Webhooks entries, Stripe `v1` tags), and the
 /// most Ed25519 verifications one Standard Webhooks request may cause: each costs a pass over the
 /// body, and none is authenticated before it is checked.
-pub const MAX_SIGNATURES: usize = 8;
-pub const MAX_ED25519_CHECKS: usize = 16;
+pub(crate) const MAX_SIGNATURES: usize = 8;
+pub(crate) const MAX_ED25519_CHECKS: usize = 16;
 
 #[cfg(test)]
 thread_local! {

@@ -14,13 +14,13 @@ use crate::sf::{self, BareItem, Member, Mode};
 use crate::mac::HmacSha256;
 
 /// The label UP42 gives its signature.
-pub const DEFAULT_LABEL: &[u8] = b"up42-sig";
+pub(crate) const DEFAULT_LABEL: &[u8] = b"up42-sig";
 /// At most this many secrets at once (rotation needs two or three).
-pub const MAX_SECRETS: usize = 16;
+pub(crate) const MAX_SECRETS: usize = 16;
 /// At most this many covered components.
-pub const MAX_COMPONENTS: usize = 16;
+pub(crate) const MAX_COMPONENTS: usize = 16;
 /// Longest label accepted in options.
-pub const MAX_LABEL: usize = 64;
+pub(crate) const MAX_LABEL: usize = 64;
 
 /// UP42's secrets as a key ring: the secrets in order, each an HMAC-SHA256 key with the id
 /// `secret-1`, `secret-2`, ... The first one signs. UP42 is verified through the ring like every
@@ -273,6 +273,15 @@ pub fn verify(
         key_index,
         body_sha256: digests.sha256(),
     })
+}
+
+/// Parses an RFC 3339 timestamp and checks it lies within the window of `opts` around `now`; returns
+/// it in unix seconds. Use it on the body's signed `timestamp`: UP42's `created` is not covered by the HMAC.
+pub fn check_timestamp(ts: &[u8], now: i64, opts: &Options) -> Result<i64, Code> {
+    opts.check()?;
+    let t = crate::time::parse_rfc3339(ts)?;
+    opts.fresh(t, now)?;
+    Ok(t)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! Dictionary and parameter lookups return the *last* member with a key, as RFC 8941 says duplicates do.
 
 /// The largest magnitude of an RFC 8941 integer (section 3.3.1: at most 15 digits).
-pub const MAX_INTEGER: i64 = 999_999_999_999_999;
+pub(crate) const MAX_INTEGER: i64 = 999_999_999_999_999;
 
 /// Why a field failed to parse: the byte offset and a short static reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub enum BareItem<'a> {
 
 impl<'a> BareItem<'a> {
     /// The text of a string or a token (strings compared after unescaping).
-    pub fn text_eq(&self, want: &[u8]) -> bool {
+    pub(crate) fn text_eq(&self, want: &[u8]) -> bool {
         match self {
             BareItem::String(s) => s.eq_bytes(want),
             BareItem::Token(t) => *t == want,
@@ -56,7 +56,7 @@ impl<'a> SfStr<'a> {
         })
     }
 
-    pub fn eq_bytes(&self, want: &[u8]) -> bool {
+    pub(crate) fn eq_bytes(&self, want: &[u8]) -> bool {
         self.bytes().eq(want.iter().copied())
     }
 }
@@ -137,7 +137,7 @@ impl<'a> Member<'a> {
 
 /// Parse a whole dictionary field and return the last member whose key equals `key`
 /// (ASCII case-insensitively when `mode.upper_keys`). The whole field must be valid.
-pub fn dict_get<'a>(
+pub(crate) fn dict_get<'a>(
     input: &'a [u8],
     key: &[u8],
     mode: Mode,
@@ -223,7 +223,7 @@ fn base64_lengths_ok(data: usize, pad: usize) -> bool {
 }
 
 /// Is `key` a valid RFC 8941 key (lowercase, as parameters and strict dictionaries require)?
-pub fn valid_key(key: &[u8]) -> bool {
+pub(crate) fn valid_key(key: &[u8]) -> bool {
     let mut c = Cursor::new(key);
     c.key(false).is_ok() && c.at_end()
 }

@@ -2,13 +2,13 @@
 //! signs fields and its own parameters in their canonical serialization, not as they were sent.
 
 use crate::buf::format_i64;
-pub use crate::buf::Buf;
+use crate::buf::Buf;
 use crate::code::Code;
 use crate::sf::{self, BareItem, InnerList, Member, Mode, Params};
 
 /// An integer, or `InvalidArgument` for one RFC 8941 cannot carry (16 digits or more): a
 /// verifier would refuse what we wrote.
-pub fn integer<const N: usize>(n: i64, out: &mut Buf<N>) -> Result<(), Code> {
+pub(crate) fn integer<const N: usize>(n: i64, out: &mut Buf<N>) -> Result<(), Code> {
     if !(-sf::MAX_INTEGER..=sf::MAX_INTEGER).contains(&n) {
         return Err(Code::InvalidArgument);
     }
@@ -18,7 +18,7 @@ pub fn integer<const N: usize>(n: i64, out: &mut Buf<N>) -> Result<(), Code> {
 
 /// A bare item, canonically: strings keep their (already minimal) escapes, byte sequences get
 /// their padding, decimals lose trailing zeros.
-pub fn bare_item<const N: usize>(item: &BareItem, out: &mut Buf<N>) -> Result<(), Code> {
+pub(crate) fn bare_item<const N: usize>(item: &BareItem, out: &mut Buf<N>) -> Result<(), Code> {
     match *item {
         BareItem::Integer(n) => integer(n, out),
         BareItem::Decimal(thousandths) => {
@@ -80,7 +80,7 @@ pub fn params<const N: usize>(params: &Params, out: &mut Buf<N>) -> Result<(), C
         .try_for_each(|(key, value)| param(key, &value, out))
 }
 
-pub fn inner_list<const N: usize>(
+pub(crate) fn inner_list<const N: usize>(
     list: &InnerList,
     list_params: &Params,
     out: &mut Buf<N>,
@@ -117,7 +117,7 @@ pub enum FieldType {
 }
 
 /// Fields whose structured type is registered (RFC 8941 fields this signer is likely to cover).
-pub fn field_type(name: &[u8]) -> Option<FieldType> {
+pub(crate) fn field_type(name: &[u8]) -> Option<FieldType> {
     const DICTIONARIES: [&[u8]; 9] = [
         b"accept-signature",
         b"content-digest",
