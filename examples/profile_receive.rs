@@ -9,13 +9,7 @@ use up42webhooks::{Code, Key};
 mod fixtures;
 
 fn main() {
-    let arg = |i: usize, d: usize| {
-        std::env::args()
-            .nth(i)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(d)
-    };
-    let (n, size) = (arg(1, 10_000), arg(2, 1024));
+    let (n, size) = (fixtures::arg(1, 10_000), fixtures::arg(2, 1024));
     let key = Key::new(&[fixtures::UP42_SECRET]).unwrap();
     let (body, s) = fixtures::up42_delivery(&key, size);
     let raw = fixtures::up42_raw(&fixtures::up42_pairs(&s));

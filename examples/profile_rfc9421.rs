@@ -6,10 +6,7 @@ use up42webhooks::rfc9421;
 mod fixtures;
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(10_000);
+    let n = fixtures::arg(1, 10_000);
     let (raw, body) = fixtures::b2_request("b25");
     let ring = fixtures::b2_ring();
     let req = fixtures::b2_req(&raw);

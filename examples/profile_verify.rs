@@ -6,10 +6,7 @@ use up42webhooks::{verify, Headers, Key, Options};
 mod fixtures;
 
 fn main() {
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(10_000);
+    let n = fixtures::arg(1, 10_000);
     let key = Key::new(&[fixtures::UP42_SECRET]).unwrap();
     let (body, s) = fixtures::up42_delivery(&key, 1024);
     let pairs = fixtures::up42_pairs(&s);

@@ -30,10 +30,6 @@ local held = require "up42webhooks.held"
 local reply = require "up42webhooks.reply"
 
 local ngx = ngx
-local type = type
-local tostring = tostring
-local xpcall = xpcall
-local debug = debug
 
 local _M = { _VERSION = "0.1.0" }
 

@@ -64,3 +64,52 @@ pub(crate) fn decode_b64(text: &[u8], out: &mut [u8]) -> Option<usize> {
     }
     (bad & 0x80 == 0).then_some(len)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    /// The base64 crate, with padding optional but, when present, complete (it would also take a
+    /// partial `AQ=`, which RFC 8941 lengths and our decoder refuse).
+    fn reference(text: &[u8]) -> Option<Vec<u8>> {
+        if text.contains(&b'=') && !text.len().is_multiple_of(4) {
+            return None;
+        }
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        engine.decode(text).ok()
+    }
+
+    fn ours(text: &[u8]) -> Option<Vec<u8>> {
+        let mut out = [0u8; 96];
+        decode_b64(text, &mut out).map(|n| out[..n].to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn decoder_agrees_with_the_base64_crate(text in "[A-Za-z0-9+/=]{0,12}|[A-Za-z0-9+/]{0,100}={0,3}|.{0,8}") {
+            prop_assert_eq!(ours(text.as_bytes()), reference(text.as_bytes()));
+        }
+
+        #[test]
+        fn decoder_round_trips(data in prop::collection::vec(any::<u8>(), 0..70)) {
+            let text = base64::engine::general_purpose::STANDARD.encode(&data);
+            prop_assert_eq!(ours(text.as_bytes()), Some(data.clone()));
+            prop_assert_eq!(ours(text.trim_end_matches('=').as_bytes()), Some(data));
+        }
+    }
+
+    #[test]
+    fn decoder_refuses_what_it_should() {
+        for bad in "A AB= AAAA= A=== iZ== AB!D AAA=A =AAA".split(' ') {
+            assert_eq!(ours(bad.as_bytes()), None, "{bad}");
+        }
+        let mut small = [0u8; 2];
+        assert_eq!(decode_b64(b"AAAA", &mut small), None);
+    }
+}

@@ -499,37 +499,23 @@ pub(crate) fn unescape(raw: &[u8], out: &mut [u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn string(raw: &[u8], escaped: bool) -> Value<'_> {
+        Value::Str { raw, escaped }
+    }
+
     #[test]
     fn picks_out_the_members_the_store_reads() {
         let doc = br#"{"event":"job.status","liveMode":false,"messageId":"a\u0062c",
             "timestamp":"2022-02-18T15:12:18Z","body":{"jobId":"x","status":"RUNNING",
             "tasks":[{"status":"NOT_STARTED"}]},"status":7}"#;
         let f = read_object(doc).unwrap();
-        assert_eq!(
-            f.get(Name::Event),
-            Value::Str {
-                raw: b"job.status",
-                escaped: false
-            }
-        );
+        assert_eq!(f.get(Name::Event), string(b"job.status", false));
         assert_eq!(f.get(Name::LiveMode), Value::Scalar(b"false"));
-        assert_eq!(
-            f.get(Name::MessageId),
-            Value::Str {
-                raw: br"a\u0062c",
-                escaped: true
-            }
-        );
+        assert_eq!(f.get(Name::MessageId), string(br"a\u0062c", true));
         let mut buf = [0u8; 8];
         assert_eq!(unescape(br"a\u0062c", &mut buf), Some(3));
         assert_eq!(&buf[..3], b"abc");
-        assert_eq!(
-            f.get(Name::BodyStatus),
-            Value::Str {
-                raw: b"RUNNING",
-                escaped: false
-            }
-        );
+        assert_eq!(f.get(Name::BodyStatus), string(b"RUNNING", false));
         assert_eq!(f.get(Name::Status), Value::Scalar(b"7"));
         assert_eq!(f.get(Name::Body), Value::Container);
         assert_eq!(f.get(Name::Type), Value::Absent);

@@ -6,9 +6,6 @@
 --   "gateway"                     this host's IPv4 default gateway, read from /proc/net/route when
 --                                 the list is made: in a container that is the Docker host, from
 --                                 which its published ports arrive
-local tonumber = tonumber
-local type = type
-local ipairs = ipairs
 local floor = math.floor
 local open = io.open
 

@@ -6,21 +6,10 @@ local senders = require "up42webhooks.senders"
 local held = require "up42webhooks.held"
 local cjson = require "cjson.safe"
 
-local ngx = ngx
-local req = ngx.req
-local ngx_print = ngx.print
-local ngx_say = ngx.say
-local respond = reply.respond
-local json_encode = cjson.encode
-local type = type
-local pairs = pairs
-local ipairs = ipairs
-local tonumber = tonumber
-local concat = table.concat
-local find = string.find
-local min = math.min
-
-local admitted = gate.admitted
+local ngx, req, ngx_print, ngx_say = ngx, ngx.req, ngx.print, ngx.say
+local respond, admitted, json_encode = reply.respond, gate.admitted, cjson.encode
+local type, pairs, ipairs, tonumber = type, pairs, ipairs, tonumber
+local concat, find, min = table.concat, string.find, math.min
 
 local _M = {}
 

@@ -26,11 +26,6 @@ local senders = require "up42webhooks.senders"
 local addr = require "up42webhooks.addr"
 local hosts = require "up42webhooks.hosts"
 
-local pairs = pairs
-local ipairs = ipairs
-local type = type
-local next = next
-local tostring = tostring
 local getenv = os.getenv
 
 local _M = {}

@@ -14,18 +14,10 @@ local reply = require "up42webhooks.reply"
 local addr = require "up42webhooks.addr"
 local hosts = require "up42webhooks.hosts"
 
-local ngx = ngx
-local req = ngx.req
-local ngx_var = ngx.var
-local respond = reply.respond
-local count = reply.count
-local type = type
-local split_host = hosts.split
-local lower = string.lower
-local find = string.find
-local byte = string.byte
-local bxor = bit.bxor
-local bor = bit.bor
+local ngx, req, ngx_var = ngx, ngx.req, ngx.var
+local respond, count, split_host = reply.respond, reply.count, hosts.split
+local type, lower, find, byte = type, string.lower, string.find, string.byte
+local bxor, bor = bit.bxor, bit.bor
 
 local _M = {}
 

@@ -3,12 +3,8 @@
 local ffi = require "ffi"
 local cdef = require "up42webhooks.cdef"
 
-local ffi_new = ffi.new
-local ffi_str = ffi.string
-local ffi_gc = ffi.gc
-local tonumber = tonumber
-local type = type
-local ipairs = ipairs
+local ffi_new, ffi_str, ffi_gc = ffi.new, ffi.string, ffi.gc
+local tonumber, type, ipairs = tonumber, type, ipairs
 
 ffi.cdef(cdef)
 

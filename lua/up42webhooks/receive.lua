@@ -6,21 +6,10 @@ local senders = require "up42webhooks.senders"
 local origin = require "up42webhooks.origin"
 local reply = require "up42webhooks.reply"
 
-local ngx = ngx
-local req = ngx.req
-local ngx_var = ngx.var
-local ngx_time = ngx.time
-local delivery_id = native.delivery_id
-local body_sha256 = native.body_sha256
-local respond = reply.respond
-local reject = reply.reject
-local count = reply.count
-local type = type
-local pairs = pairs
-local ipairs = ipairs
-local tostring = tostring
-local tonumber = tonumber
-local concat = table.concat
+local ngx, req, ngx_var, ngx_time = ngx, ngx.req, ngx.var, ngx.time
+local delivery_id, body_sha256 = native.delivery_id, native.body_sha256
+local respond, reject, count = reply.respond, reply.reject, reply.count
+local tonumber, concat = tonumber, table.concat
 
 local _M = {}
 

@@ -15,10 +15,6 @@
 -- changes them), secret_file (one secret a line).
 local native = require "up42webhooks.native"
 
-local type = type
-local ipairs = ipairs
-local pairs = pairs
-local tostring = tostring
 local concat = table.concat
 local open = io.open
 

@@ -26,12 +26,8 @@ local lock = require "up42webhooks.lock"
 local lifecycle = require "up42webhooks.store_lifecycle"
 
 local RECORD = journal.RECORD
-local tonumber = tonumber
-local byte = string.byte
-local sub = string.sub
-local max = math.max
-local select = select
-local min = math.min
+local tonumber, select = tonumber, select
+local byte, sub, max, min = string.byte, string.sub, math.max, math.min
 
 local _M = {}
 

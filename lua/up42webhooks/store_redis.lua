@@ -32,17 +32,9 @@ connector = ok_conn and connector or nil
 local read_secrets_file = require("up42webhooks.senders").read_secrets_file
 local lifecycle = require "up42webhooks.store_lifecycle"
 
-local ngx = ngx
-local getenv = os.getenv
-local type = type
-local tostring = tostring
-local tonumber = tonumber
-local ipairs = ipairs
-local concat = table.concat
-local floor = math.floor
-local min = math.min
-local byte = string.byte
-local format = string.format
+local ngx, getenv = ngx, os.getenv
+local concat, floor, min = table.concat, math.floor, math.min
+local byte, format = string.byte, string.format
 
 local _M = { START = "0", CURSOR = "a stream entry id (milliseconds-sequence, or 0), each part up to 9007199254740991" }
 

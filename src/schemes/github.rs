@@ -15,12 +15,7 @@ pub fn github(
 ) -> Result<Verified, Code> {
     limits.check(body.len())?;
     let mut buf = JoinBuf::default();
-    let value = one_field(
-        headers,
-        b"x-hub-signature-256",
-        &mut buf,
-        Code::MissingSignature,
-    )?;
+    let value = signature_field(headers, b"x-hub-signature-256", &mut buf)?;
     let hex = value
         .strip_prefix(b"sha256=")
         .ok_or(Code::MalformedSignature)?;

@@ -459,145 +459,146 @@ pub fn verify(
     opts: &Options,
 ) -> Result<Verified, Code> {
     // The base reads several fields, each a scan of the headers.
-    req.headers.with_index(|headers| {
-        let indexed = Request { headers, ..*req };
-        verify_indexed(ring, &indexed, body, now, opts)
-    })
+    req.headers
+        .with_index(|headers| Request { headers, ..*req }.verify_indexed(ring, body, now, opts))
 }
 
-fn verify_indexed(
-    ring: &KeyRing,
-    req: &Request,
-    body: &[u8],
-    now: i64,
-    opts: &Options,
-) -> Result<Verified, Code> {
-    if opts.label.len() > crate::schemes::up42::MAX_LABEL
-        || (!opts.label.is_empty() && !sf::valid_key(opts.label))
-    {
-        return Err(Code::InvalidArgument);
-    }
-    opts.limits.check(body.len())?;
-    let mut bufs: [JoinBuf; 3] = Default::default();
-    let [input, sig_field, digest_field] = req.headers.fields(
-        [b"signature-input", b"signature", b"content-digest"],
-        &mut bufs,
-    )?;
-    let input = input.ok_or(Code::MissingSignatureInput)?;
-    let chosen = choose(input, opts.label)?;
-    let sig_field = sig_field.ok_or(Code::MissingSignature)?;
-    let sig_member = sf::dict_get(sig_field, chosen.label, Mode::default())
-        .map_err(|_| Code::MalformedSignature)?
-        .ok_or(Code::SignatureLabelMissing)?;
-    let Member::Item(BareItem::ByteSeq(sig_text), _) = sig_member else {
-        return Err(Code::MalformedSignature);
-    };
-
-    let mut base = Base::default();
-    let (covered, sig) = build(req, &chosen, &mut base)?;
-    let SigParams {
-        created,
-        expires,
-        keyid,
-        alg,
-        nonce,
-    } = sig;
-    if opts.require_created && created.is_none() {
-        return Err(Code::MissingCreated);
-    }
-    let mut result = Ok(());
-    sf::for_each_list_member(opts.required, |m| {
-        let mut ident = Buf::<256>::default();
-        let ok =
-            sf_write::member(&m, &mut ident).is_ok() && covered.contains(&base, ident.as_slice());
-        if !ok && result.is_ok() {
-            result = Err(Code::RequiredComponentNotCovered);
+impl Request<'_> {
+    fn verify_indexed(
+        &self,
+        ring: &KeyRing,
+        body: &[u8],
+        now: i64,
+        opts: &Options,
+    ) -> Result<Verified, Code> {
+        let req = self;
+        if opts.label.len() > crate::schemes::up42::MAX_LABEL
+            || (!opts.label.is_empty() && !sf::valid_key(opts.label))
+        {
+            return Err(Code::InvalidArgument);
         }
-    })
-    .map_err(|_| Code::InvalidArgument)?;
-    result?;
+        opts.limits.check(body.len())?;
+        let mut bufs: [JoinBuf; 3] = Default::default();
+        let [input, sig_field, digest_field] = req.headers.fields(
+            [b"signature-input", b"signature", b"content-digest"],
+            &mut bufs,
+        )?;
+        let input = input.ok_or(Code::MissingSignatureInput)?;
+        let chosen = choose(input, opts.label)?;
+        let sig_field = sig_field.ok_or(Code::MissingSignature)?;
+        let sig_member = sf::dict_get(sig_field, chosen.label, Mode::default())
+            .map_err(|_| Code::MalformedSignature)?
+            .ok_or(Code::SignatureLabelMissing)?;
+        let Member::Item(BareItem::ByteSeq(sig_text), _) = sig_member else {
+            return Err(Code::MalformedSignature);
+        };
 
-    let mut digests = BodyDigests {
-        body,
-        sha256: None,
-        sha512: None,
-    };
-    if covered.contains(&base, b"\"content-digest\"") {
-        check_content_digest(digest_field.ok_or(Code::DigestMissing)?, &mut digests)?;
-    } else if opts.require_digest {
-        return Err(Code::DigestNotCovered);
-    }
-
-    // The key, by keyid, or the only one.
-    let mut id = Buf::<{ crate::keyring::MAX_KEYID }>::default();
-    let (key_index, material) = match keyid {
-        Some(s) => {
-            for b in s.bytes() {
-                id.byte(b).map_err(|_| Code::UnknownKey)?;
+        let mut base = Base::default();
+        let (covered, sig) = build(req, &chosen, &mut base)?;
+        let SigParams {
+            created,
+            expires,
+            keyid,
+            alg,
+            nonce,
+        } = sig;
+        if opts.require_created && created.is_none() {
+            return Err(Code::MissingCreated);
+        }
+        let mut result = Ok(());
+        sf::for_each_list_member(opts.required, |m| {
+            let mut ident = Buf::<256>::default();
+            let ok = sf_write::member(&m, &mut ident).is_ok()
+                && covered.contains(&base, ident.as_slice());
+            if !ok && result.is_ok() {
+                result = Err(Code::RequiredComponentNotCovered);
             }
-            ring.find(id.as_slice())
-        }
-        None => ring.only(),
-    }
-    .ok_or(Code::UnknownKey)?;
-    let key_alg = match material {
-        Material::Hmac(_) => Alg::HmacSha256,
-        Material::Ed25519(_) => Alg::Ed25519,
-    };
-    if let Some(a) = alg {
-        let known = [Alg::HmacSha256, Alg::Ed25519]
-            .into_iter()
-            .find(|k| a.eq_bytes(k.name()));
-        match known {
-            None => return Err(Code::UnsupportedAlg),
-            Some(k) if k != key_alg => return Err(Code::AlgMismatch),
-            Some(_) => {}
-        }
-    }
+        })
+        .map_err(|_| Code::InvalidArgument)?;
+        result?;
 
-    let mut sig = [0u8; 66];
-    let sig_len = decode_b64(sig_text, &mut sig).ok_or(Code::MalformedSignature)?;
-    let ok = match material {
-        Material::Hmac(mac) => {
-            if sig_len != 32 {
-                return Err(Code::MalformedSignature);
-            }
-            let mut mac = mac.clone();
-            mac.update(base.as_slice());
-            bool::from(mac.finalize().into_bytes().as_slice().ct_eq(&sig[..32]))
+        let mut digests = BodyDigests {
+            body,
+            sha256: None,
+            sha512: None,
+        };
+        if covered.contains(&base, b"\"content-digest\"") {
+            check_content_digest(digest_field.ok_or(Code::DigestMissing)?, &mut digests)?;
+        } else if opts.require_digest {
+            return Err(Code::DigestNotCovered);
         }
-        Material::Ed25519(key) => {
-            let bytes: [u8; 64] = sig[..64].try_into().map_err(|_| Code::MalformedSignature)?;
-            if sig_len != 64 {
-                return Err(Code::MalformedSignature);
-            }
-            key.verify_strict(base.as_slice(), &EdSignature::from_bytes(&bytes))
-                .is_ok()
-        }
-    };
-    if !ok {
-        return Err(Code::SignatureMismatch);
-    }
 
-    // Freshness last, so that it is only said of authentic requests.
-    opts.limits.window(created, expires, now)?;
-    let mut out_nonce = [0u8; NONCE_MAX];
-    let mut nonce_len = 0;
-    if let Some(n) = nonce {
-        for b in n.bytes() {
-            *out_nonce
-                .get_mut(nonce_len)
-                .ok_or(Code::MalformedSignatureInput)? = b;
-            nonce_len += 1;
+        // The key, by keyid, or the only one.
+        let mut id = Buf::<{ crate::keyring::MAX_KEYID }>::default();
+        let (key_index, material) = match keyid {
+            Some(s) => {
+                for b in s.bytes() {
+                    id.byte(b).map_err(|_| Code::UnknownKey)?;
+                }
+                ring.find(id.as_slice())
+            }
+            None => ring.only(),
         }
+        .ok_or(Code::UnknownKey)?;
+        let key_alg = match material {
+            Material::Hmac(_) => Alg::HmacSha256,
+            Material::Ed25519(_) => Alg::Ed25519,
+        };
+        if let Some(a) = alg {
+            let known = [Alg::HmacSha256, Alg::Ed25519]
+                .into_iter()
+                .find(|k| a.eq_bytes(k.name()));
+            match known {
+                None => return Err(Code::UnsupportedAlg),
+                Some(k) if k != key_alg => return Err(Code::AlgMismatch),
+                Some(_) => {}
+            }
+        }
+
+        let mut sig = [0u8; 66];
+        let sig_len = decode_b64(sig_text, &mut sig).ok_or(Code::MalformedSignature)?;
+        let ok = match material {
+            Material::Hmac(mac) => {
+                if sig_len != 32 {
+                    return Err(Code::MalformedSignature);
+                }
+                let mut mac = mac.clone();
+                mac.update(base.as_slice());
+                bool::from(mac.finalize().into_bytes().as_slice().ct_eq(&sig[..32]))
+            }
+            Material::Ed25519(key) => {
+                let bytes: [u8; 64] = sig[..64].try_into().map_err(|_| Code::MalformedSignature)?;
+                if sig_len != 64 {
+                    return Err(Code::MalformedSignature);
+                }
+                key.verify_strict(base.as_slice(), &EdSignature::from_bytes(&bytes))
+                    .is_ok()
+            }
+        };
+        if !ok {
+            return Err(Code::SignatureMismatch);
+        }
+
+        // Freshness last, so that it is only said of authentic requests.
+        opts.limits.window(created, expires, now)?;
+        let mut out_nonce = [0u8; NONCE_MAX];
+        let mut nonce_len = 0;
+        if let Some(n) = nonce {
+            for b in n.bytes() {
+                *out_nonce
+                    .get_mut(nonce_len)
+                    .ok_or(Code::MalformedSignatureInput)? = b;
+                nonce_len += 1;
+            }
+        }
+        Ok(Verified {
+            created,
+            expires,
+            key_index,
+            alg: key_alg,
+            body_sha256: digests.sha256(),
+            nonce: out_nonce,
+            nonce_len,
+        })
     }
-    Ok(Verified {
-        created,
-        expires,
-        key_index,
-        alg: key_alg,
-        body_sha256: digests.sha256(),
-        nonce: out_nonce,
-        nonce_len,
-    })
 }

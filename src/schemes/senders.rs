@@ -125,13 +125,13 @@ pub(super) fn hmac_match(
         .fold(None, |found, hit| found.or(hit))
 }
 
-pub(super) fn one_field<'s>(
+/// The one header field that carries the signatures; `MissingSignature` without it.
+pub(super) fn signature_field<'s>(
     headers: &Headers<'s>,
     name: &[u8],
     buf: &'s mut JoinBuf,
-    missing: Code,
 ) -> Result<&'s [u8], Code> {
-    headers.field(name, buf)?.ok_or(missing)
+    headers.field(name, buf)?.ok_or(Code::MissingSignature)
 }
 
 #[cfg(test)]

@@ -17,12 +17,7 @@ pub fn stripe(
 ) -> Result<Verified, Code> {
     limits.check(body.len())?;
     let mut buf = JoinBuf::default();
-    let value = one_field(
-        headers,
-        b"stripe-signature",
-        &mut buf,
-        Code::MissingSignature,
-    )?;
+    let value = signature_field(headers, b"stripe-signature", &mut buf)?;
     let mut t_text: Option<&[u8]> = None;
     let mut tags = [[0u8; 32]; MAX_SIGNATURES];
     let mut count = 0;

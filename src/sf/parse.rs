@@ -162,12 +162,7 @@ pub fn for_each_dict_member<'a>(
     mode: Mode,
     mut f: impl FnMut(&'a [u8], Member<'a>),
 ) -> Result<(), SfError> {
-    let mut c = Cursor::new(input);
-    c.skip_sp();
-    if c.at_end() {
-        return Ok(());
-    }
-    loop {
+    each_member(input, |c| {
         let key = c.key(mode.upper_keys)?;
         let member = if c.eat(b'=') {
             c.member(mode.plain_base64)?
@@ -175,6 +170,23 @@ pub fn for_each_dict_member<'a>(
             Member::Item(BareItem::Boolean(true), c.params()?)
         };
         f(key, member);
+        Ok(())
+    })
+}
+
+/// The members of a list or dictionary field: `read` parses one at the cursor; an empty field
+/// has none.
+fn each_member<'a>(
+    input: &'a [u8],
+    mut read: impl FnMut(&mut Cursor<'a>) -> Result<(), SfError>,
+) -> Result<(), SfError> {
+    let mut c = Cursor::new(input);
+    c.skip_sp();
+    if c.at_end() {
+        return Ok(());
+    }
+    loop {
+        read(&mut c)?;
         if c.list_separator()? {
             return Ok(());
         }
@@ -186,17 +198,10 @@ pub fn for_each_list_member<'a>(
     input: &'a [u8],
     mut f: impl FnMut(Member<'a>),
 ) -> Result<(), SfError> {
-    let mut c = Cursor::new(input);
-    c.skip_sp();
-    if c.at_end() {
-        return Ok(());
-    }
-    loop {
+    each_member(input, |c| {
         f(c.member(false)?);
-        if c.list_separator()? {
-            return Ok(());
-        }
-    }
+        Ok(())
+    })
 }
 
 /// Parse a whole item field.

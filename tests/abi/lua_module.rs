@@ -139,30 +139,29 @@ fn configure(lua: &Lua, extra: &str) {
     .unwrap();
 }
 
+/// The error `lua` (a configure{} call) fails with.
+fn configure_error(lua: &Lua, code: &str) -> String {
+    lua.load(code).exec().unwrap_err().to_string()
+}
+
 #[test]
 fn configure_refuses_to_run_without_a_secret_or_its_dicts() {
     let (lua, _) = setup();
     dicts(&lua, 100);
-    let err = lua
-        .load("require('up42webhooks').configure{}")
-        .exec()
-        .unwrap_err()
-        .to_string();
+    let err = configure_error(&lua, "require('up42webhooks').configure{}");
     assert!(err.contains("no webhook secret configured"), "{err}");
-    let err = lua
-        .load("require('up42webhooks').configure{ secret = 's', dict = 'nope' }")
-        .exec()
-        .unwrap_err()
-        .to_string();
+    let err = configure_error(
+        &lua,
+        "require('up42webhooks').configure{ secret = 's', dict = 'nope' }",
+    );
     assert!(
         err.contains("lua_shared_dict nope is not declared"),
         "{err}"
     );
-    let err = lua
-        .load("require('up42webhooks').configure{ secret_file = '/nonexistent/secret' }")
-        .exec()
-        .unwrap_err()
-        .to_string();
+    let err = configure_error(
+        &lua,
+        "require('up42webhooks').configure{ secret_file = '/nonexistent/secret' }",
+    );
     assert!(
         err.contains("cannot read the secret file /nonexistent/secret"),
         "{err}"

@@ -245,17 +245,25 @@ impl Server {
 
     /// A clean stop (QUIT: the workers finish and run exit_worker), waited for (bounded).
     pub fn stop(&mut self) {
+        assert!(
+            self.signal_and_wait("QUIT", 10),
+            "nginx did not stop within 10 s"
+        );
+    }
+
+    /// Sends the master `signal` and waits up to `seconds` for it to exit: whether it did.
+    fn signal_and_wait(&mut self, signal: &str, seconds: u64) -> bool {
         let _ = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(seconds);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("nginx did not stop within 10 s");
+        false
     }
 
     /// Starts nginx again on the same prefix (run directory), as `make serve` after a crash.
@@ -325,6 +333,14 @@ impl Server {
         self.request("GET", path, &[], b"")
     }
 
+    /// Posts each delivery, asserting that it was stored (200).
+    pub fn store(&self, deliveries: impl IntoIterator<Item = Delivery>) {
+        for d in deliveries {
+            let r = self.post(&d);
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    }
+
     pub fn post(&self, d: &Delivery) -> Response {
         post_to(self.port, d)
     }
@@ -390,16 +406,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         // The master runs in the foreground as our child: TERM is nginx's fast shutdown.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if self.signal_and_wait("TERM", 5) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
