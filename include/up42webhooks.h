@@ -10,7 +10,9 @@
  * its keys first and is only read afterwards, by any number of threads; up42wh_keyring_free().
  * A journal writer appends framed records to one segment file, one write(2) each, so several
  * processes may append at once; a journal reader recovers every good record, skipping and counting
- * damage; free them with up42wh_journal_free() and up42wh_journal_reader_free().
+ * damage; free them with up42wh_journal_free() and up42wh_journal_reader_free(). A replay index is a
+ * file every process maps shared and changes only atomically: open it before forking, share it
+ * freely, free it with up42wh_index_free().
  */
 
 #ifndef UP42WEBHOOKS_H
@@ -324,6 +326,80 @@ typedef uint32_t up42wh_record_kind;
 #endif // __cplusplus
 
 /*
+ What `up42wh_index_claim` found, for `up42wh_claim.outcome`.
+ */
+enum up42wh_claim_outcome
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   The id is new: the claim is the caller's until `up42wh_index_commit` or
+   `up42wh_index_cancel`.
+   */
+  UP42WH_CLAIM_OUTCOME_NEW = 1,
+  /*
+   The id is stored with the same body.
+   */
+  UP42WH_CLAIM_OUTCOME_DUPLICATE = 2,
+  /*
+   The id is stored with another body.
+   */
+  UP42WH_CLAIM_OUTCOME_CONFLICT = 3,
+  /*
+   Another delivery with this id is being stored right now.
+   */
+  UP42WH_CLAIM_OUTCOME_IN_FLIGHT = 4,
+  /*
+   The current window holds as many ids as it may: refuse the delivery for now.
+   */
+  UP42WH_CLAIM_OUTCOME_FULL = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum up42wh_claim_outcome up42wh_claim_outcome;
+#else
+typedef uint32_t up42wh_claim_outcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ How `up42wh_index_open` found the file, for its `opened` output.
+ */
+enum up42wh_index_opened
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Whole, and made for these settings.
+   */
+  UP42WH_INDEX_OPENED_EXISTING = 1,
+  /*
+   There was none: a new, empty index.
+   */
+  UP42WH_INDEX_OPENED_CREATED = 2,
+  /*
+   Damaged, of another version or made for other settings: replaced by an empty index, which
+   the caller rebuilds from what it keeps (`up42wh_index_insert`).
+   */
+  UP42WH_INDEX_OPENED_REPLACED = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum up42wh_index_opened up42wh_index_opened;
+#else
+typedef uint32_t up42wh_index_opened;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
+ An opaque replay index. Every call only reads the handle: share it between threads, and
+ between processes that inherit it (open it before forking).
+ */
+typedef struct up42wh_index up42wh_index;
+
+/*
  An opaque writer: appends to one segment of a journal. Appends from several threads are
  serialised by the handle; every append is one `write(2)`, so several processes may append to
  the same segment at once. Free it with `up42wh_journal_free`.
@@ -347,6 +423,47 @@ typedef struct up42wh_key up42wh_key;
  verifications only read it and may run from many threads at once.
  */
 typedef struct up42wh_keyring up42wh_keyring;
+
+/*
+ A claim, as `up42wh_index_claim` fills it; give it back to `up42wh_index_commit` or
+ `up42wh_index_cancel` unchanged.
+ */
+typedef struct {
+  /*
+   One of `up42wh_claim_outcome`.
+   */
+  uint32_t outcome;
+  uint32_t table;
+  uint64_t slot;
+  uint64_t deadline;
+} up42wh_claim;
+
+/*
+ What an index holds.
+ */
+typedef struct {
+  /*
+   Ids remembered (claimed, stored or cancelled) in the windows of the horizon.
+   */
+  uint64_t ids;
+  /*
+   The most ids one window may add, and the most the index holds over the horizon.
+   */
+  uint64_t per_window;
+  uint64_t capacity;
+  /*
+   When the oldest remembered id was stored, unix seconds (0: none).
+   */
+  uint64_t oldest;
+  /*
+   The length of a window, seconds.
+   */
+  uint64_t window_secs;
+  /*
+   The file's size.
+   */
+  uint64_t bytes;
+} up42wh_index_stats;
 
 /*
  A byte string.
@@ -727,6 +844,94 @@ const char *up42wh_result_name(uint32_t code);
  A short English sentence for a result code, a static NUL-terminated string.
  */
 const char *up42wh_result_message(uint32_t code);
+
+/*
+ Opens the index file at `path` for `capacity` ids (1 to 2^32) over a horizon of `horizon`
+ seconds, or makes it (mode 0600, written beside it and renamed into place); a file that is
+ damaged, of another version or of other settings is replaced by an empty one. Writes how it
+ was found to `*opened` (`up42wh_index_opened`) when that is not NULL.
+ `UP42WH_RESULT_JOURNAL_IO` when the file cannot be made or mapped, with the system's reason in
+ `*errno_out` when that is not NULL.
+
+ # Safety
+ `path` must point to `path_len` readable bytes; `out` must be writable; `opened` and
+ `errno_out` NULL or writable.
+ */
+up42wh_result up42wh_index_open(const uint8_t *path,
+                                size_t path_len,
+                                uint64_t capacity,
+                                uint64_t horizon,
+                                up42wh_index **out,
+                                uint32_t *opened,
+                                int32_t *errno_out);
+
+/*
+ Releases an index (its mapping; the file stays). NULL is a no-op.
+
+ # Safety
+ `index` must be NULL or from `up42wh_index_open`, not freed before and no longer in use.
+ */
+void up42wh_index_free(up42wh_index *index);
+
+/*
+ Claims delivery id `id` for a body whose SHA-256 is the 32 bytes at `body_sha256`, at `now`
+ (unix seconds): fills `out` with `NEW` (the caller stores the event, then commits or cancels),
+ `DUPLICATE`, `CONFLICT`, `IN_FLIGHT` or `FULL`. A claim not
+ committed by `now + pending_ttl` may be taken over by a retry. Does not allocate.
+
+ # Safety
+ `index` valid; `id` valid for `id_len` bytes; `body_sha256` for 32; `out` writable.
+ */
+up42wh_result up42wh_index_claim(const up42wh_index *index,
+                                 const uint8_t *id,
+                                 size_t id_len,
+                                 const uint8_t *body_sha256,
+                                 int64_t now,
+                                 int64_t pending_ttl,
+                                 up42wh_claim *out);
+
+/*
+ Marks a `NEW` claim stored at `now`. `*kept` (when not NULL) is false
+ when the claim was no longer the caller's: it had passed its deadline and a retry took it over.
+
+ # Safety
+ `index` valid; `claim` a claim `up42wh_index_claim` filled; `kept` NULL or writable.
+ */
+up42wh_result up42wh_index_commit(const up42wh_index *index,
+                                  const up42wh_claim *claim,
+                                  int64_t now,
+                                  bool *kept);
+
+/*
+ Gives a `NEW` claim up (its delivery was not stored): a retry may claim the id again.
+
+ # Safety
+ `index` valid; `claim` a claim `up42wh_index_claim` filled.
+ */
+up42wh_result up42wh_index_cancel(const up42wh_index *index, const up42wh_claim *claim);
+
+/*
+ Remembers an id stored at `time`, as a rebuild does from the journal, unless it is
+ remembered already or `time` left the horizon; `*added` (when not NULL) says whether it was.
+
+ # Safety
+ `index` valid; `id` valid for `id_len` bytes; `body_sha256` for 32; `added` NULL or writable.
+ */
+up42wh_result up42wh_index_insert(const up42wh_index *index,
+                                  const uint8_t *id,
+                                  size_t id_len,
+                                  const uint8_t *body_sha256,
+                                  int64_t time,
+                                  int64_t now,
+                                  bool *added);
+
+/*
+ What the index holds at `now`.
+
+ # Safety
+ `index` valid; `out` writable.
+ */
+up42wh_result up42wh_index_usage(const up42wh_index *index, int64_t now, up42wh_index_stats *out);
 
 /*
  Opens segment `segment` (1 or more) of the journal in the existing directory `dir` for

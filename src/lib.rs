@@ -23,6 +23,7 @@ pub mod ffi;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
 pub mod headers;
+pub mod index;
 pub mod journal;
 pub mod json;
 pub mod keyring;

@@ -73,10 +73,41 @@ enum up42wh_record_kind
   UP42WH_RECORD_KIND_CANCEL = 3,
 };
 typedef uint32_t up42wh_record_kind;
+enum up42wh_claim_outcome
+ {
+  UP42WH_CLAIM_OUTCOME_NEW = 1,
+  UP42WH_CLAIM_OUTCOME_DUPLICATE = 2,
+  UP42WH_CLAIM_OUTCOME_CONFLICT = 3,
+  UP42WH_CLAIM_OUTCOME_IN_FLIGHT = 4,
+  UP42WH_CLAIM_OUTCOME_FULL = 5,
+};
+typedef uint32_t up42wh_claim_outcome;
+enum up42wh_index_opened
+ {
+  UP42WH_INDEX_OPENED_EXISTING = 1,
+  UP42WH_INDEX_OPENED_CREATED = 2,
+  UP42WH_INDEX_OPENED_REPLACED = 3,
+};
+typedef uint32_t up42wh_index_opened;
+typedef struct up42wh_index up42wh_index;
 typedef struct up42wh_journal up42wh_journal;
 typedef struct up42wh_journal_reader up42wh_journal_reader;
 typedef struct up42wh_key up42wh_key;
 typedef struct up42wh_keyring up42wh_keyring;
+typedef struct {
+  uint32_t outcome;
+  uint32_t table;
+  uint64_t slot;
+  uint64_t deadline;
+} up42wh_claim;
+typedef struct {
+  uint64_t ids;
+  uint64_t per_window;
+  uint64_t capacity;
+  uint64_t oldest;
+  uint64_t window_secs;
+  uint64_t bytes;
+} up42wh_index_stats;
 typedef struct {
   const uint8_t *ptr;
   size_t len;
@@ -194,6 +225,34 @@ typedef struct {
 const char *up42wh_version(void);
 const char *up42wh_result_name(uint32_t code);
 const char *up42wh_result_message(uint32_t code);
+up42wh_result up42wh_index_open(const uint8_t *path,
+                                size_t path_len,
+                                uint64_t capacity,
+                                uint64_t horizon,
+                                up42wh_index **out,
+                                uint32_t *opened,
+                                int32_t *errno_out);
+void up42wh_index_free(up42wh_index *index);
+up42wh_result up42wh_index_claim(const up42wh_index *index,
+                                 const uint8_t *id,
+                                 size_t id_len,
+                                 const uint8_t *body_sha256,
+                                 int64_t now,
+                                 int64_t pending_ttl,
+                                 up42wh_claim *out);
+up42wh_result up42wh_index_commit(const up42wh_index *index,
+                                  const up42wh_claim *claim,
+                                  int64_t now,
+                                  bool *kept);
+up42wh_result up42wh_index_cancel(const up42wh_index *index, const up42wh_claim *claim);
+up42wh_result up42wh_index_insert(const up42wh_index *index,
+                                  const uint8_t *id,
+                                  size_t id_len,
+                                  const uint8_t *body_sha256,
+                                  int64_t time,
+                                  int64_t now,
+                                  bool *added);
+up42wh_result up42wh_index_usage(const up42wh_index *index, int64_t now, up42wh_index_stats *out);
 up42wh_result up42wh_journal_open(const uint8_t *dir,
                                   size_t dir_len,
                                   uint32_t segment,

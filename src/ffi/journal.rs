@@ -87,7 +87,7 @@ pub struct up42wh_journal_reader {
 }
 
 /// A directory's path from C (the exports' contract: `dir_len` readable bytes at `dir`).
-fn dir_of<'a>(dir: *const u8, dir_len: usize) -> Result<&'a Path, Code> {
+pub(super) fn dir_of<'a>(dir: *const u8, dir_len: usize) -> Result<&'a Path, Code> {
     use std::os::unix::ffi::OsStrExt;
     let d = try_bytes!(dir, dir_len);
     if d.is_empty() || d.contains(&0) {
@@ -97,7 +97,7 @@ fn dir_of<'a>(dir: *const u8, dir_len: usize) -> Result<&'a Path, Code> {
 }
 
 /// The errno of an I/O error, for `up42wh_journal_errno`; EIO when it has none.
-fn errno(e: &io::Error) -> i32 {
+pub(super) fn errno(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(5)
 }
 
@@ -110,6 +110,7 @@ macro_rules! io_failed {
         Code::JournalIo
     }};
 }
+pub(super) use io_failed;
 
 /// A record from C. The slices must outlive the returned record.
 unsafe fn record_in<'a>(r: &up42wh_record) -> Result<Record<'a>, Code> {

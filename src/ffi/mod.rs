@@ -14,12 +14,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::code::Code;
 
+mod index;
 mod journal;
 mod message;
 mod record;
 mod sign;
 mod up42;
 
+pub use index::*;
 pub use journal::*;
 pub use message::*;
 pub use record::*;

@@ -10,6 +10,7 @@ mod cli;
 mod codes;
 mod fuzz_corpora;
 mod header;
+mod index;
 mod journal;
 mod json_suite;
 mod lua_module;

@@ -1,0 +1,816 @@
+//! The replay index: every delivery id stored within the replay horizon, so that a sender's retry
+//! is a duplicate for days (not minutes), whatever became of its event since (held, acknowledged,
+//! dropped by retention). It lives in a file mapped shared by every nginx worker (the master maps
+//! it before the workers fork) and is changed only with atomic operations, so no lock is taken.
+//!
+//! Layout: a header page (magic, version, sizes, a salt, a checksum; then the shared current
+//! window and a small header per table), then `TABLES` open-addressing tables of fixed slots.
+//! Each table holds the ids first stored in one window of `window_secs` seconds; a lookup reads
+//! every live table, a new id goes into the current window's table, and the table of a window that
+//! left the horizon is emptied and reused. An id is remembered for at least the horizon (the
+//! windows of `TABLES - 1` tables cover it) and at most one window more.
+//!
+//! A slot is four words, 32 bytes (two to a cache line, never across one): the id's digest
+//! (SHA-256 of the salt and the id, its first 128 bits, in two words: `tag`, never 0, and `lo`),
+//! the first 8 bytes of the body's SHA-256, and `ctl` (a state and a time). Tables are at most
+//! half full, so that a probe for an id that is not there ends within a slot or two. An id is claimed by compare-and-swap of `tag` into an empty slot;
+//! ids are only ever added at the first empty slot of their probe sequence, so two workers claiming
+//! the same id meet at the same slot and one of them wins. `ctl` is written last (release) and read
+//! first (acquire): the other words of a slot are read only once `ctl` says they are written.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8; 8] = b"UP42WIDX";
+const VERSION: u32 = 1;
+/// Tables (windows): the current one and `TABLES - 1` before it cover the horizon.
+pub const TABLES: u64 = 4;
+const HEADER_BYTES: usize = 4096;
+/// Where the per-table headers start in the header page, and their size (four words).
+const TABLE_HEADERS: usize = 512;
+const TABLE_HEADER_BYTES: usize = 32;
+/// Words per slot: tag, lo, body, ctl.
+const WORDS: usize = 4;
+const CTL: usize = 3;
+/// Bytes per slot.
+pub const SLOT_BYTES: u64 = (WORDS * 8) as u64;
+/// At most one of every two slots of a table is used (the load factor is at most 0.5).
+const LOAD_NUM: u64 = 1;
+const LOAD_DEN: u64 = 2;
+/// The most ids an index may be made for.
+pub const MAX_CAPACITY: u64 = 1 << 32;
+
+// `ctl`: the state in the top two bits; WRITTEN once the slot's other words are the claimer's
+// (only then is `lo` compared); a time in unix seconds below. A pending slot that is not written
+// is one whose claimer is between its two steps, or died there: it is in flight until its time.
+const EMPTY: u64 = 0;
+const PENDING: u64 = 1 << 62;
+const STORED: u64 = 2 << 62;
+const DEAD: u64 = 3 << 62;
+const STATE: u64 = 3 << 62;
+const WRITTEN: u64 = 1 << 61;
+const TIME: u64 = WRITTEN - 1;
+
+// A table header's `window` word: 0 for a table never used, else the window + 1; while the table
+// is being emptied, RESET and the time the emptying started.
+const RESET: u64 = 1 << 63;
+/// An emptying that has not finished after this long was abandoned (its process died): another
+/// worker takes it over.
+const RESET_STUCK_SECS: u64 = 10;
+/// How long a claim waits for another worker to finish emptying the current table.
+const RESET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The outcome of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The id is new (or its earlier claim was cancelled, or abandoned past its deadline): it is
+    /// the caller's until `commit` or `cancel`.
+    New(Slot),
+    /// The id is stored with the same body.
+    Duplicate,
+    /// The id is stored with another body.
+    Conflict,
+    /// Another delivery with this id is being stored right now.
+    InFlight,
+    /// The current window's table holds as many ids as it may.
+    Full,
+}
+
+/// A claimed slot, for `commit` and `cancel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub table: u32,
+    pub index: u64,
+    /// The claim's deadline, as `ctl` holds it: a commit or cancel finds its claim by it.
+    pub deadline: u64,
+}
+
+/// How the index was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// The file was there, whole and of these settings.
+    Existing,
+    /// There was none: a new, empty index.
+    Created,
+    /// The file was damaged, of another version or made for other settings: replaced by an empty
+    /// one (the caller rebuilds it from what it keeps).
+    Replaced,
+}
+
+/// An open index. Every method takes `&self`: share it between threads (and, mapped before a
+/// fork, between processes) freely.
+pub struct Index {
+    base: *mut u8,
+    len: usize,
+    slots_per_table: u64,
+    per_window: u64,
+    window_secs: u64,
+    salt: [u8; 16],
+}
+
+// SAFETY: the mapping is only read and written through atomics (the header's constant part is
+// written before the index is shared and never again).
+unsafe impl Send for Index {}
+// SAFETY: as above.
+unsafe impl Sync for Index {}
+
+impl Drop for Index {
+    fn drop(&mut self) {
+        // SAFETY: `base` and `len` are the mapping made in `map`, unmapped once, here.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// The sizes an index of `capacity` ids over `horizon` seconds has: slots per table, ids per
+/// window, window length.
+fn geometry(capacity: u64, horizon: u64) -> Option<(u64, u64, u64)> {
+    if capacity == 0 || capacity > MAX_CAPACITY || horizon == 0 || horizon > u64::from(u32::MAX) {
+        return None;
+    }
+    let per_window = capacity.div_ceil(TABLES - 1);
+    let slots = (per_window * LOAD_DEN).div_ceil(LOAD_NUM);
+    let window = horizon.div_ceil(TABLES - 1);
+    Some((slots, per_window, window))
+}
+
+/// The file's size for these sizes.
+fn file_len(slots_per_table: u64) -> u64 {
+    HEADER_BYTES as u64 + TABLES * slots_per_table * SLOT_BYTES
+}
+
+/// FNV-1a over the header's constant part: a header damaged or half written is not trusted.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The header's constant part: magic, version, tables, slots per table, ids per window, window
+/// length, salt (56 bytes), then its checksum.
+fn header(slots: u64, per_window: u64, window: u64, salt: &[u8; 16]) -> [u8; 64] {
+    let mut h = [0u8; 64];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&(TABLES as u32).to_le_bytes());
+    h[16..24].copy_from_slice(&slots.to_le_bytes());
+    h[24..32].copy_from_slice(&per_window.to_le_bytes());
+    h[32..40].copy_from_slice(&window.to_le_bytes());
+    h[40..56].copy_from_slice(salt);
+    let sum = checksum(&h[..56]);
+    h[56..64].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
+fn random_salt() -> io::Result<[u8; 16]> {
+    use std::io::Read;
+    let mut salt = [0u8; 16];
+    File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    Ok(salt)
+}
+
+/// Maps `len` bytes of `file` shared, read and write.
+fn map(file: &File, len: u64) -> io::Result<*mut u8> {
+    let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a fresh shared mapping of an open file descriptor; the kernel checks the arguments.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p.cast())
+}
+
+impl Index {
+    /// Opens the index at `path` for `capacity` ids over `horizon` seconds, or makes a new one
+    /// (written beside it and renamed into place, so that nobody maps half a file). A file that
+    /// is damaged, of another version or of other settings is replaced by an empty index.
+    pub fn open(path: &Path, capacity: u64, horizon: u64) -> io::Result<(Index, Opened)> {
+        let (slots, per_window, window) =
+            geometry(capacity, horizon).ok_or(io::ErrorKind::InvalidInput)?;
+        let len = file_len(slots);
+        let mut opened = Opened::Created;
+        if let Ok(file) = OpenOptions::new().read(true).write(true).open(path) {
+            if file.metadata()?.len() == len {
+                let base = map(&file, len)?;
+                let mut index = Index {
+                    base,
+                    len: len as usize,
+                    slots_per_table: slots,
+                    per_window,
+                    window_secs: window,
+                    salt: [0; 16],
+                };
+                // SAFETY: the mapping is at least a header page long.
+                let found = unsafe { core::slice::from_raw_parts(base, 64) };
+                let mut salt = [0u8; 16];
+                salt.copy_from_slice(&found[40..56]);
+                if found == header(slots, per_window, window, &salt) {
+                    index.salt = salt;
+                    return Ok((index, Opened::Existing));
+                }
+            }
+            opened = Opened::Replaced;
+        }
+        let salt = random_salt()?;
+        let tmp = path.with_extension(format!("new.{}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.set_len(len)?;
+        let base = map(&file, len)?;
+        let h = header(slots, per_window, window, &salt);
+        // SAFETY: nobody else has this file yet; the mapping is at least a header page long.
+        unsafe { core::ptr::copy_nonoverlapping(h.as_ptr(), base, h.len()) };
+        let index = Index {
+            base,
+            len: len as usize,
+            slots_per_table: slots,
+            per_window,
+            window_secs: window,
+            salt,
+        };
+        std::fs::rename(&tmp, path)?;
+        Ok((index, opened))
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        debug_assert!(offset.is_multiple_of(8) && offset + 8 <= self.len);
+        // SAFETY: inside the mapping (every caller computes offsets from the geometry), 8-byte
+        // aligned (the mapping is page aligned, offsets are multiples of 8), and only ever
+        // accessed atomically.
+        unsafe { &*self.base.add(offset).cast::<AtomicU64>() }
+    }
+
+    /// The shared current window: the highest any worker has seen, so that workers whose clocks
+    /// read a second apart still add to one table.
+    fn current(&self) -> &AtomicU64 {
+        self.word(64)
+    }
+
+    fn table_word(&self, table: u64, word: usize) -> &AtomicU64 {
+        self.word(TABLE_HEADERS + table as usize * TABLE_HEADER_BYTES + word * 8)
+    }
+
+    /// A table's window word, count of ids, and oldest stored time.
+    fn window_of(&self, table: u64) -> &AtomicU64 {
+        self.table_word(table, 0)
+    }
+    fn count_of(&self, table: u64) -> &AtomicU64 {
+        self.table_word(table, 1)
+    }
+    fn oldest_of(&self, table: u64) -> &AtomicU64 {
+        self.table_word(table, 2)
+    }
+
+    fn slot_word(&self, table: u64, index: u64, word: usize) -> &AtomicU64 {
+        let slot = (table * self.slots_per_table + index) as usize;
+        self.word(HEADER_BYTES + slot * WORDS * 8 + word * 8)
+    }
+
+    /// The id's digest: two words, the first never 0 (0 marks an empty slot).
+    fn digest(&self, id: &[u8]) -> (u64, u64) {
+        let d = Sha256::new()
+            .chain_update(self.salt)
+            .chain_update(id)
+            .finalize();
+        let hi = u64::from_le_bytes(d[..8].try_into().unwrap_or_default());
+        let lo = u64::from_le_bytes(d[8..16].try_into().unwrap_or_default());
+        (hi.max(1), lo)
+    }
+
+    /// The first slot of an id's probe sequence in a table.
+    fn start(&self, hi: u64) -> u64 {
+        ((u128::from(hi) * u128::from(self.slots_per_table)) >> 64) as u64
+    }
+
+    /// The window of `now`, made the shared current one when it is newer.
+    fn window_at(&self, now: u64) -> u64 {
+        let w = now / self.window_secs;
+        self.current().fetch_max(w, Ordering::AcqRel).max(w)
+    }
+
+    /// Whether `table` holds the ids of a window live at `current`.
+    fn live(&self, table: u64, current: u64) -> bool {
+        let w = self.window_of(table).load(Ordering::Acquire);
+        w != 0 && w & RESET == 0 && w - 1 + TABLES > current && w - 1 <= current + 1
+    }
+
+    /// The table of window `w`, emptied first when it still holds an older window (or `None`
+    /// while another worker empties it for longer than a claim waits).
+    fn table_for(&self, w: u64, now: u64) -> Option<u64> {
+        let t = w % TABLES;
+        let word = self.window_of(t);
+        let mut started = None;
+        loop {
+            let seen = word.load(Ordering::Acquire);
+            if seen == w + 1 {
+                return Some(t);
+            }
+            if seen & RESET == 0 && seen != 0 && seen - 1 > w {
+                return None; // the table already holds a newer window: `w` left the horizon
+            }
+            let stuck = seen & RESET != 0 && now.saturating_sub(seen & !RESET) > RESET_STUCK_SECS;
+            if (seen & RESET == 0 || stuck)
+                && word
+                    .compare_exchange(seen, RESET | now, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                self.empty(t);
+                word.store(w + 1, Ordering::Release);
+                return Some(t);
+            }
+            // Another worker is emptying it: wait for that (a few milliseconds), within reason.
+            if started
+                .get_or_insert_with(std::time::Instant::now)
+                .elapsed()
+                > RESET_WAIT
+            {
+                return None;
+            }
+            std::hint::spin_loop();
+            std::thread::yield_now();
+        }
+    }
+
+    /// Empties a table (its window word says it is being emptied).
+    fn empty(&self, table: u64) {
+        for i in 0..self.slots_per_table {
+            for w in 0..WORDS {
+                self.slot_word(table, i, w).store(0, Ordering::Relaxed);
+            }
+        }
+        self.count_of(table).store(0, Ordering::Relaxed);
+        self.oldest_of(table).store(0, Ordering::Relaxed);
+    }
+
+    /// Claims `id` for a delivery whose body's SHA-256 is `body` at `now` (unix seconds): `New`
+    /// with its slot, to `commit` once the event is stored or `cancel` when it is not; or what
+    /// the index knows of it. A claim not committed by `now + pending_ttl` may be taken over by a
+    /// retry.
+    pub fn claim(&self, id: &[u8], body: &[u8; 32], now: u64, pending_ttl: u64) -> Claim {
+        let (hi, lo) = self.digest(id);
+        let body = u64::from_le_bytes(body[..8].try_into().unwrap_or_default());
+        let now = now & TIME;
+        let deadline = (now + pending_ttl) & TIME;
+        let current = self.window_at(now);
+        let Some(home) = self.table_for(current, now) else {
+            return Claim::InFlight;
+        };
+        // The id's first slot is at the same place in every table: load it from all of them at
+        // once, so that their cache misses overlap instead of following one another.
+        let first = self.start(hi);
+        let warm: [u64; TABLES as usize] =
+            core::array::from_fn(|t| self.slot_word(t as u64, first, 0).load(Ordering::Relaxed));
+        core::hint::black_box(warm);
+        // Every other live table first: an id stored in an earlier window.
+        for t in (0..TABLES).filter(|&t| t != home) {
+            if self.live(t, current) {
+                if let Some(found) = self.find(t, hi, lo, body, now, deadline, false) {
+                    return found;
+                }
+            }
+        }
+        self.find(home, hi, lo, body, now, deadline, true)
+            .unwrap_or(Claim::Full)
+    }
+
+    /// Looks for the id in `table`; with `add`, claims the first empty slot when it is not there.
+    #[allow(clippy::too_many_arguments)]
+    fn find(
+        &self,
+        table: u64,
+        hi: u64,
+        lo: u64,
+        body: u64,
+        now: u64,
+        deadline: u64,
+        add: bool,
+    ) -> Option<Claim> {
+        let n = self.slots_per_table;
+        let mut i = self.start(hi);
+        for _ in 0..n {
+            let tag = self.slot_word(table, i, 0);
+            let mut seen = tag.load(Ordering::Acquire);
+            if seen == 0 {
+                if !add {
+                    return None;
+                }
+                if self.count_of(table).load(Ordering::Relaxed) >= self.per_window {
+                    return Some(Claim::Full);
+                }
+                match tag.compare_exchange(0, hi, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => {
+                        self.count_of(table).fetch_add(1, Ordering::Relaxed);
+                        return Some(self.write(table, i, EMPTY, lo, body, deadline));
+                    }
+                    Err(other) => seen = other,
+                }
+            }
+            if seen == hi {
+                if let Some(found) = self.existing(table, i, lo, body, now, deadline) {
+                    return Some(found);
+                }
+            }
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+        add.then_some(Claim::Full)
+    }
+
+    /// Writes a claim's words into slot `i` (its tag already the id's) and marks it written:
+    /// `New`, or `InFlight` when `ctl` is no longer `was` nor a reader's deadline for it (taken
+    /// over: only after a claimer stalled past its deadline between its two steps).
+    fn write(&self, table: u64, i: u64, was: u64, lo: u64, body: u64, deadline: u64) -> Claim {
+        self.slot_word(table, i, 1).store(lo, Ordering::Relaxed);
+        self.slot_word(table, i, 2).store(body, Ordering::Relaxed);
+        let ctl = self.slot_word(table, i, CTL);
+        let mine = PENDING | WRITTEN | deadline;
+        let mut expected = was;
+        for _ in 0..2 {
+            match ctl.compare_exchange(expected, mine, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    return Claim::New(Slot {
+                        table: table as u32,
+                        index: i,
+                        deadline,
+                    })
+                }
+                // A reader gave the unwritten claim a deadline meanwhile: still ours.
+                Err(v) if v & (STATE | WRITTEN) == PENDING && was == EMPTY => expected = v,
+                Err(_) => break,
+            }
+        }
+        Claim::InFlight
+    }
+
+    /// What a slot whose tag is the id's says of it: `None` when it is another id's (the rest of
+    /// the digest differs) or a cancelled claim of this one.
+    fn existing(
+        &self,
+        table: u64,
+        i: u64,
+        lo: u64,
+        body: u64,
+        now: u64,
+        deadline: u64,
+    ) -> Option<Claim> {
+        let ctl = self.slot_word(table, i, CTL);
+        let seen = ctl.load(Ordering::Acquire);
+        if seen == EMPTY {
+            // Claimed a moment ago and not yet written, or by a worker that died right there:
+            // give it a deadline, after which a retry takes it over.
+            let _ = ctl.compare_exchange(
+                EMPTY,
+                PENDING | deadline,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            return Some(Claim::InFlight);
+        }
+        if seen & WRITTEN != 0 && self.slot_word(table, i, 1).load(Ordering::Relaxed) != lo {
+            return None; // another id whose digest begins the same
+        }
+        match seen & STATE {
+            STORED => Some(
+                if self.slot_word(table, i, 2).load(Ordering::Relaxed) == body {
+                    Claim::Duplicate
+                } else {
+                    Claim::Conflict
+                },
+            ),
+            PENDING if seen & TIME > now => Some(Claim::InFlight),
+            PENDING => {
+                // Abandoned past its deadline: the retry takes it over, with its own body. Until
+                // it is written again, readers see a claim in flight.
+                let taken = PENDING | deadline;
+                if ctl
+                    .compare_exchange(seen, taken, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    return Some(Claim::InFlight);
+                }
+                Some(self.write(table, i, taken, lo, body, deadline))
+            }
+            _ => None, // DEAD: cancelled; the id may be claimed again further on
+        }
+    }
+
+    fn claimed(&self, slot: &Slot) -> Option<&AtomicU64> {
+        let table = u64::from(slot.table);
+        (table < TABLES && slot.index < self.slots_per_table)
+            .then(|| self.slot_word(table, slot.index, CTL))
+    }
+
+    /// Marks a claim stored at `now`. False when the claim was no longer the caller's (taken
+    /// over after its deadline): the id is another delivery's now.
+    pub fn commit(&self, slot: &Slot, now: u64) -> bool {
+        let Some(ctl) = self.claimed(slot) else {
+            return false;
+        };
+        let table = u64::from(slot.table);
+        let ok = ctl
+            .compare_exchange(
+                PENDING | WRITTEN | slot.deadline,
+                STORED | WRITTEN | (now & TIME),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok();
+        if ok {
+            let _ =
+                self.oldest_of(table)
+                    .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+        }
+        ok
+    }
+
+    /// Gives a claim up: its delivery was not stored, and a retry may claim the id again.
+    pub fn cancel(&self, slot: &Slot) {
+        if let Some(ctl) = self.claimed(slot) {
+            let _ = ctl.compare_exchange(
+                PENDING | WRITTEN | slot.deadline,
+                DEAD,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
+    /// Remembers an id stored at `time`, as a rebuild from the journal does (unless it is
+    /// remembered already, or `time` left the horizon). Whether it was added.
+    pub fn insert(&self, id: &[u8], body: &[u8; 32], time: u64, now: u64) -> bool {
+        let current = self.window_at(now);
+        let w = time / self.window_secs;
+        if w + TABLES <= current + 1 {
+            return false;
+        }
+        match self.claim_in_window(id, body, w, now) {
+            Some(slot) => self.commit(&slot, time),
+            None => false,
+        }
+    }
+
+    /// A claim of `id` in window `w`'s table (for `insert`), when no live table has it.
+    fn claim_in_window(&self, id: &[u8], body: &[u8; 32], w: u64, now: u64) -> Option<Slot> {
+        let (hi, lo) = self.digest(id);
+        let body = u64::from_le_bytes(body[..8].try_into().unwrap_or_default());
+        let current = self.current().load(Ordering::Acquire);
+        let deadline = (now + 60) & TIME;
+        for t in 0..TABLES {
+            if self.live(t, current) {
+                if let Some(found) = self.find(t, hi, lo, body, now, deadline, false) {
+                    return match found {
+                        Claim::New(slot) => Some(slot),
+                        _ => None,
+                    };
+                }
+            }
+        }
+        let t = self.table_for(w, now)?;
+        match self.find(t, hi, lo, body, now, deadline, true)? {
+            Claim::New(slot) => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// What the index holds at `now`.
+    /// The ids in the live tables (claimed, stored or cancelled), and when the oldest was stored
+    /// (0: none).
+    pub fn held(&self, now: u64) -> (u64, u64) {
+        let current = self.window_at(now);
+        let (mut ids, mut oldest) = (0, 0);
+        for t in (0..TABLES).filter(|&t| self.live(t, current)) {
+            ids += self.count_of(t).load(Ordering::Relaxed);
+            let o = self.oldest_of(t).load(Ordering::Relaxed);
+            if o != 0 && (oldest == 0 || o < oldest) {
+                oldest = o;
+            }
+        }
+        (ids, oldest)
+    }
+
+    /// The most ids one window may add, and the window's length in seconds.
+    pub fn window(&self) -> (u64, u64) {
+        (self.per_window, self.window_secs)
+    }
+
+    /// The file's size.
+    pub fn bytes(&self) -> u64 {
+        self.len as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const DAY: u64 = 86_400;
+    const NOW: u64 = 1_700_000_000;
+
+    fn path(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("up42wh-index-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    fn body(n: u8) -> [u8; 32] {
+        [n; 32]
+    }
+
+    fn stored(index: &Index, id: &[u8], b: u8, now: u64) {
+        match index.claim(id, &body(b), now, 30) {
+            Claim::New(slot) => assert!(index.commit(&slot, now)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_id_is_remembered_for_the_horizon_whatever_its_state() {
+        let (index, opened) = Index::open(&path("horizon"), 1000, 3 * DAY).unwrap();
+        assert_eq!(opened, Opened::Created);
+        stored(&index, b"m:1", 1, NOW);
+        // The same body: a duplicate; another body: a conflict; for three days.
+        for later in [1, 30 * 60, DAY, 3 * DAY - 1] {
+            assert_eq!(
+                index.claim(b"m:1", &body(1), NOW + later, 30),
+                Claim::Duplicate
+            );
+            assert_eq!(
+                index.claim(b"m:1", &body(2), NOW + later, 30),
+                Claim::Conflict
+            );
+        }
+        // Past the horizon and the window after it, forgotten.
+        assert!(matches!(
+            index.claim(b"m:1", &body(1), NOW + 5 * DAY, 30),
+            Claim::New(_)
+        ));
+    }
+
+    #[test]
+    fn a_claim_in_flight_a_cancel_and_an_abandoned_claim() {
+        let (index, _) = Index::open(&path("claims"), 1000, 3 * DAY).unwrap();
+        let Claim::New(slot) = index.claim(b"i:a", &body(1), NOW, 30) else {
+            panic!()
+        };
+        assert_eq!(index.claim(b"i:a", &body(1), NOW + 1, 30), Claim::InFlight);
+        index.cancel(&slot);
+        // Cancelled: the retry claims it again (further on in its probe sequence).
+        let Claim::New(again) = index.claim(b"i:a", &body(1), NOW + 2, 30) else {
+            panic!()
+        };
+        // Not committed by its deadline: a retry takes it over, and the late commit fails.
+        let Claim::New(taken) = index.claim(b"i:a", &body(3), NOW + 40, 30) else {
+            panic!()
+        };
+        assert!(!index.commit(&again, NOW + 41));
+        assert!(index.commit(&taken, NOW + 41));
+        assert_eq!(
+            index.claim(b"i:a", &body(3), NOW + 42, 30),
+            Claim::Duplicate
+        );
+    }
+
+    #[test]
+    fn a_full_window_refuses_and_forgets_nothing() {
+        let (index, _) = Index::open(&path("full"), 30, 3 * DAY).unwrap();
+        let per_window = index.window().0;
+        for i in 0..per_window {
+            stored(&index, format!("m:{i}").as_bytes(), 1, NOW);
+        }
+        assert_eq!(index.claim(b"m:new", &body(1), NOW, 30), Claim::Full);
+        for i in 0..per_window {
+            let id = format!("m:{i}");
+            assert_eq!(
+                index.claim(id.as_bytes(), &body(1), NOW, 30),
+                Claim::Duplicate
+            );
+        }
+        assert_eq!(index.held(NOW), (per_window, NOW));
+    }
+
+    #[test]
+    fn it_survives_reopening_and_is_replaced_when_damaged_or_resized() {
+        let p = path("reopen");
+        {
+            let (index, _) = Index::open(&p, 1000, 3 * DAY).unwrap();
+            stored(&index, b"m:kept", 1, NOW);
+        }
+        let (index, opened) = Index::open(&p, 1000, 3 * DAY).unwrap();
+        assert_eq!(opened, Opened::Existing);
+        assert_eq!(
+            index.claim(b"m:kept", &body(1), NOW + 60, 30),
+            Claim::Duplicate
+        );
+        drop(index);
+        // A byte flipped in the header: replaced by an empty index.
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes[20] ^= 1;
+        std::fs::write(&p, &bytes).unwrap();
+        let (index, opened) = Index::open(&p, 1000, 3 * DAY).unwrap();
+        assert_eq!(opened, Opened::Replaced);
+        assert!(matches!(
+            index.claim(b"m:kept", &body(1), NOW, 30),
+            Claim::New(_)
+        ));
+        drop(index);
+        // Truncated, or made for another capacity: replaced too.
+        std::fs::write(&p, b"short").unwrap();
+        assert_eq!(Index::open(&p, 1000, 3 * DAY).unwrap().1, Opened::Replaced);
+        assert_eq!(Index::open(&p, 2000, 3 * DAY).unwrap().1, Opened::Replaced);
+    }
+
+    #[test]
+    fn a_rebuild_inserts_what_is_still_inside_the_horizon() {
+        let (index, _) = Index::open(&path("rebuild"), 1000, 3 * DAY).unwrap();
+        assert!(
+            !index.insert(b"m:old", &body(1), NOW - 5 * DAY, NOW),
+            "past the horizon"
+        );
+        assert!(index.insert(b"m:recent", &body(1), NOW - 2 * DAY, NOW));
+        assert!(index.insert(b"m:today", &body(1), NOW - 60, NOW));
+        assert!(
+            !index.insert(b"m:today", &body(1), NOW - 50, NOW),
+            "already there"
+        );
+        assert!(matches!(
+            index.claim(b"m:old", &body(1), NOW, 30),
+            Claim::New(_)
+        ));
+        assert_eq!(
+            index.claim(b"m:recent", &body(1), NOW, 30),
+            Claim::Duplicate
+        );
+        assert_eq!(index.claim(b"m:today", &body(1), NOW, 30), Claim::Duplicate);
+        assert_eq!(index.held(NOW).1, NOW - 2 * DAY);
+    }
+
+    #[test]
+    fn many_threads_claiming_the_same_ids_store_each_once() {
+        let p = path("race");
+        let (index, _) = Index::open(&p, 100_000, 3 * DAY).unwrap();
+        let index = Arc::new(index);
+        let ids = 2000u64;
+        let threads: Vec<_> = (0..8)
+            .map(|n| {
+                // Half share one mapping; the others map the file themselves, as separate
+                // processes would.
+                let index = if n % 2 == 0 {
+                    Arc::clone(&index)
+                } else {
+                    Arc::new(Index::open(&p, 100_000, 3 * DAY).unwrap().0)
+                };
+                std::thread::spawn(move || {
+                    let mut won = Vec::new();
+                    for i in 0..ids {
+                        let id = format!("m:{i}");
+                        if let Claim::New(slot) = index.claim(id.as_bytes(), &body(1), NOW, 30) {
+                            assert!(index.commit(&slot, NOW));
+                            won.push(i);
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(
+            all,
+            (0..ids).collect::<Vec<_>>(),
+            "each id won exactly once"
+        );
+        assert_eq!(index.held(NOW).0, ids);
+    }
+
+    #[test]
+    fn a_slot_is_thirty_two_bytes() {
+        assert_eq!(SLOT_BYTES, 32);
+        let (slots, per_window, window) = geometry(1_000_000, 3 * DAY).unwrap();
+        assert_eq!((per_window, window), (333_334, DAY));
+        assert!(slots * LOAD_NUM >= per_window * LOAD_DEN - LOAD_DEN);
+    }
+}
