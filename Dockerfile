@@ -19,6 +19,7 @@ COPY src ./src
 # Cargo.toml names the benchmarks: their files must be there for it to build anything.
 COPY benches/verify.rs ./benches/verify.rs
 COPY benches/journal.rs ./benches/journal.rs
+COPY benches/index.rs ./benches/index.rs
 ENV RUSTFLAGS="-C target-feature=-crt-static" CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN cargo build --release --locked --lib
 

@@ -1,7 +1,8 @@
 //! The replay index's cost per delivery, in an index holding 990,000 ids (two full windows of a
 //! 1.5M-id index, at its 0.5 load factor): finding an id that is stored (a retry: `Duplicate`)
-//! and claiming a new one (every live table probed, then a compare-and-swap). The file lives in
-//! target/, mapped as nginx's workers map it.
+//! and claiming a new one (every live table probed, then a compare-and-swap); and beside them the
+//! floor, one dependent random read in memory of the file's size. The file lives in target/,
+//! mapped as nginx's workers map it.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -81,6 +82,20 @@ fn bench(c: &mut Criterion) {
                 left -= n;
             }
             spent
+        })
+    });
+    // The floor: one random read in memory of the file's size, each depending on the one before
+    // (as a claim's first probe depends on the id's digest), the same number of cache and TLB
+    // misses a claim cannot avoid.
+    let words = std::fs::metadata(&master).unwrap().len() as usize / 8;
+    let memory: Vec<u64> = (0..words as u64).collect();
+    let (mut at, mut n) = (0usize, 0u64);
+    g.bench_function("floor: one random read in memory of that size", |b| {
+        b.iter(|| {
+            n += 1;
+            let v = memory[at] ^ n;
+            at = (v.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20) as usize % words;
+            v
         })
     });
     g.finish();
