@@ -31,7 +31,7 @@ local reply = require "up42webhooks.reply"
 
 local ngx = ngx
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 -- The receiver configure{} made (settings, senders, the store object): this is the one place it is
 -- kept, and each handler below is given it.

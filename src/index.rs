@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 const MAGIC: &[u8; 8] = b"UP42WIDX";
 const VERSION: u32 = 1;
 /// Tables (windows): the current one and `TABLES - 1` before it cover the horizon.
-pub const TABLES: u64 = 4;
+pub(crate) const TABLES: u64 = 4;
 const HEADER_BYTES: usize = 4096;
 /// Where the per-table headers start in the header page, and their size (four words).
 const TABLE_HEADERS: usize = 512;
@@ -39,12 +39,12 @@ const TABLE_HEADER_BYTES: usize = 32;
 const WORDS: usize = 4;
 const CTL: usize = 3;
 /// Bytes per slot.
-pub const SLOT_BYTES: u64 = (WORDS * 8) as u64;
+pub(crate) const SLOT_BYTES: u64 = (WORDS * 8) as u64;
 /// At most one of every two slots of a table is used (the load factor is at most 0.5).
 const LOAD_NUM: u64 = 1;
 const LOAD_DEN: u64 = 2;
 /// The most ids an index may be made for.
-pub const MAX_CAPACITY: u64 = 1 << 32;
+pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
 
 // `ctl`: the state in the top two bits; WRITTEN once the slot's other words are the claimer's
 // (only then is `lo` compared); a time in unix seconds below. A pending slot that is not written
@@ -85,10 +85,10 @@ pub enum Claim {
 /// A claimed slot, for `commit` and `cancel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
-    pub table: u32,
-    pub index: u64,
+    pub(crate) table: u32,
+    pub(crate) index: u64,
     /// The claim's deadline, as `ctl` holds it: a commit or cancel finds its claim by it.
-    pub deadline: u64,
+    pub(crate) deadline: u64,
 }
 
 /// How the index was opened.
@@ -520,7 +520,7 @@ impl Index {
 
     /// Marks a claim stored at `now`. False when the claim was no longer the caller's (taken
     /// over after its deadline): the id is another delivery's now.
-    pub fn commit(&self, slot: &Slot, now: u64) -> bool {
+    pub(crate) fn commit(&self, slot: &Slot, now: u64) -> bool {
         let Some(ctl) = self.claimed(slot) else {
             return false;
         };
@@ -542,7 +542,7 @@ impl Index {
     }
 
     /// Gives a claim up: its delivery was not stored, and a retry may claim the id again.
-    pub fn cancel(&self, slot: &Slot) {
+    pub(crate) fn cancel(&self, slot: &Slot) {
         if let Some(ctl) = self.claimed(slot) {
             let _ = ctl.compare_exchange(
                 PENDING | WRITTEN | slot.deadline,
@@ -593,7 +593,7 @@ impl Index {
     /// What the index holds at `now`.
     /// The ids in the live tables (claimed, stored or cancelled), and when the oldest was stored
     /// (0: none).
-    pub fn held(&self, now: u64) -> (u64, u64) {
+    pub(crate) fn held(&self, now: u64) -> (u64, u64) {
         let current = self.window_at(now);
         let (mut ids, mut oldest) = (0, 0);
         for t in (0..TABLES).filter(|&t| self.live(t, current)) {
@@ -607,12 +607,12 @@ impl Index {
     }
 
     /// The most ids one window may add, and the window's length in seconds.
-    pub fn window(&self) -> (u64, u64) {
+    pub(crate) fn window(&self) -> (u64, u64) {
         (self.per_window, self.window_secs)
     }
 
     /// The file's size.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.len as u64
     }
 }

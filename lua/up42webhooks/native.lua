@@ -8,7 +8,7 @@ local tonumber, type, ipairs = tonumber, type, ipairs
 
 ffi.cdef(cdef)
 
-local _M = { _VERSION = "0.1.0" }
+local _M = { _VERSION = "0.2.0" }
 
 -- Finds libup42webhooks.so through package.cpath (nginx: lua_package_cpath), as Lua finds C
 -- modules, and says where it looked when it cannot.
