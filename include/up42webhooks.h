@@ -607,6 +607,18 @@ typedef struct {
    RFC 9421: refuse a signature that does not cover `content-digest` (default true).
    */
   bool require_digest;
+  /*
+   UP42: the oldest accepted body `timestamp`, in seconds before `now` (default 300, as
+   `max_age`). The body is what UP42's signature covers: a receiver that takes a sender's
+   late retries sets its replay horizon here.
+   */
+  int64_t timestamp_max_age;
+  /*
+   UP42: refuse a delivery whose `created` or `expires` is outside the window of `max_age`
+   and `max_future` (default true). UP42's HMAC does not cover them; with this off they refuse
+   nothing and `unsigned_times` reports them.
+   */
+  bool refuse_unsigned_times;
 } up42wh_message_options;
 
 /*
@@ -665,6 +677,11 @@ typedef struct {
    */
   uint8_t nonce[64];
   size_t nonce_len;
+  /*
+   UP42 with `refuse_unsigned_times` off: the result `created`/`expires` would have been
+   refused with (`STALE`, `FUTURE`, `EXPIRED`), or `UP42WH_RESULT_OK` within the window.
+   */
+  uint32_t unsigned_times;
 } up42wh_message_verified;
 
 /*
@@ -711,6 +728,10 @@ typedef struct {
    The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
    */
   uint8_t status[128];
+  /*
+   As `up42wh_message_verified.unsigned_times`.
+   */
+  uint32_t unsigned_times;
 } up42wh_delivery;
 
 /*

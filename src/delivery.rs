@@ -51,6 +51,9 @@ pub struct Delivery {
     pub event: Text<TEXT_MAX>,
     /// The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
     pub status: Text<TEXT_MAX>,
+    /// UP42: what its `created`/`expires` (not signed) would have been refused for; `Ok` when
+    /// they are within the window or were checked.
+    pub unsigned_times: Code,
 }
 
 impl Default for Delivery {
@@ -64,6 +67,7 @@ impl Default for Delivery {
             id: Text::default(),
             event: Text::default(),
             status: Text::default(),
+            unsigned_times: Code::Ok,
         }
     }
 }

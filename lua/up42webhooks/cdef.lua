@@ -148,6 +148,8 @@ typedef struct {
   size_t max_body;
   bool require_created;
   bool require_digest;
+  int64_t timestamp_max_age;
+  bool refuse_unsigned_times;
 } up42wh_message_options;
 typedef struct {
   up42wh_slice method;
@@ -167,6 +169,7 @@ typedef struct {
   uint8_t body_sha256[32];
   uint8_t nonce[64];
   size_t nonce_len;
+  uint32_t unsigned_times;
 } up42wh_message_verified;
 typedef struct {
   uint32_t key_index;
@@ -180,6 +183,7 @@ typedef struct {
   uint8_t id[320];
   uint8_t event[128];
   uint8_t status[128];
+  uint32_t unsigned_times;
 } up42wh_delivery;
 typedef struct {
   uint8_t *ptr;

@@ -212,6 +212,9 @@ function _M.new_message_options(scheme, o)
     set_limits(opts, o)
     if o.require_created ~= nil then opts.require_created = o.require_created end
     if o.require_digest ~= nil then opts.require_digest = o.require_digest end
+    -- UP42: the body timestamp's own age limit, and whether its unsigned created/expires refuse.
+    if o.timestamp_max_age then opts.timestamp_max_age = o.timestamp_max_age end
+    if o.refuse_unsigned_times ~= nil then opts.refuse_unsigned_times = o.refuse_unsigned_times end
     return holder
 end
 

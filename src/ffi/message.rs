@@ -93,6 +93,14 @@ pub struct up42wh_message_options {
     pub require_created: bool,
     /// RFC 9421: refuse a signature that does not cover `content-digest` (default true).
     pub require_digest: bool,
+    /// UP42: the oldest accepted body `timestamp`, in seconds before `now` (default 300, as
+    /// `max_age`). The body is what UP42's signature covers: a receiver that takes a sender's
+    /// late retries sets its replay horizon here.
+    pub timestamp_max_age: i64,
+    /// UP42: refuse a delivery whose `created` or `expires` is outside the window of `max_age`
+    /// and `max_future` (default true). UP42's HMAC does not cover them; with this off they refuse
+    /// nothing and `unsigned_times` reports them.
+    pub refuse_unsigned_times: bool,
 }
 
 /// What a successful verification learnt.
@@ -114,6 +122,9 @@ pub struct up42wh_message_verified {
     /// RFC 9421 `nonce`: its first `nonce_len` bytes (at most 64).
     pub nonce: [u8; 64],
     pub nonce_len: usize,
+    /// UP42 with `refuse_unsigned_times` off: the result `created`/`expires` would have been
+    /// refused with (`STALE`, `FUTURE`, `EXPIRED`), or `UP42WH_RESULT_OK` within the window.
+    pub unsigned_times: u32,
 }
 
 /// What a verified delivery gives the store, filled by `up42wh_receive_message`.
@@ -144,6 +155,8 @@ pub struct up42wh_delivery {
     pub event: [u8; 128],
     /// The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
     pub status: [u8; 128],
+    /// As `up42wh_message_verified.unsigned_times`.
+    pub unsigned_times: u32,
 }
 
 impl From<&Delivery> for up42wh_delivery {
@@ -162,6 +175,7 @@ impl From<&Delivery> for up42wh_delivery {
             id: *id,
             event: *event,
             status: *status,
+            unsigned_times: d.unsigned_times as u32,
         }
     }
 }
@@ -310,6 +324,8 @@ pub unsafe extern "C" fn up42wh_message_options_init(
             max_body: d.limits.max_body,
             require_created: d.require_created,
             require_digest: d.require_digest,
+            timestamp_max_age: d.limits.max_age,
+            refuse_unsigned_times: true,
         };
         Ok(())
     })
@@ -351,6 +367,8 @@ pub(super) struct Message<'a> {
     pub(super) limits: Limits,
     pub(super) require_created: bool,
     pub(super) require_digest: bool,
+    pub(super) timestamp_max_age: i64,
+    pub(super) refuse_unsigned_times: bool,
 }
 
 impl<'a> Message<'a> {
@@ -383,6 +401,8 @@ impl<'a> Message<'a> {
             },
             require_created: o.require_created,
             require_digest: o.require_digest,
+            timestamp_max_age: o.timestamp_max_age,
+            refuse_unsigned_times: o.refuse_unsigned_times,
         })
     }
 
@@ -405,6 +425,7 @@ impl<'a> Message<'a> {
                 self.label
             },
             limits: self.limits,
+            refuse_unsigned_times: self.refuse_unsigned_times,
         }
     }
 
@@ -420,6 +441,7 @@ impl<'a> Message<'a> {
             body_sha256: [0; 32],
             nonce: [0; NONCE_MAX],
             nonce_len: 0,
+            unsigned_times: Code::Ok as u32,
         };
         let simple = |s: senders::Verified, v: &mut up42wh_message_verified| {
             v.time = s.timestamp.unwrap_or(0);
@@ -457,6 +479,7 @@ impl<'a> Message<'a> {
                 v.has_expires = r.expires.is_some();
                 v.key_index = r.key_index as u32;
                 v.body_sha256 = r.body_sha256;
+                v.unsigned_times = r.unsigned_times.unwrap_or(Code::Ok) as u32;
             }
             up42wh_scheme::StandardWebhooks => simple(
                 senders::standard_webhooks(ring, headers, body, now, limits)?,
@@ -484,14 +507,20 @@ impl<'a> Message<'a> {
             key_index: v.key_index,
             time: v.time,
             body_sha256: v.body_sha256,
+            unsigned_times: Code::from_u32(v.unsigned_times).unwrap_or(Code::Ok),
             ..Delivery::default()
+        };
+        // UP42's body timestamp has its own age limit (the receiver's replay horizon).
+        let body_limits = Limits {
+            max_age: self.timestamp_max_age,
+            ..self.limits
         };
         let read = delivery::Read {
             profile: self.profile(),
             nonce: &v.nonce[..v.nonce_len],
             prefix,
             now,
-            limits: &self.limits,
+            limits: &body_limits,
         };
         read.fill(&self.request.headers, self.body, &mut d)?;
         *out = (&d).into();

@@ -113,9 +113,11 @@ unsafe fn up42_message<'a>(
         body: try_bytes!(body, body_len),
         label,
         required: b"",
+        timestamp_max_age: limits.max_age,
         limits,
         require_created: true,
         require_digest: true,
+        refuse_unsigned_times: true,
     })
 }
 

@@ -103,6 +103,10 @@ fn words(tag: &[u8; 32]) -> [u64; 4] {
 pub struct Options<'a> {
     pub label: &'a [u8],
     pub limits: Limits,
+    /// Refuse a delivery whose `created` or `expires` is outside the window (the default).
+    /// UP42's HMAC does not cover them: a receiver that takes late retries on the strength of the
+    /// signed body `timestamp` turns this off and reads [`Verified::unsigned_times`] instead.
+    pub refuse_unsigned_times: bool,
 }
 
 impl Default for Options<'_> {
@@ -110,6 +114,7 @@ impl Default for Options<'_> {
         Options {
             label: DEFAULT_LABEL,
             limits: Limits::default(),
+            refuse_unsigned_times: true,
         }
     }
 }
@@ -140,6 +145,9 @@ pub struct Verified {
     pub key_index: usize,
     /// SHA-256 of the body, e.g. to deduplicate deliveries without an id.
     pub body_sha256: [u8; 32],
+    /// With `refuse_unsigned_times` off: what `created`/`expires` would have been refused for
+    /// (`Stale`, `Future`, `Expired`), or `None` when they are within the window.
+    pub unsigned_times: Option<Code>,
 }
 
 /// Verifies one delivery completely with the HMAC keys of `ring`: every check of the UP42 scheme, the body digest and freshness of
@@ -266,8 +274,12 @@ pub fn verify(
     let key_index = matching_key(ring, &sig, signed_string)?.ok_or(Code::SignatureMismatch)?;
 
     // Freshness last, so that stale/future/expired are only said of authentic deliveries.
-    opts.limits.window(Some(created), expires, now)?;
+    let times = opts.limits.window(Some(created), expires, now);
+    if opts.refuse_unsigned_times {
+        times?;
+    }
     Ok(Verified {
+        unsigned_times: times.err(),
         created,
         expires,
         key_index,

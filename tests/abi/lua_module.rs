@@ -747,6 +747,28 @@ fn up42_is_a_sender_of_its_own_name_and_no_other_sender_takes_it() {
     }
 }
 
+#[test]
+fn message_options_carry_the_up42_freshness_settings() {
+    let (lua, _) = setup();
+    let (age, refuse, default_age, default_refuse): (i64, bool, i64, bool) = lua
+        .load(
+            "local native = require 'up42webhooks.native'
+             local late = assert(native.new_message_options('up42',
+                 { timestamp_max_age = 259200, refuse_unsigned_times = false })).cdata
+             local plain = assert(native.new_message_options('up42', {})).cdata
+             return tonumber(late.timestamp_max_age), late.refuse_unsigned_times,
+                    tonumber(plain.timestamp_max_age), plain.refuse_unsigned_times",
+        )
+        .eval()
+        .unwrap();
+    assert_eq!((age, refuse), (259_200, false));
+    assert_eq!(
+        (default_age, default_refuse),
+        (300, true),
+        "the library's defaults"
+    );
+}
+
 /// A journal directory of the test's own.
 fn journal_dir(name: &str) -> std::path::PathBuf {
     let dir =

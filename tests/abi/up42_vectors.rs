@@ -3,7 +3,8 @@
 use crate::common::{outcome, up42_vectors, CKey};
 use sha2::{Digest, Sha256};
 use up42webhooks::ffi::{
-    self, up42wh_message_verified, up42wh_request, up42wh_scheme, up42wh_slice,
+    self, up42wh_delivery, up42wh_keyring, up42wh_message_options, up42wh_message_verified,
+    up42wh_request, up42wh_scheme, up42wh_slice,
 };
 use up42webhooks::{verify, Code, Headers, Options};
 
@@ -22,23 +23,10 @@ fn by_ring(
     body: &[u8],
     now: i64,
 ) -> Result<up42wh_message_verified, Code> {
-    let mut ring = core::ptr::null_mut();
+    let secrets: Vec<&[u8]> = secrets.iter().map(|s| &s[..]).collect();
+    let ring = ring_of(&secrets);
     // SAFETY: every pointer below is valid for the call; the ring is freed at the end.
     unsafe {
-        assert_eq!(ffi::up42wh_keyring_new(&mut ring), Code::Ok);
-        for (i, s) in secrets.iter().enumerate() {
-            let id = format!("secret-{}", i + 1);
-            let rc = ffi::up42wh_keyring_add(
-                ring,
-                1,
-                id.as_ptr(),
-                id.len(),
-                s.as_ptr(),
-                s.len(),
-                core::ptr::null_mut(),
-            );
-            assert_eq!(rc, Code::Ok);
-        }
         let mut opts = core::mem::zeroed();
         assert_eq!(
             ffi::up42wh_message_options_init(&mut opts, up42wh_scheme::Up42 as u32),
@@ -133,4 +121,110 @@ fn every_vector_gives_its_expected_result_by_every_path() {
         }
     }
     assert!(ok > 60, "most vectors verify ({ok})");
+}
+
+/// A C key ring of `secrets`; free it with `up42wh_keyring_free`.
+fn ring_of(secrets: &[&[u8]]) -> *mut up42wh_keyring {
+    let mut ring = core::ptr::null_mut();
+    // SAFETY: valid pointers; the ring is the caller's to free.
+    unsafe {
+        assert_eq!(ffi::up42wh_keyring_new(&mut ring), Code::Ok);
+        for (i, s) in secrets.iter().enumerate() {
+            let id = format!("secret-{}", i + 1);
+            let rc = ffi::up42wh_keyring_add(
+                ring,
+                1,
+                id.as_ptr(),
+                id.len(),
+                s.as_ptr(),
+                s.len(),
+                core::ptr::null_mut(),
+            );
+            assert_eq!(rc, Code::Ok);
+        }
+    }
+    ring
+}
+
+/// `up42wh_receive_message` with the scheme UP42 and options changed by `tweak`.
+fn receive(
+    raw: &[u8],
+    body: &[u8],
+    now: i64,
+    tweak: impl Fn(&mut up42wh_message_options),
+) -> Result<up42wh_delivery, Code> {
+    let ring = ring_of(&[b"s3cret-for-freshness"]);
+    // SAFETY: every pointer is valid for the call; the ring is freed before returning.
+    unsafe {
+        let mut opts = core::mem::zeroed();
+        assert_eq!(
+            ffi::up42wh_message_options_init(&mut opts, up42wh_scheme::Up42 as u32),
+            Code::Ok
+        );
+        tweak(&mut opts);
+        let req = up42wh_request {
+            method: slice(b""),
+            scheme: slice(b""),
+            authority: slice(b""),
+            target: slice(b""),
+            raw_headers: slice(raw),
+            body: slice(body),
+        };
+        let mut out = up42wh_delivery::default();
+        let rc =
+            ffi::up42wh_receive_message(ring, &req, now, &opts, core::ptr::null(), 0, &mut out);
+        ffi::up42wh_keyring_free(ring);
+        match rc {
+            Code::Ok => Ok(out),
+            e => Err(e),
+        }
+    }
+}
+
+/// A UP42 delivery signed with `created`, its body's `timestamp` at `stamped`.
+fn delivery_at(created: i64, stamped: i64) -> (Vec<u8>, Vec<u8>) {
+    let body = format!(
+        r#"{{"event":"job.status","liveMode":false,"messageId":"late-1","timestamp":"{}","body":{{"status":"FAILED"}}}}"#,
+        up42webhooks::format_rfc3339(stamped)
+    );
+    let mut raw = String::new();
+    for (n, v) in crate::common::signed_headers(body.as_bytes(), "s3cret-for-freshness", created) {
+        raw.push_str(&format!("{n}: {v}\r\n"));
+    }
+    (raw.into_bytes(), body.into_bytes())
+}
+
+#[test]
+fn a_late_retry_is_taken_on_its_signed_body_timestamp_when_the_receiver_says_so() {
+    const NOW: i64 = 1_700_000_000;
+    const HORIZON: i64 = 3 * 86_400;
+    let late = |o: &mut up42wh_message_options| {
+        o.timestamp_max_age = HORIZON;
+        o.refuse_unsigned_times = false;
+    };
+    let code = |r: Result<up42wh_delivery, Code>| r.map(|d| d.unsigned_times);
+    // The library's defaults, as before: a `created` 20 minutes old is stale, and so is the body.
+    let (raw, body) = delivery_at(NOW - 1200, NOW);
+    assert_eq!(code(receive(&raw, &body, NOW, |_| {})), Err(Code::Stale));
+    // Not refusing the unsigned `created`: stored, and reported as what it would have been.
+    assert_eq!(
+        code(receive(&raw, &body, NOW, late)),
+        Ok(Code::Stale as u32)
+    );
+    // A retry 20 minutes on with its original body: the body is stale by default, taken within
+    // the horizon, stale beyond it; a future body no further than max_future, whatever the horizon.
+    let (raw, body) = delivery_at(NOW, NOW - 1200);
+    assert_eq!(code(receive(&raw, &body, NOW, |_| {})), Err(Code::Stale));
+    assert_eq!(code(receive(&raw, &body, NOW, late)), Ok(Code::Ok as u32));
+    let (raw, body) = delivery_at(NOW, NOW - HORIZON - 1);
+    assert_eq!(code(receive(&raw, &body, NOW, late)), Err(Code::Stale));
+    let (raw, body) = delivery_at(NOW, NOW + 60);
+    assert_eq!(code(receive(&raw, &body, NOW, late)), Err(Code::Future));
+    // A forged signature is refused whatever the window.
+    let (raw, mut body) = delivery_at(NOW, NOW);
+    body[2] ^= 1;
+    assert_eq!(
+        code(receive(&raw, &body, NOW, late)),
+        Err(Code::DigestMismatch)
+    );
 }
