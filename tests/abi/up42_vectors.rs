@@ -15,6 +15,18 @@ fn slice(b: &[u8]) -> up42wh_slice {
     }
 }
 
+/// A UP42 request: its header block and body (the scheme reads nothing else).
+fn up42_request(raw: &[u8], body: &[u8]) -> up42wh_request {
+    up42wh_request {
+        method: slice(b""),
+        scheme: slice(b""),
+        authority: slice(b""),
+        target: slice(b""),
+        raw_headers: slice(raw),
+        body: slice(body),
+    }
+}
+
 /// The one path: a C key ring of the vector's secrets and `up42wh_verify_message` with the
 /// scheme `UP42`, as the receiver verifies every sender.
 fn by_ring(
@@ -32,14 +44,7 @@ fn by_ring(
             ffi::up42wh_message_options_init(&mut opts, up42wh_scheme::Up42 as u32),
             Code::Ok
         );
-        let req = up42wh_request {
-            method: slice(b""),
-            scheme: slice(b""),
-            authority: slice(b""),
-            target: slice(b""),
-            raw_headers: slice(raw),
-            body: slice(body),
-        };
+        let req = up42_request(raw, body);
         let mut out = core::mem::zeroed();
         let rc = ffi::up42wh_verify_message(ring, &req, now, &opts, &mut out);
         ffi::up42wh_keyring_free(ring);
@@ -162,14 +167,7 @@ fn receive(
             Code::Ok
         );
         tweak(&mut opts);
-        let req = up42wh_request {
-            method: slice(b""),
-            scheme: slice(b""),
-            authority: slice(b""),
-            target: slice(b""),
-            raw_headers: slice(raw),
-            body: slice(body),
-        };
+        let req = up42_request(raw, body);
         let mut out = up42wh_delivery::default();
         let rc =
             ffi::up42wh_receive_message(ring, &req, now, &opts, core::ptr::null(), 0, &mut out);
