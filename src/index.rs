@@ -13,7 +13,10 @@
 //! A slot is four words, 32 bytes (two to a cache line, never across one): the id's digest
 //! (SHA-256 of the salt and the id, its first 128 bits, in two words: `tag`, never 0, and `lo`),
 //! the first 8 bytes of the body's SHA-256, and `ctl` (a state and a time). Tables are at most
-//! half full, so that a probe for an id that is not there ends within a slot or two. An id is claimed by compare-and-swap of `tag` into an empty slot;
+//! half full, so that a probe for an id that is not there ends within a slot or two.
+//! Each table also has a summary (three bits of one word per id, 16 bits an id) small enough to
+//! stay in the CPU's cache: a table whose summary lacks an id's bits is not read, so that a new
+//! id costs one read of its home table rather than one of every table. An id is claimed by compare-and-swap of `tag` into an empty slot;
 //! ids are only ever added at the first empty slot of their probe sequence, so two workers claiming
 //! the same id meet at the same slot and one of them wins. `ctl` is written last (release) and read
 //! first (acquire): the other words of a slot are read only once `ctl` says they are written.
@@ -139,9 +142,20 @@ fn geometry(capacity: u64, horizon: u64) -> Option<(u64, u64, u64)> {
     Some((slots, per_window, window))
 }
 
+/// Words of a table's summary: 16 bits an id the table may hold (it holds half as many ids as
+/// it has slots).
+fn summary_words(slots_per_table: u64) -> u64 {
+    slots_per_table.div_ceil(8)
+}
+
+/// Where the slots start: after the header page and the tables' summaries, page aligned.
+fn slots_at(slots_per_table: u64) -> u64 {
+    (HEADER_BYTES as u64 + TABLES * summary_words(slots_per_table) * 8).next_multiple_of(4096)
+}
+
 /// The file's size for these sizes.
 fn file_len(slots_per_table: u64) -> u64 {
-    HEADER_BYTES as u64 + TABLES * slots_per_table * SLOT_BYTES
+    slots_at(slots_per_table) + TABLES * slots_per_table * SLOT_BYTES
 }
 
 /// FNV-1a over the header's constant part: a header damaged or half written is not trusted.
@@ -282,7 +296,26 @@ impl Index {
 
     fn slot_word(&self, table: u64, index: u64, word: usize) -> &AtomicU64 {
         let slot = (table * self.slots_per_table + index) as usize;
-        self.word(HEADER_BYTES + slot * WORDS * 8 + word * 8)
+        self.word(slots_at(self.slots_per_table) as usize + slot * WORDS * 8 + word * 8)
+    }
+
+    /// A table's summary of the ids it holds: three bits of one word per id, set before the id's
+    /// slot is claimed. A word without all three bits of an id means the table does not hold it,
+    /// so that a new id is looked for only where it may be (a summary is small enough to stay in
+    /// the CPU's cache; a table is not).
+    fn summary(&self, table: u64, lo: u64) -> (&AtomicU64, u64) {
+        let words = summary_words(self.slots_per_table);
+        let i = ((u128::from(lo) * u128::from(words)) >> 64) as u64;
+        let bits = (1 << (lo & 63)) | (1 << ((lo >> 6) & 63)) | (1 << ((lo >> 12) & 63));
+        (
+            self.word(HEADER_BYTES + ((table * words + i) * 8) as usize),
+            bits,
+        )
+    }
+
+    fn may_hold(&self, table: u64, lo: u64) -> bool {
+        let (word, bits) = self.summary(table, lo);
+        word.load(Ordering::Acquire) & bits == bits
     }
 
     /// The id's digest: two words, the first never 0 (0 marks an empty slot).
@@ -352,6 +385,12 @@ impl Index {
 
     /// Empties a table (its window word says it is being emptied).
     fn empty(&self, table: u64) {
+        for i in 0..summary_words(self.slots_per_table) {
+            self.word(
+                HEADER_BYTES + ((table * summary_words(self.slots_per_table) + i) * 8) as usize,
+            )
+            .store(0, Ordering::Relaxed);
+        }
         for i in 0..self.slots_per_table {
             for w in 0..WORDS {
                 self.slot_word(table, i, w).store(0, Ordering::Relaxed);
@@ -374,18 +413,19 @@ impl Index {
         let Some(home) = self.table_for(current, now) else {
             return Claim::InFlight;
         };
-        // The id's first slot is at the same place in every table: load it from all of them at
-        // once, so that their cache misses overlap instead of following one another.
-        let first = self.start(hi);
-        let warm: [u64; TABLES as usize] =
-            core::array::from_fn(|t| self.slot_word(t as u64, first, 0).load(Ordering::Relaxed));
-        core::hint::black_box(warm);
-        // Every other live table first: an id stored in an earlier window.
-        for t in (0..TABLES).filter(|&t| t != home) {
-            if self.live(t, current) {
-                if let Some(found) = self.find(t, hi, lo, body, now, deadline, false) {
-                    return found;
-                }
+        // The home table's first slot and the other tables' summaries, loaded together so that
+        // their cache misses overlap; then only the tables that may hold the id are read.
+        core::hint::black_box(
+            self.slot_word(home, self.start(hi), 0)
+                .load(Ordering::Relaxed),
+        );
+        let mut maybe = [false; TABLES as usize];
+        for t in (0..TABLES).filter(|&t| t != home && self.live(t, current)) {
+            maybe[t as usize] = self.may_hold(t, lo);
+        }
+        for t in (0..TABLES).filter(|&t| maybe[t as usize]) {
+            if let Some(found) = self.find(t, hi, lo, body, now, deadline, false) {
+                return found;
             }
         }
         self.find(home, hi, lo, body, now, deadline, true)
@@ -416,6 +456,9 @@ impl Index {
                 if self.count_of(table).load(Ordering::Relaxed) >= self.per_window {
                     return Some(Claim::Full);
                 }
+                // The summary first: whoever reads the tag can also read the summary's bits.
+                let (word, bits) = self.summary(table, lo);
+                word.fetch_or(bits, Ordering::AcqRel);
                 match tag.compare_exchange(0, hi, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => {
                         self.count_of(table).fetch_add(1, Ordering::Relaxed);
