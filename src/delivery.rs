@@ -267,10 +267,7 @@ impl Read<'_> {
             }
             _ => return Err(Code::MalformedTimestamp),
         };
-        self.limits.validate()?;
-        let t = crate::time::parse_rfc3339(&ts[..n])?;
-        self.limits.fresh(t, self.now)?;
-        Ok(t)
+        self.limits.timestamp(&ts[..n], self.now)
     }
 }
 

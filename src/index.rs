@@ -307,10 +307,12 @@ impl Index {
         let words = summary_words(self.slots_per_table);
         let i = ((u128::from(lo) * u128::from(words)) >> 64) as u64;
         let bits = (1 << (lo & 63)) | (1 << ((lo >> 6) & 63)) | (1 << ((lo >> 12) & 63));
-        (
-            self.word(HEADER_BYTES + ((table * words + i) * 8) as usize),
-            bits,
-        )
+        (self.summary_word(table, i), bits)
+    }
+
+    fn summary_word(&self, table: u64, i: u64) -> &AtomicU64 {
+        let words = summary_words(self.slots_per_table);
+        self.word(HEADER_BYTES + ((table * words + i) * 8) as usize)
     }
 
     fn may_hold(&self, table: u64, lo: u64) -> bool {
@@ -386,10 +388,7 @@ impl Index {
     /// Empties a table (its window word says it is being emptied).
     fn empty(&self, table: u64) {
         for i in 0..summary_words(self.slots_per_table) {
-            self.word(
-                HEADER_BYTES + ((table * summary_words(self.slots_per_table) + i) * 8) as usize,
-            )
-            .store(0, Ordering::Relaxed);
+            self.summary_word(table, i).store(0, Ordering::Relaxed);
         }
         for i in 0..self.slots_per_table {
             for w in 0..WORDS {
@@ -405,12 +404,26 @@ impl Index {
     /// the index knows of it. A claim not committed by `now + pending_ttl` may be taken over by a
     /// retry.
     pub fn claim(&self, id: &[u8], body: &[u8; 32], now: u64, pending_ttl: u64) -> Claim {
+        let current = self.window_at(now & TIME);
+        self.claim_in(current, current, id, body, now, pending_ttl)
+    }
+
+    /// A claim of `id` in the table of window `w` (the current one, or for a rebuild the
+    /// window it was stored in), unless a table live at `current` holds it.
+    fn claim_in(
+        &self,
+        w: u64,
+        current: u64,
+        id: &[u8],
+        body: &[u8; 32],
+        now: u64,
+        pending_ttl: u64,
+    ) -> Claim {
         let (hi, lo) = self.digest(id);
         let body = u64::from_le_bytes(body[..8].try_into().unwrap_or_default());
         let now = now & TIME;
         let deadline = (now + pending_ttl) & TIME;
-        let current = self.window_at(now);
-        let Some(home) = self.table_for(current, now) else {
+        let Some(home) = self.table_for(w, now) else {
             return Claim::InFlight;
         };
         // The home table's first slot and the other tables' summaries, loaded together so that
@@ -604,36 +617,12 @@ impl Index {
         if w + TABLES <= current + 1 {
             return false;
         }
-        match self.claim_in_window(id, body, w, now) {
-            Some(slot) => self.commit(&slot, time),
-            None => false,
+        match self.claim_in(w, current, id, body, now, 60) {
+            Claim::New(slot) => self.commit(&slot, time),
+            _ => false,
         }
     }
 
-    /// A claim of `id` in window `w`'s table (for `insert`), when no live table has it.
-    fn claim_in_window(&self, id: &[u8], body: &[u8; 32], w: u64, now: u64) -> Option<Slot> {
-        let (hi, lo) = self.digest(id);
-        let body = u64::from_le_bytes(body[..8].try_into().unwrap_or_default());
-        let current = self.current().load(Ordering::Acquire);
-        let deadline = (now + 60) & TIME;
-        for t in 0..TABLES {
-            if self.live(t, current) {
-                if let Some(found) = self.find(t, hi, lo, body, now, deadline, false) {
-                    return match found {
-                        Claim::New(slot) => Some(slot),
-                        _ => None,
-                    };
-                }
-            }
-        }
-        let t = self.table_for(w, now)?;
-        match self.find(t, hi, lo, body, now, deadline, true)? {
-            Claim::New(slot) => Some(slot),
-            _ => None,
-        }
-    }
-
-    /// What the index holds at `now`.
     /// The ids in the live tables (claimed, stored or cancelled), and when the oldest was stored
     /// (0: none).
     pub(crate) fn held(&self, now: u64) -> (u64, u64) {

@@ -49,6 +49,15 @@ impl Limits {
         Ok(())
     }
 
+    /// An RFC 3339 timestamp within the window around `now`, in unix seconds
+    /// (`MalformedTimestamp`, `Stale`, `Future`).
+    pub fn timestamp(&self, text: &[u8], now: i64) -> Result<i64, Code> {
+        self.validate()?;
+        let t = crate::time::parse_rfc3339(text)?;
+        self.fresh(t, now)?;
+        Ok(t)
+    }
+
     /// Is `t` (unix seconds) within the window around `now`?
     pub fn fresh(&self, t: i64, now: i64) -> Result<(), Code> {
         self.window(Some(t), None, now)

@@ -81,7 +81,9 @@ function _M.add(c, d)
     end
     local meta, line
     if c.journal then
-        meta, line = lifecycle.event_text(d.delivery, d.body)
+        local event, status, live
+        event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
+        meta = event .. "\t" .. status .. "\t" .. live
     end
     local ok, err = seen:safe_add(d.id, "P" .. d.digest, c.pending_ttl)
     if not ok then

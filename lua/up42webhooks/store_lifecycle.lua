@@ -1,9 +1,9 @@
--- What every store backend shares (new: the object; event_text: an event's meta and line;
--- retain: retention once a second), and the embedded store's life beside its requests (the shared
--- dict and its journal): its start (the journal put back into the dicts, said in the log), what it
--- does every second (the journal's fsync, retention, the disk reserve) and its clean stop.
--- store.lua hands these out as its own methods, next to add/range/ack; the Redis store has its own
--- (store_redis.lua).
+-- What every store backend shares (new: the object; event_fields: what an event is filtered on,
+-- and its line; retain: retention once a second), and the embedded store's life beside its
+-- requests (the shared dict and its journal): its start (the journal put back into the dicts, said
+-- in the log), what it does every second (the journal's fsync, retention, the disk reserve) and
+-- its clean stop. store.lua hands these out as its own methods, next to add/range/ack; the Redis
+-- store has its own (store_redis.lua).
 local journal = require "up42webhooks.journal"
 local native = require "up42webhooks.native"
 
@@ -32,13 +32,13 @@ end
 -- The library's live mode (1, 0, -1) as the record writes it.
 local LIVE = { [1] = "true", [0] = "false", [-1] = "" }
 
--- A delivery's meta ("event\tstatus\tlive") and its line (the body with the tabs and line breaks
--- between its tokens as spaces: a stored event is one line of the dump; JSON has them nowhere
--- else, so the library says whether there are any), from the library's delivery struct `d`.
-function _M.event_text(d, body)
+-- A delivery's event, status, live mode ("true", "false" or "") and its line (the body with the
+-- tabs and line breaks between its tokens as spaces: a stored event is one line of the dump; JSON
+-- has them nowhere else, so the library says whether there are any), from the library's delivery
+-- struct `d`.
+function _M.event_fields(d, body)
     local event, status = native.delivery_text(d)
-    local meta = event .. "\t" .. status .. "\t" .. LIVE[tonumber(d.live)]
-    return meta, d.line_breaks and gsub(body, "[\t\r\n]", " ") or body
+    return event, status, LIVE[tonumber(d.live)], d.line_breaks and gsub(body, "[\t\r\n]", " ") or body
 end
 
 -- The shared dicts the store uses, by what they hold, for /stats.

@@ -311,8 +311,7 @@ local NOT_DURABLE = {}
 function _M.add(c, d)
     local r = c.redis
     -- Read from the library's struct before anything yields.
-    local meta, line = lifecycle.event_text(d.delivery, d.body)
-    local event, status, live = meta:match("^([^\t]*)\t([^\t]*)\t([^\t]*)$")
+    local event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
     local digest = hex(d.digest)
     local maxlen = c.retention.max_events and tostring(c.retention.max_events) or ""
     local res, err = with_redis(c, function(red)
@@ -321,8 +320,8 @@ function _M.add(c, d)
             return NOT_DURABLE
         end
         local out, e = script(red, ADD_SHA, ADD, 2, r.seen_prefix .. d.id, r.stream, digest,
-                              c.dedup_ttl, maxlen, "json", line, "event", event or "", "status", status or "",
-                              "live", live or "", "sender", d.sender or "up42", "id", d.id,
+                              c.dedup_ttl, maxlen, "json", line, "event", event, "status", status,
+                              "live", live, "sender", d.sender or "up42", "id", d.id,
                               "time", d.now)
         if not out then
             return nil, "Redis: " .. tostring(e)

@@ -471,7 +471,6 @@ impl Request<'_> {
         now: i64,
         opts: &Options,
     ) -> Result<Verified, Code> {
-        let req = self;
         if opts.label.len() > crate::schemes::up42::MAX_LABEL
             || (!opts.label.is_empty() && !sf::valid_key(opts.label))
         {
@@ -479,7 +478,7 @@ impl Request<'_> {
         }
         opts.limits.check(body.len())?;
         let mut bufs: [JoinBuf; 3] = Default::default();
-        let [input, sig_field, digest_field] = req.headers.fields(
+        let [input, sig_field, digest_field] = self.headers.fields(
             [b"signature-input", b"signature", b"content-digest"],
             &mut bufs,
         )?;
@@ -494,7 +493,7 @@ impl Request<'_> {
         };
 
         let mut base = Base::default();
-        let (covered, sig) = build(req, &chosen, &mut base)?;
+        let (covered, sig) = build(self, &chosen, &mut base)?;
         let SigParams {
             created,
             expires,

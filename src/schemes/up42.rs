@@ -126,11 +126,6 @@ impl Options<'_> {
         }
         self.limits.validate()
     }
-
-    /// Is `t` (unix seconds) within the window around `now`?
-    pub fn fresh(&self, t: i64, now: i64) -> Result<(), Code> {
-        self.limits.fresh(t, now)
-    }
 }
 
 /// What a successful verification learnt.
@@ -291,7 +286,5 @@ pub fn verify(
 /// it in unix seconds. Use it on the body's signed `timestamp`: UP42's `created` is not covered by the HMAC.
 pub fn check_timestamp(ts: &[u8], now: i64, opts: &Options) -> Result<i64, Code> {
     opts.check()?;
-    let t = crate::time::parse_rfc3339(ts)?;
-    opts.fresh(t, now)?;
-    Ok(t)
+    opts.limits.timestamp(ts, now)
 }
