@@ -317,7 +317,7 @@ impl Index {
 
     fn may_hold(&self, table: u64, lo: u64) -> bool {
         let (word, bits) = self.summary(table, lo);
-        word.load(Ordering::Acquire) & bits == bits
+        word.load(Ordering::SeqCst) & bits == bits
     }
 
     /// The id's digest: two words, the first never 0 (0 marks an empty slot).
@@ -339,7 +339,7 @@ impl Index {
     /// The window of `now`, made the shared current one when it is newer.
     fn window_at(&self, now: u64) -> u64 {
         let w = now / self.window_secs;
-        self.current().fetch_max(w, Ordering::AcqRel).max(w)
+        self.current().fetch_max(w, Ordering::SeqCst).max(w)
     }
 
     /// Whether `table` holds the ids of a window live at `current`.
@@ -404,8 +404,37 @@ impl Index {
     /// the index knows of it. A claim not committed by `now + pending_ttl` may be taken over by a
     /// retry.
     pub fn claim(&self, id: &[u8], body: &[u8; 32], now: u64, pending_ttl: u64) -> Claim {
-        let current = self.window_at(now & TIME);
-        self.claim_in(current, current, id, body, now, pending_ttl)
+        for _ in 0..3 {
+            let current = self.window_at(now & TIME);
+            if let Some(claim) = self.claim_at(current, id, body, now, pending_ttl) {
+                return claim;
+            }
+        }
+        Claim::InFlight
+    }
+
+    /// A claim in window `current`, or `None` when the window moved on meanwhile and the claim
+    /// was given up. A claim made in a window that another worker has just ended may have missed
+    /// the same id claimed at that moment in the new window's table (it read that table before
+    /// the id got there). The other claimer read this table after moving the window on (all
+    /// these operations are sequentially consistent), so it saw this claim: this one is given up
+    /// and made again in the new window, where the two meet at one slot.
+    fn claim_at(
+        &self,
+        current: u64,
+        id: &[u8],
+        body: &[u8; 32],
+        now: u64,
+        pending_ttl: u64,
+    ) -> Option<Claim> {
+        let claim = self.claim_in(current, current, id, body, now, pending_ttl);
+        match claim {
+            Claim::New(slot) if self.current().load(Ordering::SeqCst) != current => {
+                self.cancel(&slot);
+                None
+            }
+            _ => Some(claim),
+        }
     }
 
     /// A claim of `id` in the table of window `w` (the current one, or for a rebuild the
@@ -461,7 +490,7 @@ impl Index {
         let mut i = self.start(hi);
         for _ in 0..n {
             let tag = self.slot_word(table, i, 0);
-            let mut seen = tag.load(Ordering::Acquire);
+            let mut seen = tag.load(Ordering::SeqCst);
             if seen == 0 {
                 if !add {
                     return None;
@@ -471,8 +500,8 @@ impl Index {
                 }
                 // The summary first: whoever reads the tag can also read the summary's bits.
                 let (word, bits) = self.summary(table, lo);
-                word.fetch_or(bits, Ordering::AcqRel);
-                match tag.compare_exchange(0, hi, Ordering::AcqRel, Ordering::Acquire) {
+                word.fetch_or(bits, Ordering::SeqCst);
+                match tag.compare_exchange(0, hi, Ordering::SeqCst, Ordering::SeqCst) {
                     Ok(_) => {
                         self.count_of(table).fetch_add(1, Ordering::Relaxed);
                         return Some(self.write(table, i, EMPTY, lo, body, deadline));
@@ -721,6 +750,63 @@ mod tests {
             index.claim(b"i:a", &body(3), NOW + 42, 30),
             Claim::Duplicate
         );
+    }
+
+    #[test]
+    fn a_claim_overtaken_by_a_window_turn_is_made_again_in_the_new_window() {
+        let (index, _) = Index::open(&path("overtaken"), 30, 3).unwrap();
+        // A worker reads the window (NOW); another moves it on (NOW + 1) and looks for the same
+        // id in the old window's table before the first has claimed it there: it will claim it
+        // in the new table. The first must not keep its claim in the old one.
+        let late = index.window_at(NOW);
+        index.window_at(NOW + 1);
+        assert_eq!(index.claim_at(late, b"m:1", &body(1), NOW, 30), None);
+        let Claim::New(slot) = index.claim(b"m:1", &body(1), NOW + 1, 30) else {
+            panic!("the claim in the new window is new")
+        };
+        assert!(index.commit(&slot, NOW + 1));
+        assert_eq!(index.claim(b"m:1", &body(1), NOW, 30), Claim::Duplicate);
+        assert_eq!(
+            index.held(NOW + 1).0,
+            2,
+            "the given-up claim's slot stays, dead"
+        );
+    }
+
+    #[test]
+    fn two_claims_of_one_id_across_a_window_turn_store_it_once() {
+        // Windows of one second: at every turn one thread claims in the window that ends, the
+        // other in the one that starts, at the same moment.
+        let (index, _) = Index::open(&path("turn"), 3000, 3).unwrap();
+        let index = Arc::new(index);
+        let turns = 2000u64;
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let threads: Vec<_> = (0..2u64)
+            .map(|late| {
+                let (index, barrier) = (Arc::clone(&index), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    let mut new = Vec::new();
+                    for turn in 1..=turns {
+                        let now = NOW + turn - 1 + late;
+                        let id = format!("m:{turn}");
+                        barrier.wait();
+                        if let Claim::New(slot) = index.claim(id.as_bytes(), &body(1), now, 30) {
+                            assert!(index.commit(&slot, now));
+                            new.push(turn);
+                        }
+                    }
+                    new
+                })
+            })
+            .collect();
+        let mut stored: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        stored.sort_unstable();
+        let before = stored.len();
+        stored.dedup();
+        assert_eq!(before, stored.len(), "an id stored twice");
     }
 
     #[test]
