@@ -188,6 +188,35 @@ fn random_salt() -> io::Result<[u8; 16]> {
     Ok(salt)
 }
 
+/// Gives the file's `len` bytes their blocks on disk now: a write through the mapping to a block
+/// the disk no longer has room for would kill the process (SIGBUS), where this is an error the
+/// caller reports at start.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    let n = libc::off_t::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: an open file descriptor and a length; the kernel checks them.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, n) } {
+        0 => Ok(()),
+        // A file system without fallocate (and a libc that does not emulate it): write zeros.
+        libc::EOPNOTSUPP | libc::EINVAL => {
+            use std::io::Write;
+            let zeros = [0u8; 65536];
+            let mut f = file;
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                f.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            f.sync_data()
+        }
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+fn ctl_cas(ctl: &AtomicU64, from: u64, to: u64) -> Result<u64, u64> {
+    ctl.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+}
+
 /// Maps `len` bytes of `file` shared, read and write.
 fn map(file: &File, len: u64) -> io::Result<*mut u8> {
     let len = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -249,6 +278,7 @@ impl Index {
             .mode(0o600)
             .open(&tmp)?;
         file.set_len(len)?;
+        reserve(&file, len)?;
         let base = map(&file, len)?;
         let h = header(slots, per_window, window, &salt);
         // SAFETY: nobody else has this file yet; the mapping is at least a header page long.
@@ -510,7 +540,7 @@ impl Index {
                 }
             }
             if seen == hi {
-                if let Some(found) = self.existing(table, i, lo, body, now, deadline) {
+                if let Some(found) = self.existing(table, i, lo, body, now, deadline, add) {
                     return Some(found);
                 }
             }
@@ -546,7 +576,11 @@ impl Index {
     }
 
     /// What a slot whose tag is the id's says of it: `None` when it is another id's (the rest of
-    /// the digest differs) or a cancelled claim of this one.
+    /// the digest differs), or a cancelled claim of this one outside its home table (`home`
+    /// false: the claim goes on to the home table). In the home table a cancelled claim of the
+    /// id is claimed again in place, so that a sender retrying a delivery the receiver keeps
+    /// refusing (a full disk) takes one slot, not one a retry.
+    #[allow(clippy::too_many_arguments)]
     fn existing(
         &self,
         table: u64,
@@ -555,6 +589,7 @@ impl Index {
         body: u64,
         now: u64,
         deadline: u64,
+        home: bool,
     ) -> Option<Claim> {
         let ctl = self.slot_word(table, i, CTL);
         let seen = ctl.load(Ordering::Acquire);
@@ -581,20 +616,24 @@ impl Index {
                 },
             ),
             PENDING if seen & TIME > now => Some(Claim::InFlight),
-            PENDING => {
-                // Abandoned past its deadline: the retry takes it over, with its own body. Until
-                // it is written again, readers see a claim in flight.
-                let taken = PENDING | deadline;
-                if ctl
-                    .compare_exchange(seen, taken, Ordering::AcqRel, Ordering::Acquire)
-                    .is_err()
-                {
-                    return Some(Claim::InFlight);
-                }
-                Some(self.write(table, i, taken, lo, body, deadline))
+            // Abandoned past its deadline, or cancelled (and written: `lo` was compared): the
+            // retry takes it over, with its own body. Until it is written again, readers see a
+            // claim in flight.
+            PENDING => Some(self.take_over(table, i, seen, lo, body, deadline)),
+            DEAD if home && seen & WRITTEN != 0 => {
+                Some(self.take_over(table, i, seen, lo, body, deadline))
             }
-            _ => None, // DEAD: cancelled; the id may be claimed again further on
+            _ => None, // cancelled elsewhere: the id is claimed in its home table
         }
+    }
+
+    /// Takes slot `i`, whose `ctl` was `seen`, for a new claim of its id.
+    fn take_over(&self, table: u64, i: u64, seen: u64, lo: u64, body: u64, deadline: u64) -> Claim {
+        let taken = PENDING | deadline;
+        if ctl_cas(self.slot_word(table, i, CTL), seen, taken).is_err() {
+            return Claim::InFlight;
+        }
+        self.write(table, i, taken, lo, body, deadline)
     }
 
     fn claimed(&self, slot: &Slot) -> Option<&AtomicU64> {
@@ -629,12 +668,8 @@ impl Index {
     /// Gives a claim up: its delivery was not stored, and a retry may claim the id again.
     pub(crate) fn cancel(&self, slot: &Slot) {
         if let Some(ctl) = self.claimed(slot) {
-            let _ = ctl.compare_exchange(
-                PENDING | WRITTEN | slot.deadline,
-                DEAD,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            // Written: the slot's `lo` stays, and a retry of the same id finds it by it.
+            let _ = ctl_cas(ctl, PENDING | WRITTEN | slot.deadline, DEAD | WRITTEN);
         }
     }
 
@@ -736,10 +771,12 @@ mod tests {
         };
         assert_eq!(index.claim(b"i:a", &body(1), NOW + 1, 30), Claim::InFlight);
         index.cancel(&slot);
-        // Cancelled: the retry claims it again (further on in its probe sequence).
+        // Cancelled: the retry claims it again, in the same slot (it takes no other).
         let Claim::New(again) = index.claim(b"i:a", &body(1), NOW + 2, 30) else {
             panic!()
         };
+        assert_eq!((again.table, again.index), (slot.table, slot.index));
+        assert_eq!(index.held(NOW + 2).0, 1);
         // Not committed by its deadline: a retry takes it over, and the late commit fails.
         let Claim::New(taken) = index.claim(b"i:a", &body(3), NOW + 40, 30) else {
             panic!()
