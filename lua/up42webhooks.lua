@@ -41,7 +41,7 @@ local function configure(o)
     local c = config.configure(o)
     local ok, err = c.store:start()
     if not ok then
-        error(config.FAILED .. "journal: " .. err, 0)
+        error(config.FAILED .. err, 0)
     end
     current = c
     reply.set(c)

@@ -658,9 +658,12 @@ impl Index {
             )
             .is_ok();
         if ok {
-            let _ =
-                self.oldest_of(table)
-                    .compare_exchange(0, now, Ordering::AcqRel, Ordering::Acquire);
+            // The earliest time stored in the table (a rebuild inserts in no particular order).
+            let _ = self
+                .oldest_of(table)
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                    (o == 0 || o > now).then_some(now)
+                });
         }
         ok
     }
@@ -904,6 +907,8 @@ mod tests {
         );
         assert!(index.insert(b"m:recent", &body(1), NOW - 2 * DAY, NOW));
         assert!(index.insert(b"m:today", &body(1), NOW - 60, NOW));
+        // Inserted out of order: the oldest is the earliest, whatever came first.
+        assert!(index.insert(b"m:earlier", &body(1), NOW - 600, NOW));
         assert!(
             !index.insert(b"m:today", &body(1), NOW - 50, NOW),
             "already there"
@@ -918,6 +923,10 @@ mod tests {
         );
         assert_eq!(index.claim(b"m:today", &body(1), NOW, 30), Claim::Duplicate);
         assert_eq!(index.held(NOW).1, NOW - 2 * DAY);
+        let (today, _) = Index::open(&path("rebuild-order"), 1000, 3 * DAY).unwrap();
+        assert!(today.insert(b"m:b", &body(1), NOW - 60, NOW));
+        assert!(today.insert(b"m:a", &body(1), NOW - 600, NOW));
+        assert_eq!(today.held(NOW).1, NOW - 600);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# How long a start takes to put a journal of N events back into the shared dict: a journal written
-# by examples/journal_fill (events of 1 KiB, an hour old), then nginx with the project's config and
-# a dict big enough for them; the module reports the replay's duration in /stats
-# (journal_replay_ms), measured around the replay in init_by_lua.
-#   benches/journal/recovery.sh [N]
+# How long a start takes to put a journal of N events back into the shared dict and the replay
+# index: a journal written by examples/journal_fill (events of BODY_BYTES, default 1 KiB, an hour
+# old), then nginx with the project's config and a dict of DICT (default 512m; make it big enough
+# for the events); the module reports the replay's duration in /stats (journal_replay_ms, measured
+# around the replay in init_by_lua; journal_replay_index_ms of it putting the ids in the index).
+#   [BODY_BYTES=1024] [DICT=512m] benches/journal/recovery.sh [N]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 n=${1:-100000}
@@ -12,9 +13,9 @@ n=${1:-100000}
 
 dir=$(mktemp -d /tmp/up42wh-recovery.XXXXXX)
 bench_server "$root" "$dir"
-sed -e 's/lua_shared_dict received_webhooks 16m;/lua_shared_dict received_webhooks 512m;/' \
+sed -e "s/lua_shared_dict received_webhooks 16m;/lua_shared_dict received_webhooks ${DICT:-512m};/" \
     "$root/openresty/default.conf" > "$dir/conf/default.conf"
-"$root/target/release/examples/journal_fill" "$dir/data" "$n"
+"$root/target/release/examples/journal_fill" "$dir/data" "$n" "${BODY_BYTES:-1024}"
 [ "$(id -u)" != 0 ] || chown -R "$(stat -c %U "$dir/data")" "$dir/data"
 echo "journal: $(du -sh "$dir/data" | cut -f1) in $(ls "$dir/data" | grep -c '^events')" segment\(s\)
 export UP42_WEBHOOK_SECRET="recovery-bench-secret"
@@ -29,6 +30,7 @@ import json, sys
 s = json.loads(sys.argv[1])
 c = s["counters"]
 print(f'replayed {c["journal_replayed_events"]} events in {c["journal_replay_ms"]} ms '
-      f'(init_by_lua); nginx answering {float(sys.argv[3]) - float(sys.argv[2]):.2f} s after its start; '
+      f'(init_by_lua; {c["journal_replay_index_ms"]} ms of it filling the replay index with '
+      f'{s["dedup"]["ids"]} ids); nginx answering {float(sys.argv[3]) - float(sys.argv[2]):.2f} s after its start; '
       f'events held: {s["backlog"]["events"]}')
 PY

@@ -27,7 +27,7 @@ cp "$root/benches/wrk/article.lua" "$dir/bench/bench_article.lua"
 cp "$root/benches/wrk/plain_plugin.lua" "$dir/bench/bench_plain.lua"
 cp "$root/benches/wrk/locations.conf" "$dir/conf/bench-locations.conf"
 sed -e 's/lua_shared_dict received_webhooks 16m;/lua_shared_dict received_webhooks 1024m;/' \
-    -e 's/lua_shared_dict webhooks_seen 20m;/lua_shared_dict webhooks_seen 512m;\nlua_shared_dict article_webhooks 512m;\nlua_shared_dict plain_webhooks 1024m;\nlua_shared_dict plain_seen 512m;/' \
+    -e 's/lua_shared_dict webhooks_seen 1m;/lua_shared_dict webhooks_seen 512m;\nlua_shared_dict article_webhooks 512m;\nlua_shared_dict plain_webhooks 1024m;\nlua_shared_dict plain_seen 512m;/' \
     -e "s|lua_package_path '\$prefix/lua/?.lua;|lua_package_path '\$prefix/bench/?.lua;\$prefix/lua/?.lua;|" \
     -e '0,/    location = \/ping {/s||    include bench-locations.conf;\n\n    location = /ping {|' \
     "$root/openresty/default.conf" > "$dir/conf/default.conf"

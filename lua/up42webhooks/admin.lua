@@ -362,7 +362,9 @@ end
 local STORE_COUNTS = {
     expired = "counter", acked = "counter", journal_corrupt = "counter",
     journal_torn_bytes = "counter", replay_no_room = "counter",
-    journal_replayed_events = "gauge", journal_replay_ms = "gauge",
+    journal_replayed_events = "gauge", journal_replay_ms = "gauge", journal_replay_index_ms = "gauge",
+    -- UP42's created/expires out of their window: counted besides the delivery's outcome.
+    unsigned_time_stale = "counter", unsigned_time_future = "counter", unsigned_time_expired = "counter",
 }
 
 -- GET /stats: the outcome counters and the backlog, JSON (or Prometheus text with ?format=prometheus).
@@ -387,6 +389,7 @@ function _M.stats(c)
         counters.stored = stored
     end
     local backlog = c.store:stats()
+    local dedup = c.store:dedup(ngx.time())
     local dicts = { stats = dict_space(c.counters) }
     for name, dict in pairs(c.store:dicts()) do
         dicts[name] = dict_space(dict)
@@ -417,6 +420,12 @@ function _M.stats(c)
             lines[#lines + 1] = "# TYPE up42webhooks_journal_bytes gauge"
             lines[#lines + 1] = "up42webhooks_journal_bytes " .. backlog.journal.bytes
         end
+        for _, k in ipairs{ "ids", "capacity" } do
+            if dedup[k] then
+                lines[#lines + 1] = "# TYPE up42webhooks_dedup_" .. k .. " gauge"
+                lines[#lines + 1] = "up42webhooks_dedup_" .. k .. " " .. dedup[k]
+            end
+        end
         lines[#lines + 1] = "# TYPE up42webhooks_dict_free_bytes gauge"
         for name, d in pairs(dicts) do
             if d.capacity then
@@ -428,7 +437,7 @@ function _M.stats(c)
     end
     local open = held.totals(c)
     backlog.tails_open, backlog.waits_open = open.tails, open.waits
-    return respond(200, { counters = counters, last_key = last, backlog = backlog, dicts = dicts })
+    return respond(200, { counters = counters, last_key = last, backlog = backlog, dedup = dedup, dicts = dicts })
 end
 
 return _M

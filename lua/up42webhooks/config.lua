@@ -5,6 +5,10 @@
 --   secrets = {"s1", "s2"} | secret = "s" | secret_file = path (one secret a line, first signs)
 --     (else UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE; declare them with nginx's `env`)
 --   tolerance, future (seconds), max_body (bytes), label, notifiable, retry_after
+--   replay_horizon (UP42_WEBHOOK_REPLAY_HORIZON; seconds, 3 days): how long a delivery id is
+--     remembered (a retry is a duplicate, the id with another body a conflict), and how old UP42's
+--     body timestamp may be; dedup_capacity (UP42_WEBHOOK_DEDUP_CAPACITY; 1,000,000): the ids the
+--     replay index holds over the horizon (a third of them a third of the horizon)
 --   dict, dedup_dict, stats_dict: the lua_shared_dict names
 --   admin_token (UP42_WEBHOOK_ADMIN_TOKEN), admin_allow (UP42_WEBHOOK_ADMIN_ALLOW): up42webhooks/addr.lua
 --   admin_hosts (UP42_WEBHOOK_ADMIN_HOSTS): Host names the admin listener answers to besides
@@ -32,7 +36,7 @@ local _M = {}
 
 local DEFAULTS = {
     dict = "received_webhooks",        -- events (key n -> record) and the store's own counters
-    dedup_dict = "webhooks_seen",      -- delivery id -> state and body digest, with a TTL
+    dedup_dict = "webhooks_seen",      -- marks of keys that hold nothing (gaps); the ids: the replay index
     stats_dict = "webhooks_stats",     -- outcome counters
     label = "up42-sig",
     tolerance = 300,                   -- seconds into the past
@@ -45,6 +49,8 @@ local DEFAULTS = {
     tail_heartbeat = 15,
     max_wait = 60,
     pending_ttl = 30,                  -- seconds a delivery may take between its claim and its 200
+    replay_horizon = 3 * 86400,        -- seconds an id is remembered, and UP42's body timestamp may age
+    dedup_capacity = 1000000,          -- ids the replay index holds over the horizon
     log_window = 10,                   -- seconds: one refusal line per reason and client in each
     notifiable = {
         ["job.status"] = { ERROR = true, FAILED = true, CANCELLED = true, SUCCEEDED = true },
@@ -218,6 +224,27 @@ function _M.configure(o)
     for k, v in pairs(DEFAULTS) do
         if o[k] ~= nil then c[k] = o[k] else c[k] = v end
     end
+    for k, env in pairs{ replay_horizon = "UP42_WEBHOOK_REPLAY_HORIZON",
+                         dedup_capacity = "UP42_WEBHOOK_DEDUP_CAPACITY" } do
+        local v = setting(o[k], env)
+        local n = tonumber(v)
+        if v ~= nil then
+            if not n or n % 1 ~= 0 then
+                fail((o[k] ~= nil and "configure{" .. k .. "}" or env) .. ": a whole number, not " .. tostring(v))
+            end
+            c[k] = n
+        end
+    end
+    if c.replay_horizon < 3 or c.replay_horizon > 4294967295 then
+        fail("replay_horizon: 3 to 4294967295 seconds (the default is 3 days)")
+    end
+    if c.replay_horizon < c.tolerance + c.future then
+        fail("replay_horizon (" .. c.replay_horizon .. " s) is shorter than tolerance + future ("
+             .. (c.tolerance + c.future) .. " s): a replay inside the tolerance would be stored again")
+    end
+    if c.dedup_capacity < 1 or c.dedup_capacity > 4294967296 then
+        fail("dedup_capacity: 1 to 4294967296 ids")
+    end
     local secrets, err = secrets_of(o)
     if err then
         fail(err)
@@ -299,10 +326,10 @@ function _M.configure(o)
 
     -- The store: Redis/Valkey when configured (several receivers, one stream), else the shared
     -- dict with its journal.
-    -- A delivery is remembered for as long as it could still be accepted, and then some.
+    -- A delivery id is remembered for the replay horizon, whatever becomes of its event.
     local store_settings = {
         dict = c.dict, dedup_dict = c.dedup_dict, stats_dict = c.stats_dict, retention = retention_of(o),
-        dedup_ttl = 2 * (c.tolerance + c.future) + 60, pending_ttl = c.pending_ttl,
+        dedup_ttl = c.replay_horizon, pending_ttl = c.pending_ttl, dedup_capacity = c.dedup_capacity,
     }
     local so = o.store or {}
     local url = setting(so.url, "UP42_WEBHOOK_STORE")
@@ -326,6 +353,10 @@ function _M.configure(o)
         fail("store.backend: redis or shdict, not " .. tostring(so.backend))
     else
         store_settings.journal = journal_of(o)
+        -- The replay index: beside the journal, which it is rebuilt from; without one, in nginx's
+        -- prefix (made anew at every start, as the events are).
+        store_settings.index_path = (store_settings.journal and store_settings.journal.dir .. "/"
+                                     or ngx.config.prefix()) .. "replay.index"
         c.store = require("up42webhooks.store").new(store_settings)
     end
     return c

@@ -104,6 +104,7 @@ end
 local KEY_BLOCK = 1000
 local RESERVED = "keys:reserved" -- in the events dict: the mark as last written
 _M.RESERVED = RESERVED
+_M.START_N, _M.START_TOP = "keys:start_n", "keys:start_top" -- in the events dict: what replay found
 
 -- Moves the mark past `key` (the lock held): true, or nil, err.
 local function move_mark(c, key)
@@ -142,7 +143,13 @@ function _M.mark_clean_stop(c)
         if c.counters:safe_add("lock:keys", true, 5) then
             local n = events:get("n") or 0
             local reserved = math.max(events:get(RESERVED) or 0, n)
-            local ok, err = native.journal_mark_write(c.journal.dir, reserved, n, true)
+            -- No key handed out since the start: the last one is the journal's last then, not
+            -- the reservation the start made (or the next start would report keys lost).
+            local last = n
+            if n == events:get(_M.START_N) then
+                last = events:get(_M.START_TOP) or n
+            end
+            local ok, err = native.journal_mark_write(c.journal.dir, reserved, last, true)
             c.counters:delete("lock:keys")
             if not ok then
                 ngx.log(ngx.WARN, "up42webhooks: ", err)

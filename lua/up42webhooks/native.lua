@@ -479,6 +479,69 @@ function _M.journal_remove_segment(dir, segment)
     return true
 end
 
+-- The replay index (src/index.rs): every delivery id stored within the replay horizon, in a file
+-- the master maps before it forks the workers, who share it without a lock. A claim's struct is
+-- reused: a store claims, writes and commits (or cancels) without yielding in between.
+local claim = ffi_new("up42wh_claim")
+local index_stats = ffi_new("up42wh_index_stats")
+local opened_out = ffi_new("uint32_t[1]")
+local bool_out = ffi_new("bool[1]")
+local up42wh_index_claim, up42wh_index_commit = C.up42wh_index_claim, C.up42wh_index_commit
+local up42wh_index_cancel = C.up42wh_index_cancel
+local OPENED = { "existing", "created", "replaced" }
+_M.CLAIM = { "new", "duplicate", "id_conflict", "in_flight", "full" }
+
+-- The index at `path` for `capacity` ids over `horizon` seconds, and how it was found
+-- ("existing", "created", "replaced": damaged, of another version or of other settings); or nil,
+-- err.
+function _M.index_open(file, capacity, horizon)
+    local out = ffi_new("up42wh_index *[1]")
+    errno_out[0] = 0
+    local rc = tonumber(C.up42wh_index_open(file, #file, capacity, horizon, out, opened_out, errno_out))
+    if rc ~= OK then
+        return nil, failure("cannot open the replay index " .. file, rc, errno_out[0])
+    end
+    return ffi_gc(out[0], C.up42wh_index_free), OPENED[tonumber(opened_out[0])]
+end
+
+-- Claims delivery `id` (its body's SHA-256 `digest`, 32 bytes) at `now`: "new" (then commit or
+-- cancel before anything yields), "duplicate", "id_conflict", "in_flight" or "full".
+function _M.index_claim(index, id, digest, now, pending_ttl)
+    local rc = up42wh_index_claim(index, id, #id, digest, now, pending_ttl, claim)
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    return _M.CLAIM[claim.outcome]
+end
+
+-- Marks the last claim stored; false when it was no longer this worker's (taken over by a retry
+-- after its deadline).
+function _M.index_commit(index, now)
+    return up42wh_index_commit(index, claim, now, bool_out) == OK and bool_out[0]
+end
+
+-- Gives the last claim up: a retry may claim the id again.
+function _M.index_cancel(index)
+    up42wh_index_cancel(index, claim)
+end
+
+-- Remembers an id stored at `time`, as a rebuild from the journal does; whether it was added.
+function _M.index_insert(index, id, digest, time, now)
+    return C.up42wh_index_insert(index, id, #id, digest, time, now, bool_out) == OK and bool_out[0]
+end
+
+-- What the index holds at `now` (ids, per_window, capacity, oldest, window_secs, bytes).
+function _M.index_usage(index, now)
+    if C.up42wh_index_usage(index, now, index_stats) ~= OK then
+        return nil
+    end
+    local u = {}
+    for _, k in ipairs{ "ids", "per_window", "capacity", "oldest", "window_secs", "bytes" } do
+        u[k] = tonumber(index_stats[k])
+    end
+    return u
+end
+
 -- The SHA-256 of the body from a verified or delivery struct, as 32 bytes.
 function _M.body_sha256(v)
     return ffi_str(v.body_sha256, 32)

@@ -161,6 +161,18 @@ function _M.receive(c, name)
     if not d then
         return
     end
+    local unsigned = tonumber(d.unsigned_times)
+    if unsigned ~= 0 then
+        -- UP42's `created`/`expires`, which its signature does not cover, are out of their window:
+        -- that alone refuses nothing (the signed body timestamp is inside the horizon), but an
+        -- operator wants to know (a retry, a slow clock, a capture replayed).
+        local why = native.result_name(unsigned)
+        count("unsigned_time_" .. why)
+        reply.log_limited(ngx.WARN, "unsigned " .. why .. " " .. ngx_var.remote_addr,
+                          "up42webhooks: a delivery's created/expires (not covered by its signature) is "
+                          .. why .. " from client " .. ngx_var.remote_addr .. "; its signed body timestamp "
+                          .. "is within the replay horizon, so it goes on to the dedup check")
+    end
     local counter = sender.stored_counter[tonumber(d.key_index)]
     -- The store reads `d` before anything yields (Redis does), and not after.
     local key, why, detail = c.store:add{ id = delivery_id(d), digest = body_sha256(d), now = now,

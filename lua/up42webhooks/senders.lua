@@ -91,6 +91,12 @@ function _M.new(name, c, defaults)
             keys[i] = { kind = "hmac", keyid = "secret-" .. i, material = s }
         end
         o.label = c.label
+        -- UP42 signs the body (through Content-Digest), not `created` or `expires`: the body's
+        -- own timestamp may be as old as the replay horizon (a retry of an old delivery; a
+        -- replay within the horizon is a duplicate), and the times the signature does not
+        -- cover refuse nothing by themselves (the receiver logs them).
+        o.timestamp_max_age = defaults.replay_horizon
+        o.refuse_unsigned_times = false
     elseif profile == "rfc9421" then
         scheme = "rfc9421"
         for i, k in ipairs(c.keys or {}) do

@@ -1,5 +1,6 @@
--- The embedded store: events in a lua_shared_dict, made durable by the journal, deduplicated in a
--- second dict. `store.new(settings)` makes the object; its methods (add, range, wait, count,
+-- The embedded store: events in a lua_shared_dict, made durable by the journal, deduplicated by
+-- the replay index (src/index.rs: every id stored within the replay horizon, in a file every
+-- worker maps). `store.new(settings)` makes the object; its methods (add, range, wait, count,
 -- cursor, ack, trim, stats, dicts, replay, and start/start_worker/every_second/stop_worker/last_key
 -- from store_lifecycle.lua) are what another backend gives (store_redis.lua): docs/receiver.md.
 --
@@ -7,18 +8,18 @@
 -- with a TTL while it is pending (claimed, not yet answered) and none once committed (a "P" state
 -- byte marked pending before, and is still read as such), and the store's own
 -- entries: "n" (the last key handed out), "low" (every key at or below it is gone: acknowledged
--- or past retention), "count" (events held), the journal's segment. The dedup dict holds each
--- delivery id as "<state><body SHA-256>", state P while its delivery is being written, S once
--- stored.
+-- or past retention), "count" (events held), the journal's segment. The dedup dict holds only the
+-- "gap:<key>" marks of keys whose delivery was refused after it took them.
 --
--- The order of a delivery's writes is what makes a crash harmless: the id is claimed (P, short
--- TTL), a key taken, the event reserved in the dict (short TTL: the memory for it is taken here,
--- so a full store refuses before anything is written), appended to the journal (and synced when
--- fsync = "always"), committed (TTL lifted), and only then the id marked stored (S) and 200
--- answered.
--- A crash before the journal append leaves only marks that expire: the sender's retry is stored.
--- A crash after it leaves a journal record that recovery restores: the retry is a duplicate of an
--- event that is stored. A failure after the append writes a cancel record before the 503.
+-- The order of a delivery's writes is what makes a crash harmless: the id is claimed in the index
+-- (pending, with a deadline), a key taken, the event reserved in the dict (short TTL: the memory
+-- for it is taken here, so a full store refuses before anything is written), appended to the
+-- journal (and synced when fsync = "always"), committed (TTL lifted), and only then the id's claim
+-- committed (stored) and 200 answered.
+-- A crash before the journal append leaves only a claim whose deadline passes: the sender's retry
+-- is stored. A crash after it leaves a journal record that recovery restores (and the index is
+-- rebuilt from the journal at every start): the retry is a duplicate of an event that is stored.
+-- A failure after the append writes a cancel record before the 503.
 local journal = require "up42webhooks.journal"
 local native = require "up42webhooks.native"
 local shm = require "up42webhooks.shm"
@@ -27,7 +28,7 @@ local lifecycle = require "up42webhooks.store_lifecycle"
 
 local RECORD = journal.RECORD
 local tonumber, select = tonumber, select
-local byte, sub, max, min = string.byte, string.sub, math.max, math.min
+local byte, max, min = string.byte, math.max, math.min
 
 local _M = {}
 
@@ -36,7 +37,7 @@ local function noop() end
 local C_ = byte("C")
 local Z_ = byte("Z") -- committed, its line an LZ4 block
 local P_ = byte("P")
-local S_ = byte("S")
+local index_claim, index_commit, index_cancel = native.index_claim, native.index_commit, native.index_cancel
 -- A gap (a key handed out that holds nothing) is passed over by readers once a later event has
 -- been committed this long: a delivery takes its key and reserves its event in microseconds.
 local SETTLED = 2
@@ -48,16 +49,16 @@ local function count(c, what, n)
 end
 
 -- A key that will hold nothing: its delivery was refused after it took the key. Readers pass it
--- at once (the mark is in the dedup dict, which has room when the events dict is full); the id is
--- free again for the sender's retry. When the event may be in the journal already, a cancel
--- record says it is not stored, so that recovery does not bring it back.
-local function abandon(c, key, id, now, journaled)
+-- at once (the mark is in the dedup dict, which has room when the events dict is full); the id's
+-- claim is given up, free for the sender's retry. When the event may be in the journal already,
+-- a cancel record says it is not stored, so that recovery does not bring it back.
+local function abandon(c, key, now, journaled)
     if journaled and c.journal then
         journal.append(c, RECORD.cancel, 0, key, now)
     end
     c.events:delete(key)
     c.seen:safe_set("gap:" .. key, true, GAP_TTL)
-    c.seen:delete(id)
+    index_cancel(c.index)
 end
 
 -- Which dict refused a write, for the 503's log line: an operator enlarges that one.
@@ -65,16 +66,25 @@ local function full(dict, what, err)
     return "the " .. what .. " dict (lua_shared_dict " .. dict .. ") has no room: " .. tostring(err)
 end
 
+-- The 503's log line when the index refuses a new id: the setting that makes room.
+local function index_full(c)
+    local u = native.index_usage(c.index, ngx.time()) or {}
+    return "the replay index " .. c.index_path .. " holds " .. tostring(u.per_window) .. " new ids in "
+           .. tostring(u.window_secs) .. " s, as many as dedup_capacity (" .. c.dedup_capacity
+           .. " over the replay horizon) allows: raise dedup_capacity"
+end
+
 -- Stores a verified delivery `d`: id, digest (32 bytes), now, sender, and the library's delivery
 -- struct and body (`delivery`, `body`: read before anything yields). Returns its key, or nil and
 -- why: "duplicate" (the same id and body are stored), "id_conflict" (the id is stored with another
--- body), "in_flight" (the same delivery is being written now), "full" (the dicts have no room),
--- "journal" (it could not be written) or "error" (the library could not write the record), and a
--- detail.
+-- body), "in_flight" (the same delivery is being written now), "full" (the dicts or the index have
+-- no room), "journal" (it could not be written) or "error" (the library could not write the
+-- record), and a detail. Nothing here yields: the index's claim is committed or cancelled before
+-- another request of this worker runs.
 function _M.add(c, d)
-    local events, seen = c.events, c.seen
+    local events = c.events
     -- The dict's record, written by the library (compressed when that is smaller), in its buffer
-    -- until the next record call: nothing here yields. The journal keeps the meta and the line.
+    -- until the next record call. The journal keeps the meta and the line.
     local record, record_len = native.delivery_record(d.delivery, d.body, d.now)
     if not record then
         return nil, "error", record_len
@@ -85,29 +95,22 @@ function _M.add(c, d)
         event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
         meta = event .. "\t" .. status .. "\t" .. live
     end
-    local ok, err = seen:safe_add(d.id, "P" .. d.digest, c.pending_ttl)
-    if not ok then
-        if err ~= "exists" then
-            return nil, "full", full(c.dedup_dict, "dedup", err)
+    local claimed, cerr = index_claim(c.index, d.id, d.digest, d.now, c.pending_ttl)
+    if claimed ~= "new" then
+        if claimed == "full" then
+            return nil, "full", index_full(c)
         end
-        local mark = seen:get(d.id)
-        if not mark then
-            return nil, "in_flight" -- it expired just now: the retry will find it free
-        end
-        if sub(mark, 2) ~= d.digest then
-            return nil, "id_conflict"
-        end
-        return nil, byte(mark, 1) == S_ and "duplicate" or "in_flight"
+        return nil, claimed or "error", cerr
     end
     local key, ierr = events:incr("n", 1, 0)
     if not key then
-        seen:delete(d.id)
+        index_cancel(c.index)
         return nil, "full", full(c.dict, "event", ierr)
     end
     if c.journal then
         local reserved, rerr = journal.reserve_key(c, key)
         if not reserved then
-            abandon(c, key, d.id)
+            abandon(c, key)
             return nil, "journal", rerr
         end
     end
@@ -116,15 +119,15 @@ function _M.add(c, d)
     -- entry that still has a TTL, and it vanishes if this worker dies. Once the event is in the
     -- journal the TTL is lifted, which rewrites nothing. Without a journal nothing comes between
     -- the two: the record is written committed.
-    ok, err = shm.safe_add(events, key, record, record_len, c.journal and c.pending_ttl or 0)
+    local ok, err = shm.safe_add(events, key, record, record_len, c.journal and c.pending_ttl or 0)
     if not ok then
-        abandon(c, key, d.id)
+        abandon(c, key)
         return nil, "full", full(c.dict, "event", err)
     end
     if c.journal then
         local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, d.digest, d.id, meta, line)
         if not written then
-            abandon(c, key, d.id, d.now, maybe)
+            abandon(c, key, d.now, maybe)
             return nil, "journal", jerr
         end
     end
@@ -133,15 +136,14 @@ function _M.add(c, d)
         -- memory again, or take the event back.
         ok, err = shm.safe_add(events, key, record, record_len)
         if not ok then
-            abandon(c, key, d.id, d.now, true)
+            abandon(c, key, d.now, true)
             return nil, "full", full(c.dict, "event", err)
         end
     end
     events:incr("count", 1, 0)
-    if not seen:replace(d.id, "S" .. d.digest, c.dedup_ttl)
-        and not seen:safe_add(d.id, "S" .. d.digest, c.dedup_ttl) then
-        ngx.log(ngx.WARN, "up42webhooks: stored event ", key, " but could not remember its id: ",
-                "a retry of it would be stored again")
+    if not index_commit(c.index, d.now) then
+        ngx.log(ngx.WARN, "up42webhooks: stored event ", key, " after its id's claim passed its deadline ",
+                "(pending_ttl, ", c.pending_ttl, " s) and a retry took it over: that retry may be stored too")
     end
     return key
 end
@@ -375,15 +377,69 @@ function _M.trim(c, now)
     return removed
 end
 
--- Puts the journal back into the dicts: every event still inside retention under its own key,
--- the key counter after the highest key, and the ids of the dedup window. Returns what the
--- journal reader found plus `restored`, `expired` and `dropped` (no room), or nil, err.
+-- The ids a journal holds, gathered as its records are read: the last event of each id (its
+-- key, time and body digest), less those whose delivery was cancelled. The replay index is built
+-- from them at every start.
+local function journal_ids(horizon)
+    local last_key, last_time, last_digest, id_of = {}, {}, {}, {}
+    local ids = {}
+    -- An event record. Returns the key of an earlier event it repeats, to be removed: the same
+    -- delivery written twice within the horizon, which the live store would have called a
+    -- duplicate had the first been committed, so a crash cut the first short before its answer.
+    -- The one that was answered stays.
+    function ids.event(key, time, digest, id)
+        local earlier = last_key[id]
+        local repeated = earlier and last_digest[id] == digest and time - last_time[id] <= horizon
+        last_key[id], last_time[id], last_digest[id], id_of[key] = key, time, digest, id
+        return repeated and earlier or nil
+    end
+    -- A cancel record: its delivery was answered with an error, and the sender's retry must not
+    -- be taken for a duplicate.
+    function ids.cancel(key)
+        local id = id_of[key]
+        if id and last_key[id] == key then
+            last_key[id] = nil
+        end
+    end
+    -- Puts the ids still inside the horizon into `index`; how many.
+    function ids.remember(index, now)
+        local n = 0
+        for id in pairs(last_key) do
+            if native.index_insert(index, id, last_digest[id], last_time[id], now) then
+                n = n + 1
+            end
+        end
+        return n
+    end
+    return ids
+end
+
+-- The replay index from the journal alone (a reload that found the index of other settings).
+-- The number of ids remembered, or nil, err.
+function _M.remember_journal_ids(c, now)
+    local ids = journal_ids(c.dedup_ttl)
+    local stats, err = native.journal_read(c.journal.dir, 0, function(kind, _, key, time, digest, id)
+        if kind == RECORD.cancel then
+            ids.cancel(key)
+        elseif kind == RECORD.event then
+            ids.event(key, time, digest, id)
+        end
+    end, false)
+    if not stats then
+        return nil, err
+    end
+    return ids.remember(c.index, now)
+end
+
+-- Puts the journal back into the dicts and the replay index: every event still inside retention
+-- under its own key, the key counter after the highest key, and the ids of the horizon. Returns
+-- what the journal reader found plus `restored`, `expired`, `dropped` (no room) and `ids`, or
+-- nil, err.
 function _M.replay(c, now)
-    local events, seen = c.events, c.seen
+    local events = c.events
     local low, top, restored, expired, no_room = 0, 0, 0, 0, 0
     local oldest = c.retention.max_age and now - c.retention.max_age
-    -- The last event of each id: its key, time and body digest; and each key's id.
-    local last_key, last_time, last_digest, id_of = {}, {}, {}, {}
+    local ids = journal_ids(c.dedup_ttl)
     local function remove(k)
         if events:get(k) then
             events:delete(k)
@@ -403,25 +459,12 @@ function _M.replay(c, now)
                 for k = low + 1, key do remove(k) end
                 low = max(low, key)
             elseif kind == RECORD.cancel then
-                -- Its delivery was answered with an error: the event is not stored, and the
-                -- sender's retry must not be taken for a duplicate.
                 remove(key)
-                local cancelled = id_of[key]
-                if cancelled and last_key[cancelled] == key then
-                    seen:delete(cancelled)
-                    last_key[cancelled] = nil
-                end
+                ids.cancel(key)
             elseif kind == RECORD.event then
-                -- The same delivery written twice within the dedup window: had the first been
-                -- committed, the live store would have called the second a duplicate, so a crash
-                -- cut the first short before its answer. Keep the one that was answered.
-                local earlier = last_key[id]
-                if earlier and last_digest[id] == digest and time - last_time[id] <= c.dedup_ttl then
+                local earlier = ids.event(key, time, digest, id)
+                if earlier then
                     remove(earlier)
-                end
-                last_key[id], last_time[id], last_digest[id], id_of[key] = key, time, digest, id
-                if time > now - c.dedup_ttl then
-                    seen:set(id, "S" .. digest, time + c.dedup_ttl - now)
                 end
                 if key > low then
                     if oldest and time < oldest then
@@ -453,12 +496,21 @@ function _M.replay(c, now)
     end
     events:set(journal.RESERVED, n)
     events:set("n", n)
+    -- What a clean stop marks as the last key handed out when this run hands out none: the
+    -- journal's last (n is only reserved).
+    events:set(journal.START_N, n)
+    events:set(journal.START_TOP, max(top, low))
     -- Every key handed out before this start is settled: a gap there stays a gap.
     events:set("settled", n)
     events:set("low", low)
     events:set("count", restored)
     journal.set_segment(c, max(stats.last_segment, 1))
     stats.restored, stats.expired, stats.no_room = restored, expired, no_room
+    ngx.update_time()
+    local started = ngx.now()
+    stats.ids = ids.remember(c.index, now)
+    ngx.update_time()
+    stats.index_ms = math.floor((ngx.now() - started) * 1000 + 0.5)
     return stats
 end
 
@@ -490,6 +542,18 @@ function _M.stats(c)
         end
     end
     return s
+end
+
+-- What the replay index holds, for /stats: the horizon, the ids remembered (claimed, stored or
+-- cancelled) and how many it may hold, how many a window (a third of the horizon) may add, when
+-- the oldest was stored, the file and its size.
+function _M.dedup(c, now)
+    local u = native.index_usage(c.index, now) or {}
+    return {
+        replay_horizon = c.dedup_ttl, ids = u.ids, capacity = u.capacity, window_ids = u.per_window,
+        window_secs = u.window_secs, oldest = (u.oldest or 0) > 0 and u.oldest or ngx.null,
+        index = c.index_path, index_bytes = u.bytes,
+    }
 end
 
 -- Its start, upkeep and stop, and its dicts (store_lifecycle.lua).

@@ -18,12 +18,14 @@ local _M = {}
 
 -- A store object of a backend (`methods`, its module) from its settings: the shared dicts' names
 -- (dict: the events or, for Redis, the store's own marks; dedup_dict; stats_dict: counters),
--- retention, dedup_ttl, pending_ttl, and the backend's own (journal; redis). The object holds
+-- retention, dedup_ttl (the replay horizon), pending_ttl, and the backend's own (journal,
+-- index_path and dedup_capacity: the replay index; redis). The object holds
 -- these settings and the dicts they name; its state is in the dicts (and the journal or Redis).
 function _M.new(methods, s)
     local self = {
         dict = s.dict, dedup_dict = s.dedup_dict, retention = s.retention,
         dedup_ttl = s.dedup_ttl, pending_ttl = s.pending_ttl, journal = s.journal, redis = s.redis,
+        index_path = s.index_path, dedup_capacity = s.dedup_capacity,
         events = ngx.shared[s.dict], seen = ngx.shared[s.dedup_dict], counters = ngx.shared[s.stats_dict],
     }
     return setmetatable(self, { __index = methods })
@@ -47,13 +49,48 @@ function _M.dicts(c)
 end
 
 local REPLAYED = "journal:replayed" -- in the events dict: a reload (HUP) must not replay again
+local STARTED = "store:started" -- in the dedup dict: this master has started the store before
+
+-- Opens the replay index (in init_by_lua: the master maps it, and its workers inherit the
+-- mapping). The first start of a master makes it anew, to be filled from the journal: the journal
+-- is the copy of every id it holds, it is read at every start anyway, and a damaged slot is not
+-- something the file's header could tell. A reload keeps it, unless it was made for other
+-- settings: then it is filled from the journal now. Without a journal the ids last as long as
+-- the events do: until the next start. Returns whether this is the first start, or nil, err.
+local function open_index(c)
+    local first = not c.seen:get(STARTED)
+    if first then
+        os.remove(c.index_path)
+    end
+    local index, how = native.index_open(c.index_path, c.dedup_capacity, c.dedup_ttl)
+    if not index then
+        return nil, how
+    end
+    c.index = index
+    if not c.seen:safe_set(STARTED, true) then
+        return nil, "lua_shared_dict " .. c.dedup_dict .. " has no room for the store's marks"
+    end
+    if not first and how ~= "existing" and c.journal then
+        ngx.update_time()
+        local started = ngx.now()
+        local n, err = c:remember_journal_ids(ngx.time())
+        if not n then
+            return nil, "journal: " .. err
+        end
+        ngx.update_time()
+        ngx.log(ngx.NOTICE, "up42webhooks: replay index ", c.index_path, " was ", how, ": ", n,
+                " ids put back from the journal in ", ("%.3f"):format(ngx.now() - started), " s")
+    end
+    return first
+end
 
 -- What a replay found, in the log: one line each for what was restored, damaged, cut short, lost
 -- or left out; and in the counters.
 local function report(c, s, took)
     local log = ngx.log
     log(ngx.NOTICE, "up42webhooks: journal replayed: ", s.restored, " events from ", s.records,
-        " records in ", s.segments, " segments (", s.bytes, " bytes) in ", ("%.3f"):format(took), " s")
+        " records in ", s.segments, " segments (", s.bytes, " bytes) in ", ("%.3f"):format(took), " s; ",
+        s.ids, " delivery ids inside the replay horizon put in the replay index (", s.index_ms, " ms of it)")
     if s.corrupt > 0 then
         log(ngx.ERR, "up42webhooks: journal: ", s.corrupt, " damaged stretches skipped (records lost)")
     end
@@ -78,12 +115,17 @@ local function report(c, s, took)
     end
     c.counters:set("journal_replayed_events", s.restored)
     c.counters:set("journal_replay_ms", floor(took * 1000 + 0.5))
+    c.counters:set("journal_replay_index_ms", s.index_ms)
 end
 
--- In init_by_lua, after configure{}: the first start of a master puts the journal back into the
--- dicts before any worker accepts a request, and makes the disk reserve. nil, err when the
--- journal cannot be read.
+-- In init_by_lua, after configure{}: opens the replay index; the first start of a master puts the
+-- journal back into the dicts and the index before any worker accepts a request, and makes the
+-- disk reserve. nil, err when the index cannot be opened or the journal read.
 function _M.start(c)
+    local _, ierr = open_index(c)
+    if ierr then
+        return nil, ierr
+    end
     if not c.journal then
         return true
     end
@@ -91,7 +133,7 @@ function _M.start(c)
         local started = ngx.now()
         local s, err = c:replay(ngx.time())
         if not s then
-            return nil, err
+            return nil, "journal: " .. err
         end
         c.events:set(REPLAYED, true)
         ngx.update_time()

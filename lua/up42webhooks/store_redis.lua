@@ -611,6 +611,12 @@ function _M.start()
     return true
 end
 
+-- The dedup settings, for /stats: Redis keeps each id as a key that expires after the horizon
+-- (its memory is Redis's, in INFO memory).
+function _M.dedup(c)
+    return { replay_horizon = c.dedup_ttl }
+end
+
 function _M.start_worker(c)
     if ngx.worker.id() == 0 then
         ngx.timer.at(0, function(premature)

@@ -8,6 +8,23 @@ use up42webhooks::format_rfc3339;
 const SECRET: &str = "lua-test-secret";
 const NOW: i64 = 1_700_000_000;
 
+/// What the replay index at `path` (as the receiver opened it, with the default settings) says
+/// of a claim of `id` with a body digest of 32 `digest` bytes, now; a new claim is given up again.
+fn remembered(lua: &Lua, path: &std::path::Path, id: &str, digest: char) -> String {
+    lua.load(format!(
+        r#"local native = require "up42webhooks.native"
+           local index = assert(native.index_open("{}", 1000000, 3 * 86400))
+           local outcome = assert(native.index_claim(index, "{id}", ("{digest}"):rep(32), fake.now, 30))
+           if outcome == "new" then native.index_cancel(index) end
+           return outcome"#,
+        path.display()
+    ))
+    .eval()
+    .unwrap()
+}
+
+static PREFIXES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// A Lua state with the fake ngx, cjson, and the module's paths; returns it and the fake.
 fn setup() -> (Lua, Table) {
     let lua = unsafe { Lua::unsafe_new() }; // the module needs the FFI
@@ -63,6 +80,13 @@ fn setup() -> (Lua, Table) {
     // Hermetic: the module reads its settings from fake.env, never from the shell that runs us.
     lua.load("fake.env = {} os.getenv = function(k) return fake.env[k] end")
         .exec()
+        .unwrap();
+    // nginx's prefix: where the replay index of a store without a journal goes.
+    let prefix = journal_dir(&format!(
+        "prefix-{}",
+        PREFIXES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    fake.set("prefix", format!("{}/", prefix.display()))
         .unwrap();
     (lua, fake)
 }
@@ -723,14 +747,13 @@ fn up42_is_a_sender_of_its_own_name_and_no_other_sender_takes_it() {
     );
     assert_eq!(status, 401);
     // Counted by the secret that verified, its dedup id without a prefix, as before.
-    let (counted, seen): (i64, bool) = lua
-        .load(
-            "local d = fake.ngx.shared return d.webhooks_stats:get('stored_with_secret_1'), \
-             d.webhooks_seen:get('m:m-1') ~= nil",
-        )
+    let (counted, prefix): (i64, String) = lua
+        .load("return fake.ngx.shared.webhooks_stats:get('stored_with_secret_1'), fake.prefix")
         .eval()
         .unwrap();
-    assert_eq!((counted, seen), (1, true));
+    assert_eq!(counted, 1);
+    let index = std::path::Path::new(&prefix).join("replay.index");
+    assert_eq!(remembered(&lua, &index, "m:m-1", 'x'), "id_conflict");
     for settings in [
         "senders = { up42 = { profile = 'github', secret = 'x' } }",
         "secret = 's', senders = { up42 = { profile = 'up42', secret = 'x' } }",
@@ -807,12 +830,12 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
             assert(native.journal_append(w, R.drop, 1, 4, now))
             event(6, "m:old", d2, now - 8 * 24 * 3600)
             event(7, "m:seven", d2)
-            -- Two days ago, outside today's dedup window: 8 then its crash-time rewrite 9, five
-            -- seconds apart (one is kept), and 10 and 11, a day apart (a re-delivery the live
-            -- store took as new: both kept).
+            -- Two days ago: 8 then its crash-time rewrite 9, five seconds apart (one is kept),
+            -- and 10 and 11, four days apart, more than the replay horizon (three days): a
+            -- re-delivery the live store took as new, both kept.
             event(8, "m:eight", d1, now - 2 * 86400)
             event(9, "m:eight", d1, now - 2 * 86400 + 5)
-            event(10, "m:ten", d1, now - 3 * 86400)
+            event(10, "m:ten", d1, now - 6 * 86400)
             event(11, "m:ten", d1, now - 2 * 86400)
             require("up42webhooks").configure{{ secrets = {{ "s" }}, journal = {{ dir = "{dir}" }} }}
             return fake.ngx.shared.webhooks_stats.data
@@ -837,16 +860,26 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
             r#"{"number_webhooks_received":5,"next":11}"#
         ]
     );
-    // The key counter goes on after the highest key; the ids of the window are remembered.
-    let (n, seen_one, seen_two): (i64, bool, bool) = lua
-        .load(
-            "local d = fake.ngx.shared return d.received_webhooks:get('n'), \
-             d.webhooks_seen:get('m:one') ~= nil, d.webhooks_seen:get('m:two') ~= nil",
-        )
+    // The key counter goes on after the highest key; the ids of the replay horizon are in the
+    // index, whatever became of their events (m:one and m:four acknowledged, m:ten stored twice,
+    // last two days ago); not m:old (eight days ago) nor the cancelled m:two.
+    let n: i64 = lua
+        .load("return fake.ngx.shared.received_webhooks:get('n')")
         .eval()
         .unwrap();
-    assert_eq!((n, seen_one), (11, true));
-    assert!(!seen_two, "a cancelled delivery's retry is not a duplicate");
+    assert_eq!(n, 11);
+    let index = dir.join("replay.index");
+    for (id, digest, outcome) in [
+        ("m:one", 'a', "duplicate"),
+        ("m:one", 'b', "id_conflict"),
+        ("m:four", 'b', "duplicate"),
+        ("m:ten", 'a', "duplicate"),
+        ("m:eight", 'a', "duplicate"),
+        ("m:two", 'b', "new"),
+        ("m:old", 'b', "new"),
+    ] {
+        assert_eq!(remembered(&lua, &index, id, digest), outcome, "{id}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

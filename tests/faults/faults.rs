@@ -69,17 +69,20 @@ fn warn_lines(log: &str) -> usize {
 fn a_full_disk_under_the_journal_is_a_503_each_time_and_a_few_log_lines() {
     // The real thing where we may mount (root, as CI); elsewhere the journal's append fails the
     // way a full disk makes it fail.
-    let disk = SmallDisk::mount("full-journal", "256k");
+    // The replay index beside the journal takes its blocks when it is made (a write through its
+    // mapping never finds the disk full): a small one (about 560 KiB), so that the journal has
+    // room to fill.
+    let disk = SmallDisk::mount("full-journal", "1m");
     let srv = match &disk {
         Some(d) => Server::start_with(
-            configured("log_window = 2", ""),
+            configured("log_window = 2, dedup_capacity = 6000", ""),
             &[("UP42_WEBHOOK_JOURNAL_DIR", d.0.to_str().unwrap())],
         ),
         None => {
             eprintln!("no tmpfs (not root): the journal's append is made to fail instead");
             Server::start_with(
                 configured(
-                    "log_window = 2",
+                    "log_window = 2, dedup_capacity = 6000",
                     r#"local journal = require "up42webhooks.journal"
                     local append = journal.append
                     journal.append = function(c, kind, reason, key, time, digest, id, meta, body)

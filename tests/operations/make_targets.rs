@@ -210,7 +210,7 @@ fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
         (
             "a missing shared dict",
             base.with_env("UP42_WEBHOOK_SECRET", SECRET),
-            Some(original.replace("lua_shared_dict webhooks_seen 20m;", "")),
+            Some(original.replace("lua_shared_dict webhooks_seen 1m;", "")),
             "lua_shared_dict webhooks_seen is not declared: add `lua_shared_dict webhooks_seen 16m;`",
         ),
         (

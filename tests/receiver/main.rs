@@ -9,4 +9,5 @@ mod admin_web;
 mod durability;
 mod e2e;
 mod exposure;
+mod horizon;
 mod redis;
