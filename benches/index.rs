@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use up42webhooks::index::{Claim, Index};
+use up42webhooks::index::{Claim, Index, Inserted};
 
 const DAY: u64 = 86_400;
 const NOW: u64 = 1_700_000_000 / DAY * DAY + DAY / 2; // mid-window
@@ -31,7 +31,7 @@ fn prepared(path: &Path) {
     let (index, _) = Index::open(path, 1_500_000, 3 * DAY).unwrap();
     for i in 0..HELD {
         let time = NOW - DAY - (i % 2) * DAY;
-        assert!(index.insert(&id(i), &[1; 32], time, NOW));
+        assert_eq!(index.insert(&id(i), &[1; 32], time, NOW), Inserted::Added);
     }
 }
 

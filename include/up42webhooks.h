@@ -394,6 +394,40 @@ typedef uint32_t up42wh_index_opened;
 #endif // __cplusplus
 
 /*
+ What `up42wh_index_insert` did with an id, for its `outcome` output.
+ */
+enum up42wh_insert_outcome
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Remembered now.
+   */
+  UP42WH_INSERT_OUTCOME_ADDED = 1,
+  /*
+   Remembered already.
+   */
+  UP42WH_INSERT_OUTCOME_KNOWN = 2,
+  /*
+   Stored longer ago than the horizon: not remembered.
+   */
+  UP42WH_INSERT_OUTCOME_PAST_HORIZON = 3,
+  /*
+   Its window holds as many ids as the index's capacity allows (the capacity was lowered
+   since): not remembered.
+   */
+  UP42WH_INSERT_OUTCOME_FULL = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum up42wh_insert_outcome up42wh_insert_outcome;
+#else
+typedef uint32_t up42wh_insert_outcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  An opaque replay index. Every call only reads the handle: share it between threads, and
  between processes that inherit it (open it before forking).
  */
@@ -932,11 +966,12 @@ up42wh_result up42wh_index_commit(const up42wh_index *index,
 up42wh_result up42wh_index_cancel(const up42wh_index *index, const up42wh_claim *claim);
 
 /*
- Remembers an id stored at `time`, as a rebuild does from the journal, unless it is
- remembered already or `time` left the horizon; `*added` (when not NULL) says whether it was.
+ Remembers an id stored at `time`, as a rebuild does from the journal; writes what became of it
+ (`up42wh_insert_outcome`) to `*outcome` when that is not NULL.
 
  # Safety
- `index` valid; `id` valid for `id_len` bytes; `body_sha256` for 32; `added` NULL or writable.
+ `index` valid; `id` valid for `id_len` bytes; `body_sha256` for 32; `outcome` NULL or
+ writable.
  */
 up42wh_result up42wh_index_insert(const up42wh_index *index,
                                   const uint8_t *id,
@@ -944,7 +979,7 @@ up42wh_result up42wh_index_insert(const up42wh_index *index,
                                   const uint8_t *body_sha256,
                                   int64_t time,
                                   int64_t now,
-                                  bool *added);
+                                  uint32_t *outcome);
 
 /*
  What the index holds at `now`.

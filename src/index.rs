@@ -85,6 +85,18 @@ pub enum Claim {
     Full,
 }
 
+/// What became of an id a rebuild inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    Added,
+    /// Remembered already.
+    Known,
+    /// Stored longer ago than the horizon.
+    PastHorizon,
+    /// Its window's table holds as many ids as it may.
+    Full,
+}
+
 /// A claimed slot, for `commit` and `cancel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
@@ -676,17 +688,19 @@ impl Index {
         }
     }
 
-    /// Remembers an id stored at `time`, as a rebuild from the journal does (unless it is
-    /// remembered already, or `time` left the horizon). Whether it was added.
-    pub fn insert(&self, id: &[u8], body: &[u8; 32], time: u64, now: u64) -> bool {
+    /// Remembers an id stored at `time`, as a rebuild from the journal does: whether it was
+    /// added, known already, past the horizon, or refused because its window is full (the
+    /// capacity was lowered since the id was stored).
+    pub fn insert(&self, id: &[u8], body: &[u8; 32], time: u64, now: u64) -> Inserted {
         let current = self.window_at(now);
         let w = time / self.window_secs;
         if w + TABLES <= current + 1 {
-            return false;
+            return Inserted::PastHorizon;
         }
         match self.claim_in(w, current, id, body, now, 60) {
-            Claim::New(slot) => self.commit(&slot, time),
-            _ => false,
+            Claim::New(slot) if self.commit(&slot, time) => Inserted::Added,
+            Claim::Full => Inserted::Full,
+            _ => Inserted::Known,
         }
     }
 
@@ -901,17 +915,26 @@ mod tests {
     #[test]
     fn a_rebuild_inserts_what_is_still_inside_the_horizon() {
         let (index, _) = Index::open(&path("rebuild"), 1000, 3 * DAY).unwrap();
-        assert!(
-            !index.insert(b"m:old", &body(1), NOW - 5 * DAY, NOW),
-            "past the horizon"
+        assert_eq!(
+            index.insert(b"m:old", &body(1), NOW - 5 * DAY, NOW),
+            Inserted::PastHorizon
         );
-        assert!(index.insert(b"m:recent", &body(1), NOW - 2 * DAY, NOW));
-        assert!(index.insert(b"m:today", &body(1), NOW - 60, NOW));
+        assert_eq!(
+            index.insert(b"m:recent", &body(1), NOW - 2 * DAY, NOW),
+            Inserted::Added
+        );
+        assert_eq!(
+            index.insert(b"m:today", &body(1), NOW - 60, NOW),
+            Inserted::Added
+        );
         // Inserted out of order: the oldest is the earliest, whatever came first.
-        assert!(index.insert(b"m:earlier", &body(1), NOW - 600, NOW));
-        assert!(
-            !index.insert(b"m:today", &body(1), NOW - 50, NOW),
-            "already there"
+        assert_eq!(
+            index.insert(b"m:earlier", &body(1), NOW - 600, NOW),
+            Inserted::Added
+        );
+        assert_eq!(
+            index.insert(b"m:today", &body(1), NOW - 50, NOW),
+            Inserted::Known
         );
         assert!(matches!(
             index.claim(b"m:old", &body(1), NOW, 30),
@@ -924,9 +947,25 @@ mod tests {
         assert_eq!(index.claim(b"m:today", &body(1), NOW, 30), Claim::Duplicate);
         assert_eq!(index.held(NOW).1, NOW - 2 * DAY);
         let (today, _) = Index::open(&path("rebuild-order"), 1000, 3 * DAY).unwrap();
-        assert!(today.insert(b"m:b", &body(1), NOW - 60, NOW));
-        assert!(today.insert(b"m:a", &body(1), NOW - 600, NOW));
+        assert_eq!(
+            today.insert(b"m:b", &body(1), NOW - 60, NOW),
+            Inserted::Added
+        );
+        assert_eq!(
+            today.insert(b"m:a", &body(1), NOW - 600, NOW),
+            Inserted::Added
+        );
         assert_eq!(today.held(NOW).1, NOW - 600);
+        // A window fuller than the capacity allows (it was lowered): said, not silent.
+        let (small, _) = Index::open(&path("rebuild-small"), 3, 3 * DAY).unwrap();
+        assert_eq!(
+            small.insert(b"m:1", &body(1), NOW - 60, NOW),
+            Inserted::Added
+        );
+        assert_eq!(
+            small.insert(b"m:2", &body(1), NOW - 60, NOW),
+            Inserted::Full
+        );
     }
 
     #[test]

@@ -363,6 +363,7 @@ local STORE_COUNTS = {
     expired = "counter", acked = "counter", journal_corrupt = "counter",
     journal_torn_bytes = "counter", replay_no_room = "counter",
     journal_replayed_events = "gauge", journal_replay_ms = "gauge", journal_replay_index_ms = "gauge",
+    replay_index_not_kept = "counter",
     -- UP42's created/expires out of their window: counted besides the delivery's outcome.
     unsigned_time_stale = "counter", unsigned_time_future = "counter", unsigned_time_expired = "counter",
 }

@@ -89,6 +89,14 @@ enum up42wh_index_opened
   UP42WH_INDEX_OPENED_REPLACED = 3,
 };
 typedef uint32_t up42wh_index_opened;
+enum up42wh_insert_outcome
+ {
+  UP42WH_INSERT_OUTCOME_ADDED = 1,
+  UP42WH_INSERT_OUTCOME_KNOWN = 2,
+  UP42WH_INSERT_OUTCOME_PAST_HORIZON = 3,
+  UP42WH_INSERT_OUTCOME_FULL = 4,
+};
+typedef uint32_t up42wh_insert_outcome;
 typedef struct up42wh_index up42wh_index;
 typedef struct up42wh_journal up42wh_journal;
 typedef struct up42wh_journal_reader up42wh_journal_reader;
@@ -255,7 +263,7 @@ up42wh_result up42wh_index_insert(const up42wh_index *index,
                                   const uint8_t *body_sha256,
                                   int64_t time,
                                   int64_t now,
-                                  bool *added);
+                                  uint32_t *outcome);
 up42wh_result up42wh_index_usage(const up42wh_index *index, int64_t now, up42wh_index_stats *out);
 up42wh_result up42wh_journal_open(const uint8_t *dir,
                                   size_t dir_len,

@@ -10,17 +10,17 @@ local journal_sync = native.journal_sync
 
 local _M = { RECORD = RECORD }
 
-local SEGMENT = "journal:segment"   -- in the events dict: the segment every worker appends to
+local SEGMENT = "journal:segment"   -- in the store's marks: the segment every worker appends to
 
 -- This worker's writer and the segment it is for; whether it wrote since its last sync.
 local writer, writer_segment, dirty
 
 function _M.segment(c)
-    return c.events:get(SEGMENT) or 1
+    return c.seen:get(SEGMENT) or 1
 end
 
 function _M.set_segment(c, n)
-    c.events:set(SEGMENT, n)
+    c.seen:set(SEGMENT, n)
 end
 
 -- A reserve of disk space beside the segments: when the disk is full, an acknowledgement's or a
@@ -64,7 +64,7 @@ end
 -- the record may be in the file all the same (written, then the sync failed).
 function _M.append(c, kind, reason, key, time, digest, id, meta, body)
     local j = c.journal
-    local seg = c.events:get(SEGMENT) or 1
+    local seg = c.seen:get(SEGMENT) or 1
     if writer_segment ~= seg then
         local w, err = native.journal_open(j.dir, seg)
         if not w then
@@ -92,7 +92,7 @@ function _M.append(c, kind, reason, key, time, digest, id, meta, body)
     end
     if size >= j.segment_size and c.events:safe_add("journal:rotating:" .. seg, true, 60) then
         -- The first worker past the size moves everyone to the next segment.
-        c.events:set(SEGMENT, seg + 1)
+        c.seen:set(SEGMENT, seg + 1)
     end
     return true
 end
@@ -102,19 +102,19 @@ end
 -- emptied segment can make a key be handed out twice (a consumer that read up to a key would skip
 -- the new event under it). A restart goes on above the mark: keys may jump, never repeat.
 local KEY_BLOCK = 1000
-local RESERVED = "keys:reserved" -- in the events dict: the mark as last written
+local RESERVED = "keys:reserved" -- in the store's marks (the dedup dict): the mark as last written
 _M.RESERVED = RESERVED
-_M.START_N, _M.START_TOP = "keys:start_n", "keys:start_top" -- in the events dict: what replay found
+_M.START_N, _M.START_TOP = "keys:start_n", "keys:start_top" -- in the store's marks: what replay found
 
 -- Moves the mark past `key` (the lock held): true, or nil, err.
 local function move_mark(c, key)
-    if key <= (c.events:get(RESERVED) or 0) then
+    if key <= (c.seen:get(RESERVED) or 0) then
         return true -- another worker moved it meanwhile
     end
     local reserved = key + KEY_BLOCK
     local ok, err = native.journal_mark_write(c.journal.dir, reserved, 0, false)
     if ok then
-        c.events:set(RESERVED, reserved)
+        c.seen:set(RESERVED, reserved)
     end
     return ok, err
 end
@@ -122,7 +122,7 @@ end
 -- Whether `key` may be answered: true, or nil, err when the mark could not be written. Waits (1 ms
 -- at a time) while another worker writes it.
 function _M.reserve_key(c, key)
-    if key <= (c.events:get(RESERVED) or 0) then
+    if key <= (c.seen:get(RESERVED) or 0) then
         return true -- every delivery but one in KEY_BLOCK
     end
     local ok, err = lock.with(c.counters, "lock:keys", 400, 0.001, move_mark, c, key)
@@ -138,16 +138,16 @@ end
 -- lock is tried for a moment, and without it nothing is written (the next start then simply
 -- does not check).
 function _M.mark_clean_stop(c)
-    local events = c.events
+    local marks = c.seen
     for _ = 1, 100000 do
         if c.counters:safe_add("lock:keys", true, 5) then
-            local n = events:get("n") or 0
-            local reserved = math.max(events:get(RESERVED) or 0, n)
+            local n = marks:get("n") or 0
+            local reserved = math.max(marks:get(RESERVED) or 0, n)
             -- No key handed out since the start: the last one is the journal's last then, not
             -- the reservation the start made (or the next start would report keys lost).
             local last = n
-            if n == events:get(_M.START_N) then
-                last = events:get(_M.START_TOP) or n
+            if n == marks:get(_M.START_N) then
+                last = marks:get(_M.START_TOP) or n
             end
             local ok, err = native.journal_mark_write(c.journal.dir, reserved, last, true)
             c.counters:delete("lock:keys")

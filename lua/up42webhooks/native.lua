@@ -525,9 +525,16 @@ function _M.index_cancel(index)
     up42wh_index_cancel(index, claim)
 end
 
--- Remembers an id stored at `time`, as a rebuild from the journal does; whether it was added.
+-- Remembers an id stored at `time`, as a rebuild from the journal does: "added", "known",
+-- "past_horizon" or "full" (its window is fuller than the capacity allows: it was lowered).
+local INSERTED = { "added", "known", "past_horizon", "full" }
+local insert_out = ffi_new("uint32_t[1]")
 function _M.index_insert(index, id, digest, time, now)
-    return C.up42wh_index_insert(index, id, #id, digest, time, now, bool_out) == OK and bool_out[0]
+    local rc = C.up42wh_index_insert(index, id, #id, digest, time, now, insert_out)
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    return INSERTED[insert_out[0]]
 end
 
 -- What the index holds at `now` (ids, per_window, capacity, oldest, window_secs, bytes).

@@ -7,9 +7,11 @@
 -- The events dict holds each event under its key as "C<time>\t<event>\t<status>\t<live>\t<line>",
 -- with a TTL while it is pending (claimed, not yet answered) and none once committed (a "P" state
 -- byte marked pending before, and is still read as such), and the store's own
--- entries: "n" (the last key handed out), "low" (every key at or below it is gone: acknowledged
--- or past retention), "count" (events held), the journal's segment. The dedup dict holds only the
--- "gap:<key>" marks of keys whose delivery was refused after it took them.
+-- entries "low" (every key at or below it is gone: acknowledged or past retention), "settled",
+-- the journal's segment. The dedup dict holds the marks every delivery reads or moves: "n" (the
+-- last key handed out), "count" (events held), the journal's key reservation, and the "gap:<key>"
+-- marks of keys whose delivery was refused after it took them. It is small: each access to a
+-- shared dict walks its tree, and one of a million events is twenty cache misses deep.
 --
 -- The order of a delivery's writes is what makes a crash harmless: the id is claimed in the index
 -- (pending, with a deadline), a key taken, the event reserved in the dict (short TTL: the memory
@@ -102,7 +104,7 @@ function _M.add(c, d)
         end
         return nil, claimed or "error", cerr
     end
-    local key, ierr = events:incr("n", 1, 0)
+    local key, ierr = c.seen:incr("n", 1, 0)
     if not key then
         index_cancel(c.index)
         return nil, "full", full(c.dict, "event", ierr)
@@ -140,7 +142,7 @@ function _M.add(c, d)
             return nil, "full", full(c.dict, "event", err)
         end
     end
-    events:incr("count", 1, 0)
+    c.seen:incr("count", 1, 0)
     if not index_commit(c.index, d.now) then
         ngx.log(ngx.WARN, "up42webhooks: stored event ", key, " after its id's claim passed its deadline ",
                 "(pending_ttl, ", c.pending_ttl, " s) and a retry took it over: that retry may be stored too")
@@ -198,7 +200,7 @@ end
 function _M.range(c, since, limit, want, each, now, skip_lines)
     local events, seen = c.events, c.seen
     local low = events:get("low") or 0
-    local last = events:get("n") or 0
+    local last = seen:get("n") or 0
     local settled = events:get("settled") or 0
     local k = max(since, low)
     local nxt, listed = k, 0
@@ -283,7 +285,7 @@ end
 
 -- The number of events held.
 function _M.count(c)
-    return c.events:get("count") or 0
+    return c.seen:get("count") or 0
 end
 
 -- Removes every event with a key up to `upto` (no further than readers can see), the journal
@@ -319,7 +321,7 @@ local function drop_through_locked(c, upto, reason, keep, now)
             removed = removed + 1
         end
     end
-    events:incr("count", -removed, 0)
+    c.seen:incr("count", -removed, 0)
     return removed, through
 end
 
@@ -350,11 +352,10 @@ end
 -- Retention: drops the oldest events past max_age, and beyond max_events, then old segments.
 function _M.trim(c, now)
     local r = c.retention
-    local events = c.events
-    local over = r.max_events and (events:get("count") or 0) - r.max_events or 0
+    local over = r.max_events and (c.seen:get("count") or 0) - r.max_events or 0
     local oldest = r.max_age and now - r.max_age
     local dropped = 0
-    local removed, through = drop_through(c, events:get("n") or 0, 2, function(v)
+    local removed, through = drop_through(c, c.seen:get("n") or 0, 2, function(v)
         local t = time_of(v)
         if dropped < over or (oldest and t and t < oldest) then
             dropped = dropped + 1
@@ -401,21 +402,25 @@ local function journal_ids(horizon)
             last_key[id] = nil
         end
     end
-    -- Puts the ids still inside the horizon into `index`; how many.
+    -- Puts the ids still inside the horizon into `index`: how many, and how many did not fit
+    -- (their window holds more than dedup_capacity allows: it was lowered since).
     function ids.remember(index, now)
-        local n = 0
+        local n, not_kept = 0, 0
         for id in pairs(last_key) do
-            if native.index_insert(index, id, last_digest[id], last_time[id], now) then
+            local what = native.index_insert(index, id, last_digest[id], last_time[id], now)
+            if what == "added" then
                 n = n + 1
+            elseif what == "full" then
+                not_kept = not_kept + 1
             end
         end
-        return n
+        return n, not_kept
     end
     return ids
 end
 
 -- The replay index from the journal alone (a reload that found the index of other settings).
--- The number of ids remembered, or nil, err.
+-- The number of ids remembered and of those that did not fit, or nil, err.
 function _M.remember_journal_ids(c, now)
     local ids = journal_ids(c.dedup_ttl)
     local stats, err = native.journal_read(c.journal.dir, 0, function(kind, _, key, time, digest, id)
@@ -428,7 +433,8 @@ function _M.remember_journal_ids(c, now)
     if not stats then
         return nil, err
     end
-    return ids.remember(c.index, now)
+    local n, not_kept = ids.remember(c.index, now)
+    return n, nil, not_kept
 end
 
 -- Puts the journal back into the dicts and the replay index: every event still inside retention
@@ -494,21 +500,22 @@ function _M.replay(c, now)
     if not marked then
         return nil, werr
     end
-    events:set(journal.RESERVED, n)
-    events:set("n", n)
+    local marks = c.seen
+    marks:set(journal.RESERVED, n)
+    marks:set("n", n)
     -- What a clean stop marks as the last key handed out when this run hands out none: the
     -- journal's last (n is only reserved).
-    events:set(journal.START_N, n)
-    events:set(journal.START_TOP, max(top, low))
+    marks:set(journal.START_N, n)
+    marks:set(journal.START_TOP, max(top, low))
     -- Every key handed out before this start is settled: a gap there stays a gap.
     events:set("settled", n)
     events:set("low", low)
-    events:set("count", restored)
+    marks:set("count", restored)
     journal.set_segment(c, max(stats.last_segment, 1))
     stats.restored, stats.expired, stats.no_room = restored, expired, no_room
     ngx.update_time()
     local started = ngx.now()
-    stats.ids = ids.remember(c.index, now)
+    stats.ids, stats.ids_not_kept = ids.remember(c.index, now)
     ngx.update_time()
     stats.index_ms = math.floor((ngx.now() - started) * 1000 + 0.5)
     return stats
@@ -518,7 +525,7 @@ end
 function _M.stats(c)
     local events = c.events
     local low = events:get("low") or 0
-    local last = events:get("n") or 0
+    local last = c.seen:get("n") or 0
     local oldest = next_present(events, low, min(last, low + 10000))
     -- The newest key that holds an event: keys may have been handed out (or, after a restart,
     -- reserved) above it without one.
@@ -530,7 +537,7 @@ function _M.stats(c)
         end
     end
     local s = {
-        events = events:get("count") or 0,
+        events = c.seen:get("count") or 0,
         oldest_key = oldest or ngx.null,
         newest_key = newest or ngx.null,
         low = low,

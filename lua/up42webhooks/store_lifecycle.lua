@@ -48,6 +48,39 @@ function _M.dicts(c)
     return { events = c.events, dedup = c.seen }
 end
 
+-- Ids of the journal the index could not take (dedup_capacity was lowered below what a window
+-- of the journal holds): said loudly, since a retry of those deliveries would be stored again.
+function _M.ids_not_kept(c, n)
+    if n and n > 0 then
+        ngx.log(ngx.ERR, "up42webhooks: replay index: ", n, " delivery ids of the journal do not fit in ",
+                "dedup_capacity (", c.dedup_capacity, "): a retry of those deliveries would be stored again; ",
+                "raise dedup_capacity")
+        c.counters:incr("replay_index_not_kept", n, 0)
+    end
+end
+
+-- The marks an older version kept in the events dict, met at a reload that upgraded the module:
+-- copied into the dedup dict, where this version keeps them. The old workers may still hand out
+-- a few keys from the old counter while they finish their requests, so the new one starts well
+-- above it (keys may jump, never repeat: readers pass the gap).
+local MOVED = { "count", "keys:reserved", "keys:start_n", "keys:start_top", "journal:segment" }
+local MOVED_KEY_MARGIN = 10000
+local function move_marks(c)
+    local old_n = c.events:get("n")
+    if c.seen:get("n") ~= nil or old_n == nil or c.events == c.seen then
+        return
+    end
+    for _, k in ipairs(MOVED) do
+        local v = c.events:get(k)
+        if v ~= nil then
+            c.seen:safe_set(k, v)
+        end
+    end
+    c.seen:safe_set("n", old_n + MOVED_KEY_MARGIN)
+    ngx.log(ngx.NOTICE, "up42webhooks: the store's marks moved to lua_shared_dict ", c.dedup_dict,
+            "; new keys go on from ", old_n + MOVED_KEY_MARGIN + 1)
+end
+
 local REPLAYED = "journal:replayed" -- in the events dict: a reload (HUP) must not replay again
 local STARTED = "store:started" -- in the dedup dict: this master has started the store before
 
@@ -73,12 +106,14 @@ local function open_index(c)
     if not first and how ~= "existing" and c.journal then
         ngx.update_time()
         local started = ngx.now()
-        local n, err = c:remember_journal_ids(ngx.time())
+        local n, err, not_kept = c:remember_journal_ids(ngx.time())
         if not n then
             return nil, "journal: " .. err
         end
+        _M.ids_not_kept(c, not_kept)
         ngx.update_time()
-        ngx.log(ngx.NOTICE, "up42webhooks: replay index ", c.index_path, " was ", how, ": ", n,
+        -- warn: at a reload this is unusual (the file was removed, or the settings changed).
+        ngx.log(ngx.WARN, "up42webhooks: replay index ", c.index_path, " was ", how, ": ", n,
                 " ids put back from the journal in ", ("%.3f"):format(ngx.now() - started), " s")
     end
     return first
@@ -103,7 +138,7 @@ local function report(c, s, took)
             ", but keys up to ", s.lost_to, " were handed out before the last clean stop: the events of ",
             "keys ", s.lost_from, " to ", s.lost_to, " that were not acknowledged are lost (",
             s.records, " records left in ", s.segments, " segments); new events go on from key ",
-            c.events:get("n") + 1)
+            c.seen:get("n") + 1)
     end
     if s.no_room > 0 then
         log(ngx.ERR, "up42webhooks: journal: ", s.no_room, " events did not fit in lua_shared_dict ",
@@ -116,12 +151,14 @@ local function report(c, s, took)
     c.counters:set("journal_replayed_events", s.restored)
     c.counters:set("journal_replay_ms", floor(took * 1000 + 0.5))
     c.counters:set("journal_replay_index_ms", s.index_ms)
+    _M.ids_not_kept(c, s.ids_not_kept)
 end
 
 -- In init_by_lua, after configure{}: opens the replay index; the first start of a master puts the
 -- journal back into the dicts and the index before any worker accepts a request, and makes the
 -- disk reserve. nil, err when the index cannot be opened or the journal read.
 function _M.start(c)
+    move_marks(c)
     local _, ierr = open_index(c)
     if ierr then
         return nil, ierr
@@ -191,7 +228,7 @@ end
 
 -- The last key handed out, for /stats.
 function _M.last_key(c)
-    return c.events:get("n") or 0
+    return c.seen:get("n") or 0
 end
 
 return _M

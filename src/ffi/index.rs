@@ -6,7 +6,7 @@
 use super::journal::{dir_of, errno, io_failed};
 use super::{free_handle, guard, into_handle, opt_mut, try_bytes, try_mut, try_ref};
 use crate::code::Code;
-use crate::index::{Claim, Index, Opened, Slot};
+use crate::index::{Claim, Index, Inserted, Opened, Slot};
 
 /// An opaque replay index. Every call only reads the handle: share it between threads, and
 /// between processes that inherit it (open it before forking).
@@ -42,6 +42,21 @@ pub enum up42wh_index_opened {
     /// Damaged, of another version or made for other settings: replaced by an empty index, which
     /// the caller rebuilds from what it keeps (`up42wh_index_insert`).
     Replaced = 3,
+}
+
+/// What `up42wh_index_insert` did with an id, for its `outcome` output.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum up42wh_insert_outcome {
+    /// Remembered now.
+    Added = 1,
+    /// Remembered already.
+    Known = 2,
+    /// Stored longer ago than the horizon: not remembered.
+    PastHorizon = 3,
+    /// Its window holds as many ids as the index's capacity allows (the capacity was lowered
+    /// since): not remembered.
+    Full = 4,
 }
 
 /// A claim, as `up42wh_index_claim` fills it; give it back to `up42wh_index_commit` or
@@ -234,11 +249,12 @@ pub unsafe extern "C" fn up42wh_index_cancel(
     })
 }
 
-/// Remembers an id stored at `time`, as a rebuild does from the journal, unless it is
-/// remembered already or `time` left the horizon; `*added` (when not NULL) says whether it was.
+/// Remembers an id stored at `time`, as a rebuild does from the journal; writes what became of it
+/// (`up42wh_insert_outcome`) to `*outcome` when that is not NULL.
 ///
 /// # Safety
-/// `index` valid; `id` valid for `id_len` bytes; `body_sha256` for 32; `added` NULL or writable.
+/// `index` valid; `id` valid for `id_len` bytes; `body_sha256` for 32; `outcome` NULL or
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_index_insert(
     index: *const up42wh_index,
@@ -247,15 +263,20 @@ pub unsafe extern "C" fn up42wh_index_insert(
     body_sha256: *const u8,
     time: i64,
     now: i64,
-    added: *mut bool,
+    outcome: *mut u32,
 ) -> Code {
     guard(|| {
         let index = &try_ref!(index).index;
         let id = try_bytes!(id, id_len);
         let body = body_of(body_sha256)?;
-        let ok = index.insert(id, body, seconds(time)?, seconds(now)?);
-        if let Some(a) = opt_mut!(added) {
-            *a = ok;
+        let what = match index.insert(id, body, seconds(time)?, seconds(now)?) {
+            Inserted::Added => up42wh_insert_outcome::Added,
+            Inserted::Known => up42wh_insert_outcome::Known,
+            Inserted::PastHorizon => up42wh_insert_outcome::PastHorizon,
+            Inserted::Full => up42wh_insert_outcome::Full,
+        };
+        if let Some(o) = opt_mut!(outcome) {
+            *o = what as u32;
         }
         Ok(())
     })

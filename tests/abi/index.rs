@@ -182,3 +182,48 @@ fn bad_arguments_and_an_unusable_file_are_refused() {
         ffi::up42wh_index_free(null_mut());
     }
 }
+
+#[test]
+fn a_rebuild_says_what_became_of_each_id() {
+    let path = scratch("insert");
+    // Capacity 3: one id a window.
+    let (index, _) = open(&path, 3);
+    let insert = |id: &str, time: i64| {
+        let mut outcome = 0u32;
+        // SAFETY: a valid index, id and 32-byte digest; a writable outcome.
+        let rc = unsafe {
+            ffi::up42wh_index_insert(
+                index.0,
+                id.as_ptr(),
+                id.len(),
+                [1u8; 32].as_ptr(),
+                time,
+                NOW,
+                &mut outcome,
+            )
+        };
+        assert_eq!(rc, Code::Ok);
+        outcome
+    };
+    use ffi::up42wh_insert_outcome as Inserted;
+    assert_eq!(insert("m:1", NOW - 60), Inserted::Added as u32);
+    assert_eq!(insert("m:1", NOW - 30), Inserted::Known as u32);
+    assert_eq!(insert("m:2", NOW - 60), Inserted::Full as u32);
+    assert_eq!(
+        insert("m:3", NOW - 10 * DAY as i64),
+        Inserted::PastHorizon as u32
+    );
+    // SAFETY: NULL for the outcome is allowed.
+    let rc = unsafe {
+        ffi::up42wh_index_insert(
+            index.0,
+            b"m:4".as_ptr(),
+            3,
+            [1u8; 32].as_ptr(),
+            NOW,
+            NOW,
+            null_mut(),
+        )
+    };
+    assert_eq!(rc, Code::Ok);
+}

@@ -294,7 +294,7 @@ fn receive_verifies_deduplicates_and_stores() {
 #[test]
 fn a_full_store_refuses_with_503_and_lets_the_retry_through() {
     let (lua, _) = setup();
-    dicts(&lua, 4); // the key counter, the event count and two events
+    dicts(&lua, 2); // two events (the key counter and the count are in the dedup dict)
     configure(&lua, ", retry_after = 7");
     for i in 0..2 {
         assert_eq!(
@@ -864,7 +864,7 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
     // index, whatever became of their events (m:one and m:four acknowledged, m:ten stored twice,
     // last two days ago); not m:old (eight days ago) nor the cancelled m:two.
     let n: i64 = lua
-        .load("return fake.ngx.shared.received_webhooks:get('n')")
+        .load("return fake.ngx.shared.webhooks_seen:get('n')")
         .eval()
         .unwrap();
     assert_eq!(n, 11);
@@ -881,6 +881,59 @@ fn replay_applies_drops_cancels_and_retries_as_the_live_store_did() {
         assert_eq!(remembered(&lua, &index, id, digest), outcome, "{id}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn ids_a_lowered_capacity_cannot_hold_are_said_at_start() {
+    let dir = journal_dir("not-kept");
+    let (lua, _) = setup();
+    dicts(&lua, 1000);
+    // Two deliveries stored today; the capacity is now 3, one id a window.
+    let counted: i64 = lua
+        .load(format!(
+            r#"
+            local native = require "up42webhooks.native"
+            local w = assert(native.journal_open("{dir}", 1))
+            for key, id in ipairs{{ "m:a", "m:b" }} do
+                assert(native.journal_append(w, native.RECORD.event, 0, key, fake.now - 60,
+                    ("d"):rep(32), id, "job.status	FAILED	false", '{{"k":' .. key .. '}}'))
+            end
+            require("up42webhooks").configure{{ secrets = {{ "s" }}, dedup_capacity = 3,
+                                                journal = {{ dir = "{dir}" }} }}
+            return fake.ngx.shared.webhooks_stats:get("replay_index_not_kept")
+            "#,
+            dir = dir.display()
+        ))
+        .eval()
+        .unwrap();
+    assert_eq!(counted, 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_reload_that_upgrades_the_module_moves_the_key_counter_above_the_old_one() {
+    let (lua, _) = setup();
+    dicts(&lua, 100);
+    // The events dict as the version before kept it: its own key counter and count.
+    lua.load(
+        "fake.ngx.shared.received_webhooks:set('n', 50) \
+         fake.ngx.shared.received_webhooks:set('count', 7)",
+    )
+    .exec()
+    .unwrap();
+    configure(&lua, "");
+    let (status, text, _) = run(
+        &lua,
+        "receive",
+        delivery(&lua, &body("up-1", "X", false), SECRET),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(json(&text)["key"], 10051, "{text}");
+    let count: i64 = lua
+        .load("return fake.ngx.shared.webhooks_seen:get('count')")
+        .eval()
+        .unwrap();
+    assert_eq!(count, 8, "the old count, and the new event");
 }
 
 #[test]
