@@ -514,6 +514,16 @@ function _M.index_claim(index, id, digest, now, pending_ttl)
     return _M.CLAIM[claim.outcome]
 end
 
+-- The same claim for the id and body digest of the library's delivery struct `d`, without making
+-- them Lua strings.
+function _M.index_claim_delivery(index, d, now, pending_ttl)
+    local rc = up42wh_index_claim(index, d.id, d.id_len, d.body_sha256, now, pending_ttl, claim)
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    return _M.CLAIM[claim.outcome]
+end
+
 -- Marks the last claim stored; false when it was no longer this worker's (taken over by a retry
 -- after its deadline).
 function _M.index_commit(index, now)

@@ -7,7 +7,6 @@ local origin = require "up42webhooks.origin"
 local reply = require "up42webhooks.reply"
 
 local ngx, req, ngx_var, ngx_time = ngx, ngx.req, ngx.var, ngx.time
-local delivery_id, body_sha256 = native.delivery_id, native.body_sha256
 local respond, reject, count = reply.respond, reply.reject, reply.count
 local tonumber, concat = tonumber, table.concat
 
@@ -175,8 +174,7 @@ function _M.receive(c, name)
     end
     local counter = sender.stored_counter[tonumber(d.key_index)]
     -- The store reads `d` before anything yields (Redis does), and not after.
-    local key, why, detail = c.store:add{ id = delivery_id(d), digest = body_sha256(d), now = now,
-                                          sender = sender.name, delivery = d, body = body }
+    local key, why, detail = c.store:add{ delivery = d, body = body, now = now, sender = sender.name }
     if not key then
         return REFUSED[why](detail)
     end

@@ -39,7 +39,8 @@ local function noop() end
 local C_ = byte("C")
 local Z_ = byte("Z") -- committed, its line an LZ4 block
 local P_ = byte("P")
-local index_claim, index_commit, index_cancel = native.index_claim, native.index_commit, native.index_cancel
+local index_claim, index_commit, index_cancel = native.index_claim_delivery, native.index_commit, native.index_cancel
+local delivery_id, body_sha256 = native.delivery_id, native.body_sha256
 -- A gap (a key handed out that holds nothing) is passed over by readers once a later event has
 -- been committed this long: a delivery takes its key and reserves its event in microseconds.
 local SETTLED = 2
@@ -76,13 +77,13 @@ local function index_full(c)
            .. " over the replay horizon) allows: raise dedup_capacity"
 end
 
--- Stores a verified delivery `d`: id, digest (32 bytes), now, sender, and the library's delivery
--- struct and body (`delivery`, `body`: read before anything yields). Returns its key, or nil and
--- why: "duplicate" (the same id and body are stored), "id_conflict" (the id is stored with another
--- body), "in_flight" (the same delivery is being written now), "full" (the dicts or the index have
--- no room), "journal" (it could not be written) or "error" (the library could not write the
--- record), and a detail. Nothing here yields: the index's claim is committed or cancelled before
--- another request of this worker runs.
+-- Stores a verified delivery `d`: the library's delivery struct and the body (`delivery`, `body`:
+-- read before anything yields; the struct holds the id and the body's SHA-256), now, sender.
+-- Returns its key, or nil and why: "duplicate" (the same id and body are stored), "id_conflict"
+-- (the id is stored with another body), "in_flight" (the same delivery is being written now),
+-- "full" (the dicts or the index have no room), "journal" (it could not be written) or "error"
+-- (the library could not write the record), and a detail. Nothing here yields: the index's claim
+-- is committed or cancelled before another request of this worker runs.
 function _M.add(c, d)
     local events = c.events
     -- The dict's record, written by the library (compressed when that is smaller), in its buffer
@@ -91,13 +92,14 @@ function _M.add(c, d)
     if not record then
         return nil, "error", record_len
     end
-    local meta, line
+    local meta, line, id, digest
     if c.journal then
         local event, status, live
         event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
         meta = event .. "\t" .. status .. "\t" .. live
+        id, digest = delivery_id(d.delivery), body_sha256(d.delivery)
     end
-    local claimed, cerr = index_claim(c.index, d.id, d.digest, d.now, c.pending_ttl)
+    local claimed, cerr = index_claim(c.index, d.delivery, d.now, c.pending_ttl)
     if claimed ~= "new" then
         if claimed == "full" then
             return nil, "full", index_full(c)
@@ -127,7 +129,7 @@ function _M.add(c, d)
         return nil, "full", full(c.dict, "event", err)
     end
     if c.journal then
-        local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, d.digest, d.id, meta, line)
+        local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, digest, id, meta, line)
         if not written then
             abandon(c, key, d.now, maybe)
             return nil, "journal", jerr

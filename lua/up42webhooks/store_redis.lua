@@ -31,6 +31,7 @@ connector = ok_conn and connector or nil
 
 local read_secrets_file = require("up42webhooks.senders").read_secrets_file
 local lifecycle = require "up42webhooks.store_lifecycle"
+local native = require "up42webhooks.native"
 
 local ngx, getenv = ngx, os.getenv
 local concat, floor, min = table.concat, math.floor, math.min
@@ -312,16 +313,16 @@ function _M.add(c, d)
     local r = c.redis
     -- Read from the library's struct before anything yields.
     local event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
-    local digest = hex(d.digest)
+    local id, digest = native.delivery_id(d.delivery), hex(native.body_sha256(d.delivery))
     local maxlen = c.retention.max_events and tostring(c.retention.max_events) or ""
     local res, err = with_redis(c, function(red)
         -- After connecting: a new connection has just read Redis's persistence.
         if r.require_persistence and c.events:get(DURABLE) == 0 then
             return NOT_DURABLE
         end
-        local out, e = script(red, ADD_SHA, ADD, 2, r.seen_prefix .. d.id, r.stream, digest,
+        local out, e = script(red, ADD_SHA, ADD, 2, r.seen_prefix .. id, r.stream, digest,
                               c.dedup_ttl, maxlen, "json", line, "event", event, "status", status,
-                              "live", live, "sender", d.sender or "up42", "id", d.id,
+                              "live", live, "sender", d.sender or "up42", "id", id,
                               "time", d.now)
         if not out then
             return nil, "Redis: " .. tostring(e)
