@@ -91,7 +91,9 @@ function _M.append(c, kind, reason, key, time, digest, id, meta, body)
         dirty = true
     end
     if size >= j.segment_size and c.events:safe_add("journal:rotating:" .. seg, true, 60) then
-        -- The first worker past the size moves everyone to the next segment.
+        -- The first worker past the size moves everyone to the next segment, and says when: its
+        -- last records are about that old (retention need not read it before).
+        c.events:safe_set("journal:rotated:" .. seg, time)
         c.seen:set(SEGMENT, seg + 1)
     end
     return true
@@ -204,12 +206,19 @@ function _M.remove_old_segments(c, low, now)
     end
     local last = math.min(usage.last_segment, _M.segment(c) - 1)
     local through = usage.first_segment - 1
+    local keep_after = now - math.max(c.dedup_ttl, 60)
     for seg = usage.first_segment, last do
+        -- Closed recently: its last records are too young to go, and reading it (a whole
+        -- segment) every second until it could be cached would be wasted.
+        local rotated = c.events:get("journal:rotated:" .. seg)
+        if rotated and rotated >= keep_after then
+            break
+        end
         local max_key, max_time = closed_segment(c, seg, now)
         if not max_key then
             return nil, max_time
         end
-        if max_key > low or max_time >= now - math.max(c.dedup_ttl, 60) then
+        if max_key > low or max_time >= keep_after then
             break
         end
         through = seg
@@ -227,6 +236,7 @@ function _M.remove_old_segments(c, low, now)
             return nil, rerr
         end
         c.events:delete("journal:closed:" .. seg)
+        c.events:delete("journal:rotated:" .. seg)
     end
     return through - usage.first_segment + 1
 end
