@@ -388,7 +388,8 @@ restart: build
 	else echo "not running (make serve, or make run)" >&2; exit 1; fi
 
 # make backup FILE=x.tgz / make restore FILE=x.tgz: the journal (events, salt, key mark) and the
-# recorded settings in one archive (mode 0600). A running receiver is checked as make restart
+# recorded settings in one archive (mode 0600); not the replay index, which a start rebuilds from
+# the journal. A running receiver is checked as make restart
 # checks it, stopped for the copy, and started again with its recorded settings. A restore sets
 # the current journal aside (run/data.before-restore-<time>) and keeps the key mark above every key
 # handed out before, by either journal: no key is handed out twice, so a consumer's position
@@ -404,7 +405,8 @@ backup:
 	@[ -n '$(FILE)' ] || { echo "make backup FILE=path.tgz" >&2; exit 1; }; \
 	[ -d $(RUN_DIR)/data ] || { echo "make backup: no $(RUN_DIR)/data (no journal yet)" >&2; exit 1; }; \
 	running=; if $(HOST_RUNNING); then $(RESTART_CHECKS); running=1; $(MAKE) --no-print-directory stop || exit 1; fi; \
-	umask 077; tar -C $(RUN_DIR) -czf '$(abspath $(FILE))' data $$([ -f $(SERVED) ] && echo served) || exit 1; \
+	umask 077; tar -C $(RUN_DIR) -czf '$(abspath $(FILE))' --exclude=data/replay.index \
+	  data $$([ -f $(SERVED) ] && echo served) || exit 1; \
 	echo "backed up $(RUN_DIR)/data ($$(du -sh $(RUN_DIR)/data | cut -f1)) and the settings to $(FILE)"; \
 	[ -z "$$running" ] || $(RESTART_RECORDED)
 
