@@ -289,9 +289,18 @@ impl Index {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.set_len(len)?;
-        reserve(&file, len)?;
-        let base = map(&file, len)?;
+        // A file that could not be given its blocks (a full disk) is not left behind.
+        let base = match file
+            .set_len(len)
+            .and_then(|()| reserve(&file, len))
+            .and_then(|()| map(&file, len))
+        {
+            Ok(base) => base,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         let h = header(slots, per_window, window, &salt);
         // SAFETY: nobody else has this file yet; the mapping is at least a header page long.
         unsafe { core::ptr::copy_nonoverlapping(h.as_ptr(), base, h.len()) };
@@ -303,7 +312,9 @@ impl Index {
             window_secs: window,
             salt,
         };
-        std::fs::rename(&tmp, path)?;
+        std::fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?;
         Ok((index, opened))
     }
 

@@ -97,7 +97,9 @@ local function open_index(c)
     end
     local index, how = native.index_open(c.index_path, c.dedup_capacity, c.dedup_ttl)
     if not index then
-        return nil, how
+        return nil, how .. " (it takes about " .. math.ceil(c.dedup_capacity * 88 / 1048576)
+                    .. " MiB for dedup_capacity " .. c.dedup_capacity .. ": make room there, or lower "
+                    .. "dedup_capacity, UP42_WEBHOOK_DEDUP_CAPACITY)"
     end
     c.index = index
     if not c.seen:safe_set(STARTED, true) then

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::nginx::{configured, json, now, Delivery, Server, SECRET};
+use crate::common::nginx::{configured, json, now, Delivery, Server, Setup, SECRET};
 
 fn fresh(id: &str) -> Delivery {
     let t = now();
@@ -63,6 +63,39 @@ fn warn_lines(log: &str) -> usize {
                 .any(|lv| l.contains(lv))
         })
         .count()
+}
+
+#[test]
+fn a_disk_too_small_for_the_replay_index_stops_the_start_with_the_reason() {
+    // 256 KiB where the default index (88 MB) must take its blocks: nginx does not start, says
+    // why, and leaves no half-made index behind.
+    let Some(disk) = SmallDisk::mount("small-index", "256k") else {
+        eprintln!("no tmpfs (not root): skipped");
+        return;
+    };
+    let journal_dir = disk.0.to_str().unwrap().to_string();
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Setup::default()
+            .env("UP42_WEBHOOK_JOURNAL_DIR", &journal_dir)
+            .start()
+    }));
+    let Err(panic) = started else {
+        panic!("nginx started with an index that cannot be made")
+    };
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains(&format!(
+            "cannot open the replay index {journal_dir}/replay.index: No space left on device"
+        )),
+        "{message}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&disk.0)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("replay"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
