@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::nginx::{json, now, Delivery, Response, Server, Setup};
+use crate::common::nginx::{http, json, now, Delivery, Response, Server, Setup};
 use crate::common::redis::Redis;
 use crate::common::senders::{b64, hmac_sha256};
 
@@ -78,6 +78,11 @@ impl Clock {
 /// A Standard Webhooks delivery of `body` with `id`, signed at `t` (as a sender signs each
 /// attempt afresh).
 fn standard(srv: &Server, id: &str, body: &str, t: i64) -> Response {
+    standard_at(srv.port, id, body, t).expect("an answer")
+}
+
+/// The same to the receiver on `port`: None when it gave no answer (it died under the request).
+fn standard_at(port: u16, id: &str, body: &str, t: i64) -> Option<Response> {
     let key = {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD
@@ -95,7 +100,7 @@ fn standard(srv: &Server, id: &str, body: &str, t: i64) -> Response {
         ("webhook-timestamp", ts.as_str()),
         ("webhook-signature", sig.as_str()),
     ];
-    srv.request("POST", "/hooks/standard", &headers, body.as_bytes())
+    http(port, "POST", "/hooks/standard", &headers, body.as_bytes())
 }
 
 fn outcome(r: &Response) -> String {
@@ -376,4 +381,72 @@ fn the_redis_store_remembers_an_id_for_the_horizon_on_every_receiver() {
     }
     let dedup = json(&receivers[1].admin_get("/stats"))["dedup"].clone();
     assert_eq!(dedup["replay_horizon"], 3 * 86400, "{dedup}");
+}
+
+#[test]
+fn late_retries_of_a_burst_cut_by_kill_9_are_each_stored_once() {
+    let mut srv = Setup::default().edit(with_clock("")).start();
+    let port = srv.port;
+    let body = |id: &str| format!(r#"{{"type":"invoice.paid","data":{{"id":"{id}"}}}}"#);
+    let answered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|t| {
+            let (answered, stop) = (answered.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for i in 0..2000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let id = format!("burst-{t}-{i}");
+                    match standard_at(port, &id, &body(&id), now()) {
+                        Some(r) if r.status == 200 => answered.lock().unwrap().push(id),
+                        Some(r) => assert_eq!(r.status, 503, "{}", r.text()),
+                        None => {} // killed under the request: no answer, no promise
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered.lock().unwrap().len() < 300 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    srv.crash();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        s.join().unwrap();
+    }
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() >= 300, "{} answered", answered.len());
+    srv.restart();
+    // Half an hour later each sender retries what it was answered 200 for, signed afresh.
+    let mut clock = Clock { offset: 0 };
+    clock.advance(&srv, 1800);
+    for id in &answered {
+        let r = standard(&srv, id, &body(id), clock.now());
+        assert_eq!(outcome(&r), "duplicate", "{id}: {}", r.text());
+    }
+    // Every 200 is there once (and what was written but not answered at the crash, once too).
+    let (lines, n) = srv.dump("");
+    assert_eq!(lines.len() as u64, n);
+    let mut stored: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["data"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    stored.sort();
+    let all = stored.len();
+    stored.dedup();
+    assert_eq!(all, stored.len(), "an event stored twice");
+    for id in &answered {
+        assert!(
+            stored.binary_search(id).is_ok(),
+            "{id} answered 200, and lost"
+        );
+    }
 }
