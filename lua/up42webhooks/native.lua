@@ -504,24 +504,24 @@ function _M.index_open(file, capacity, horizon)
     return ffi_gc(out[0], C.up42wh_index_free), OPENED[tonumber(opened_out[0])]
 end
 
--- Claims delivery `id` (its body's SHA-256 `digest`, 32 bytes) at `now`: "new" (then commit or
--- cancel before anything yields), "duplicate", "id_conflict", "in_flight" or "full".
-function _M.index_claim(index, id, digest, now, pending_ttl)
-    local rc = up42wh_index_claim(index, id, #id, digest, now, pending_ttl, claim)
+-- What the claim call returned `rc` found.
+local function claimed(rc)
     if rc ~= OK then
         return nil, _M.result_message(rc)
     end
     return _M.CLAIM[claim.outcome]
 end
 
+-- Claims delivery `id` (its body's SHA-256 `digest`, 32 bytes) at `now`: "new" (then commit or
+-- cancel before anything yields), "duplicate", "id_conflict", "in_flight" or "full".
+function _M.index_claim(index, id, digest, now, pending_ttl)
+    return claimed(up42wh_index_claim(index, id, #id, digest, now, pending_ttl, claim))
+end
+
 -- The same claim for the id and body digest of the library's delivery struct `d`, without making
 -- them Lua strings.
 function _M.index_claim_delivery(index, d, now, pending_ttl)
-    local rc = up42wh_index_claim(index, d.id, d.id_len, d.body_sha256, now, pending_ttl, claim)
-    if rc ~= OK then
-        return nil, _M.result_message(rc)
-    end
-    return _M.CLAIM[claim.outcome]
+    return claimed(up42wh_index_claim(index, d.id, d.id_len, d.body_sha256, now, pending_ttl, claim))
 end
 
 -- Marks the last claim stored; false when it was no longer this worker's (taken over by a retry

@@ -86,10 +86,19 @@ end
 -- is committed or cancelled before another request of this worker runs.
 function _M.add(c, d)
     local events = c.events
+    -- The id first: a retry (a duplicate) costs a claim and nothing else.
+    local claimed, cerr = index_claim(c.index, d.delivery, d.now, c.pending_ttl)
+    if claimed ~= "new" then
+        if claimed == "full" then
+            return nil, "full", index_full(c)
+        end
+        return nil, claimed or "error", cerr
+    end
     -- The dict's record, written by the library (compressed when that is smaller), in its buffer
     -- until the next record call. The journal keeps the meta and the line.
     local record, record_len = native.delivery_record(d.delivery, d.body, d.now)
     if not record then
+        index_cancel(c.index)
         return nil, "error", record_len
     end
     local meta, line, id, digest
@@ -98,13 +107,6 @@ function _M.add(c, d)
         event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
         meta = event .. "\t" .. status .. "\t" .. live
         id, digest = delivery_id(d.delivery), body_sha256(d.delivery)
-    end
-    local claimed, cerr = index_claim(c.index, d.delivery, d.now, c.pending_ttl)
-    if claimed ~= "new" then
-        if claimed == "full" then
-            return nil, "full", index_full(c)
-        end
-        return nil, claimed or "error", cerr
     end
     local key, ierr = c.seen:incr("n", 1, 0)
     if not key then

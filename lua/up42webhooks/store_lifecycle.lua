@@ -50,7 +50,7 @@ end
 
 -- Ids of the journal the index could not take (dedup_capacity was lowered below what a window
 -- of the journal holds): said loudly, since a retry of those deliveries would be stored again.
-function _M.ids_not_kept(c, n)
+local function ids_not_kept(c, n)
     if n and n > 0 then
         ngx.log(ngx.ERR, "up42webhooks: replay index: ", n, " delivery ids of the journal do not fit in ",
                 "dedup_capacity (", c.dedup_capacity, "): a retry of those deliveries would be stored again; ",
@@ -89,7 +89,7 @@ local STARTED = "store:started" -- in the dedup dict: this master has started th
 -- is the copy of every id it holds, it is read at every start anyway, and a damaged slot is not
 -- something the file's header could tell. A reload keeps it, unless it was made for other
 -- settings: then it is filled from the journal now. Without a journal the ids last as long as
--- the events do: until the next start. Returns whether this is the first start, or nil, err.
+-- the events do: until the next start. Returns true, or nil, err.
 local function open_index(c)
     local first = not c.seen:get(STARTED)
     if first then
@@ -112,13 +112,13 @@ local function open_index(c)
         if not n then
             return nil, "journal: " .. err
         end
-        _M.ids_not_kept(c, not_kept)
+        ids_not_kept(c, not_kept)
         ngx.update_time()
         -- warn: at a reload this is unusual (the file was removed, or the settings changed).
         ngx.log(ngx.WARN, "up42webhooks: replay index ", c.index_path, " was ", how, ": ", n,
                 " ids put back from the journal in ", ("%.3f"):format(ngx.now() - started), " s")
     end
-    return first
+    return true
 end
 
 -- What a replay found, in the log: one line each for what was restored, damaged, cut short, lost
@@ -153,7 +153,7 @@ local function report(c, s, took)
     c.counters:set("journal_replayed_events", s.restored)
     c.counters:set("journal_replay_ms", floor(took * 1000 + 0.5))
     c.counters:set("journal_replay_index_ms", s.index_ms)
-    _M.ids_not_kept(c, s.ids_not_kept)
+    ids_not_kept(c, s.ids_not_kept)
 end
 
 -- In init_by_lua, after configure{}: opens the replay index; the first start of a master puts the
@@ -161,8 +161,8 @@ end
 -- disk reserve. nil, err when the index cannot be opened or the journal read.
 function _M.start(c)
     move_marks(c)
-    local _, ierr = open_index(c)
-    if ierr then
+    local opened, ierr = open_index(c)
+    if not opened then
         return nil, ierr
     end
     if not c.journal then
