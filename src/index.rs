@@ -225,6 +225,7 @@ fn reserve(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
+/// A slot's `ctl` from `from` to `to`: released to readers, acquiring what another wrote.
 fn ctl_cas(ctl: &AtomicU64, from: u64, to: u64) -> Result<u64, u64> {
     ctl.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
 }
@@ -582,7 +583,7 @@ impl Index {
         let mine = PENDING | WRITTEN | deadline;
         let mut expected = was;
         for _ in 0..2 {
-            match ctl.compare_exchange(expected, mine, Ordering::AcqRel, Ordering::Acquire) {
+            match ctl_cas(ctl, expected, mine) {
                 Ok(_) => {
                     return Claim::New(Slot {
                         table: table as u32,
@@ -619,12 +620,7 @@ impl Index {
         if seen == EMPTY {
             // Claimed a moment ago and not yet written, or by a worker that died right there:
             // give it a deadline, after which a retry takes it over.
-            let _ = ctl.compare_exchange(
-                EMPTY,
-                PENDING | deadline,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let _ = ctl_cas(ctl, EMPTY, PENDING | deadline);
             return Some(Claim::InFlight);
         }
         if seen & WRITTEN != 0 && self.slot_word(table, i, 1).load(Ordering::Relaxed) != lo {
@@ -672,14 +668,12 @@ impl Index {
             return false;
         };
         let table = u64::from(slot.table);
-        let ok = ctl
-            .compare_exchange(
-                PENDING | WRITTEN | slot.deadline,
-                STORED | WRITTEN | (now & TIME),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok();
+        let ok = ctl_cas(
+            ctl,
+            PENDING | WRITTEN | slot.deadline,
+            STORED | WRITTEN | (now & TIME),
+        )
+        .is_ok();
         if ok {
             // The earliest time stored in the table (a rebuild inserts in no particular order).
             let _ = self
