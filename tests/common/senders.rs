@@ -14,6 +14,30 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// Standard Webhooks' headers for `body` with `id`, signed at `t` with `secret` (`whsec_` and
+/// the key in base64): `webhook-id`, `webhook-timestamp`, `webhook-signature`.
+pub fn standard_webhooks_headers(
+    secret: &str,
+    id: &str,
+    t: i64,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
+        .unwrap();
+    let ts = t.to_string();
+    let sig = b64(&hmac_sha256(
+        &key,
+        &[id.as_bytes(), b".", ts.as_bytes(), b".", body],
+    ));
+    vec![
+        ("webhook-id".to_string(), id.to_string()),
+        ("webhook-timestamp".to_string(), ts),
+        ("webhook-signature".to_string(), format!("v1,{sig}")),
+    ]
+}
+
 pub fn hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02x}")).collect()
 }

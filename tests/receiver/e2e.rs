@@ -3,7 +3,9 @@
 //! stats on the admin listener.
 
 use crate::common::nginx::{configured, json, now, post_to, Delivery, Server, SECRET};
-use crate::common::senders::{b64, hex, hmac_sha256, httpdate, rfc9421_request};
+use crate::common::senders::{
+    hex, hmac_sha256, httpdate, rfc9421_request, standard_webhooks_headers,
+};
 use up42webhooks::format_rfc3339;
 
 fn event(kind: &str, id: &str, status: &str, live: bool, timestamp: i64, extra: &str) -> Vec<u8> {
@@ -639,23 +641,9 @@ fn other_senders_each_in_their_own_location() {
     ));
 
     let body = br#"{"type":"invoice.paid","data":{"id":"in_1"}}"#;
-    let key = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(&STANDARD_SECRET["whsec_".len()..])
-            .unwrap()
-    };
-    let sig = b64(&hmac_sha256(
-        &key,
-        &[b"msg_e2e_1.", ts.as_bytes(), b".", body],
-    ));
     cases.push((
         "/hooks/standard",
-        owned(&[
-            ("webhook-id", "msg_e2e_1"),
-            ("webhook-timestamp", &ts),
-            ("webhook-signature", &format!("v1,{sig}")),
-        ]),
+        standard_webhooks_headers(STANDARD_SECRET, "msg_e2e_1", t, body),
         body.to_vec(),
     ));
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::nginx::{http, json, now, Delivery, Response, Server, Setup};
 use crate::common::redis::Redis;
-use crate::common::senders::{b64, hmac_sha256};
+use crate::common::senders::standard_webhooks_headers;
 
 const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -83,23 +83,11 @@ fn standard(srv: &Server, id: &str, body: &str, t: i64) -> Response {
 
 /// The same to the receiver on `port`: None when it gave no answer (it died under the request).
 fn standard_at(port: u16, id: &str, body: &str, t: i64) -> Option<Response> {
-    let key = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(&STANDARD_SECRET["whsec_".len()..])
-            .unwrap()
-    };
-    let ts = t.to_string();
-    let sig = b64(&hmac_sha256(
-        &key,
-        &[id.as_bytes(), b".", ts.as_bytes(), b".", body.as_bytes()],
-    ));
-    let sig = format!("v1,{sig}");
-    let headers = [
-        ("webhook-id", id),
-        ("webhook-timestamp", ts.as_str()),
-        ("webhook-signature", sig.as_str()),
-    ];
+    let headers = standard_webhooks_headers(STANDARD_SECRET, id, t, body.as_bytes());
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     http(port, "POST", "/hooks/standard", &headers, body.as_bytes())
 }
 
