@@ -14,6 +14,9 @@ pub fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// The Standard Webhooks secret the receiver tests configure their `standard` sender with.
+pub const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 /// Standard Webhooks' headers for `body` with `id`, signed at `t` with `secret` (`whsec_` and
 /// the key in base64): `webhook-id`, `webhook-timestamp`, `webhook-signature`.
 pub fn standard_webhooks_headers(

@@ -4,7 +4,7 @@
 
 use crate::common::nginx::{configured, json, now, post_to, Delivery, Server, SECRET};
 use crate::common::senders::{
-    hex, hmac_sha256, httpdate, rfc9421_request, standard_webhooks_headers,
+    hex, hmac_sha256, httpdate, rfc9421_request, standard_webhooks_headers, STANDARD_SECRET,
 };
 use up42webhooks::format_rfc3339;
 
@@ -542,7 +542,6 @@ fn a_full_store_answers_503_and_keeps_what_it_had() {
 /// Keys of the other senders, as the e2e config below names them.
 const GITHUB_SECRET: &str = "gh-e2e-secret";
 const STRIPE_SECRET: &str = "whsec_stripe_e2e";
-const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const RFC9421_SECRET: &str = "rfc9421-e2e-secret";
 
 #[test]

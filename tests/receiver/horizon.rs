@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::nginx::{http, json, now, Delivery, Response, Server, Setup};
 use crate::common::redis::Redis;
-use crate::common::senders::standard_webhooks_headers;
-
-const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+use crate::common::senders::{standard_webhooks_headers, STANDARD_SECRET};
 
 /// Before the module is loaded (its handlers keep ngx.time in locals): the receiver's clock is
 /// the real one plus the offset /test-clock last set, or the one in the prefix's test-clock file
