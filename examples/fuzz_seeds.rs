@@ -175,7 +175,8 @@ fn main() {
         format!("{{\"pad\":\"{}\"}}", "p".repeat(900)).as_bytes(),
     );
     let mut rec = vec![0u8; 4096];
-    let n = up42webhooks::record::write(NOW, &[b"e"], &body.repeat(3), false, &mut rec).unwrap();
+    let n =
+        up42webhooks::record::write(NOW, &[b"e"], false, &body.repeat(3), false, &mut rec).unwrap();
     let at = b"C1700000000\te\t".len();
     put(&root, "record", "block", &rec[at..n]);
     println!("seeds written under {}", root.display());

@@ -428,6 +428,47 @@ typedef uint32_t up42wh_insert_outcome;
 #endif // __cplusplus
 
 /*
+ Where a delivery's own id came from, for `up42wh_delivery.id_source`.
+ */
+enum up42wh_id_source
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   UP42's body member `messageId`.
+   */
+  UP42WH_ID_SOURCE_MESSAGE_ID = 0,
+  /*
+   Standard Webhooks' `webhook-id` header.
+   */
+  UP42WH_ID_SOURCE_WEBHOOK_ID = 1,
+  /*
+   GitHub's `X-GitHub-Delivery` header.
+   */
+  UP42WH_ID_SOURCE_GITHUB_DELIVERY = 2,
+  /*
+   Stripe's body member `id`.
+   */
+  UP42WH_ID_SOURCE_EVENT_ID = 3,
+  /*
+   The RFC 9421 signature's `nonce`.
+   */
+  UP42WH_ID_SOURCE_NONCE = 4,
+  /*
+   None: the delivery id is the hex SHA-256 of the body.
+   */
+  UP42WH_ID_SOURCE_BODY_SHA256 = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum up42wh_id_source up42wh_id_source;
+#else
+typedef uint32_t up42wh_id_source;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  An opaque replay index. Every call only reads the handle: share it between threads, and
  between processes that inherit it (open it before forking).
  */
@@ -754,6 +795,15 @@ typedef struct {
    the delivery has no id.
    */
   uint8_t id[320];
+  /*
+   Where the sender's own id starts in `id` (after the prefix and the kind); for a delivery
+   without one, where the body digest's hex starts.
+   */
+  size_t id_at;
+  /*
+   Where that id came from: an `up42wh_id_source`.
+   */
+  uint32_t id_source;
   /*
    The event type (tabs and line breaks written as spaces); empty when there is none.
    */
@@ -1248,25 +1298,52 @@ up42wh_result up42wh_receive_message(const up42wh_keyring *ring,
                                      up42wh_delivery *out);
 
 /*
- Writes the store's record of a delivery that `up42wh_receive` (or `up42wh_receive_message`)
- accepted, received at `time`, into `out`: `C<time>\t<event>\t<status>\t<live>\t<body>` (the
- body's tabs and line breaks as spaces, when `delivery->line_breaks`), or `Z`
- and the body as an LZ4 block (length first, 4 bytes little-endian) when that is an eighth
- smaller. `out->cap` of `body_len + body_len / 8 + 700` is always enough (`INVALID_ARGUMENT`
- otherwise). Does not allocate.
+ Writes the envelope of a delivery that `up42wh_receive_message` accepted for the sender
+ `sender` (its name) and the scheme `scheme` into `out`: JSON members without braces,
+ `"sender":..,"scheme":..,"key_index":..,"delivery_id":..,"delivery_id_from":..`, the id
+ without the caller's prefix, strings escaped (bytes that are not UTF-8 as U+FFFD), no tab or
+ line break. `out->cap` of 2432 is always enough for names of at most 64 bytes
+ (`INVALID_ARGUMENT` otherwise, as for a `delivery` whose id fields are out of range). Does not
+ allocate.
 
  # Safety
- `delivery` must be valid, `body` valid for `body_len` bytes, `out` as `up42wh_buffer` says.
+ `delivery` must be valid, the byte strings valid for their lengths, `out` as `up42wh_buffer`
+ says.
+ */
+up42wh_result up42wh_delivery_envelope(const up42wh_delivery *delivery,
+                                       const uint8_t *sender,
+                                       size_t sender_len,
+                                       const uint8_t *scheme,
+                                       size_t scheme_len,
+                                       up42wh_buffer *out);
+
+/*
+ Writes the store's record of a delivery that `up42wh_receive` (or `up42wh_receive_message`)
+ accepted, received at `time`, into `out`:
+ `E<time>\t<event>\t<status>\t<live>\t<envelope>\t<body>` (the body's tabs and line breaks as
+ spaces, when `delivery->line_breaks`), or `F` and the body as an LZ4 block (length first, 4
+ bytes little-endian) when that is an eighth smaller. `envelope` is what
+ `up42wh_delivery_envelope` wrote; without one (`envelope_len` 0) the record has no envelope
+ field and starts with `C` or `Z`. `out->cap` of `body_len + body_len / 8 + envelope_len + 700`
+ is always enough (`INVALID_ARGUMENT` otherwise, as for an envelope with a tab or line break).
+ Does not allocate.
+
+ # Safety
+ `delivery` must be valid, `envelope` valid for `envelope_len` bytes, `body` for `body_len`
+ bytes, `out` as `up42wh_buffer` says.
  */
 up42wh_result up42wh_delivery_record(const up42wh_delivery *delivery,
+                                     const uint8_t *envelope,
+                                     size_t envelope_len,
                                      const uint8_t *body,
                                      size_t body_len,
                                      int64_t time,
                                      up42wh_buffer *out);
 
 /*
- Like `up42wh_delivery_record` with the meta already joined (`event\tstatus\tlive`, as the
- journal keeps it) and a line already on one line, for events put back from the journal.
+ Like `up42wh_delivery_record` with the meta already joined (`event\tstatus\tlive\tenvelope`,
+ as the journal keeps it, or without the envelope, as older journals do: the record then starts
+ with `C` or `Z`) and a line already on one line, for events put back from the journal.
 
  # Safety
  The byte strings valid for their lengths, `out` as `up42wh_buffer` says.
@@ -1279,13 +1356,15 @@ up42wh_result up42wh_record_write(int64_t time,
                                   up42wh_buffer *out);
 
 /*
- The line of a `Z` record, from the bytes after its fourth tab: decompressed into `out`, tabs
- and line breaks as spaces. `INVALID_ARGUMENT` when the block is damaged or `out` too small.
+ The line of a `Z` or `F` record, from the bytes after its last meta field (its fourth tab, or
+ the fifth of an `F` record): decompressed into `out`, tabs and line breaks as spaces. `INVALID_ARGUMENT` when the block is damaged or `out` too small.
 
  # Safety
  `block` valid for `block_len` bytes, `out` as `up42wh_buffer` says.
  */
-up42wh_result up42wh_record_line(const uint8_t *block, size_t block_len, up42wh_buffer *out);
+up42wh_result up42wh_record_line(const uint8_t *block,
+                                 size_t block_len,
+                                 up42wh_buffer *out);
 
 /*
  Fills `opts` with UP42's choices: label `up42-sig`, keyid `secret`, `SHA-256=` digest, bare

@@ -27,6 +27,53 @@ pub enum Profile {
     Stripe,
 }
 
+/// Where a delivery's own id came from (the numbers are `up42wh_id_source`'s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum IdSource {
+    /// UP42's body member `messageId`.
+    MessageId = 0,
+    /// Standard Webhooks' `webhook-id` header.
+    WebhookId = 1,
+    /// GitHub's `X-GitHub-Delivery` header.
+    GithubDelivery = 2,
+    /// Stripe's body member `id`.
+    EventId = 3,
+    /// The RFC 9421 signature's `nonce`.
+    Nonce = 4,
+    /// None: the hex SHA-256 of the body stands for it.
+    BodySha256 = 5,
+}
+
+impl IdSource {
+    /// The name the envelope gives it: the member, header or parameter it was read from.
+    pub fn name(self) -> &'static str {
+        match self {
+            IdSource::MessageId => "messageId",
+            IdSource::WebhookId => "webhook-id",
+            IdSource::GithubDelivery => "X-GitHub-Delivery",
+            IdSource::EventId => "id",
+            IdSource::Nonce => "nonce",
+            IdSource::BodySha256 => "body_sha256",
+        }
+    }
+}
+
+impl TryFrom<u32> for IdSource {
+    type Error = Code;
+    fn try_from(n: u32) -> Result<Self, Code> {
+        Ok(match n {
+            0 => IdSource::MessageId,
+            1 => IdSource::WebhookId,
+            2 => IdSource::GithubDelivery,
+            3 => IdSource::EventId,
+            4 => IdSource::Nonce,
+            5 => IdSource::BodySha256,
+            _ => return Err(Code::InvalidArgument),
+        })
+    }
+}
+
 /// What a verified delivery gives the store (the C ABI copies it into `up42wh_delivery`).
 #[derive(Clone)]
 pub struct Delivery {
@@ -47,6 +94,10 @@ pub struct Delivery {
     /// `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
     /// the delivery has no id.
     pub id: Text<{ PREFIX_MAX + 2 + ID_MAX }>,
+    /// Where the sender's own id (or the body digest) starts in `id`: after the prefix and kind.
+    pub id_at: usize,
+    /// Where that id came from.
+    pub id_source: IdSource,
     /// The event type (tabs and line breaks written as spaces); empty when there is none.
     pub event: Text<TEXT_MAX>,
     /// The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
@@ -65,6 +116,8 @@ impl Default for Delivery {
             body_sha256: [0; 32],
             line_breaks: false,
             id: Text::default(),
+            id_at: 0,
+            id_source: IdSource::BodySha256,
             event: Text::default(),
             status: Text::default(),
             unsigned_times: Code::Ok,
@@ -90,6 +143,10 @@ impl Delivery {
     pub fn id(&self) -> &[u8] {
         self.id.as_bytes()
     }
+    /// The sender's own id (or the body digest in hex), without the caller's prefix and the kind.
+    pub fn own_id(&self) -> &[u8] {
+        self.id.as_bytes().get(self.id_at..).unwrap_or_default()
+    }
     pub fn event(&self) -> &[u8] {
         self.event.as_bytes()
     }
@@ -100,6 +157,7 @@ impl Delivery {
     /// The dedup id from `prefix`, a kind (`m:`, `i:`) and a sender's id; `InvalidField` when the
     /// id is longer than [`ID_MAX`] once decoded.
     fn set_id(&mut self, prefix: &[u8], kind: &[u8; 2], id: Value) -> Result<(), Code> {
+        self.id_at = prefix.len() + 2;
         self.id.fill(|buf| {
             let head = prefix.len() + 2;
             buf[..prefix.len()].copy_from_slice(prefix);
@@ -112,6 +170,8 @@ impl Delivery {
     fn set_digest_id(&mut self, prefix: &[u8]) -> Result<(), Code> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = self.body_sha256;
+        self.id_at = prefix.len() + 2;
+        self.id_source = IdSource::BodySha256;
         self.id.fill(|buf| {
             let mut n = prefix.len();
             buf[..n].copy_from_slice(prefix);
@@ -223,16 +283,28 @@ impl Read<'_> {
             }
         }
         let nonce = self.nonce;
-        let (kind, id) = match profile {
-            Profile::Up42 => (b"m:", nonempty(f.get(Name::MessageId)).unwrap_or_default()),
-            Profile::Rfc9421 if !nonce.is_empty() => (b"i:", Value::Scalar(nonce)),
-            Profile::Stripe => (b"i:", nonempty(f.get(Name::Id)).unwrap_or_default()),
-            Profile::StandardWebhooks | Profile::Github => (b"i:", from_header(id_header)),
-            Profile::Rfc9421 => (b"i:", Value::Absent),
+        let (kind, id, source) = match profile {
+            Profile::Up42 => (
+                b"m:",
+                nonempty(f.get(Name::MessageId)).unwrap_or_default(),
+                IdSource::MessageId,
+            ),
+            Profile::Rfc9421 if !nonce.is_empty() => (b"i:", Value::Scalar(nonce), IdSource::Nonce),
+            Profile::Stripe => (
+                b"i:",
+                nonempty(f.get(Name::Id)).unwrap_or_default(),
+                IdSource::EventId,
+            ),
+            Profile::StandardWebhooks => (b"i:", from_header(id_header), IdSource::WebhookId),
+            Profile::Github => (b"i:", from_header(id_header), IdSource::GithubDelivery),
+            Profile::Rfc9421 => (b"i:", Value::Absent, IdSource::Nonce),
         };
         match id {
             Value::Absent => out.set_digest_id(prefix)?,
-            v => out.set_id(prefix, kind, v)?,
+            v => {
+                out.set_id(prefix, kind, v)?;
+                out.id_source = source;
+            }
         }
         let (event, status) = match profile {
             Profile::Up42 => (f.get(Name::Event), f.get(Name::BodyStatus)),
@@ -336,6 +408,10 @@ mod tests {
         );
         assert_eq!(d.time, now);
         assert!(d.line_breaks);
+        assert_eq!(
+            (d.own_id(), d.id_source),
+            (&b"377669ea"[..], IdSource::MessageId)
+        );
         // No messageId: the body's digest; a string "null" is a string.
         let mut d = Delivery {
             body_sha256: [0xab; 32],
@@ -386,6 +462,32 @@ mod tests {
         );
         let digest_id = run(Profile::Rfc9421, b"").0;
         assert!(digest_id.starts_with("name:d:") && digest_id.len() == 7 + 64);
+        // The sender's own id and where it came from, for the envelope.
+        for (p, nonce, own, source) in [
+            (
+                Profile::Github,
+                &b""[..],
+                &b"72d3"[..],
+                IdSource::GithubDelivery,
+            ),
+            (
+                Profile::StandardWebhooks,
+                b"",
+                b"msg_1",
+                IdSource::WebhookId,
+            ),
+            (Profile::Stripe, b"", b"evt_1", IdSource::EventId),
+            (Profile::Rfc9421, b"n0nce", b"n0nce", IdSource::Nonce),
+        ] {
+            let mut d = Delivery::default();
+            message(p, &headers, body, nonce, b"name:", &mut d).unwrap();
+            assert_eq!((d.own_id(), d.id_source), (own, source), "{p:?}");
+            assert_eq!(IdSource::try_from(source as u32), Ok(source));
+        }
+        let mut d = Delivery::default();
+        message(Profile::Rfc9421, &headers, body, b"", b"name:", &mut d).unwrap();
+        assert_eq!((d.own_id().len(), d.id_source), (64, IdSource::BodySha256));
+        assert_eq!(IdSource::try_from(6), Err(Code::InvalidArgument));
         let long = [b'p'; PREFIX_MAX + 1];
         assert_eq!(
             message(

@@ -211,10 +211,18 @@ pub fn journal(data: &[u8]) {
 pub fn record(data: &[u8]) {
     let mut out = vec![0u8; 1 << 16];
     let _ = record::line(data, &mut out);
-    let mut rec = vec![0u8; record::max_len(8, data.len())];
-    let n = record::write(NOW, &[b"e", b"s", b""], data, false, &mut rec).expect("room enough");
-    let head = b"C1700000000\te\ts\t\t".len();
-    if rec[0] == b'Z' {
+    let mut rec = vec![0u8; record::max_len(16, data.len())];
+    let n = record::write(
+        NOW,
+        &[b"e", b"s", b"", b"\"k\":1"],
+        true,
+        data,
+        false,
+        &mut rec,
+    )
+    .expect("room enough");
+    let head = b"E1700000000\te\ts\t\t\"k\":1\t".len();
+    if rec[0] == b'F' {
         let m = record::line(&rec[head..n], &mut out).expect("its own block reads back");
         let want: Vec<u8> = data
             .iter()

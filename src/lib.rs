@@ -19,6 +19,7 @@ mod code;
 pub mod delivery;
 mod digest;
 mod encoding;
+pub mod envelope;
 pub mod ffi;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;

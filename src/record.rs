@@ -1,7 +1,10 @@
-//! The record the shared-dict store keeps for an event: `C<time>\t<event>\t<status>\t<live>\t<line>`,
-//! or, when it is smaller so, `Z` in place of `C` and the line as an LZ4 block (its length first,
+//! The record the shared-dict store keeps for an event:
+//! `E<time>\t<event>\t<status>\t<live>\t<envelope>\t<line>` (the envelope: src/envelope.rs),
+//! or, when it is smaller so, `F` in place of `E` and the line as an LZ4 block (its length first,
 //! four bytes little-endian). A 1 KiB delivery then fits a 1 KiB slab of `lua_shared_dict` (which
-//! rounds every item up to a power of two) instead of a 2 KiB one.
+//! rounds every item up to a power of two) instead of a 2 KiB one. Records of events stored
+//! before the envelope (restored from an older journal) have no envelope field and start with
+//! `C` (plain) or `Z` (LZ4).
 //!
 //! A compressed line is the body as received; tabs and line breaks (JSON has them only between
 //! tokens) become spaces when it is read back, so that the dump keeps one event a line.
@@ -13,8 +16,8 @@ pub(crate) const COMPRESS_MIN: usize = 128;
 
 /// The most bytes a record of a `body_len`-byte body with `meta_len` bytes of meta can take.
 pub const fn max_len(meta_len: usize, body_len: usize) -> usize {
-    // State, time (at most 20 digits), four tabs, meta; then the larger of the line and its block.
-    1 + 20 + 4 + meta_len + 4 + 16 + body_len + body_len / 8
+    // State, time (at most 20 digits), five tabs, meta; then the larger of the line and its block.
+    1 + 20 + 5 + meta_len + 4 + 16 + body_len + body_len / 8
 }
 
 struct Out<'a> {
@@ -35,18 +38,24 @@ impl Out<'_> {
 }
 
 /// Writes the record of an event received at `time` into `out`: `meta` is its fields (event,
-/// status, live) joined with tabs as given, `line` the body, whose tabs and line breaks become
-/// spaces when `line_breaks` says it has any. Returns the record's length; `InvalidArgument`
-/// when `out` is too small (see [`max_len`]).
+/// status, live, and the envelope when `enveloped`) joined with tabs as given, `line` the body,
+/// whose tabs and line breaks become spaces when `line_breaks` says it has any. Returns the
+/// record's length; `InvalidArgument` when `out` is too small (see [`max_len`]).
 pub fn write(
     time: i64,
     meta: &[&[u8]],
+    enveloped: bool,
     line: &[u8],
     line_breaks: bool,
     out: &mut [u8],
 ) -> Result<usize, Code> {
+    let (plain, block) = if enveloped {
+        (b"E", b'F')
+    } else {
+        (b"C", b'Z')
+    };
     let mut o = Out { buf: out, n: 0 };
-    o.put(b"C")?;
+    o.put(plain)?;
     let mut digits = [0u8; 24];
     o.put(crate::buf::format_i64(time, &mut digits))?;
     for m in meta {
@@ -61,7 +70,7 @@ pub fn write(
             // Kept only when it saves an eighth: a record near a slab boundary gains nothing less.
             if let Ok(n) = lz4_flex::block::compress_into(line, room) {
                 if n + 4 <= line.len() - line.len() / 8 {
-                    o.buf[0] = b'Z';
+                    o.buf[0] = block;
                     o.buf[head..at].copy_from_slice(&(line.len() as u32).to_le_bytes());
                     return Ok(at + n);
                 }
@@ -84,7 +93,7 @@ fn one_line(line: &mut [u8]) {
     }
 }
 
-/// The line of a `Z` record from what follows its fourth tab, decompressed into `out`, tabs and
+/// The line of a `Z` or `F` record from what follows its last meta field's tab, decompressed into `out`, tabs and
 /// line breaks as spaces. Returns its length; `InvalidArgument` when the block is damaged or `out`
 /// too small for it.
 pub fn line(block: &[u8], out: &mut [u8]) -> Result<usize, Code> {
@@ -118,15 +127,47 @@ mod tests {
         let n = write(
             1_700_000_000,
             &[b"job.status", b"RUNNING", b"false"],
+            false,
             b"{\n}",
             true,
             &mut out,
         )
         .unwrap();
         assert_eq!(&out[..n], b"C1700000000\tjob.status\tRUNNING\tfalse\t{ }");
+        let n = write(
+            1_700_000_000,
+            &[b"job.status", b"RUNNING", b"false", b"\"sender\":\"up42\""],
+            true,
+            b"{\n}",
+            true,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            &out[..n],
+            b"E1700000000\tjob.status\tRUNNING\tfalse\t\"sender\":\"up42\"\t{ }"
+        );
 
         let body = format!("{{\"pad\":\"{}\",\n\t\"x\":1}}", "p".repeat(900));
-        let n = write(7, &[b"e", b"", b""], body.as_bytes(), true, &mut out).unwrap();
+        let n = write(
+            7,
+            &[b"e", b"", b"", b"x"],
+            true,
+            body.as_bytes(),
+            true,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out[0], b'F');
+        let mut tabs = 0;
+        let at = out[..n].iter().position(|&b| {
+            tabs += usize::from(b == b'\t');
+            tabs == 5
+        });
+        let mut back = vec![0u8; 2048];
+        let m = line(&out[at.unwrap() + 1..n], &mut back).unwrap();
+        assert_eq!(&back[..m], body.replace(['\n', '\t'], " ").as_bytes());
+        let n = write(7, &[b"e", b"", b""], false, body.as_bytes(), true, &mut out).unwrap();
         assert_eq!(out[0], b'Z');
         assert!(n < 200, "{n}");
         let mut back = vec![0u8; 2048];
@@ -153,11 +194,11 @@ mod tests {
             })
             .collect();
         let mut out = vec![0u8; max_len(3, body.len())];
-        let n = write(1, &[b"", b"", b""], &body, false, &mut out).unwrap();
+        let n = write(1, &[b"", b"", b""], false, &body, false, &mut out).unwrap();
         assert_eq!(out[0], b'C');
         assert_eq!(&out[n - body.len()..n], &body[..]);
         assert_eq!(
-            write(1, &[b"", b"", b""], &body, false, &mut out[..100]),
+            write(1, &[b"", b"", b""], false, &body, false, &mut out[..100]),
             Err(Code::InvalidArgument)
         );
     }

@@ -119,9 +119,24 @@ fn the_receivers_one_call_does_not_allocate() {
     assert_eq!(code, Code::Ok);
     assert_eq!(&d.id[..d.id_len], b"m:m1");
 
-    // The store's record of it, compressed, and its line read back, in buffers made beforehand.
-    use up42webhooks::ffi::{up42wh_buffer, up42wh_delivery_record, up42wh_record_line};
-    let (mut rec, mut line) = (vec![0u8; 4096], vec![0u8; 4096]);
+    // Its envelope, the store's record of it, compressed, and its line read back, in buffers made
+    // beforehand.
+    use up42webhooks::ffi::{
+        up42wh_buffer, up42wh_delivery_envelope, up42wh_delivery_record, up42wh_record_line,
+    };
+    let (mut rec, mut line, mut env) = (vec![0u8; 4096], vec![0u8; 4096], vec![0u8; 2432]);
+    let mut env_out = up42wh_buffer {
+        ptr: env.as_mut_ptr(),
+        cap: env.len(),
+        len: 0,
+    };
+    counting(true);
+    let enveloped = unsafe {
+        up42wh_delivery_envelope(&*d, b"up42".as_ptr(), 4, b"up42".as_ptr(), 4, &mut env_out)
+    };
+    counting(false);
+    assert_eq!(enveloped, Code::Ok);
+    assert!(env[..env_out.len].ends_with(br#""delivery_id":"m1","delivery_id_from":"messageId""#));
     let mut rec_out = up42wh_buffer {
         ptr: rec.as_mut_ptr(),
         cap: rec.len(),
@@ -140,14 +155,23 @@ fn the_receivers_one_call_does_not_allocate() {
     ]
     .concat();
     counting(true);
-    let written =
-        unsafe { up42wh_delivery_record(&*d, padded.as_ptr(), padded.len(), now, &mut rec_out) };
+    let written = unsafe {
+        up42wh_delivery_record(
+            &*d,
+            env.as_ptr(),
+            env_out.len,
+            padded.as_ptr(),
+            padded.len(),
+            now,
+            &mut rec_out,
+        )
+    };
     counting(false);
     let block_at = 1 + rec
         .iter()
         .enumerate()
         .filter(|&(_, &b)| b == b'\t')
-        .nth(3)
+        .nth(4)
         .map(|(i, _)| i)
         .unwrap();
     counting(true);
@@ -160,7 +184,7 @@ fn the_receivers_one_call_does_not_allocate() {
     };
     counting(false);
     assert_eq!((written, read), (Code::Ok, Code::Ok));
-    assert_eq!(rec[0], b'Z', "the padded body was compressed");
+    assert_eq!(rec[0], b'F', "the padded body was compressed");
     assert_eq!(line_out.len, padded.len());
     assert_eq!(
         ALLOCATIONS.load(Ordering::SeqCst),

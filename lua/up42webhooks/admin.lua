@@ -61,7 +61,7 @@ local function integer_arg(args, name, default, max)
     return n
 end
 
-local DUMP_ARGS = { "event", "status", "live", "since", "limit", "wait", "count" }
+local DUMP_ARGS = { "event", "status", "live", "since", "limit", "wait", "count", "meta" }
 local BOOLEAN = { "true", "false" }
 local UP42_EVENTS = { "job.status", "order.status" }
 local UP42_STATUSES = "in capitals, as UP42 sends them: e.g. PENDING, RUNNING, SUCCEEDED, FAILED, "
@@ -102,7 +102,7 @@ local function dump_args(c)
             return bad_argument(name .. " once, with a value (several values: " .. name .. "=a,b)")
         end
     end
-    for _, name in ipairs{ "live", "count" } do
+    for _, name in ipairs{ "live", "count", "meta" } do
         if args[name] and not one_of(BOOLEAN, args[name]) then
             return bad_argument(name .. " must be true or false, not " .. args[name], BOOLEAN)
         end
@@ -170,10 +170,31 @@ local function filter_of(args)
     end
 end
 
--- GET /dump-webhooks[?event=&status=&live=&since=K&limit=N&wait=S&count=false]: one stored event
--- a line, in key order, then {"number_webhooks_received": n, "next": K}: n lines listed, K the
--- cursor for the next call's since (count=false leaves that line out, for `jq -s`). wait=S holds
--- the request until an event after `since` exists.
+local LIVE_JSON = { ["true"] = "true", ["false"] = "false" }
+
+-- A text field as JSON: null when empty.
+local function text_json(v)
+    if v == nil or v == "" then
+        return "null"
+    end
+    return json_encode(v)
+end
+
+-- An event's line with ?meta=true: its key, when it arrived, its envelope (what was verified:
+-- sender, scheme, key index, delivery id; an event of an older journal has none), the fields the
+-- filters read, and the event as stored, last.
+local function meta_line(key, line, time, envelope, event, status, live)
+    return '{"key":' .. cursor_json(key) .. ',"received":' .. (time and ("%.0f"):format(time) or "null")
+           .. ((envelope and envelope ~= "") and ("," .. envelope) or "")
+           .. ',"event_type":' .. text_json(event) .. ',"status":' .. text_json(status)
+           .. ',"live":' .. (LIVE_JSON[live] or "null") .. ',"event":' .. line .. "}"
+end
+
+-- GET /dump-webhooks[?event=&status=&live=&since=K&limit=N&wait=S&count=false&meta=true]: one
+-- stored event a line (with meta=true, one JSON object with its key and envelope), in key order,
+-- then {"number_webhooks_received": n, "next": K}: n lines listed, K the cursor for the next
+-- call's since (count=false leaves that line out, for `jq -s`). wait=S holds the request until an
+-- event after `since` exists.
 function _M.dump(c)
     c = admitted(c)
     if not c then
@@ -210,8 +231,9 @@ function _M.dump(c)
     ngx.header["Content-Type"] = "application/x-ndjson"
     local chunk = {}
     local printed = false
-    local listed, nxt = c.store:range(since, limit or nil, filter_of(args), function(_, line)
-        chunk[#chunk + 1] = line
+    local with_meta = args.meta == "true"
+    local listed, nxt = c.store:range(since, limit or nil, filter_of(args), function(key, line, _, ...)
+        chunk[#chunk + 1] = with_meta and meta_line(key, line, ...) or line
         if #chunk == 256 then
             chunk[#chunk + 1] = ""
             ngx_print(concat(chunk, "\n"))
@@ -263,11 +285,12 @@ function _M.ack(c)
     return ngx.exit(200)
 end
 
--- GET /tail[?since=K] (or Last-Event-ID): Server-Sent Events, one `event: webhook` per stored
--- event with `id: <key>` and the event as `data:`, a heartbeat comment every tail_heartbeat
--- seconds. Tails and long polls share max_held (tails alone max_tails), so that they cannot take
--- the workers' connections; a tail ends when its client goes away or its worker exits (a reload:
--- `retry:` sends an EventSource to the new workers at once).
+-- GET /tail[?since=K&meta=true] (or Last-Event-ID): Server-Sent Events, one `event: webhook` per
+-- stored event with `id: <key>` and the event as `data:` (with meta=true, its key and envelope
+-- too), a heartbeat comment every tail_heartbeat seconds. Tails and long polls share max_held
+-- (tails alone max_tails), so that they cannot take the workers' connections; a tail ends when
+-- its client goes away or its worker exits (a reload: `retry:` sends an EventSource to the new
+-- workers at once).
 function _M.tail(c)
     c = admitted(c)
     if not c then
@@ -283,6 +306,10 @@ function _M.tail(c)
     if not since then
         return
     end
+    if args.meta ~= nil and not one_of(BOOLEAN, args.meta) then
+        return bad_argument("meta must be true or false", BOOLEAN)
+    end
+    local with_meta = args.meta == "true"
     local taken, why = held.take(c, "tails")
     if not taken then
         return reply.unavailable("tail_refused", why .. ", retry later")
@@ -302,8 +329,9 @@ function _M.tail(c)
         end
         while not held.should_end() do
             local out = {}
-            local listed, nxt = c.store:range(since, 256, nil, function(key, line)
-                out[#out + 1] = "event: webhook\nid: " .. key .. "\ndata: " .. line .. "\n\n"
+            local listed, nxt = c.store:range(since, 256, nil, function(key, line, _, ...)
+                out[#out + 1] = "event: webhook\nid: " .. key .. "\ndata: "
+                                .. (with_meta and meta_line(key, line, ...) or line) .. "\n\n"
             end)
             if not listed then
                 return nxt -- the store is unreachable: end the stream, the client reconnects

@@ -97,6 +97,16 @@ enum up42wh_insert_outcome
   UP42WH_INSERT_OUTCOME_FULL = 4,
 };
 typedef uint32_t up42wh_insert_outcome;
+enum up42wh_id_source
+ {
+  UP42WH_ID_SOURCE_MESSAGE_ID = 0,
+  UP42WH_ID_SOURCE_WEBHOOK_ID = 1,
+  UP42WH_ID_SOURCE_GITHUB_DELIVERY = 2,
+  UP42WH_ID_SOURCE_EVENT_ID = 3,
+  UP42WH_ID_SOURCE_NONCE = 4,
+  UP42WH_ID_SOURCE_BODY_SHA256 = 5,
+};
+typedef uint32_t up42wh_id_source;
 typedef struct up42wh_index up42wh_index;
 typedef struct up42wh_journal up42wh_journal;
 typedef struct up42wh_journal_reader up42wh_journal_reader;
@@ -189,6 +199,8 @@ typedef struct {
   size_t event_len;
   size_t status_len;
   uint8_t id[320];
+  size_t id_at;
+  uint32_t id_source;
   uint8_t event[128];
   uint8_t status[128];
   uint32_t unsigned_times;
@@ -332,7 +344,15 @@ up42wh_result up42wh_receive_message(const up42wh_keyring *ring,
                                      const uint8_t *id_prefix,
                                      size_t id_prefix_len,
                                      up42wh_delivery *out);
+up42wh_result up42wh_delivery_envelope(const up42wh_delivery *delivery,
+                                       const uint8_t *sender,
+                                       size_t sender_len,
+                                       const uint8_t *scheme,
+                                       size_t scheme_len,
+                                       up42wh_buffer *out);
 up42wh_result up42wh_delivery_record(const up42wh_delivery *delivery,
+                                     const uint8_t *envelope,
+                                     size_t envelope_len,
                                      const uint8_t *body,
                                      size_t body_len,
                                      int64_t time,
@@ -343,7 +363,9 @@ up42wh_result up42wh_record_write(int64_t time,
                                   const uint8_t *line,
                                   size_t line_len,
                                   up42wh_buffer *out);
-up42wh_result up42wh_record_line(const uint8_t *block, size_t block_len, up42wh_buffer *out);
+up42wh_result up42wh_record_line(const uint8_t *block,
+                                 size_t block_len,
+                                 up42wh_buffer *out);
 up42wh_result up42wh_sign_options_init(up42wh_sign_options *opts);
 up42wh_result up42wh_sign(const up42wh_key *key,
                           const uint8_t *body,

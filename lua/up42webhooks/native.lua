@@ -109,6 +109,7 @@ end
 local record_out = ffi_new("up42wh_buffer")
 local record_buf
 local up42wh_delivery_record = C.up42wh_delivery_record
+local up42wh_delivery_envelope = C.up42wh_delivery_envelope
 local up42wh_record_write = C.up42wh_record_write
 local up42wh_record_line = C.up42wh_record_line
 local floor = math.floor
@@ -139,12 +140,26 @@ local function filled(rc)
     return ffi_str(ptr, len)
 end
 
--- The record of a delivery just received (`d` the struct receive returned), as a pointer and a
--- length into the worker's buffer (valid until the next record call: store it with shm before
--- anything yields), or nil, err.
-function _M.delivery_record(d, body, time)
-    local out = buffer(#body + floor(#body / 8) + 700)
-    return written(tonumber(up42wh_delivery_record(d, body, #body, time, out)))
+-- The envelope of a delivery just received (`d` the struct receive returned) for the sender
+-- `name` verified by `scheme`: JSON members without braces (src/envelope.rs), or nil, err.
+local ENVELOPE_MAX = 2432
+local envelope_buf = ffi_new("uint8_t[?]", ENVELOPE_MAX)
+local envelope_out = ffi_new("up42wh_buffer")
+envelope_out.ptr, envelope_out.cap = envelope_buf, ENVELOPE_MAX
+function _M.delivery_envelope(d, name, scheme)
+    local rc = tonumber(up42wh_delivery_envelope(d, name, #name, scheme, #scheme, envelope_out))
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    return ffi_str(envelope_buf, envelope_out.len)
+end
+
+-- The record of a delivery just received (`d` the struct receive returned) with its envelope, as
+-- a pointer and a length into the worker's buffer (valid until the next record call: store it
+-- with shm before anything yields), or nil, err.
+function _M.delivery_record(d, envelope, body, time)
+    local out = buffer(#body + floor(#body / 8) + #envelope + 700)
+    return written(tonumber(up42wh_delivery_record(d, envelope, #envelope, body, #body, time, out)))
 end
 
 -- The record of a journal's event from the reader's struct (see journal_read), the same way.
@@ -155,7 +170,7 @@ function _M.journal_record(r)
     return written(tonumber(up42wh_record_write(r.time, meta.ptr, meta.len, line.ptr, line.len, out)))
 end
 
--- The line of a compressed record from what follows its fourth tab, or nil, err.
+-- The line of a compressed record from what follows its last meta field, or nil, err.
 function _M.record_line(block)
     local a, b, c, d = byte(block, 1, 4)
     if not d then

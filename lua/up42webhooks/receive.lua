@@ -173,8 +173,14 @@ function _M.receive(c, name)
                           .. "is within the replay horizon, so it goes on to the dedup check")
     end
     local counter = sender.stored_counter[tonumber(d.key_index)]
+    -- What was verified, kept with the event: sender, scheme, key index, delivery id.
+    local envelope, eerr = native.delivery_envelope(d, sender.name, sender.verified_by)
+    if not envelope then
+        return REFUSED.error(eerr)
+    end
     -- The store reads `d` before anything yields (Redis does), and not after.
-    local key, why, detail = c.store:add{ delivery = d, body = body, now = now, sender = sender.name }
+    local key, why, detail = c.store:add{ delivery = d, body = body, now = now, sender = sender.name,
+                                          envelope = envelope }
     if not key then
         return REFUSED[why](detail)
     end

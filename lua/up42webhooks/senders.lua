@@ -166,6 +166,8 @@ function _M.new(name, c, defaults)
         id_prefix = name == "up42" and "" or (name .. ":"), stored_counter = counter,
         -- Only RFC 9421 signs the request's method, scheme, authority and target.
         signs_request = scheme == "rfc9421",
+        -- The verifying scheme, as each stored event's envelope names it.
+        verified_by = scheme,
         scheme = c.scheme, authority = c.authority,
         tolerance = o.max_age, future = o.max_future, max_body = o.max_body,
     }

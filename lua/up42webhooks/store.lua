@@ -4,9 +4,11 @@
 -- cursor, ack, trim, stats, dicts, replay, and start/start_worker/every_second/stop_worker/last_key
 -- from store_lifecycle.lua) are what another backend gives (store_redis.lua): docs/receiver.md.
 --
--- The events dict holds each event under its key as "C<time>\t<event>\t<status>\t<live>\t<line>",
--- with a TTL while it is pending (claimed, not yet answered) and none once committed (a "P" state
--- byte marked pending before, and is still read as such), and the store's own
+-- The events dict holds each event under its key as
+-- "E<time>\t<event>\t<status>\t<live>\t<envelope>\t<line>" ("F": the line as an LZ4 block; "C"
+-- and "Z" without the envelope, for events of an older journal), with a TTL while it is pending
+-- (claimed, not yet answered) and none once committed (a "P" state byte marked pending before,
+-- and is still read as such), and the store's own
 -- entries "low" (every key at or below it is gone: acknowledged or past retention), "settled",
 -- the journal's segment. The dedup dict holds the marks every delivery reads or moves: "n" (the
 -- last key handed out), "count" (events held), the journal's key reservation, and the "gap:<key>"
@@ -38,6 +40,8 @@ local function noop() end
 
 local C_ = byte("C")
 local Z_ = byte("Z") -- committed, its line an LZ4 block
+local E_ = byte("E") -- committed, with its envelope
+local F_ = byte("F") -- committed, with its envelope, its line an LZ4 block
 local P_ = byte("P")
 local index_claim, index_commit, index_cancel = native.index_claim_delivery, native.index_commit, native.index_cancel
 local delivery_id, body_sha256 = native.delivery_id, native.body_sha256
@@ -96,7 +100,7 @@ function _M.add(c, d)
     end
     -- The dict's record, written by the library (compressed when that is smaller), in its buffer
     -- until the next record call. The journal keeps the meta and the line.
-    local record, record_len = native.delivery_record(d.delivery, d.body, d.now)
+    local record, record_len = native.delivery_record(d.delivery, d.envelope, d.body, d.now)
     if not record then
         index_cancel(c.index)
         return nil, "error", record_len
@@ -105,7 +109,7 @@ function _M.add(c, d)
     if c.journal then
         local event, status, live
         event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
-        meta = event .. "\t" .. status .. "\t" .. live
+        meta = event .. "\t" .. status .. "\t" .. live .. "\t" .. d.envelope
         id, digest = delivery_id(d.delivery), body_sha256(d.delivery)
     end
     local key, ierr = c.seen:incr("n", 1, 0)
@@ -154,16 +158,22 @@ function _M.add(c, d)
     return key
 end
 
--- The fields of a stored value: state byte, time, event, status, live, and what follows (the line,
--- or its LZ4 block: line_of reads it).
+-- The fields of a stored value: state byte, time, event, status, live, what follows (the line,
+-- or its LZ4 block: line_of reads it) and the envelope (nil in an event of an older journal).
 local function parse(v)
+    local state = byte(v, 1)
+    if state == E_ or state == F_ then
+        local t, event, status, live, envelope, rest =
+            v:match("^.(%d+)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+        return state, tonumber(t), event, status, live, rest, envelope
+    end
     local t, event, status, live, rest = v:match("^.(%d+)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-    return byte(v, 1), tonumber(t), event, status, live, rest
+    return state, tonumber(t), event, status, live, rest
 end
 
 -- The line of a stored value from its state byte and what parse returned after its fields.
 local function line_of(state, rest)
-    if state == Z_ and rest then
+    if (state == Z_ or state == F_) and rest then
         return native.record_line(rest)
     end
     return rest
@@ -175,10 +185,10 @@ local function time_of(v)
 end
 
 -- An entry's state: pending (P_) while it has a TTL (or, written by an older version, a P byte),
--- else committed (C_, whether its line is compressed or not).
+-- else committed (C_, whether its line is compressed or not, with an envelope or not).
 local function state_of(events, k, v)
     local b = byte(v, 1)
-    if b == C_ or b == Z_ then
+    if b == C_ or b == Z_ or b == E_ or b == F_ then
         return (events:ttl(k) or 0) > 0 and P_ or C_
     end
     return b
@@ -194,10 +204,11 @@ local function next_present(events, k, last)
     end
 end
 
--- The readable events after key `since`, in key order: calls each(key, line, value) for those that
--- pass `want(event, status, live)` (nil: all), at most `limit` of them; `each` returning true stops
--- the reading before that event. Reading also stops before an event still being written, so that a
--- reader that moves its cursor to the returned `next` never skips one. Returns the number listed
+-- The readable events after key `since`, in key order: calls each(key, line, value, time,
+-- envelope, event, status, live) for those that pass `want(event, status, live)` (nil: all), at
+-- most `limit` of them; `each` returning true stops the reading before that event. Reading also
+-- stops before an event still being written, so that a reader that moves its cursor to the
+-- returned `next` never skips one. Returns the number listed
 -- and `next`: the last key read past (listed or not), or nil, err when a stored line cannot be
 -- read back. With `skip_lines` (the store's own readers, which only look at keys and values)
 -- `each` gets no line, and no compressed line is decompressed.
@@ -225,9 +236,9 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
             end
             k, v = j, later
         end
-        local state, written_as, _, event, status, live, line
+        local state, written_as, time, event, status, live, line, envelope
         if v then
-            written_as, _, event, status, live, line = parse(v)
+            written_as, time, event, status, live, line, envelope = parse(v)
             state = state_of(events, k, v)
         end
         if state == P_ then
@@ -244,7 +255,7 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
                         return nil, "event " .. k .. ": " .. tostring(err)
                     end
                 end
-                if each(k, text, v) then
+                if each(k, text, v, time, envelope, event, status, live) then
                     break
                 end
                 listed = listed + 1

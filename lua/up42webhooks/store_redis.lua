@@ -36,6 +36,7 @@ local native = require "up42webhooks.native"
 local ngx, getenv = ngx, os.getenv
 local concat, floor, min = table.concat, math.floor, math.min
 local byte, format = string.byte, string.format
+local json_string = require("cjson.safe").encode
 
 local _M = { START = "0", CURSOR = "a stream entry id (milliseconds-sequence, or 0), each part up to 9007199254740991" }
 
@@ -323,7 +324,7 @@ function _M.add(c, d)
         local out, e = script(red, ADD_SHA, ADD, 2, r.seen_prefix .. id, r.stream, digest,
                               c.dedup_ttl, maxlen, "json", line, "event", event, "status", status,
                               "live", live, "sender", d.sender or "up42", "id", id,
-                              "time", d.now)
+                              "time", d.now, "envelope", d.envelope)
         if not out then
             return nil, "Redis: " .. tostring(e)
         end
@@ -352,8 +353,10 @@ local function fields(list)
     return t
 end
 
--- The events after entry `since`, in stream order: each(id, line) for those that pass `want`, at
--- most `limit` of them. Returns the number listed and `next` (the last id read past), or nil, err.
+-- The events after entry `since`, in stream order: each(id, line, nil, time, envelope, event,
+-- status, live) for those that pass `want`, at most `limit` of them (an entry written before the
+-- envelope has its sender's name in its place). Returns the number listed and `next` (the last id
+-- read past), or nil, err.
 function _M.range(c, since, limit, want, each)
     local r = c.redis
     if limit == 0 then
@@ -373,7 +376,11 @@ function _M.range(c, since, limit, want, each)
                 nxt = e[1]
                 if not want or want(f.event, f.status, f.live) then
                     listed = listed + 1
-                    each(e[1], f.json or "")
+                    local envelope = f.envelope
+                    if not envelope and f.sender then
+                        envelope = '"sender":' .. json_string(f.sender)
+                    end
+                    each(e[1], f.json or "", nil, tonumber(f.time), envelope, f.event, f.status, f.live)
                     if limit and listed >= limit then
                         return listed, nxt
                     end

@@ -151,6 +151,11 @@ pub struct up42wh_delivery {
     /// `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
     /// the delivery has no id.
     pub id: [u8; 320],
+    /// Where the sender's own id starts in `id` (after the prefix and the kind); for a delivery
+    /// without one, where the body digest's hex starts.
+    pub id_at: usize,
+    /// Where that id came from: an `up42wh_id_source`.
+    pub id_source: u32,
     /// The event type (tabs and line breaks written as spaces); empty when there is none.
     pub event: [u8; 128],
     /// The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
@@ -173,6 +178,8 @@ impl From<&Delivery> for up42wh_delivery {
             event_len,
             status_len,
             id: *id,
+            id_at: d.id_at,
+            id_source: d.id_source as u32,
             event: *event,
             status: *status,
             unsigned_times: d.unsigned_times as u32,

@@ -1,11 +1,41 @@
-//! The C ABI for the store's records (src/record.rs): write one from a received delivery or from
-//! the journal, and read back a compressed line. Same conventions as `ffi`.
+//! The C ABI for the store's records (src/record.rs) and the envelope they keep
+//! (src/envelope.rs): write one from a received delivery or from the journal, and read back a
+//! compressed line. Same conventions as `ffi`.
 #![allow(non_camel_case_types)]
 
 use super::up42wh_delivery;
 use super::{guard, try_bytes, try_mut, try_ref};
 use crate::code::Code;
-use crate::record;
+use crate::delivery::IdSource;
+use crate::{envelope, record};
+
+/// Where a delivery's own id came from, for `up42wh_delivery.id_source`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum up42wh_id_source {
+    /// UP42's body member `messageId`.
+    MessageId = 0,
+    /// Standard Webhooks' `webhook-id` header.
+    WebhookId = 1,
+    /// GitHub's `X-GitHub-Delivery` header.
+    GithubDelivery = 2,
+    /// Stripe's body member `id`.
+    EventId = 3,
+    /// The RFC 9421 signature's `nonce`.
+    Nonce = 4,
+    /// None: the delivery id is the hex SHA-256 of the body.
+    BodySha256 = 5,
+}
+
+// The library's own enum and this one number the sources alike.
+const _: () = {
+    assert!(up42wh_id_source::MessageId as u32 == IdSource::MessageId as u32);
+    assert!(up42wh_id_source::WebhookId as u32 == IdSource::WebhookId as u32);
+    assert!(up42wh_id_source::GithubDelivery as u32 == IdSource::GithubDelivery as u32);
+    assert!(up42wh_id_source::EventId as u32 == IdSource::EventId as u32);
+    assert!(up42wh_id_source::Nonce as u32 == IdSource::Nonce as u32);
+    assert!(up42wh_id_source::BodySha256 as u32 == IdSource::BodySha256 as u32);
+};
 
 /// A caller's buffer: `cap` writable bytes at `ptr`; a call that fills it sets `len`.
 #[repr(C)]
@@ -31,18 +61,62 @@ unsafe fn fill(
     Ok(())
 }
 
-/// Writes the store's record of a delivery that `up42wh_receive` (or `up42wh_receive_message`)
-/// accepted, received at `time`, into `out`: `C<time>\t<event>\t<status>\t<live>\t<body>` (the
-/// body's tabs and line breaks as spaces, when `delivery->line_breaks`), or `Z`
-/// and the body as an LZ4 block (length first, 4 bytes little-endian) when that is an eighth
-/// smaller. `out->cap` of `body_len + body_len / 8 + 700` is always enough (`INVALID_ARGUMENT`
-/// otherwise). Does not allocate.
+/// Writes the envelope of a delivery that `up42wh_receive_message` accepted for the sender
+/// `sender` (its name) and the scheme `scheme` into `out`: JSON members without braces,
+/// `"sender":..,"scheme":..,"key_index":..,"delivery_id":..,"delivery_id_from":..`, the id
+/// without the caller's prefix, strings escaped (bytes that are not UTF-8 as U+FFFD), no tab or
+/// line break. `out->cap` of 2432 is always enough for names of at most 64 bytes
+/// (`INVALID_ARGUMENT` otherwise, as for a `delivery` whose id fields are out of range). Does not
+/// allocate.
 ///
 /// # Safety
-/// `delivery` must be valid, `body` valid for `body_len` bytes, `out` as `up42wh_buffer` says.
+/// `delivery` must be valid, the byte strings valid for their lengths, `out` as `up42wh_buffer`
+/// says.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_delivery_envelope(
+    delivery: *const up42wh_delivery,
+    sender: *const u8,
+    sender_len: usize,
+    scheme: *const u8,
+    scheme_len: usize,
+    out: *mut up42wh_buffer,
+) -> Code {
+    guard(|| {
+        let d = try_ref!(delivery);
+        let sender = try_bytes!(sender, sender_len);
+        let scheme = try_bytes!(scheme, scheme_len);
+        let id =
+            d.id.get(..d.id_len)
+                .and_then(|id| id.get(d.id_at..))
+                .ok_or(Code::InvalidArgument)?;
+        let from = IdSource::try_from(d.id_source)?;
+        // SAFETY: `out` is as up42wh_buffer says: the export's contract.
+        unsafe {
+            fill(out, |buf| {
+                envelope::write(sender, scheme, d.key_index, id, from, buf)
+            })
+        }
+    })
+}
+
+/// Writes the store's record of a delivery that `up42wh_receive` (or `up42wh_receive_message`)
+/// accepted, received at `time`, into `out`:
+/// `E<time>\t<event>\t<status>\t<live>\t<envelope>\t<body>` (the body's tabs and line breaks as
+/// spaces, when `delivery->line_breaks`), or `F` and the body as an LZ4 block (length first, 4
+/// bytes little-endian) when that is an eighth smaller. `envelope` is what
+/// `up42wh_delivery_envelope` wrote; without one (`envelope_len` 0) the record has no envelope
+/// field and starts with `C` or `Z`. `out->cap` of `body_len + body_len / 8 + envelope_len + 700`
+/// is always enough (`INVALID_ARGUMENT` otherwise, as for an envelope with a tab or line break).
+/// Does not allocate.
+///
+/// # Safety
+/// `delivery` must be valid, `envelope` valid for `envelope_len` bytes, `body` for `body_len`
+/// bytes, `out` as `up42wh_buffer` says.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_delivery_record(
     delivery: *const up42wh_delivery,
+    envelope: *const u8,
+    envelope_len: usize,
     body: *const u8,
     body_len: usize,
     time: i64,
@@ -50,6 +124,10 @@ pub unsafe extern "C" fn up42wh_delivery_record(
 ) -> Code {
     guard(|| {
         let d = try_ref!(delivery);
+        let envelope = try_bytes!(envelope, envelope_len);
+        if envelope.iter().any(|&b| matches!(b, b'\t' | b'\r' | b'\n')) {
+            return Err(Code::InvalidArgument);
+        }
         let body = try_bytes!(body, body_len);
         let live: &[u8] = match d.live {
             1 => b"true",
@@ -60,17 +138,24 @@ pub unsafe extern "C" fn up42wh_delivery_record(
             d.event.get(..d.event_len).ok_or(Code::InvalidArgument)?,
             d.status.get(..d.status_len).ok_or(Code::InvalidArgument)?,
         );
+        let enveloped = !envelope.is_empty();
+        let meta: &[&[u8]] = if enveloped {
+            &[event, status, live, envelope]
+        } else {
+            &[event, status, live]
+        };
         // SAFETY: `out` is as up42wh_buffer says: the export's contract.
         unsafe {
             fill(out, |buf| {
-                record::write(time, &[event, status, live], body, d.line_breaks, buf)
+                record::write(time, meta, enveloped, body, d.line_breaks, buf)
             })
         }
     })
 }
 
-/// Like `up42wh_delivery_record` with the meta already joined (`event\tstatus\tlive`, as the
-/// journal keeps it) and a line already on one line, for events put back from the journal.
+/// Like `up42wh_delivery_record` with the meta already joined (`event\tstatus\tlive\tenvelope`,
+/// as the journal keeps it, or without the envelope, as older journals do: the record then starts
+/// with `C` or `Z`) and a line already on one line, for events put back from the journal.
 ///
 /// # Safety
 /// The byte strings valid for their lengths, `out` as `up42wh_buffer` says.
@@ -86,13 +171,19 @@ pub unsafe extern "C" fn up42wh_record_write(
     guard(|| {
         let meta = try_bytes!(meta, meta_len);
         let line = try_bytes!(line, line_len);
+        // The journal's meta of an event stored with its envelope has four fields.
+        let enveloped = meta.iter().filter(|&&b| b == b'\t').count() >= 3;
         // SAFETY: `out` is as up42wh_buffer says: the export's contract.
-        unsafe { fill(out, |buf| record::write(time, &[meta], line, false, buf)) }
+        unsafe {
+            fill(out, |buf| {
+                record::write(time, &[meta], enveloped, line, false, buf)
+            })
+        }
     })
 }
 
-/// The line of a `Z` record, from the bytes after its fourth tab: decompressed into `out`, tabs
-/// and line breaks as spaces. `INVALID_ARGUMENT` when the block is damaged or `out` too small.
+/// The line of a `Z` or `F` record, from the bytes after its last meta field (its fourth tab, or
+/// the fifth of an `F` record): decompressed into `out`, tabs and line breaks as spaces. `INVALID_ARGUMENT` when the block is damaged or `out` too small.
 ///
 /// # Safety
 /// `block` valid for `block_len` bytes, `out` as `up42wh_buffer` says.

@@ -484,7 +484,7 @@ fn a_compressed_line_is_read_back_and_a_damaged_one_is_an_error_not_a_gap() {
         .eval()
         .unwrap();
     let stored = stored.as_bytes().to_vec();
-    assert!(stored[0] == b'Z' && stored.len() < 400, "{stored:?}");
+    assert!(stored[0] == b'F' && stored.len() < 550, "{stored:?}");
     let admin = || -> Table {
         lua.load("return { method = 'GET', args = {}, remote_addr = '127.0.0.1', listener = 'admin', headers = {} }")
             .eval()
@@ -980,9 +980,13 @@ fn segments_rotate_and_retention_removes_the_ones_no_longer_needed() {
     assert_eq!(removed, 0, "nothing past retention (7 days)");
     let after = up42webhooks::journal::usage(&dir).unwrap();
     assert!(after.segments < usage.segments, "{after:?} after {usage:?}");
-    assert_eq!(
-        after.last_segment, usage.last_segment,
-        "the current segment stays"
+    // The acknowledgement's record may have opened the next segment; the one in use stays.
+    assert!(
+        after.last_segment >= usage.last_segment
+            && dir
+                .join(format!("events.{:06}.log", after.last_segment))
+                .exists(),
+        "the current segment stays: {after:?}"
     );
 
     // A new start replays what is left: events 31 to 40, and the watermark written again.

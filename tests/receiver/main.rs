@@ -8,6 +8,7 @@ mod common;
 mod admin_web;
 mod durability;
 mod e2e;
+mod envelope;
 mod exposure;
 mod horizon;
 mod redis;
