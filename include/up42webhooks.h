@@ -316,6 +316,10 @@ enum up42wh_record_kind
    The event under `key` was not stored after all (its delivery was answered with an error).
    */
   UP42WH_RECORD_KIND_CANCEL = 3,
+  /*
+   The consumer named in `id` has acknowledged every event up to and including `key`.
+   */
+  UP42WH_RECORD_KIND_POSITION = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

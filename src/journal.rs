@@ -49,6 +49,9 @@ pub enum Kind {
     /// The event under `key`, written before, was not stored after all (its delivery was answered
     /// with an error, so the sender retries it).
     Cancel = 3,
+    /// The consumer named in `id` has acknowledged every event up to and including `key`: its
+    /// position.
+    Position = 4,
 }
 
 impl TryFrom<u32> for Kind {
@@ -58,13 +61,14 @@ impl TryFrom<u32> for Kind {
             1 => Ok(Kind::Event),
             2 => Ok(Kind::Drop),
             3 => Ok(Kind::Cancel),
+            4 => Ok(Kind::Position),
             _ => Err(Code::InvalidArgument),
         }
     }
 }
 
 /// One record. For a drop, `reason` says why (1 acknowledged, 2 retention); drops and cancels have
-/// empty slices.
+/// empty slices, a position only its consumer's name as `id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
     pub kind: Kind,

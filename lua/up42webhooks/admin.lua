@@ -61,7 +61,7 @@ local function integer_arg(args, name, default, max)
     return n
 end
 
-local DUMP_ARGS = { "event", "status", "live", "since", "limit", "wait", "count", "meta" }
+local DUMP_ARGS = { "event", "status", "live", "since", "limit", "wait", "count", "meta", "consumer", "before" }
 local BOOLEAN = { "true", "false" }
 local UP42_EVENTS = { "job.status", "order.status" }
 local UP42_STATUSES = "in capitals, as UP42 sends them: e.g. PENDING, RUNNING, SUCCEEDED, FAILED, "
@@ -148,6 +148,30 @@ local function dump_args(c)
     return args
 end
 
+-- A declared consumer's name from the query: nil when there is none, false after a 400.
+local function consumer_arg(c, args)
+    local v = args.consumer
+    if v == nil then
+        return nil
+    end
+    local declared = c.store.consumers
+    if type(v) ~= "string" then
+        bad_argument("consumer once, with a value")
+    elseif not declared then
+        bad_argument("consumer: no consumers are declared (configure{consumers}, UP42_WEBHOOK_CONSUMERS)")
+    elseif not one_of(declared, v) then
+        bad_argument("consumer: " .. v .. " is not declared; the consumers are " .. concat(declared, ", "), declared)
+    else
+        return v
+    end
+    return false
+end
+
+-- What a reader is told when retention dropped events its consumer had not acknowledged.
+local function gap_json(gap)
+    return '{"after":' .. cursor_json(gap.after) .. ',"through":' .. cursor_json(gap.through) .. "}"
+end
+
 -- The set of a list, for lookups.
 local function set_of(list)
     if not list then
@@ -194,7 +218,10 @@ end
 -- stored event a line (with meta=true, one JSON object with its key and envelope), in key order,
 -- then {"number_webhooks_received": n, "next": K}: n lines listed, K the cursor for the next
 -- call's since (count=false leaves that line out, for `jq -s`). wait=S holds the request until an
--- event after `since` exists.
+-- event after `since` exists. consumer=NAME starts after that consumer's position (since, when
+-- given, wins), and the last line says "gap" when retention dropped events it had not
+-- acknowledged. before=K&limit=N pages backwards, newest first; `next` is then the next page's
+-- before.
 function _M.dump(c)
     c = admitted(c)
     if not c then
@@ -204,7 +231,18 @@ function _M.dump(c)
     if not args then
         return
     end
-    local since = cursor_arg(c, args, "since", c.store.START)
+    local consumer = consumer_arg(c, args)
+    if consumer == false then
+        return
+    end
+    local position, gap
+    if consumer then
+        position, gap = c.store:consumer(consumer)
+        if position == nil then
+            return reply.unavailable("store_unavailable", "cannot read the consumer's position now, retry later", gap)
+        end
+    end
+    local since = cursor_arg(c, args, "since", position or c.store.START)
     if not since then
         return
     end
@@ -215,6 +253,16 @@ function _M.dump(c)
     local wait = integer_arg(args, "wait", 0, c.max_wait)
     if not wait then
         return
+    end
+    local before
+    if args.before ~= nil then
+        if args.since or args.wait or consumer then
+            return bad_argument("before pages backwards from a key: not with since, wait or consumer")
+        end
+        before = cursor_arg(c, args, "before")
+        if not before then
+            return
+        end
     end
     if wait > 0 then
         local ok, why = held.take(c, "waits")
@@ -232,7 +280,8 @@ function _M.dump(c)
     local chunk = {}
     local printed = false
     local with_meta = args.meta == "true"
-    local listed, nxt = c.store:range(since, limit or nil, filter_of(args), function(key, line, _, ...)
+    local read = before and c.store.range_back or c.store.range
+    local listed, nxt = read(c.store, before or since, limit or nil, filter_of(args), function(key, line, _, ...)
         chunk[#chunk + 1] = with_meta and meta_line(key, line, ...) or line
         if #chunk == 256 then
             chunk[#chunk + 1] = ""
@@ -250,7 +299,8 @@ function _M.dump(c)
     end
     if args.count ~= "false" then
         -- Written in this order every time (a table's order would follow its hash).
-        chunk[#chunk + 1] = '{"number_webhooks_received":' .. listed .. ',"next":' .. cursor_json(nxt) .. "}"
+        chunk[#chunk + 1] = '{"number_webhooks_received":' .. listed .. ',"next":' .. cursor_json(nxt)
+                            .. (gap and (',"gap":' .. gap_json(gap)) or "") .. "}"
         ngx_say(concat(chunk, "\n"))
     elseif #chunk > 0 then
         chunk[#chunk + 1] = "" -- the last event's line break
@@ -259,7 +309,9 @@ function _M.dump(c)
     return ngx.exit(200)
 end
 
--- POST /ack-webhooks?upto=K: removes every event up to K (as far as readers can see).
+-- POST /ack-webhooks?upto=K: removes every event up to K (as far as readers can see). With
+-- consumers declared, &consumer=NAME is required: it moves that consumer's position, and the
+-- events every declared consumer has passed are dropped.
 function _M.ack(c)
     c = admitted(c)
     if not c then
@@ -276,21 +328,38 @@ function _M.ack(c)
     if not upto then
         return
     end
-    local removed, through, outcome = c.store:ack(upto, ngx.time())
+    local consumer = consumer_arg(c, args)
+    if consumer == false then
+        return
+    end
+    local declared = c.store.consumers
+    if declared and not consumer then
+        -- Unnamed, it would drop events from under every declared consumer.
+        return respond(400, { code = 400, error = "consumer_required", accepted = declared,
+                              msg = "consumers are declared (" .. concat(declared, ", ") .. "): acknowledge "
+                                    .. "as one of them, POST /ack-webhooks?consumer=NAME&upto=K" })
+    end
+    local removed, through, dropped = c.store:ack(upto, ngx.time(), consumer)
     if not removed then
-        return reply.unavailable(outcome, "cannot record the acknowledgement now, retry later", through, ngx.ERR)
+        return reply.unavailable(dropped, "cannot record the acknowledgement now, retry later", through, ngx.ERR)
     end
     ngx.header["Content-Type"] = "application/json"
-    ngx_say('{"acked":', removed, ',"upto":', cursor_json(through), "}")
+    if consumer then
+        ngx_say('{"acked":', removed, ',"upto":', cursor_json(through), ',"consumer":', json_encode(consumer),
+                ',"dropped":', dropped, "}")
+    else
+        ngx_say('{"acked":', removed, ',"upto":', cursor_json(through), "}")
+    end
     return ngx.exit(200)
 end
 
--- GET /tail[?since=K&meta=true] (or Last-Event-ID): Server-Sent Events, one `event: webhook` per
--- stored event with `id: <key>` and the event as `data:` (with meta=true, its key and envelope
--- too), a heartbeat comment every tail_heartbeat seconds. Tails and long polls share max_held
--- (tails alone max_tails), so that they cannot take the workers' connections; a tail ends when
--- its client goes away or its worker exits (a reload: `retry:` sends an EventSource to the new
--- workers at once).
+-- GET /tail[?since=K&meta=true&consumer=NAME] (or Last-Event-ID): Server-Sent Events, one
+-- `event: webhook` per stored event with `id: <key>` and the event as `data:` (with meta=true, its
+-- key and envelope too; with consumer=NAME, from after its position, an `event: gap` first when
+-- retention dropped events it had not acknowledged), a heartbeat comment every tail_heartbeat
+-- seconds. Tails and long polls share max_held (tails alone max_tails), so that they cannot take
+-- the workers' connections; a tail ends when its client goes away or its worker exits (a reload:
+-- `retry:` sends an EventSource to the new workers at once).
 function _M.tail(c)
     c = admitted(c)
     if not c then
@@ -302,7 +371,18 @@ function _M.tail(c)
     if type(last_id) == "string" then
         args.since = last_id
     end
-    local since = cursor_arg(c, args, "since", c.store.START)
+    local consumer = consumer_arg(c, args)
+    if consumer == false then
+        return
+    end
+    local position, gap
+    if consumer then
+        position, gap = c.store:consumer(consumer)
+        if position == nil then
+            return reply.unavailable("store_unavailable", "cannot read the consumer's position now, retry later", gap)
+        end
+    end
+    local since = cursor_arg(c, args, "since", position or c.store.START)
     if not since then
         return
     end
@@ -322,7 +402,8 @@ function _M.tail(c)
         local beat = ngx.now() + c.tail_heartbeat
         -- The headers and this comment now, not with the first event: a client that resumes at
         -- the newest key learns at once that its stream is open.
-        ngx_print(": up42webhooks tail\n\n")
+        ngx_print(": up42webhooks tail\n\n",
+                  gap and ("event: gap\ndata: " .. gap_json(gap) .. "\n\n") or "")
         local opened, oerr = ngx.flush(true)
         if not opened then
             return oerr
@@ -425,6 +506,7 @@ function _M.stats(c)
     end
     -- The last key handed out (the newest entry's id in Redis, where ids are not numbers).
     local last = c.store:last_key(backlog)
+    local consumers = c.store:consumers_stats()
     if req.get_uri_args().format == "prometheus" then
         ngx.header["Content-Type"] = "text/plain; version=0.0.4"
         -- Deliveries by outcome are one counter; the store's own counts and the last replay's
@@ -455,6 +537,16 @@ function _M.stats(c)
                 lines[#lines + 1] = "up42webhooks_dedup_" .. k .. " " .. dedup[k]
             end
         end
+        if consumers then
+            lines[#lines + 1] = "# TYPE up42webhooks_consumer_lag gauge"
+            for name, cs in pairs(consumers) do
+                lines[#lines + 1] = ('up42webhooks_consumer_lag{consumer="%s"} %d'):format(name, cs.lag)
+            end
+            lines[#lines + 1] = "# TYPE up42webhooks_consumer_lost counter"
+            for name, cs in pairs(consumers) do
+                lines[#lines + 1] = ('up42webhooks_consumer_lost{consumer="%s"} %d'):format(name, cs.lost)
+            end
+        end
         lines[#lines + 1] = "# TYPE up42webhooks_dict_free_bytes gauge"
         for name, d in pairs(dicts) do
             if d.capacity then
@@ -466,7 +558,8 @@ function _M.stats(c)
     end
     local open = held.totals(c)
     backlog.tails_open, backlog.waits_open = open.tails, open.waits
-    return respond(200, { counters = counters, last_key = last, backlog = backlog, dedup = dedup, dicts = dicts })
+    return respond(200, { counters = counters, last_key = last, backlog = backlog, dedup = dedup, dicts = dicts,
+                          consumers = consumers })
 end
 
 return _M

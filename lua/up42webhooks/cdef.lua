@@ -71,6 +71,7 @@ enum up42wh_record_kind
   UP42WH_RECORD_KIND_EVENT = 1,
   UP42WH_RECORD_KIND_DROP = 2,
   UP42WH_RECORD_KIND_CANCEL = 3,
+  UP42WH_RECORD_KIND_POSITION = 4,
 };
 typedef uint32_t up42wh_record_kind;
 enum up42wh_claim_outcome

@@ -21,6 +21,9 @@
 --               segment_size = bytes (64 MiB) }
 --     | false (memory only, as the original article; also UP42_WEBHOOK_JOURNAL=off)
 --   retention = { max_age = seconds (7 days), max_events = n (none) }
+--   consumers = { "forward", "inbox", ... } (UP42_WEBHOOK_CONSUMERS="forward,inbox"): named
+--     consumers, each with a position of its own (docs/store.md); an event is dropped once every
+--     one has acknowledged it, or by retention
 --   store = { backend = "redis", url = "redis://...", ... } (UP42_WEBHOOK_STORE=redis://...): see
 --     up42webhooks/store_redis.lua; without it, the shared dict and its journal
 --   max_held (128): tails and long polls open at once, all workers together (up42webhooks/held.lua);
@@ -122,7 +125,7 @@ end
 
 -- The options configure{} knows (and, for the tables, their keys): any other is a typo to report.
 local OPTIONS = {
-    secrets = true, secret = true, secret_file = true, senders = true, store = true,
+    secrets = true, secret = true, secret_file = true, senders = true, store = true, consumers = true,
     admin_token = true, admin_allow = true, admin_hosts = true, public_url = true, scheme = true, authority = true,
     trusted_proxies = true,
     journal = { dir = true, fsync = true, segment_size = true },
@@ -213,6 +216,41 @@ local function retention_of(o)
         end
     end
     return r
+end
+
+-- The declared consumers from configure{consumers} or UP42_WEBHOOK_CONSUMERS (comma-separated), as
+-- a list in the order given; nil when none.
+local MAX_CONSUMERS = 32
+local function consumers_of(o)
+    local list, named = o.consumers, "configure{consumers}"
+    if list == nil then
+        local env = setting(nil, "UP42_WEBHOOK_CONSUMERS")
+        if not env then
+            return nil
+        end
+        list, named = {}, "UP42_WEBHOOK_CONSUMERS"
+        for item in (env .. ","):gmatch("([^,]*),") do
+            list[#list + 1] = item:match("^%s*(.-)%s*$")
+        end
+    end
+    if type(list) ~= "table" then
+        fail(named .. ": a list of names, e.g. { \"forward\", \"inbox\" }")
+    end
+    local seen = {}
+    for _, name in ipairs(list) do
+        if type(name) ~= "string" or #name > 64 or not name:match("^[%w_.-]+$") then
+            fail(named .. ": a consumer's name is 1 to 64 letters, digits, '_', '.' or '-', not "
+                 .. (type(name) == "string" and ("'" .. name .. "'") or tostring(name)))
+        end
+        if seen[name] then
+            fail(named .. ": " .. name .. " is named twice")
+        end
+        seen[name] = true
+    end
+    if #list > MAX_CONSUMERS then
+        fail(named .. ": at most " .. MAX_CONSUMERS .. " consumers")
+    end
+    return #list > 0 and list or nil
 end
 
 -- Checks `o` and makes it the configuration; errors (in init_by_lua: nginx does not start) on
@@ -330,6 +368,7 @@ function _M.configure(o)
     local store_settings = {
         dict = c.dict, dedup_dict = c.dedup_dict, stats_dict = c.stats_dict, retention = retention_of(o),
         dedup_ttl = c.replay_horizon, pending_ttl = c.pending_ttl, dedup_capacity = c.dedup_capacity,
+        consumers = consumers_of(o),
     }
     local so = o.store or {}
     local url = setting(so.url, "UP42_WEBHOOK_STORE")

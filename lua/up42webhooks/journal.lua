@@ -11,6 +11,7 @@ local journal_sync = native.journal_sync
 local _M = { RECORD = RECORD }
 
 local SEGMENT = "journal:segment"   -- in the store's marks: the segment every worker appends to
+_M.POSITION = "consumer:"           -- in the store's marks: a declared consumer's position
 
 -- This worker's writer and the segment it is for; whether it wrote since its last sync.
 local writer, writer_segment, dirty
@@ -193,8 +194,9 @@ end
 
 -- Removes the oldest segments that hold nothing needed any more: every record in them at or
 -- below `low` (dropped), none recent enough that its id is still remembered for deduplication,
--- none written in the last minute, and never the segment being written. The watermark is written
--- again first, into the current segment, so that it outlives the segment that said it.
+-- none written in the last minute, and never the segment being written. The watermark and the
+-- declared consumers' positions are written again first, into the current segment, so that they
+-- outlive the segments that said them.
 function _M.remove_old_segments(c, low, now)
     local j = c.journal
     local usage, err = native.journal_usage(j.dir)
@@ -229,6 +231,15 @@ function _M.remove_old_segments(c, low, now)
     local ok, aerr = _M.append(c, RECORD.drop, 2, low, now)
     if not ok then
         return nil, aerr
+    end
+    for _, name in ipairs(c.consumers or {}) do
+        local pos = c.seen:get(_M.POSITION .. name)
+        if pos then
+            ok, aerr = _M.append(c, RECORD.position, 0, pos, now, nil, name)
+            if not ok then
+                return nil, aerr
+            end
+        end
     end
     for seg = usage.first_segment, through do
         local removed, rerr = native.journal_remove_segment(j.dir, seg)

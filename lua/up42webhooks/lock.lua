@@ -9,17 +9,17 @@ local _M = {}
 local HELD_FOR = 5 -- seconds: longest a holder keeps it, should it die holding it
 
 -- Runs f(...) holding `name` in `dict`, trying `tries` times `pause` seconds apart; returns what f
--- returns (an error in f is raised again once the lock is let go), or false when the lock stayed
--- taken.
+-- returns (up to three values; an error in f is raised again once the lock is let go), or false
+-- when the lock stayed taken.
 function _M.with(dict, name, tries, pause, f, ...)
     for _ = 1, tries do
         if dict:safe_add(name, true, HELD_FOR) then
-            local ok, a, b = pcall(f, ...)
+            local ok, a, b, c = pcall(f, ...)
             dict:delete(name)
             if not ok then
                 error(a, 0)
             end
-            return a, b
+            return a, b, c
         end
         ngx.sleep(pause)
     end

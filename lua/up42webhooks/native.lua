@@ -319,7 +319,7 @@ end
 -- The path of each writer, for its error messages.
 local path_of = setmetatable({}, { __mode = "k" })
 
-_M.RECORD = { event = 1, drop = 2, cancel = 3 }
+_M.RECORD = { event = 1, drop = 2, cancel = 3, position = 4 }
 
 -- A writer appending to segment `segment` of the journal in `dir`, or nil, err.
 function _M.journal_open(dir, segment)

@@ -31,7 +31,7 @@ local lock = require "up42webhooks.lock"
 local lifecycle = require "up42webhooks.store_lifecycle"
 
 local RECORD = journal.RECORD
-local tonumber, select = tonumber, select
+local tonumber, select, ipairs = tonumber, select, ipairs
 local byte, max, min = string.byte, math.max, math.min
 
 local _M = {}
@@ -266,6 +266,33 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
     return listed, nxt
 end
 
+-- The readable events before key `before`, newest first: each(...) as range gives it, for those
+-- that pass `want`, at most `limit` of them. Events still being written are passed over (a page
+-- of older events is for people; consumers read forwards). Returns the number listed and `next`:
+-- the oldest key listed (the next page's before), or `before` when none was; or nil, err.
+function _M.range_back(c, before, limit, want, each)
+    local events = c.events
+    local low = events:get("low") or 0
+    local k = min(before, (c.seen:get("n") or 0) + 1)
+    local listed, nxt = 0, before
+    while k > low + 1 and (not limit or listed < limit) do
+        k = k - 1
+        local v = events:get(k)
+        if v and state_of(events, k, v) == C_ then
+            local written_as, time, event, status, live, line, envelope = parse(v)
+            if line and (not want or want(event, status, live)) then
+                local text, err = line_of(written_as, line)
+                if not text then
+                    return nil, "event " .. k .. ": " .. tostring(err)
+                end
+                each(k, text, v, time, envelope, event, status, live)
+                listed, nxt = listed + 1, k
+            end
+        end
+    end
+    return listed, nxt
+end
+
 -- Waits (yielding, never spinning) until something after `since` can be read, `seconds` pass or
 -- `stop()` says to end (the client went away, the worker exits): within a quarter of a second.
 function _M.wait(c, since, seconds, stop)
@@ -305,8 +332,9 @@ end
 
 -- Removes every event with a key up to `upto` (no further than readers can see), the journal
 -- first: one drop record. `reason` 1 acknowledged, 2 retention; `keep(value)` may stop the trim
--- at an event to keep (retention). Returns the events removed and the new low mark, or nil, err.
-local function drop_through_locked(c, upto, reason, keep, now)
+-- at an event to keep (retention); `removed(key)` hears of each event removed. Returns the events
+-- removed and the new low mark, or nil, err.
+local function drop_through_locked(c, upto, reason, keep, now, removed_key)
     local events = c.events
     local low = events:get("low") or 0
     if upto <= low then
@@ -334,6 +362,9 @@ local function drop_through_locked(c, upto, reason, keep, now)
         if events:get(k) then
             events:delete(k)
             removed = removed + 1
+            if removed_key then
+                removed_key(k)
+            end
         end
     end
     c.seen:incr("count", -removed, 0)
@@ -344,18 +375,90 @@ end
 -- reads the mark and sets it higher, and two at once could otherwise set it back.
 -- The lock is in the stats dict: the events dict may be full, and that is when an operator
 -- acknowledges to free it.
-local function drop_through(c, upto, reason, keep, now)
-    local removed, through = lock.with(c.counters, "lock:low", 200, 0.005, drop_through_locked,
-                                       c, upto, reason, keep, now)
-    if removed == false then
+local function locked(f, c, ...)
+    local a, b, d = lock.with(c.counters, "lock:low", 200, 0.005, f, c, ...)
+    if a == false then
         return nil, "another acknowledgement or retention is running: retry"
     end
-    return removed, through
+    return a, b, d
 end
 
--- POST /ack-webhooks?upto=K: the consumer has processed everything up to K. The number removed
--- and the mark, or nil, why and the outcome to count.
-function _M.ack(c, upto, now)
+local function drop_through(c, upto, reason, keep, now, removed_key)
+    return locked(drop_through_locked, c, upto, reason, keep, now, removed_key)
+end
+
+-- Named consumers (configure{consumers}): each has a position, the highest key it acknowledged,
+-- kept in the marks and, with a journal, as a position record; an event is dropped once every
+-- declared consumer has passed it (or by retention, which the positions do not hold back).
+local POSITION = journal.POSITION
+
+local function position_of(c, name)
+    return c.seen:get(POSITION .. name) or c.events:get("low") or 0
+end
+
+-- The slowest declared consumer's position: everything up to it may go.
+local function slowest(c)
+    local m
+    for _, name in ipairs(c.consumers) do
+        local p = position_of(c, name)
+        if not m or p < m then
+            m = p
+        end
+    end
+    return m
+end
+
+-- Where consumer `name` reads from: its position, and when retention has dropped events it had
+-- not acknowledged, the gap { after = its position, through = the low mark }.
+function _M.consumer(c, name)
+    local pos = position_of(c, name)
+    local low = c.events:get("low") or 0
+    if pos < low then
+        return pos, { after = pos, through = low }
+    end
+    return pos
+end
+
+-- Moves consumer `name` to `upto` (no further than readers can see; never back): the events it
+-- passed, its new position and the events dropped because every consumer has passed them now.
+local function consumer_ack_locked(c, name, upto, now)
+    local pos = position_of(c, name)
+    local passed, through = _M.range(c, pos, nil, nil, function(k)
+        return k > upto
+    end, now, true)
+    through = min(through, upto)
+    if through > pos then
+        if c.journal then
+            local ok, err = journal.append(c, RECORD.position, 0, through, now, nil, name)
+            if not ok then
+                return nil, err
+            end
+        end
+        c.seen:set(POSITION .. name, through)
+    else
+        passed, through = 0, pos
+    end
+    -- Also when this one did not move: a crash may have come between a position and its drop.
+    local dropped, derr = drop_through_locked(c, slowest(c), 1, nil, now)
+    if not dropped then
+        return nil, derr
+    end
+    return passed, through, dropped
+end
+
+-- POST /ack-webhooks?upto=K[&consumer=NAME]: the consumer has processed everything up to K.
+-- Unnamed (no consumers declared): the events removed and the mark. Named: the events it passed,
+-- its position, and the events dropped (every declared consumer has passed them). Or nil, why and
+-- the outcome to count.
+function _M.ack(c, upto, now, consumer)
+    if consumer then
+        local passed, through, dropped = locked(consumer_ack_locked, c, consumer, upto, now)
+        if not passed then
+            return nil, through, "journal_error"
+        end
+        count(c, "acked", dropped)
+        return passed, through, dropped
+    end
     local removed, through = drop_through(c, upto, 1, nil, now)
     if not removed then
         return nil, through, "journal_error"
@@ -364,12 +467,52 @@ function _M.ack(c, upto, now)
     return removed, through
 end
 
+-- Each declared consumer, for /stats: its position, its lag (the events held after it: counted
+-- key by key up to LAG_SCAN keys past the oldest, then by keys), the events retention dropped
+-- before it acknowledged them (since this start), and whether it is in such a gap now.
+local LAG_SCAN = 200000
+function _M.consumers_stats(c)
+    if not c.consumers then
+        return nil
+    end
+    local low = c.events:get("low") or 0
+    local n, held = c.seen:get("n") or 0, c.seen:get("count") or 0
+    local out = {}
+    for _, name in ipairs(c.consumers) do
+        local pos = position_of(c, name)
+        local lag = held
+        if pos > low then
+            if pos - low <= LAG_SCAN then
+                for k = low + 1, pos do
+                    if c.events:get(k) then
+                        lag = lag - 1
+                    end
+                end
+            else
+                lag = n - pos
+            end
+        end
+        out[name] = { position = pos, lag = max(lag, 0), lost = c.counters:get("consumer_lost:" .. name) or 0,
+                      gap = pos < low }
+    end
+    return out
+end
+
 -- Retention: drops the oldest events past max_age, and beyond max_events, then old segments.
 function _M.trim(c, now)
     local r = c.retention
     local over = r.max_events and (c.seen:get("count") or 0) - r.max_events or 0
     local oldest = r.max_age and now - r.max_age
     local dropped = 0
+    -- Retention wins over the consumers' positions (the store never fills up for good); what it
+    -- drops that a consumer had not acknowledged is counted for that consumer.
+    local behind, lost
+    if c.consumers then
+        behind, lost = {}, {}
+        for i, name in ipairs(c.consumers) do
+            behind[i], lost[i] = position_of(c, name), 0
+        end
+    end
     local removed, through = drop_through(c, c.seen:get("n") or 0, 2, function(v)
         local t = time_of(v)
         if dropped < over or (oldest and t and t < oldest) then
@@ -377,12 +520,23 @@ function _M.trim(c, now)
             return false
         end
         return true
-    end, now)
+    end, now, behind and function(k)
+        for i = 1, #behind do
+            if k > behind[i] then
+                lost[i] = lost[i] + 1
+            end
+        end
+    end)
     if not removed then
         return nil, through
     end
     if removed > 0 then
         count(c, "expired", removed)
+        for i = 1, behind and #behind or 0 do
+            if lost[i] > 0 then
+                count(c, "consumer_lost:" .. c.consumers[i], lost[i])
+            end
+        end
     end
     if c.journal then
         local segs, err = journal.remove_old_segments(c, through, now)
@@ -473,10 +627,13 @@ function _M.replay(c, now)
         return nil, merr .. " (remove it to start anyway: keys then go on from the journal's highest, "
                     .. "which may hand out again the keys of events a cut journal lost)"
     end
+    local positions = {}
     local stats, err = native.journal_read(c.journal.dir, 0,
         function(kind, _, key, time, digest, id, _, record)
             top = max(top, key)
-            if kind == RECORD.drop then
+            if kind == RECORD.position then
+                positions[id] = max(positions[id] or 0, key)
+            elseif kind == RECORD.drop then
                 for k = low + 1, key do remove(k) end
                 low = max(low, key)
             elseif kind == RECORD.cancel then
@@ -504,6 +661,18 @@ function _M.replay(c, now)
         end, true)
     if not stats then
         return nil, err
+    end
+    if c.consumers then
+        -- Each declared consumer where it was (a new one at the low mark: nothing to catch up on
+        -- that was dropped before it existed); what all of them had passed goes, also when a crash
+        -- came between a consumer's position and the drop that followed it.
+        for _, name in ipairs(c.consumers) do
+            positions[name] = positions[name] or low
+            c.seen:set(POSITION .. name, positions[name])
+        end
+        local m = slowest(c)
+        for k = low + 1, m do remove(k) end
+        low = max(low, m)
     end
     local n = max(top, low, mark and mark.reserved or 0)
     -- A journal that ends below the last key of a clean stop lost the events above its end.

@@ -8,7 +8,7 @@ local journal = require "up42webhooks.journal"
 local native = require "up42webhooks.native"
 
 local ngx = ngx
-local pairs = pairs
+local pairs, ipairs = pairs, ipairs
 local floor = math.floor
 local tonumber = tonumber
 local gsub = string.gsub
@@ -25,7 +25,7 @@ function _M.new(methods, s)
     local self = {
         dict = s.dict, dedup_dict = s.dedup_dict, retention = s.retention,
         dedup_ttl = s.dedup_ttl, pending_ttl = s.pending_ttl, journal = s.journal, redis = s.redis,
-        index_path = s.index_path, dedup_capacity = s.dedup_capacity,
+        index_path = s.index_path, dedup_capacity = s.dedup_capacity, consumers = s.consumers,
         events = ngx.shared[s.dict], seen = ngx.shared[s.dedup_dict], counters = ngx.shared[s.stats_dict],
     }
     return setmetatable(self, { __index = methods })
@@ -156,6 +156,14 @@ local function report(c, s, took)
     ids_not_kept(c, s.ids_not_kept)
 end
 
+-- Each declared consumer that has no position yet (a first start without a journal, or one newly
+-- declared at a reload) starts at the low mark: nothing dropped before it existed is its loss.
+local function start_consumers(c)
+    for _, name in ipairs(c.consumers or {}) do
+        c.seen:safe_add(journal.POSITION .. name, c.events:get("low") or 0)
+    end
+end
+
 -- In init_by_lua, after configure{}: opens the replay index; the first start of a master puts the
 -- journal back into the dicts and the index before any worker accepts a request, and makes the
 -- disk reserve. nil, err when the index cannot be opened or the journal read.
@@ -166,6 +174,7 @@ function _M.start(c)
         return nil, ierr
     end
     if not c.journal then
+        start_consumers(c)
         return true
     end
     if not c.events:get(REPLAYED) then
@@ -178,6 +187,7 @@ function _M.start(c)
         ngx.update_time()
         report(c, s, ngx.now() - started)
     end
+    start_consumers(c)
     local made, err = journal.make_reserve(c)
     if not made then
         ngx.log(ngx.WARN, "up42webhooks: journal: no reserve of disk space for acknowledgements: ", err)

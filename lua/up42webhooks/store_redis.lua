@@ -35,6 +35,7 @@ local native = require "up42webhooks.native"
 
 local ngx, getenv = ngx, os.getenv
 local concat, floor, min = table.concat, math.floor, math.min
+local unpack = unpack
 local byte, format = string.byte, string.format
 local json_string = require("cjson.safe").encode
 
@@ -107,7 +108,8 @@ local function base(s, host, port, db)
     local prefix = s.prefix or "up42webhooks"
     return {
         host = host, port = port, db = db, stream = s.stream or "up42webhooks", prefix = prefix,
-        seen_prefix = prefix .. ":seen:", acked = prefix .. ":acked", timeout = s.timeout or 2000,
+        seen_prefix = prefix .. ":seen:", acked = prefix .. ":acked", retained = prefix .. ":retained",
+        timeout = s.timeout or 2000,
         pool_size = s.pool_size or 32, keepalive = 60000,
         require_persistence = s.require_persistence ~= false, check_interval = s.check_interval or 10,
     }
@@ -237,12 +239,37 @@ end
 
 local read_persistence
 
+-- Each declared consumer is a consumer group of the stream, made when it is not there (on every
+-- new connection: Redis may have restarted without its data) at the highest entry retention
+-- removed, "0" when none: it reads everything held, and what went before it existed is no gap of
+-- its own. An existing group (BUSYGROUP) is left as it is.
+local ENSURE_GROUPS = [==[
+local from = redis.call('GET', KEYS[2]) or '0'
+for _, g in ipairs(ARGV) do
+  local ok = redis.pcall('XGROUP', 'CREATE', KEYS[1], g, from, 'MKSTREAM')
+  if type(ok) == 'table' and ok.err and not string.find(ok.err, 'BUSYGROUP', 1, true) then
+    return redis.error_reply(ok.err)
+  end
+end
+return 1
+]==]
+local function ensure_groups(c, red)
+    if c.consumers then
+        local ok, err = red:eval(ENSURE_GROUPS, 2, c.redis.stream, c.redis.retained, unpack(c.consumers))
+        if not ok then
+            ngx.log(ngx.WARN, "up42webhooks: cannot make the consumer groups of stream ", c.redis.stream, ": ",
+                    tostring(err))
+        end
+    end
+end
+
 -- A connection from the worker's pool (authenticated and on its database once), or nil, err. A
 -- new connection (Redis may have restarted since the last one) reads Redis's persistence first.
 local function connect(c, timeout)
     local red, err = connect_new_or_pooled(c, timeout)
     if red and (red:get_reused_times() or 0) == 0 then
         read_persistence(c, red)
+        ensure_groups(c, red)
     end
     return red, err
 end
@@ -315,7 +342,9 @@ function _M.add(c, d)
     -- Read from the library's struct before anything yields.
     local event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
     local id, digest = native.delivery_id(d.delivery), hex(native.body_sha256(d.delivery))
-    local maxlen = c.retention.max_events and tostring(c.retention.max_events) or ""
+    -- Retention by count trims as an entry is added (MAXLEN ~), unless consumers are declared: then
+    -- it runs once a second (trim), which counts what each consumer loses.
+    local maxlen = (c.retention.max_events and not c.consumers) and tostring(c.retention.max_events) or ""
     local res, err = with_redis(c, function(red)
         -- After connecting: a new connection has just read Redis's persistence.
         if r.require_persistence and c.events:get(DURABLE) == 0 then
@@ -428,9 +457,14 @@ local function after(id)
     return (tonumber(id) + 1) .. "-0"
 end
 
+local ack_consumer -- below, with the other consumer scripts
+
 -- POST /ack-webhooks?upto=ID: every entry up to ID is removed (XTRIM MINID), once: the mark only
--- goes forward. Returns the entries removed and the mark.
-function _M.ack(c, upto)
+-- goes forward. Returns the entries removed and the mark. With consumer=NAME: ack_consumer.
+function _M.ack(c, upto, _, consumer)
+    if consumer then
+        return ack_consumer(c, consumer, upto)
+    end
     local r = c.redis
     local full = upto:find("-", 1, true) and upto or (upto .. "-" .. MAX_SEQ)
     local res, err = with_redis(c, function(red)
@@ -448,9 +482,306 @@ function _M.ack(c, upto)
     return removed, mark == "0-0" and "0" or mark
 end
 
+-- Named consumers: a consumer group each (made on every new connection, see ensure_groups), so
+-- that a consumer may read with XREADGROUP and XACK itself, or through the admin listener. A
+-- group's position is the entry before its first pending one, or its last delivered id when
+-- nothing is pending: everything up to it is acknowledged. What every group has acknowledged is
+-- trimmed (XTRIM MINID); retention trims the rest, and counts what each group had not passed.
+local GROUPS = [==[
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+  if not ms then return tonumber(id), 0 end
+  return tonumber(ms), tonumber(seq)
+end
+local function cmp(a, b)
+  local ams, aseq = parts(a)
+  local bms, bseq = parts(b)
+  if ams ~= bms then return ams < bms and -1 or 1 end
+  if aseq ~= bseq then return aseq < bseq and -1 or 1 end
+  return 0
+end
+local function after(id)
+  local ms, seq = parts(id)
+  return ms .. '-' .. (seq + 1)
+end
+local function fields(list)
+  local t = {}
+  for i = 1, #list, 2 do t[list[i]] = list[i + 1] end
+  return t
+end
+local function groups(stream)
+  local out = {}
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local t = fields(g)
+    out[t['name']] = t
+  end
+  return out
+end
+local function position(stream, g, info)
+  if tonumber(info['pending']) > 0 then
+    local first = redis.call('XPENDING', stream, g)[2]
+    local prev = redis.call('XREVRANGE', stream, '(' .. first, '-', 'COUNT', 1)
+    return prev[1] and prev[1][1] or '0-0', first
+  end
+  return info['last-delivered-id'], nil
+end
+local function count_between(stream, from, to)
+  local n, start = 0, '(' .. from
+  while true do
+    local e = redis.call('XRANGE', stream, start, to, 'COUNT', 1000)
+    n = n + #e
+    if #e < 1000 then return n end
+    start = '(' .. e[#e][1]
+  end
+end
+local function keep_from(stream, names, infos)
+  local keep
+  for _, g in ipairs(names) do
+    local info = infos[g]
+    if info then
+      local pos, first = position(stream, g, info)
+      local k = first or after(pos)
+      if not keep or cmp(k, keep) < 0 then keep = k end
+    end
+  end
+  return keep
+end
+]==]
+
+-- Each group of ARGV: its name, position, pending entries, entries after its position (the lag)
+-- and, when retention removed entries after its position, the highest it removed (KEYS[2]: a
+-- gap).
+local CONSUMERS = GROUPS .. [==[
+local infos = groups(KEYS[1])
+local retained = redis.call('GET', KEYS[2])
+local out = {}
+for _, g in ipairs(ARGV) do
+  local info = infos[g]
+  if info then
+    local pos = position(KEYS[1], g, info)
+    local gap = (retained and cmp(retained, pos) > 0) and retained or ''
+    out[#out + 1] = {g, pos, tonumber(info['pending']), count_between(KEYS[1], pos, '+'), gap}
+  end
+end
+return out
+]==]
+local CONSUMERS_SHA = hex(ngx.sha1_bin(CONSUMERS))
+
+-- Moves group ARGV[1] to ARGV[2] (no further than the newest entry; never back): acknowledges its
+-- pending entries up to there and sets its last delivered id; then trims what every group of
+-- ARGV[3..] has passed. Returns the entries it passed, its position and the entries trimmed.
+local ACK_CONSUMER = GROUPS .. [==[
+local stream, g = KEYS[1], ARGV[1]
+local infos = groups(stream)
+local info = infos[g]
+if not info then return redis.error_reply('NOGROUP no consumer group ' .. g) end
+local pos = position(stream, g, info)
+local upto = ARGV[2]
+local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+if not newest then upto = pos elseif cmp(upto, newest[1]) > 0 then upto = newest[1] end
+local passed = 0
+if cmp(upto, pos) > 0 then
+  passed = count_between(stream, pos, upto)
+  while true do
+    local p = redis.call('XPENDING', stream, g, '-', upto, 1000)
+    if #p == 0 then break end
+    local ids = {}
+    for i, e in ipairs(p) do ids[i] = e[1] end
+    redis.call('XACK', stream, g, unpack(ids))
+    if #p < 1000 then break end
+  end
+  if cmp(upto, info['last-delivered-id']) > 0 then
+    redis.call('XGROUP', 'SETID', stream, g, upto)
+  end
+  pos = upto
+end
+local names = {}
+for i = 3, #ARGV do names[#names + 1] = ARGV[i] end
+local keep = keep_from(stream, names, groups(stream))
+local trimmed = keep and redis.call('XTRIM', stream, 'MINID', keep) or 0
+return {passed, pos, trimmed}
+]==]
+local ACK_CONSUMER_SHA = hex(ngx.sha1_bin(ACK_CONSUMER))
+
+-- Retention with consumers: the first entry to keep by age (ARGV[1], or '') and by count (ARGV[2],
+-- or ''), the entries each group of ARGV[3..] loses (after its position, before that entry), then
+-- the trim; the highest entry it removed is kept in KEYS[2] (the gaps). Returns the entries
+-- trimmed, then each group's loss.
+local TRIM_CONSUMERS = GROUPS .. [==[
+local stream = KEYS[1]
+local keep = ARGV[1] ~= '' and ARGV[1] or nil
+if ARGV[2] ~= '' then
+  local over = redis.call('XLEN', stream) - tonumber(ARGV[2])
+  if over > 0 then
+    local e = redis.call('XRANGE', stream, '-', '+', 'COUNT', over + 1)
+    local k = e[over + 1] and e[over + 1][1] or after(e[#e][1])
+    if not keep or cmp(k, keep) > 0 then keep = k end
+  end
+end
+local out = {0}
+if not keep then return out end
+local last = redis.call('XREVRANGE', stream, '(' .. keep, '-', 'COUNT', 1)[1]
+if not last then return out end
+local retained = redis.call('GET', KEYS[2])
+if not retained or cmp(last[1], retained) > 0 then redis.call('SET', KEYS[2], last[1]) end
+local infos = groups(stream)
+for i = 3, #ARGV do
+  local info, lost = infos[ARGV[i]], 0
+  if info then
+    local pos = position(stream, ARGV[i], info)
+    if cmp(after(pos), keep) < 0 then lost = count_between(stream, pos, '(' .. keep) end
+  end
+  out[#out + 1] = lost
+end
+out[1] = redis.call('XTRIM', stream, 'MINID', keep)
+return out
+]==]
+local TRIM_CONSUMERS_SHA = hex(ngx.sha1_bin(TRIM_CONSUMERS))
+
+-- An entry id as the admin listener writes it: "0" for none.
+local function id_out(id)
+    return (id == "0-0" or id == "0") and "0" or id
+end
+
+-- Where consumer `name` reads from: its position, and the gap { after, through } when retention
+-- removed entries it had not acknowledged; or nil, err.
+function _M.consumer(c, name)
+    local res, err = with_redis(c, function(red)
+        local out, e = script(red, CONSUMERS_SHA, CONSUMERS, 2, c.redis.stream, c.redis.retained, name)
+        if not out then
+            return nil, "Redis: " .. tostring(e)
+        end
+        return out
+    end)
+    if not res then
+        return nil, err
+    end
+    local g = res[1]
+    if not g then
+        return nil, "the consumer group " .. name .. " is missing from stream " .. c.redis.stream
+    end
+    local pos = id_out(g[2])
+    if g[5] ~= "" then
+        return pos, { after = pos, through = g[5] }
+    end
+    return pos
+end
+
+-- Each declared consumer, for /stats: its position, lag (entries after it), pending entries (read
+-- with XREADGROUP, not acknowledged), the entries retention removed before it passed them (since
+-- this start, counted by this receiver) and whether it is in such a gap now. nil when Redis cannot
+-- be read (the backlog says why).
+function _M.consumers_stats(c)
+    if not c.consumers then
+        return nil
+    end
+    local res = with_redis(c, function(red)
+        return script(red, CONSUMERS_SHA, CONSUMERS, 2, c.redis.stream, c.redis.retained, unpack(c.consumers))
+    end)
+    if type(res) ~= "table" then
+        return nil
+    end
+    local out = {}
+    for _, g in ipairs(res) do
+        out[g[1]] = { position = id_out(g[2]), pending = tonumber(g[3]), lag = tonumber(g[4]),
+                      lost = c.counters:get("consumer_lost:" .. g[1]) or 0, gap = g[5] ~= "" }
+    end
+    return out
+end
+
+-- POST /ack-webhooks?consumer=NAME&upto=ID: the entries it passed, its position, the entries
+-- trimmed (every consumer has passed them); or nil, err and the outcome to count.
+function ack_consumer(c, name, upto)
+    local full = upto:find("-", 1, true) and upto or (upto .. "-" .. MAX_SEQ)
+    local res, err = with_redis(c, function(red)
+        local out, e = script(red, ACK_CONSUMER_SHA, ACK_CONSUMER, 1, c.redis.stream, name, full,
+                              unpack(c.consumers))
+        if not out then
+            return nil, "Redis: " .. tostring(e)
+        end
+        return out
+    end)
+    if not res then
+        return nil, err, "store_unavailable"
+    end
+    local trimmed = tonumber(res[3])
+    c.counters:incr("acked", trimmed, 0)
+    return tonumber(res[1]), id_out(res[2]), trimmed
+end
+
+-- The entries before `before`, newest first (the range's each and want), at most `limit`: the
+-- number listed and the oldest listed (the next page's before), or nil, err.
+function _M.range_back(c, before, limit, want, each)
+    local r = c.redis
+    if limit == 0 or before == "0" then
+        return 0, before
+    end
+    local batch = min(limit or 1000, 1000)
+    return with_redis(c, function(red)
+        local start = "(" .. before
+        local listed, nxt = 0, before
+        while true do
+            local entries, err = red:xrevrange(r.stream, start, "-", "COUNT", batch)
+            if not entries then
+                return nil, "Redis XREVRANGE: " .. tostring(err)
+            end
+            for _, e in ipairs(entries) do
+                local f = fields(e[2])
+                if not want or want(f.event, f.status, f.live) then
+                    listed, nxt = listed + 1, e[1]
+                    local envelope = f.envelope
+                    if not envelope and f.sender then
+                        envelope = '"sender":' .. json_string(f.sender)
+                    end
+                    each(e[1], f.json or "", nil, tonumber(f.time), envelope, f.event, f.status, f.live)
+                    if limit and listed >= limit then
+                        return listed, nxt
+                    end
+                end
+            end
+            if #entries < batch then
+                return listed, nxt
+            end
+            start = "(" .. entries[#entries][1]
+        end
+    end)
+end
+
+-- Retention with consumers: one script, which counts what each consumer loses.
+local function trim_consumers(c, now)
+    local ret = c.retention
+    local minid = ret.max_age and format("%d-0", (now - ret.max_age) * 1000) or ""
+    local maxlen = ret.max_events and tostring(ret.max_events) or ""
+    local res, err = with_redis(c, function(red)
+        local out, e = script(red, TRIM_CONSUMERS_SHA, TRIM_CONSUMERS, 2, c.redis.stream, c.redis.retained,
+                              minid, maxlen, unpack(c.consumers))
+        if not out then
+            return nil, "Redis: " .. tostring(e)
+        end
+        return out
+    end)
+    if not res then
+        return nil, err
+    end
+    local removed = tonumber(res[1])
+    if removed > 0 then
+        c.counters:incr("expired", removed, 0)
+        for i, name in ipairs(c.consumers) do
+            local lost = tonumber(res[i + 1]) or 0
+            if lost > 0 then
+                c.counters:incr("consumer_lost:" .. name, lost, 0)
+            end
+        end
+    end
+    return removed
+end
+
 -- Retention: entries older than max_age (by their ids' milliseconds), and beyond max_events.
 function _M.trim(c, now)
     local ret = c.retention
+    if c.consumers then
+        return trim_consumers(c, now)
+    end
     local removed, err = with_redis(c, function(red)
         local n = 0
         if ret.max_age then

@@ -24,6 +24,8 @@ pub enum up42wh_record_kind {
     Drop = 2,
     /// The event under `key` was not stored after all (its delivery was answered with an error).
     Cancel = 3,
+    /// The consumer named in `id` has acknowledged every event up to and including `key`.
+    Position = 4,
 }
 
 /// One journal record. The slices of a record from `up42wh_journal_reader_next` point into the
@@ -124,8 +126,11 @@ unsafe fn record_in<'a>(r: &up42wh_record) -> Result<Record<'a>, Code> {
         meta: try_bytes!(r.meta.ptr, r.meta.len),
         body: try_bytes!(r.body.ptr, r.body.len),
     };
+    // Only an event has meta and a body; of the others only a position has an id (its consumer).
     if out.kind != Kind::Event {
-        out.id = &[];
+        if out.kind != Kind::Position {
+            out.id = &[];
+        }
         out.meta = &[];
         out.body = &[];
     }

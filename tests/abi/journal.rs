@@ -52,7 +52,12 @@ impl Owned {
 
 fn owned() -> impl Strategy<Value = Owned> {
     (
-        prop_oneof![Just(Kind::Event), Just(Kind::Drop), Just(Kind::Cancel)],
+        prop_oneof![
+            Just(Kind::Event),
+            Just(Kind::Drop),
+            Just(Kind::Cancel),
+            Just(Kind::Position)
+        ],
         any::<u8>(),
         any::<u64>(),
         any::<i64>(),
@@ -365,9 +370,14 @@ fn the_c_abi_appends_and_recovers_and_refuses_bad_arguments() {
             up42wh_journal_append(j, &rec(2, 1, 1), null_mut()),
             Code::Ok
         );
+        // A consumer's position keeps its name (the id), and nothing else of the slices.
+        assert_eq!(
+            up42wh_journal_append(j, &rec(4, 0, 1), null_mut()),
+            Code::Ok
+        );
         // TryFrom on the enum and the reason: anything else is refused, nothing written.
         assert_eq!(
-            up42wh_journal_append(j, &rec(4, 0, 2), null_mut()),
+            up42wh_journal_append(j, &rec(5, 0, 2), null_mut()),
             Code::InvalidArgument
         );
         assert_eq!(
@@ -409,10 +419,16 @@ fn the_c_abi_appends_and_recovers_and_refuses_bad_arguments() {
             (2, 1, 1, 0),
             "a drop"
         );
+        assert_eq!(up42wh_journal_reader_next(r, &mut out), Code::Ok);
+        assert_eq!(
+            (out.kind, out.key, text(out.id), out.meta.len, out.body.len),
+            (4, 1, id.to_vec(), 0, 0),
+            "a position"
+        );
         assert_eq!(up42wh_journal_reader_next(r, &mut out), Code::JournalEnd);
         let mut stats = up42wh_journal_stats::default();
         assert_eq!(up42wh_journal_reader_stats(r, &mut stats), Code::Ok);
-        assert_eq!((stats.segments, stats.records, stats.max_key), (1, 2, 1));
+        assert_eq!((stats.segments, stats.records, stats.max_key), (1, 3, 1));
         assert_eq!(
             up42wh_journal_reader_next(null_mut(), &mut out),
             Code::NullArgument

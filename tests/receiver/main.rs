@@ -6,6 +6,7 @@
 mod common;
 
 mod admin_web;
+mod consumers;
 mod durability;
 mod e2e;
 mod envelope;
