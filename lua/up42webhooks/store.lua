@@ -468,9 +468,10 @@ function _M.ack(c, upto, now, consumer)
 end
 
 -- Each declared consumer, for /stats: its position, its lag (the events held after it: counted
--- key by key up to LAG_SCAN keys past the oldest, then by keys), the events retention dropped
--- before it acknowledged them (since this start), and whether it is in such a gap now.
-local LAG_SCAN = 200000
+-- key by key up to LAG_SCAN keys past the oldest held, beyond that the keys handed out after it),
+-- the events retention dropped before it acknowledged them (since this start), and whether it is
+-- in such a gap now.
+local LAG_SCAN = 100000
 function _M.consumers_stats(c)
     if not c.consumers then
         return nil
@@ -505,14 +506,9 @@ function _M.trim(c, now)
     local oldest = r.max_age and now - r.max_age
     local dropped = 0
     -- Retention wins over the consumers' positions (the store never fills up for good); what it
-    -- drops that a consumer had not acknowledged is counted for that consumer.
+    -- drops that a consumer had not acknowledged is counted for that consumer. The positions are
+    -- read under the drop's lock, which their acknowledgements take too.
     local behind, lost
-    if c.consumers then
-        behind, lost = {}, {}
-        for i, name in ipairs(c.consumers) do
-            behind[i], lost[i] = position_of(c, name), 0
-        end
-    end
     local removed, through = drop_through(c, c.seen:get("n") or 0, 2, function(v)
         local t = time_of(v)
         if dropped < over or (oldest and t and t < oldest) then
@@ -520,7 +516,13 @@ function _M.trim(c, now)
             return false
         end
         return true
-    end, now, behind and function(k)
+    end, now, c.consumers and function(k)
+        if not behind then
+            behind, lost = {}, {}
+            for i, name in ipairs(c.consumers) do
+                behind[i], lost[i] = position_of(c, name), 0
+            end
+        end
         for i = 1, #behind do
             if k > behind[i] then
                 lost[i] = lost[i] + 1
@@ -532,7 +534,7 @@ function _M.trim(c, now)
     end
     if removed > 0 then
         count(c, "expired", removed)
-        for i = 1, behind and #behind or 0 do
+        for i = 1, lost and #lost or 0 do
             if lost[i] > 0 then
                 count(c, "consumer_lost:" .. c.consumers[i], lost[i])
             end

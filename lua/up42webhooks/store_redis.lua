@@ -525,14 +525,15 @@ local function position(stream, g, info)
   end
   return info['last-delivered-id'], nil
 end
-local function count_between(stream, from, to)
+local function count_between(stream, from, to, cap)
   local n, start = 0, '(' .. from
-  while true do
+  while not cap or n < cap do
     local e = redis.call('XRANGE', stream, start, to, 'COUNT', 1000)
     n = n + #e
     if #e < 1000 then return n end
     start = '(' .. e[#e][1]
   end
+  return n
 end
 local function keep_from(stream, names, infos)
   local keep
@@ -560,7 +561,10 @@ for _, g in ipairs(ARGV) do
   if info then
     local pos = position(KEYS[1], g, info)
     local gap = (retained and cmp(retained, pos) > 0) and retained or ''
-    out[#out + 1] = {g, pos, tonumber(info['pending']), count_between(KEYS[1], pos, '+'), gap}
+    -- Redis's own lag (entries not yet delivered to the group) when it knows it; else counted.
+    local lag = tonumber(info['lag'])
+    lag = lag and (lag + tonumber(info['pending'])) or count_between(KEYS[1], pos, '+', 100000)
+    out[#out + 1] = {g, pos, tonumber(info['pending']), lag, gap}
   end
 end
 return out
@@ -591,7 +595,13 @@ if cmp(upto, pos) > 0 then
     if #p < 1000 then break end
   end
   if cmp(upto, info['last-delivered-id']) > 0 then
-    redis.call('XGROUP', 'SETID', stream, g, upto)
+    -- Redis keeps the group's lag when it is told how many entries the group has read.
+    local read = tonumber(info['entries-read'])
+    if read and tonumber(info['pending']) == 0 then
+      redis.call('XGROUP', 'SETID', stream, g, upto, 'ENTRIESREAD', read + passed)
+    else
+      redis.call('XGROUP', 'SETID', stream, g, upto)
+    end
   end
   pos = upto
 end
@@ -667,10 +677,11 @@ function _M.consumer(c, name)
     return pos
 end
 
--- Each declared consumer, for /stats: its position, lag (entries after it), pending entries (read
--- with XREADGROUP, not acknowledged), the entries retention removed before it passed them (since
--- this start, counted by this receiver) and whether it is in such a gap now. nil when Redis cannot
--- be read (the backlog says why).
+-- Each declared consumer, for /stats: its position, lag (entries not acknowledged: Redis's count
+-- of entries not yet delivered to the group and its pending ones; counted up to 100,000 where
+-- Redis does not know it), pending entries (read with XREADGROUP, not acknowledged), the entries
+-- retention removed before it passed them (since this start, counted by this receiver) and
+-- whether it is in such a gap now. nil when Redis cannot be read (the backlog says why).
 function _M.consumers_stats(c)
     if not c.consumers then
         return nil

@@ -1029,3 +1029,63 @@ fn the_binding_refuses_a_library_of_another_version() {
         .eval::<bool>()
         .unwrap());
 }
+
+#[test]
+fn named_consumers_without_a_journal_and_their_configuration() {
+    let (lua, _) = setup();
+    dicts(&lua, 100);
+    for (list, says) in [
+        ("{ 'a b' }", "a consumer's name is 1 to 64"),
+        ("{ 'a', 'a' }", "a is named twice"),
+        ("'a'", "a list of names"),
+    ] {
+        let err = configure_error(
+            &lua,
+            &format!(
+                "require('up42webhooks').configure{{ secret = '{SECRET}', consumers = {list} }}"
+            ),
+        );
+        assert!(err.contains(says), "{list}: {err}");
+    }
+    configure(&lua, ", consumers = { 'a', 'b' }");
+    for i in 0..3 {
+        let body = body(&format!("mem-{i}"), "FAILED", false);
+        assert_eq!(run(&lua, "receive", delivery(&lua, &body, SECRET)).0, 200);
+    }
+    let admin = |args: &str, method: &str| -> Table {
+        lua.load(format!(
+            "return {{ method = '{method}', remote_addr = '127.0.0.1', listener = 'admin', headers = {{}}, args = {args} }}"
+        ))
+        .eval()
+        .unwrap()
+    };
+    let (status, text, _) = run(&lua, "ack", admin("{ upto = '3' }", "POST"));
+    assert_eq!(
+        (status, json(&text)["error"].as_str()),
+        (400, Some("consumer_required")),
+        "{text}"
+    );
+    let (status, text, _) = run(&lua, "ack", admin("{ upto = '2', consumer = 'a' }", "POST"));
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        (
+            json(&text)["acked"].as_u64(),
+            json(&text)["dropped"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    let (_, text, _) = run(&lua, "dump", admin("{ consumer = 'a' }", "GET"));
+    assert_eq!(
+        text.lines().count(),
+        2,
+        "one event after a's position, and the count: {text}"
+    );
+    let (_, text, _) = run(&lua, "ack", admin("{ upto = '1', consumer = 'b' }", "POST"));
+    assert_eq!(json(&text)["dropped"].as_u64(), Some(1), "{text}");
+    let (_, text, _) = run(&lua, "dump", admin("{}", "GET"));
+    assert_eq!(
+        text.lines().count(),
+        3,
+        "two events left, and the count: {text}"
+    );
+}

@@ -273,6 +273,38 @@ fn redis_keeps_the_envelope_too() {
     // Another receiver on the same stream reads what this one verified.
     let other = Server::start_with(with_senders, &[("UP42_WEBHOOK_STORE", &redis.url())]);
     check_meta(&other.dump("?meta=true").0, &sent, &keys, t0, t1);
+    // An entry written before the envelope has its sender's name in its place.
+    let old = r#"{"event":"job.status","liveMode":true,"messageId":"old-1"}"#;
+    let id = redis.cli(&[
+        "XADD",
+        "up42webhooks",
+        "*",
+        "json",
+        old,
+        "event",
+        "job.status",
+        "status",
+        "",
+        "live",
+        "true",
+        "sender",
+        "up42",
+        "id",
+        "m:old-1",
+        "time",
+        "1796000000",
+    ]);
+    let (lines, _) = server.dump(&format!(
+        "?meta=true&since={}",
+        keys.last().unwrap().as_str().unwrap()
+    ));
+    assert_eq!(
+        lines,
+        [format!(
+            r#"{{"key":"{}","received":1796000000,"sender":"up42","event_type":"job.status","status":null,"live":true,"event":{old}}}"#,
+            id.trim()
+        )]
+    );
     server.assert_clean_logs();
 }
 
