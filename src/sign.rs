@@ -175,6 +175,45 @@ pub fn sign(key: &Key, body: &[u8], created: i64, opts: &SignOptions) -> Result<
     Ok(out)
 }
 
+/// Standard Webhooks' signature of a message, as `webhook-signature` carries it: `v1,` and the
+/// base64 HMAC-SHA256 of `{id}.{timestamp}.{body}` under the secret of a `whsec_` key (what
+/// [`crate::KeyRing::add_standard_webhooks`] takes, and so what the receiver's own verifier
+/// accepts). `InvalidArgument` for a key that is not `whsec_` and base64, or an id that is empty
+/// or holds a `.` (the signed content is dot-separated; the verifier refuses such an id).
+pub fn standard_webhooks(
+    whsec: &[u8],
+    id: &[u8],
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, Code> {
+    use hmac::{KeyInit, Mac};
+    let b64 = crate::headers::trim_ows(whsec)
+        .strip_prefix(b"whsec_")
+        .ok_or(Code::InvalidArgument)?;
+    let mut secret = [0u8; 96];
+    let n = crate::encoding::decode_b64(b64, &mut secret).ok_or(Code::InvalidArgument)?;
+    if n == 0 || id.is_empty() || id.contains(&b'.') {
+        return Err(Code::InvalidArgument);
+    }
+    let mut mac =
+        crate::mac::HmacSha256::new_from_slice(&secret[..n]).map_err(|_| Code::InvalidArgument)?;
+    let mut digits = [0u8; 24];
+    for part in [
+        id,
+        b".",
+        crate::buf::format_i64(timestamp, &mut digits),
+        b".",
+        body,
+    ] {
+        mac.update(part);
+    }
+    let tag = mac.finalize().into_bytes();
+    Ok(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(tag)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

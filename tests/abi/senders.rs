@@ -224,6 +224,29 @@ fn standard_webhooks_library_vectors_and_v1a() {
         assert_eq!(run(b"{\"test\": 0}", now), Err(Code::SignatureMismatch));
         assert_eq!(run(payload, now + 301), Err(Code::Stale));
         assert_eq!(run(payload, now - 31), Err(Code::Future));
+        // The library's signer writes the vector's signature, which its verifier accepted above.
+        let signed = up42webhooks::sign_standard_webhooks(
+            s(&v["secret"]).as_bytes(),
+            s(&v["webhook_id"]).as_bytes(),
+            now,
+            payload,
+        );
+        assert_eq!(signed.as_deref(), Ok(s(&v["webhook_signature"])));
+    }
+    for (key, id) in [
+        (&b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"[..], &b"a.b"[..]),
+        (b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b""),
+        (b"whsec_not base64!", b"id"),
+        (b"whsec_", b"id"),
+        (b"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", b"id"),
+    ] {
+        assert_eq!(
+            up42webhooks::sign_standard_webhooks(key, id, 1, b"{}"),
+            Err(Code::InvalidArgument),
+            "{:?} {:?}",
+            String::from_utf8_lossy(key),
+            String::from_utf8_lossy(id)
+        );
     }
 
     let v = &json("senders.json")["standard_webhooks_v1a"];
