@@ -16,6 +16,8 @@ RUN apk add --no-cache musl-dev
 WORKDIR /src
 COPY Cargo.toml Cargo.lock cbindgen.toml ./
 COPY src ./src
+# The workspace's other member (the up42wh program): its manifest is read, nothing of it is built.
+COPY up42wh ./up42wh
 # Cargo.toml names the benchmarks: their files must be there for it to build anything.
 COPY benches/verify.rs ./benches/verify.rs
 COPY benches/journal.rs ./benches/journal.rs

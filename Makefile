@@ -131,8 +131,8 @@ build: deps
 	@echo "built $(RELEASE_DIR)/libup42webhooks.so and $(RELEASE_DIR)/up42wh-sign"
 
 lint: deps
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	@missing=""; command -v luacheck >/dev/null 2>&1 || missing=lua-check; $(APT_INSTALL)
 	luacheck lua/
 
@@ -166,7 +166,7 @@ test-deps:
 
 # tests/operations/containers.rs starts the Docker engine when it is not running (docker-deps installs it).
 test: lint nginx-deps test-deps docker-deps cross-test
-	$(CARGO) test --locked
+	$(CARGO) test --workspace --locked
 
 # --- ARM boards (make cross) -----------------------------------------------------------------
 # Raspberry Pi OS 64-bit and Armbian on Pine64 (aarch64), Raspberry Pi OS 32-bit (armv7).

@@ -1,0 +1,649 @@
+//! `up42wh forward` against a real nginx receiver and sinks written here on 127.0.0.1: what reaches
+//! each route, signed so that the library's own verifier accepts it; the forwarder as a named
+//! consumer; retries, dead letters, the circuit and replay; kill -9; bad configurations.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod sink;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::nginx::{fresh, json, now, Delivery, Server, Setup, SECRET};
+use common::senders::{standard_webhooks_headers, STANDARD_SECRET};
+use sink::{Answer, Sink};
+use up42webhooks::format_rfc3339;
+
+/// The forwarder's own secret for its http routes (a `whsec_` key).
+pub const FORWARD_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// The up42wh program, built once for the tests (as the library is, common::cdylib).
+fn up42wh() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = common::root().join("target").join("up42wh-for-tests");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = Command::new(cargo)
+                .args([
+                    "build",
+                    "-p",
+                    "up42wh",
+                    "--locked",
+                    "--offline",
+                    "--quiet",
+                    "--target-dir",
+                ])
+                .arg(&target)
+                .current_dir(common::root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building up42wh for the tests failed");
+            target.join("debug").join("up42wh")
+        })
+        .clone()
+}
+
+/// A scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("up42wh-forward-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The receiver with two consumers and a Standard Webhooks sender at /hooks/standard.
+fn receiver() -> Server {
+    Setup::default()
+        .env("UP42_WEBHOOK_CONSUMERS", "forward,other")
+        .edit(|conf| {
+            conf.replace(
+                "require(\"up42webhooks\").configure{}",
+                &format!(
+                    "require(\"up42webhooks\").configure{{ senders = {{ standard = {{ profile = \"standard-webhooks\", secret = \"{STANDARD_SECRET}\" }} }} }}"
+                ),
+            )
+            .replacen(
+                "    location = /ping {",
+                "    location = /hooks/standard { default_type application/json; content_by_lua_block { require(\"up42webhooks\").receive(\"standard\") } }\n    location = /ping {",
+                1,
+            )
+        })
+        .start()
+}
+
+/// A running forwarder; killed when dropped.
+struct Forwarder {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Forwarder {
+    fn start(config: &Path, env: &[(&str, &str)]) -> Forwarder {
+        let log = config.with_extension("log");
+        let mut c = Command::new(up42wh());
+        common::hermetic(&mut c)
+            .args(["forward", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            );
+        Forwarder {
+            child: c.spawn().unwrap(),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and its exit status (within 15 s).
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the forwarder did not stop within 15 s:\n{}", self.log());
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (at most `secs`) until `ok()`.
+fn until(secs: u64, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what} within {secs} s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A UP42 delivery of `kind` (job or order) with `status`.
+fn up42(kind: &str, id: &str, status: &str, live: bool) -> Delivery {
+    let t = now();
+    let inner = if kind == "job" {
+        format!(r#"{{"jobId":"j-{id}","status":"{status}"}}"#)
+    } else {
+        format!(r#"{{"orderId":"o-{id}","status":"{status}","statusIsFinal":true}}"#)
+    };
+    let body = format!(
+        r#"{{"event":"{kind}.status","liveMode":{live},"messageId":"{id}","timestamp":"{}","body":{inner}}}"#,
+        format_rfc3339(t)
+    );
+    Delivery::signed(body.as_bytes(), SECRET, t)
+}
+
+fn store(server: &Server, path: &str, d: &Delivery) -> Value {
+    let h = d.header_refs();
+    let r = server.request("POST", path, &h, &d.body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    json(&r)["key"].clone()
+}
+
+/// Whether the library's own verifier accepts what the http sink got, under the forwarder's key.
+fn verified(req: &sink::Request) -> bool {
+    let mut ring = up42webhooks::KeyRing::new();
+    ring.add_standard_webhooks(b"forward", FORWARD_SECRET.as_bytes())
+        .unwrap();
+    let pairs: Vec<(&[u8], &[u8])> = req
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+        .collect();
+    up42webhooks::senders::standard_webhooks(
+        &ring,
+        &up42webhooks::Headers::Pairs(&pairs),
+        &req.body,
+        now(),
+        &up42webhooks::Limits::default(),
+    )
+    .is_ok()
+}
+
+#[test]
+fn each_route_gets_what_it_asks_for_signed_and_as_a_named_consumer() {
+    let server = receiver();
+    let http = Sink::start(Answer::Ok);
+    let slack = Sink::start(Answer::Ok);
+    let dir = scratch("routes");
+    let out = dir.join("download.out");
+    let script = dir.join("download.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n{ printf '%s %s %s %s ' \"$UP42WH_EVENT\" \"$UP42WH_STATUS\" \"$UP42WH_ID\" \"$UP42WH_LIVE\"; cat; } >> \"$DOWNLOAD_OUT\"\n",
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let config = dir.join("forward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+state_dir = "state"
+
+[receiver]
+url = "http://127.0.0.1:{admin}"
+consumer = "forward"
+
+[[route]]
+name = "everything"
+sink = "http"
+url = "http://127.0.0.1:{http}/hook"
+secret_env = "FORWARD_WHSEC"
+
+[[route]]
+name = "people"
+sink = "slack"
+notifiable = true
+url_env = "FORWARD_SLACK_URL"
+
+[[route]]
+name = "download"
+sink = "exec"
+events = ["order.status"]
+statuses = ["FULFILLED"]
+command = ["{script}"]
+"#,
+            admin = server.admin_port,
+            http = http.port,
+            script = script.display()
+        ),
+    )
+    .unwrap();
+    let slack_url = format!("http://127.0.0.1:{}/services/T0/B0/secret", slack.port);
+    let out_env = out.to_str().unwrap().to_string();
+    let mut fwd = Forwarder::start(
+        &config,
+        &[
+            ("FORWARD_WHSEC", FORWARD_SECRET),
+            ("FORWARD_SLACK_URL", &slack_url),
+            ("DOWNLOAD_OUT", &out_env),
+        ],
+    );
+
+    let sent = [
+        (
+            "/receive-webhooks",
+            up42("job", "fwd-job-failed", "FAILED", false),
+        ),
+        (
+            "/receive-webhooks",
+            up42("job", "fwd-job-running", "RUNNING", false),
+        ),
+        (
+            "/receive-webhooks",
+            up42("order", "fwd-order", "FULFILLED", true),
+        ),
+    ];
+    let mut keys: Vec<Value> = sent.iter().map(|(p, d)| store(&server, p, d)).collect();
+    let body = br#"{"type":"invoice.paid","data":{"id":"in_7"}}"#;
+    let standard = Delivery {
+        headers: standard_webhooks_headers(STANDARD_SECRET, "msg_fwd_1", now(), body),
+        body: body.to_vec(),
+    };
+    keys.push(store(&server, "/hooks/standard", &standard));
+
+    until(20, "every event at the http sink", || {
+        http.requests().len() >= 4
+    });
+    until(20, "the exec route ran", || {
+        std::fs::read_to_string(&out).is_ok_and(|s| s.contains("FULFILLED"))
+    });
+    until(20, "the forwarder's position at the last key", || {
+        json(&server.admin_get("/stats"))["consumers"]["forward"]["position"] == keys[3]
+    });
+
+    // http: every event once, its body as sent, signed for the library's verifier, its delivery id.
+    let mut got = http.requests();
+    assert_eq!(got.len(), 4, "once each");
+    // In key order (they were sent concurrently).
+    got.sort_by_key(|r| r.header("up42wh-key").unwrap().parse::<u64>().unwrap());
+    for (i, (_, d)) in sent.iter().enumerate() {
+        assert_eq!(got[i].body, d.body, "event {i} as it was sent");
+        assert_eq!(
+            got[i].header("up42wh-key"),
+            Some(keys[i].to_string().as_str())
+        );
+    }
+    assert_eq!(got[3].body, body);
+    for r in &got {
+        assert!(
+            verified(r),
+            "the library's verifier accepts {:?}",
+            r.headers
+        );
+        assert_eq!(r.path, "/hook");
+    }
+    assert_eq!(got[0].header("webhook-id"), Some("fwd-job-failed"));
+    assert_eq!(got[3].header("webhook-id"), Some("msg_fwd_1"));
+    assert_eq!(
+        got[0].header("up42wh-verified-by"),
+        Some("scheme=\"up42\", key_index=0, sender=\"up42\"")
+    );
+    assert_eq!(
+        got[3].header("up42wh-verified-by"),
+        Some("scheme=\"standard_webhooks\", key_index=0, sender=\"standard\"")
+    );
+
+    // slack: the notifiable statuses only, for people.
+    let mut msgs = slack.requests();
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    msgs.sort_by_key(|r| !String::from_utf8_lossy(&r.body).contains("FAILED"));
+    assert_eq!(msgs[0].path, "/services/T0/B0/secret");
+    let text = |r: &sink::Request| {
+        serde_json::from_slice::<Value>(&r.body).unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        text(&msgs[0]).starts_with("UP42 job j-fwd-job-failed: FAILED (test) at "),
+        "{}",
+        text(&msgs[0])
+    );
+    assert!(
+        text(&msgs[1]).starts_with("UP42 order o-fwd-order: FULFILLED (live) at "),
+        "{}",
+        text(&msgs[1])
+    );
+
+    // exec: the fulfilled order only, its body on stdin, its fields in the environment.
+    let ran = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        ran,
+        format!(
+            "order.status FULFILLED fwd-order true {}\n",
+            String::from_utf8(sent[2].1.body.clone()).unwrap()
+        )
+    );
+
+    // A named consumer: the other consumer and the plain dump still see every event.
+    assert_eq!(server.dump("").1, 4);
+    assert_eq!(server.dump("?consumer=other").1, 4);
+    assert_eq!(server.dump("?consumer=forward").1, 0);
+
+    assert!(fwd.terminate().success(), "{}", fwd.log());
+    let log = fwd.log();
+    assert!(
+        log.contains("delivered event")
+            && !log.contains(FORWARD_SECRET)
+            && !log.contains("secret\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains("/services/T0/B0/secret"),
+        "the Slack URL is a secret: {log}"
+    );
+}
+
+#[test]
+fn a_sink_that_asks_to_wait_gets_everything_and_one_that_never_recovers_gets_dead_letters_and_replay(
+) {
+    let server = receiver();
+    // 503 with Retry-After: 1 for the first three requests, then 200.
+    let flaky = Sink::start(Answer::FailFirst(3, 503, Some("1")));
+    let dead = Sink::start(Answer::Always(500));
+    let dir = scratch("retries");
+    let config = dir.join("forward.toml");
+    let write_config = |dead_port: u16| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+state_dir = "state"
+[receiver]
+url = "http://127.0.0.1:{admin}"
+consumer = "forward"
+
+[[route]]
+name = "flaky"
+sink = "http"
+url = "http://127.0.0.1:{flaky}/"
+secret_env = "FORWARD_WHSEC"
+retry = ["100ms", "100ms", "100ms", "100ms"]
+
+[[route]]
+name = "dead"
+sink = "http"
+url = "http://127.0.0.1:{dead_port}/"
+secret_env = "FORWARD_WHSEC"
+retry = ["100ms", "100ms"]
+circuit_failures = 3
+circuit_probe = "300ms"
+"#,
+                admin = server.admin_port,
+                flaky = flaky.port,
+            ),
+        )
+        .unwrap();
+    };
+    write_config(dead.port);
+    let mut fwd = Forwarder::start(&config, &[("FORWARD_WHSEC", FORWARD_SECRET)]);
+    let keys: Vec<Value> = (0..4)
+        .map(|i| store(&server, "/receive-webhooks", &fresh(&format!("retry-{i}"))))
+        .collect();
+    until(30, "the flaky sink got all four", || {
+        let mut ids: Vec<String> = flaky
+            .requests()
+            .iter()
+            .filter(|r| r.status == 200)
+            .map(|r| r.header("webhook-id").unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.len() == 4
+    });
+    let dead_letters = dir.join("state/dead-letter.jsonl");
+    until(30, "four dead letters", || {
+        std::fs::read_to_string(&dead_letters).is_ok_and(|s| s.lines().count() == 4)
+    });
+    until(20, "the position past every event", || {
+        json(&server.admin_get("/stats"))["consumers"]["forward"]["position"] == keys[3]
+    });
+    let letters = std::fs::read_to_string(&dead_letters).unwrap();
+    for line in letters.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["route"], "dead", "{line}");
+        assert_eq!(v["attempts"], 3, "{line}");
+        assert!(
+            v["envelope"]["event"]["messageId"]
+                .as_str()
+                .unwrap()
+                .starts_with("retry-"),
+            "{line}"
+        );
+        assert!(
+            v["last_error"].as_str().unwrap().contains("circuit open") || v["last_status"] == 500,
+            "{line}"
+        );
+    }
+    // Nothing of the flaky route is dead: only its own letters are in the file.
+    assert!(!letters.contains("\"route\":\"flaky\""));
+    // The circuit opened: fewer requests reached the dead sink than attempts were made.
+    let log = fwd.log();
+    assert!(
+        log.contains("route dead: circuit open after 3 failures"),
+        "{log}"
+    );
+    assert!(
+        dead.requests().len() < 12,
+        "{} requests: the circuit held back",
+        dead.requests().len()
+    );
+    assert!(fwd.terminate().success());
+
+    // The sink is back: replay delivers each dead letter once and empties the file.
+    let back = Sink::start(Answer::Ok);
+    write_config(back.port);
+    let out = Command::new(up42wh())
+        .args(["forward", "--config"])
+        .arg(&config)
+        .args(["replay", "--route", "dead"])
+        .env("FORWARD_WHSEC", FORWARD_SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(back.requests().len(), 4);
+    assert!(back.requests().iter().all(verified));
+    assert_eq!(
+        std::fs::read_to_string(&dead_letters).unwrap_or_default(),
+        ""
+    );
+}
+
+#[test]
+fn kill_9_then_restart_loses_nothing_and_keeps_a_retry_due_later() {
+    let server = receiver();
+    let slow = Sink::start(Answer::Delay(Duration::from_millis(20)));
+    // Fails the first request, then answers: its retry is due 5 s later, after the kill.
+    let later = Sink::start(Answer::FailFirst(1, 503, None));
+    let dir = scratch("kill");
+    let config = dir.join("forward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+state_dir = "state"
+[receiver]
+url = "http://127.0.0.1:{admin}"
+consumer = "forward"
+page = 20
+
+[[route]]
+name = "slow"
+sink = "http"
+url = "http://127.0.0.1:{slow}/"
+secret_env = "FORWARD_WHSEC"
+concurrency = 4
+
+[[route]]
+name = "later"
+sink = "http"
+events = ["order.status"]
+url = "http://127.0.0.1:{later}/"
+secret_env = "FORWARD_WHSEC"
+retry = ["5s"]
+"#,
+            admin = server.admin_port,
+            slow = slow.port,
+            later = later.port
+        ),
+    )
+    .unwrap();
+    let env = [("FORWARD_WHSEC", FORWARD_SECRET)];
+    let mut fwd = Forwarder::start(&config, &env);
+    store(
+        &server,
+        "/receive-webhooks",
+        &up42("order", "kill-order", "FULFILLED", true),
+    );
+    until(10, "the first attempt at the later sink", || {
+        later.requests().len() == 1
+    });
+    let mut keys = Vec::new();
+    for i in 0..200 {
+        keys.push(store(
+            &server,
+            "/receive-webhooks",
+            &fresh(&format!("kill-{i}")),
+        ));
+    }
+    until(20, "some of the burst delivered", || {
+        slow.requests().len() >= 60
+    });
+    fwd.kill9();
+    assert_eq!(
+        later.requests().len(),
+        1,
+        "the retry was not due yet at the kill"
+    );
+    let before = slow.requests().len();
+    let mut fwd = Forwarder::start(&config, &env);
+    until(30, "everything delivered after the restart", || {
+        let mut ids: Vec<String> = slow
+            .requests()
+            .iter()
+            .map(|r| r.header("webhook-id").unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids.len() == 201
+    });
+    // The retry scheduled before the kill happens after it.
+    until(15, "the retry due after the kill", || {
+        later.requests().len() == 2
+    });
+    // Duplicates: only what was in flight at the kill (at most `concurrency` of them), and the
+    // forwarder says how many it sent again.
+    let total = slow.requests().len();
+    assert!(
+        total - 201 <= 4,
+        "{} duplicates ({before} before the kill)",
+        total - 201
+    );
+    assert!(fwd.terminate().success());
+    let log = fwd.log();
+    if total > 201 {
+        assert!(log.contains("may arrive twice"), "{log}");
+    }
+    let position = json(&server.admin_get("/stats"))["consumers"]["forward"]["position"].clone();
+    assert_eq!(
+        position,
+        *keys.last().unwrap(),
+        "the position past every event"
+    );
+}
+
+#[test]
+fn each_bad_configuration_is_one_line_naming_the_key_and_the_line() {
+    let dir = scratch("config");
+    let base = "[receiver]\nurl = \"http://127.0.0.1:9889\"\nconsumer = \"forward\"\n\n[[route]]\nname = \"r\"\n";
+    let cases: &[(&str, &str, &str)] = &[
+        ("sink = \"http\"\nurl = \"http://x/\"\nsecret_env = \"W\"\ncolour = 1\n", "line 10", "unknown field `colour`"),
+        ("sink = \"http\"\nurl = \"ftp://x/\"\nsecret_env = \"W\"\n", "line 8", "not an http:// or https:// URL"),
+        ("sink = \"http\"\nurl = \"http://x/\"\nsecret_env = \"BAD_WHSEC\"\n", "line 9", "not a Standard Webhooks secret"),
+        ("sink = \"http\"\nurl = \"http://x/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n", "line 9", "a secret in the file's text"),
+        ("sink = \"exec\"\ncommand = [\"/nonexistent/program\"]\n", "line 8", "no such program"),
+        ("sink = \"slack\"\nurl_env = \"S\"\nstatuses = [\"failed\"]\n", "line 9", "not a status as UP42 writes it"),
+        ("sink = \"smtp\"\n", "line 7", "sink: http, slack or exec"),
+        ("sink = \"http\"\nurl = \"http://x/\"\nsecret_env = \"W\"\nretry = [\"5 minutes\"]\n", "line 10", "retry"),
+    ];
+    for (i, (route, line, says)) in cases.iter().enumerate() {
+        let config = dir.join(format!("bad{i}.toml"));
+        std::fs::write(&config, format!("{base}{route}")).unwrap();
+        let out = Command::new(up42wh())
+            .args(["forward", "--config"])
+            .arg(&config)
+            .arg("check")
+            .env("W", FORWARD_SECRET)
+            .env("S", "http://127.0.0.1:9/slack")
+            .env("BAD_WHSEC", "whsec_not base64!")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{route}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(&format!("bad{i}.toml {line}: ")) && err.contains(says),
+            "{route}: {err}"
+        );
+    }
+    // A consumer the receiver does not declare: said at the first read, exit 2.
+    let server = receiver();
+    let config = dir.join("undeclared.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[receiver]\nurl = \"http://127.0.0.1:{}\"\nconsumer = \"nobody\"\n\n[[route]]\nname = \"r\"\nsink = \"http\"\nurl = \"http://127.0.0.1:9/\"\nsecret_env = \"W\"\n",
+            server.admin_port
+        ),
+    )
+    .unwrap();
+    let out = Command::new(up42wh())
+        .args(["forward", "--config"])
+        .arg(&config)
+        .env("W", FORWARD_SECRET)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("receiver.consumer") && err.contains("nobody is not declared"),
+        "{err}"
+    );
+}

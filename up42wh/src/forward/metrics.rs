@@ -1,0 +1,206 @@
+//! What people can see of a running forwarder: `/metrics` (Prometheus text) and `/status` (JSON)
+//! on a loopback address, and `up42wh forward status`, which prints the latter.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::config::Config;
+use super::Error;
+
+#[derive(Serialize, Default, Clone)]
+pub struct RouteStatus {
+    pub sink: String,
+    pub delivered: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    /// Retries scheduled, not yet due.
+    pub retries_pending: u64,
+    pub in_flight: u64,
+    /// closed, open or half-open (a probe in flight).
+    pub circuit: String,
+    pub consecutive_failures: u32,
+}
+
+#[derive(Serialize, Default, Clone)]
+pub struct Status {
+    pub consumer: String,
+    /// The last key acknowledged at the receiver.
+    pub position: Option<String>,
+    /// Events read and not yet delivered or dead-lettered on every route they match.
+    pub lag_events: u64,
+    /// How long ago the oldest of them arrived at the receiver.
+    pub lag_seconds: i64,
+    /// Gaps the receiver reported (retention dropped events this forwarder had not reached).
+    pub gaps: u64,
+    /// Events read again after a restart that may have been delivered before it (in flight at a
+    /// crash): at least once means these may arrive twice.
+    pub resumed_unsure: u64,
+    pub routes: BTreeMap<String, RouteStatus>,
+}
+
+pub type Shared = Arc<Mutex<Status>>;
+
+fn prometheus(s: &Status) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
+        out.push_str(&format!(
+            "# HELP up42wh_forward_{name} {help}\n# TYPE up42wh_forward_{name} {kind}\n"
+        ));
+        for (labels, v) in rows {
+            out.push_str(&format!("up42wh_forward_{name}{labels} {v}\n"));
+        }
+    };
+    let per_route = |f: &dyn Fn(&RouteStatus) -> String| -> Vec<(String, String)> {
+        s.routes
+            .iter()
+            .map(|(name, r)| (format!("{{route=\"{name}\"}}"), f(r)))
+            .collect()
+    };
+    metric(
+        "delivered_total",
+        "counter",
+        "Events delivered.",
+        per_route(&|r| r.delivered.to_string()),
+    );
+    metric(
+        "retried_total",
+        "counter",
+        "Attempts that failed and were scheduled again.",
+        per_route(&|r| r.retried.to_string()),
+    );
+    metric(
+        "dead_lettered_total",
+        "counter",
+        "Events given up after the last attempt.",
+        per_route(&|r| r.dead_lettered.to_string()),
+    );
+    metric(
+        "retries_pending",
+        "gauge",
+        "Retries scheduled.",
+        per_route(&|r| r.retries_pending.to_string()),
+    );
+    metric(
+        "circuit_open",
+        "gauge",
+        "1 while the route's circuit is open or probing.",
+        per_route(&|r| u8::from(r.circuit != "closed").to_string()),
+    );
+    metric(
+        "lag_events",
+        "gauge",
+        "Events read and not yet done.",
+        vec![(String::new(), s.lag_events.to_string())],
+    );
+    metric(
+        "lag_seconds",
+        "gauge",
+        "Age of the oldest event not yet done.",
+        vec![(String::new(), s.lag_seconds.to_string())],
+    );
+    metric(
+        "gaps_total",
+        "counter",
+        "Gaps the receiver reported.",
+        vec![(String::new(), s.gaps.to_string())],
+    );
+    metric(
+        "resumed_unsure_total",
+        "counter",
+        "Events that may be delivered twice after a restart.",
+        vec![(String::new(), s.resumed_unsure.to_string())],
+    );
+    out
+}
+
+/// Serves `/metrics` and `/status` on `addr` until the runtime stops.
+pub async fn serve(addr: std::net::SocketAddr, status: Shared) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::run(format!("cannot listen on {addr} for the metrics: {e}")))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let status = status.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let n = match tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    conn.read(&mut buf),
+                )
+                .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                let snapshot = status.lock().unwrap().clone();
+                let (code, kind, body) = match path {
+                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", prometheus(&snapshot)),
+                    "/status" => (
+                        "200 OK",
+                        "application/json",
+                        serde_json::to_string(&snapshot).unwrap_or_default(),
+                    ),
+                    _ => (
+                        "404 Not Found",
+                        "text/plain",
+                        "/metrics or /status\n".to_string(),
+                    ),
+                };
+                let reply = format!("HTTP/1.1 {code}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// `up42wh forward status`: what the running forwarder's `/status` says, one route a line.
+pub async fn print_status(conf: &Config) -> Result<(), Error> {
+    let Some(addr) = conf.metrics else {
+        return Err(Error::config(format!(
+            "{}: no metrics = \"127.0.0.1:PORT\": the status is served there",
+            conf.path.display()
+        )));
+    };
+    let url = format!("http://{addr}/status");
+    let body = reqwest::get(&url)
+        .await
+        .map_err(|e| Error::run(format!("no forwarder answers at {url}: {e}")))?
+        .text()
+        .await
+        .map_err(|e| Error::run(format!("{url}: {e}")))?;
+    let s: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| Error::run(format!("{url}: {e}")))?;
+    println!(
+        "consumer {} at {}: {} events behind ({} s), {} gaps, {} possibly delivered twice after a restart",
+        s["consumer"].as_str().unwrap_or("?"),
+        s["position"].as_str().unwrap_or("(none yet)"),
+        s["lag_events"],
+        s["lag_seconds"],
+        s["gaps"],
+        s["resumed_unsure"]
+    );
+    if let Some(routes) = s["routes"].as_object() {
+        for (name, r) in routes {
+            println!(
+                "route {name} ({}): {} delivered, {} retried, {} dead-lettered, {} retries pending, {} in flight, circuit {}",
+                r["sink"].as_str().unwrap_or("?"),
+                r["delivered"],
+                r["retried"],
+                r["dead_lettered"],
+                r["retries_pending"],
+                r["in_flight"],
+                r["circuit"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! `up42wh forward`: reads the receiver's verified events as a named consumer and delivers each to
+//! the routes it matches, at least once: retries on a schedule, a circuit breaker per route, a
+//! dead-letter file after the last attempt, and a state log that survives `kill -9`. Its position
+//! at the receiver moves only past events every matched route has delivered or dead-lettered.
+
+pub mod config;
+pub mod event;
+mod metrics;
+mod run;
+pub mod sink;
+pub mod source;
+pub mod state;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// An error for the user: one line; configuration mistakes exit 2, failures while running 1.
+#[derive(Debug)]
+pub struct Error {
+    msg: String,
+    code: u8,
+}
+
+impl Error {
+    pub fn config(msg: impl Into<String>) -> Error {
+        Error {
+            msg: msg.into(),
+            code: 2,
+        }
+    }
+    pub fn run(msg: impl Into<String>) -> Error {
+        Error {
+            msg: msg.into(),
+            code: 1,
+        }
+    }
+    pub fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+pub enum Action {
+    Replay {
+        dead_letter: Option<PathBuf>,
+        route: Option<String>,
+    },
+    Status,
+    Check,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::run(format!("cannot start the runtime: {e}")))
+}
+
+pub fn main(path: &Path, action: Option<Action>) -> Result<(), Error> {
+    let conf = config::load(path)?;
+    match action {
+        None => runtime()?.block_on(run::forward(conf)),
+        Some(Action::Check) => {
+            println!(
+                "{}: {} routes, reading the receiver at {} as consumer {}",
+                path.display(),
+                conf.routes.len(),
+                conf.receiver.url,
+                conf.receiver.consumer
+            );
+            Ok(())
+        }
+        Some(Action::Status) => runtime()?.block_on(metrics::print_status(&conf)),
+        Some(Action::Replay { dead_letter, route }) => {
+            let file = dead_letter.unwrap_or_else(|| conf.dead_letter.clone());
+            runtime()?.block_on(run::replay(conf, &file, route.as_deref()))
+        }
+    }
+}
