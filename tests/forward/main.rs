@@ -647,3 +647,122 @@ fn each_bad_configuration_is_one_line_naming_the_key_and_the_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_gap_is_reported_and_passed_the_receiver_restarted_is_resumed_and_status_says_so() {
+    // Retention keeps 3 events; the forwarder is not running while 6 arrive.
+    let mut server = Setup::default()
+        .env("UP42_WEBHOOK_CONSUMERS", "forward")
+        .edit(|conf| {
+            conf.replace(
+                "require(\"up42webhooks\").configure{}",
+                "require(\"up42webhooks\").configure{ retention = { max_events = 3 } }",
+            )
+        })
+        .start();
+    let http = Sink::start(Answer::Ok);
+    let dir = scratch("gap");
+    let config = dir.join("forward.toml");
+    let metrics = common::nginx::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+state_dir = "state"
+metrics = "127.0.0.1:{metrics}"
+[receiver]
+url = "http://127.0.0.1:{admin}"
+consumer = "forward"
+
+[[route]]
+name = "all"
+sink = "http"
+url = "http://127.0.0.1:{http}/"
+secret_env = "FORWARD_WHSEC"
+"#,
+            admin = server.admin_port,
+            http = http.port
+        ),
+    )
+    .unwrap();
+    let keys: Vec<Value> = (0..6)
+        .map(|i| store(&server, "/receive-webhooks", &fresh(&format!("gap-{i}"))))
+        .collect();
+    until(15, "retention down to 3 events", || server.dump("").1 == 3);
+    let env = [("FORWARD_WHSEC", FORWARD_SECRET)];
+    let mut fwd = Forwarder::start(&config, &env);
+    until(20, "the three kept delivered", || {
+        http.requests().len() == 3
+    });
+    let ids: Vec<String> = http
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_string())
+        .collect();
+    for i in 3..6 {
+        assert!(ids.contains(&format!("gap-{i}")), "{ids:?}");
+    }
+    let status = |fwd: &Forwarder| -> Value {
+        let r = common::nginx::http(metrics, "GET", "/status", &[], b"")
+            .unwrap_or_else(|| panic!("{}", fwd.log()));
+        json(&r)
+    };
+    until(10, "the gap counted and the deliveries", || {
+        let s = status(&fwd);
+        s["gaps"] == 1
+            && s["routes"]["all"]["delivered"] == 3
+            && s["position"].as_str() == Some(keys[5].to_string().as_str())
+    });
+    assert!(
+        fwd.log()
+            .contains("gap: the receiver's retention dropped events"),
+        "{}",
+        fwd.log()
+    );
+    let out = Command::new(up42wh())
+        .args(["forward", "--config"])
+        .arg(&config)
+        .arg("status")
+        .env("FORWARD_WHSEC", FORWARD_SECRET)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("1 gaps")
+            && text.contains("route all (http): 3 delivered, 0 retried, 0 dead-lettered"),
+        "{text}"
+    );
+    let prometheus = common::nginx::http(metrics, "GET", "/metrics", &[], b"")
+        .unwrap()
+        .text();
+    assert!(
+        prometheus.contains("up42wh_forward_delivered_total{route=\"all\"} 3\n"),
+        "{prometheus}"
+    );
+    assert!(
+        prometheus.contains("up42wh_forward_gaps_total 1\n"),
+        "{prometheus}"
+    );
+
+    // The receiver stops and comes back: the forwarder reads on where it was.
+    server.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    server.restart();
+    let more: Vec<Value> = (0..3)
+        .map(|i| store(&server, "/receive-webhooks", &fresh(&format!("after-{i}"))))
+        .collect();
+    until(40, "the events after the restart delivered", || {
+        http.requests().len() == 6
+    });
+    until(10, "the position at the newest", || {
+        json(&server.admin_get("/stats"))["consumers"]["forward"]["position"]
+            == *more.last().unwrap()
+    });
+    assert!(keys.len() == 6);
+    assert!(fwd.terminate().success());
+}
