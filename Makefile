@@ -33,7 +33,7 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve secret stop logs send-test clean \
-	backup restore admin-url \
+	backup restore admin-url forward \
 	docker-check docker-deps debian-base image run list reload restart configtest cross \
 	cross-test test-deps dump stats bench-peers fuzz
 
@@ -54,6 +54,8 @@ help:
 	@echo "                   (the host server, the container, or both)"
 	@echo "make dump / stats  the stored events (Q='?status=FAILED' filters) / the counters, from the admin port"
 	@echo "make admin-url     the running receiver's admin address, for programs: admin=\$$(make admin-url)"
+	@echo "make forward       up42wh forward in the foreground with FORWARD_CONFIG (forward.toml; see"
+	@echo "                   examples/forward.toml): act on events (HTTP, Slack, programs, email)"
 	@echo "make restart / configtest   the host server or the container: check, then restart it with"
 	@echo "                   the settings it was started with (nothing is stopped when a check fails) / nginx -t"
 	@echo "make secret        write a random secret to SECRET_FILE (run/secret, mode 0600) unless there is one;"
@@ -451,6 +453,15 @@ send-test: build
 	echo "POST $$public/receive-webhooks -> $$body"; \
 	echo "GET $$admin/dump-webhooks (last lines):"; \
 	curl -fsS $$admin/dump-webhooks | tail -n 2
+
+# The forwarder (up42wh forward, README "Act on events") in the foreground, reading the running
+# receiver (make serve's admin address) with FORWARD_CONFIG; Ctrl-C stops it (in-flight attempts
+# finish first). The receiver must declare its consumer: UP42_WEBHOOK_CONSUMERS=forward make serve.
+FORWARD_CONFIG ?= forward.toml
+forward: deps
+	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make forward: no $(FORWARD_CONFIG): cp examples/forward.toml forward.toml and edit its routes (FORWARD_CONFIG=path for another file)" >&2; exit 1; }
+	@$(CARGO) build --release --locked -p up42wh
+	@$(WHERE); exec $(RELEASE_DIR)/up42wh forward --config '$(FORWARD_CONFIG)' --receiver "$$admin"
 
 # The running receiver's admin address, for programs: admin=$$(make admin-url).
 admin-url:

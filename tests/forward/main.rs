@@ -766,3 +766,89 @@ secret_env = "FORWARD_WHSEC"
     assert!(keys.len() == 6);
     assert!(fwd.terminate().success());
 }
+
+#[test]
+fn the_readme_example_configuration_checks_and_its_email_route_sends_mail() {
+    let example = common::root().join("examples/forward.toml");
+    let out = Command::new(up42wh())
+        .args(["forward", "--config"])
+        .arg(&example)
+        .arg("check")
+        .env(
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/x",
+        )
+        .env("FORWARD_WHSEC", FORWARD_SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 routes"));
+
+    // The email route as examples/forward.toml has it, with a stand-in for sendmail.
+    let server = receiver();
+    let dir = scratch("mail");
+    let mailbox = dir.join("mailbox");
+    let sendmail = dir.join("sendmail");
+    std::fs::write(
+        &sendmail,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = -t ] || exit 64\ncat >> '{}'\n",
+            mailbox.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&sendmail)
+        .status()
+        .unwrap();
+    let config = dir.join("forward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+state_dir = "state"
+[receiver]
+url = "http://127.0.0.1:{admin}"
+consumer = "forward"
+
+[[route]]
+name = "email"
+sink = "exec"
+notifiable = true
+command = ["{script}", "ops@example.com"]
+"#,
+            admin = server.admin_port,
+            script = common::root()
+                .join("examples/forward/mail-event.sh")
+                .display()
+        ),
+    )
+    .unwrap();
+    let sendmail_env = sendmail.to_str().unwrap().to_string();
+    let mut fwd = Forwarder::start(&config, &[("SENDMAIL", &sendmail_env)]);
+    let failed = up42("job", "mail-1", "FAILED", false);
+    store(
+        &server,
+        "/receive-webhooks",
+        &up42("job", "mail-0", "RUNNING", false),
+    );
+    store(&server, "/receive-webhooks", &failed);
+    until(20, "the mail", || {
+        std::fs::read_to_string(&mailbox).is_ok_and(|m| m.contains("mail-1"))
+    });
+    assert!(fwd.terminate().success());
+    let mail = std::fs::read_to_string(&mailbox).unwrap();
+    assert_eq!(
+        mail,
+        format!(
+            "To: ops@example.com\nSubject: UP42 job.status FAILED (test)\nContent-Type: application/json\n\n{}\n\n",
+            String::from_utf8(failed.body.clone()).unwrap()
+        ),
+        "one mail, for the notifiable status only"
+    );
+}

@@ -25,6 +25,10 @@ enum Command {
         /// The forwarder's configuration (TOML).
         #[arg(long, short, default_value = "forward.toml")]
         config: PathBuf,
+        /// The receiver's admin listener, instead of the configuration's receiver.url (make
+        /// forward passes the one make serve started).
+        #[arg(long)]
+        receiver: Option<String>,
         #[command(subcommand)]
         action: Option<ForwardAction>,
     },
@@ -51,8 +55,13 @@ enum ForwardAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Forward { config, action } => forward::main(
+        Command::Forward {
+            config,
+            receiver,
+            action,
+        } => forward::main(
             &config,
+            receiver,
             action.map(|a| match a {
                 ForwardAction::Replay { dead_letter, route } => {
                     forward::Action::Replay { dead_letter, route }

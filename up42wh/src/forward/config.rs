@@ -268,15 +268,28 @@ fn http_url(at: &At, s: &Spanned<String>, key: &str) -> Result<String, Error> {
     }
 }
 
-/// A program for `exec`: an absolute path, or a name found on PATH; executable.
-fn program(name: &str) -> Option<PathBuf> {
+/// `--receiver URL`, checked as receiver.url is.
+pub fn receiver_url(url: &str) -> Result<String, Error> {
+    match reqwest::Url::parse(url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(url.trim().trim_end_matches('/').to_string())
+        }
+        _ => Err(Error::config(format!(
+            "--receiver: not an http:// or https:// URL: {url:?}"
+        ))),
+    }
+}
+
+/// A program for `exec`: a path (relative to the configuration's directory), or a name found on
+/// PATH; executable.
+fn program(name: &str, base: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let runnable = |p: &Path| {
         p.metadata()
             .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if name.contains('/') {
-        let p = PathBuf::from(name);
+        let p = base.join(name);
         return runnable(&p).then_some(p);
     }
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -479,7 +492,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
                         key("command: the program and its arguments, not an empty list"),
                     );
                 };
-                let Some(found) = program(first) else {
+                let Some(found) = program(first, base) else {
                     return at.err(
                         cmd.span(),
                         key(&format!(

@@ -62,8 +62,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::run(format!("cannot start the runtime: {e}")))
 }
 
-pub fn main(path: &Path, action: Option<Action>) -> Result<(), Error> {
-    let conf = config::load(path)?;
+pub fn main(path: &Path, receiver: Option<String>, action: Option<Action>) -> Result<(), Error> {
+    let mut conf = config::load(path)?;
+    if let Some(url) = receiver {
+        conf.receiver.url = config::receiver_url(&url)?;
+    }
     match action {
         None => runtime()?.block_on(run::forward(conf)),
         Some(Action::Check) => {
