@@ -852,3 +852,133 @@ command = ["{script}", "ops@example.com"]
         "one mail, for the notifiable status only"
     );
 }
+
+/// A configuration of one http route to `port` with `extra` lines for it, and `top` lines above.
+fn one_route(dir: &Path, admin: u16, port: u16, top: &str, extra: &str) -> PathBuf {
+    let config = dir.join("forward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"state\"\n{top}\n[receiver]\nurl = \"http://127.0.0.1:{admin}\"\nconsumer = \"forward\"\n\n\
+             [[route]]\nname = \"one\"\nsink = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\nsecret_env = \"FORWARD_WHSEC\"\n{extra}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn sigterm_finishes_what_is_in_flight_or_hands_it_back() {
+    let server = receiver();
+    let env = [("FORWARD_WHSEC", FORWARD_SECRET)];
+    // Answers after 1 s: a stop waits for both attempts, which are delivered, not sent again.
+    let slow = Sink::start(Answer::Delay(Duration::from_secs(1)));
+    let dir = scratch("sigterm");
+    let config = one_route(&dir, server.admin_port, slow.port, "", "");
+    let mut fwd = Forwarder::start(&config, &env);
+    let keys: Vec<Value> = (0..2)
+        .map(|i| store(&server, "/receive-webhooks", &fresh(&format!("term-{i}"))))
+        .collect();
+    until(10, "both in flight", || slow.requests().len() == 2);
+    let stopped = Instant::now();
+    assert!(fwd.terminate().success(), "{}", fwd.log());
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(500),
+        "it waited for the attempts in flight"
+    );
+    assert_eq!(
+        json(&server.admin_get("/stats"))["consumers"]["forward"]["position"],
+        keys[1],
+        "and told the receiver"
+    );
+    let mut fwd = Forwarder::start(&config, &env);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(slow.requests().len(), 2, "nothing sent again");
+    assert!(fwd.terminate().success());
+
+    // Answers after 30 s: past stop_timeout the attempt is handed back, and sent at the next start.
+    let stuck = Sink::start(Answer::Delay(Duration::from_secs(30)));
+    let dir = scratch("sigterm-stuck");
+    let config = one_route(
+        &dir,
+        server.admin_port,
+        stuck.port,
+        "stop_timeout = \"500ms\"",
+        "",
+    );
+    let mut fwd = Forwarder::start(&config, &env);
+    store(&server, "/receive-webhooks", &fresh("term-stuck"));
+    until(10, "in flight", || {
+        stuck
+            .requests()
+            .iter()
+            .any(|r| r.header("webhook-id") == Some("term-stuck"))
+    });
+    let stopped = Instant::now();
+    assert!(fwd.terminate().success());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "it did not wait for the sink"
+    );
+    assert!(fwd.log().contains("handed back"), "{}", fwd.log());
+    let before = stuck.requests().len();
+    let fwd = Forwarder::start(&config, &env);
+    until(10, "sent again at the next start", || {
+        stuck.requests().len() > before
+    });
+    until(5, "and said so", || fwd.log().contains("may arrive twice"));
+}
+
+#[test]
+fn an_ordered_route_holds_later_events_behind_a_retry_and_another_does_not() {
+    let server = receiver();
+    let env = [("FORWARD_WHSEC", FORWARD_SECRET)];
+    for ordered in [true, false] {
+        let sink = Sink::start(Answer::FailFirst(1, 503, None));
+        let dir = scratch(&format!("ordered-{ordered}"));
+        let config = one_route(
+            &dir,
+            server.admin_port,
+            sink.port,
+            "",
+            &format!("ordered = {ordered}\nretry = [\"500ms\"]\nconcurrency = 1"),
+        );
+        // Three events waiting before the forwarder starts: the first attempt of the first fails.
+        let consumer_start =
+            json(&server.admin_get("/stats"))["consumers"]["forward"]["position"].clone();
+        let ids: Vec<String> = (0..3).map(|i| format!("ord-{ordered}-{i}")).collect();
+        for id in &ids {
+            store(&server, "/receive-webhooks", &fresh(id));
+        }
+        let mut fwd = Forwarder::start(&config, &env);
+        until(10, "all three delivered", || {
+            sink.requests().iter().filter(|r| r.status == 200).count() == 3
+        });
+        let order: Vec<(String, u16)> = sink
+            .requests()
+            .iter()
+            .map(|r| (r.header("webhook-id").unwrap().to_string(), r.status))
+            .collect();
+        let first = (ids[0].clone(), 503);
+        if ordered {
+            assert_eq!(
+                order,
+                [
+                    first,
+                    (ids[0].clone(), 200),
+                    (ids[1].clone(), 200),
+                    (ids[2].clone(), 200)
+                ],
+                "in key order, the later ones behind the retry"
+            );
+        } else {
+            assert_eq!(order[0], first);
+            assert_eq!(
+                order[1..3],
+                [(ids[1].clone(), 200), (ids[2].clone(), 200)],
+                "the later ones did not wait (from {consumer_start})"
+            );
+        }
+        assert!(fwd.terminate().success());
+    }
+}

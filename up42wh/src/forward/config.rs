@@ -18,6 +18,7 @@ struct File {
     receiver: Spanned<ReceiverFile>,
     state_dir: Option<Spanned<String>>,
     dead_letter: Option<Spanned<String>>,
+    stop_timeout: Option<Spanned<String>>,
     metrics: Option<Spanned<String>>,
     #[serde(default)]
     allow_plain_secrets: bool,
@@ -132,6 +133,8 @@ pub struct Config {
     pub dead_letter: PathBuf,
     /// The status and metrics listener (127.0.0.1 or another loopback address).
     pub metrics: Option<std::net::SocketAddr>,
+    /// How long a stop (SIGTERM) waits for the attempts in flight before it hands them back.
+    pub stop_timeout: Duration,
     pub routes: Vec<Route>,
 }
 
@@ -622,12 +625,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
             circuit_probe,
         });
     }
+    let stop_timeout = match &file.stop_timeout {
+        Some(t) => span_duration(&at, t, "stop_timeout")?,
+        None => Duration::from_secs(10),
+    };
     Ok(Config {
         path: path.to_path_buf(),
         receiver,
         state_dir,
         dead_letter,
         metrics,
+        stop_timeout,
         routes,
     })
 }

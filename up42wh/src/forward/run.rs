@@ -600,9 +600,9 @@ fn client() -> Result<reqwest::Client, Error> {
         .map_err(|e| Error::run(format!("cannot make an HTTP client: {e}")))
 }
 
-/// Runs until SIGTERM or SIGINT: then reads nothing more, lets the attempts in flight finish
-/// (for up to 10 s; those still running are handed back: due again at the next start), tells the
-/// receiver where it got to and syncs the state log.
+/// Runs until SIGTERM or SIGINT: then reads and starts nothing more, lets the attempts in flight
+/// finish (for up to stop_timeout, 10 s; those still running are handed back: due again at the
+/// next start), tells the receiver where it got to and syncs the state log.
 pub async fn forward(conf: Config) -> Result<(), Error> {
     let _ = CLIENT.set(client()?);
     let source = Arc::new(Source::new(conf.receiver.clone())?);
@@ -715,7 +715,12 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
                 let _ = tx.send(source.page(since.as_ref(), WAIT).await).await;
             });
         }
-        let next_due = f.start_due();
+        // A stop starts nothing new.
+        let next_due = if stopping.is_none() {
+            f.start_due()
+        } else {
+            None
+        };
         let sleep = next_due.map_or(Duration::from_secs(3600), |d| {
             Duration::from_millis(d.saturating_sub(now_ms()))
         });
@@ -757,11 +762,11 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
                 f.publish();
             }
             _ = term.recv(), if stopping.is_none() => {
-                log("info", format!("SIGTERM: finishing the {} attempts in flight (at most 10 s)", f.in_flight));
+                log("info", format!("SIGTERM: finishing the {} attempts in flight (at most {:?})", f.in_flight, f.conf.stop_timeout));
                 stopping = Some(Instant::now());
             }
             _ = tokio::signal::ctrl_c(), if stopping.is_none() => {
-                log("info", format!("SIGINT: finishing the {} attempts in flight (at most 10 s)", f.in_flight));
+                log("info", format!("SIGINT: finishing the {} attempts in flight (at most {:?})", f.in_flight, f.conf.stop_timeout));
                 stopping = Some(Instant::now());
             }
         }
@@ -779,10 +784,13 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
             }
         }
         if let Some(since) = stopping {
-            let handed_back = f.in_flight > 0 && since.elapsed() > Duration::from_secs(10);
+            let handed_back = f.in_flight > 0 && since.elapsed() > f.conf.stop_timeout;
             if (f.in_flight == 0 || handed_back) && !acking {
                 if handed_back {
-                    log("warn", format!("{} attempts still running after 10 s: handed back, due again at the next start", f.in_flight));
+                    log("warn", format!(
+                        "{} attempts still running after {:?}: handed back, due again at the next start",
+                        f.in_flight, f.conf.stop_timeout
+                    ));
                 }
                 f.publish();
                 let _ = f.state.sync();
