@@ -122,15 +122,36 @@ local function move_mark(c, key)
     return ok, err
 end
 
--- Whether `key` may be answered: true, or nil, err when the mark could not be written. Waits (1 ms
--- at a time) while another worker writes it.
-function _M.reserve_key(c, key)
-    if key <= (c.seen:get(RESERVED) or 0) then
-        return true -- every delivery but one in KEY_BLOCK
+-- Moves the mark ahead of the keys about to be handed out, before a delivery claims its id: this
+-- may wait (1 ms at a time) while another worker writes the mark, and nothing of a delivery may be
+-- held in the worker's buffers or its index claim across a wait. True, or nil, err.
+local AHEAD = 64
+function _M.reserve_ahead(c)
+    local next_key = (c.seen:get("n") or 0) + AHEAD
+    if next_key <= (c.seen:get(RESERVED) or 0) then
+        return true -- every delivery but the few near each KEY_BLOCK boundary
     end
-    local ok, err = lock.with(c.counters, "lock:keys", 400, 0.001, move_mark, c, key)
+    local ok, err = lock.with(c.counters, "lock:keys", 400, 0.001, move_mark, c, next_key)
     if ok == false then
         return nil, "the journal's key mark is being written by another worker: retry"
+    end
+    return ok, err
+end
+
+-- Whether `key` may be answered: true, or nil, err when the mark could not be written. Never
+-- waits (the delivery holds its claim and its record now): reserve_ahead made room, and only more
+-- than AHEAD deliveries taking keys at once could pass it; then the lock is tried once.
+function _M.reserve_key(c, key)
+    if key <= (c.seen:get(RESERVED) or 0) then
+        return true
+    end
+    if not c.counters:safe_add("lock:keys", true, 5) then
+        return nil, "the journal's key mark is being written by another worker: retry"
+    end
+    local called, ok, err = pcall(move_mark, c, key)
+    c.counters:delete("lock:keys")
+    if not called then
+        return nil, tostring(ok)
     end
     return ok, err
 end

@@ -153,6 +153,11 @@ function _M.receive(c, name)
         ngx.log(ngx.ERR, "up42webhooks: cannot read the spooled body: ", err)
         return respond(503, { code = 503, msg = "cannot read the body" })
     end
+    -- What may wait (yield) in storing it, before the delivery fills the worker's buffers.
+    local ready, rwhy, rdetail = c.store:ready()
+    if not ready then
+        return REFUSED[rwhy](rdetail)
+    end
     local now = ngx_time()
     -- One library call: signature, digest, the body as one JSON object, its timestamp, and what
     -- the store keeps. `d` is the worker's reused struct: read below before anything yields.

@@ -86,8 +86,9 @@ end
 -- Returns its key, or nil and why: "duplicate" (the same id and body are stored), "id_conflict"
 -- (the id is stored with another body), "in_flight" (the same delivery is being written now),
 -- "full" (the dicts or the index have no room), "journal" (it could not be written) or "error"
--- (the library could not write the record), and a detail. Nothing here yields: the index's claim
--- is committed or cancelled before another request of this worker runs.
+-- (the library could not write the record), and a detail. Nothing after the claim yields: the
+-- index's claim (and the record in the worker's buffer) are done with before another request of
+-- this worker runs.
 function _M.add(c, d)
     local events = c.events
     -- The id first: a retry (a duplicate) costs a claim and nothing else.
@@ -156,6 +157,21 @@ function _M.add(c, d)
                 "(pending_ttl, ", c.pending_ttl, " s) and a retry took it over: that retry may be stored too")
     end
     return key
+end
+
+-- Before a delivery is verified: the one step of storing it that may wait (yield), here because
+-- the verified delivery, its index claim and its record live in this worker's buffers from then
+-- until add returns, and another request of the worker would reuse them. Moves the journal's key
+-- mark ahead of the keys about to be handed out (waiting while another worker writes it). True,
+-- or nil, why ("journal") and a detail.
+function _M.ready(c)
+    if c.journal then
+        local ahead, err = journal.reserve_ahead(c)
+        if not ahead then
+            return nil, "journal", err
+        end
+    end
+    return true
 end
 
 -- The fields of a stored value: state byte, time, event, status, live, what follows (the line,

@@ -606,3 +606,79 @@ fn a_consumer_that_acknowledges_keeps_a_small_store_from_filling() {
         "every event read once"
     );
 }
+
+#[test]
+fn every_stored_event_is_the_one_its_200_named_across_key_mark_moves_under_concurrent_readers() {
+    // Deliveries from six connections cross three moves of the journal's key mark (every 1000 keys,
+    // where a worker may wait for the other's write) while readers decompress stored lines in the
+    // same workers: nothing a delivery keeps in its worker's buffers may be reused meanwhile.
+    let srv = Server::start();
+    let (port, admin) = (srv.port, srv.admin_port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = http(
+                        admin,
+                        "GET",
+                        "/dump-webhooks?meta=true&limit=200&since=0",
+                        &[],
+                        b"",
+                    );
+                }
+            })
+        })
+        .collect();
+    // (key, body) of each delivery answered 200.
+    type Stored = Vec<(u64, Vec<u8>)>;
+    let stored: Arc<Mutex<Stored>> = Arc::default();
+    let pad = format!(r#","pad":"{}""#, "p".repeat(400));
+    let senders: Vec<_> = (0..6)
+        .map(|t| {
+            let (stored, pad) = (stored.clone(), pad.clone());
+            std::thread::spawn(move || {
+                for i in 0..560 {
+                    let body = event(&format!("mark-{t}-{i}"), "FAILED", &pad);
+                    let d = Delivery::signed(&body, SECRET, now());
+                    let r = post_to(port, &d);
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    let key = json(&r)["key"].as_u64();
+                    let key = key.unwrap_or_else(|| panic!("a key: {}", r.text()));
+                    stored.lock().unwrap().push((key, body));
+                }
+            })
+        })
+        .collect();
+    for s in senders {
+        s.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    let stored = stored.lock().unwrap().clone();
+    assert!(
+        stored.iter().map(|(k, _)| *k).max().unwrap() > 3000,
+        "the key mark moved three times"
+    );
+    let (lines, n) = srv.dump("?meta=true");
+    assert_eq!(n as usize, stored.len());
+    let by_key: HashMap<u64, String> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            (v["key"].as_u64().unwrap(), l.clone())
+        })
+        .collect();
+    for (key, body) in &stored {
+        let line = &by_key[key];
+        assert!(
+            line.ends_with(&format!(",\"event\":{}}}", String::from_utf8_lossy(body))),
+            "key {key} holds the event its 200 named: {line}"
+        );
+    }
+    srv.assert_clean_logs();
+}
