@@ -33,7 +33,7 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve secret stop logs send-test clean \
-	backup restore admin-url forward \
+	backup restore admin-url forward bench-forward \
 	docker-check docker-deps debian-base image run list reload restart configtest cross \
 	cross-test test-deps dump stats bench-peers fuzz
 
@@ -462,6 +462,12 @@ forward: deps
 	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make forward: no $(FORWARD_CONFIG): cp examples/forward.toml forward.toml and edit its routes (FORWARD_CONFIG=path for another file)" >&2; exit 1; }
 	@$(CARGO) build --release --locked -p up42wh
 	@$(WHERE); exec $(RELEASE_DIR)/up42wh forward --config '$(FORWARD_CONFIG)' --receiver "$$admin"
+
+# The forwarder's figures (README "Act on events"): events a second to a sink that answers at once,
+# and the latency from the receiver's 200 to the sink, against the release build.
+bench-forward: build nginx-deps
+	$(CARGO) build --release --locked -p up42wh
+	UP42WH_BIN=$(abspath $(RELEASE_DIR))/up42wh $(CARGO) test --locked --test forward -- --ignored bench_ --nocapture --test-threads 1
 
 # The running receiver's admin address, for programs: admin=$$(make admin-url).
 admin-url:

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bench;
 mod sink;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// What the sink answered.
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -59,6 +61,16 @@ impl Sink {
 
     pub fn requests(&self) -> Vec<Request> {
         self.got.lock().unwrap().clone()
+    }
+
+    /// Each request's webhook-id and when it arrived.
+    pub fn arrivals(&self) -> Vec<(String, std::time::Instant)> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| (r.header("webhook-id").unwrap_or("").to_string(), r.at))
+            .collect()
     }
 }
 
@@ -109,6 +121,7 @@ fn serve(conn: TcpStream, got: &Mutex<Vec<Request>>, answer: &Answer) {
                 headers,
                 body,
                 status,
+                at: std::time::Instant::now(),
             });
             (status, ra)
         };
