@@ -983,3 +983,81 @@ fn an_ordered_route_holds_later_events_behind_a_retry_and_another_does_not() {
         assert!(fwd.terminate().success());
     }
 }
+
+#[test]
+fn two_forwarders_in_one_redis_group_share_the_events_and_one_takes_over_from_a_dead_one() {
+    let redis = common::redis::Redis::start("forward");
+    let server = Setup::default()
+        .env("UP42_WEBHOOK_CONSUMERS", "forward")
+        .env("UP42_WEBHOOK_STORE", &redis.url())
+        .start();
+    let sink = Sink::start(Answer::Delay(Duration::from_millis(5)));
+    let dir = scratch("redis-group");
+    let config = |name: &str| {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "state_dir = \"state-{name}\"\n[redis]\nurl = \"{url}\"\ngroup = \"forward\"\nconsumer = \"{name}\"\nclaim_idle = \"2s\"\npage = 10\n\n\
+                 [[route]]\nname = \"one\"\nsink = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\nsecret_env = \"FORWARD_WHSEC\"\nconcurrency = 2\n",
+                url = redis.url(),
+                port = sink.port
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let env = [("FORWARD_WHSEC", FORWARD_SECRET)];
+    let mut a = Forwarder::start(&config("a"), &env);
+    let mut b = Forwarder::start(&config("b"), &env);
+    let ids: Vec<String> = (0..200).map(|i| format!("group-{i}")).collect();
+    for id in &ids {
+        store(&server, "/receive-webhooks", &fresh(id));
+    }
+    let delivered = || -> Vec<String> {
+        sink.requests()
+            .iter()
+            .map(|r| r.header("webhook-id").unwrap().to_string())
+            .collect()
+    };
+    until(30, "every event delivered", || delivered().len() >= 200);
+    let mut got = delivered();
+    got.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(got, want, "each event once for the group");
+    let by_a = a.log().matches("delivered event").count();
+    let by_b = b.log().matches("delivered event").count();
+    assert!(
+        by_a > 0 && by_b > 0 && by_a + by_b == 200,
+        "shared: {by_a} and {by_b}"
+    );
+    until(10, "nothing pending in the group", || {
+        json(&server.admin_get("/stats"))["consumers"]["forward"]["pending"] == 0
+    });
+
+    // a dies holding entries (the sink answers slowly now); b takes them over after claim_idle.
+    let slow = Sink::start(Answer::Delay(Duration::from_secs(60)));
+    std::fs::write(
+        dir.join("a.toml"),
+        std::fs::read_to_string(dir.join("a.toml"))
+            .unwrap()
+            .replace(&format!(":{}/", sink.port), &format!(":{}/", slow.port)),
+    )
+    .unwrap();
+    assert!(a.terminate().success());
+    let mut a = Forwarder::start(&dir.join("a.toml"), &env);
+    assert!(b.terminate().success(), "b stopped while a reads");
+    let more: Vec<String> = (0..4).map(|i| format!("takeover-{i}")).collect();
+    for id in &more {
+        store(&server, "/receive-webhooks", &fresh(id));
+    }
+    until(10, "a holds them", || slow.requests().len() == 2);
+    a.kill9();
+    let b = Forwarder::start(&config("b"), &env);
+    until(20, "b delivered what a held", || {
+        let d = delivered();
+        more.iter().all(|id| d.contains(id))
+    });
+    assert!(b.log().contains("took over"), "{}", b.log());
+}

@@ -15,7 +15,8 @@ use super::Error;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    receiver: Spanned<ReceiverFile>,
+    receiver: Option<Spanned<ReceiverFile>>,
+    redis: Option<Spanned<RedisFile>>,
     state_dir: Option<Spanned<String>>,
     dead_letter: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<String>>,
@@ -36,6 +37,20 @@ struct ReceiverFile {
     token_file: Option<Spanned<String>>,
     page: Option<Spanned<u32>>,
     in_flight: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedisFile {
+    url: Option<Spanned<String>>,
+    url_env: Option<Spanned<String>>,
+    url_file: Option<Spanned<String>>,
+    stream: Option<Spanned<String>>,
+    group: Spanned<String>,
+    consumer: Option<Spanned<String>>,
+    page: Option<Spanned<u32>>,
+    in_flight: Option<Spanned<u32>>,
+    claim_idle: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -76,6 +91,18 @@ pub struct Receiver {
     pub page: u32,
     /// Events read ahead of the position (done or not) before the reading waits.
     pub in_flight: usize,
+}
+
+/// With the Redis store: its stream's consumer group, read directly.
+#[derive(Debug, Clone)]
+pub struct RedisSource {
+    /// `redis://[user:password@]host:port/db`: a secret when it holds a password (never logged).
+    pub url: String,
+    pub stream: String,
+    /// This process's name in the group (several forwarders share a group).
+    pub name: String,
+    /// Entries another consumer of the group has held this long (it died) are taken over.
+    pub claim_idle: Duration,
 }
 
 /// Where a route delivers.
@@ -128,7 +155,11 @@ pub struct Route {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
+    /// How events are read: the consumer's name (the group, with Redis), the page, the window; and
+    /// with the admin listener its URL and token.
     pub receiver: Receiver,
+    /// Set when the events are read from the Redis store's consumer group instead.
+    pub redis: Option<RedisSource>,
     pub state_dir: PathBuf,
     pub dead_letter: PathBuf,
     /// The status and metrics listener (127.0.0.1 or another loopback address).
@@ -339,29 +370,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
         }
     };
     let allow_plain = file.allow_plain_secrets;
-    let r = file.receiver.get_ref();
-    let url = http_url(&at, &r.url, "receiver.url")?;
-    if !name_ok(r.consumer.get_ref()) {
-        return at.err(
-            r.consumer.span(),
-            "receiver.consumer: 1 to 64 letters, digits, '_', '.' or '-'",
-        );
-    }
-    // The admin token: UP42_WEBHOOK_ADMIN_TOKEN unless the file says where else it is.
-    let token = match (&r.token, &r.token_env, &r.token_file) {
-        (None, None, None) => std::env::var("UP42_WEBHOOK_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
-        _ => secret(
-            &at,
-            "receiver.token",
-            r.token.as_ref(),
-            r.token_env.as_ref(),
-            r.token_file.as_ref(),
-            allow_plain,
-            file.receiver.span(),
-        )?,
-    };
     let positive =
         |v: &Option<Spanned<u32>>, key: &str, default: u32, max: u32| -> Result<u32, Error> {
             match v {
@@ -370,12 +378,115 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
                 Some(s) => at.err(s.span(), format!("{key}: 1 to {max}")),
             }
         };
-    let receiver = Receiver {
-        url,
-        consumer: r.consumer.get_ref().clone(),
-        token,
-        page: positive(&r.page, "receiver.page", 500, 10_000)?,
-        in_flight: positive(&r.in_flight, "receiver.in_flight", 100_000, 10_000_000)? as usize,
+    let (receiver, redis) = match (&file.receiver, &file.redis) {
+        (Some(sr), None) => {
+            let r = sr.get_ref();
+            let url = http_url(&at, &r.url, "receiver.url")?;
+            if !name_ok(r.consumer.get_ref()) {
+                return at.err(
+                    r.consumer.span(),
+                    "receiver.consumer: 1 to 64 letters, digits, '_', '.' or '-'",
+                );
+            }
+            // The admin token: UP42_WEBHOOK_ADMIN_TOKEN unless the file says where else it is.
+            let token = match (&r.token, &r.token_env, &r.token_file) {
+                (None, None, None) => std::env::var("UP42_WEBHOOK_ADMIN_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty()),
+                _ => secret(
+                    &at,
+                    "receiver.token",
+                    r.token.as_ref(),
+                    r.token_env.as_ref(),
+                    r.token_file.as_ref(),
+                    allow_plain,
+                    sr.span(),
+                )?,
+            };
+            let receiver = Receiver {
+                url,
+                consumer: r.consumer.get_ref().clone(),
+                token,
+                page: positive(&r.page, "receiver.page", 500, 10_000)?,
+                in_flight: positive(&r.in_flight, "receiver.in_flight", 100_000, 10_000_000)?
+                    as usize,
+            };
+            (receiver, None)
+        }
+        (None, Some(sr)) => {
+            let r = sr.get_ref();
+            if !name_ok(r.group.get_ref()) {
+                return at.err(
+                    r.group.span(),
+                    "redis.group: 1 to 64 letters, digits, '_', '.' or '-'",
+                );
+            }
+            // A URL without a password is no secret; one with a password comes from the
+            // environment or a file.
+            let plain_ok =
+                allow_plain || r.url.as_ref().is_some_and(|u| !u.get_ref().contains('@'));
+            let url = secret(
+                &at,
+                "redis.url",
+                r.url.as_ref(),
+                r.url_env.as_ref(),
+                r.url_file.as_ref(),
+                plain_ok,
+                sr.span(),
+            )?
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "{} [redis]: url, url_env or url_file",
+                    path.display()
+                ))
+            })?;
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return at.err(sr.span(), "redis.url: redis://[user:password@]host:port/db");
+            }
+            let name = match &r.consumer {
+                Some(c) if name_ok(c.get_ref()) => c.get_ref().clone(),
+                Some(c) => {
+                    return at.err(
+                        c.span(),
+                        "redis.consumer: 1 to 64 letters, digits, '_', '.' or '-'",
+                    )
+                }
+                None => format!("up42wh-{}", std::process::id()),
+            };
+            let claim_idle = match &r.claim_idle {
+                Some(t) => span_duration(&at, t, "redis.claim_idle")?,
+                None => Duration::from_secs(60),
+            };
+            let receiver = Receiver {
+                url: String::new(),
+                consumer: r.group.get_ref().clone(),
+                token: None,
+                page: positive(&r.page, "redis.page", 500, 10_000)?,
+                in_flight: positive(&r.in_flight, "redis.in_flight", 100_000, 10_000_000)? as usize,
+            };
+            let stream = r
+                .stream
+                .as_ref()
+                .map_or("up42webhooks".to_string(), |s| s.get_ref().clone());
+            (
+                receiver,
+                Some(RedisSource {
+                    url,
+                    stream,
+                    name,
+                    claim_idle,
+                }),
+            )
+        }
+        (Some(a), Some(_)) => {
+            return at.err(a.span(), "[receiver] and [redis]: read from one of them");
+        }
+        (None, None) => {
+            return Err(Error::config(format!(
+                "{}: no [receiver] (the admin listener) and no [redis] (the Redis store's group): where are the events?",
+                path.display()
+            )));
+        }
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let state_dir = match &file.state_dir {
@@ -632,6 +743,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
     Ok(Config {
         path: path.to_path_buf(),
         receiver,
+        redis,
         state_dir,
         dead_letter,
         metrics,

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod event;
 mod metrics;
+mod redis_source;
 mod run;
 pub mod sink;
 pub mod source;
@@ -70,12 +71,20 @@ pub fn main(path: &Path, receiver: Option<String>, action: Option<Action>) -> Re
     match action {
         None => runtime()?.block_on(run::forward(conf)),
         Some(Action::Check) => {
+            let from = match &conf.redis {
+                Some(r) => format!(
+                    "the Redis stream {} as group {} (consumer {})",
+                    r.stream, conf.receiver.consumer, r.name
+                ),
+                None => format!(
+                    "the receiver at {} as consumer {}",
+                    conf.receiver.url, conf.receiver.consumer
+                ),
+            };
             println!(
-                "{}: {} routes, reading the receiver at {} as consumer {}",
+                "{}: {} routes, reading {from}",
                 path.display(),
-                conf.routes.len(),
-                conf.receiver.url,
-                conf.receiver.consumer
+                conf.routes.len()
             );
             Ok(())
         }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use super::config::{Config, Route};
 use super::event::{Event, Key};
 use super::metrics::{self, RouteStatus, Shared, Status};
+use super::redis_source::RedisReader;
 use super::sink::{self, Outcome};
 use super::source::{Page, Source, WAIT};
 use super::state::{Done, Entry, State};
@@ -199,6 +200,10 @@ impl Forwarder {
         }
         let now = now_ms();
         for e in page.events {
+            // Taken over again (Redis) while this forwarder still works on it.
+            if self.tracked.contains_key(&e.key) {
+                continue;
+            }
             let e = Arc::new(e);
             let mut routes = Vec::new();
             for (i, rt) in self.routes.iter().enumerate() {
@@ -590,6 +595,28 @@ impl Forwarder {
     }
 }
 
+/// Where the events come from: the receiver's admin listener, or the Redis store's group.
+enum Reader {
+    Admin(Source),
+    Redis(Box<RedisReader>),
+}
+
+/// What an acknowledgement said: everything up to a key (the admin listener), or these entries
+/// (Redis).
+enum Acked {
+    Through(Key),
+    Each(Vec<Key>),
+}
+
+impl Reader {
+    async fn page(&self, since: Option<Key>) -> Result<Page, Error> {
+        match self {
+            Reader::Admin(s) => s.page(since.as_ref(), WAIT).await,
+            Reader::Redis(r) => r.page(WAIT).await,
+        }
+    }
+}
+
 static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
 
 fn client() -> Result<reqwest::Client, Error> {
@@ -605,7 +632,17 @@ fn client() -> Result<reqwest::Client, Error> {
 /// next start), tells the receiver where it got to and syncs the state log.
 pub async fn forward(conf: Config) -> Result<(), Error> {
     let _ = CLIENT.set(client()?);
-    let source = Arc::new(Source::new(conf.receiver.clone())?);
+    let source = Arc::new(match &conf.redis {
+        None => Reader::Admin(Source::new(conf.receiver.clone())?),
+        Some(r) => Reader::Redis(Box::new(
+            RedisReader::connect(
+                r.clone(),
+                conf.receiver.consumer.clone(),
+                conf.receiver.page,
+            )
+            .await?,
+        )),
+    });
     let (state, loaded) = State::open(&conf.state_dir).map_err(|e| {
         Error::run(format!(
             "cannot open the state log in {}: {e}",
@@ -678,7 +715,14 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
         "info",
         format!(
             "forwarding from {} as consumer {} to {} routes; {} retries pending from the state log",
-            f.conf.receiver.url,
+            match &f.conf.redis {
+                // Not the URL: it may hold the password.
+                Some(r) => format!(
+                    "the Redis stream {} (this forwarder is {})",
+                    r.stream, r.name
+                ),
+                None => f.conf.receiver.url.clone(),
+            },
             f.conf.receiver.consumer,
             f.routes.len(),
             resumed_count
@@ -691,7 +735,8 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
     let mut read_backoff = Duration::from_millis(500);
     let mut read_not_before = Instant::now();
     let mut first_page = true;
-    let (ack_tx, mut ack_rx) = mpsc::channel::<Result<Key, Error>>(1);
+    let (ack_tx, mut ack_rx) = mpsc::channel::<Result<Acked, Error>>(1);
+    let mut last_touch = Instant::now();
     let mut acking = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut stopping: Option<Instant> = None;
@@ -712,7 +757,7 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
                 f.read_through.clone()
             };
             tokio::spawn(async move {
-                let _ = tx.send(source.page(since.as_ref(), WAIT).await).await;
+                let _ = tx.send(source.page(since).await).await;
             });
         }
         // A stop starts nothing new.
@@ -752,7 +797,12 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
             ack = ack_rx.recv() => {
                 acking = false;
                 match ack {
-                    Some(Ok(k)) => f.acknowledged(k),
+                    Some(Ok(Acked::Through(k))) => f.acknowledged(k),
+                    Some(Ok(Acked::Each(keys))) => {
+                        for k in keys {
+                            f.tracked.remove(&k);
+                        }
+                    }
                     Some(Err(e)) => log("warn", format!("{e}; the acknowledgement is sent again")),
                     None => {}
                 }
@@ -770,16 +820,52 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
                 stopping = Some(Instant::now());
             }
         }
-        // Tell the receiver, one acknowledgement at a time.
+        // Tell the receiver (or Redis), one acknowledgement at a time.
         if !acking {
-            if let Some(k) = f.done_through() {
-                if f.acked.as_ref().is_none_or(|a| k > *a) {
-                    acking = true;
-                    let (source, tx) = (source.clone(), ack_tx.clone());
-                    tokio::spawn(async move {
-                        let r = source.ack(&k).await.map(|_| k);
-                        let _ = tx.send(r).await;
-                    });
+            match &*source {
+                Reader::Admin(_) => {
+                    if let Some(k) = f.done_through() {
+                        if f.acked.as_ref().is_none_or(|a| k > *a) {
+                            acking = true;
+                            let (source, tx) = (source.clone(), ack_tx.clone());
+                            tokio::spawn(async move {
+                                let Reader::Admin(s) = &*source else { return };
+                                let r = s.ack(&k).await.map(|_| Acked::Through(k));
+                                let _ = tx.send(r).await;
+                            });
+                        }
+                    }
+                }
+                Reader::Redis(r) => {
+                    let done: Vec<Key> = f
+                        .tracked
+                        .iter()
+                        .filter(|(_, t)| t.finished())
+                        .map(|(k, _)| k.clone())
+                        .take(1000)
+                        .collect();
+                    if !done.is_empty() {
+                        acking = true;
+                        let (source, tx) = (source.clone(), ack_tx.clone());
+                        tokio::spawn(async move {
+                            let Reader::Redis(r) = &*source else { return };
+                            let res = r.ack(&done).await.map(|_| Acked::Each(done));
+                            let _ = tx.send(res).await;
+                        });
+                    } else if last_touch.elapsed() >= r.claim_idle() / 3 {
+                        // What is still being worked on stays this forwarder's.
+                        last_touch = Instant::now();
+                        let open: Vec<Key> = f.tracked.keys().cloned().collect();
+                        if !open.is_empty() {
+                            let source = source.clone();
+                            tokio::spawn(async move {
+                                let Reader::Redis(r) = &*source else { return };
+                                if let Err(e) = r.touch(&open).await {
+                                    log("warn", e);
+                                }
+                            });
+                        }
+                    }
                 }
             }
         }

@@ -1,0 +1,315 @@
+//! Where events come from with the Redis store: its stream's consumer group, read directly. Several
+//! forwarders may share a group (each entry goes to one of them); after a restart a forwarder reads
+//! its own pending entries first; entries a dead forwarder held longer than `claim_idle` are taken
+//! over (XAUTOCLAIM), and a forwarder keeps the entries it still works on (retries due later) from
+//! being taken by touching them (XCLAIM ... JUSTID). Each finished entry is acknowledged (XACK).
+
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use serde_json::value::RawValue;
+use tokio::sync::Mutex;
+
+use super::config::RedisSource;
+use super::event::{Event, Key};
+use super::source::Page;
+use super::Error;
+
+pub struct RedisReader {
+    conf: RedisSource,
+    group: String,
+    page: u32,
+    read: Mutex<MultiplexedConnection>,
+    ctl: Mutex<MultiplexedConnection>,
+    state: std::sync::Mutex<ReadState>,
+}
+
+struct ReadState {
+    /// Still reading this consumer's own pending entries (after a restart), from this id.
+    pending_from: Option<String>,
+    last_claim: Instant,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(a) => a,
+        _ => &[],
+    }
+}
+
+/// A redis error without the URL (it may hold the password).
+fn failed(what: &str, e: redis::RedisError) -> Error {
+    Error::run(format!(
+        "Redis {what}: {}",
+        e.to_string().replace('\n', " ")
+    ))
+}
+
+/// An entry (`[id, [field, value, ...]]`) as an event; `Err(id)` for an entry whose data is gone
+/// (trimmed while it was pending).
+fn event_of(entry: &Value) -> Option<Result<Event, String>> {
+    let parts = items(entry);
+    let id = text(parts.first()?)?;
+    let key = Key::parse(&id)?;
+    let fields = items(parts.get(1)?);
+    if fields.is_empty() {
+        return Some(Err(id));
+    }
+    let mut get = std::collections::HashMap::new();
+    for pair in fields.chunks(2) {
+        if let [k, v] = pair {
+            if let (Some(k), Some(v)) = (text(k), text(v)) {
+                get.insert(k, v);
+            }
+        }
+    }
+    let nonempty = |k: &str| get.get(k).filter(|v| !v.is_empty()).cloned();
+    let envelope: serde_json::Value = get
+        .get("envelope")
+        .and_then(|e| serde_json::from_str(&format!("{{{e}}}")).ok())
+        .unwrap_or_default();
+    let s = |k: &str| envelope.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let event =
+        RawValue::from_string(get.get("json").cloned().unwrap_or_else(|| "{}".into())).ok()?;
+    Some(Ok(Event {
+        key,
+        received: get.get("time").and_then(|t| t.parse().ok()),
+        sender: s("sender").or_else(|| nonempty("sender")),
+        scheme: s("scheme"),
+        key_index: envelope
+            .get("key_index")
+            .and_then(|v| v.as_u64())
+            .map(|n| n as u32),
+        delivery_id: s("delivery_id"),
+        delivery_id_from: s("delivery_id_from"),
+        event_type: nonempty("event"),
+        status: nonempty("status"),
+        live: match get.get("live").map(String::as_str) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        },
+        event,
+    }))
+}
+
+impl RedisReader {
+    pub async fn connect(
+        conf: RedisSource,
+        group: String,
+        page: u32,
+    ) -> Result<RedisReader, Error> {
+        let client = redis::Client::open(conf.url.as_str()).map_err(|_| {
+            Error::config("redis.url: not a Redis URL (redis://[user:password@]host:port/db)")
+        })?;
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(5))
+            .set_response_timeout(Duration::from_secs(60));
+        let connect = || async {
+            client
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await
+                .map_err(|e| failed("connect", e))
+        };
+        let (read, mut ctl) = (connect().await?, connect().await?);
+        // The receiver makes the group for each declared consumer; made here too (at 0: all held).
+        let made: Result<Value, _> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&conf.stream)
+            .arg(&group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut ctl)
+            .await;
+        if let Err(e) = made {
+            if e.code() != Some("BUSYGROUP") {
+                return Err(failed("XGROUP CREATE", e));
+            }
+        }
+        Ok(RedisReader {
+            conf,
+            group,
+            page,
+            read: Mutex::new(read),
+            ctl: Mutex::new(ctl),
+            state: std::sync::Mutex::new(ReadState {
+                pending_from: Some("0".into()),
+                last_claim: Instant::now(),
+            }),
+        })
+    }
+
+    fn events(&self, entries: &[Value], page: &mut Page, gone: &mut Vec<Key>) {
+        for e in entries {
+            match event_of(e) {
+                Some(Ok(ev)) => page.events.push(ev),
+                Some(Err(id)) => gone.extend(Key::parse(&id)),
+                None => {}
+            }
+        }
+    }
+
+    /// The next entries for this consumer: its own pending ones first (after a restart), then
+    /// those a dead consumer of the group held (every claim_idle / 2), then new ones, waiting up
+    /// to `wait` seconds. Entries whose data retention removed while they were pending are
+    /// acknowledged and counted as a gap.
+    pub async fn page(&self, wait: u64) -> Result<Page, Error> {
+        let mut page = Page {
+            events: Vec::new(),
+            next: None,
+            gap: None,
+        };
+        let mut gone = Vec::new();
+        let (pending_from, claim) = {
+            let s = self.state.lock().unwrap();
+            (
+                s.pending_from.clone(),
+                s.last_claim.elapsed() >= self.conf.claim_idle / 2,
+            )
+        };
+        if let Some(from) = pending_from {
+            let mut conn = self.ctl.lock().await;
+            let v: Value = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(&self.group)
+                .arg(&self.conf.name)
+                .arg("COUNT")
+                .arg(self.page)
+                .arg("STREAMS")
+                .arg(&self.conf.stream)
+                .arg(&from)
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| failed("XREADGROUP", e))?;
+            let entries = items(items(&v).first().unwrap_or(&Value::Nil))
+                .get(1)
+                .map(items)
+                .unwrap_or(&[]);
+            let mut s = self.state.lock().unwrap();
+            s.pending_from = entries.last().and_then(|e| items(e).first()).and_then(text);
+            drop(s);
+            self.events(entries, &mut page, &mut gone);
+        } else if claim {
+            self.state.lock().unwrap().last_claim = Instant::now();
+            let mut conn = self.ctl.lock().await;
+            let v: Value = redis::cmd("XAUTOCLAIM")
+                .arg(&self.conf.stream)
+                .arg(&self.group)
+                .arg(&self.conf.name)
+                .arg(self.conf.claim_idle.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(self.page)
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| failed("XAUTOCLAIM", e))?;
+            let parts = items(&v);
+            if let Some(entries) = parts.get(1) {
+                self.events(items(entries), &mut page, &mut gone);
+            }
+            // Redis 7 lists the ids it dropped from the pending list because their data is gone.
+            if let Some(deleted) = parts.get(2) {
+                gone.extend(
+                    items(deleted)
+                        .iter()
+                        .filter_map(text)
+                        .filter_map(|id| Key::parse(&id)),
+                );
+            }
+            if !page.events.is_empty() {
+                super::run::log(
+                    "warn",
+                    format!(
+                        "took over {} entries another forwarder of group {} held for over {:?}",
+                        page.events.len(),
+                        self.group,
+                        self.conf.claim_idle
+                    ),
+                );
+            }
+        }
+        if page.events.is_empty() && gone.is_empty() {
+            let mut conn = self.read.lock().await;
+            let v: Value = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(&self.group)
+                .arg(&self.conf.name)
+                .arg("COUNT")
+                .arg(self.page)
+                // Not longer than the next look for a dead forwarder's entries.
+                .arg("BLOCK")
+                .arg((wait * 1000).min((self.conf.claim_idle.as_millis() as u64 / 2).max(1)))
+                .arg("STREAMS")
+                .arg(&self.conf.stream)
+                .arg(">")
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| failed("XREADGROUP", e))?;
+            let entries = items(items(&v).first().unwrap_or(&Value::Nil))
+                .get(1)
+                .map(items)
+                .unwrap_or(&[]);
+            self.events(entries, &mut page, &mut gone);
+        }
+        if !gone.is_empty() {
+            let first = gone.iter().min().unwrap().text.clone();
+            let last = gone.iter().max().unwrap().text.clone();
+            self.ack(&gone).await?;
+            page.gap = Some((first, last));
+        }
+        Ok(page)
+    }
+
+    /// XACK: these entries are done.
+    pub async fn ack(&self, keys: &[Key]) -> Result<(), Error> {
+        let mut conn = self.ctl.lock().await;
+        for chunk in keys.chunks(1000) {
+            let mut c = redis::cmd("XACK");
+            c.arg(&self.conf.stream).arg(&self.group);
+            for k in chunk {
+                c.arg(&k.text);
+            }
+            let _: Value = c
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| failed("XACK", e))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps entries this forwarder still works on (a retry due later) from being taken over:
+    /// XCLAIM to itself resets their idle time.
+    pub async fn touch(&self, keys: &[Key]) -> Result<(), Error> {
+        let mut conn = self.ctl.lock().await;
+        for chunk in keys.chunks(1000) {
+            let mut c = redis::cmd("XCLAIM");
+            c.arg(&self.conf.stream)
+                .arg(&self.group)
+                .arg(&self.conf.name)
+                .arg(0);
+            for k in chunk {
+                c.arg(&k.text);
+            }
+            c.arg("JUSTID");
+            let _: Value = c
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| failed("XCLAIM", e))?;
+        }
+        Ok(())
+    }
+
+    pub fn claim_idle(&self) -> Duration {
+        self.conf.claim_idle
+    }
+}
