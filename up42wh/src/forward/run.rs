@@ -529,6 +529,19 @@ impl Forwarder {
             k: upto.text.clone(),
         });
         self.acked = Some(upto);
+        self.compact_if_long();
+    }
+
+    /// Entries acknowledged by Redis (XACK): forgotten, as `acknowledged` forgets a position's.
+    fn acknowledged_each(&mut self, keys: Vec<Key>) {
+        for k in keys {
+            self.tracked.remove(&k);
+        }
+        self.compact_if_long();
+    }
+
+    /// Rewrites the state log with what is still needed once it has grown by 20,000 lines.
+    fn compact_if_long(&mut self) {
         if self.state.appended > 20_000 {
             let mut keep: Vec<Entry> = (0..self.routes.len())
                 .map(|i| self.circuit_entry(i))
@@ -798,11 +811,7 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
                 acking = false;
                 match ack {
                     Some(Ok(Acked::Through(k))) => f.acknowledged(k),
-                    Some(Ok(Acked::Each(keys))) => {
-                        for k in keys {
-                            f.tracked.remove(&k);
-                        }
-                    }
+                    Some(Ok(Acked::Each(keys))) => f.acknowledged_each(keys),
                     Some(Err(e)) => log("warn", format!("{e}; the acknowledgement is sent again")),
                     None => {}
                 }
