@@ -307,6 +307,8 @@ command = ["{script}"]
         assert_eq!(r.path, "/hook");
     }
     assert_eq!(got[0].header("webhook-id"), Some("fwd-job-failed"));
+    let received: i64 = got[0].header("up42wh-received").unwrap().parse().unwrap();
+    assert!((now() - 60..=now()).contains(&received), "{received}");
     assert_eq!(got[3].header("webhook-id"), Some("msg_fwd_1"));
     assert_eq!(
         got[0].header("up42wh-verified-by"),

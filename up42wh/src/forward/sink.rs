@@ -327,13 +327,17 @@ pub async fn deliver(client: &reqwest::Client, route: &Route, e: &Event) -> Outc
             if let Some(s) = &e.sender {
                 verified.push_str(&format!(", sender=\"{s}\""));
             }
-            let headers = vec![
+            // The envelope travels in headers: the body stays the event as the sender sent it.
+            let mut headers = vec![
                 ("webhook-id", id),
                 ("webhook-timestamp", ts.to_string()),
                 ("webhook-signature", signature),
                 ("up42wh-verified-by", verified),
                 ("up42wh-key", e.key.text.clone()),
             ];
+            if let Some(r) = e.received {
+                headers.push(("up42wh-received", r.to_string()));
+            }
             post(client, route, url, headers, body).await
         }
         Sink::Slack { url } => {
