@@ -1028,12 +1028,18 @@ fn two_forwarders_in_one_redis_group_share_the_events_and_one_takes_over_from_a_
     let mut want = ids.clone();
     want.sort();
     assert_eq!(got, want, "each event once for the group");
-    let by_a = a.log().matches("delivered event").count();
-    let by_b = b.log().matches("delivered event").count();
-    assert!(
-        by_a > 0 && by_b > 0 && by_a + by_b == 200,
-        "shared: {by_a} and {by_b}"
-    );
+    // A log line follows each delivery: wait for the last ones.
+    let counts = || {
+        (
+            a.log().matches("delivered event").count(),
+            b.log().matches("delivered event").count(),
+        )
+    };
+    until(5, "a log line for each delivery", || {
+        counts().0 + counts().1 == 200
+    });
+    let (by_a, by_b) = counts();
+    assert!(by_a > 0 && by_b > 0, "shared: {by_a} and {by_b}");
     until(10, "nothing pending in the group", || {
         json(&server.admin_get("/stats"))["consumers"]["forward"]["pending"] == 0
     });
