@@ -1,9 +1,33 @@
-//! A fixed-capacity byte buffer on the stack, and decimal integers formatted on the stack: for
-//! joining repeated fields and building a signature base, where a verification must not allocate.
+//! A fixed-capacity byte buffer on the stack, a writer into a caller's buffer, and decimal integers
+//! formatted on the stack: for joining repeated fields, building a signature base and writing the
+//! store's records, where the library must not allocate.
 
 use core::mem::MaybeUninit;
 
 use crate::code::Code;
+
+/// Bytes written in order into a caller's buffer (a record, an envelope); `n` so far. Writing past
+/// its end is `InvalidArgument`: the caller's buffer was too small.
+pub(crate) struct Out<'a> {
+    pub(crate) buf: &'a mut [u8],
+    pub(crate) n: usize,
+}
+
+impl<'a> Out<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Out<'a> {
+        Out { buf, n: 0 }
+    }
+
+    pub(crate) fn put(&mut self, b: &[u8]) -> Result<(), Code> {
+        let end = self.n + b.len();
+        self.buf
+            .get_mut(self.n..end)
+            .ok_or(Code::InvalidArgument)?
+            .copy_from_slice(b);
+        self.n = end;
+        Ok(())
+    }
+}
 
 /// Up to `N` bytes written in place; pushing past `N` is an error (the input was too large).
 /// The bytes are not initialised until written, so that making one costs nothing.

@@ -4,6 +4,7 @@
 //! the dump's `?meta=true` lines put it between their own members: escaped here, once, so that it
 //! holds no tab or line break and readers copy it as it is.
 
+use crate::buf::Out;
 use crate::code::Code;
 use crate::delivery::IdSource;
 
@@ -11,22 +12,7 @@ use crate::delivery::IdSource;
 /// 256 bytes, each byte escaped to at most six.
 pub const MAX_LEN: usize = 128 + 6 * (64 + 64 + 256);
 
-struct Out<'a> {
-    buf: &'a mut [u8],
-    n: usize,
-}
-
 impl Out<'_> {
-    fn put(&mut self, b: &[u8]) -> Result<(), Code> {
-        let end = self.n + b.len();
-        self.buf
-            .get_mut(self.n..end)
-            .ok_or(Code::InvalidArgument)?
-            .copy_from_slice(b);
-        self.n = end;
-        Ok(())
-    }
-
     /// `s` as a JSON string: quotes, backslashes and control characters escaped, and each byte
     /// sequence that is not UTF-8 (a header may carry one) as U+FFFD, so the line stays JSON.
     fn string(&mut self, s: &[u8]) -> Result<(), Code> {
@@ -73,7 +59,7 @@ pub fn write(
     from: IdSource,
     out: &mut [u8],
 ) -> Result<usize, Code> {
-    let mut o = Out { buf: out, n: 0 };
+    let mut o = Out::new(out);
     o.put(b"\"sender\":")?;
     o.string(sender)?;
     o.put(b",\"scheme\":")?;

@@ -9,6 +9,7 @@
 //! A compressed line is the body as received; tabs and line breaks (JSON has them only between
 //! tokens) become spaces when it is read back, so that the dump keeps one event a line.
 
+use crate::buf::Out;
 use crate::code::Code;
 
 /// Bodies shorter than this are kept as they are: too small to gain a slab.
@@ -18,23 +19,6 @@ pub(crate) const COMPRESS_MIN: usize = 128;
 pub const fn max_len(meta_len: usize, body_len: usize) -> usize {
     // State, time (at most 20 digits), five tabs, meta; then the larger of the line and its block.
     1 + 20 + 5 + meta_len + 4 + 16 + body_len + body_len / 8
-}
-
-struct Out<'a> {
-    buf: &'a mut [u8],
-    n: usize,
-}
-
-impl Out<'_> {
-    fn put(&mut self, b: &[u8]) -> Result<(), Code> {
-        let end = self.n + b.len();
-        self.buf
-            .get_mut(self.n..end)
-            .ok_or(Code::InvalidArgument)?
-            .copy_from_slice(b);
-        self.n = end;
-        Ok(())
-    }
 }
 
 /// Writes the record of an event received at `time` into `out`: `meta` is its fields (event,
@@ -54,7 +38,7 @@ pub fn write(
     } else {
         (b"C", b'Z')
     };
-    let mut o = Out { buf: out, n: 0 };
+    let mut o = Out::new(out);
     o.put(plain)?;
     let mut digits = [0u8; 24];
     o.put(crate::buf::format_i64(time, &mut digits))?;
