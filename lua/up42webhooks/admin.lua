@@ -167,6 +167,25 @@ local function consumer_arg(c, args)
     return false
 end
 
+-- Where a dump or a tail starts: `since`, or with consumer=NAME after that consumer's position
+-- (an explicit `since` wins); the consumer (nil without one) and its gap (retention dropped events
+-- it had not acknowledged). nil after a 400 or a 503.
+local function start_of(c, args)
+    local consumer = consumer_arg(c, args)
+    if consumer == false then
+        return nil
+    end
+    local position, gap
+    if consumer then
+        position, gap = c.store:consumer(consumer)
+        if position == nil then
+            reply.unavailable("store_unavailable", "cannot read the consumer's position now, retry later", gap)
+            return nil
+        end
+    end
+    return cursor_arg(c, args, "since", position or c.store.START), consumer, gap
+end
+
 -- What a reader is told when retention dropped events its consumer had not acknowledged.
 local function gap_json(gap)
     return '{"after":' .. cursor_json(gap.after) .. ',"through":' .. cursor_json(gap.through) .. "}"
@@ -231,18 +250,7 @@ function _M.dump(c)
     if not args then
         return
     end
-    local consumer = consumer_arg(c, args)
-    if consumer == false then
-        return
-    end
-    local position, gap
-    if consumer then
-        position, gap = c.store:consumer(consumer)
-        if position == nil then
-            return reply.unavailable("store_unavailable", "cannot read the consumer's position now, retry later", gap)
-        end
-    end
-    local since = cursor_arg(c, args, "since", position or c.store.START)
+    local since, consumer, gap = start_of(c, args)
     if not since then
         return
     end
@@ -371,18 +379,7 @@ function _M.tail(c)
     if type(last_id) == "string" then
         args.since = last_id
     end
-    local consumer = consumer_arg(c, args)
-    if consumer == false then
-        return
-    end
-    local position, gap
-    if consumer then
-        position, gap = c.store:consumer(consumer)
-        if position == nil then
-            return reply.unavailable("store_unavailable", "cannot read the consumer's position now, retry later", gap)
-        end
-    end
-    local since = cursor_arg(c, args, "since", position or c.store.START)
+    local since, _, gap = start_of(c, args)
     if not since then
         return
     end

@@ -387,6 +387,16 @@ local function fields(list)
     return t
 end
 
+-- Hands a stream entry (its id and fields) to a range's `each`, as the embedded store does: an
+-- entry written before the envelope has its sender's name in its place.
+local function give(id, f, each)
+    local envelope = f.envelope
+    if not envelope and f.sender then
+        envelope = '"sender":' .. json_string(f.sender)
+    end
+    each(id, f.json or "", nil, tonumber(f.time), envelope, f.event, f.status, f.live)
+end
+
 -- The events after entry `since`, in stream order: each(id, line, nil, time, envelope, event,
 -- status, live) for those that pass `want`, at most `limit` of them (an entry written before the
 -- envelope has its sender's name in its place). Returns the number listed and `next` (the last id
@@ -410,11 +420,7 @@ function _M.range(c, since, limit, want, each)
                 nxt = e[1]
                 if not want or want(f.event, f.status, f.live) then
                     listed = listed + 1
-                    local envelope = f.envelope
-                    if not envelope and f.sender then
-                        envelope = '"sender":' .. json_string(f.sender)
-                    end
-                    each(e[1], f.json or "", nil, tonumber(f.time), envelope, f.event, f.status, f.live)
+                    give(e[1], f, each)
                     if limit and listed >= limit then
                         return listed, nxt
                     end
@@ -745,11 +751,7 @@ function _M.range_back(c, before, limit, want, each)
                 local f = fields(e[2])
                 if not want or want(f.event, f.status, f.live) then
                     listed, nxt = listed + 1, e[1]
-                    local envelope = f.envelope
-                    if not envelope and f.sender then
-                        envelope = '"sender":' .. json_string(f.sender)
-                    end
-                    each(e[1], f.json or "", nil, tonumber(f.time), envelope, f.event, f.status, f.live)
+                    give(e[1], f, each)
                     if limit and listed >= limit then
                         return listed, nxt
                     end
