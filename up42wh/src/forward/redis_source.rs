@@ -47,6 +47,14 @@ fn items(v: &Value) -> &[Value] {
     }
 }
 
+/// The entries of an XREADGROUP answer for one stream (none when it timed out).
+fn entries_of(v: &Value) -> &[Value] {
+    items(items(v).first().unwrap_or(&Value::Nil))
+        .get(1)
+        .map(items)
+        .unwrap_or(&[])
+}
+
 /// A redis error without the URL (it may hold the password).
 fn failed(what: &str, e: redis::RedisError) -> Error {
     Error::run(format!(
@@ -178,23 +186,8 @@ impl RedisReader {
             )
         };
         if let Some(from) = pending_from {
-            let mut conn = self.ctl.lock().await;
-            let v: Value = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(&self.group)
-                .arg(&self.conf.name)
-                .arg("COUNT")
-                .arg(self.page)
-                .arg("STREAMS")
-                .arg(&self.conf.stream)
-                .arg(&from)
-                .query_async(&mut *conn)
-                .await
-                .map_err(|e| failed("XREADGROUP", e))?;
-            let entries = items(items(&v).first().unwrap_or(&Value::Nil))
-                .get(1)
-                .map(items)
-                .unwrap_or(&[]);
+            let v = self.read_group(&self.ctl, &from, None).await?;
+            let entries = entries_of(&v);
             let mut s = self.state.lock().unwrap();
             s.pending_from = entries.last().and_then(|e| items(e).first()).and_then(text);
             drop(s);
@@ -239,27 +232,10 @@ impl RedisReader {
             }
         }
         if page.events.is_empty() && gone.is_empty() {
-            let mut conn = self.read.lock().await;
-            let v: Value = redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(&self.group)
-                .arg(&self.conf.name)
-                .arg("COUNT")
-                .arg(self.page)
-                // Not longer than the next look for a dead forwarder's entries.
-                .arg("BLOCK")
-                .arg((wait * 1000).min((self.conf.claim_idle.as_millis() as u64 / 2).max(1)))
-                .arg("STREAMS")
-                .arg(&self.conf.stream)
-                .arg(">")
-                .query_async(&mut *conn)
-                .await
-                .map_err(|e| failed("XREADGROUP", e))?;
-            let entries = items(items(&v).first().unwrap_or(&Value::Nil))
-                .get(1)
-                .map(items)
-                .unwrap_or(&[]);
-            self.events(entries, &mut page, &mut gone);
+            // Not longer than the next look for a dead forwarder's entries.
+            let block = (wait * 1000).min((self.conf.claim_idle.as_millis() as u64 / 2).max(1));
+            let v = self.read_group(&self.read, ">", Some(block)).await?;
+            self.events(entries_of(&v), &mut page, &mut gone);
         }
         if !gone.is_empty() {
             let first = gone.iter().min().unwrap().text.clone();
@@ -270,28 +246,63 @@ impl RedisReader {
         Ok(page)
     }
 
-    /// XACK: these entries are done.
-    pub async fn ack(&self, keys: &[Key]) -> Result<(), Error> {
+    /// XREADGROUP for this consumer on `conn`: its own pending entries after `from`, or new ones
+    /// (`>`), waiting up to `block` ms for them.
+    async fn read_group(
+        &self,
+        conn: &Mutex<MultiplexedConnection>,
+        from: &str,
+        block: Option<u64>,
+    ) -> Result<Value, Error> {
+        let mut c = redis::cmd("XREADGROUP");
+        c.arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.conf.name)
+            .arg("COUNT")
+            .arg(self.page);
+        if let Some(ms) = block {
+            c.arg("BLOCK").arg(ms);
+        }
+        c.arg("STREAMS").arg(&self.conf.stream).arg(from);
+        c.query_async(&mut *conn.lock().await)
+            .await
+            .map_err(|e| failed("XREADGROUP", e))
+    }
+
+    /// Runs `cmd` for the keys, a thousand at a time, on the control connection.
+    async fn in_chunks(
+        &self,
+        what: &str,
+        keys: &[Key],
+        cmd: impl Fn(&[Key]) -> redis::Cmd,
+    ) -> Result<(), Error> {
         let mut conn = self.ctl.lock().await;
         for chunk in keys.chunks(1000) {
+            let _: Value = cmd(chunk)
+                .query_async(&mut *conn)
+                .await
+                .map_err(|e| failed(what, e))?;
+        }
+        Ok(())
+    }
+
+    /// XACK: these entries are done.
+    pub async fn ack(&self, keys: &[Key]) -> Result<(), Error> {
+        self.in_chunks("XACK", keys, |chunk| {
             let mut c = redis::cmd("XACK");
             c.arg(&self.conf.stream).arg(&self.group);
             for k in chunk {
                 c.arg(&k.text);
             }
-            let _: Value = c
-                .query_async(&mut *conn)
-                .await
-                .map_err(|e| failed("XACK", e))?;
-        }
-        Ok(())
+            c
+        })
+        .await
     }
 
     /// Keeps entries this forwarder still works on (a retry due later) from being taken over:
     /// XCLAIM to itself resets their idle time.
     pub async fn touch(&self, keys: &[Key]) -> Result<(), Error> {
-        let mut conn = self.ctl.lock().await;
-        for chunk in keys.chunks(1000) {
+        self.in_chunks("XCLAIM", keys, |chunk| {
             let mut c = redis::cmd("XCLAIM");
             c.arg(&self.conf.stream)
                 .arg(&self.group)
@@ -301,12 +312,9 @@ impl RedisReader {
                 c.arg(&k.text);
             }
             c.arg("JUSTID");
-            let _: Value = c
-                .query_async(&mut *conn)
-                .await
-                .map_err(|e| failed("XCLAIM", e))?;
-        }
-        Ok(())
+            c
+        })
+        .await
     }
 
     pub fn claim_idle(&self) -> Duration {
