@@ -143,6 +143,9 @@ struct Forwarder {
     done_tx: mpsc::UnboundedSender<Finished>,
     in_flight: usize,
     last_gap: Option<String>,
+    /// With Redis (entries acknowledged one by one): the events finished since the last XACK, so
+    /// that finding them does not scan every event still held.
+    finished_keys: Option<Vec<Key>>,
 }
 
 impl Forwarder {
@@ -235,7 +238,11 @@ impl Forwarder {
                     Some(Done::Delivered | Done::Dead) => {}
                 }
             }
-            self.tracked.insert(key, Tracked { event: e, routes });
+            let t = Tracked { event: e, routes };
+            if let Some(f) = self.finished_keys.as_mut().filter(|_| t.finished()) {
+                f.push(key.clone());
+            }
+            self.tracked.insert(key, t);
         }
         if let Some(next) = page.next {
             if self.read_through.as_ref().is_none_or(|r| next > *r) {
@@ -355,6 +362,12 @@ impl Forwarder {
             for r in &mut t.routes {
                 if r.0 == route {
                     r.1 = Some(done);
+                }
+            }
+            // The last route delivered or gave it up (a route finishes once).
+            if matches!(done, Done::Delivered | Done::Dead) && t.finished() {
+                if let Some(f) = self.finished_keys.as_mut() {
+                    f.push(key.clone());
                 }
             }
         }
@@ -723,6 +736,7 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
         done_tx,
         in_flight: 0,
         last_gap: None,
+        finished_keys: matches!(*source, Reader::Redis(_)).then(Vec::new),
     };
     log(
         "info",
@@ -748,7 +762,8 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
     let mut read_backoff = Duration::from_millis(500);
     let mut read_not_before = Instant::now();
     let mut first_page = true;
-    let (ack_tx, mut ack_rx) = mpsc::channel::<Result<Acked, Error>>(1);
+    // An acknowledgement's outcome; a failed XACK gives its keys back, to be sent again.
+    let (ack_tx, mut ack_rx) = mpsc::channel::<Result<Acked, (Error, Vec<Key>)>>(1);
     let mut last_touch = Instant::now();
     let mut acking = false;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -812,7 +827,12 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
                 match ack {
                     Some(Ok(Acked::Through(k))) => f.acknowledged(k),
                     Some(Ok(Acked::Each(keys))) => f.acknowledged_each(keys),
-                    Some(Err(e)) => log("warn", format!("{e}; the acknowledgement is sent again")),
+                    Some(Err((e, keys))) => {
+                        log("warn", format!("{e}; the acknowledgement is sent again"));
+                        if let Some(f) = f.finished_keys.as_mut() {
+                            f.extend(keys);
+                        }
+                    }
                     None => {}
                 }
             }
@@ -839,26 +859,28 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
                             let (source, tx) = (source.clone(), ack_tx.clone());
                             tokio::spawn(async move {
                                 let Reader::Admin(s) = &*source else { return };
-                                let r = s.ack(&k).await.map(|_| Acked::Through(k));
+                                let r = s
+                                    .ack(&k)
+                                    .await
+                                    .map(|_| Acked::Through(k))
+                                    .map_err(|e| (e, Vec::new()));
                                 let _ = tx.send(r).await;
                             });
                         }
                     }
                 }
                 Reader::Redis(r) => {
-                    let done: Vec<Key> = f
-                        .tracked
-                        .iter()
-                        .filter(|(_, t)| t.finished())
-                        .map(|(k, _)| k.clone())
-                        .take(1000)
-                        .collect();
+                    let pending = f.finished_keys.as_mut().expect("kept with Redis");
+                    let done: Vec<Key> = pending.drain(..pending.len().min(1000)).collect();
                     if !done.is_empty() {
                         acking = true;
                         let (source, tx) = (source.clone(), ack_tx.clone());
                         tokio::spawn(async move {
                             let Reader::Redis(r) = &*source else { return };
-                            let res = r.ack(&done).await.map(|_| Acked::Each(done));
+                            let res = match r.ack(&done).await {
+                                Ok(()) => Ok(Acked::Each(done)),
+                                Err(e) => Err((e, done)),
+                            };
                             let _ = tx.send(res).await;
                         });
                     } else if last_touch.elapsed() >= r.claim_idle() / 3 {
