@@ -49,6 +49,19 @@ fn up42wh() -> PathBuf {
         .clone()
 }
 
+/// `up42wh forward --config CONFIG ARGS...` run to its end, with `env` (and none of the project's
+/// settings of the shell running the tests).
+fn run_up42wh(config: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(up42wh());
+    common::hermetic(&mut c)
+        .args(["forward", "--config"])
+        .arg(config)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
 /// A scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("up42wh-forward-{name}-{}", std::process::id()));
@@ -196,28 +209,17 @@ fn each_route_gets_what_it_asks_for_signed_and_as_a_named_consumer() {
     let dir = scratch("routes");
     let out = dir.join("download.out");
     let script = dir.join("download.sh");
-    std::fs::write(
+    executable(
         &script,
         "#!/bin/sh\n{ printf '%s %s %s %s ' \"$UP42WH_EVENT\" \"$UP42WH_STATUS\" \"$UP42WH_ID\" \"$UP42WH_LIVE\"; cat; } >> \"$DOWNLOAD_OUT\"\n",
-    )
-    .unwrap();
-    Command::new("chmod")
-        .arg("755")
-        .arg(&script)
-        .status()
-        .unwrap();
-    let config = dir.join("forward.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-state_dir = "state"
-
-[receiver]
-url = "http://127.0.0.1:{admin}"
-consumer = "forward"
-
-[[route]]
+    );
+    let config = forward_config(
+        &dir,
+        server.admin_port,
+        "",
+        "",
+        &format!(
+            r#"[[route]]
 name = "everything"
 sink = "http"
 url = "http://127.0.0.1:{http}/hook"
@@ -236,12 +238,10 @@ events = ["order.status"]
 statuses = ["FULFILLED"]
 command = ["{script}"]
 "#,
-            admin = server.admin_port,
             http = http.port,
             script = script.display()
         ),
-    )
-    .unwrap();
+    );
     let slack_url = format!("http://127.0.0.1:{}/services/T0/B0/secret", slack.port);
     let out_env = out.to_str().unwrap().to_string();
     let mut fwd = Forwarder::start(
@@ -378,18 +378,14 @@ fn a_sink_that_asks_to_wait_gets_everything_and_one_that_never_recovers_gets_dea
     let flaky = Sink::start(Answer::FailFirst(3, 503, Some("1")));
     let dead = Sink::start(Answer::Always(500));
     let dir = scratch("retries");
-    let config = dir.join("forward.toml");
     let write_config = |dead_port: u16| {
-        std::fs::write(
-            &config,
-            format!(
-                r#"
-state_dir = "state"
-[receiver]
-url = "http://127.0.0.1:{admin}"
-consumer = "forward"
-
-[[route]]
+        forward_config(
+            &dir,
+            server.admin_port,
+            "",
+            "",
+            &format!(
+                r#"[[route]]
 name = "flaky"
 sink = "http"
 url = "http://127.0.0.1:{flaky}/"
@@ -405,13 +401,11 @@ retry = ["100ms", "100ms"]
 circuit_failures = 3
 circuit_probe = "300ms"
 "#,
-                admin = server.admin_port,
                 flaky = flaky.port,
             ),
         )
-        .unwrap();
     };
-    write_config(dead.port);
+    let config = write_config(dead.port);
     let mut fwd = Forwarder::start(&config, &[("FORWARD_WHSEC", FORWARD_SECRET)]);
     let keys: Vec<Value> = (0..4)
         .map(|i| store(&server, "/receive-webhooks", &fresh(&format!("retry-{i}"))))
@@ -469,17 +463,13 @@ circuit_probe = "300ms"
     // The sink is back: replay delivers each dead letter once and empties the file.
     let back = Sink::start(Answer::Ok);
     write_config(back.port);
-    let out = Command::new(up42wh())
-        .args(["forward", "--config"])
-        .arg(&config)
-        .args(["replay", "--route", "dead"])
-        .env("FORWARD_WHSEC", FORWARD_SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::stdout_of(
+        &run_up42wh(
+            &config,
+            &["replay", "--route", "dead"],
+            &[("FORWARD_WHSEC", FORWARD_SECRET)],
+        ),
+        "up42wh forward replay",
     );
     assert_eq!(back.requests().len(), 4);
     assert!(back.requests().iter().all(verified));
@@ -496,18 +486,13 @@ fn kill_9_then_restart_loses_nothing_and_keeps_a_retry_due_later() {
     // Fails the first request, then answers: its retry is due 5 s later, after the kill.
     let later = Sink::start(Answer::FailFirst(1, 503, None));
     let dir = scratch("kill");
-    let config = dir.join("forward.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-state_dir = "state"
-[receiver]
-url = "http://127.0.0.1:{admin}"
-consumer = "forward"
-page = 20
-
-[[route]]
+    let config = forward_config(
+        &dir,
+        server.admin_port,
+        "",
+        "page = 20",
+        &format!(
+            r#"[[route]]
 name = "slow"
 sink = "http"
 url = "http://127.0.0.1:{slow}/"
@@ -522,12 +507,10 @@ url = "http://127.0.0.1:{later}/"
 secret_env = "FORWARD_WHSEC"
 retry = ["5s"]
 "#,
-            admin = server.admin_port,
             slow = slow.port,
             later = later.port
         ),
-    )
-    .unwrap();
+    );
     let env = [("FORWARD_WHSEC", FORWARD_SECRET)];
     let mut fwd = Forwarder::start(&config, &env);
     store(
@@ -609,15 +592,15 @@ fn each_bad_configuration_is_one_line_naming_the_key_and_the_line() {
     for (i, (route, line, says)) in cases.iter().enumerate() {
         let config = dir.join(format!("bad{i}.toml"));
         std::fs::write(&config, format!("{base}{route}")).unwrap();
-        let out = Command::new(up42wh())
-            .args(["forward", "--config"])
-            .arg(&config)
-            .arg("check")
-            .env("W", FORWARD_SECRET)
-            .env("S", "http://127.0.0.1:9/slack")
-            .env("BAD_WHSEC", "whsec_not base64!")
-            .output()
-            .unwrap();
+        let out = run_up42wh(
+            &config,
+            &["check"],
+            &[
+                ("W", FORWARD_SECRET),
+                ("S", "http://127.0.0.1:9/slack"),
+                ("BAD_WHSEC", "whsec_not base64!"),
+            ],
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{route}: {err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
@@ -637,12 +620,7 @@ fn each_bad_configuration_is_one_line_naming_the_key_and_the_line() {
         ),
     )
     .unwrap();
-    let out = Command::new(up42wh())
-        .args(["forward", "--config"])
-        .arg(&config)
-        .env("W", FORWARD_SECRET)
-        .output()
-        .unwrap();
+    let out = run_up42wh(&config, &[], &[("W", FORWARD_SECRET)]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -665,29 +643,22 @@ fn a_gap_is_reported_and_passed_the_receiver_restarted_is_resumed_and_status_say
         .start();
     let http = Sink::start(Answer::Ok);
     let dir = scratch("gap");
-    let config = dir.join("forward.toml");
     let metrics = common::nginx::free_port();
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-state_dir = "state"
-metrics = "127.0.0.1:{metrics}"
-[receiver]
-url = "http://127.0.0.1:{admin}"
-consumer = "forward"
-
-[[route]]
+    let config = forward_config(
+        &dir,
+        server.admin_port,
+        &format!("metrics = \"127.0.0.1:{metrics}\""),
+        "",
+        &format!(
+            r#"[[route]]
 name = "all"
 sink = "http"
 url = "http://127.0.0.1:{http}/"
 secret_env = "FORWARD_WHSEC"
 "#,
-            admin = server.admin_port,
             http = http.port
         ),
-    )
-    .unwrap();
+    );
     let keys: Vec<Value> = (0..6)
         .map(|i| store(&server, "/receive-webhooks", &fresh(&format!("gap-{i}"))))
         .collect();
@@ -722,18 +693,9 @@ secret_env = "FORWARD_WHSEC"
         "{}",
         fwd.log()
     );
-    let out = Command::new(up42wh())
-        .args(["forward", "--config"])
-        .arg(&config)
-        .arg("status")
-        .env("FORWARD_WHSEC", FORWARD_SECRET)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = common::stdout_of(
+        &run_up42wh(&config, &["status"], &[("FORWARD_WHSEC", FORWARD_SECRET)]),
+        "up42wh forward status",
     );
     assert!(
         text.contains("1 gaps")
@@ -773,65 +735,51 @@ secret_env = "FORWARD_WHSEC"
 #[test]
 fn the_readme_example_configuration_checks_and_its_email_route_sends_mail() {
     let example = common::root().join("examples/forward.toml");
-    let out = Command::new(up42wh())
-        .args(["forward", "--config"])
-        .arg(&example)
-        .arg("check")
-        .env(
-            "SLACK_WEBHOOK_URL",
-            "https://hooks.slack.com/services/T0/B0/x",
-        )
-        .env("FORWARD_WHSEC", FORWARD_SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let checked = common::stdout_of(
+        &run_up42wh(
+            &example,
+            &["check"],
+            &[
+                (
+                    "SLACK_WEBHOOK_URL",
+                    "https://hooks.slack.com/services/T0/B0/x",
+                ),
+                ("FORWARD_WHSEC", FORWARD_SECRET),
+            ],
+        ),
+        "up42wh forward check of examples/forward.toml",
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("4 routes"));
+    assert!(checked.contains("4 routes"), "{checked}");
 
     // The email route as examples/forward.toml has it, with a stand-in for sendmail.
     let server = receiver();
     let dir = scratch("mail");
     let mailbox = dir.join("mailbox");
     let sendmail = dir.join("sendmail");
-    std::fs::write(
+    executable(
         &sendmail,
-        format!(
+        &format!(
             "#!/bin/sh\n[ \"$1\" = -t ] || exit 64\ncat >> '{}'\n",
             mailbox.display()
         ),
-    )
-    .unwrap();
-    Command::new("chmod")
-        .arg("755")
-        .arg(&sendmail)
-        .status()
-        .unwrap();
-    let config = dir.join("forward.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-state_dir = "state"
-[receiver]
-url = "http://127.0.0.1:{admin}"
-consumer = "forward"
-
-[[route]]
+    );
+    let config = forward_config(
+        &dir,
+        server.admin_port,
+        "",
+        "",
+        &format!(
+            r#"[[route]]
 name = "email"
 sink = "exec"
 notifiable = true
 command = ["{script}", "ops@example.com"]
 "#,
-            admin = server.admin_port,
             script = common::root()
                 .join("examples/forward/mail-event.sh")
                 .display()
         ),
-    )
-    .unwrap();
+    );
     let sendmail_env = sendmail.to_str().unwrap().to_string();
     let mut fwd = Forwarder::start(&config, &[("SENDMAIL", &sendmail_env)]);
     let failed = up42("job", "mail-1", "FAILED", false);
@@ -856,18 +804,38 @@ command = ["{script}", "ops@example.com"]
     );
 }
 
-/// A configuration of one http route to `port` with `extra` lines for it, and `top` lines above.
-fn one_route(dir: &Path, admin: u16, port: u16, top: &str, extra: &str) -> PathBuf {
+/// A configuration in `dir` reading the receiver on `admin` as consumer `forward`: `top` lines
+/// above its `[receiver]` table, `receiver` lines in it, then `routes`.
+fn forward_config(dir: &Path, admin: u16, top: &str, receiver: &str, routes: &str) -> PathBuf {
     let config = dir.join("forward.toml");
     std::fs::write(
         &config,
         format!(
-            "state_dir = \"state\"\n{top}\n[receiver]\nurl = \"http://127.0.0.1:{admin}\"\nconsumer = \"forward\"\n\n\
-             [[route]]\nname = \"one\"\nsink = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\nsecret_env = \"FORWARD_WHSEC\"\n{extra}\n"
+            "state_dir = \"state\"\n{top}\n[receiver]\nurl = \"http://127.0.0.1:{admin}\"\nconsumer = \"forward\"\n{receiver}\n\n{routes}"
         ),
     )
     .unwrap();
     config
+}
+
+/// A configuration of one http route to `port` with `extra` lines for it, and `top` lines above.
+fn one_route(dir: &Path, admin: u16, port: u16, top: &str, extra: &str) -> PathBuf {
+    forward_config(
+        dir,
+        admin,
+        top,
+        "",
+        &format!(
+            "[[route]]\nname = \"one\"\nsink = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\nsecret_env = \"FORWARD_WHSEC\"\n{extra}\n"
+        ),
+    )
+}
+
+/// An executable script at `path`.
+fn executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
