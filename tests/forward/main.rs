@@ -1037,3 +1037,35 @@ fn two_forwarders_in_one_redis_group_share_the_events_and_one_takes_over_from_a_
     });
     assert!(b.log().contains("took over"), "{}", b.log());
 }
+
+/// A receiver that is down while a delivery finishes: the acknowledgement fails and is sent again
+/// after pauses that double, not in a tight loop (a bench once logged millions of lines a minute),
+/// and reaches the receiver once it is back.
+#[test]
+fn a_receiver_that_is_down_is_asked_again_after_pauses_not_in_a_loop() {
+    let mut server = Setup::default()
+        .env("UP42_WEBHOOK_CONSUMERS", "forward")
+        .start();
+    let http = Sink::start(Answer::Delay(Duration::from_millis(1500)));
+    let dir = scratch("receiver-down");
+    let config = one_route(&dir, server.admin_port, http.port, "", "");
+    let key = store(&server, "/receive-webhooks", &fresh("down-1"));
+    let fwd = Forwarder::start(&config, &[("FORWARD_WHSEC", FORWARD_SECRET)]);
+    until(10, "the sink has the event", || http.requests().len() == 1);
+    // Down before the sink answers: the acknowledgement that follows cannot reach it.
+    server.stop();
+    std::thread::sleep(Duration::from_secs(5));
+    let log = fwd.log();
+    let failed_acks = log.matches("cannot acknowledge").count();
+    let failed_reads = log.matches("cannot read the receiver").count();
+    assert!(
+        (1..=5).contains(&failed_acks) && failed_reads <= 5,
+        "{failed_acks} failed acknowledgements and {failed_reads} failed reads in 5 s:\n{}",
+        log.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
+    server.restart();
+    until(40, "the position at the event", || {
+        json(&server.admin_get("/stats"))["consumers"]["forward"]["position"] == key
+    });
+    assert_eq!(http.requests().len(), 1, "delivered once");
+}

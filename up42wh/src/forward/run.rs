@@ -766,6 +766,10 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
     let (ack_tx, mut ack_rx) = mpsc::channel::<Result<Acked, (Error, Vec<Key>)>>(1);
     let mut last_touch = Instant::now();
     let mut acking = false;
+    // A failed acknowledgement is sent again after a pause that doubles (0.5 s to 30 s): a
+    // receiver that is down is not asked in a tight loop.
+    let mut ack_backoff = Duration::from_millis(500);
+    let mut ack_not_before = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut stopping: Option<Instant> = None;
     loop {
@@ -824,11 +828,16 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
             }
             ack = ack_rx.recv() => {
                 acking = false;
+                if matches!(ack, Some(Ok(_))) {
+                    ack_backoff = Duration::from_millis(500);
+                }
                 match ack {
                     Some(Ok(Acked::Through(k))) => f.acknowledged(k),
                     Some(Ok(Acked::Each(keys))) => f.acknowledged_each(keys),
                     Some(Err((e, keys))) => {
-                        log("warn", format!("{e}; the acknowledgement is sent again"));
+                        log("warn", format!("{e}; the acknowledgement is sent again in {:.1} s", ack_backoff.as_secs_f64()));
+                        ack_not_before = Instant::now() + ack_backoff;
+                        ack_backoff = (ack_backoff * 2).min(Duration::from_secs(30));
                         if let Some(f) = f.finished_keys.as_mut() {
                             f.extend(keys);
                         }
@@ -850,7 +859,7 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
             }
         }
         // Tell the receiver (or Redis), one acknowledgement at a time.
-        if !acking {
+        if !acking && Instant::now() >= ack_not_before {
             match &*source {
                 Reader::Admin(_) => {
                     if let Some(k) = f.done_through() {
