@@ -10,26 +10,28 @@ ARG RUST_IMAGE=rust:1.95.0-alpine
 ARG OPENRESTY_IMAGE=openresty/openresty:1.27.1.2-0-alpine
 
 # The library, built for the runtime's C library. Alpine's is musl, and Rust links musl programs
-# statically by default; a shared object that nginx can dlopen needs the dynamic C runtime.
+# statically by default; a shared object that nginx can dlopen needs the dynamic C runtime. The
+# up42wh program (the compose service "forward") is built beside it; its TLS (ring) needs gcc.
 FROM ${RUST_IMAGE} AS builder
-RUN apk add --no-cache musl-dev
+RUN apk add --no-cache musl-dev gcc
 WORKDIR /src
 COPY Cargo.toml Cargo.lock cbindgen.toml ./
 COPY src ./src
-# The workspace's other member (the up42wh program): its manifest is read, nothing of it is built.
+# The workspace's other member: the up42wh program.
 COPY up42wh ./up42wh
 # Cargo.toml names the benchmarks: their files must be there for it to build anything.
 COPY benches/verify.rs ./benches/verify.rs
 COPY benches/journal.rs ./benches/journal.rs
 COPY benches/index.rs ./benches/index.rs
 ENV RUSTFLAGS="-C target-feature=-crt-static" CARGO_PROFILE_RELEASE_STRIP=symbols
-RUN cargo build --release --locked --lib
+RUN cargo build --release --locked --lib && cargo build --release --locked -p up42wh
 
 # OpenResty as its image expects to run: its own nginx.conf, which includes /etc/nginx/conf.d/*.conf
 # inside http {}, logs linked to the container's stdout and stderr, SIGQUIT to stop. default.conf
 # finds the Lua module under $prefix/lua and the library under $prefix/lib.
 FROM ${OPENRESTY_IMAGE}
 COPY --from=builder /src/target/release/libup42webhooks.so /usr/local/openresty/nginx/lib/libup42webhooks.so
+COPY --from=builder /src/target/release/up42wh /usr/local/bin/up42wh
 COPY lua/ /usr/local/openresty/nginx/lua/
 COPY openresty/html/ /usr/local/openresty/nginx/html/
 COPY openresty/default.conf /etc/nginx/conf.d/default.conf
@@ -48,7 +50,7 @@ COPY openresty/configtest.sh /usr/local/bin/up42webhooks-configtest
 # arrives from the network's gateway (not a secret; with --network host, set it to loopback).
 # The journal lives in a volume (docker-compose.yml names one), owned by the workers' user.
 ENV UP42_WEBHOOK_ADMIN_ALLOW="loopback,gateway" UP42_WEBHOOK_JOURNAL_DIR="/var/lib/up42webhooks"
-RUN install -d -o nobody -m 0700 /var/lib/up42webhooks
+RUN install -d -o nobody -m 0700 /var/lib/up42webhooks /var/lib/up42wh
 VOLUME /var/lib/up42webhooks
 # The config is tested at build time, with the listen files the entrypoint writes. nginx -t does
 # not run init_by_lua (configure{}'s checks run at start); the placeholder secret, which lives only

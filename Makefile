@@ -55,7 +55,8 @@ help:
 	@echo "make dump / stats  the stored events (Q='?status=FAILED' filters) / the counters, from the admin port"
 	@echo "make admin-url     the running receiver's admin address, for programs: admin=\$$(make admin-url)"
 	@echo "make forward       up42wh forward in the foreground with FORWARD_CONFIG (forward.toml; see"
-	@echo "                   examples/forward.toml): act on events (HTTP, Slack, programs, email)"
+	@echo "                   examples/forward.toml): act on events (HTTP, Slack, programs, email);"
+	@echo "                   make run FORWARD=1: in its own container beside the receiver's"
 	@echo "make restart / configtest   the host server or the container: check, then restart it with"
 	@echo "                   the settings it was started with (nothing is stopped when a check fails) / nginx -t"
 	@echo "make secret        write a random secret to SECRET_FILE (run/secret, mode 0600) unless there is one;"
@@ -74,7 +75,7 @@ help:
 	@echo "make bench-peers   RFC 9421 B.2.5/B.2.6: ours beside httpsig (Rust) and http-message-signatures"
 	@echo "make fuzz          each fuzz target for FUZZ_SECONDS (60) on its corpus (cargo-fuzz, libFuzzer)"
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
-	@echo "make cross         build the .so for ARM boards into dist/<target>/ (aarch64, armv7)"
+	@echo "make cross         build the .so and up42wh for ARM boards into dist/<target>/ (aarch64, armv7)"
 	@echo "make cross-test    prove those builds under qemu-user (Rust tests, the ARM LuaJIT)"
 	@echo "make sign-example  sign a fresh test event (needs UP42_WEBHOOK_SECRET)"
 
@@ -196,12 +197,15 @@ cross-deps: deps
 	if [ -n "$$added" ] || ! apt-cache show luajit2:arm64 >/dev/null 2>&1; then \
 	  apt-get update -qq || echo "apt-get update reported errors; going on with the lists it has" >&2; fi
 
-# dist/<target>/libup42webhooks.so, stripped, with a SHA256SUMS file beside it.
+# dist/<target>/: libup42webhooks.so and the up42wh program, stripped, with a SHA256SUMS file.
+# Each is its own build: the library's dependencies stay its small set.
 cross: cross-deps
 	@for t in $(CROSS_TARGETS); do \
-	  CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked --lib --target $$t || exit 1; \
-	  mkdir -p dist/$$t && cp target/$$t/release/libup42webhooks.so dist/$$t/ && \
-	  (cd dist/$$t && sha256sum libup42webhooks.so > SHA256SUMS) && echo "dist/$$t/libup42webhooks.so"; \
+	  CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked --lib --target $$t && \
+	  CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked -p up42wh --target $$t || exit 1; \
+	  mkdir -p dist/$$t && cp target/$$t/release/libup42webhooks.so target/$$t/release/up42wh dist/$$t/ && \
+	  (cd dist/$$t && sha256sum libup42webhooks.so up42wh > SHA256SUMS) && \
+	  echo "dist/$$t/libup42webhooks.so dist/$$t/up42wh"; \
 	done
 
 cross-test: cross
@@ -464,8 +468,10 @@ forward: deps
 	@$(WHERE); exec $(RELEASE_DIR)/up42wh forward --config '$(FORWARD_CONFIG)' --receiver "$$admin"
 
 # The forwarder's figures (README "Act on events"): events a second to a sink that answers at once,
-# and the latency from the receiver's 200 to the sink, against the release build.
+# the latency from the receiver's 200 to the sink, and a program run per event beside Debian's
+# webhook (adnanh/webhook), against the release build.
 bench-forward: build nginx-deps
+	@missing=""; command -v webhook >/dev/null 2>&1 || missing=webhook; $(APT_INSTALL)
 	$(CARGO) build --release --locked -p up42wh
 	UP42WH_BIN=$(abspath $(RELEASE_DIR))/up42wh $(CARGO) test --locked --test forward -- --ignored bench_ --nocapture --test-threads 1
 
@@ -535,7 +541,14 @@ COMPOSE_FILES = -f docker-compose.yml \
 	$(if $(or $(wildcard secrets/up42_webhook_secret),$(UP42_WEBHOOK_SECRET_HOST_FILE)),-f docker-compose.secret.yml) \
 	$(if $(TLS_CERT),-f docker-compose.tls.yml) \
 	$(if $(PROD),,-f $(if $(DEBIAN),docker-compose.debian-dev.yml,docker-compose.override.yml))
-COMPOSE_CMD = env LISTEN=$(PUBLISH) ADMIN_PORT=$(ADMIN_PORT) \
+# The forwarder's service (the compose profile "forward"): make run FORWARD=1 starts it beside the
+# receiver, with FORWARD_CONFIG's directory mounted read-only; the other targets (stop, logs, list,
+# restart, clean) act on it whenever it is there.
+COMPOSE_PROFILES_ON = forward
+COMPOSE_CMD = env LISTEN=$(PUBLISH) ADMIN_PORT=$(ADMIN_PORT) COMPOSE_PROFILES=$(COMPOSE_PROFILES_ON) \
+	FORWARD_DIR=$(abspath $(dir $(FORWARD_CONFIG))) FORWARD_FILE=$(notdir $(FORWARD_CONFIG)) \
+	$(if $(filter 1,$(FORWARD)),UP42_WEBHOOK_CONSUMERS=$${UP42_WEBHOOK_CONSUMERS:-forward} \
+	  UP42_WEBHOOK_ADMIN_HOSTS="up42webhooks:9889 $$UP42_WEBHOOK_ADMIN_HOSTS") \
 	$(if $(DEBIAN),DEBIAN_IMAGE=$(DEBIAN_IMAGE) LIB_IMAGE=$(LIB_IMAGE) BASE_IMAGE=$(BASE_IMAGE)) \
 	$(if $(TLS_CERT),TLS_CERT=$(abspath $(TLS_CERT)) TLS_KEY=$(abspath $(TLS_KEY)) TLS_DIR=$(TLS_DIR) TLS_LISTEN=$(firstword $(subst :, ,$(PUBLISH))):$(TLS_PORT)) \
 	$(COMPOSE) $(COMPOSE_FILES)
@@ -574,11 +587,13 @@ debian-base: docker-check
 image: docker-check
 ifeq ($(FLAVOR),debian)
 ifeq ($(LIB),host)
-	@if [ "$(ARCH)" = "$(NATIVE_ARCH)" ]; then $(MAKE) --no-print-directory build; \
-	  elif [ ! -f $(HOST_LIB)/libup42webhooks.so ]; then $(MAKE) --no-print-directory cross; fi
-	@# An image of one file, FROM scratch (its context holds only the library).
-	ctx=$$(mktemp -d) && cp $(HOST_LIB)/libup42webhooks.so $$ctx/ && \
-	  printf 'FROM scratch\nCOPY libup42webhooks.so /\n' | \
+	@if [ "$(ARCH)" = "$(NATIVE_ARCH)" ]; then $(MAKE) --no-print-directory build && \
+	    $(CARGO) build --release --locked -p up42wh; \
+	  elif [ ! -f $(HOST_LIB)/libup42webhooks.so ] || [ ! -f $(HOST_LIB)/up42wh ]; then \
+	    $(MAKE) --no-print-directory cross; fi
+	@# An image of two files, FROM scratch (its context holds only them).
+	ctx=$$(mktemp -d) && cp $(HOST_LIB)/libup42webhooks.so $(HOST_LIB)/up42wh $$ctx/ && \
+	  printf 'FROM scratch\nCOPY libup42webhooks.so up42wh /\n' | \
 	  docker build -q --platform $(PLATFORM) -t $(LIB_IMAGE) -f - $$ctx; s=$$?; rm -rf $$ctx; exit $$s
 else ifeq ($(LIB),source)
 	docker build --platform $(PLATFORM) -f Dockerfile.lib -t $(LIB_IMAGE) .
@@ -594,9 +609,17 @@ else
 endif
 
 # Builds the image when its inputs changed (Docker's layer cache), then starts it detached.
+# FORWARD=1: the forwarder too, in its own container; the receiver then declares its consumer
+# (UP42_WEBHOOK_CONSUMERS, "forward" unless set), answers to the name the forwarder reaches it by
+# (UP42_WEBHOOK_ADMIN_HOSTS gains up42webhooks:9889), and both need UP42_WEBHOOK_ADMIN_TOKEN.
+run: COMPOSE_PROFILES_ON = $(if $(filter 1,$(FORWARD)),forward)
 run: docker-check
 	@if [ -z "$$UP42_WEBHOOK_SECRET" ] && [ ! -f secrets/up42_webhook_secret ] && [ -z "$$UP42_WEBHOOK_SECRET_HOST_FILE" ]; then \
 	  echo "set UP42_WEBHOOK_SECRET, or put the secret in secrets/up42_webhook_secret (a Docker secret)" >&2; exit 1; fi
+ifeq ($(FORWARD),1)
+	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make run FORWARD=1: no $(FORWARD_CONFIG): cp examples/forward.toml forward.toml and edit its routes (FORWARD_CONFIG=path for another file)" >&2; exit 1; }
+	@[ -n "$$UP42_WEBHOOK_ADMIN_TOKEN" ] || { echo "make run FORWARD=1: set UP42_WEBHOOK_ADMIN_TOKEN (the forwarder's container reaches the receiver's admin listener with it)" >&2; exit 1; }
+endif
 ifeq ($(FLAVOR),debian)
 	@# BUILD=0: the image as it is (one loaded with docker load, say).
 	@[ "$(BUILD)" = 0 ] || $(MAKE) --no-print-directory image
@@ -608,6 +631,7 @@ endif
 	  curl -fsS $(ADMIN_URL)/ping >/dev/null 2>&1 && { \
 	    echo "receiving on http://$(PUBLISH)/receive-webhooks$(if $(TLS_CERT), and https on port $(TLS_PORT))"; \
 	    echo "dump and stats on $(ADMIN_URL)/dump-webhooks and /stats (loopback only)"; \
+	    $(if $(filter 1,$(FORWARD)),echo "forwarding with $(FORWARD_CONFIG) as a consumer of $${UP42_WEBHOOK_CONSUMERS:-forward} (make logs; its status: $(COMPOSE) exec forward up42wh forward status)";) \
 	    echo "logs: make logs, stop: make stop"; exit 0; }; \
 	  sleep 0.2; done; \
 	echo "the container does not answer on port $(ADMIN_PORT); its logs:" >&2; $(COMPOSE_CMD) logs --tail=20 >&2; exit 1

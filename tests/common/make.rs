@@ -139,6 +139,22 @@ pub fn release_dir() -> PathBuf {
     target.join("release")
 }
 
+/// release_dir() with the up42wh program beside the library, as the images take it (make image
+/// LIB=host): its own build, so that the tests which need only the library do not wait for it.
+pub fn release_dir_with_up42wh() -> PathBuf {
+    let release = release_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(
+        Command::new(cargo)
+            .args(["build", "--release", "--locked", "--offline", "--quiet"])
+            .args(["-p", "up42wh", "--target-dir"])
+            .arg(release.parent().unwrap())
+            .current_dir(crate::common::root()),
+        "cargo build --release -p up42wh",
+    );
+    release
+}
+
 impl Make {
     /// The target's output when it fails, as it must.
     pub fn fails(&self, target: &str) -> String {

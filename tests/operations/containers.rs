@@ -10,7 +10,7 @@
 //! makes that a failure. make runs in a copy of the project's files, so that `make clean` and the
 //! compose project (named after the copy) touch nothing of the checkout's or a user's.
 
-use crate::common::make::{project_copy, release_dir, run, Make, Scratch};
+use crate::common::make::{project_copy, release_dir_with_up42wh, run, Make, Scratch};
 use crate::common::nginx::{free_port, http, json, now, post_to, Delivery};
 use std::io::Read;
 use std::path::Path;
@@ -352,6 +352,8 @@ fn debian_through_make(release: &Path) {
     );
     assert_eq!(by_env.status, 401, "the environment's secret is not in use");
 
+    forward_beside(&from_file, &copy, &project, port, admin);
+
     // make clean removes the container (and the copy's build output); the journal volume stays.
     let cleaned = from_file.ok("clean");
     assert!(
@@ -362,6 +364,14 @@ fn debian_through_make(release: &Path) {
             .success(),
         "make clean removed {container}: {cleaned}"
     );
+    assert!(
+        !docker(&["inspect", &format!("{project}_forward_1")])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "make clean removed the forwarder's container too: {cleaned}"
+    );
     let volume = format!("{project}_journal");
     assert!(docker(&["volume", "inspect", &volume])
         .output()
@@ -369,6 +379,106 @@ fn debian_through_make(release: &Path) {
         .status
         .success());
     drop(cleanup);
+}
+
+/// make run FORWARD=1: the forwarder in its own container of the same image, as nobody, reading
+/// the receiver's admin listener with the admin token, its configuration's directory mounted
+/// read-only and its state in a volume. The receiver declares its consumer (a consumer declared
+/// later starts at the low mark: the events stored before reach the route too). make stop stops
+/// both, the forwarder on SIGTERM with exit 0.
+fn forward_beside(make: &Make, copy: &Scratch, project: &str, port: u16, admin: u16) {
+    let conf_dir = copy.path().join("forward-conf");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let conf = conf_dir.join("forward.toml");
+    // The program writes where the test can read it: the forwarder's own volume.
+    std::fs::write(
+        &conf,
+        r#"metrics = "127.0.0.1:9890"
+[receiver]
+url = "http://127.0.0.1:9889"
+consumer = "forward"
+[[route]]
+name = "to-a-file"
+sink = "exec"
+command = ["/bin/sh", "-c", "cat >> /var/lib/up42wh/got.jsonl && echo >> /var/lib/up42wh/got.jsonl"]
+"#,
+    )
+    .unwrap();
+    let forwarding = make.with_env(
+        "UP42_WEBHOOK_ADMIN_TOKEN",
+        "containers-admin-token-0123456789",
+    );
+    let refused = make.fails(&format!(
+        "run BUILD=0 FORWARD=1 FORWARD_CONFIG={}",
+        conf.display()
+    ));
+    assert!(
+        refused.contains("set UP42_WEBHOOK_ADMIN_TOKEN"),
+        "{refused}"
+    );
+    let out = forwarding.ok(&format!(
+        "run BUILD=0 FORWARD=1 FORWARD_CONFIG={}",
+        conf.display()
+    ));
+    assert!(
+        out.contains(&format!(
+            "forwarding with {} as a consumer of forward",
+            conf.display()
+        )),
+        "{out}"
+    );
+    wait_for_ping(port, 30);
+    let forward = format!("{project}_forward_1");
+    assert_eq!(inspect(&forward, "{{.Config.User}}"), "65534:65534");
+    let fresh = post_to(
+        port,
+        &Delivery::signed(&job("docker-5", "FAILED"), "file-secret-Zm9vYmFy", now()),
+    );
+    assert_eq!(fresh.status, 200, "{}", fresh.text());
+    let got = || {
+        let out = docker(&["exec", &forward, "cat", "/var/lib/up42wh/got.jsonl"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(got().contains("docker-5") && got().contains("docker-1")) {
+        assert!(
+            Instant::now() < deadline,
+            "the forwarder's program has not had docker-1 and docker-5 in 60 s: {:?}; logs: {}",
+            got(),
+            String::from_utf8_lossy(&docker(&["logs", &forward]).output().unwrap().stderr)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Each stored event once: docker-1, send-test's, docker-3 and docker-5.
+    let lines: Vec<serde_json::Value> = got()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let status = run(
+        &mut docker(&["exec", &forward, "up42wh", "forward", "status"]),
+        "up42wh forward status",
+    );
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("consumer forward"), "{status}");
+    assert!(status.contains("to-a-file"), "{status}");
+    // The receiver declares the consumer; the forwarder's acknowledgements bring its lag to 0.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = json(&http(admin, "GET", "/stats", &[], b"").unwrap());
+        if stats["consumers"]["forward"]["lag"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{stats}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    assert!(forwarding.ok("stop").contains("stopped the container"));
+    assert_eq!(inspect(&forward, "{{.State.Status}}"), "exited");
+    assert_eq!(inspect(&forward, "{{.State.ExitCode}}"), "0");
 }
 
 /// Removes what a compose project left (containers, network, journal volume), also when a step
@@ -400,11 +510,13 @@ fn debian_on_a_board(release: &Path, arch: &str, machine: &str) {
         .join("dist")
         .join(triple)
         .join("libup42webhooks.so");
-    assert!(
-        lib.exists(),
-        "{} is make cross's output (make test runs it first)",
-        lib.display()
-    );
+    for built in [&lib, &lib.with_file_name("up42wh")] {
+        assert!(
+            built.exists(),
+            "{} is make cross's output (make test runs it first)",
+            built.display()
+        );
+    }
     let copy = Scratch::new(arch);
     project_copy(copy.path());
     let image = format!("up42webhooks-test:debian-{arch}");
@@ -439,6 +551,22 @@ fn debian_on_a_board(release: &Path, arch: &str, machine: &str) {
     wait_for_ping(port, 120);
     let uname = run(&mut docker(&["exec", &name, "uname", "-m"]), "uname");
     assert_eq!(String::from_utf8_lossy(&uname.stdout).trim(), machine);
+    // make cross's up42wh runs on the board too (the compose service "forward" uses this image).
+    let version = run(
+        &mut docker(&["exec", &name, "up42wh", "--version"]),
+        "up42wh --version",
+    );
+    let manifest =
+        std::fs::read_to_string(crate::common::root().join("up42wh/Cargo.toml")).unwrap();
+    let want = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = "))
+        .unwrap()
+        .trim_matches('"');
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("up42wh {want}")
+    );
     let body = job(&format!("{arch}-1"), "SUCCEEDED");
     let stored = post_to(port, &Delivery::signed(&body, SECRET, now()));
     assert_eq!(stored.status, 200, "{}", stored.text());
@@ -502,7 +630,7 @@ fn the_debian_image_runs_through_make_and_on_arm_under_qemu() {
         bootstrap("arm64");
         bootstrap("armhf");
     });
-    let release = release_dir();
+    let release = release_dir_with_up42wh();
     bootstrap("amd64");
     let amd64 = std::panic::catch_unwind(|| debian_through_make(&release));
     let bootstrapped = boards.join();

@@ -157,9 +157,7 @@ fn dockerfile_pins_its_images_and_builds_the_library_for_musl() {
     assert!(runs
         .iter()
         .any(|r| r.contains("apk add") && r.contains("musl-dev")));
-    assert!(runs
-        .iter()
-        .any(|r| r == "cargo build --release --locked --lib"));
+    assert!(runs.iter().any(|r| r == BUILD_BOTH));
     assert_eq!(in_stage(&d, 0, "WORKDIR"), ["/src"]);
 
     // No secret is baked in: no ENV or ARG names one.
@@ -167,6 +165,11 @@ fn dockerfile_pins_its_images_and_builds_the_library_for_musl() {
         assert!(!i.args.contains("SECRET"), "{} {}", i.op, i.args);
     }
 }
+
+/// The builders' one RUN: the library, then the up42wh program (a build of its own, so that the
+/// library's dependencies stay its small set).
+const BUILD_BOTH: &str =
+    "cargo build --release --locked --lib && cargo build --release --locked -p up42wh";
 
 /// Where OpenResty's image keeps things (docker-openresty: alpine/Dockerfile and nginx.conf).
 const PREFIX: &str = "/usr/local/openresty/nginx/";
@@ -217,16 +220,20 @@ fn dockerfile_puts_each_file_where_the_image_and_the_config_look() {
         "pages and error pages under $prefix/html"
     );
 
-    // The library comes from the builder's release directory into $prefix/lib.
+    // The library comes from the builder's release directory into $prefix/lib, the up42wh
+    // program onto the PATH (the compose service "forward" runs it).
     let from_builder: Vec<String> = in_stage(&d, 1, "COPY")
         .into_iter()
         .filter(|a| a.starts_with("--from="))
         .collect();
     assert_eq!(
         from_builder,
-        [format!(
-            "--from=builder /src/target/release/libup42webhooks.so {PREFIX}lib/libup42webhooks.so"
-        )]
+        [
+            format!(
+                "--from=builder /src/target/release/libup42webhooks.so {PREFIX}lib/libup42webhooks.so"
+            ),
+            "--from=builder /src/target/release/up42wh /usr/local/bin/up42wh".to_string()
+        ]
     );
 
     // default.conf includes the two listen files, relative to nginx.conf's directory
@@ -472,10 +479,89 @@ fn ports(service: &Value) -> Vec<(String, String, String)> {
     out
 }
 
+/// The receiver's service. Beside it is only the forwarder's, off unless its profile is on.
 fn service(config: &Value) -> &Value {
     let services = config["services"].as_object().expect("services");
-    assert_eq!(services.len(), 1, "one service");
+    for (name, s) in services {
+        assert!(
+            name == "up42webhooks" || (name == "forward" && s["profiles"][0] == "forward"),
+            "{name}: only the receiver starts by default"
+        );
+    }
     &services["up42webhooks"]
+}
+
+/// The forwarder's service: the receiver's image with the up42wh program as its entry point, as
+/// nobody, reading the admin listener over the compose network with the admin token (never the
+/// receiver's secret), its configuration's directory read-only, its state in a volume.
+#[test]
+fn the_forward_service_is_off_unless_enabled_and_reaches_the_receiver_with_the_token() {
+    let env = [
+        ("COMPOSE_PROFILES", "forward"),
+        ("FORWARD_DIR", "/srv/forward"),
+        ("FORWARD_FILE", "routes.toml"),
+    ];
+    let config = compose_config_with(&["docker-compose.yml"], &env).unwrap();
+    let f = &config["services"]["forward"];
+    assert_eq!(f["profiles"], serde_json::json!(["forward"]));
+    assert_eq!(f["image"], service(&config)["image"]);
+    assert_eq!(
+        f["entrypoint"],
+        serde_json::json!(["/usr/local/bin/up42wh"])
+    );
+    assert_eq!(
+        f["command"],
+        serde_json::json!(["forward", "--receiver", "http://up42webhooks:9889"])
+    );
+    assert_eq!(f["user"], "65534:65534");
+    assert_eq!(f["stop_signal"], "SIGTERM");
+    assert!(f["ports"].is_null(), "the forwarder publishes nothing");
+    let env = f["environment"].as_object().unwrap();
+    assert_eq!(env["UP42WH_FORWARD_CONFIG"], "/etc/up42wh/routes.toml");
+    assert_eq!(env["UP42WH_FORWARD_STATE_DIR"], "/var/lib/up42wh");
+    assert!(env.contains_key("UP42_WEBHOOK_ADMIN_TOKEN"));
+    assert!(
+        !env.keys().any(|k| k.starts_with("UP42_WEBHOOK_SECRET")),
+        "the forwarder never has the receiver's secret: {env:?}"
+    );
+    let mut volumes: Vec<&str> = f["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    volumes.sort();
+    assert_eq!(
+        volumes,
+        ["/srv/forward:/etc/up42wh:ro", "forward:/var/lib/up42wh:rw"]
+    );
+    assert_eq!(
+        f["healthcheck"]["test"],
+        serde_json::json!(["CMD", "/usr/local/bin/up42wh", "forward", "status"])
+    );
+    // The Debian image's file names the same image for both.
+    let debian = compose_config_with(
+        &["docker-compose.yml", "docker-compose.debian.yml"],
+        &[
+            ("COMPOSE_PROFILES", "forward"),
+            ("DEBIAN_IMAGE", "up42webhooks:debian-arm64"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        debian["services"]["forward"]["image"],
+        "up42webhooks:debian-arm64"
+    );
+    assert_eq!(service(&debian)["image"], "up42webhooks:debian-arm64");
+    // Both images make the state directory for nobody.
+    for file in ["Dockerfile", "Dockerfile.debian"] {
+        let d = parse_dockerfile(file);
+        assert!(
+            in_stage(&d, 1, "RUN").iter().any(|r| r
+                .contains("install -d -o nobody -m 0700 /var/lib/up42webhooks /var/lib/up42wh")),
+            "{file}"
+        );
+    }
 }
 
 #[test]
@@ -843,14 +929,14 @@ fn the_debian_image_files_agree_with_the_alpine_builder_and_compose() {
     let lib = parse_dockerfile("Dockerfile.lib");
     assert_eq!(copies(&lib, 0), copies(&alpine, 0), "the same sources");
     let runs = in_stage(&lib, 0, "RUN");
-    assert_eq!(runs, ["cargo build --release --locked --lib"]);
+    assert_eq!(runs, [BUILD_BOTH]);
     assert!(global_arg(&lib, "RUST_IMAGE").ends_with("-slim-bookworm"));
-    // The result holds the library alone, at the path Dockerfile.debian copies from.
+    // The result holds the library and the program alone, where Dockerfile.debian copies from.
     assert_eq!(in_stage(&lib, 1, "FROM"), ["scratch"]);
     let debian = parse_dockerfile("Dockerfile.debian");
     assert_eq!(
         in_stage(&lib, 1, "COPY"),
-        ["--from=builder /src/target/release/libup42webhooks.so /libup42webhooks.so"]
+        ["--from=builder /src/target/release/libup42webhooks.so /src/target/release/up42wh /"]
     );
     let from_lib: Vec<String> = in_stage(&debian, 1, "COPY")
         .into_iter()
@@ -858,7 +944,10 @@ fn the_debian_image_files_agree_with_the_alpine_builder_and_compose() {
         .collect();
     assert_eq!(
         from_lib,
-        ["--from=lib /libup42webhooks.so /opt/up42webhooks/lib/libup42webhooks.so"]
+        [
+            "--from=lib /libup42webhooks.so /opt/up42webhooks/lib/libup42webhooks.so",
+            "--from=lib /up42wh /usr/local/bin/up42wh"
+        ]
     );
     let root = crate::common::root();
     for (sources, _) in copies(&debian, 1) {

@@ -23,8 +23,17 @@ enum Command {
     /// Deliver verified events to the routes of a configuration file, at least once.
     Forward {
         /// The forwarder's configuration (TOML).
-        #[arg(long, short, default_value = "forward.toml")]
+        #[arg(
+            long,
+            short,
+            env = "UP42WH_FORWARD_CONFIG",
+            default_value = "forward.toml"
+        )]
         config: PathBuf,
+        /// Where the state and the dead letters are kept, instead of the configuration's
+        /// state_dir (the compose service keeps them in a volume, its configuration read-only).
+        #[arg(long, env = "UP42WH_FORWARD_STATE_DIR")]
+        state_dir: Option<PathBuf>,
         /// The receiver's admin listener, instead of the configuration's receiver.url (make
         /// forward passes the one make serve started).
         #[arg(long)]
@@ -57,10 +66,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Forward {
             config,
+            state_dir,
             receiver,
             action,
         } => forward::main(
             &config,
+            state_dir,
             receiver,
             action.map(|a| match a {
                 ForwardAction::Replay { dead_letter, route } => {

@@ -170,6 +170,9 @@ pub struct Config {
 }
 
 /// Svix's documented schedule: at once, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+/// The dead-letter file's name in the state directory, unless dead_letter names another.
+pub const DEAD_LETTER: &str = "dead-letter.jsonl";
+
 pub const DEFAULT_RETRY: [u64; 7] = [5, 300, 1800, 7200, 18000, 36000, 36000];
 
 /// One error for the file: `FILE line N: what`.
@@ -495,7 +498,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
     };
     let dead_letter = match &file.dead_letter {
         Some(s) => base.join(s.get_ref()),
-        None => state_dir.join("dead-letter.jsonl"),
+        None => state_dir.join(DEAD_LETTER),
     };
     let metrics = match &file.metrics {
         None => None,

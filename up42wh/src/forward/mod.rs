@@ -63,8 +63,20 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::run(format!("cannot start the runtime: {e}")))
 }
 
-pub fn main(path: &Path, receiver: Option<String>, action: Option<Action>) -> Result<(), Error> {
+pub fn main(
+    path: &Path,
+    state_dir: Option<PathBuf>,
+    receiver: Option<String>,
+    action: Option<Action>,
+) -> Result<(), Error> {
     let mut conf = config::load(path)?;
+    if let Some(dir) = state_dir {
+        // The dead letters move with the state unless the configuration put them elsewhere.
+        if conf.dead_letter == conf.state_dir.join(config::DEAD_LETTER) {
+            conf.dead_letter = dir.join(config::DEAD_LETTER);
+        }
+        conf.state_dir = dir;
+    }
     if let Some(url) = receiver {
         conf.receiver.url = config::receiver_url(&url)?;
     }
