@@ -33,7 +33,7 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve secret stop logs send-test clean \
-	backup restore admin-url forward bench-forward \
+	backup restore admin-url forward bench-forward connect up42-test \
 	docker-check docker-deps debian-base image run list reload restart configtest cross \
 	cross-test test-deps dump stats bench-peers fuzz
 
@@ -57,6 +57,9 @@ help:
 	@echo "make forward       up42wh forward in the foreground with FORWARD_CONFIG (forward.toml; see"
 	@echo "                   examples/forward.toml): act on events (HTTP, Slack, programs, email);"
 	@echo "                   make run FORWARD=1: in its own container beside the receiver's"
+	@echo "make connect URL=https://.../receive-webhooks   register the receiver with UP42 (its API;"
+	@echo "                   UP42_USERNAME and UP42_PASSWORD), with the running receiver's secret"
+	@echo "make up42-test     have UP42 send its test event and check it arrives: one line, passed or why not"
 	@echo "make restart / configtest   the host server or the container: check, then restart it with"
 	@echo "                   the settings it was started with (nothing is stopped when a check fails) / nginx -t"
 	@echo "make secret        write a random secret to SECRET_FILE (run/secret, mode 0600) unless there is one;"
@@ -466,6 +469,22 @@ forward: deps
 	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make forward: no $(FORWARD_CONFIG): cp examples/forward.toml forward.toml and edit its routes (FORWARD_CONFIG=path for another file)" >&2; exit 1; }
 	@$(CARGO) build --release --locked -p up42wh
 	@$(WHERE); exec $(RELEASE_DIR)/up42wh forward --config '$(FORWARD_CONFIG)' --receiver "$$admin"
+
+# UP42's API (up42wh up42, README "Connect UP42"); the account's credentials from UP42_USERNAME and
+# UP42_PASSWORD (or UP42_PASSWORD_FILE, UP42_CREDENTIALS_FILE). connect gives UP42 the running
+# receiver's secret: UP42_WEBHOOK_SECRET, or the first line of the file it was started with.
+connect: deps
+	@[ -n '$(URL)' ] || { echo "make connect URL=https://your.host/receive-webhooks (UP42 delivers to https only)" >&2; exit 1; }
+	@$(CARGO) build --release --locked -p up42wh
+	@$(WHERE); file=$${UP42_WEBHOOK_SECRET_FILE:-$${SECRET_FILE:-}}; \
+	  if [ -z "$$file" ] && [ -f secrets/up42_webhook_secret ]; then file=secrets/up42_webhook_secret; fi; \
+	  exec $(RELEASE_DIR)/up42wh up42 connect --url '$(URL)' $${file:+--secret-file "$$file"}
+
+# UP42's test event through the whole path, read at the running receiver's admin listener (URL=...
+# picks the webhook when the workspace has several). Exit codes: up42wh up42 test --help.
+up42-test: deps
+	@$(CARGO) build --release --locked -p up42wh
+	@$(WHERE); exec $(RELEASE_DIR)/up42wh up42 test --receiver "$$admin" $(if $(URL),--url '$(URL)')
 
 # The forwarder's figures (README "Act on events"): events a second to a sink that answers at once,
 # the latency from the receiver's 200 to the sink, and a program run per event beside Debian's

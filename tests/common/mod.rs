@@ -21,7 +21,10 @@ pub fn root() -> PathBuf {
 /// tests exports, a user's own secret say, changes no test.
 pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
     for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("UP42_WEBHOOK_") {
+        // The module's UP42_WEBHOOK_*, up42wh's UP42_* (credentials, API addresses) and its
+        // UP42WH_FORWARD_* defaults.
+        let n = name.to_string_lossy();
+        if n.starts_with("UP42_") || n.starts_with("UP42WH_FORWARD_") {
             c.env_remove(name);
         }
     }
@@ -39,6 +42,8 @@ pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
         "TLS_PORT",
         "ADMIN_ACCESS_LOG",
         "SECRET_FILE",
+        "FORWARD",
+        "FORWARD_CONFIG",
         // make run's choice of image and its parts, and compose's own settings.
         "FLAVOR",
         "ARCH",
@@ -57,6 +62,27 @@ pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
         c.env_remove(name);
     }
     c
+}
+
+/// The up42wh program (a workspace member), built once per test binary into a target directory of
+/// its own: the `cargo test` that runs us holds the default one's lock.
+pub fn up42wh() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = root().join("target").join("up42wh-for-tests");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "-p", "up42wh", "--locked", "--offline", "--quiet"])
+                .arg("--target-dir")
+                .arg(&target)
+                .current_dir(root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building up42wh for the tests failed");
+            target.join("debug").join("up42wh")
+        })
+        .clone()
 }
 
 /// Text header pairs as the byte pairs `Headers::Pairs` takes.

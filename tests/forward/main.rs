@@ -16,38 +16,12 @@ use serde_json::Value;
 
 use common::nginx::{fresh, json, now, Delivery, Server, Setup, SECRET};
 use common::senders::{standard_webhooks_headers, STANDARD_SECRET};
+use common::up42wh;
 use sink::{Answer, Sink};
 use up42webhooks::format_rfc3339;
 
 /// The forwarder's own secret for its http routes (a `whsec_` key).
 pub const FORWARD_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-
-/// The up42wh program, built once for the tests (as the library is, common::cdylib).
-fn up42wh() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let target = common::root().join("target").join("up42wh-for-tests");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = Command::new(cargo)
-                .args([
-                    "build",
-                    "-p",
-                    "up42wh",
-                    "--locked",
-                    "--offline",
-                    "--quiet",
-                    "--target-dir",
-                ])
-                .arg(&target)
-                .current_dir(common::root())
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building up42wh for the tests failed");
-            target.join("debug").join("up42wh")
-        })
-        .clone()
-}
 
 /// `up42wh forward --config CONFIG ARGS...` run to its end, with `env` (and none of the project's
 /// settings of the shell running the tests).

@@ -1,10 +1,22 @@
 //! `up42wh`: what runs beside the receiver. `up42wh forward` delivers the events it verified to HTTP
-//! endpoints, Slack and local programs (src/forward/). Errors are one line naming what to fix.
+//! endpoints, Slack and local programs (src/forward/); `up42wh up42` registers the receiver with
+//! UP42 and tests the whole path (src/up42/). Errors are one line naming what to fix.
 //!
 //! Exit codes: 0 done, 1 a failure while running (the line says what), 2 bad usage or
-//! configuration.
+//! configuration; `up42wh up42` adds 3 to 7 (src/up42/mod.rs).
 
+mod error;
 mod forward;
+mod up42;
+
+/// The async runtime of a subcommand: two worker threads (the machines it runs on have few cores).
+fn runtime() -> Result<tokio::runtime::Runtime, error::Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| error::Error::run(format!("cannot start the runtime: {e}")))
+}
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +53,139 @@ enum Command {
         #[command(subcommand)]
         action: Option<ForwardAction>,
     },
+    /// UP42's webhook API: register the receiver, have UP42 test the whole path, watch it.
+    /// Credentials from UP42_USERNAME and UP42_PASSWORD (or UP42_PASSWORD_FILE,
+    /// UP42_CREDENTIALS_FILE), or UP42_TOKEN for one command; never from the command line.
+    Up42 {
+        /// UP42's region: eu (api.up42.com) or sa (api.sa.up42.com).
+        #[arg(long, env = "UP42_REGION", default_value = "eu")]
+        region: String,
+        /// UP42's API, instead of the region's.
+        #[arg(long, env = "UP42_API_URL")]
+        api: Option<String>,
+        /// UP42's authentication server, instead of the region's.
+        #[arg(long, env = "UP42_AUTH_URL")]
+        auth: Option<String>,
+        /// Certificates (PEM) to trust for those two besides the system's.
+        #[arg(long, env = "UP42_CA_FILE")]
+        ca_file: Option<PathBuf>,
+        /// The workspace, instead of the one the account's user info names.
+        #[arg(long, env = "UP42_WORKSPACE_ID")]
+        workspace: Option<String>,
+        #[command(subcommand)]
+        action: Up42Action,
+    },
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    /// The webhook to test, by id (up42wh up42 list).
+    #[arg(long)]
+    id: Option<String>,
+    /// The webhook to test, by its URL (else the workspace's only webhook).
+    #[arg(long)]
+    url: Option<String>,
+    /// The event UP42 sends as a test.
+    #[arg(long, default_value = "job.status")]
+    event: String,
+    /// The receiver's admin listener (make up42-test passes make serve's).
+    #[arg(long, default_value = "http://127.0.0.1:9889")]
+    receiver: String,
+    /// How long to wait for the event to arrive.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    timeout: std::time::Duration,
+}
+
+#[derive(Subcommand)]
+enum Up42Action {
+    /// Register the receiver's URL with UP42 (or update the webhook it already has), with the
+    /// receiver's secret, for job.status and order.status, active.
+    Connect {
+        /// The receiver's public URL: https://.../receive-webhooks.
+        #[arg(long)]
+        url: String,
+        /// The webhook's name at UP42.
+        #[arg(long, default_value = "up42webhooks")]
+        name: String,
+        /// The receiver's secret file, when neither UP42_WEBHOOK_SECRET nor
+        /// UP42_WEBHOOK_SECRET_FILE is set (its first line is given to UP42).
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Have UP42 send its test event and wait for it in the receiver: one line, passed with the
+    /// round trip or what failed. Exit 0 passed, 3 the receiver refused it, 4 UP42 could not
+    /// reach the URL, 5 reached but nothing stored, 6 nothing in time, 7 UP42's API refused.
+    Test(TestArgs),
+    /// The same test every --every; the first failure ends it with that test's exit code.
+    Watch {
+        #[arg(long, default_value = "1h", value_parser = duration)]
+        every: std::time::Duration,
+        #[command(flatten)]
+        test: TestArgs,
+    },
+    /// The workspace's webhooks, one a line: id, active, URL, events, name.
+    List,
+    /// Delete a webhook.
+    Delete {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+fn up42_main(
+    region: String,
+    api: Option<String>,
+    auth: Option<String>,
+    ca_file: Option<PathBuf>,
+    workspace: Option<String>,
+    action: Up42Action,
+) -> Result<(), error::Error> {
+    let (api_default, auth_default) = up42::region(&region).ok_or_else(|| {
+        error::Error::config(format!("--region {region}: UP42's regions are eu and sa"))
+    })?;
+    let trim = |s: String| s.trim_end_matches('/').to_string();
+    let settings = up42::Settings {
+        api: api.map(trim).unwrap_or_else(|| api_default.to_string()),
+        auth: auth.map(trim).unwrap_or_else(|| auth_default.to_string()),
+        ca_file,
+        workspace,
+    };
+    let action = match action {
+        Up42Action::Connect {
+            url,
+            name,
+            secret_file,
+        } => up42::Action::Connect {
+            url,
+            name,
+            secret_file,
+        },
+        Up42Action::Test(t) => up42::Action::Test(test_of(t)),
+        Up42Action::Watch { every, test } => up42::Action::Watch {
+            test: test_of(test),
+            every,
+        },
+        Up42Action::List => up42::Action::List,
+        Up42Action::Delete { id } => up42::Action::Delete { id },
+    };
+    up42::main(settings, action)
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    forward::config::duration(s).ok_or_else(|| format!("{s:?}: a duration such as 30s, 5m or 1h"))
+}
+
+fn test_of(a: TestArgs) -> up42::Test {
+    up42::Test {
+        id: a.id,
+        url: a.url,
+        event: a.event,
+        receiver: a.receiver.trim_end_matches('/').to_string(),
+        admin_token: std::env::var("UP42_WEBHOOK_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        timeout: a.timeout,
+    }
 }
 
 #[derive(Subcommand)]
@@ -81,6 +226,14 @@ fn main() -> ExitCode {
                 ForwardAction::Check => forward::Action::Check,
             }),
         ),
+        Command::Up42 {
+            region,
+            api,
+            auth,
+            ca_file,
+            workspace,
+            action,
+        } => up42_main(region, api, auth, ca_file, workspace, action),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

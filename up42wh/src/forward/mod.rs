@@ -12,39 +12,9 @@ pub mod sink;
 pub mod source;
 pub mod state;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// An error for the user: one line; configuration mistakes exit 2, failures while running 1.
-#[derive(Debug)]
-pub struct Error {
-    msg: String,
-    code: u8,
-}
-
-impl Error {
-    pub fn config(msg: impl Into<String>) -> Error {
-        Error {
-            msg: msg.into(),
-            code: 2,
-        }
-    }
-    pub fn run(msg: impl Into<String>) -> Error {
-        Error {
-            msg: msg.into(),
-            code: 1,
-        }
-    }
-    pub fn exit_code(&self) -> u8 {
-        self.code
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.msg)
-    }
-}
+pub use crate::error::Error;
 
 pub enum Action {
     Replay {
@@ -55,13 +25,7 @@ pub enum Action {
     Check,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::run(format!("cannot start the runtime: {e}")))
-}
+use crate::runtime;
 
 pub fn main(
     path: &Path,

@@ -1,0 +1,465 @@
+//! `up42wh up42` against a stand-in for UP42's API (tests/up42/standin.py: HTTPS on 127.0.0.1,
+//! a certificate of a CA the test makes, which the program is told to trust with UP42_CA_FILE) and
+//! a real nginx receiver speaking HTTPS with a certificate of the same CA: connect creates once and
+//! updates after; test passes with the round trip; a different secret is UP42's report of a 401; a
+//! stopped receiver is "could not reach"; watch ends at the first failure; each refusal of UP42's
+//! API is one line; no token, password or secret is ever printed.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::nginx::{free_port, Server, Setup, SECRET};
+
+const USERNAME: &str = "pilot@example.com";
+const PASSWORD: &str = "stand-in-password-Vh3k9";
+const WORKSPACE: &str = "5f0c8d4e-9a1b-4c2d-8e3f-0a1b2c3d4e5f";
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("up42wh-up42-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and a certificate it signed for localhost and 127.0.0.1: (ca, cert, key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "2", "-subj", "/CN=up42wh test CA"],
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+        dir,
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+        dir,
+    );
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.crt",
+        ],
+        dir,
+    );
+    (
+        dir.join("ca.crt"),
+        dir.join("leaf.crt"),
+        dir.join("leaf.key"),
+    )
+}
+
+/// The stand-in, stopped when dropped.
+struct StandIn {
+    port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl StandIn {
+    fn start(dir: &Path, ca: &Path, cert: &Path, key: &Path, token_life: u32) -> StandIn {
+        let port = free_port();
+        let log = dir.join("standin.jsonl");
+        let child = Command::new("python3")
+            .arg(common::root().join("tests/up42/standin.py"))
+            .args([
+                "--port",
+                &port.to_string(),
+                "--token-life",
+                &token_life.to_string(),
+            ])
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("--ca")
+            .arg(ca)
+            .arg("--log")
+            .arg(&log)
+            .env("STANDIN_USERNAME", USERNAME)
+            .env("STANDIN_PASSWORD", PASSWORD)
+            .env("STANDIN_WORKSPACE", WORKSPACE)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the stand-in");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the stand-in listens");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        StandIn { port, child, log }
+    }
+
+    fn log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Every token it issued.
+    fn tokens(&self) -> Vec<String> {
+        self.log()
+            .iter()
+            .filter_map(|e| e["issued"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Makes every API call answer `what` ("429 7", "503") until `None`.
+    fn fail(&self, what: Option<&str>) {
+        let f = self.log.with_extension("jsonl.fail");
+        match what {
+            Some(w) => std::fs::write(f, w).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test's world: the stand-in and an HTTPS receiver with certificates of one CA.
+struct World {
+    standin: StandIn,
+    server: Server,
+    ca: PathBuf,
+    outputs: Vec<String>,
+}
+
+impl World {
+    fn new(name: &str, token_life: u32) -> World {
+        let dir = scratch(name);
+        let (ca, cert, key) = certificates(&dir);
+        let standin = StandIn::start(&dir, &ca, &cert, &key, token_life);
+        let server = Setup {
+            tls: Some((cert, key)),
+            ..Setup::default()
+        }
+        .start();
+        World {
+            standin,
+            server,
+            ca,
+            outputs: Vec::new(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/receive-webhooks", self.server.port)
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let api = format!("https://127.0.0.1:{}", self.standin.port);
+        let mut c = Command::new(common::up42wh());
+        common::hermetic(&mut c)
+            .arg("up42")
+            .args(args)
+            .env("UP42_API_URL", &api)
+            .env("UP42_AUTH_URL", &api)
+            .env("UP42_CA_FILE", &self.ca)
+            .env("UP42_USERNAME", USERNAME)
+            .env("UP42_PASSWORD", PASSWORD)
+            .envs(env.iter().copied());
+        c
+    }
+
+    /// `up42wh up42 ARGS` to its end: (exit code, stdout + stderr), kept for the secrets check.
+    fn run(&mut self, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+        let out: Output = self.command(args, env).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.outputs.push(text.clone());
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn receiver(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.admin_port)
+    }
+
+    /// No output ever held a token, the password or a secret.
+    fn assert_nothing_secret_printed(&self, secrets: &[&str]) {
+        let tokens = self.standin.tokens();
+        assert!(!tokens.is_empty(), "tokens were issued");
+        for out in &self.outputs {
+            for s in tokens
+                .iter()
+                .map(String::as_str)
+                .chain([PASSWORD])
+                .chain(secrets.iter().copied())
+            {
+                assert!(!out.contains(s), "printed a secret ({s}): {out}");
+            }
+        }
+    }
+}
+
+#[test]
+fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not() {
+    let mut w = World::new("path", 300);
+    let url = w.url();
+    let secret_env = [("UP42_WEBHOOK_SECRET", SECRET)];
+
+    // UP42 delivers only to https.
+    let (code, out) = w.run(
+        &["connect", "--url", "http://example.com/receive-webhooks"],
+        &secret_env,
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("UP42 delivers only to https:// URLs"), "{out}");
+
+    let (code, out) = w.run(&["connect", "--url", &url], &secret_env);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("created webhook "), "{out}");
+    assert!(
+        out.contains("its secret is the receiver's (UP42_WEBHOOK_SECRET)"),
+        "{out}"
+    );
+    // Two event names, the secret, active, as the create request carried them.
+    let created = w
+        .standin
+        .log()
+        .into_iter()
+        .find(|e| e["method"] == "POST" && e["path"] == format!("/workspaces/{WORKSPACE}/webhooks"))
+        .expect("the create request");
+    let body: serde_json::Value = serde_json::from_str(created["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["events"],
+        serde_json::json!(["job.status", "order.status"])
+    );
+    assert_eq!(body["secret"], SECRET);
+    assert_eq!(body["active"], true);
+    assert_eq!(body["url"], url.as_str());
+    let id = out.split_whitespace().nth(2).unwrap().to_string();
+
+    // Again: the same webhook, updated.
+    let (code, out) = w.run(&["connect", "--url", &url], &secret_env);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with(&format!("updated webhook {id} ")), "{out}");
+    let (code, out) = w.run(&["list"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{id}  active  {url}  job.status,order.status  up42webhooks"
+        )),
+        "{out}"
+    );
+
+    // UP42's test reaches the receiver and the event is stored: passed, with the round trip.
+    let receiver = w.receiver();
+    for event in ["job.status", "order.status"] {
+        let (code, out) = w.run(&["test", "--event", event, "--receiver", &receiver], &[]);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.starts_with(&format!("passed: UP42's test {event} (")) && out.contains(" ms"),
+            "{out}"
+        );
+    }
+    let (dumped, _) = w.server.dump("?live=false");
+    assert_eq!(dumped.len(), 2, "{dumped:?}");
+
+    // UP42 given another secret: its report of the receiver's 401.
+    let (code, out) = w.run(
+        &["connect", "--url", &url],
+        &[("UP42_WEBHOOK_SECRET", "another-secret-0123456789")],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = w.run(&["test", "--receiver", &receiver], &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains(&format!(
+            "UP42 reported that {url} answered 401: the secrets differ"
+        )),
+        "{out}"
+    );
+    // The secret from a file, as make serve keeps it (its first line).
+    let file = std::env::temp_dir().join(format!("up42wh-up42-secret-{}", std::process::id()));
+    std::fs::write(&file, format!("\n{SECRET}\nolder-secret\n")).unwrap();
+    let (code, out) = w.run(
+        &[
+            "connect",
+            "--url",
+            &url,
+            "--secret-file",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("the first line of {}", file.display())),
+        "{out}"
+    );
+    let (code, out) = w.run(&["test", "--receiver", &receiver], &[]);
+    assert_eq!(code, 0, "{out}");
+
+    // The receiver stopped: UP42 could not reach it; watch ends at that first failure.
+    w.server.stop();
+    let (code, out) = w.run(&["test", "--receiver", &receiver], &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains(&format!("UP42 could not reach {url}")),
+        "{out}"
+    );
+    let (code, out) = w.run(&["watch", "--every", "1s", "--receiver", &receiver], &[]);
+    assert_eq!(code, 4, "{out}");
+    assert_eq!(out.lines().count(), 1, "one line: {out}");
+
+    let (code, out) = w.run(&["delete", "--id", &id], &[]);
+    assert_eq!(code, 0, "{out}");
+    let (_, out) = w.run(&["list"], &[]);
+    assert!(out.starts_with("no webhooks"), "{out}");
+    w.assert_nothing_secret_printed(&[SECRET, "another-secret-0123456789"]);
+}
+
+#[test]
+fn watch_passes_each_time_with_tokens_renewed_and_each_api_refusal_is_one_line() {
+    // Tokens live one second: watch every second fetches new ones as they expire.
+    let mut w = World::new("watch", 1);
+    let url = w.url();
+    let (code, out) = w.run(
+        &["connect", "--url", &url],
+        &[("UP42_WEBHOOK_SECRET", SECRET)],
+    );
+    assert_eq!(code, 0, "{out}");
+    let receiver = w.receiver();
+    let mut child = w
+        .command(&["watch", "--every", "1s", "--receiver", &receiver], &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut passed = Vec::new();
+    while passed.len() < 3 {
+        let line = lines.next().expect("a line a test").unwrap();
+        assert!(line.contains(" passed: UP42's test job.status"), "{line}");
+        passed.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    w.outputs.push(passed.join("\n"));
+    assert!(
+        w.standin.tokens().len() >= 3,
+        "a token per second, at least"
+    );
+
+    // (environment, arguments, what the one line says)
+    type Refusal<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let refusals: [Refusal; 4] = [
+        (
+            &[("UP42_TOKEN", "not-a-token"), ("UP42_USERNAME", "")],
+            &["list"],
+            "UP42 refused the token for GET (the user info) (401: expired or not valid)",
+        ),
+        (
+            &[("UP42_PASSWORD", "wrong")],
+            &["list"],
+            "UP42 refused the account's credentials (401: Invalid user credentials)",
+        ),
+        (
+            &[],
+            &["--workspace", "nope", "list"],
+            "UP42 does not know GET /workspaces/nope/webhooks (404",
+        ),
+        (
+            &[],
+            &["delete", "--id", "nope"],
+            "(404: no such workspace or webhook): webhook nope not found",
+        ),
+    ];
+    for (env, args, want) in refusals {
+        let (code, out) = w.run(args, env);
+        assert_eq!(code, 7, "{args:?}: {out}");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains(want), "{args:?}: {out}");
+    }
+    for (fail, want) in [
+        ("429 7", "UP42 asks to slow down (429), retry after 7 s"),
+        (
+            "503",
+            "UP42's API failed on GET /webhooks/events (503): try again later",
+        ),
+    ] {
+        w.standin.fail(Some(fail));
+        let (code, out) = w.run(
+            &["connect", "--url", &url],
+            &[("UP42_WEBHOOK_SECRET", SECRET)],
+        );
+        assert_eq!(code, 7, "{out}");
+        assert!(out.contains(want), "{out}");
+    }
+    w.standin.fail(None);
+    // No credentials at all: a settings error naming the variables.
+    let (code, out) = w.run(&["list"], &[("UP42_USERNAME", "")]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("set UP42_USERNAME and UP42_PASSWORD"), "{out}");
+    w.assert_nothing_secret_printed(&[SECRET]);
+}
