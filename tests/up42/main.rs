@@ -360,6 +360,37 @@ fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not
     let (code, out) = w.run(&["test", "--receiver", &receiver], &[]);
     assert_eq!(code, 0, "{out}");
 
+    // A URL that leads to another server, which answers 200: UP42 reports success, nothing
+    // arrives.
+    let elsewhere = format!("https://127.0.0.1:{}/elsewhere", w.standin.port);
+    let (code, out) = w.run(&["connect", "--url", &elsewhere], &secret_env);
+    assert_eq!(code, 0, "{out}");
+    let other = out.split_whitespace().nth(2).unwrap().to_string();
+    let (code, out) = w.run(
+        &[
+            "test",
+            "--url",
+            &elsewhere,
+            "--timeout",
+            "2s",
+            "--receiver",
+            &receiver,
+        ],
+        &[],
+    );
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains(&format!(
+            "UP42 reported that {elsewhere} answered, but nothing arrived in the receiver"
+        )),
+        "{out}"
+    );
+    let (code, out) = w.run(&["test", "--receiver", &receiver], &[]);
+    assert_eq!(code, 2, "two webhooks: say which: {out}");
+    assert!(out.contains("say which with --url or --id"), "{out}");
+    let (code, out) = w.run(&["delete", "--id", &other], &[]);
+    assert_eq!(code, 0, "{out}");
+
     // The receiver stopped: UP42 could not reach it; watch ends at that first failure.
     w.server.stop();
     let (code, out) = w.run(&["test", "--receiver", &receiver], &[]);

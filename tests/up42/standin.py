@@ -159,6 +159,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = urllib.parse.urlparse(self.path).path
         if method == "POST" and path == TOKEN_PATH:
             return self.token(raw)
+        if method == "POST" and path == "/elsewhere":
+            # Another server that answers 200 to anything: a URL that leads somewhere else.
+            return self.send(200, {})
         # A failure the test asks for (the file --log + ".fail": "STATUS [RETRY_AFTER]"), for
         # every API call but the token's.
         try:
