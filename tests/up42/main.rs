@@ -494,3 +494,71 @@ fn watch_passes_each_time_with_tokens_renewed_and_each_api_refusal_is_one_line()
     assert!(out.contains("set UP42_USERNAME and UP42_PASSWORD"), "{out}");
     w.assert_nothing_secret_printed(&[SECRET]);
 }
+
+/// make connect and make up42-test, against make serve over HTTPS with its own secret file (make
+/// secret): connect gives UP42 that file's first line, up42-test reads make serve's admin address.
+#[test]
+fn make_connect_and_make_up42_test_wrap_the_commands_for_make_serve() {
+    use common::make::{project_copy, release_dir_with_up42wh, Make, Scratch};
+    let copy = Scratch::new("up42-make");
+    project_copy(copy.path());
+    let dir = scratch("make");
+    let (ca, cert, key) = certificates(&dir);
+    let standin = StandIn::start(&dir, &ca, &cert, &key, 300);
+    let (port, admin) = (free_port(), free_port());
+    let api = format!("https://127.0.0.1:{}", standin.port);
+    let make = Make {
+        dir: copy.path().to_path_buf(),
+        release: release_dir_with_up42wh(),
+        vars: vec![
+            ("PORT".into(), port.to_string()),
+            ("ADMIN_PORT".into(), admin.to_string()),
+            ("TLS_CERT".into(), cert.display().to_string()),
+            ("TLS_KEY".into(), key.display().to_string()),
+        ],
+        env: [
+            ("UP42_API_URL", api.as_str()),
+            ("UP42_AUTH_URL", api.as_str()),
+            ("UP42_CA_FILE", ca.to_str().unwrap()),
+            ("UP42_USERNAME", USERNAME),
+            ("UP42_PASSWORD", PASSWORD),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .to_vec(),
+    };
+    struct Stop<'a>(&'a Make);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.command("stop").output();
+        }
+    }
+    assert!(make.fails("connect").contains("make connect URL=https://"));
+    make.ok("secret");
+    let secret = std::fs::read_to_string(copy.path().join("run/secret")).unwrap();
+    make.ok("serve");
+    let _stop = Stop(&make);
+    let url = format!("https://127.0.0.1:{port}/receive-webhooks");
+    let out = make.ok(&format!("connect URL={url}"));
+    assert!(
+        out.contains("created webhook ") && out.contains("run/secret"),
+        "{out}"
+    );
+    let created = standin
+        .log()
+        .into_iter()
+        .find(|e| e["method"] == "POST" && e["path"] == format!("/workspaces/{WORKSPACE}/webhooks"))
+        .expect("the create request");
+    let body: serde_json::Value = serde_json::from_str(created["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["secret"], secret.lines().next().unwrap());
+    let tested = make.ok("up42-test");
+    assert!(
+        tested.contains("passed: UP42's test job.status"),
+        "{tested}"
+    );
+    for out in [&out, &tested] {
+        assert!(!out.contains(secret.trim()), "the secret printed: {out}");
+        for t in standin.tokens() {
+            assert!(!out.contains(&t), "a token printed: {out}");
+        }
+    }
+}
