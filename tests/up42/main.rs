@@ -385,6 +385,54 @@ fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not
         )),
         "{out}"
     );
+    // A report the program cannot read: what it saw decides. Nothing arrived: the report as it
+    // is (6).
+    let opaque = w.standin.log.with_extension("jsonl.opaque");
+    std::fs::write(&opaque, "").unwrap();
+    let (code, out) = w.run(
+        &[
+            "test",
+            "--url",
+            &elsewhere,
+            "--timeout",
+            "2s",
+            "--receiver",
+            &receiver,
+        ],
+        &[],
+    );
+    assert_eq!(code, 6, "{out}");
+    assert!(
+        out.contains("UP42's report could not be read: {\"outcome\":\"see the console\"}"),
+        "{out}"
+    );
+    // The receiver refused it: the refusal counted during the test (5).
+    let (code, out) = w.run(
+        &["connect", "--url", &url],
+        &[("UP42_WEBHOOK_SECRET", "a-third-secret-0123456789")],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = w.run(
+        &[
+            "test",
+            "--url",
+            &url,
+            "--timeout",
+            "2s",
+            "--receiver",
+            &receiver,
+        ],
+        &[],
+    );
+    assert_eq!(code, 5, "{out}");
+    assert!(
+        out.contains("UP42 reached the receiver but nothing was stored: refused during the test: signature_mismatch (1)"),
+        "{out}"
+    );
+    std::fs::remove_file(&opaque).unwrap();
+    let (code, out) = w.run(&["connect", "--url", &url], &secret_env);
+    assert_eq!(code, 0, "{out}");
+
     let (code, out) = w.run(&["test", "--receiver", &receiver], &[]);
     assert_eq!(code, 2, "two webhooks: say which: {out}");
     assert!(out.contains("say which with --url or --id"), "{out}");
@@ -407,7 +455,11 @@ fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not
     assert_eq!(code, 0, "{out}");
     let (_, out) = w.run(&["list"], &[]);
     assert!(out.starts_with("no webhooks"), "{out}");
-    w.assert_nothing_secret_printed(&[SECRET, "another-secret-0123456789"]);
+    w.assert_nothing_secret_printed(&[
+        SECRET,
+        "another-secret-0123456789",
+        "a-third-secret-0123456789",
+    ]);
 }
 
 #[test]
