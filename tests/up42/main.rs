@@ -262,6 +262,23 @@ impl World {
     }
 }
 
+/// `up42wh up42 test` of the webhook for `url`, waiting 2 s for the event.
+fn test_quickly(w: &mut World, url: &str) -> (i32, String) {
+    let receiver = w.receiver();
+    w.run(
+        &[
+            "test",
+            "--url",
+            url,
+            "--timeout",
+            "2s",
+            "--receiver",
+            &receiver,
+        ],
+        &[],
+    )
+}
+
 #[test]
 fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not() {
     let mut w = World::new("path", 300);
@@ -368,18 +385,7 @@ fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not
     let (code, out) = w.run(&["connect", "--url", &elsewhere], &secret_env);
     assert_eq!(code, 0, "{out}");
     let other = out.split_whitespace().nth(2).unwrap().to_string();
-    let (code, out) = w.run(
-        &[
-            "test",
-            "--url",
-            &elsewhere,
-            "--timeout",
-            "2s",
-            "--receiver",
-            &receiver,
-        ],
-        &[],
-    );
+    let (code, out) = test_quickly(&mut w, &elsewhere);
     assert_eq!(code, 5, "{out}");
     assert!(
         out.contains(&format!(
@@ -391,18 +397,7 @@ fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not
     // is (6).
     let opaque = w.standin.log.with_extension("jsonl.opaque");
     std::fs::write(&opaque, "").unwrap();
-    let (code, out) = w.run(
-        &[
-            "test",
-            "--url",
-            &elsewhere,
-            "--timeout",
-            "2s",
-            "--receiver",
-            &receiver,
-        ],
-        &[],
-    );
+    let (code, out) = test_quickly(&mut w, &elsewhere);
     assert_eq!(code, 6, "{out}");
     assert!(
         out.contains("UP42's report could not be read: {\"outcome\":\"see the console\"}"),
@@ -414,18 +409,7 @@ fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not
         &[("UP42_WEBHOOK_SECRET", "a-third-secret-0123456789")],
     );
     assert_eq!(code, 0, "{out}");
-    let (code, out) = w.run(
-        &[
-            "test",
-            "--url",
-            &url,
-            "--timeout",
-            "2s",
-            "--receiver",
-            &receiver,
-        ],
-        &[],
-    );
+    let (code, out) = test_quickly(&mut w, &url);
     assert_eq!(code, 5, "{out}");
     assert!(
         out.contains("UP42 reached the receiver but nothing was stored: refused during the test: signature_mismatch (1)"),

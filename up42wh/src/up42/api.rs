@@ -171,15 +171,7 @@ impl Api {
             ])
             .send()
             .await
-            .map_err(|e| {
-                Error::code(
-                    API_REFUSED,
-                    format!(
-                        "cannot reach UP42's authentication at {url}: {}",
-                        reason(&e)
-                    ),
-                )
-            })?;
+            .map_err(|e| unreachable("authentication", &url, &e))?;
         let status = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if status != 200 {
@@ -226,12 +218,7 @@ impl Api {
             if let Some(b) = &body {
                 r = r.json(b);
             }
-            let resp = r.send().await.map_err(|e| {
-                Error::code(
-                    API_REFUSED,
-                    format!("cannot reach UP42's API at {url}: {}", reason(&e)),
-                )
-            })?;
+            let resp = r.send().await.map_err(|e| unreachable("API", &url, &e))?;
             let status = resp.status().as_u16();
             let retry_after = resp
                 .headers()
@@ -279,15 +266,7 @@ impl Api {
             .bearer_auth(&token)
             .send()
             .await
-            .map_err(|e| {
-                Error::code(
-                    API_REFUSED,
-                    format!(
-                        "cannot reach UP42's authentication at {url}: {}",
-                        reason(&e)
-                    ),
-                )
-            })?;
+            .map_err(|e| unreachable("authentication", &url, &e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let info: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
@@ -392,6 +371,14 @@ impl Api {
         )
         .await
     }
+}
+
+/// UP42's `what` (API, authentication) did not answer at `url`.
+fn unreachable(what: &str, url: &str, e: &reqwest::Error) -> Error {
+    Error::code(
+        API_REFUSED,
+        format!("cannot reach UP42's {what} at {url}: {}", reason(e)),
+    )
 }
 
 /// A transport error in words, without the URL's query or any header.
