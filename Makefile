@@ -33,7 +33,7 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve secret stop logs send-test clean \
-	backup restore admin-url forward bench-forward connect up42-test \
+	backup restore admin-url forward bench-forward connect up42-test open \
 	docker-check docker-deps debian-base image run list reload restart configtest cross \
 	cross-test test-deps dump stats bench-peers fuzz
 
@@ -54,6 +54,8 @@ help:
 	@echo "                   (the host server, the container, or both)"
 	@echo "make dump / stats  the stored events (Q='?status=FAILED' filters) / the counters, from the admin port"
 	@echo "make admin-url     the running receiver's admin address, for programs: admin=\$$(make admin-url)"
+	@echo "make open          the inbox page (watch, filter, inspect, acknowledge events): opened in this"
+	@echo "                   machine's browser when it has a desktop, else its address"
 	@echo "make forward       up42wh forward in the foreground with FORWARD_CONFIG (forward.toml; see"
 	@echo "                   examples/forward.toml): act on events (HTTP, Slack, programs, email);"
 	@echo "                   make run FORWARD=1: in its own container beside the receiver's"
@@ -147,7 +149,8 @@ lint: deps
 # tests (tests/receiver/exposure.rs) make certificates with openssl and a second host with iproute2; the
 # Redis store's tests (tests/receiver/redis.rs) start Debian's redis-server; the README's commands
 # (tests/operations/readme_commands.rs) use jq and redis-cli; the admin listener's browser tests
-# (tests/receiver/admin_web.rs) run Debian's headless chromium.
+# (tests/receiver/admin_web.rs) run Debian's headless chromium, and the inbox page's
+# (tests/inbox/) drive it through chromium-driver with Selenium.
 test-deps:
 	@missing=""; \
 	command -v musl-gcc >/dev/null 2>&1 || missing="$$missing musl-tools"; \
@@ -156,6 +159,7 @@ test-deps:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v jq >/dev/null 2>&1 || missing="$$missing jq"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	$(APT_INSTALL)
@@ -169,6 +173,11 @@ test-deps:
 	@python3 -c 'import redis' 2>/dev/null || python3 -m pip install -q redis 2>/dev/null || \
 	  { missing=python3-redis; $(APT_INSTALL); }
 	@python3 -c 'import redis' || { echo "Python's redis (redis-py) is needed for the tests" >&2; exit 1; }
+	@# Selenium, which drives Debian's chromium through its chromedriver for the inbox page's test
+	@# (tests/inbox/drive.py).
+	@python3 -c 'import selenium' 2>/dev/null || python3 -m pip install -q selenium 2>/dev/null || \
+	  { missing=python3-selenium; $(APT_INSTALL); }
+	@python3 -c 'import selenium' || { echo "Python's selenium is needed for the tests" >&2; exit 1; }
 
 # tests/operations/containers.rs starts the Docker engine when it is not running (docker-deps installs it).
 test: lint nginx-deps test-deps docker-deps cross-test
@@ -311,6 +320,7 @@ serve: build nginx-deps
 	    curl -fsS $$admin/stats 2>/dev/null | python3 -c "$$STORE_LINE" 2>/dev/null || true; \
 	    echo "receiving on $$public/receive-webhooks (nginx listens on $(LISTEN))"; \
 	    echo "dump and stats on $$admin/dump-webhooks and /stats (make dump, make stats)"; \
+	    echo "the inbox page: $$admin/ in a browser on this machine (make open)"; \
 	    echo "run directory $(RUN_ABS); logs: make logs, stop: make stop"; exit 0; fi; \
 	  sleep 0.1; done; \
 	echo "nginx did not answer on $$admin; $(RUN_DIR)/logs/error.log says:" >&2; \
@@ -494,6 +504,13 @@ bench-forward: build nginx-deps
 	$(CARGO) build --release --locked -p up42wh
 	UP42WH_BIN=$(abspath $(RELEASE_DIR))/up42wh $(CARGO) test --locked --test forward -- --ignored bench_ --nocapture --test-threads 1
 
+# The inbox page (README "Look at events"): opened in this machine's browser when it has a desktop
+# session, its address printed either way.
+open:
+	@$(WHERE); echo "the inbox page: $$admin/"; \
+	if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] && command -v xdg-open >/dev/null 2>&1; then \
+	  xdg-open "$$admin/" >/dev/null 2>&1 & fi
+
 # The running receiver's admin address, for programs: admin=$$(make admin-url).
 admin-url:
 	@$(WHERE); echo "$$admin"
@@ -650,6 +667,7 @@ endif
 	  curl -fsS $(ADMIN_URL)/ping >/dev/null 2>&1 && { \
 	    echo "receiving on http://$(PUBLISH)/receive-webhooks$(if $(TLS_CERT), and https on port $(TLS_PORT))"; \
 	    echo "dump and stats on $(ADMIN_URL)/dump-webhooks and /stats (loopback only)"; \
+	    echo "the inbox page: $(ADMIN_URL)/ (make open)"; \
 	    $(if $(filter 1,$(FORWARD)),echo "forwarding with $(FORWARD_CONFIG) as a consumer of $${UP42_WEBHOOK_CONSUMERS:-forward} (make logs; its status: $(COMPOSE) exec forward up42wh forward status)";) \
 	    echo "logs: make logs, stop: make stop"; exit 0; }; \
 	  sleep 0.2; done; \
