@@ -74,6 +74,10 @@ pub fn project_copy(dir: &Path) {
         );
     }
     std::os::unix::fs::symlink(root.join("dist"), dir.join("dist")).unwrap();
+    // The Redis client make nginx-deps took from Debian's packages, when it is there.
+    if root.join("vendor").exists() {
+        std::os::unix::fs::symlink(root.join("vendor"), dir.join("vendor")).unwrap();
+    }
 }
 
 /// make in the copy, hermetic: none of the caller's settings, cargo replaced by `true` (the

@@ -166,6 +166,14 @@ def run(driver, a):
                            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
     time.sleep(0.3)
     driver.save_screenshot(f"{a.shots}/inbox-dark.png")
+    # A phone: one column, the list first.
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    driver.set_window_size(390, 844)
+    time.sleep(0.3)
+    lst = driver.find_element(By.CSS_SELECTOR, "section.list").rect
+    side = driver.find_element(By.CSS_SELECTOR, "aside.side").rect
+    assert lst["width"] <= 390 and side["y"] > lst["y"], (lst, side)
+    driver.save_screenshot(f"{a.shots}/inbox-phone.png")
     # Two answers the page expects: no forwarder's status here, no icon.
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
               and "/forward/status" not in e["message"] and "favicon" not in e["message"]]

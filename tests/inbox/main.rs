@@ -1,7 +1,7 @@
 //! The inbox page (GET / on the admin listener) in a real browser: headless Chromium driven by
 //! Selenium (tests/inbox/drive.py) against `make serve`. This side runs the receiver and does what
-//! the driver asks: posts signed deliveries, restarts the receiver. Screenshots go to
-//! target/inbox/.
+//! the driver asks: posts signed deliveries, restarts the receiver. With both stores (the journal,
+//! Redis). Screenshots go to target/inbox/NAME/.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -73,7 +73,7 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>) {
         assert_eq!(r.status, 404, "{path} on the public listener");
     }
 
-    let shots = common::root().join("target/inbox");
+    let shots = common::root().join("target/inbox").join(name);
     std::fs::create_dir_all(&shots).unwrap();
     let mut cmd = Command::new("python3");
     common::hermetic(&mut cmd)
@@ -125,9 +125,15 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>) {
 fn the_page_lists_filters_shows_acknowledges_reconnects_and_runs_no_script_from_events() {
     drive("inbox", &[], None);
     for shot in ["inbox-light.png", "inbox-dark.png"] {
-        let png = std::fs::read(common::root().join("target/inbox").join(shot)).unwrap();
+        let png = std::fs::read(common::root().join("target/inbox/inbox").join(shot)).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{shot} is a PNG");
     }
+}
+
+#[test]
+fn the_page_works_the_same_with_the_redis_store() {
+    let redis = common::redis::Redis::start("inbox");
+    drive("inbox-redis", &[("UP42_WEBHOOK_STORE", &redis.url())], None);
 }
 
 #[test]
