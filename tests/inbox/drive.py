@@ -59,6 +59,8 @@ def main():
     p.add_argument("admin")
     p.add_argument("shots")
     p.add_argument("--token")
+    p.add_argument("--forwarder", action="store_true",
+                   help="a forwarder runs beside: its routes, the consumers and the refusals")
     a = p.parse_args()
 
     opts = webdriver.ChromeOptions()
@@ -73,6 +75,18 @@ def main():
     finally:
         driver.quit()
     print("passed", flush=True)
+
+
+def side_panel(driver):
+    """The forwarder's routes (nginx passes /forward/status to it), the declared consumers with
+    their lag, and a refusal counted, each as the side panel shows it."""
+    until("the forwarder's route", lambda: "2 delivered" in driver.find_element(By.ID, "routes").text, secs=20)
+    until("the consumers", lambda: "forward" in driver.find_element(By.ID, "consumers").text and
+          "inbox" in driver.find_element(By.ID, "consumers").text, secs=15)
+    options = [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#consumer option")]
+    assert options == ["forward", "inbox"], options
+    ask("post inbox-bad FAILED forged")
+    until("the refusal", lambda: "signature_mismatch" in driver.find_element(By.ID, "refusals").text, secs=15)
 
 
 def requests_made(driver):
@@ -104,6 +118,8 @@ def run(driver, a):
 
     if a.token:
         return  # the token's path: asked, taken, streaming
+    if a.forwarder:
+        return side_panel(driver)
 
     # A filter hides it and shows it again.
     status = driver.find_element(By.ID, "f-status")

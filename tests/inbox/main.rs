@@ -36,6 +36,16 @@ fn delivery(id: &str, status: &str, xss: bool) -> Delivery {
     Delivery::signed(body.to_string().as_bytes(), SECRET, t)
 }
 
+/// A process killed when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Stop<'a>(&'a Make);
 
 impl Drop for Stop<'_> {
@@ -45,7 +55,9 @@ impl Drop for Stop<'_> {
 }
 
 /// `make serve` in a copy, then the driver against its admin listener until it says `passed`.
-fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>) {
+/// With `forwarder`, up42wh forward runs beside it and the admin listener passes /forward/status
+/// to the forwarder's status.
+fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>, forwarder: bool) {
     let copy = Scratch::new(name);
     project_copy(copy.path());
     let (port, admin) = (free_port(), free_port());
@@ -64,8 +76,40 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>) {
         ],
         env,
     };
+    let metrics = free_port();
+    if forwarder {
+        let conf = copy.path().join("openresty/default.conf");
+        let text = std::fs::read_to_string(&conf).unwrap();
+        let at = "    location = /stats {";
+        assert!(text.contains(at));
+        let text = text.replacen(
+            at,
+            &format!("    location = /forward/status {{ proxy_pass http://127.0.0.1:{metrics}/status; }}\n\n{at}"),
+            1,
+        );
+        std::fs::write(&conf, text).unwrap();
+    }
     make.ok("serve");
     let _stop = Stop(&make);
+    let _forward = forwarder.then(|| {
+        let dir = copy.path().join("forward");
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("forward.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "metrics = \"127.0.0.1:{metrics}\"\n[receiver]\nurl = \"http://127.0.0.1:{admin}\"\nconsumer = \"forward\"\n\n[[route]]\nname = \"keep\"\nsink = \"exec\"\ncommand = [\"/bin/cat\"]\n"
+            ),
+        )
+        .unwrap();
+        let mut c = Command::new(common::up42wh());
+        common::hermetic(&mut c)
+            .args(["forward", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Killed(c.spawn().unwrap())
+    });
 
     // The public listener does not serve the page.
     for path in ["/", "/inbox/index.html", "/inbox/inbox.js"] {
@@ -86,6 +130,9 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>) {
     if let Some(t) = token {
         cmd.args(["--token", t]);
     }
+    if forwarder {
+        cmd.arg("--forwarder");
+    }
     let mut child = cmd.spawn().expect("python3 runs the driver");
     let mut to = child.stdin.take().unwrap();
     let from = BufReader::new(child.stdout.take().unwrap());
@@ -99,6 +146,14 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>) {
         );
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
+            ["post", id, status, "forged"] => {
+                // Signed with another secret: refused, and counted.
+                let mut d = delivery(id, status, false);
+                d = Delivery::signed(&d.body, "not-the-receiver-secret-0123456789", now());
+                let r = post_to(port, &d);
+                assert_eq!(r.status, 401, "{}", r.text());
+                writeln!(to, "ok").unwrap();
+            }
             ["post", id, status, rest @ ..] => {
                 let r = post_to(port, &delivery(id, status, rest == ["xss"]));
                 assert_eq!(r.status, 200, "{}", r.text());
@@ -123,7 +178,7 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>) {
 
 #[test]
 fn the_page_lists_filters_shows_acknowledges_reconnects_and_runs_no_script_from_events() {
-    drive("inbox", &[], None);
+    drive("inbox", &[], None, false);
     for shot in ["inbox-light.png", "inbox-dark.png"] {
         let png = std::fs::read(common::root().join("target/inbox/inbox").join(shot)).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{shot} is a PNG");
@@ -133,7 +188,12 @@ fn the_page_lists_filters_shows_acknowledges_reconnects_and_runs_no_script_from_
 #[test]
 fn the_page_works_the_same_with_the_redis_store() {
     let redis = common::redis::Redis::start("inbox");
-    drive("inbox-redis", &[("UP42_WEBHOOK_STORE", &redis.url())], None);
+    drive(
+        "inbox-redis",
+        &[("UP42_WEBHOOK_STORE", &redis.url())],
+        None,
+        false,
+    );
 }
 
 #[test]
@@ -147,5 +207,16 @@ fn with_a_token_the_page_asks_for_it_then_streams() {
             ("UP42_WEBHOOK_ADMIN_ALLOW", "192.0.2.10"),
         ],
         Some(token),
+        false,
+    );
+}
+
+#[test]
+fn with_a_forwarder_the_page_shows_its_routes_the_consumers_and_the_refusals() {
+    drive(
+        "inbox-forward",
+        &[("UP42_WEBHOOK_CONSUMERS", "forward,inbox")],
+        None,
+        true,
     );
 }
