@@ -34,7 +34,7 @@ CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve secret stop logs send-test clean \
 	backup restore admin-url forward bench-forward connect up42-test open \
-	docker-check docker-deps debian-base image run list reload restart configtest cross \
+	docker-check docker-deps debian-base image run list reload restart configtest cross deb \
 	cross-test test-deps dump stats bench-peers fuzz
 
 help:
@@ -82,6 +82,7 @@ help:
 	@echo "make header        regenerate include/up42webhooks.h and lua/up42webhooks/cdef.lua"
 	@echo "make cross         build the .so and up42wh for ARM boards into dist/<target>/ (aarch64, armv7)"
 	@echo "make cross-test    prove those builds under qemu-user (Rust tests, the ARM LuaJIT)"
+	@echo "make deb           Debian packages for amd64, arm64 and armhf into dist/ (DEB_ARCHS=...)"
 	@echo "make sign-example  sign a fresh test event (needs UP42_WEBHOOK_SECRET)"
 
 # Installs the Debian packages a recipe listed in $$missing (apt-get, when we are root), or names
@@ -161,6 +162,7 @@ test-deps:
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	$(APT_INSTALL)
 	@$(call RUST_TARGET,x86_64-unknown-linux-musl)
@@ -222,6 +224,19 @@ cross: cross-deps
 
 cross-test: cross
 	@for t in $(CROSS_TARGETS); do tests/cross/run.sh $$t || exit 1; done
+
+# --- Debian packages (make deb) --------------------------------------------------------------
+# dist/up42webhooks_<version>_<arch>.deb for DEB_ARCHS: this machine's from make build's library
+# and a release up42wh, the boards' from make cross (packaging/deb/build.sh says what goes where).
+DEB_ARCHS ?= amd64 arm64 armhf
+deb: build
+	@$(CARGO) build --release --locked -p up42wh
+	@for a in $(DEB_ARCHS); do \
+	  if [ "$$a" = "$(NATIVE_ARCH)" ]; then dir=$(RELEASE_DIR); \
+	  else case $$a in arm64) t=$(CROSS_TARGET_arm64) ;; armhf) t=$(CROSS_TARGET_armhf) ;; \
+	    *) echo "make deb: no build for $$a" >&2; exit 1 ;; esac; dir=dist/$$t; \
+	    [ -f $$dir/up42wh ] || $(MAKE) --no-print-directory cross || exit 1; fi; \
+	  packaging/deb/build.sh $$a $$dir dist || exit 1; done
 
 header:
 	UP42WH_BLESS=1 $(CARGO) test --locked --test abi header::

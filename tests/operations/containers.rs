@@ -93,14 +93,14 @@ fn start_engine() -> Result<Engine, String> {
     ))
 }
 
-fn docker(args: &[&str]) -> Command {
+pub(crate) fn docker(args: &[&str]) -> Command {
     let mut c = Command::new("docker");
     c.args(args);
     c
 }
 
 /// A job event with a fresh id and timestamp.
-fn job(id: &str, status: &str) -> Vec<u8> {
+pub(crate) fn job(id: &str, status: &str) -> Vec<u8> {
     format!(
         r#"{{"event":"job.status","liveMode":false,"messageId":"{id}","timestamp":"{}","body":{{"jobId":"j-{id}","status":"{status}","tasks":[]}}}}"#,
         format_rfc3339(now())
@@ -109,7 +109,7 @@ fn job(id: &str, status: &str) -> Vec<u8> {
 }
 
 /// The ids in the dump, waiting (bounded) for the admin listener to answer.
-fn dumped_ids(admin: u16) -> Vec<String> {
+pub(crate) fn dumped_ids(admin: u16) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(r) = http(admin, "GET", "/dump-webhooks", &[], b"") {
@@ -127,7 +127,7 @@ fn dumped_ids(admin: u16) -> Vec<String> {
     }
 }
 
-fn wait_for_ping(port: u16, secs: u64) {
+pub(crate) fn wait_for_ping(port: u16, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(r) = http(port, "GET", "/ping", &[], b"") {
@@ -144,7 +144,7 @@ fn wait_for_ping(port: u16, secs: u64) {
     }
 }
 
-fn inspect(container: &str, format: &str) -> String {
+pub(crate) fn inspect(container: &str, format: &str) -> String {
     let out = run(
         &mut docker(&["inspect", "-f", format, container]),
         "docker inspect",
@@ -580,7 +580,7 @@ fn debian_on_a_board(release: &Path, arch: &str, machine: &str) {
     eprintln!("{platform} under qemu ({machine}): stored one, refused one, healthy after {healthy:.1?} more");
 }
 
-struct RemoveContainer(String);
+pub(crate) struct RemoveContainer(pub(crate) String);
 
 impl Drop for RemoveContainer {
     fn drop(&mut self) {
@@ -632,7 +632,10 @@ fn the_debian_image_runs_through_make_and_on_arm_under_qemu() {
     });
     let release = release_dir_with_up42wh();
     bootstrap("amd64");
-    let amd64 = std::panic::catch_unwind(|| debian_through_make(&release));
+    let amd64 = std::panic::catch_unwind(|| {
+        debian_through_make(&release);
+        crate::packages::the_debian_packages_install_run_upgrade_and_purge(&release);
+    });
     let bootstrapped = boards.join();
     if let Err(e) = amd64 {
         std::panic::resume_unwind(e);

@@ -7,5 +7,6 @@ mod common;
 mod containers;
 mod docker;
 mod make_targets;
+mod packages;
 mod readme;
 mod readme_commands;

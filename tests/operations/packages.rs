@@ -1,0 +1,297 @@
+//! The Debian packages (packaging/deb/build.sh, `make deb`): the amd64 one installed with apt-get
+//! in a clean Debian root (the bootstrapped base the container tests use; its nginx and Lua
+//! packages are the dependencies, so nothing is fetched), the service's command lines taken from
+//! its unit and run as its user (systemd does not run in a container), a delivery stored, a stop
+//! and a start, an upgrade that keeps the secret, the edited settings and the events, a purge that
+//! removes them. The units pass `systemd-analyze verify`; the arm64 and armhf packages are read:
+//! their architecture, their files, the machine of their library and program.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::make::run;
+use crate::common::nginx::{free_port, now, post_to, Delivery};
+use crate::containers::{docker, dumped_ids, job, wait_for_ping, RemoveContainer};
+
+const SECRET: &str = "package-secret-cGFja2FnZQ-0123";
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// build.sh ARCH DIR OUT VERSION: the package's path.
+fn build(arch: &str, dir: &Path, out: &Path, version: &str) -> std::path::PathBuf {
+    let root = crate::common::root();
+    let built = run(
+        Command::new(root.join("packaging/deb/build.sh"))
+            .args([arch])
+            .arg(dir)
+            .arg(out)
+            .arg(version),
+        "packaging/deb/build.sh",
+    );
+    let path = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    assert!(
+        path.ends_with(&format!("up42webhooks_{version}_{arch}.deb")),
+        "{path}"
+    );
+    path.into()
+}
+
+/// A shell command in the container, as root; its output, and whether it succeeded.
+fn sh(container: &str, script: &str) -> (bool, String) {
+    let out = docker(&["exec", container, "sh", "-c", script])
+        .output()
+        .unwrap();
+    (out.status.success(), text(&out))
+}
+
+fn sh_ok(container: &str, script: &str) -> String {
+    let (ok, out) = sh(container, script);
+    assert!(ok, "{script}: {out}");
+    out
+}
+
+/// The unit's `KEY=` lines, as written.
+fn unit_lines(unit: &str, key: &str) -> Vec<String> {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What systemd would run to start the service: its settings, then each ExecStartPre and the
+/// ExecStart, as the unit's user.
+fn start_script(unit: &str) -> String {
+    let user = unit_lines(unit, "User").pop().expect("User=");
+    let env = unit_lines(unit, "EnvironmentFile")
+        .pop()
+        .expect("EnvironmentFile=");
+    let mut script = format!("set -e; set -a; . {env}; set +a; ");
+    for cmd in unit_lines(unit, "ExecStartPre")
+        .into_iter()
+        .chain(unit_lines(unit, "ExecStart"))
+    {
+        script.push_str(&format!("runuser -u {user} -- {cmd}; "));
+    }
+    script
+}
+
+/// systemd's stop: ExecStop as the unit's user, then waits for the PIDFile's process to end.
+fn stop(container: &str, unit: &str) {
+    let user = unit_lines(unit, "User").pop().expect("User=");
+    let pid_file = unit_lines(unit, "PIDFile").pop().expect("PIDFile=");
+    let stop = unit_lines(unit, "ExecStop").pop().expect("ExecStop=");
+    sh_ok(
+        container,
+        &format!(
+            "pid=$(cat {pid_file}); runuser -u {user} -- {stop}; \
+             for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || exit 0; sleep 0.1; done; exit 1"
+        ),
+    );
+}
+
+pub(crate) fn the_debian_packages_install_run_upgrade_and_purge(release: &Path) {
+    let root = crate::common::root();
+    let out = std::env::temp_dir().join(format!("up42wh-debs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let first = build("amd64", release, &out, "0.2.0-1");
+    let second = build("amd64", release, &out, "0.2.0-2");
+
+    // The boards' packages, read: architecture, files, and the machine their code is for.
+    for (arch, triple, machine) in [
+        ("arm64", "aarch64-unknown-linux-gnu", "AArch64"),
+        ("armhf", "armv7-unknown-linux-gnueabihf", "ARM"),
+    ] {
+        let deb = build(arch, &root.join("dist").join(triple), &out, "0.2.0-1");
+        let info = text(&run(
+            Command::new("dpkg-deb").arg("--info").arg(&deb),
+            "dpkg-deb --info",
+        ));
+        assert!(info.contains(&format!("Architecture: {arch}")), "{info}");
+        let x = out.join(format!("x-{arch}"));
+        run(
+            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x),
+            "dpkg-deb -x",
+        );
+        let lib_dir = if arch == "arm64" {
+            "aarch64-linux-gnu"
+        } else {
+            "arm-linux-gnueabihf"
+        };
+        for f in [
+            format!("usr/lib/{lib_dir}/lua/5.1/libup42webhooks.so"),
+            "usr/bin/up42wh".to_string(),
+        ] {
+            let header = text(&run(
+                Command::new("readelf").arg("-h").arg(x.join(&f)),
+                "readelf",
+            ));
+            assert!(
+                header
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("Machine:") && l.contains(machine)),
+                "{f} for {machine}: {header}"
+            );
+        }
+    }
+
+    // The units: systemd's own check, with the package's commands where this host has them.
+    let units = out.join("units");
+    std::fs::create_dir_all(&units).unwrap();
+    let prestart = units.join("prestart");
+    std::fs::copy(root.join("packaging/deb/prestart"), &prestart).unwrap();
+    for (name, from, to) in [
+        (
+            "up42webhooks.service",
+            "/usr/share/up42webhooks/prestart",
+            prestart.display().to_string(),
+        ),
+        (
+            "up42webhooks-forward.service",
+            "/usr/bin/up42wh",
+            release.join("up42wh").display().to_string(),
+        ),
+    ] {
+        let unit = std::fs::read_to_string(root.join("packaging/deb").join(name)).unwrap();
+        std::fs::write(units.join(name), unit.replace(from, &to)).unwrap();
+    }
+    let verified = Command::new("systemd-analyze")
+        .args([
+            "verify",
+            "up42webhooks.service",
+            "up42webhooks-forward.service",
+        ])
+        .current_dir(&units)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success() && text(&verified).trim().is_empty(),
+        "systemd-analyze verify: {}",
+        text(&verified)
+    );
+
+    // The amd64 package in a clean root.
+    let (port, admin) = (free_port(), free_port());
+    let name = format!("up42wh-deb-{}", std::process::id());
+    let _gone = RemoveContainer(name.clone());
+    run(
+        // --init: the stopped nginx is reaped (sleep, as process 1, would leave it a zombie).
+        docker(&["run", "-d", "--init", "--name", &name, "-v"])
+            .arg(format!("{}:/debs:ro", out.display()))
+            .arg("-p")
+            .arg(format!("127.0.0.1:{port}:9888"))
+            .arg("-p")
+            .arg(format!("127.0.0.1:{admin}:9889"))
+            .args(["up42webhooks-base:bookworm-amd64", "sleep", "infinity"]),
+        "docker run",
+    );
+    let file = |p: &Path| format!("/debs/{}", p.file_name().unwrap().to_string_lossy());
+    sh_ok(
+        &name,
+        &format!(
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",
+            file(&first)
+        ),
+    );
+    let listed = sh_ok(
+        &name,
+        "ls /usr/lib/x86_64-linux-gnu/lua/5.1/libup42webhooks.so /usr/share/lua/5.1/up42webhooks.lua \
+         /usr/share/lua/5.1/up42webhooks/native.lua /usr/bin/up42wh /lib/systemd/system/up42webhooks.service \
+         /lib/systemd/system/up42webhooks-forward.service /etc/logrotate.d/up42webhooks \
+         /usr/share/up42webhooks/html/inbox/index.html && stat -c '%a %U %s' /etc/up42webhooks/secret && \
+         stat -c '%U' /var/lib/up42webhooks/data /var/log/up42webhooks && up42wh --version",
+    );
+    assert!(listed.contains("600 up42webhooks 0"), "{listed}");
+    assert!(!listed.contains("root\n"), "{listed}");
+    let unit = sh_ok(&name, "cat /lib/systemd/system/up42webhooks.service");
+    let start = start_script(&unit);
+
+    // No secret yet: the service refuses to start, saying what to do.
+    let (started, said) = sh(&name, &start);
+    assert!(!started, "{said}");
+    assert!(
+        said.contains("no secret in /etc/up42webhooks/secret: put the secret you gave UP42"),
+        "{said}"
+    );
+    // The operator's edits: the secret, and listeners the test reaches through Docker's ports.
+    sh_ok(
+        &name,
+        &format!(
+            "echo {SECRET} > /etc/up42webhooks/secret && \
+             sed -i -e 's/^LISTEN=.*/LISTEN=0.0.0.0:9888/' -e 's/^ADMIN_LISTEN=.*/ADMIN_LISTEN=0.0.0.0:9889/' \
+             /etc/up42webhooks/up42webhooks.env && \
+             echo UP42_WEBHOOK_ADMIN_ALLOW=loopback,gateway >> /etc/up42webhooks/up42webhooks.env"
+        ),
+    );
+    sh_ok(&name, &start);
+    wait_for_ping(admin, 30);
+    let stored = post_to(
+        port,
+        &Delivery::signed(&job("deb-1", "SUCCEEDED"), SECRET, now()),
+    );
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    assert_eq!(dumped_ids(admin), ["deb-1"]);
+    // The workers run as the package's user.
+    let users = sh_ok(
+        &name,
+        "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = nginx ] && stat -c %U $p; done | sort -u",
+    );
+    assert_eq!(users.trim(), "up42webhooks", "{users}");
+
+    // A stop and a start keep it (the journal).
+    stop(&name, &unit);
+    sh_ok(&name, &start);
+    wait_for_ping(admin, 30);
+    assert_eq!(dumped_ids(admin), ["deb-1"]);
+
+    // An upgrade keeps the secret, the edited settings and the events.
+    stop(&name, &unit);
+    sh_ok(
+        &name,
+        &format!(
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+             -o Dpkg::Options::=--force-confold {}",
+            file(&second)
+        ),
+    );
+    let kept = sh_ok(
+        &name,
+        "dpkg-query -W -f='${Version}\\n' up42webhooks && cat /etc/up42webhooks/secret && \
+         grep ^LISTEN= /etc/up42webhooks/up42webhooks.env",
+    );
+    assert!(
+        kept.contains("0.2.0-2") && kept.contains(SECRET) && kept.contains("LISTEN=0.0.0.0:9888"),
+        "{kept}"
+    );
+    sh_ok(&name, &start);
+    wait_for_ping(admin, 30);
+    assert_eq!(dumped_ids(admin), ["deb-1"]);
+    let again = post_to(
+        port,
+        &Delivery::signed(&job("deb-2", "FAILED"), SECRET, now()),
+    );
+    assert_eq!(again.status, 200, "{}", again.text());
+
+    // Purge: the events, the secret and the settings go.
+    stop(&name, &unit);
+    sh_ok(
+        &name,
+        "DEBIAN_FRONTEND=noninteractive apt-get purge -y up42webhooks",
+    );
+    let (_, left) = sh(
+        &name,
+        "ls -d /var/lib/up42webhooks /etc/up42webhooks /var/log/up42webhooks /usr/bin/up42wh 2>&1",
+    );
+    assert_eq!(
+        left.matches("No such file or directory").count(),
+        4,
+        "{left}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
