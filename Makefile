@@ -34,7 +34,7 @@ CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/
 
 .PHONY: help deps nginx-deps build test lint header bench sign-example serve secret stop logs send-test clean \
 	backup restore admin-url forward bench-forward connect up42-test open \
-	docker-check docker-deps debian-base image run list reload restart configtest cross deb \
+	docker-check docker-deps debian-base image run list reload restart configtest cross deb install \
 	cross-test test-deps dump stats bench-peers fuzz
 
 help:
@@ -83,6 +83,8 @@ help:
 	@echo "make cross         build the .so and up42wh for ARM boards into dist/<target>/ (aarch64, armv7)"
 	@echo "make cross-test    prove those builds under qemu-user (Rust tests, the ARM LuaJIT)"
 	@echo "make deb           Debian packages for amd64, arm64 and armhf into dist/ (DEB_ARCHS=...)"
+	@echo "make install       into a host's OpenResty or nginx: module, library, pages and a snippet"
+	@echo "                   to include under PREFIX (/usr/local); prints what to add to nginx.conf"
 	@echo "make sign-example  sign a fresh test event (needs UP42_WEBHOOK_SECRET)"
 
 # Installs the Debian packages a recipe listed in $$missing (apt-get, when we are root), or names
@@ -224,6 +226,33 @@ cross: cross-deps
 
 cross-test: cross
 	@for t in $(CROSS_TARGETS); do tests/cross/run.sh $$t || exit 1; done
+
+# --- make install: into a host's own OpenResty or nginx with the Lua module -------------------
+# The Lua module, the library, the pages and an http-level snippet (default.conf with absolute
+# paths, and listen files for LISTEN and ADMIN_LISTEN) under PREFIX; what to add to nginx.conf is
+# printed. DESTDIR stages it elsewhere (packagers).
+PREFIX ?= /usr/local
+INSTALL_LUA = $(PREFIX)/share/lua/5.1
+INSTALL_LIB = $(PREFIX)/lib/lua/5.1
+INSTALL_SHARE = $(PREFIX)/share/up42webhooks
+install: build
+	@install -D -m 0644 $(RELEASE_DIR)/libup42webhooks.so $(DESTDIR)$(INSTALL_LIB)/libup42webhooks.so
+	@install -D -m 0644 lua/up42webhooks.lua $(DESTDIR)$(INSTALL_LUA)/up42webhooks.lua
+	@install -d $(DESTDIR)$(INSTALL_LUA)/up42webhooks $(DESTDIR)$(INSTALL_SHARE)/nginx
+	@install -m 0644 lua/up42webhooks/*.lua $(DESTDIR)$(INSTALL_LUA)/up42webhooks/
+	@rm -rf $(DESTDIR)$(INSTALL_SHARE)/html && cp -R openresty/html $(DESTDIR)$(INSTALL_SHARE)/html
+	@sed -e "s|^lua_package_path .*|lua_package_path '$(INSTALL_LUA)/?.lua;;';|" \
+	    -e "s|^lua_package_cpath .*|lua_package_cpath '$(INSTALL_LIB)/?.so;;';|" \
+	    -e "s#include up42webhooks-\(public\|admin\).conf;#include $(INSTALL_SHARE)/nginx/up42webhooks-\1.conf;#" \
+	    -e "s|root html;|root $(INSTALL_SHARE)/html;|" \
+	    openresty/default.conf > $(DESTDIR)$(INSTALL_SHARE)/nginx/up42webhooks.conf
+	@LISTEN='$(LISTEN)' ADMIN_LISTEN='$(ADMIN_LISTEN)' NGINX=$(NGINX) openresty/listen.sh $(DESTDIR)$(INSTALL_SHARE)/nginx
+	@openresty/modules.sh $(NGINX) $(DESTDIR)$(INSTALL_SHARE)/nginx/up42webhooks-modules.conf
+	@echo "installed under $(PREFIX). In your nginx.conf:"
+	@echo "  in the main context:  include $(INSTALL_SHARE)/nginx/up42webhooks-modules.conf;  (Debian's nginx: its Lua module)"
+	@echo "                        env UP42_WEBHOOK_SECRET_FILE;  (and each UP42_WEBHOOK_* you set: openresty/nginx.conf lists them)"
+	@echo "  inside http {}:       include $(INSTALL_SHARE)/nginx/up42webhooks.conf;"
+	@echo "(it sets lua_package_path and lua_package_cpath: merge them with yours if you set them)"
 
 # --- Debian packages (make deb) --------------------------------------------------------------
 # dist/up42webhooks_<version>_<arch>.deb for DEB_ARCHS: this machine's from make build's library

@@ -506,3 +506,112 @@ fn day_two_targets_check_before_they_stop_and_keep_settings_and_keys() {
         "{logs}"
     );
 }
+
+/// make install into a prefix of its own, then the real nginx with nothing but what it printed
+/// (the modules line, the env line, the snippet inside http {}): a signed delivery is stored and
+/// dumped, and the inbox page is there.
+#[test]
+fn make_install_then_nginx_with_the_printed_lines_stores_a_delivery() {
+    use crate::common::nginx::{http, json, now, post_to, Delivery};
+    let copy = Scratch::new("install");
+    project_copy(copy.path());
+    let (port, admin) = (free_port(), free_port());
+    let prefix = copy.path().join("installed");
+    let make = host_make(&copy, port, admin);
+    let printed = make.ok(&format!(
+        "install PREFIX={} LISTEN=127.0.0.1:{port} ADMIN_LISTEN=127.0.0.1:{admin}",
+        prefix.display()
+    ));
+    // The lines to add, as printed.
+    let line = |marker: &str| -> String {
+        printed
+            .lines()
+            .find(|l| l.contains(marker))
+            .and_then(|l| l.split(marker).nth(1))
+            .map(|rest| format!("{marker}{}", rest.split(';').next().unwrap()) + ";")
+            .unwrap_or_else(|| panic!("{marker} in {printed}"))
+    };
+    let modules = printed
+        .lines()
+        .find(|l| l.contains("in the main context:"))
+        .map(|l| {
+            l.split("include ")
+                .nth(1)
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+        })
+        .map(|f| format!("include {f};"))
+        .unwrap_or_else(|| panic!("the modules line in {printed}"));
+    let snippet = printed
+        .lines()
+        .find(|l| l.contains("inside http {}:"))
+        .and_then(|l| l.split("inside http {}:").nth(1))
+        .unwrap()
+        .trim()
+        .to_string();
+    let env = line("env ");
+    let run = copy.path().join("nginx");
+    for d in ["logs", "tmp", "data"] {
+        std::fs::create_dir_all(run.join(d)).unwrap();
+    }
+    // The workers (nobody, when root starts nginx) write the journal and the bodies.
+    for d in ["tmp", "data"] {
+        std::fs::set_permissions(run.join(d), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::write(
+        run.join("nginx.conf"),
+        format!(
+            "{modules}\n{env}\nenv UP42_WEBHOOK_JOURNAL_DIR;\npid logs/nginx.pid;\nerror_log logs/error.log;\n\
+             events {{}}\nhttp {{\n    client_body_temp_path tmp/body;\n    {snippet}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let secret = copy.path().join("secret");
+    std::fs::write(&secret, "installed-secret-aW5zdGFsbA-0123\n").unwrap();
+    let nginx = crate::common::nginx::nginx_binary();
+    let mut c = Command::new(&nginx);
+    crate::common::hermetic(&mut c)
+        .arg("-p")
+        .arg(format!("{}/", run.display()))
+        .args(["-c", "nginx.conf", "-e", "logs/error.log"])
+        .env("UP42_WEBHOOK_SECRET_FILE", &secret)
+        .env("UP42_WEBHOOK_JOURNAL_DIR", run.join("data"));
+    let started = c.output().unwrap();
+    assert!(
+        started.status.success(),
+        "nginx with the snippet: {}{}",
+        String::from_utf8_lossy(&started.stderr),
+        std::fs::read_to_string(run.join("logs/error.log")).unwrap_or_default()
+    );
+    struct Quit(std::path::PathBuf, String);
+    impl Drop for Quit {
+        fn drop(&mut self) {
+            let _ = Command::new(&self.1)
+                .arg("-p")
+                .arg(format!("{}/", self.0.display()))
+                .args(["-c", "nginx.conf", "-s", "quit"])
+                .output();
+        }
+    }
+    let _quit = Quit(run.clone(), nginx);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while http(port, "GET", "/ping", &[], b"").is_none() {
+        assert!(std::time::Instant::now() < deadline, "no /ping");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let body = br#"{"event":"job.status","liveMode":false,"messageId":"installed-1","timestamp":"TS","body":{"jobId":"j","status":"SUCCEEDED"}}"#;
+    let body = String::from_utf8_lossy(body).replace("TS", &up42webhooks::format_rfc3339(now()));
+    let stored = post_to(
+        port,
+        &Delivery::signed(body.as_bytes(), "installed-secret-aW5zdGFsbA-0123", now()),
+    );
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    assert_eq!(json(&stored)["msg"], "stored");
+    let dump = http(admin, "GET", "/dump-webhooks", &[], b"").unwrap();
+    assert!(dump.text().contains("installed-1"), "{}", dump.text());
+    let page = http(admin, "GET", "/", &[], b"").unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("up42webhooks inbox"));
+}
