@@ -10,3 +10,4 @@ mod make_targets;
 mod packages;
 mod readme;
 mod readme_commands;
+mod rockspec;
