@@ -252,7 +252,7 @@ install: build
 	@openresty/modules.sh $(NGINX) $(DESTDIR)$(INSTALL_SHARE)/nginx/up42webhooks-modules.conf
 	@echo "installed under $(PREFIX). In your nginx.conf:"
 	@echo "  in the main context:  include $(INSTALL_SHARE)/nginx/up42webhooks-modules.conf;  (Debian's nginx: its Lua module)"
-	@echo "                        env UP42_WEBHOOK_SECRET_FILE;  (and each UP42_WEBHOOK_* you set: openresty/nginx.conf lists them)"
+	@echo "                        env UP42_WEBHOOK_SECRET_FILE;  (and one for each other setting you use: openresty/nginx.conf lists them)"
 	@echo "  inside http {}:       include $(INSTALL_SHARE)/nginx/up42webhooks.conf;"
 	@echo "(it sets lua_package_path and lua_package_cpath: merge them with yours if you set them)"
 
