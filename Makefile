@@ -166,6 +166,7 @@ test-deps:
 	command -v readelf >/dev/null 2>&1 || missing="$$missing binutils"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v luarocks >/dev/null 2>&1 || missing="$$missing luarocks"; \
+	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
 	command -v luajit >/dev/null 2>&1 || missing="$$missing luajit2"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	$(APT_INSTALL)

@@ -64,10 +64,14 @@ pub fn project_copy(dir: &Path) {
         "docker-compose.override.yml",
         "docker-compose.secret.yml",
         "docker-compose.tls.yml",
+        // What make deb's packaging/deb/build.sh reads besides.
+        "Cargo.toml",
+        "README.md",
+        "LICENSE",
     ] {
         std::fs::copy(root.join(f), dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
-    for d in ["lua", "openresty", "docker"] {
+    for d in ["lua", "openresty", "docker", "packaging", "examples"] {
         run(
             Command::new("cp").arg("-a").arg(root.join(d)).arg(dir),
             "cp",

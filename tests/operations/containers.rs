@@ -1,6 +1,7 @@
 //! The Debian image on a real Docker engine: `make run FLAVOR=debian` and the other make targets
 //! against the published 127.0.0.1 ports, then the same image built for linux/arm64 and
-//! linux/arm/v7 and started under qemu emulation. No registry is reached: each base is a Debian
+//! linux/arm/v7 and started under qemu emulation; and the Debian packages installed in the same
+//! bootstrapped roots (tests/operations/packages.rs). No registry is reached: each base is a Debian
 //! root made by debootstrap and imported (docker/bootstrap-base.sh, kept in the engine and under
 //! target/docker/), and the library comes from this checkout's own builds (LIB=host: a release
 //! build here, `make cross` for the boards).
@@ -634,7 +635,8 @@ fn the_debian_image_runs_through_make_and_on_arm_under_qemu() {
     bootstrap("amd64");
     let amd64 = std::panic::catch_unwind(|| {
         debian_through_make(&release);
-        crate::packages::the_debian_packages_install_run_upgrade_and_purge(&release);
+        crate::packages::the_debian_packages_build_and_read_right(&release);
+        crate::packages::the_debian_package_installs_runs_upgrades_and_purges("amd64");
     });
     let bootstrapped = boards.join();
     if let Err(e) = amd64 {
@@ -645,14 +647,21 @@ fn the_debian_image_runs_through_make_and_on_arm_under_qemu() {
     }
     let arm64 = {
         let release = release.clone();
-        std::thread::spawn(move || debian_on_a_board(&release, "arm64", "aarch64"))
+        std::thread::spawn(move || {
+            debian_on_a_board(&release, "arm64", "aarch64");
+            crate::packages::the_debian_package_installs_runs_upgrades_and_purges("arm64");
+        })
     };
-    let armhf = std::panic::catch_unwind(|| debian_on_a_board(&release, "armhf", "armv7l"));
+    let armhf = std::panic::catch_unwind(|| {
+        debian_on_a_board(&release, "armhf", "armv7l");
+        crate::packages::the_debian_package_installs_runs_upgrades_and_purges("armhf");
+    });
     let arm64 = arm64.join();
     for r in [arm64, armhf] {
         if let Err(e) = r {
             std::panic::resume_unwind(e);
         }
     }
+    let _ = std::fs::remove_dir_all(crate::packages::debs_dir());
     drop(engine);
 }

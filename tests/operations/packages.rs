@@ -3,7 +3,8 @@
 //! packages are the dependencies, so nothing is fetched), the service's command lines taken from
 //! its unit and run as its user (systemd does not run in a container), a delivery stored, a stop
 //! and a start, an upgrade that keeps the secret, the edited settings and the events, a purge that
-//! removes them. The units pass `systemd-analyze verify`; the arm64 and armhf packages are read:
+//! removes them. lintian reports only the tags build.sh explains; the units pass
+//! `systemd-analyze verify`; the arm64 and armhf packages are read:
 //! their architecture, their files, the machine of their library and program.
 
 use std::path::Path;
@@ -21,6 +22,21 @@ fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The crate's version, as the package's: -1, and -2 for the upgrade.
+fn v1() -> String {
+    let manifest = std::fs::read_to_string(crate::common::root().join("Cargo.toml")).unwrap();
+    let v = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
+    format!("{v}-1")
+}
+
+fn v2() -> String {
+    v1().replace("-1", "-2")
 }
 
 /// build.sh ARCH DIR OUT VERSION: the package's path.
@@ -95,20 +111,54 @@ fn stop(container: &str, unit: &str) {
     );
 }
 
-pub(crate) fn the_debian_packages_install_run_upgrade_and_purge(release: &Path) {
+/// Where the packages are built: this run's own directory.
+pub(crate) fn debs_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("up42wh-debs-{}", std::process::id()))
+}
+
+/// Builds every architecture's package twice (two versions, for the upgrade) and reads them:
+/// lintian, the units, the boards' architecture and machine.
+pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
     let root = crate::common::root();
-    let out = std::env::temp_dir().join(format!("up42wh-debs-{}", std::process::id()));
+    let out = debs_dir();
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
-    let first = build("amd64", release, &out, "0.2.0-1");
-    let second = build("amd64", release, &out, "0.2.0-2");
+    let first = build("amd64", release, &out, &v1());
+    build("amd64", release, &out, &v2());
+
+    // make deb: the three packages, from this machine's release build and make cross's.
+    let copy = crate::common::make::Scratch::new("deb");
+    crate::common::make::project_copy(copy.path());
+    let make = crate::common::make::Make {
+        dir: copy.path().to_path_buf(),
+        release: release.to_path_buf(),
+        vars: vec![],
+        env: vec![],
+    };
+    let made = make.ok("deb");
+    for arch in ["amd64", "arm64", "armhf"] {
+        let deb = format!("dist/up42webhooks_{}_{arch}.deb", v1());
+        assert!(made.contains(&deb), "{made}");
+        assert!(copy.path().join(&deb).exists(), "{deb}");
+    }
+
+    // lintian: only the two tags build.sh explains.
+    let linted = Command::new("lintian").arg(&first).output().unwrap();
+    let tags: Vec<String> = text(&linted)
+        .lines()
+        .filter(|l| l.starts_with("E:") || l.starts_with("W:"))
+        .filter(|l| !l.contains("initial-upload-closes-no-bugs") && !l.contains("no-manual-page"))
+        .map(str::to_string)
+        .collect();
+    assert!(tags.is_empty(), "lintian: {tags:?}");
 
     // The boards' packages, read: architecture, files, and the machine their code is for.
     for (arch, triple, machine) in [
         ("arm64", "aarch64-unknown-linux-gnu", "AArch64"),
         ("armhf", "armv7-unknown-linux-gnueabihf", "ARM"),
     ] {
-        let deb = build(arch, &root.join("dist").join(triple), &out, "0.2.0-1");
+        let deb = build(arch, &root.join("dist").join(triple), &out, &v1());
+        build(arch, &root.join("dist").join(triple), &out, &v2());
         let info = text(&run(
             Command::new("dpkg-deb").arg("--info").arg(&deb),
             "dpkg-deb --info",
@@ -175,10 +225,18 @@ pub(crate) fn the_debian_packages_install_run_upgrade_and_purge(release: &Path) 
         "systemd-analyze verify: {}",
         text(&verified)
     );
+}
 
-    // The amd64 package in a clean root.
+/// ARCH's package (built by the function above) in a clean Debian root of that architecture
+/// (under qemu for a board): installed, refused without a secret, a delivery stored, stopped and
+/// started, upgraded keeping secret, settings and events, purged.
+pub(crate) fn the_debian_package_installs_runs_upgrades_and_purges(arch: &str) {
+    let out = debs_dir();
+    let first = out.join(format!("up42webhooks_{}_{arch}.deb", v1()));
+    let second = out.join(format!("up42webhooks_{}_{arch}.deb", v2()));
+    let began = std::time::Instant::now();
     let (port, admin) = (free_port(), free_port());
-    let name = format!("up42wh-deb-{}", std::process::id());
+    let name = format!("up42wh-deb-{arch}-{}", std::process::id());
     let _gone = RemoveContainer(name.clone());
     run(
         // --init: the stopped nginx is reaped (sleep, as process 1, would leave it a zombie).
@@ -188,7 +246,8 @@ pub(crate) fn the_debian_packages_install_run_upgrade_and_purge(release: &Path) 
             .arg(format!("127.0.0.1:{port}:9888"))
             .arg("-p")
             .arg(format!("127.0.0.1:{admin}:9889"))
-            .args(["up42webhooks-base:bookworm-amd64", "sleep", "infinity"]),
+            .arg(format!("up42webhooks-base:bookworm-{arch}"))
+            .args(["sleep", "infinity"]),
         "docker run",
     );
     let file = |p: &Path| format!("/debs/{}", p.file_name().unwrap().to_string_lossy());
@@ -199,13 +258,18 @@ pub(crate) fn the_debian_packages_install_run_upgrade_and_purge(release: &Path) 
             file(&first)
         ),
     );
+    let triplet = match arch {
+        "arm64" => "aarch64-linux-gnu",
+        "armhf" => "arm-linux-gnueabihf",
+        _ => "x86_64-linux-gnu",
+    };
     let listed = sh_ok(
         &name,
-        "ls /usr/lib/x86_64-linux-gnu/lua/5.1/libup42webhooks.so /usr/share/lua/5.1/up42webhooks.lua \
+        &format!("ls /usr/lib/{triplet}/lua/5.1/libup42webhooks.so /usr/share/lua/5.1/up42webhooks.lua \
          /usr/share/lua/5.1/up42webhooks/native.lua /usr/bin/up42wh /lib/systemd/system/up42webhooks.service \
          /lib/systemd/system/up42webhooks-forward.service /etc/logrotate.d/up42webhooks \
          /usr/share/up42webhooks/html/inbox/index.html && stat -c '%a %U %s' /etc/up42webhooks/secret && \
-         stat -c '%U' /var/lib/up42webhooks/data /var/log/up42webhooks && up42wh --version",
+         stat -c '%U' /var/lib/up42webhooks/data /var/log/up42webhooks && up42wh --version"),
     );
     assert!(listed.contains("600 up42webhooks 0"), "{listed}");
     assert!(!listed.contains("root\n"), "{listed}");
@@ -266,7 +330,7 @@ pub(crate) fn the_debian_packages_install_run_upgrade_and_purge(release: &Path) 
          grep ^LISTEN= /etc/up42webhooks/up42webhooks.env",
     );
     assert!(
-        kept.contains("0.2.0-2") && kept.contains(SECRET) && kept.contains("LISTEN=0.0.0.0:9888"),
+        kept.contains(&v2()) && kept.contains(SECRET) && kept.contains("LISTEN=0.0.0.0:9888"),
         "{kept}"
     );
     sh_ok(&name, &start);
@@ -293,5 +357,8 @@ pub(crate) fn the_debian_packages_install_run_upgrade_and_purge(release: &Path) 
         4,
         "{left}"
     );
-    let _ = std::fs::remove_dir_all(&out);
+    eprintln!(
+        "the {arch} package: installed, refused without a secret, stored, restarted, upgraded and purged in {:.1?}",
+        began.elapsed()
+    );
 }
