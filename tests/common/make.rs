@@ -132,6 +132,15 @@ impl Make {
     }
 }
 
+/// Stops the copy's host server (make stop) when dropped, also when a step failed.
+pub struct Stop<'a>(pub &'a Make);
+
+impl Drop for Stop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.command("stop").output();
+    }
+}
+
 /// The release library and signing tool (what make build makes), in a target directory of its own: the `cargo test` that runs us holds the default one's lock.
 pub fn release_dir() -> PathBuf {
     let target = crate::common::root().join("target/for-images");

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::make::{project_copy, release_dir, Make, Scratch};
+use common::make::{project_copy, release_dir, Make, Scratch, Stop};
 use common::nginx::{free_port, http, now, post_to, Delivery};
 use up42webhooks::format_rfc3339;
 
@@ -43,14 +43,6 @@ impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-struct Stop<'a>(&'a Make);
-
-impl Drop for Stop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.command("stop").output();
     }
 }
 

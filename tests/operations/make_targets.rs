@@ -5,7 +5,7 @@
 //! stats read the admin listener. And a setting nginx cannot start with is one line, no Lua stack
 //! trace, on the terminal of make serve and in the error log.
 
-use crate::common::make::{project_copy, release_dir, Make, Scratch};
+use crate::common::make::{project_copy, release_dir, Make, Scratch, Stop};
 use crate::common::nginx::free_port;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -21,15 +21,6 @@ fn host_make(copy: &Scratch, port: u16, admin: u16) -> Make {
             ("ADMIN_PORT".into(), admin.to_string()),
         ],
         env: vec![("UP42_WEBHOOK_SECRET".into(), SECRET.into())],
-    }
-}
-
-/// Stops the copy's host server, also when a step failed.
-struct Stop<'a>(&'a Make);
-
-impl Drop for Stop<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.command("stop").output();
     }
 }
 

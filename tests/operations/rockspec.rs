@@ -51,26 +51,17 @@ fn luarocks_make_installs_the_module_and_the_library_where_luajit_finds_them() {
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(&root);
     run(&mut make, "luarocks make");
-    let path = String::from_utf8(
-        run(
+    // The tree's own paths, as `luarocks path` gives them to a shell.
+    let paths = |which: &str| {
+        let out = run(
             Command::new("luarocks")
-                .args(["--lua-version=5.1", "path", "--lr-path", "--tree"])
+                .args(["--lua-version=5.1", "path", which, "--tree"])
                 .arg(&tree),
             "luarocks path",
-        )
-        .stdout,
-    )
-    .unwrap();
-    let cpath = String::from_utf8(
-        run(
-            Command::new("luarocks")
-                .args(["--lua-version=5.1", "path", "--lr-cpath", "--tree"])
-                .arg(&tree),
-            "luarocks path",
-        )
-        .stdout,
-    )
-    .unwrap();
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (path, cpath) = (paths("--lr-path"), paths("--lr-cpath"));
     let loaded = run(
         Command::new("luajit")
             .args([

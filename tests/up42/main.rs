@@ -537,7 +537,7 @@ fn watch_passes_each_time_with_tokens_renewed_and_each_api_refusal_is_one_line()
 /// secret): connect gives UP42 that file's first line, up42-test reads make serve's admin address.
 #[test]
 fn make_connect_and_make_up42_test_wrap_the_commands_for_make_serve() {
-    use common::make::{project_copy, release_dir_with_up42wh, Make, Scratch};
+    use common::make::{project_copy, release_dir_with_up42wh, Make, Scratch, Stop};
     let copy = Scratch::new("up42-make");
     project_copy(copy.path());
     let dir = scratch("make");
@@ -564,12 +564,6 @@ fn make_connect_and_make_up42_test_wrap_the_commands_for_make_serve() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .to_vec(),
     };
-    struct Stop<'a>(&'a Make);
-    impl Drop for Stop<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.command("stop").output();
-        }
-    }
     assert!(make.fails("connect").contains("make connect URL=https://"));
     make.ok("secret");
     let secret = std::fs::read_to_string(copy.path().join("run/secret")).unwrap();
