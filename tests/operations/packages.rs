@@ -295,10 +295,8 @@ pub(crate) fn the_debian_package_installs_runs_upgrades_and_purges(arch: &str) {
     );
     sh_ok(&name, &start);
     wait_for_ping(admin, 30);
-    let stored = post_to(
-        port,
-        &Delivery::signed(&job("deb-1", "SUCCEEDED"), SECRET, now()),
-    );
+    let first_delivery = Delivery::signed(&job("deb-1", "SUCCEEDED"), SECRET, now());
+    let stored = post_to(port, &first_delivery);
     assert_eq!(stored.status, 200, "{}", stored.text());
     assert_eq!(dumped_ids(admin), ["deb-1"]);
     // The workers run as the package's user.
@@ -336,6 +334,10 @@ pub(crate) fn the_debian_package_installs_runs_upgrades_and_purges(arch: &str) {
     sh_ok(&name, &start);
     wait_for_ping(admin, 30);
     assert_eq!(dumped_ids(admin), ["deb-1"]);
+    // The replay index beside the journal was kept too: the sender's retry is a duplicate.
+    let retried = post_to(port, &first_delivery);
+    assert_eq!(retried.status, 200, "{}", retried.text());
+    assert!(retried.text().contains("duplicate"), "{}", retried.text());
     let again = post_to(
         port,
         &Delivery::signed(&job("deb-2", "FAILED"), SECRET, now()),
