@@ -203,22 +203,23 @@ impl Api {
         Ok(value)
     }
 
-    /// A request to UP42's API: `data` of its answer. A 401 with refreshable credentials fetches
-    /// a new token and tries once more; every other refusal is one line saying what to do.
-    async fn call(
+    /// One request to `url` with the token (`what`: UP42's API or its authentication server, for
+    /// the error when it does not answer). A 401 with refreshable credentials fetches a new token
+    /// and asks once more; the last answer is returned whatever its status.
+    async fn authorized(
         &mut self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, Error> {
-        let url = format!("{}{path}", self.settings.api);
+        method: &reqwest::Method,
+        url: &str,
+        what: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, Error> {
         for attempt in 0..2 {
             let token = self.token().await?;
-            let mut r = self.http.request(method.clone(), &url).bearer_auth(&token);
-            if let Some(b) = &body {
+            let mut r = self.http.request(method.clone(), url).bearer_auth(&token);
+            if let Some(b) = body {
                 r = r.json(b);
             }
-            let resp = r.send().await.map_err(|e| unreachable("API", &url, &e))?;
+            let resp = r.send().await.map_err(|e| unreachable(what, url, &e))?;
             let status = resp.status().as_u16();
             let retry_after = resp
                 .headers()
@@ -227,9 +228,6 @@ impl Api {
                 .map(str::to_string);
             let text = resp.text().await.unwrap_or_default();
             let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if (200..300).contains(&status) {
-                return Ok(json.get("data").cloned().unwrap_or(Value::Null));
-            }
             if status == 401
                 && attempt == 0
                 && matches!(self.credentials, Credentials::Account { .. })
@@ -237,17 +235,29 @@ impl Api {
                 self.token = None;
                 continue;
             }
-            return Err(refusal(
-                &method,
-                path,
+            return Ok(Answer {
                 status,
                 retry_after,
-                &json,
-                &text,
-                &self.credentials,
-            ));
+                json,
+                text,
+            });
         }
         unreachable!("the loop returns")
+    }
+
+    /// A request to UP42's API: `data` of its answer; every refusal is one line saying what to do.
+    async fn call(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Error> {
+        let url = format!("{}{path}", self.settings.api);
+        let a = self.authorized(&method, &url, "API", body.as_ref()).await?;
+        if (200..300).contains(&a.status) {
+            return Ok(a.json.get("data").cloned().unwrap_or(Value::Null));
+        }
+        Err(a.refusal(&method, path, &self.credentials))
     }
 
     /// The workspace: --workspace, or the `sub` of the token's user info (as up42-py finds it).
@@ -259,34 +269,20 @@ impl Api {
             "{}/realms/public/protocol/openid-connect/userinfo",
             self.settings.auth
         );
-        let token = self.token().await?;
-        let resp = self
-            .http
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .map_err(|e| unreachable("authentication", &url, &e))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        let info: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status == 401 || status == 403 {
-            return Err(refusal(
-                &reqwest::Method::GET,
-                "(the user info)",
-                status,
-                None,
-                &info,
-                &text,
-                &self.credentials,
-            ));
+        let get = reqwest::Method::GET;
+        let a = self.authorized(&get, &url, "authentication", None).await?;
+        if a.status == 401 || a.status == 403 {
+            return Err(a.refusal(&get, "(the user info)", &self.credentials));
         }
-        let sub = info["sub"].as_str().filter(|_| status == 200).ok_or_else(|| {
-            Error::code(
-                API_REFUSED,
-                format!("UP42 did not say which workspace the token is for ({status} from its user info): give it with --workspace"),
-            )
-        })?;
+        let sub = a.json["sub"]
+            .as_str()
+            .filter(|_| a.status == 200)
+            .ok_or_else(|| {
+                Error::code(
+                    API_REFUSED,
+                    format!("UP42 did not say which workspace the token is for ({} from its user info): give it with --workspace", a.status),
+                )
+            })?;
         self.workspace = Some(sub.to_string());
         Ok(sub.to_string())
     }
@@ -398,36 +394,38 @@ fn reason(e: &reqwest::Error) -> String {
     s
 }
 
-/// An answer that is not 2xx, as one line a user can act on.
-fn refusal(
-    method: &reqwest::Method,
-    path: &str,
+/// An answer of UP42's: its status, Retry-After, body and the body as JSON (Null when it is none).
+struct Answer {
     status: u16,
     retry_after: Option<String>,
-    json: &Value,
-    text: &str,
-    credentials: &Credentials,
-) -> Error {
-    let said = json["error"]["message"]
-        .as_str()
-        .or(json["error"].as_str())
-        .or(json["message"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| text.chars().take(200).collect::<String>());
-    let what = format!("{method} {path}");
-    let msg = match status {
-        401 => match credentials {
-            Credentials::Token(_) => format!("UP42 refused the token for {what} (401: expired or not valid): UP42_TOKEN lives minutes; set UP42_USERNAME and UP42_PASSWORD instead"),
-            Credentials::Account { .. } => format!("UP42 refused a fresh token for {what} (401): {said}"),
-        },
-        403 => format!("UP42 forbids {what} to this account (403): {said}"),
-        404 => format!("UP42 does not know {what} (404: no such workspace or webhook): {said}"),
-        429 => format!(
-            "UP42 asks to slow down (429){}: try again later",
-            retry_after.map(|s| format!(", retry after {s} s")).unwrap_or_default()
-        ),
-        s if s >= 500 => format!("UP42's API failed on {what} ({s}): try again later; {said}"),
-        s => format!("UP42 refused {what} ({s}): {said}"),
-    };
-    Error::code(API_REFUSED, msg)
+    json: Value,
+    text: String,
+}
+
+impl Answer {
+    /// An answer that is not 2xx, as one line a user can act on.
+    fn refusal(&self, method: &reqwest::Method, path: &str, credentials: &Credentials) -> Error {
+        let said = self.json["error"]["message"]
+            .as_str()
+            .or(self.json["error"].as_str())
+            .or(self.json["message"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| self.text.chars().take(200).collect::<String>());
+        let what = format!("{method} {path}");
+        let msg = match self.status {
+            401 => match credentials {
+                Credentials::Token(_) => format!("UP42 refused the token for {what} (401: expired or not valid): UP42_TOKEN lives minutes; set UP42_USERNAME and UP42_PASSWORD instead"),
+                Credentials::Account { .. } => format!("UP42 refused a fresh token for {what} (401): {said}"),
+            },
+            403 => format!("UP42 forbids {what} to this account (403): {said}"),
+            404 => format!("UP42 does not know {what} (404: no such workspace or webhook): {said}"),
+            429 => format!(
+                "UP42 asks to slow down (429){}: try again later",
+                self.retry_after.as_ref().map(|s| format!(", retry after {s} s")).unwrap_or_default()
+            ),
+            s if s >= 500 => format!("UP42's API failed on {what} ({s}): try again later; {said}"),
+            s => format!("UP42 refused {what} ({s}): {said}"),
+        };
+        Error::code(API_REFUSED, msg)
+    }
 }
