@@ -215,7 +215,8 @@
           const { value, done } = await reader.read();
           if (done) break;
           buf += value;
-          let cut;
+          // The receiver sends up to 256 events at once: the table is drawn once for them all.
+          let cut, arrived = false;
           while ((cut = buf.indexOf("\n\n")) >= 0) {
             const block = buf.slice(0, cut);
             buf = buf.slice(cut + 2);
@@ -228,9 +229,12 @@
               const m = JSON.parse(data);
               add(m, true);
               newest = String(m.key);
-              render();
-              statsSoon();
+              arrived = true;
             }
+          }
+          if (arrived) {
+            render();
+            statsSoon();
           }
         }
         throw new Error("the tail ended");
