@@ -296,7 +296,7 @@
     $("backlog").replaceChildren(...pairs.filter(([, v]) => v !== undefined && v !== null)
       .flatMap(([n, v]) => [el("dt", n), el("dd", v)]));
     const cs = s.consumers || {};
-    consumers = Object.keys(cs);
+    consumers = Object.keys(cs).sort(); // /stats gives them in no particular order
     const sel = $("consumer");
     const want = consumers.length ? consumers : [""];
     if (JSON.stringify([...sel.options].map((o) => o.value)) !== JSON.stringify(want)) {
