@@ -10,33 +10,19 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::make::run;
+use crate::common::make::{run, text};
 use crate::common::nginx::{free_port, now, post_to, Delivery};
 use crate::containers::{docker, dumped_ids, job, wait_for_ping, RemoveContainer};
 
 const SECRET: &str = "package-secret-cGFja2FnZQ-0123";
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// The crate's version, as the package's: -1, and -2 for the upgrade.
 fn v1() -> String {
-    let manifest = std::fs::read_to_string(crate::common::root().join("Cargo.toml")).unwrap();
-    let v = manifest
-        .lines()
-        .find_map(|l| l.strip_prefix("version = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap();
-    format!("{v}-1")
+    format!("{}-1", env!("CARGO_PKG_VERSION"))
 }
 
 fn v2() -> String {
-    v1().replace("-1", "-2")
+    format!("{}-2", env!("CARGO_PKG_VERSION"))
 }
 
 /// build.sh ARCH DIR OUT VERSION: the package's path.

@@ -6,27 +6,20 @@ use std::process::Command;
 
 use crate::common::make::{release_dir, run};
 
-fn version() -> String {
-    let manifest = std::fs::read_to_string(crate::common::root().join("Cargo.toml")).unwrap();
-    manifest
-        .lines()
-        .find_map(|l| l.strip_prefix("version = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap()
-        .to_string()
-}
+/// The crate's version (Cargo.toml), which the rockspec's must be.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[test]
 fn luarocks_make_installs_the_module_and_the_library_where_luajit_finds_them() {
     let root = crate::common::root();
-    let rockspec = root.join(format!("rockspecs/up42webhooks-{}-1.rockspec", version()));
+    let rockspec = root.join(format!("rockspecs/up42webhooks-{VERSION}-1.rockspec"));
     let text = std::fs::read_to_string(&rockspec).unwrap_or_else(|e| {
         panic!(
             "{}: {e} (the crate's version has a rockspec)",
             rockspec.display()
         )
     });
-    assert!(text.contains(&format!("version = \"{}-1\"", version())));
+    assert!(text.contains(&format!("version = \"{VERSION}-1\"")));
     for entry in std::fs::read_dir(root.join("lua/up42webhooks")).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         let module = name.trim_end_matches(".lua");
@@ -72,6 +65,6 @@ fn luarocks_make_installs_the_module_and_the_library_where_luajit_finds_them() {
             .env("LUA_CPATH", format!("{};;", cpath.trim())),
         "luajit loading the module",
     );
-    assert_eq!(String::from_utf8_lossy(&loaded.stdout), version());
+    assert_eq!(String::from_utf8_lossy(&loaded.stdout), VERSION);
     let _ = std::fs::remove_dir_all(&tree);
 }
