@@ -450,7 +450,7 @@ fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not
 
 #[test]
 fn watch_passes_each_time_with_tokens_renewed_and_each_api_refusal_is_one_line() {
-    // Tokens live one second: watch every second fetches new ones as they expire.
+    // Tokens live one second: watch every 3 s fetches new ones as they expire.
     let mut w = World::new("watch", 1);
     let url = w.url();
     let (code, out) = w.run(
@@ -460,7 +460,7 @@ fn watch_passes_each_time_with_tokens_renewed_and_each_api_refusal_is_one_line()
     assert_eq!(code, 0, "{out}");
     let receiver = w.receiver();
     let mut child = w
-        .command(&["watch", "--every", "1s", "--receiver", &receiver], &[])
+        .command(&["watch", "--every", "3s", "--receiver", &receiver], &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -471,6 +471,22 @@ fn watch_passes_each_time_with_tokens_renewed_and_each_api_refusal_is_one_line()
         let line = lines.next().expect("a line a test").unwrap();
         assert!(line.contains(" passed: UP42's test job.status"), "{line}");
         passed.push(line);
+        // Between two tests no tail is held: each test's is closed when it ends (the receiver
+        // allows 16 at once, and the reader would otherwise wait for the next test's event).
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let open = common::nginx::json(&w.server.admin_get("/stats"))["backlog"]["tails_open"]
+                .as_u64()
+                .unwrap();
+            if open == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{open} tails still open after a test"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     let _ = child.kill();
     let _ = child.wait();

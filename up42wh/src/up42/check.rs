@@ -78,7 +78,7 @@ impl Receiver<'_> {
     }
 
     /// Opens the tail after `since` and passes each event's (key, data) on.
-    async fn tail(&self, since: Option<&str>) -> Result<mpsc::Receiver<(String, Value)>, Error> {
+    async fn tail(&self, since: Option<&str>) -> Result<Tail, Error> {
         let path = match since {
             Some(k) => format!("/tail?since={k}"),
             None => "/tail".to_string(),
@@ -97,7 +97,7 @@ impl Receiver<'_> {
             )));
         }
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut buf = String::new();
             let (mut id, mut data) = (String::new(), String::new());
             while let Ok(Some(chunk)) = resp.chunk().await {
@@ -119,7 +119,21 @@ impl Receiver<'_> {
                 }
             }
         });
-        Ok(rx)
+        Ok(Tail { rx, reader })
+    }
+}
+
+/// An open tail: its events, and the task reading it, ended (and the connection closed) when the
+/// tail is dropped. Without that, `watch` would keep one of the receiver's tails (16 at most) per
+/// test, since the reader waits on a stream that only heartbeats.
+struct Tail {
+    rx: mpsc::Receiver<(String, Value)>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Tail {
+    fn drop(&mut self) {
+        self.reader.abort();
     }
 }
 
@@ -231,7 +245,7 @@ pub async fn run(api: &mut Api, t: &Test) -> Result<String, Error> {
     let deadline = started + t.timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, tail.recv()).await {
+        match tokio::time::timeout(left, tail.rx.recv()).await {
             Ok(Some((key, ev))) => {
                 let matches = match &message_id {
                     Some(m) => ev["messageId"].as_str() == Some(m),
