@@ -36,6 +36,34 @@ pub enum Answer {
     FailFirst(usize, u16, Option<&'static str>),
     /// 200 after a pause.
     Delay(Duration),
+    /// `status` with this `Location` (a redirect).
+    Redirect(u16, &'static str),
+    /// A sink that misbehaves as real endpoints do, at random (seeded): per request one of 200,
+    /// 500, 502, 503, 429 with Retry-After: 0, 301 to another path, a connection closed with no
+    /// answer, or 200 after up to 300 ms. `good` in 100 of the requests answer 200 at once.
+    Chaos {
+        seed: u64,
+        good: u64,
+    },
+}
+
+/// A small generator for the chaos (no crate needed).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// What the sink does with one request.
+enum Act {
+    Answer(u16, Option<&'static str>, Option<&'static str>),
+    Close,
+    Slow(u16, Duration),
 }
 
 pub struct Sink {
@@ -45,7 +73,12 @@ pub struct Sink {
 
 impl Sink {
     pub fn start(answer: Answer) -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Sink::start_on(0, answer)
+    }
+
+    /// On `port` (0: any free one).
+    pub fn start_on(port: u16, answer: Answer) -> Sink {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let got: Arc<Mutex<Vec<Request>>> = Arc::default();
         let g = got.clone();
@@ -107,14 +140,39 @@ fn serve(conn: TcpStream, got: &Mutex<Vec<Request>>, answer: &Answer) {
         if r.read_exact(&mut body).is_err() {
             return;
         }
-        let (status, retry_after) = {
+        let act = {
             let mut g = got.lock().unwrap();
             let n = g.len();
-            let (status, ra) = match answer {
-                Answer::Ok | Answer::Delay(_) => (200, None),
-                Answer::Always(s) => (*s, None),
-                Answer::FailFirst(k, s, ra) if n < *k => (*s, *ra),
-                Answer::FailFirst(..) => (200, None),
+            let act = match answer {
+                Answer::Ok => Act::Answer(200, None, None),
+                Answer::Delay(d) => Act::Slow(200, *d),
+                Answer::Always(s) => Act::Answer(*s, None, None),
+                Answer::FailFirst(k, s, ra) if n < *k => Act::Answer(*s, *ra, None),
+                Answer::FailFirst(..) => Act::Answer(200, None, None),
+                Answer::Redirect(s, l) => Act::Answer(*s, None, Some(*l)),
+                Answer::Chaos { seed, good } => {
+                    let mut r = XorShift(
+                        seed.wrapping_add((n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1,
+                    );
+                    let (a, b) = (r.next() % 100, r.next());
+                    if a < *good {
+                        Act::Answer(200, None, None)
+                    } else {
+                        match b % 8 {
+                            0 => Act::Answer(500, None, None),
+                            1 => Act::Answer(502, None, None),
+                            2 => Act::Answer(503, None, None),
+                            3 => Act::Answer(429, Some("0"), None),
+                            4 => Act::Answer(301, None, Some("/moved")),
+                            5 => Act::Close,
+                            _ => Act::Slow(200, Duration::from_millis(b % 300)),
+                        }
+                    }
+                }
+            };
+            let status = match act {
+                Act::Answer(s, ..) | Act::Slow(s, _) => s,
+                Act::Close => 0,
             };
             g.push(Request {
                 path,
@@ -123,14 +181,22 @@ fn serve(conn: TcpStream, got: &Mutex<Vec<Request>>, answer: &Answer) {
                 status,
                 at: std::time::Instant::now(),
             });
-            (status, ra)
+            act
         };
-        if let Answer::Delay(d) = answer {
-            std::thread::sleep(*d);
-        }
+        let (status, retry_after, location) = match act {
+            Act::Close => return,
+            Act::Slow(s, d) => {
+                std::thread::sleep(d);
+                (s, None, None)
+            }
+            Act::Answer(s, ra, l) => (s, ra, l),
+        };
         let mut reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n");
         if let Some(ra) = retry_after {
             reply.push_str(&format!("retry-after: {ra}\r\n"));
+        }
+        if let Some(l) = location {
+            reply.push_str(&format!("location: {l}\r\n"));
         }
         reply.push_str("\r\nok");
         if w.write_all(reply.as_bytes()).is_err() {

@@ -7,7 +7,15 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::config::Filter;
+/// What a route takes: every set filter must match.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub events: Option<Vec<String>>,
+    pub statuses: Option<Vec<String>>,
+    pub notifiable: Option<bool>,
+    pub live: Option<bool>,
+    pub senders: Option<Vec<String>>,
+}
 
 /// A position: a key of the shared-dict store (a number) or a Redis entry id (`ms-seq`), ordered
 /// as the receiver orders them; written back as it came.

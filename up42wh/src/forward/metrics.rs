@@ -22,6 +22,10 @@ pub struct RouteStatus {
     /// closed, open or half-open (a probe in flight).
     pub circuit: String,
     pub consecutive_failures: u32,
+    /// Attempts due while the circuit is open, waiting for its probe (none of them is spent).
+    pub waiting_for_probe: u64,
+    /// Answers that were redirects (3xx): never followed, the event dead-lettered.
+    pub redirects: u64,
 }
 
 #[derive(Serialize, Default, Clone)]
@@ -76,6 +80,18 @@ fn prometheus(s: &Status) -> String {
         "counter",
         "Events given up after the last attempt.",
         per_route(&|r| r.dead_lettered.to_string()),
+    );
+    metric(
+        "redirects_total",
+        "counter",
+        "Answers that were redirects (never followed; the event dead-lettered).",
+        per_route(&|r| r.redirects.to_string()),
+    );
+    metric(
+        "waiting_for_probe",
+        "gauge",
+        "Attempts waiting for the probe of an open circuit.",
+        per_route(&|r| r.waiting_for_probe.to_string()),
     );
     metric(
         "retries_pending",
@@ -191,14 +207,16 @@ pub async fn print_status(conf: &Config) -> Result<(), Error> {
     if let Some(routes) = s["routes"].as_object() {
         for (name, r) in routes {
             println!(
-                "route {name} ({}): {} delivered, {} retried, {} dead-lettered, {} retries pending, {} in flight, circuit {}",
+                "route {name} ({}): {} delivered, {} retried, {} dead-lettered ({} redirects), {} retries pending, {} in flight, circuit {} ({} waiting for its probe)",
                 r["sink"].as_str().unwrap_or("?"),
                 r["delivered"],
                 r["retried"],
                 r["dead_lettered"],
+                r["redirects"],
                 r["retries_pending"],
                 r["in_flight"],
-                r["circuit"].as_str().unwrap_or("?")
+                r["circuit"].as_str().unwrap_or("?"),
+                r["waiting_for_probe"]
             );
         }
     }

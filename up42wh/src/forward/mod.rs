@@ -3,12 +3,18 @@
 //! dead-letter file after the last attempt, and a state log that survives `kill -9`. Its position
 //! at the receiver moves only past events every matched route has delivered or dead-lettered.
 
+mod circuit;
 pub mod config;
+mod dead_letter;
 pub mod event;
+mod forwarder;
+mod log;
 mod metrics;
+mod reader;
 mod redis_source;
+mod replay;
 mod run;
-pub mod sink;
+pub mod sinks;
 pub mod source;
 pub mod state;
 
@@ -67,7 +73,7 @@ pub fn main(
         Some(Action::Status) => runtime()?.block_on(metrics::print_status(&conf)),
         Some(Action::Replay { dead_letter, route }) => {
             let file = dead_letter.unwrap_or_else(|| conf.dead_letter.clone());
-            runtime()?.block_on(run::replay(conf, &file, route.as_deref()))
+            runtime()?.block_on(replay::replay(conf, &file, route.as_deref()))
         }
     }
 }

@@ -220,7 +220,7 @@ impl RedisReader {
                 );
             }
             if !page.events.is_empty() {
-                super::run::log(
+                super::log::log(
                     "warn",
                     format!(
                         "took over {} entries another forwarder of group {} held for over {:?}",

@@ -60,8 +60,8 @@ impl Source {
             .unwrap_or_else(|| body.chars().take(200).collect());
         match status {
             400 if msg.contains("consumer") => Error::config(format!(
-                "receiver.consumer: the receiver at {} says: {msg} (declare it there: UP42_WEBHOOK_CONSUMERS)",
-                self.conf.url
+                "{}: receiver.consumer: the receiver at {} says: {msg} (declare it there: UP42_WEBHOOK_CONSUMERS)",
+                self.conf.consumer_at, self.conf.url
             )),
             401 | 403 => Error::config(format!(
                 "the receiver's admin listener at {} refused {what} ({status}: {msg}): give its admin token \

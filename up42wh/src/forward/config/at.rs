@@ -1,0 +1,186 @@
+//! Where a configuration error is: every error names the file, the line and the key path
+//! (`route "slack".timeout`), whether it came from the TOML parser, from serde (a wrong type, an
+//! unknown key) or from a check of ours. The document's spans (toml's `DeTable`) find the key of
+//! an error that only knows its position.
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::error::Error;
+
+pub struct At<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
+}
+
+impl At<'_> {
+    /// The line (from 1) where `pos` is.
+    pub fn line(&self, pos: usize) -> usize {
+        self.text[..pos.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    /// `FILE line N: KEY: what` (without a key when `key` is empty; without a line when the
+    /// error has no place in the file).
+    pub fn error(
+        &self,
+        span: Option<Range<usize>>,
+        key: &str,
+        msg: impl std::fmt::Display,
+    ) -> Error {
+        let place = match span {
+            Some(s) => format!("{} line {}", self.path.display(), self.line(s.start)),
+            None => self.path.display().to_string(),
+        };
+        let msg = msg.to_string().replace('\n', " ");
+        if key.is_empty() {
+            Error::config(format!("{place}: {msg}"))
+        } else {
+            Error::config(format!("{place}: {key}: {msg}"))
+        }
+    }
+
+    pub fn err<T>(
+        &self,
+        span: Option<Range<usize>>,
+        key: &str,
+        msg: impl std::fmt::Display,
+    ) -> Result<T, Error> {
+        Err(self.error(span, key, msg))
+    }
+
+    /// A toml or serde error in `doc` (the part of the file it was read from), under `prefix`
+    /// (the key path of `doc`): its key found from its position when it does not say it.
+    pub fn toml(&self, e: &toml::de::Error, doc: Option<&DeTable>, prefix: &str) -> Error {
+        let key = match (e.span(), doc) {
+            (Some(span), Some(doc)) => {
+                let mut path = Vec::new();
+                key_at(doc, span.start, &mut path);
+                join(prefix, &path.join("."))
+            }
+            _ => prefix.to_string(),
+        };
+        self.error(e.span(), &key, e.message())
+    }
+}
+
+/// A key under a prefix: a table's (`receiver` + `page`: `receiver.page`) or a route's
+/// (`route NAME: ` + `url`).
+pub fn join(prefix: &str, key: &str) -> String {
+    if key.is_empty() {
+        prefix.trim_end_matches([':', ' ']).to_string()
+    } else if prefix.is_empty() || prefix.ends_with(' ') {
+        format!("{prefix}{key}")
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn contains(span: &Range<usize>, pos: usize) -> bool {
+    span.start <= pos && pos < span.end.max(span.start + 1)
+}
+
+/// The key path of what is at `pos` in `table`, into `path`. Every table is searched: the span
+/// of a `[table]` covers its header, not its keys.
+fn key_at(table: &DeTable, pos: usize, path: &mut Vec<String>) -> bool {
+    for (k, v) in table.iter() {
+        path.push(k.get_ref().to_string());
+        if contains(&k.span(), pos) || value_at(v, pos, path) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+fn value_at(v: &Spanned<DeValue>, pos: usize, path: &mut Vec<String>) -> bool {
+    match v.get_ref() {
+        DeValue::Table(t) => key_at(t, pos, path),
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.last().map_or(0, String::len);
+                if let Some(last) = path.last_mut() {
+                    last.push_str(&format!("[{i}]"));
+                }
+                if value_at(item, pos, path) {
+                    return true;
+                }
+                if let Some(last) = path.last_mut() {
+                    last.truncate(len);
+                }
+            }
+            contains(&v.span(), pos)
+        }
+        _ => contains(&v.span(), pos),
+    }
+}
+
+/// The field names of a struct that serde derives (to tell a route's own keys from its sink's).
+pub fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Names(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("stop")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for &mut Names {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut names = Names(None);
+    let _ = T::deserialize(&mut names);
+    names.0.unwrap_or(&[])
+}
+
+/// A table of the document as a value to deserialize, with its span.
+pub fn table_value(span: Range<usize>, t: DeTable<'_>) -> Spanned<DeValue<'_>> {
+    Spanned::new(span, DeValue::Table(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_finds_its_key() {
+        let text = "a = 1\n[t]\nb = \"x\"\nc = [1, \"y\"]\n[[r]]\nd = 2\n";
+        let doc = DeTable::parse(text).unwrap().into_inner();
+        let find = |needle: &str| {
+            let mut p = Vec::new();
+            key_at(&doc, text.find(needle).unwrap(), &mut p);
+            p.join(".")
+        };
+        assert_eq!(find("\"x\""), "t.b");
+        assert_eq!(find("\"y\""), "t.c[1]");
+        assert_eq!(find("d = 2"), "r[0].d");
+        assert_eq!(find("a = 1"), "a");
+    }
+}
