@@ -187,8 +187,9 @@ test-deps:
 	@python3 -c 'import selenium' || { echo "Python's selenium is needed for the tests" >&2; exit 1; }
 
 # tests/operations/containers.rs starts the Docker engine when it is not running (docker-deps installs it).
+# --no-fail-fast: every test binary runs even when one fails, and cargo names each that failed.
 test: lint nginx-deps test-deps docker-deps cross-test
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked --no-fail-fast
 
 # --- ARM boards (make cross) -----------------------------------------------------------------
 # Raspberry Pi OS 64-bit and Armbian on Pine64 (aarch64), Raspberry Pi OS 32-bit (armv7).

@@ -295,3 +295,34 @@ fn a_program_decides_by_its_exit_in_a_group_of_its_own_with_a_clean_environment(
     let loud = log.lines().find(|l| l.contains("loud.sh said:")).unwrap();
     assert!(loud.len() < 5000, "{} bytes", loud.len());
 }
+
+#[test]
+fn a_stop_kills_a_program_still_running_with_its_children() {
+    let server = receiver();
+    let dir = scratch("exec-stop");
+    executable(
+        &dir.join("slow.sh"),
+        &format!(
+            "#!/bin/sh\nsleep 60 &\necho $! > {d}/child.pid\necho $$ > {d}/program.pid\nsleep 60\n",
+            d = dir.display()
+        ),
+    );
+    let config = forward_config(
+        &dir,
+        server.admin_port,
+        "stop_timeout = \"500ms\"",
+        "",
+        "[[route]]\nname = \"slow\"\nsink = \"exec\"\ncommand = [\"./slow.sh\"]\n",
+    );
+    let mut fwd = Forwarder::start(&config, &[]);
+    store(&server, "/receive-webhooks", &fresh("stop-1"));
+    until(10, "the program running", || {
+        dir.join("program.pid").exists() && dir.join("child.pid").exists()
+    });
+    assert!(fwd.terminate().success(), "{}", fwd.log());
+    assert!(fwd.log().contains("handed back"), "{}", fwd.log());
+    for f in ["program.pid", "child.pid"] {
+        let pid = std::fs::read_to_string(dir.join(f)).unwrap();
+        until(10, &format!("{f} gone"), || gone(pid.trim()));
+    }
+}

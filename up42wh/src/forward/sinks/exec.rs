@@ -146,12 +146,25 @@ fn one_line(out: &[u8]) -> String {
         .join(" | ")
 }
 
-/// Kills the program's whole process group.
-fn kill_group(pgid: u32) {
-    // SAFETY: kill(2) with a negative pid signals the group; the group is the program's own
-    // (process_group(0)), never the forwarder's.
-    unsafe {
-        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+/// A program's process group (its pid: `process_group(0)`), killed when dropped unless it ended.
+struct Group(u32);
+
+impl Group {
+    fn kill(&mut self) {
+        if self.0 > 1 {
+            // SAFETY: kill(2) with a negative pid signals the group, which is the program's own
+            // (process_group(0)), never the forwarder's.
+            unsafe {
+                libc::kill(-(self.0 as libc::pid_t), libc::SIGKILL);
+            }
+        }
+        self.0 = 0;
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -175,7 +188,9 @@ impl Sink for ExecSink {
                 Ok(c) => c,
                 Err(err) => return self.failed(format!("cannot run it: {err}")),
             };
-            let pgid = child.id().unwrap_or(0);
+            // The whole group is killed if this attempt is dropped before the program ends (the
+            // forwarder stopping with it in flight), not only the program.
+            let mut group = Group(child.id().unwrap_or(0));
             let mut body = e.body().as_bytes().to_vec();
             body.push(b'\n');
             let stdin = child.stdin.take();
@@ -197,12 +212,14 @@ impl Sink for ExecSink {
             let status = tokio::time::timeout(call.timeout, child.wait()).await;
             feed.abort();
             let status = match status {
-                Ok(Ok(s)) => s,
+                Ok(Ok(s)) => {
+                    // It ended: what it left running is its own business.
+                    group.0 = 0;
+                    s
+                }
                 Ok(Err(err)) => return self.failed(err.to_string()),
                 Err(_) => {
-                    if pgid > 0 {
-                        kill_group(pgid);
-                    }
+                    group.kill();
                     let _ = child.wait().await;
                     return self.failed(format!(
                         "did not finish within {:?}: its process group was killed",
