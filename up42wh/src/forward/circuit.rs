@@ -12,8 +12,8 @@ pub struct Circuit {
     pub failures: u32,
     /// Open until this time (unix ms); 0 when closed.
     pub open_until: u64,
-    /// The probe is in flight.
-    pub probing: bool,
+    /// The event whose attempt is the probe in flight.
+    pub probing: Option<Key>,
     /// Attempts due while open, with the attempts each made: sent once the probe succeeds.
     pub parked: Vec<(Key, u32)>,
 }
@@ -25,20 +25,21 @@ impl Circuit {
 
     /// Whether an attempt due `now` must wait for the probe.
     pub fn holds(&self, now: u64) -> bool {
-        self.is_open() && (now < self.open_until || self.probing)
+        self.is_open() && (now < self.open_until || self.probing.is_some())
     }
 
     /// When the parked attempts are worth a look again: the probe's time, unless one is in
     /// flight.
     pub fn wakes_at(&self) -> Option<u64> {
-        (!self.parked.is_empty() && !self.probing && self.is_open()).then_some(self.open_until)
+        (!self.parked.is_empty() && self.probing.is_none() && self.is_open())
+            .then_some(self.open_until)
     }
 
     /// The state for the text of the status: closed, open or half-open (a probe in flight).
     pub fn describe(&self) -> &'static str {
         if !self.is_open() {
             "closed"
-        } else if self.probing {
+        } else if self.probing.is_some() {
             "half-open"
         } else {
             "open"

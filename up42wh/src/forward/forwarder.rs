@@ -292,7 +292,7 @@ impl Forwarder {
             return false;
         }
         if rt.circuit.is_open() {
-            rt.circuit.probing = true;
+            rt.circuit.probing = Some(key.clone());
             log(
                 "warn",
                 format!(
@@ -372,7 +372,7 @@ impl Forwarder {
 
     /// The circuit hears of every attempt's outcome: a delivery closes it (what waited for the
     /// probe is due at once), failures in a row open it, a failed probe keeps it open.
-    fn circuit_hears(&mut self, route: usize, delivered: bool, now: u64) {
+    fn circuit_hears(&mut self, route: usize, key: &Key, delivered: bool, now: u64) {
         let rt = &mut self.routes[route];
         let name = rt.conf.name.clone();
         let was_open = rt.circuit.is_open();
@@ -392,8 +392,13 @@ impl Forwarder {
             }
             return;
         }
+        // A failure that is not the probe's was sent before the circuit opened: it says nothing
+        // new of the sink.
+        if was_open && rt.circuit.probing.as_ref() != Some(key) {
+            return;
+        }
         rt.circuit.failures += 1;
-        rt.circuit.probing = false;
+        rt.circuit.probing = None;
         if was_open || rt.circuit.failures >= rt.conf.circuit_failures {
             rt.circuit.open_until = now + rt.conf.circuit_probe.as_millis() as u64;
             if !was_open {
@@ -423,7 +428,7 @@ impl Forwarder {
         if rt.conf.ordered {
             rt.busy = false;
         }
-        self.circuit_hears(route, outcome == Outcome::Delivered, now);
+        self.circuit_hears(route, &key, outcome == Outcome::Delivered, now);
         let name = self.routes[route].conf.name.clone();
         if !self.tracked.contains_key(&key) {
             self.release_ordered(route);
