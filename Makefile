@@ -6,6 +6,15 @@
 MAKEFLAGS += --no-print-directory
 CARGO ?= cargo
 RELEASE_DIR ?= target/release
+RUN_DIR ?= run
+# What the receiver was last started with (make serve writes both files, mode 0600): the make
+# settings below in settings.mk, the receiver's UP42_WEBHOOK_* settings in settings.env (never a
+# secret's value: the secret by its file's path). Every target that starts it uses them unless
+# given anew, and its first line says which it used.
+SETTINGS_MK = $(RUN_DIR)/settings.mk
+SETTINGS_ENV = $(RUN_DIR)/settings.env
+REMEMBER_VARS = PORT ADMIN_PORT LISTEN ADMIN_LISTEN TLS_CERT TLS_KEY ADMIN_ACCESS_LOG
+-include $(SETTINGS_MK)
 PORT ?= 9888
 # The public listener (deliveries, /ping): loopback unless opened (LISTEN=0.0.0.0:9888). With
 # TLS_CERT and TLS_KEY it speaks HTTPS (HTTP/2 and HTTP/1.1). The admin listener (dump, stats)
@@ -16,7 +25,6 @@ ADMIN_LISTEN ?= 127.0.0.1:$(ADMIN_PORT)
 ADMIN_URL = http://127.0.0.1:$(ADMIN_PORT)
 TLS_CERT ?=
 TLS_KEY ?=
-RUN_DIR ?= run
 # ADMIN_ACCESS_LOG=on: admin requests (dump, stats, tail) in the access log too; off by default, so
 # that it holds deliveries.
 ADMIN_ACCESS_LOG ?=
@@ -336,6 +344,36 @@ PICK_SECRET = secret_file=$${UP42_WEBHOOK_SECRET_FILE:-}; \
 	if [ -z "$$UP42_WEBHOOK_SECRET$$secret_file" ] && [ -s '$(SECRET_FILE)' ]; then secret_file='$(abspath $(SECRET_FILE))'; fi; \
 	case $$secret_file in ''|/*) ;; *) secret_file=$$(pwd)/$$secret_file ;; esac
 
+# The make settings given now (command line or environment) and those from the last start.
+GIVEN_NOW = $(foreach v,$(REMEMBER_VARS),$(if $(filter command line environment,$(origin $v)),$v))
+KEPT_VARS = $(sort $(GIVEN_NOW) $(REMEMBERED))
+SETTING_VALUE = $(if $(filter TLS_CERT TLS_KEY,$(1)),$(if $($(1)),$(abspath $($(1)))),$($(1)))
+# The receiver's settings from the last start, for each not set now (UP42_WEBHOOK_SECRET given now
+# wins over the last start's secret file); $$from_last names them.
+LOAD_SETTINGS = from_last=""; if [ -f $(SETTINGS_ENV) ]; then \
+	  while IFS= read -r line; do name=$${line%%=*}; \
+	    case $$name in UP42_WEBHOOK_*) ;; *) continue ;; esac; \
+	    if [ "$$name" = UP42_WEBHOOK_SECRET_FILE ] && [ -n "$${UP42_WEBHOOK_SECRET:-}" ]; then continue; fi; \
+	    if ! env | grep -q "^$$name="; then export "$$line"; from_last="$$from_last $$name"; fi; \
+	  done < $(SETTINGS_ENV); fi
+# Writes both settings files once the receiver answers ($$secret_file: the secret's file, if any).
+SAVE_SETTINGS = umask 077; \
+	{ echo "\# make serve: the make settings of the last start (a setting given anew wins)"; \
+	  $(foreach v,$(KEPT_VARS),printf 'ifeq ($$(origin %s),undefined)\n%s := %s\nREMEMBERED += %s\nendif\n' '$v' '$v' '$(call SETTING_VALUE,$v)' '$v';) \
+	} > $(SETTINGS_MK); \
+	{ env | grep '^UP42_WEBHOOK_' | grep -v -e '^UP42_WEBHOOK_SECRET=' -e '^UP42_WEBHOOK_SECRET_FILE=' -e '^UP42_WEBHOOK_ADMIN_TOKEN='; \
+	  [ -z "$$secret_file" ] || echo "UP42_WEBHOOK_SECRET_FILE=$$secret_file"; } > $(SETTINGS_ENV)
+# The first line of a start: the settings used and where each came from.
+SAY_SETTINGS = given="$(foreach v,$(GIVEN_NOW),$(if $($v),$v=$($v)))"; \
+	for n in $$(env | sed -n 's/^\(UP42_WEBHOOK_[A-Z_]*\)=.*/\1/p'); do \
+	  case " $$from_last " in *" $$n "*) continue ;; esac; \
+	  case $$n in UP42_WEBHOOK_SECRET|UP42_WEBHOOK_ADMIN_TOKEN) given="$$given $$n=(set)" ;; *) given="$$given $$n=$$(printenv $$n)" ;; esac; done; \
+	last="$(foreach v,$(filter-out $(GIVEN_NOW),$(REMEMBERED)),$(if $($v),$v=$($v)))"; \
+	for n in $$from_last; do last="$$last $$n=$$(printenv $$n)"; done; \
+	line="settings:"; [ -z "$$(echo $$given)" ] || line="$$line given now:$$(echo " $$given" | tr -s ' ')"; \
+	[ -z "$$(echo $$last)" ] || line="$$line$${given:+;} from the last start ($(RUN_DIR)/settings.*):$$(echo " $$last" | tr -s ' ')"; \
+	[ -n "$$(echo $$given$$last)" ] || line="settings: the defaults"; echo "$$line (PORT $(PORT), ADMIN_PORT $(ADMIN_PORT))"
+
 secret:
 	@f='$(SECRET_FILE)'; if [ -s "$$f" ]; then echo "kept the secret in $$f (make serve uses it)"; exit 0; fi; \
 	mkdir -p "$$(dirname "$$f")" && umask 077 && \
@@ -346,7 +384,7 @@ secret:
 serve: build nginx-deps
 	@if $(HOST_RUNNING); then public=?; admin=?; [ ! -f $(SERVED) ] || . $(SERVED); \
 	  echo "already running: deliveries on $$public/receive-webhooks, admin on $$admin, run directory $(RUN_ABS) (make stop first)" >&2; exit 1; fi
-	@$(PICK_SECRET); \
+	@$(LOAD_SETTINGS); $(PICK_SECRET); $(SAY_SETTINGS); \
 	if [ -z "$$UP42_WEBHOOK_SECRET$$secret_file" ]; then \
 	  echo "no secret: make secret writes a random one to $(SECRET_FILE) (then make serve), or set UP42_WEBHOOK_SECRET_FILE (one secret a line) or UP42_WEBHOOK_SECRET" >&2; exit 1; fi; \
 	ADMIN_LISTEN='$(ADMIN_LISTEN)' TLS_CERT='$(if $(TLS_CERT),$(abspath $(TLS_CERT)))' \
@@ -363,6 +401,7 @@ serve: build nginx-deps
 	    printf "public='%s'\nadmin='%s'\nLISTEN='%s'\nADMIN_LISTEN='%s'\nTLS_CERT='%s'\nTLS_KEY='%s'\nSECRET_FILE='%s'\nADMIN_ACCESS_LOG='%s'\n" \
 	      "$$public" "$$admin" '$(LISTEN)' '$(ADMIN_LISTEN)' '$(if $(TLS_CERT),$(abspath $(TLS_CERT)))' \
 	      '$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' "$$secret_file" '$(ADMIN_ACCESS_LOG)' > $(SERVED); \
+	    $(SAVE_SETTINGS); \
 	    tail -c +$$((size + 1)) $$log | sed 's/, client: .*//' | \
 	      sed -n 's/^[^[]*\[warn\] [^:]*: \(\[lua\] [^ ]* [^ ]* \)\{0,1\}\(up42webhooks: .*\)$$/warning: \2/p'; \
 	    curl -fsS $$admin/stats 2>/dev/null | python3 -c "$$STORE_LINE" 2>/dev/null || true; \
@@ -400,7 +439,10 @@ stop:
 # container's.
 # Each line is labelled with the log it comes from: "error.log: ..." (refusals, warnings) and
 # "access.log: ..." (deliveries; admin requests only with ADMIN_ACCESS_LOG=on).
-LABEL_LOGS = awk '/^==> .* <==$$/ { n = split($$2, p, "/"); label = p[n]; next } NF { print label ": " $$0; fflush() }'
+# mawk (Debian's default awk) reads a pipe in blocks: without -W interactive, make logs would show
+# nothing while the receiver runs. gawk reads lines as they come and needs no option.
+AWK_LINES := awk $(shell awk -W version 2>/dev/null | grep -q mawk && echo "-W interactive")
+LABEL_LOGS = $(AWK_LINES) '/^==> .* <==$$/ { n = split($$2, p, "/"); label = p[n]; next } NF { print label ": " $$0; fflush() }'
 logs:
 	@if $(HOST_RUNNING); then \
 	  tail -v -n 50 -F $(RUN_DIR)/logs/error.log $(RUN_DIR)/logs/access.log 2>/dev/null | $(LABEL_LOGS); exit 0; fi; \
@@ -461,8 +503,11 @@ restart: build
 # the current journal aside (run/data.before-restore-<time>) and keeps the key mark above every key
 # handed out before, by either journal: no key is handed out twice, so a consumer's position
 # (since=K) stays good.
-RESTART_RECORDED = $(MAKE) --no-print-directory serve LISTEN="$$LISTEN" ADMIN_LISTEN="$$ADMIN_LISTEN" \
-	TLS_CERT="$$TLS_CERT" TLS_KEY="$$TLS_KEY" ADMIN_ACCESS_LOG="$$ADMIN_ACCESS_LOG"
+# The settings files say what it was started with; a run directory of a version before them has
+# only the served file's.
+RESTART_RECORDED = if [ -f $(SETTINGS_MK) ]; then $(MAKE) --no-print-directory serve; \
+	else $(MAKE) --no-print-directory serve LISTEN="$$LISTEN" ADMIN_LISTEN="$$ADMIN_LISTEN" \
+	TLS_CERT="$$TLS_CERT" TLS_KEY="$$TLS_KEY" ADMIN_ACCESS_LOG="$$ADMIN_ACCESS_LOG"; fi
 # The highest key a journal's mark (journal.keys, in directory $(1)) says was or may have been
 # handed out; 0 without one.
 MARK_OF = { sed -n 's/^up42wh-keys reserved=\([0-9]*\) last=\([0-9]*\) .*/\1 \2/p' $(1)/journal.keys 2>/dev/null | \

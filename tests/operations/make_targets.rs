@@ -488,6 +488,52 @@ fn day_two_targets_check_before_they_stop_and_keep_settings_and_keys() {
         "{}",
         warnings[0]
     );
+    // make logs follows the logs live: a line written while it runs reaches it (mawk read its pipe
+    // in blocks, so nothing came before the stop). Bounded at 10 s; it comes in milliseconds.
+    let marker = format!("/ping?live-{}", std::process::id());
+    {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut follow = make.command("logs");
+        follow
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .process_group(0);
+        let mut child = follow.spawn().unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // The backlog (the last 50 lines) first: then the new line.
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("make logs prints the last lines");
+        let r = crate::common::nginx::http(port, "GET", &marker, &[], b"")
+            .expect("the receiver answers");
+        assert_eq!(r.status, 200);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut seen = false;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(&marker) => {
+                    assert!(line.starts_with("access.log: "), "{line}");
+                    seen = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", child.id())])
+            .status();
+        let _ = child.wait();
+        assert!(seen, "make logs showed {marker} while the receiver runs");
+    }
     // make logs labels each line with its log.
     make.ok("stop");
     let logs = make.ok("logs");
@@ -605,4 +651,107 @@ fn make_install_then_nginx_with_the_printed_lines_stores_a_delivery() {
     let page = http(admin, "GET", "/", &[], b"").unwrap();
     assert_eq!(page.status, 200);
     assert!(page.text().contains("up42webhooks inbox"));
+}
+
+/// The line a start begins with (after make build's): the settings it used.
+fn settings_line(out: &str) -> &str {
+    let line = out
+        .lines()
+        .find(|l| !l.starts_with("true build") && !l.starts_with("built "))
+        .unwrap_or("");
+    assert!(line.starts_with("settings:"), "{out}");
+    line
+}
+
+/// Settings that stay: make secret serve PORT=... ADMIN_PORT=... with consumers declared, then
+/// make stop, make serve and make restart with none of them given: the same ports, the same
+/// consumers and the same secret file, and each start's first line says where they came from. A
+/// setting given anew wins.
+#[test]
+fn a_start_keeps_the_settings_of_the_last_one_unless_given_anew() {
+    let copy = Scratch::new("settings");
+    project_copy(copy.path());
+    let (port, admin) = (free_port(), free_port());
+    let first = host_make(&copy, port, admin)
+        .without_env("UP42_WEBHOOK_SECRET")
+        .with_env("UP42_WEBHOOK_CONSUMERS", "forward");
+    first.ok("secret");
+    let out = first.ok("serve");
+    let _stop = Stop(&first);
+    let line = settings_line(&out);
+    assert!(
+        line.starts_with("settings: given now:")
+            && line.contains(&format!("PORT={port}"))
+            && line.contains("UP42_WEBHOOK_CONSUMERS=forward"),
+        "{out}"
+    );
+    let consumers = |m: &Make| {
+        let stats: serde_json::Value = serde_json::from_str(&m.ok("stats")).unwrap();
+        stats["consumers"]
+            .as_object()
+            .map(|c| c.keys().cloned().collect::<Vec<_>>())
+    };
+    assert_eq!(consumers(&first), Some(vec!["forward".to_string()]));
+    for f in ["settings.mk", "settings.env"] {
+        let mode = std::fs::metadata(copy.path().join("run").join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    first.ok("stop");
+
+    // Nothing given: the ports, the consumers and the secret file of the last start.
+    let bare = Make {
+        vars: Vec::new(),
+        env: Vec::new(),
+        ..host_make(&copy, port, admin)
+    };
+    let out = bare.ok("serve");
+    let line = settings_line(&out);
+    assert!(
+        line.starts_with("settings: from the last start (run/settings.*):")
+            && line.contains(&format!("PORT={port}"))
+            && line.contains(&format!("ADMIN_PORT={admin}"))
+            && line.contains("UP42_WEBHOOK_CONSUMERS=forward")
+            && line.contains("UP42_WEBHOOK_SECRET_FILE="),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "receiving on http://127.0.0.1:{port}/receive-webhooks"
+        )),
+        "{out}"
+    );
+    assert_eq!(consumers(&bare), Some(vec!["forward".to_string()]));
+    let out = bare.ok("restart");
+    assert!(
+        out.contains(&format!(
+            "receiving on http://127.0.0.1:{port}/receive-webhooks"
+        )),
+        "{out}"
+    );
+    assert_eq!(consumers(&bare), Some(vec!["forward".to_string()]));
+    bare.ok("stop");
+
+    // Given anew: that one wins, the rest stays.
+    let other = free_port();
+    let anew = Make {
+        vars: vec![("PORT".into(), other.to_string())],
+        ..bare
+    };
+    let out = anew.ok("serve");
+    let line = settings_line(&out);
+    assert!(
+        line.contains(&format!("given now: PORT={other}"))
+            && line.contains(&format!("ADMIN_PORT={admin}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "receiving on http://127.0.0.1:{other}/receive-webhooks"
+        )),
+        "{out}"
+    );
+    anew.ok("stop");
 }
