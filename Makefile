@@ -392,13 +392,13 @@ serve: build nginx-deps
 	  openresty/prefix.sh $(RUN_DIR) '$(LISTEN)' $(RELEASE_DIR) $(NGINX) || exit 1; \
 	log=$(RUN_DIR)/logs/error.log; size=$$(cat $$log 2>/dev/null | wc -c); errors=$$(mktemp); \
 	if [ -n "$$secret_file" ]; then export UP42_WEBHOOK_SECRET_FILE="$$secret_file"; fi; \
-	if ! $(HOST_NGINX) 2> $$errors; then $(call PORT_IN_USE,$$errors); cat $$errors >&2; rm -f $$errors; exit 1; fi; \
+	if ! (umask 027; $(HOST_NGINX)) 2> $$errors; then $(call PORT_IN_USE,$$errors); cat $$errors >&2; rm -f $$errors; exit 1; fi; \
 	rm -f $$errors; \
 	$(call LOCAL_URL,$(LISTEN)); public=$(if $(TLS_CERT),https,http)://$$host:$$port; \
 	$(call LOCAL_URL,$(ADMIN_LISTEN)); admin=http://$$host:$$port; \
 	for i in $$(seq 1 50); do \
 	  if curl -fsS $$admin/ping >/dev/null 2>&1; then \
-	    printf "public='%s'\nadmin='%s'\nLISTEN='%s'\nADMIN_LISTEN='%s'\nTLS_CERT='%s'\nTLS_KEY='%s'\nSECRET_FILE='%s'\nADMIN_ACCESS_LOG='%s'\n" \
+	    umask 077; printf "public='%s'\nadmin='%s'\nLISTEN='%s'\nADMIN_LISTEN='%s'\nTLS_CERT='%s'\nTLS_KEY='%s'\nSECRET_FILE='%s'\nADMIN_ACCESS_LOG='%s'\n" \
 	      "$$public" "$$admin" '$(LISTEN)' '$(ADMIN_LISTEN)' '$(if $(TLS_CERT),$(abspath $(TLS_CERT)))' \
 	      '$(if $(TLS_KEY),$(abspath $(TLS_KEY)))' "$$secret_file" '$(ADMIN_ACCESS_LOG)' > $(SERVED); \
 	    $(SAVE_SETTINGS); \

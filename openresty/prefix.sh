@@ -17,15 +17,17 @@ nginx=${4:-$(command -v openresty || command -v nginx || echo /usr/sbin/nginx)}
 
 [ -f "$libdir/libup42webhooks.so" ] || { echo "no $libdir/libup42webhooks.so: run make build" >&2; exit 1; }
 mkdir -p "$dir/conf" "$dir/logs" "$dir/tmp/body" "$dir/data"
-# Workers of a root master run as nobody: they must reach the prefix and write spooled bodies,
-# and own the journal's directory (data/: the events; nobody else may read it).
+# Workers of a root master run as nobody: they must reach the prefix, and own the spool of request
+# bodies (tmp/) and the journal's directory (data/: the events); nobody else may read or write
+# either (no world-writable directory: a body spooled there is a delivery not yet verified).
 chmod 755 "$dir"
-chmod 1777 "$dir/tmp" "$dir/tmp/body"
-chmod 700 "$dir/data"
+chmod 700 "$dir/tmp" "$dir/tmp/body" "$dir/data"
+# Logs name senders' addresses: the owner and its group only (nginx makes new ones under umask 027).
+chmod 640 "$dir"/logs/*.log 2>/dev/null || true
 if [ "$(id -u)" = 0 ]; then
   worker=$("$nginx" -V 2>&1 | sed -n 's/.*--user=\([^ ]*\).*/\1/p')
   worker=${worker:-nobody}
-  chown -R "$worker" "$dir/data"
+  chown -R "$worker" "$dir/data" "$dir/tmp"
   # The workers must get to the journal, the spooled bodies and the error pages: a directory above
   # the checkout or the run directory that other users cannot enter (/root, a mktemp -d one) would
   # make every delivery a 503 (journal_error) after a start that looked fine.

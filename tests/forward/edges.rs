@@ -70,6 +70,16 @@ fn a_redirect_is_never_followed_and_dead_letters_the_event_at_once() {
     until(20, "a dead letter", || open_letters(&letters).len() == 1);
     let v = &open_letters(&letters)[0];
     assert_eq!(v["reason"], "redirect", "{v}");
+    // The forwarder's state is its own: the directory 0700, its files 0600.
+    use std::os::unix::fs::PermissionsExt;
+    for (f, want) in [
+        ("state", 0o700),
+        ("state/state.log", 0o600),
+        ("state/dead-letter.jsonl", 0o600),
+    ] {
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "{f}: {mode:o}");
+    }
     assert_eq!(v["attempts"], 1, "dead-lettered at once: {v}");
     assert_eq!(v["last_status"], 301, "{v}");
     assert!(

@@ -692,12 +692,24 @@ fn a_start_keeps_the_settings_of_the_last_one_unless_given_anew() {
             .map(|c| c.keys().cloned().collect::<Vec<_>>())
     };
     assert_eq!(consumers(&first), Some(vec!["forward".to_string()]));
-    for f in ["settings.mk", "settings.env"] {
+    // Nothing under run/ is world-writable or world-readable: the body spool and the journal are
+    // the workers' own, the logs the owner's and its group's, settings and secrets the owner's.
+    for (f, want) in [
+        ("settings.mk", 0o600),
+        ("settings.env", 0o600),
+        ("served", 0o600),
+        ("secret", 0o600),
+        ("tmp", 0o700),
+        ("tmp/body", 0o700),
+        ("data", 0o700),
+        ("logs/error.log", 0o640),
+        ("logs/access.log", 0o640),
+    ] {
         let mode = std::fs::metadata(copy.path().join("run").join(f))
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o777, 0o600, "{f}");
+        assert_eq!(mode & 0o777, want, "run/{f}: {:o}", mode & 0o777);
     }
     first.ok("stop");
 

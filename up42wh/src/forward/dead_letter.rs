@@ -12,7 +12,7 @@
 //! once: the second refuses (a lock of its own, `dead-letter.jsonl.replay`).
 
 use std::collections::HashSet;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use super::event::Event;
+use super::state::private_file;
 
 /// A dead letter: the event with its envelope, the route, the attempts and the last failure.
 #[derive(Serialize, Deserialize, Clone)]
@@ -82,7 +83,7 @@ impl Store {
             std::fs::create_dir_all(dir)?;
         }
         for _ in 0..100 {
-            let f = OpenOptions::new()
+            let f = private_file()
                 .create(true)
                 .append(true)
                 .read(true)
@@ -160,7 +161,11 @@ impl Store {
         }
         let tmp = self.path.with_extension("jsonl.tmp");
         {
-            let mut t = File::create(&tmp)?;
+            let mut t = private_file()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             for l in &open {
                 t.write_all(l.line.as_bytes())?;
                 t.write_all(b"\n")?;
@@ -196,7 +201,7 @@ impl Store {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let f = OpenOptions::new()
+        let f = private_file()
             .create(true)
             .truncate(false)
             .write(true)

@@ -78,6 +78,24 @@ pub struct State {
     pub appended: usize,
 }
 
+/// A directory of the forwarder's own (made if missing): 0700, what is in it is nobody else's.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Options for a file of the forwarder's own: 0600 when it is made.
+pub fn private_file() -> OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = OpenOptions::new();
+    o.mode(0o600);
+    o
+}
+
 fn key(text: &str) -> Option<Key> {
     Key::parse(text)
 }
@@ -85,7 +103,7 @@ fn key(text: &str) -> Option<Key> {
 impl State {
     /// Opens the log in `dir` (made if missing) and reads what it says.
     pub fn open(dir: &Path) -> std::io::Result<(State, Loaded)> {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir)?;
         let path = dir.join("state.log");
         let mut loaded = Loaded::default();
         if let Ok(f) = File::open(&path) {
@@ -100,7 +118,7 @@ impl State {
                 }
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = private_file().create(true).append(true).open(&path)?;
         // A torn last line would glue onto the next one: start on a fresh line.
         if loaded.torn > 0 {
             (&file).write_all(b"\n")?;
@@ -129,7 +147,11 @@ impl State {
     pub fn compact(&mut self, entries: &[Entry]) -> std::io::Result<()> {
         let tmp = self.path.with_extension("log.tmp");
         {
-            let mut f = File::create(&tmp)?;
+            let mut f = private_file()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
             let mut buf = Vec::new();
             for e in entries {
                 serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
