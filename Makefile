@@ -414,7 +414,8 @@ serve: build nginx-deps
 	tail -n 20 $(RUN_DIR)/logs/error.log >&2; exit 1
 
 # Which store the receiver uses and how many events it holds, from its /stats (make serve says it).
-export STORE_LINE = import json, sys; b = json.load(sys.stdin)["backlog"]; r = b.get("redis"); j = b.get("journal"); print("store: " + ("Redis at %s, stream %s" % (r["address"], r["stream"]) if r else "the journal in %s" % j["dir"] if j else "memory only (UP42_WEBHOOK_JOURNAL=off: nothing survives a restart)") + ", %s events held" % b.get("events", "?"))
+# With Redis, whether it keeps what it holds: without its append-only file every delivery is refused.
+export STORE_LINE = import json, sys; b = json.load(sys.stdin)["backlog"]; r = b.get("redis"); j = b.get("journal"); print("store: " + ("Redis at %s, stream %s" % (r["address"], r["stream"]) if r else "the journal in %s" % j["dir"] if j else "memory only (UP42_WEBHOOK_JOURNAL=off: nothing survives a restart)") + ", %s events held" % b.get("events", "?") + ("; but Redis runs with %s, so it would lose events at its restart: every delivery is refused (503 store_not_durable) until you turn its persistence on (redis-cli CONFIG SET appendonly yes, and appendonly yes in redis.conf)" % r.get("persistence") if r and r.get("keeps_events") is False else ""))
 
 # nginx could not bind a port (its error lines in file $(1)): one line naming the port, the
 # process holding it when ss can tell, and the settings that choose another; exits.

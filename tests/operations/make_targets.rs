@@ -767,3 +767,28 @@ fn a_start_keeps_the_settings_of_the_last_one_unless_given_anew() {
     );
     anew.ok("stop");
 }
+
+/// make serve on a Redis that runs without its append-only file says, on its store line, that
+/// every delivery will be refused and how to turn persistence on.
+#[test]
+fn make_serve_on_a_redis_without_persistence_says_so_at_start() {
+    let redis = crate::common::redis::Redis::start_with("no-aof", &["--appendonly", "no"]);
+    let copy = Scratch::new("no-aof");
+    project_copy(copy.path());
+    let make = host_make(&copy, free_port(), free_port()).with_env(
+        "UP42_WEBHOOK_STORE",
+        &format!("redis://127.0.0.1:{}/0", redis.port),
+    );
+    let out = make.ok("serve");
+    let _stop = Stop(&make);
+    let store = out
+        .lines()
+        .find(|l| l.starts_with("store: Redis at"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        store.contains("appendonly no")
+            && store.contains("503 store_not_durable")
+            && store.contains("CONFIG SET appendonly yes"),
+        "{store}"
+    );
+}
