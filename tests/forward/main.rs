@@ -738,6 +738,26 @@ fn the_readme_example_configuration_checks_and_its_email_route_sends_mail() {
         "up42wh forward check of examples/forward.toml",
     );
     assert!(checked.contains("4 routes"), "{checked}");
+    // check and status need no sink's secret: none set here is no mistake (the forwarder may run
+    // elsewhere); one that is set is still checked.
+    let bare = common::stdout_of(
+        &run_up42wh(&example, &["check"], &[]),
+        "up42wh forward check of examples/forward.toml without secrets",
+    );
+    assert!(bare.contains("4 routes"), "{bare}");
+    let status = run_up42wh(&example, &["status"], &[]);
+    let said = String::from_utf8_lossy(&status.stderr);
+    assert!(
+        said.contains("no forwarder answers at http://127.0.0.1:9890/status"),
+        "status asks the forwarder, not for a secret: {said}"
+    );
+    let bad = run_up42wh(
+        &example,
+        &["check"],
+        &[("FORWARD_WHSEC", "whsec_not base64!")],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a Standard Webhooks secret"));
 
     // The email route as examples/forward.toml has it, with a stand-in for sendmail.
     let server = receiver();

@@ -39,7 +39,11 @@ pub fn main(
     receiver: Option<String>,
     action: Option<Action>,
 ) -> Result<(), Error> {
-    let mut conf = config::load(path)?;
+    // check and status read no secret: a route's may be set only where the forwarder runs.
+    let mut conf = match action {
+        Some(Action::Check | Action::Status) => config::load_without_secrets(path)?,
+        _ => config::load(path)?,
+    };
     if let Some(dir) = state_dir {
         // The dead letters move with the state unless the configuration put them elsewhere.
         if conf.dead_letter == conf.state_dir.join(config::DEAD_LETTER) {

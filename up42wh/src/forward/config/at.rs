@@ -16,6 +16,9 @@ use crate::error::Error;
 pub struct At<'a> {
     pub path: &'a Path,
     pub text: &'a str,
+    /// Whether a secret must be there: `check` and `status` take one that is not set (or whose
+    /// file cannot be read) as an empty value, and check those that are.
+    pub secrets: bool,
 }
 
 impl At<'_> {

@@ -114,19 +114,38 @@ pub struct Config {
 /// The dead-letter file's name in the state directory, unless dead_letter names another.
 pub const DEAD_LETTER: &str = "dead-letter.jsonl";
 
-/// Reads and checks the configuration at `path`.
+/// Reads and checks the configuration at `path`, and the secrets it names.
 pub fn load(path: &Path) -> Result<Config, Error> {
+    load_with(path, true)
+}
+
+/// The same for `check` and `status`, which need no secret: one that is not set here (it may be
+/// only where the forwarder runs) is an empty value; one that is set is checked.
+pub fn load_without_secrets(path: &Path) -> Result<Config, Error> {
+    load_with(path, false)
+}
+
+fn load_with(path: &Path, secrets: bool) -> Result<Config, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::config(format!(
             "cannot read the configuration {}: {e}",
             path.display()
         ))
     })?;
-    parse(path, &text)
+    parse_with(path, &text, secrets)
 }
 
+#[cfg(test)]
 pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
-    let at = At { path, text };
+    parse_with(path, text, true)
+}
+
+fn parse_with(path: &Path, text: &str, secrets: bool) -> Result<Config, Error> {
+    let at = At {
+        path,
+        text,
+        secrets,
+    };
     let doc = DeTable::parse(text).map_err(|e| at.toml(&e, None, ""))?;
     let span = doc.span();
     let mut doc = doc.into_inner();

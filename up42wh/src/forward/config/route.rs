@@ -111,6 +111,10 @@ impl Context for SinkContext<'_> {
     fn program(&self, name: &str) -> Option<PathBuf> {
         values::program(name, self.base)
     }
+
+    fn reads_secrets(&self) -> bool {
+        self.at.secrets
+    }
 }
 
 /// Every `[[route]]`, checked.

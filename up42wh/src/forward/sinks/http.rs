@@ -40,7 +40,10 @@ impl Conf {
             return cx
                 .err_route("an http sink signs with a whsec_ secret: secret_env or secret_file");
         };
-        if up42webhooks::sign_standard_webhooks(secret.as_bytes(), b"check", 0, b"").is_err() {
+        let unread = secret.is_empty() && !cx.reads_secrets();
+        if !unread
+            && up42webhooks::sign_standard_webhooks(secret.as_bytes(), b"check", 0, b"").is_err()
+        {
             let span = self
                 .secret_env
                 .as_ref()

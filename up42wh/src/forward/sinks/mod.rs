@@ -75,6 +75,8 @@ pub trait Context {
     fn http_url(&self, s: &Spanned<String>, key: &str) -> Result<String, Error>;
     /// A program, relative to the configuration's directory or on PATH.
     fn program(&self, name: &str) -> Option<PathBuf>;
+    /// Whether a secret must be there: for `check` and `status` one not set here is empty.
+    fn reads_secrets(&self) -> bool;
 
     fn err<T>(
         &self,
