@@ -40,7 +40,7 @@ HOST_NGINX = env -u NGINX $(NGINX) -e logs/error.log -p $(RUN_ABS) -c conf/nginx
 HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/logs/nginx.pid) 2>/dev/null
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
-.PHONY: help deps nginx-deps build test lint header bench sign-example serve secret stop logs send-test clean \
+.PHONY: help deps nginx-deps build test test-intro lint header bench sign-example serve secret stop logs send-test clean \
 	backup restore admin-url forward bench-forward connect up42-test open \
 	docker-check docker-deps debian-base image run list reload restart configtest cross deb install \
 	cross-test test-deps dump stats bench-peers fuzz
@@ -195,9 +195,18 @@ test-deps:
 	@python3 -c 'import selenium' || { echo "Python's selenium is needed for the tests" >&2; exit 1; }
 
 # tests/operations/containers.rs starts the Docker engine when it is not running (docker-deps installs it).
-# --no-fail-fast: every test binary runs even when one fails, and cargo names each that failed.
-test: lint nginx-deps test-deps docker-deps cross-test
-	$(CARGO) test --workspace --locked --no-fail-fast
+# What make test does and about how long it takes, said before it starts.
+test-intro:
+	@echo "make test: formatting and lints, then what the tests need is installed when missing (as root,"
+	@echo "  with apt-get: nginx and its Lua module, redis-server, chromium and chromedriver, docker.io,"
+	@echo "  debootstrap, qemu, the ARM cross compilers, lintian, luarocks and luajit; Rust targets with"
+	@echo "  rustup), the ARM checks under qemu, then every suite. About 20 minutes on 2 cores, a few more"
+	@echo "  the first time (installs and the first build); each suite's time is listed at the end."
+
+# Every test binary runs even when one fails; tests/run.sh ends with each suite's count and time
+# and every failing test by name.
+test: test-intro lint nginx-deps test-deps docker-deps cross-test
+	@tests/run.sh $(CARGO)
 
 # --- ARM boards (make cross) -----------------------------------------------------------------
 # Raspberry Pi OS 64-bit and Armbian on Pine64 (aarch64), Raspberry Pi OS 32-bit (armv7).

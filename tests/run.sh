@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# make test's last step: every test binary of the workspace, each run even when another fails
+# (--no-fail-fast), its output shown as it comes and kept in target/test-output.log; then one
+# summary: each suite's tests and time, every failing test by name, and a closing count.
+#   tests/run.sh [CARGO]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+cargo=${1:-cargo}
+log=target/test-output.log
+mkdir -p target
+start=$(date +%s)
+"$cargo" test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+# Each "Running X (path)" or "Doc-tests X" starts a suite; its "test result:" line ends it. A
+# failing test is listed as "    name" under "failures:" after its "---- name stdout ----".
+awk -v elapsed=$(($(date +%s) - start)) '
+  /^ *Running / { suite = ($2 == "unittests" ? "unit tests " $3 : $2); next }
+  /^ *Doc-tests / { suite = "doc-tests " $2; next }
+  /^test result: / {
+    passed = $4; failed = $6; t = $NF; sub(/s$/, "", t)
+    total_p += passed; total_f += failed
+    rows[++n] = sprintf("  %-36s %5d passed %3d failed %8.1f s", suite, passed, failed, t)
+    next
+  }
+  /^---- .* stdout ----$/ { name = $2; fails[++m] = suite ": " name; next }
+  /to rerun pass/ { cargo[++k] = $0; next }
+  END {
+    print ""
+    print "make test: the suites (" elapsed " s in all)"
+    for (i = 1; i <= n; i++) print rows[i]
+    if (m + k > 0) print "failed:"
+    for (i = 1; i <= m; i++) print "  " fails[i]
+    for (i = 1; i <= k; i++) print "  " cargo[i]
+    print total_p " passed, " total_f " failed"
+  }' "$log"
+exit "$status"
