@@ -73,7 +73,7 @@ Architecture: $arch
 Maintainer: up42webhooks developers <up42webhooks@users.noreply.github.com>
 Installed-Size: $size
 Depends: nginx, libnginx-mod-http-lua, lua-resty-core, lua-cjson, adduser, libc6 (>= 2.34), libgcc-s1
-Recommends: lua-nginx-redis, lua-nginx-redis-connector
+Suggests: lua-nginx-redis, lua-nginx-redis-connector
 Section: net
 Priority: optional
 Homepage: https://github.com/up42webhooks/up42webhooks

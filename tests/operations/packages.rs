@@ -138,6 +138,27 @@ pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
         .collect();
     assert!(tags.is_empty(), "lintian: {tags:?}");
 
+    // No second nginx by default: the Redis client (which brings nginx-extras) is only suggested.
+    // A mistake in forward.toml is not restarted every 5 s; the env file says what a reload does.
+    let control = text(&run(
+        Command::new("dpkg-deb").arg("--info").arg(&first),
+        "dpkg-deb --info",
+    ));
+    assert!(!control.contains("Recommends:"), "{control}");
+    assert!(
+        control.contains("Suggests: lua-nginx-redis, lua-nginx-redis-connector"),
+        "{control}"
+    );
+    let unit =
+        std::fs::read_to_string(root.join("packaging/deb/up42webhooks-forward.service")).unwrap();
+    assert_eq!(unit_lines(&unit, "RestartPreventExitStatus"), ["2"]);
+    let env = std::fs::read_to_string(root.join("packaging/deb/up42webhooks.env")).unwrap();
+    assert!(
+        env.contains("A reload")
+            && env.contains("every UP42_WEBHOOK_* setting takes effect at a restart"),
+        "{env}"
+    );
+
     // The boards' packages, read: architecture, files, and the machine their code is for.
     for (arch, triple, machine) in [
         ("arm64", "aarch64-unknown-linux-gnu", "AArch64"),
