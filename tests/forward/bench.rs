@@ -26,19 +26,7 @@ fn bench_forward_rate() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20000);
     let t = Instant::now();
-    let threads: Vec<_> = (0..4)
-        .map(|th| {
-            let port = server.port;
-            std::thread::spawn(move || {
-                for i in 0..n / 4 {
-                    let d = fresh(&format!("b-{th}-{i}"));
-                    let r = common::nginx::post_to(port, &d);
-                    assert_eq!(r.status, 200, "{}", r.text());
-                }
-            })
-        })
-        .collect();
-    for th in threads {
+    for th in store_from_threads(server.port, n, "b") {
         th.join().unwrap();
     }
     eprintln!("stored {n} in {:?}", t.elapsed());

@@ -42,18 +42,7 @@ fn twenty_thousand_events_through_chaos_kill_9_and_a_receiver_restart_lose_nothi
     );
     let env = [("FORWARD_WHSEC", FORWARD_SECRET)];
     let mut fwd = Forwarder::start(&config, &env);
-    let port = server.port;
-    let storing: Vec<_> = (0..4)
-        .map(|th| {
-            std::thread::spawn(move || {
-                for i in 0..EVENTS / 4 {
-                    let d = fresh(&format!("chaos-{th}-{i}"));
-                    let r = common::nginx::post_to(port, &d);
-                    assert_eq!(r.status, 200, "{}", r.text());
-                }
-            })
-        })
-        .collect();
+    let storing = store_from_threads(server.port, EVENTS, "chaos");
     // kill -9 mid-stream, and a new forwarder from the state log.
     until(300, "4,000 delivered", || delivered(&sink).len() >= 4_000);
     fwd.kill9();

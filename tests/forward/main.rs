@@ -157,6 +157,23 @@ fn store(server: &Server, path: &str, d: &Delivery) -> Value {
     json(&r)["key"].clone()
 }
 
+/// Stores `n` fresh events, `{prefix}-{thread}-{i}`, from 4 threads posting to the receiver on
+/// `port`; each answer must be 200. The caller joins them.
+fn store_from_threads(port: u16, n: usize, prefix: &str) -> Vec<std::thread::JoinHandle<()>> {
+    (0..4)
+        .map(|th| {
+            let prefix = prefix.to_string();
+            std::thread::spawn(move || {
+                for i in 0..n / 4 {
+                    let d = fresh(&format!("{prefix}-{th}-{i}"));
+                    let r = common::nginx::post_to(port, &d);
+                    assert_eq!(r.status, 200, "{}", r.text());
+                }
+            })
+        })
+        .collect()
+}
+
 /// Whether the library's own verifier accepts what the http sink got, under the forwarder's key.
 fn verified(req: &sink::Request) -> bool {
     let mut ring = up42webhooks::KeyRing::new();

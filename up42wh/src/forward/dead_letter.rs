@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use super::event::Event;
-use super::state::private_file;
+use super::state::{private_file, replace_file};
 
 /// A dead letter: the event with its envelope, the route, the attempts and the last failure.
 #[derive(Serialize, Deserialize, Clone)]
@@ -152,31 +152,23 @@ impl Store {
     /// Rewrites the file with the letters not settled (and lines it cannot read), when markers
     /// make it worth it: a new file, synced, renamed over the old one under the lock.
     pub fn compact(&self) -> std::io::Result<()> {
-        let mut f = self.locked()?;
+        let f = self.locked()?;
         let mut text = String::new();
         (&f).read_to_string(&mut text)?;
         let open = unsettled(&text);
         if open.len() == text.lines().filter(|l| !l.trim().is_empty()).count() {
             return Ok(());
         }
-        let tmp = self.path.with_extension("jsonl.tmp");
-        {
-            let mut t = private_file()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            for l in &open {
-                t.write_all(l.line.as_bytes())?;
-                t.write_all(b"\n")?;
-            }
-            t.sync_all()?;
+        let mut bytes = Vec::new();
+        for l in &open {
+            bytes.extend_from_slice(l.line.as_bytes());
+            bytes.push(b'\n');
         }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        f.flush()
+        // Renamed while `f` holds the lock on the old file: a writer waiting for it then finds
+        // the new one.
+        replace_file(&self.path, &bytes)?;
+        drop(f);
+        Ok(())
     }
 
     /// Letters an older version left in `NAME.replaying` (its replay moved the file aside and

@@ -96,6 +96,28 @@ pub fn private_file() -> OpenOptions {
     o
 }
 
+/// Puts `bytes` at `path` atomically: a new file beside it (0600), synced, renamed over the old
+/// one, the directory synced.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    {
+        let mut f = private_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 fn key(text: &str) -> Option<Key> {
     Key::parse(text)
 }
@@ -145,25 +167,12 @@ impl State {
     /// Rewrites the log with `entries` only (what is still needed), atomically: a new file, synced,
     /// renamed over the old one, the directory synced.
     pub fn compact(&mut self, entries: &[Entry]) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("log.tmp");
-        {
-            let mut f = private_file()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            let mut buf = Vec::new();
-            for e in entries {
-                serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
-                buf.push(b'\n');
-            }
-            f.write_all(&buf)?;
-            f.sync_all()?;
+        let mut buf = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut buf, e).map_err(std::io::Error::other)?;
+            buf.push(b'\n');
         }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
+        replace_file(&self.path, &buf)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.appended = 0;
         Ok(())
