@@ -577,9 +577,13 @@ send-test: build
 # The forwarder (up42wh forward, README "Act on events") in the foreground, reading the running
 # receiver (make serve's admin address) with FORWARD_CONFIG; Ctrl-C stops it (in-flight attempts
 # finish first). The receiver must declare its consumer: UP42_WEBHOOK_CONSUMERS=forward make serve.
-FORWARD_CONFIG ?= forward.toml
+# Your forward.toml when there is one, else the example as shipped: its programs and its state
+# (../run/forward) are found from its own directory, so copy the directory to edit it
+# (cp -r examples my-forward; make forward FORWARD_CONFIG=my-forward/forward.toml).
+FORWARD_CONFIG ?= $(if $(wildcard forward.toml),forward.toml,examples/forward.toml)
 forward: deps
-	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make forward: no $(FORWARD_CONFIG): cp examples/forward.toml forward.toml and edit its routes (FORWARD_CONFIG=path for another file)" >&2; exit 1; }
+	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make forward: no $(FORWARD_CONFIG) (FORWARD_CONFIG=path names another file; examples/forward.toml is the example)" >&2; exit 1; }
+	@echo "make forward: $(FORWARD_CONFIG) (Ctrl-C stops it)"
 	@$(CARGO) build --release --locked -p up42wh
 	@$(WHERE); exec $(RELEASE_DIR)/up42wh forward --config '$(FORWARD_CONFIG)' --receiver "$$admin"
 

@@ -792,3 +792,73 @@ fn make_serve_on_a_redis_without_persistence_says_so_at_start() {
         "{store}"
     );
 }
+
+/// make forward runs examples/forward.toml as shipped beside make serve: its programs are found
+/// from its own directory, its state is in run/forward (0700, files 0600), and a fulfilled order
+/// reaches its download program.
+#[test]
+fn make_forward_runs_the_example_as_shipped() {
+    use std::os::unix::process::CommandExt;
+    let copy = Scratch::new("forward-example");
+    project_copy(copy.path());
+    let make = Make {
+        release: crate::common::make::release_dir_with_up42wh(),
+        ..host_make(&copy, free_port(), free_port())
+    }
+    .with_env("UP42_WEBHOOK_CONSUMERS", "forward");
+    make.ok("serve");
+    let _stop = Stop(&make);
+    let log = copy.path().join("forward.log");
+    let mut forward = make
+        .with_env("SLACK_WEBHOOK_URL", "http://127.0.0.1:9/services/T0/B0/x")
+        .with_env("FORWARD_WHSEC", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")
+        .command("forward");
+    forward
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(copy.path().join("forward.err")).unwrap())
+        .process_group(0);
+    let mut child = forward.spawn().unwrap();
+    let t = crate::common::nginx::now();
+    let body = format!(
+        r#"{{"event":"order.status","liveMode":true,"messageId":"fx-1","timestamp":"{}","body":{{"orderId":"o-fx-1","status":"FULFILLED","statusIsFinal":true}}}}"#,
+        up42webhooks::format_rfc3339(t)
+    );
+    let d = crate::common::nginx::Delivery::signed(body.as_bytes(), SECRET, t);
+    assert_eq!(
+        crate::common::nginx::post_to(make_port(&make), &d).status,
+        200
+    );
+    let said = |f: &str| std::fs::read_to_string(copy.path().join(f)).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !said("forward.err").contains("download-order.sh said: order o-fx-1 is fulfilled") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download program ran within 60 s:\n{}\n{}",
+            said("forward.log"),
+            said("forward.err")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(said("forward.log").contains("make forward: examples/forward.toml"));
+    for (f, want) in [("run/forward", 0o700), ("run/forward/state.log", 0o600)] {
+        let mode = std::fs::metadata(copy.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, want, "{f}: {mode:o}");
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.wait();
+}
+
+/// The public port a host make was given.
+fn make_port(make: &Make) -> u16 {
+    make.vars
+        .iter()
+        .find(|(k, _)| k == "PORT")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("PORT")
+}
