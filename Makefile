@@ -760,7 +760,7 @@ run: docker-check
 	@if [ -z "$$UP42_WEBHOOK_SECRET" ] && [ ! -f secrets/up42_webhook_secret ] && [ -z "$$UP42_WEBHOOK_SECRET_HOST_FILE" ]; then \
 	  echo "set UP42_WEBHOOK_SECRET, or put the secret in secrets/up42_webhook_secret (a Docker secret)" >&2; exit 1; fi
 ifeq ($(FORWARD),1)
-	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make run FORWARD=1: no $(FORWARD_CONFIG): cp examples/forward.toml forward.toml and edit its routes (FORWARD_CONFIG=path for another file)" >&2; exit 1; }
+	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make run FORWARD=1: no $(FORWARD_CONFIG): FORWARD_CONFIG=path names another file; examples/forward.toml is the example" >&2; exit 1; }
 	@[ -n "$$UP42_WEBHOOK_ADMIN_TOKEN" ] || { echo "make run FORWARD=1: set UP42_WEBHOOK_ADMIN_TOKEN (the forwarder's container reaches the receiver's admin listener with it)" >&2; exit 1; }
 endif
 ifeq ($(FLAVOR),debian)
