@@ -19,9 +19,11 @@ pub enum Acked {
 }
 
 impl Reader {
-    pub async fn page(&self, since: Option<Key>) -> Result<Page, Error> {
+    /// The next page; the admin listener's first one without waiting for an event, so that the
+    /// start is told (or the consumer refused) at once.
+    pub async fn page(&self, since: Option<Key>, first: bool) -> Result<Page, Error> {
         match self {
-            Reader::Admin(s) => s.page(since.as_ref(), WAIT).await,
+            Reader::Admin(s) => s.page(since.as_ref(), if first { 0 } else { WAIT }).await,
             Reader::Redis(r) => r.page(WAIT).await,
         }
     }

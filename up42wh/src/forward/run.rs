@@ -62,6 +62,8 @@ struct Loop {
     reading: bool,
     read: Backoff,
     first_page: bool,
+    /// Whether the start's line was logged.
+    told: bool,
     acking: bool,
     ack: Backoff,
     last_touch: Instant,
@@ -164,13 +166,14 @@ impl Loop {
         let (source, tx) = (self.source.clone(), self.page_tx.clone());
         // The first page starts at the receiver's position for this consumer; then after what was
         // read.
-        let since = if self.first_page {
+        let first = self.first_page;
+        let since = if first {
             None
         } else {
             f.read_through().cloned()
         };
         tokio::spawn(async move {
-            let _ = tx.send(source.page(since).await).await;
+            let _ = tx.send(source.page(since, first).await).await;
         });
     }
 
@@ -185,9 +188,7 @@ impl Loop {
         self.reading = false;
         match page {
             Ok(p) => {
-                if self.first_page {
-                    started(f, resumed);
-                }
+                self.tell_start(f, resumed);
                 self.first_page = false;
                 self.read.reset();
                 // The receiver answers: an acknowledgement waiting for it goes now.
@@ -198,9 +199,7 @@ impl Loop {
                 if e.exit_code() == 2 && self.first_page {
                     return Err(e);
                 }
-                if self.first_page {
-                    started(f, resumed);
-                }
+                self.tell_start(f, resumed);
                 let pause = self.read.failed();
                 log(
                     "warn",
@@ -209,6 +208,15 @@ impl Loop {
             }
         }
         Ok(())
+    }
+
+    /// The start's log line, once: after the first read answered or failed (a configuration error
+    /// there is the only line), or at once with Redis.
+    fn tell_start(&mut self, f: &Forwarder, resumed: usize) {
+        if !self.told {
+            self.told = true;
+            started(f, resumed);
+        }
     }
 
     fn acked(&mut self, f: &mut Forwarder, ack: AckResult) {
@@ -338,11 +346,16 @@ pub async fn forward(conf: Config) -> Result<(), Error> {
         reading: false,
         read: Backoff::new(retry_max),
         first_page: true,
+        told: false,
         acking: false,
         ack: Backoff::new(retry_max),
         last_touch: Instant::now(),
         stopping: None,
     };
+    if each {
+        // Redis: nothing to refuse at the first read, which may wait for an entry.
+        l.tell_start(&f, resumed);
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         l.read_more(&f);
