@@ -381,7 +381,9 @@ SAY_SETTINGS = given="$(foreach v,$(GIVEN_NOW),$(if $($v),$v=$($v)))"; \
 	for n in $$from_last; do last="$$last $$n=$$(printenv $$n)"; done; \
 	line="settings:"; [ -z "$$(echo $$given)" ] || line="$$line given now:$$(echo " $$given" | tr -s ' ')"; \
 	[ -z "$$(echo $$last)" ] || line="$$line$${given:+;} from the last start ($(RUN_DIR)/settings.*):$$(echo " $$last" | tr -s ' ')"; \
-	[ -n "$$(echo $$given$$last)" ] || line="settings: the defaults"; echo "$$line (PORT $(PORT), ADMIN_PORT $(ADMIN_PORT))"
+	[ -n "$$(echo $$given$$last)" ] || line="settings: the defaults"; \
+	if [ -n "$${UP42_WEBHOOK_SECRET:-}" ]; then from=UP42_WEBHOOK_SECRET; else from=$${secret_file:-none}; fi; \
+	echo "$$line (PORT $(PORT), ADMIN_PORT $(ADMIN_PORT); the secret: $$from)"
 
 secret:
 	@f='$(SECRET_FILE)'; if [ -s "$$f" ]; then echo "kept the secret in $$f (make serve uses it)"; exit 0; fi; \

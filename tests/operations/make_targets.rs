@@ -726,7 +726,8 @@ fn a_start_keeps_the_settings_of_the_last_one_unless_given_anew() {
             && line.contains(&format!("PORT={port}"))
             && line.contains(&format!("ADMIN_PORT={admin}"))
             && line.contains("UP42_WEBHOOK_CONSUMERS=forward")
-            && line.contains("UP42_WEBHOOK_SECRET_FILE="),
+            && line.contains("UP42_WEBHOOK_SECRET_FILE=")
+            && line.ends_with("/run/secret)"),
         "{out}"
     );
     assert!(
