@@ -156,11 +156,7 @@ fn a_replay_cut_short_or_run_twice_loses_no_dead_letter() {
     let out = run_up42wh(&config, &["replay"], &env);
     let text = common::stdout_of(&out, "up42wh forward replay");
     assert!(text.contains("4 delivered, 0 failed again"), "{text}");
-    let mut ids: Vec<String> = back
-        .requests()
-        .iter()
-        .map(|r| r.header("webhook-id").unwrap().to_string())
-        .collect();
+    let mut ids = back.ids();
     ids.sort();
     assert_eq!(ids, ["cut-0", "cut-1", "cut-2", "cut-3"]);
     assert!(open_letters(&letters).is_empty());
@@ -196,11 +192,7 @@ fn an_outage_shorter_than_the_schedule_dead_letters_nothing_behind_an_open_circu
     until(60, "all sixty delivered", || {
         sink.requests().iter().filter(|r| r.status == 200).count() >= 60
     });
-    let mut got: Vec<String> = sink
-        .requests()
-        .iter()
-        .map(|r| r.header("webhook-id").unwrap().to_string())
-        .collect();
+    let mut got = sink.ids();
     got.sort();
     let mut want = ids.clone();
     want.sort();

@@ -673,11 +673,7 @@ secret_env = "FORWARD_WHSEC"
     until(20, "the three kept delivered", || {
         http.requests().len() == 3
     });
-    let ids: Vec<String> = http
-        .requests()
-        .iter()
-        .map(|r| r.header("webhook-id").unwrap().to_string())
-        .collect();
+    let ids = http.ids();
     for i in 3..6 {
         assert!(ids.contains(&format!("gap-{i}")), "{ids:?}");
     }
@@ -1010,12 +1006,7 @@ fn two_forwarders_in_one_redis_group_share_the_events_and_one_takes_over_from_a_
     for id in &ids {
         store(&server, "/receive-webhooks", &fresh(id));
     }
-    let delivered = || -> Vec<String> {
-        sink.requests()
-            .iter()
-            .map(|r| r.header("webhook-id").unwrap().to_string())
-            .collect()
-    };
+    let delivered = || sink.ids();
     until(30, "every event delivered", || delivered().len() >= 200);
     let mut got = delivered();
     got.sort();

@@ -96,6 +96,16 @@ impl Sink {
         self.got.lock().unwrap().clone()
     }
 
+    /// Each request's webhook-id, in the order they came.
+    pub fn ids(&self) -> Vec<String> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.header("webhook-id").expect("a webhook-id").to_string())
+            .collect()
+    }
+
     /// Each request's webhook-id and when it arrived.
     pub fn arrivals(&self) -> Vec<(String, std::time::Instant)> {
         self.got

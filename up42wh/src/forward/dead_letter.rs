@@ -136,16 +136,15 @@ impl Store {
         self.append_lines(&text)
     }
 
-    /// The letters not settled, in the order they were written.
+    /// The letters not settled, in the order they were written; read under the lock, so that a
+    /// letter the forwarder is writing is read whole or not at all.
     pub fn open_letters(&self) -> std::io::Result<Vec<Letter>> {
-        let mut text = String::new();
-        match File::open(&self.path) {
-            Ok(mut f) => {
-                f.read_to_string(&mut text)?;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+        if !self.path.exists() {
+            return Ok(Vec::new());
         }
+        let f = self.locked()?;
+        let mut text = String::new();
+        (&f).read_to_string(&mut text)?;
         Ok(unsettled(&text))
     }
 

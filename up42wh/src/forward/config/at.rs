@@ -1,11 +1,9 @@
 //! Where a configuration error is: every error names the file, the line and the key path
-//! (`route "slack".timeout`), whether it came from the TOML parser, from serde (a wrong type, an
+//! (`receiver.page`, `route slack: timeout`), whether it came from the TOML parser, from serde (a wrong type, an
 //! unknown key) or from a check of ours. The document's spans (toml's `DeTable`) find the key of
 //! an error that only knows its position.
 
 use std::ops::Range;
-
-use serde::Deserialize;
 use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
@@ -120,52 +118,6 @@ fn value_at(v: &Spanned<DeValue>, pos: usize, path: &mut Vec<String>) -> bool {
         }
         _ => contains(&v.span(), pos),
     }
-}
-
-/// The field names of a struct that serde derives (to tell a route's own keys from its sink's).
-pub fn fields_of<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
-    struct Names(Option<&'static [&'static str]>);
-    #[derive(Debug)]
-    struct Stop;
-    impl std::fmt::Display for Stop {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("stop")
-        }
-    }
-    impl std::error::Error for Stop {}
-    impl serde::de::Error for Stop {
-        fn custom<M: std::fmt::Display>(_: M) -> Self {
-            Stop
-        }
-    }
-    impl<'de> serde::Deserializer<'de> for &mut Names {
-        type Error = Stop;
-        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
-            Err(Stop)
-        }
-        fn deserialize_struct<V: serde::de::Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Stop> {
-            self.0 = Some(fields);
-            Err(Stop)
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
-            ignored_any
-        }
-    }
-    let mut names = Names(None);
-    let _ = T::deserialize(&mut names);
-    names.0.unwrap_or(&[])
-}
-
-/// A table of the document as a value to deserialize, with its span.
-pub fn table_value(span: Range<usize>, t: DeTable<'_>) -> Spanned<DeValue<'_>> {
-    Spanned::new(span, DeValue::Table(t))
 }
 
 #[cfg(test)]

@@ -293,11 +293,15 @@ pub async fn post(
 mod tests {
     use super::*;
 
-    fn answer(status: u16, retry_after: Option<&str>, location: Option<&str>) -> Answer<'static> {
+    fn answer<'a>(
+        status: u16,
+        retry_after: Option<&'a str>,
+        location: Option<&'a str>,
+    ) -> Answer<'a> {
         Answer {
             status,
-            retry_after: retry_after.map(|s| Box::leak(s.to_string().into_boxed_str()) as &str),
-            location: location.map(|s| Box::leak(s.to_string().into_boxed_str()) as &str),
+            retry_after,
+            location,
             body: "no",
         }
     }
