@@ -214,7 +214,8 @@ fn gone(pid: &str) -> bool {
 fn a_program_decides_by_its_exit_in_a_group_of_its_own_with_a_clean_environment() {
     let server = receiver();
     let dir = scratch("exec-edges");
-    // Exits 0 at once, leaving a child that runs on (a download started in the background).
+    // Exits 0 at once, leaving a child that runs on (a download started in the background) and
+    // holds its output 3 s: past the route's 2 s timeout, which a wait for that output would hit.
     executable(
         &dir.join("bg.sh"),
         "#!/bin/sh\ncat >/dev/null\n(sleep 3; echo late) &\necho \"started $UP42WH_KEY\"\nexit 0\n",
@@ -236,7 +237,7 @@ fn a_program_decides_by_its_exit_in_a_group_of_its_own_with_a_clean_environment(
         format!("[[route]]\nname = \"{name}\"\nsink = \"exec\"\ncommand = [{command}]\n{extra}\n")
     };
     let routes = [
-        route("bg", "\"./bg.sh\"", "timeout = \"1s\""),
+        route("bg", "\"./bg.sh\"", "timeout = \"2s\""),
         route("hang", "\"./hang.sh\"", "timeout = \"1s\"\nretry = []"),
         route("env", "\"env\"", "env = [\"EXTRA_FOR_PROGRAM\"]"),
         route("loud", "\"./loud.sh\"", ""),
