@@ -8,8 +8,8 @@ local cjson = require "cjson.safe"
 
 local ngx, req, ngx_print, ngx_say = ngx, ngx.req, ngx.print, ngx.say
 local respond, admitted, json_encode = reply.respond, gate.admitted, cjson.encode
-local type, pairs, ipairs, tonumber = type, pairs, ipairs, tonumber
-local concat, find, min = table.concat, string.find, math.min
+local type, pairs, ipairs, tonumber, tostring, select = type, pairs, ipairs, tonumber, tostring, select
+local concat, sort, find, min = table.concat, table.sort, string.find, math.min
 
 local _M = {}
 
@@ -223,11 +223,51 @@ local function text_json(v)
     return json_encode(v)
 end
 
--- An event's line with ?meta=true: its key, when it arrived, its envelope (what was verified:
--- sender, scheme, key index, delivery id; an event of an older journal has none), the fields the
--- filters read, and the event as stored, last.
-local function meta_line(key, line, time, envelope, event, status, live)
+-- Whether key `a` is at or before key `b`: numbers in the shared dict, "ms-seq" entry ids in
+-- Redis ("0" there: nothing yet).
+local function at_or_before(a, b)
+    if type(a) == "number" then
+        return a <= (tonumber(b) or 0)
+    end
+    local ams, aseq = a:match("^(%d+)%-?(%d*)$")
+    local bms, bseq = tostring(b):match("^(%d+)%-?(%d*)$")
+    ams, aseq, bms, bseq = tonumber(ams), tonumber(aseq) or 0, tonumber(bms), tonumber(bseq) or 0
+    if not (ams and bms) then
+        return false
+    end
+    return ams < bms or (ams == bms and aseq <= bseq)
+end
+
+-- The consumers' positions as JSON ({"forward": K, ...}; without declared consumers, the default
+-- one), and a function giving the JSON list of those that have acknowledged a key.
+local function positions_of(c)
+    local positions = c.store:positions()
+    if not positions then
+        return "null", function() return "null" end
+    end
+    local names, parts = {}, {}
+    for name in pairs(positions) do names[#names + 1] = name end
+    sort(names)
+    for i, name in ipairs(names) do
+        parts[i] = json_encode(name) .. ":" .. cursor_json(positions[name])
+    end
+    return "{" .. concat(parts, ",") .. "}", function(key)
+        local by = {}
+        for _, name in ipairs(names) do
+            if at_or_before(key, positions[name]) then
+                by[#by + 1] = json_encode(name)
+            end
+        end
+        return "[" .. concat(by, ",") .. "]"
+    end
+end
+
+-- An event's line with ?meta=true: its key, when it arrived, the consumers that have
+-- acknowledged it, its envelope (what was verified: sender, scheme, key index, delivery id; an
+-- event of an older journal has none), the fields the filters read, and the event as stored, last.
+local function meta_line(acked_by, key, line, time, envelope, event, status, live)
     return '{"key":' .. cursor_json(key) .. ',"received":' .. (time and ("%.0f"):format(time) or "null")
+           .. ',"acknowledged_by":' .. acked_by(key)
            .. ((envelope and envelope ~= "") and ("," .. envelope) or "")
            .. ',"event_type":' .. text_json(event) .. ',"status":' .. text_json(status)
            .. ',"live":' .. (LIVE_JSON[live] or "null") .. ',"event":' .. line .. "}"
@@ -240,7 +280,9 @@ end
 -- event after `since` exists. consumer=NAME starts after that consumer's position (since, when
 -- given, wins), and the last line says "gap" when retention dropped events it had not
 -- acknowledged. before=K&limit=N pages backwards, newest first; `next` is then the next page's
--- before.
+-- before. The last line also has each consumer's position ("acknowledged"), and with meta=true
+-- each event says which consumers have acknowledged it: reading acknowledges nothing, and an
+-- acknowledgement removes nothing (retention does).
 function _M.dump(c)
     c = admitted(c)
     if not c then
@@ -288,9 +330,10 @@ function _M.dump(c)
     local chunk = {}
     local printed = false
     local with_meta = args.meta == "true"
+    local positions, acked_by = positions_of(c)
     local read = before and c.store.range_back or c.store.range
     local listed, nxt = read(c.store, before or since, limit or nil, filter_of(args), function(key, line, _, ...)
-        chunk[#chunk + 1] = with_meta and meta_line(key, line, ...) or line
+        chunk[#chunk + 1] = with_meta and meta_line(acked_by, key, line, ...) or line
         if #chunk == 256 then
             chunk[#chunk + 1] = ""
             ngx_print(concat(chunk, "\n"))
@@ -308,7 +351,8 @@ function _M.dump(c)
     if args.count ~= "false" then
         -- Written in this order every time (a table's order would follow its hash).
         chunk[#chunk + 1] = '{"number_webhooks_received":' .. listed .. ',"next":' .. cursor_json(nxt)
-                            .. (gap and (',"gap":' .. gap_json(gap)) or "") .. "}"
+                            .. (gap and (',"gap":' .. gap_json(gap)) or "") .. ',"acknowledged":' .. positions
+                            .. "}"
         ngx_say(concat(chunk, "\n"))
     elseif #chunk > 0 then
         chunk[#chunk + 1] = "" -- the last event's line break
@@ -317,9 +361,9 @@ function _M.dump(c)
     return ngx.exit(200)
 end
 
--- POST /ack-webhooks?upto=K: removes every event up to K (as far as readers can see). With
--- consumers declared, &consumer=NAME is required: it moves that consumer's position, and the
--- events every declared consumer has passed are dropped.
+-- POST /ack-webhooks?upto=K: moves a consumer's position to K (as far as readers can see, never
+-- back), and removes nothing. With consumers declared, &consumer=NAME is required; without, the
+-- default consumer's moves.
 function _M.ack(c)
     c = admitted(c)
     if not c then
@@ -342,22 +386,18 @@ function _M.ack(c)
     end
     local declared = c.store.consumers
     if declared and not consumer then
-        -- Unnamed, it would drop events from under every declared consumer.
+        -- Unnamed, it would be nobody's.
         return respond(400, { code = 400, error = "consumer_required", accepted = declared,
                               msg = "consumers are declared (" .. concat(declared, ", ") .. "): acknowledge "
                                     .. "as one of them, POST /ack-webhooks?consumer=NAME&upto=K" })
     end
-    local removed, through, dropped = c.store:ack(upto, ngx.time(), consumer)
-    if not removed then
-        return reply.unavailable(dropped, "cannot record the acknowledgement now, retry later", through, ngx.ERR)
+    local passed, through, why = c.store:ack(upto, ngx.time(), consumer)
+    if not passed then
+        return reply.unavailable(why, "cannot record the acknowledgement now, retry later", through, ngx.ERR)
     end
     ngx.header["Content-Type"] = "application/json"
-    if consumer then
-        ngx_say('{"acked":', removed, ',"upto":', cursor_json(through), ',"consumer":', json_encode(consumer),
-                ',"dropped":', dropped, "}")
-    else
-        ngx_say('{"acked":', removed, ',"upto":', cursor_json(through), "}")
-    end
+    ngx_say('{"acked":', passed, ',"upto":', cursor_json(through), ',"consumer":',
+            json_encode(consumer or c.store.DEFAULT_CONSUMER), "}")
     return ngx.exit(200)
 end
 
@@ -407,9 +447,11 @@ function _M.tail(c)
         end
         while not held.should_end() do
             local out = {}
+            -- Who has acknowledged what, as of this read (meta lines only).
+            local acked_by = with_meta and select(2, positions_of(c))
             local listed, nxt = c.store:range(since, 256, nil, function(key, line, _, ...)
                 out[#out + 1] = "event: webhook\nid: " .. key .. "\ndata: "
-                                .. (with_meta and meta_line(key, line, ...) or line) .. "\n\n"
+                                .. (with_meta and meta_line(acked_by, key, line, ...) or line) .. "\n\n"
             end)
             if not listed then
                 return nxt -- the store is unreachable: end the stream, the client reconnects
@@ -466,7 +508,7 @@ end
 
 -- Counters of the stats dict that are not delivery outcomes, with their Prometheus types.
 local STORE_COUNTS = {
-    expired = "counter", acked = "counter", journal_corrupt = "counter",
+    expired = "counter", acked = "counter", evicted = "counter", journal_corrupt = "counter",
     journal_torn_bytes = "counter", replay_no_room = "counter",
     journal_replayed_events = "gauge", journal_replay_ms = "gauge", journal_replay_index_ms = "gauge",
     replay_index_not_kept = "counter",
@@ -556,7 +598,7 @@ function _M.stats(c)
     local open = held.totals(c)
     backlog.tails_open, backlog.waits_open = open.tails, open.waits
     return respond(200, { counters = counters, last_key = last, backlog = backlog, dedup = dedup, dicts = dicts,
-                          consumers = consumers })
+                          consumers = consumers, positions = c.store:positions() })
 end
 
 return _M

@@ -20,10 +20,13 @@
 --               fsync = "always" | "interval" | "never" (UP42_WEBHOOK_JOURNAL_FSYNC; "interval"),
 --               segment_size = bytes (64 MiB) }
 --     | false (memory only, as the original article; also UP42_WEBHOOK_JOURNAL=off)
---   retention = { max_age = seconds (7 days), max_events = n (none) }
+--   retention = { max_age = seconds (7 days), acked_max_age = seconds (the replay horizon),
+--                 max_events = n (none) }: every event goes at max_age; one every consumer has
+--     acknowledged at acked_max_age (the journal keeps its segment that long anyway); the memory
+--     store evicts the oldest acknowledged events when it is full (docs/store.md)
 --   consumers = { "forward", "inbox", ... } (UP42_WEBHOOK_CONSUMERS="forward,inbox"): named
---     consumers, each with a position of its own (docs/store.md); an event is dropped once every
---     one has acknowledged it, or by retention
+--     consumers, each with a position of its own (docs/store.md); an acknowledgement moves the
+--     position and removes nothing
 --   store = { backend = "redis", url = "redis://...", ... } (UP42_WEBHOOK_STORE=redis://...): see
 --     up42webhooks/store_redis.lua; without it, the shared dict and its journal
 --   max_held (128): tails and long polls open at once, all workers together (up42webhooks/held.lua);
@@ -129,7 +132,7 @@ local OPTIONS = {
     admin_token = true, admin_allow = true, admin_hosts = true, public_url = true, scheme = true, authority = true,
     trusted_proxies = true,
     journal = { dir = true, fsync = true, segment_size = true },
-    retention = { max_age = true, max_events = true },
+    retention = { max_age = true, max_events = true, acked_max_age = true },
 }
 for k in pairs(DEFAULTS) do OPTIONS[k] = true end
 
@@ -204,13 +207,14 @@ local function journal_of(o)
     return j
 end
 
-local function retention_of(o)
+local function retention_of(o, horizon)
     local r = {}
     for k, v in pairs(RETENTION) do
         r[k] = (o.retention or {})[k] or v
     end
     r.max_events = (o.retention or {}).max_events
-    for _, k in ipairs{ "max_age", "max_events" } do
+    r.acked_max_age = (o.retention or {}).acked_max_age or horizon
+    for _, k in ipairs{ "max_age", "max_events", "acked_max_age" } do
         if r[k] ~= nil and (type(r[k]) ~= "number" or r[k] <= 0) then
             fail("retention." .. k .. ": a positive number")
         end
@@ -366,7 +370,8 @@ function _M.configure(o)
     -- dict with its journal.
     -- A delivery id is remembered for the replay horizon, whatever becomes of its event.
     local store_settings = {
-        dict = c.dict, dedup_dict = c.dedup_dict, stats_dict = c.stats_dict, retention = retention_of(o),
+        dict = c.dict, dedup_dict = c.dedup_dict, stats_dict = c.stats_dict,
+        retention = retention_of(o, c.replay_horizon),
         dedup_ttl = c.replay_horizon, pending_ttl = c.pending_ttl, dedup_capacity = c.dedup_capacity,
         consumers = consumers_of(o),
     }

@@ -11,7 +11,7 @@ local journal_sync = native.journal_sync
 local _M = { RECORD = RECORD }
 
 local SEGMENT = "journal:segment"   -- in the store's marks: the segment every worker appends to
-_M.POSITION = "consumer:"           -- in the store's marks: a declared consumer's position
+_M.POSITION = "consumer:"           -- in the store's marks: a consumer's position
 
 -- This worker's writer and the segment it is for; whether it wrote since its last sync.
 local writer, writer_segment, dirty
@@ -77,7 +77,8 @@ function _M.append(c, kind, reason, key, time, digest, id, meta, body)
     if not size and errno == native.ENOSPC and kind ~= RECORD.event and os.remove(j.dir .. RESERVE) then
         -- The disk is full: the reserve makes room for this small record (never for an event).
         ngx.log(ngx.WARN, "up42webhooks: the disk of ", j.dir, " is full: its reserve is used for a ",
-                kind == RECORD.drop and "drop (acknowledgement or retention)" or "cancel", " record")
+                kind == RECORD.drop and "drop (retention)" or kind == RECORD.position
+                and "position (acknowledgement)" or "cancel", " record")
         size, err = journal_append(writer, kind, reason, key, time, digest, id, meta, body)
     end
     if not size then
@@ -253,7 +254,7 @@ function _M.remove_old_segments(c, low, now)
     if not ok then
         return nil, aerr
     end
-    for _, name in ipairs(c.consumers or {}) do
+    for _, name in ipairs(c.ackers) do
         local pos = c.seen:get(_M.POSITION .. name)
         if pos then
             ok, aerr = _M.append(c, RECORD.position, 0, pos, now, nil, name)

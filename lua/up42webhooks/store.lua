@@ -31,7 +31,7 @@ local lock = require "up42webhooks.lock"
 local lifecycle = require "up42webhooks.store_lifecycle"
 
 local RECORD = journal.RECORD
-local tonumber, select, ipairs = tonumber, select, ipairs
+local tonumber, select, ipairs, pcall = tonumber, select, ipairs, pcall
 local byte, max, min = string.byte, math.max, math.min
 
 local _M = {}
@@ -80,6 +80,8 @@ local function index_full(c)
            .. tostring(u.window_secs) .. " s, as many as dedup_capacity (" .. c.dedup_capacity
            .. " over the replay horizon) allows: raise dedup_capacity"
 end
+
+local reserve -- below, with the consumers: the memory for an event, made by eviction if need be
 
 -- Stores a verified delivery `d`: the library's delivery struct and the body (`delivery`, `body`:
 -- read before anything yields; the struct holds the id and the body's SHA-256), now, sender.
@@ -130,7 +132,7 @@ function _M.add(c, d)
     -- entry that still has a TTL, and it vanishes if this worker dies. Once the event is in the
     -- journal the TTL is lifted, which rewrites nothing. Without a journal nothing comes between
     -- the two: the record is written committed.
-    local ok, err = shm.safe_add(events, key, record, record_len, c.journal and c.pending_ttl or 0)
+    local ok, err = reserve(c, key, record, record_len, c.journal and c.pending_ttl or 0, d.now)
     if not ok then
         abandon(c, key)
         return nil, "full", full(c.dict, "event", err)
@@ -145,7 +147,7 @@ function _M.add(c, d)
     if c.journal and not events:expire(key, 0) then
         -- The reservation expired while the journal was written (a stalled disk): take the
         -- memory again, or take the event back.
-        ok, err = shm.safe_add(events, key, record, record_len)
+        ok, err = reserve(c, key, record, record_len, 0, d.now)
         if not ok then
             abandon(c, key, d.now, true)
             return nil, "full", full(c.dict, "event", err)
@@ -352,9 +354,10 @@ function _M.count(c)
 end
 
 -- Removes every event with a key up to `upto` (no further than readers can see), the journal
--- first: one drop record. `reason` 1 acknowledged, 2 retention; `keep(value)` may stop the trim
--- at an event to keep (retention); `removed(key)` hears of each event removed. Returns the events
--- removed and the new low mark, or nil, err.
+-- first: one drop record. `reason` 2 retention, 3 evicted (the store was full; 1, acknowledged,
+-- is what older versions wrote); `keep(value, key)` may stop the drop at an event to keep;
+-- `removed(key)` hears of each event removed. Returns the events removed and the new low mark, or
+-- nil, err.
 local function drop_through_locked(c, upto, reason, keep, now, removed_key)
     local events = c.events
     local low = events:get("low") or 0
@@ -364,7 +367,7 @@ local function drop_through_locked(c, upto, reason, keep, now, removed_key)
     -- As far as readers can see, up to `upto`, and before the first event to keep: the reading
     -- stops there, rather than scanning the whole store first.
     local _, passed = _M.range(c, low, nil, nil, function(k, _, v)
-        return k > upto or (keep and keep(v))
+        return k > upto or (keep and keep(v, k))
     end, now, true)
     local through = min(passed, upto)
     -- At or below the mark: nothing to do, and the mark never goes back.
@@ -392,41 +395,54 @@ local function drop_through_locked(c, upto, reason, keep, now, removed_key)
     return removed, through
 end
 
--- One drop at a time across the workers (an acknowledgement and retention, two consumers): each
--- reads the mark and sets it higher, and two at once could otherwise set it back.
--- The lock is in the stats dict: the events dict may be full, and that is when an operator
--- acknowledges to free it.
+-- One drop or acknowledgement at a time across the workers (retention, an eviction, two
+-- consumers): each reads a mark and sets it higher, and two at once could otherwise set it back.
+-- The lock is in the stats dict: the events dict may be full.
+local LOCK = "lock:low"
 local function locked(f, c, ...)
-    local a, b, d = lock.with(c.counters, "lock:low", 200, 0.005, f, c, ...)
+    local a, b, d = lock.with(c.counters, LOCK, 200, 0.005, f, c, ...)
     if a == false then
         return nil, "another acknowledgement or retention is running: retry"
     end
     return a, b, d
 end
 
-local function drop_through(c, upto, reason, keep, now, removed_key)
-    return locked(drop_through_locked, c, upto, reason, keep, now, removed_key)
-end
-
--- Named consumers (configure{consumers}): each has a position, the highest key it acknowledged,
--- kept in the marks and, with a journal, as a position record; an event is dropped once every
--- declared consumer has passed it (or by retention, which the positions do not hold back).
+-- Consumers: each has a position, the highest key it acknowledged, kept in the marks and, with a
+-- journal, as a position record. The declared ones (configure{consumers}), or when none is
+-- declared the one unnamed acknowledgements move, "default". A position is only a position: an
+-- event stays readable until retention removes it, or until the memory store, full, evicts the
+-- oldest events every consumer has passed.
 local POSITION = journal.POSITION
+local DEFAULT = lifecycle.DEFAULT_CONSUMER
+_M.DEFAULT_CONSUMER = DEFAULT
+
+local function ackers(c)
+    return c.ackers
+end
 
 local function position_of(c, name)
     return c.seen:get(POSITION .. name) or c.events:get("low") or 0
 end
 
--- The slowest declared consumer's position: everything up to it may go.
+-- The slowest consumer's position: every event up to it has been acknowledged by all.
 local function slowest(c)
     local m
-    for _, name in ipairs(c.consumers) do
+    for _, name in ipairs(ackers(c)) do
         local p = position_of(c, name)
         if not m or p < m then
             m = p
         end
     end
     return m
+end
+
+-- Each consumer's position, by name (the dump's count line, /stats, the inbox page's marks).
+function _M.positions(c)
+    local out = {}
+    for _, name in ipairs(ackers(c)) do
+        out[name] = position_of(c, name)
+    end
+    return out
 end
 
 -- Where consumer `name` reads from: its position, and when retention has dropped events it had
@@ -441,51 +457,70 @@ function _M.consumer(c, name)
 end
 
 -- Moves consumer `name` to `upto` (no further than readers can see; never back): the events it
--- passed, its new position and the events dropped because every consumer has passed them now.
+-- passed and its new position.
 local function consumer_ack_locked(c, name, upto, now)
     local pos = position_of(c, name)
     local passed, through = _M.range(c, pos, nil, nil, function(k)
         return k > upto
     end, now, true)
     through = min(through, upto)
-    if through > pos then
-        if c.journal then
-            local ok, err = journal.append(c, RECORD.position, 0, through, now, nil, name)
-            if not ok then
-                return nil, err
-            end
+    if through <= pos then
+        return 0, pos
+    end
+    if c.journal then
+        local ok, err = journal.append(c, RECORD.position, 0, through, now, nil, name)
+        if not ok then
+            return nil, err
         end
-        c.seen:set(POSITION .. name, through)
-    else
-        passed, through = 0, pos
     end
-    -- Also when this one did not move: a crash may have come between a position and its drop.
-    local dropped, derr = drop_through_locked(c, slowest(c), 1, nil, now)
-    if not dropped then
-        return nil, derr
-    end
-    return passed, through, dropped
+    c.seen:set(POSITION .. name, through)
+    return passed, through
 end
 
--- POST /ack-webhooks?upto=K[&consumer=NAME]: the consumer has processed everything up to K.
--- Unnamed (no consumers declared): the events removed and the mark. Named: the events it passed,
--- its position, and the events dropped (every declared consumer has passed them). Or nil, why and
--- the outcome to count.
+-- POST /ack-webhooks?upto=K[&consumer=NAME]: the consumer (without a name, the default one, when
+-- none is declared) has processed everything up to K. The events it passed and its position, or
+-- nil, why and the outcome to count.
 function _M.ack(c, upto, now, consumer)
-    if consumer then
-        local passed, through, dropped = locked(consumer_ack_locked, c, consumer, upto, now)
-        if not passed then
-            return nil, through, "journal_error"
-        end
-        count(c, "acked", dropped)
-        return passed, through, dropped
-    end
-    local removed, through = drop_through(c, upto, 1, nil, now)
-    if not removed then
+    local passed, through = locked(consumer_ack_locked, c, consumer or DEFAULT, upto, now)
+    if not passed then
         return nil, through, "journal_error"
     end
-    count(c, "acked", removed)
-    return removed, through
+    count(c, "acked", passed)
+    return passed, through
+end
+
+-- The memory store is full: the oldest events every consumer has acknowledged make room, a batch
+-- at a time, never one a consumer has not passed. In a delivery, which must not wait: the lock
+-- is tried once. The events removed, or nil.
+local EVICT_BATCH = 64
+local function evict(c, now)
+    if not c.counters:safe_add(LOCK, true, 5) then
+        return nil
+    end
+    local ok, removed = pcall(drop_through_locked, c, min(slowest(c), (c.events:get("low") or 0) + EVICT_BATCH),
+                              3, nil, now)
+    c.counters:delete(LOCK)
+    if not ok then
+        ngx.log(ngx.ERR, "up42webhooks: eviction: ", removed)
+        return nil
+    end
+    if removed and removed > 0 then
+        count(c, "evicted", removed)
+        return removed
+    end
+end
+
+-- The reservation of a delivery's record, making room by eviction when the store is full.
+local EVICT_ROUNDS = 8
+function reserve(c, key, record, record_len, ttl, now)
+    local ok, err = shm.safe_add(c.events, key, record, record_len, ttl)
+    for _ = 1, EVICT_ROUNDS do
+        if ok or err ~= "no memory" or not evict(c, now) then
+            break
+        end
+        ok, err = shm.safe_add(c.events, key, record, record_len, ttl)
+    end
+    return ok, err
 end
 
 -- Each declared consumer, for /stats: its position, its lag (the events held after it: counted
@@ -520,19 +555,23 @@ function _M.consumers_stats(c)
     return out
 end
 
--- Retention: drops the oldest events past max_age, and beyond max_events, then old segments.
+-- Retention: drops the oldest events past max_age, those every consumer has acknowledged past
+-- acked_max_age, and beyond max_events; then old segments.
 function _M.trim(c, now)
     local r = c.retention
     local over = r.max_events and (c.seen:get("count") or 0) - r.max_events or 0
     local oldest = r.max_age and now - r.max_age
+    local oldest_acked = r.acked_max_age and now - r.acked_max_age
     local dropped = 0
     -- Retention wins over the consumers' positions (the store never fills up for good); what it
     -- drops that a consumer had not acknowledged is counted for that consumer. The positions are
     -- read under the drop's lock, which their acknowledgements take too.
-    local behind, lost
-    local removed, through = drop_through(c, c.seen:get("n") or 0, 2, function(v)
+    local behind, lost, acked
+    local removed, through = locked(drop_through_locked, c, c.seen:get("n") or 0, 2, function(v, k)
         local t = time_of(v)
-        if dropped < over or (oldest and t and t < oldest) then
+        acked = acked or slowest(c)
+        local acked_old = oldest_acked and k <= acked and t and t < oldest_acked
+        if dropped < over or (oldest and t and t < oldest) or acked_old then
             dropped = dropped + 1
             return false
         end
@@ -685,17 +724,10 @@ function _M.replay(c, now)
     if not stats then
         return nil, err
     end
-    if c.consumers then
-        -- Each declared consumer where it was (a new one at the low mark: nothing to catch up on
-        -- that was dropped before it existed); what all of them had passed goes, also when a crash
-        -- came between a consumer's position and the drop that followed it.
-        for _, name in ipairs(c.consumers) do
-            positions[name] = positions[name] or low
-            c.seen:set(POSITION .. name, positions[name])
-        end
-        local m = slowest(c)
-        for k = low + 1, m do remove(k) end
-        low = max(low, m)
+    -- Each consumer where it was (a new one at the low mark: nothing to catch up on that was
+    -- dropped before it existed). Its position removes nothing: acknowledged events stay.
+    for _, name in ipairs(ackers(c)) do
+        c.seen:set(POSITION .. name, positions[name] or low)
     end
     local n = max(top, low, mark and mark.reserved or 0)
     -- A journal that ends below the last key of a clean stop lost the events above its end.

@@ -16,6 +16,9 @@ local setmetatable = setmetatable
 
 local _M = {}
 
+-- The consumer that acknowledgements without a name move when no consumer is declared.
+_M.DEFAULT_CONSUMER = "default"
+
 -- A store object of a backend (`methods`, its module) from its settings: the shared dicts' names
 -- (dict: the events or, for Redis, the store's own marks; dedup_dict; stats_dict: counters),
 -- retention, dedup_ttl (the replay horizon), pending_ttl, and the backend's own (journal,
@@ -26,6 +29,8 @@ function _M.new(methods, s)
         dict = s.dict, dedup_dict = s.dedup_dict, retention = s.retention,
         dedup_ttl = s.dedup_ttl, pending_ttl = s.pending_ttl, journal = s.journal, redis = s.redis,
         index_path = s.index_path, dedup_capacity = s.dedup_capacity, consumers = s.consumers,
+        -- Whose positions are kept: the declared consumers, or the default one.
+        ackers = s.consumers or { _M.DEFAULT_CONSUMER },
         events = ngx.shared[s.dict], seen = ngx.shared[s.dedup_dict], counters = ngx.shared[s.stats_dict],
     }
     return setmetatable(self, { __index = methods })

@@ -75,25 +75,6 @@ end
 
 local ADD_SHA = hex(ngx.sha1_bin(ADD))
 
--- POST /ack-webhooks: the mark (<prefix>:acked, the highest id acknowledged) only goes forward;
--- at or below it nothing changes and the answer says where it is. Ids compare as (ms, seq).
-local ACK = [[
-local function parts(id)
-  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-local mark = redis.call('GET', KEYS[2]) or '0-0'
-local ums, useq = parts(ARGV[1])
-local mms, mseq = parts(mark)
-if ums < mms or (ums == mms and useq <= mseq) then
-  return {0, mark}
-end
-local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[1])
-return {n, ARGV[1]}
-]]
-local ACK_SHA = hex(ngx.sha1_bin(ACK))
-
 -- Runs a script by its digest, loading it when Redis has not seen it (NOSCRIPT).
 local function script(red, sha, text, ...)
     local out, err = red:evalsha(sha, ...)
@@ -459,45 +440,26 @@ function _M.wait(c, since, seconds, stop)
     end, 1000 + c.redis.timeout)
 end
 
--- The entry id just after `id`: what XTRIM MINID keeps from.
-local function after(id)
-    local ms, seq = id:match("^(%d+)%-(%d+)$")
-    if ms then
-        return ms .. "-" .. (tonumber(seq) + 1)
-    end
-    return (tonumber(id) + 1) .. "-0"
-end
+local ack_consumer, ack_default -- below, with the other consumer scripts
 
-local ack_consumer -- below, with the other consumer scripts
+-- The consumer unnamed acknowledgements move when none is declared: its position is the mark
+-- <prefix>:acked.
+_M.DEFAULT_CONSUMER = lifecycle.DEFAULT_CONSUMER
 
--- POST /ack-webhooks?upto=ID: every entry up to ID is removed (XTRIM MINID), once: the mark only
--- goes forward. Returns the entries removed and the mark. With consumer=NAME: ack_consumer.
+-- POST /ack-webhooks?upto=ID[&consumer=NAME]: moves the consumer's position (never back, no
+-- further than the newest entry) and removes nothing. The entries it passed and its position.
 function _M.ack(c, upto, _, consumer)
     if consumer then
         return ack_consumer(c, consumer, upto)
     end
-    local r = c.redis
-    local full = upto:find("-", 1, true) and upto or (upto .. "-" .. MAX_SEQ)
-    local res, err = with_redis(c, function(red)
-        local out, e = script(red, ACK_SHA, ACK, 2, r.stream, r.acked, full, after(upto))
-        if not out then
-            return nil, "Redis: " .. tostring(e)
-        end
-        return out
-    end)
-    if not res then
-        return nil, err, "store_unavailable"
-    end
-    local removed, mark = tonumber(res[1]), res[2]
-    c.counters:incr("acked", removed, 0)
-    return removed, mark == "0-0" and "0" or mark
+    return ack_default(c, upto)
 end
 
 -- Named consumers: a consumer group each (made on every new connection, see ensure_groups), so
 -- that a consumer may read with XREADGROUP and XACK itself, or through the admin listener. A
 -- group's position is the entry before its first pending one, or its last delivered id when
--- nothing is pending: everything up to it is acknowledged. What every group has acknowledged is
--- trimmed (XTRIM MINID); retention trims the rest, and counts what each group had not passed.
+-- nothing is pending: everything up to it is acknowledged. Only retention trims, and counts what
+-- each group had not passed.
 local GROUPS = [==[
 local function parts(id)
   local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
@@ -583,8 +545,8 @@ return out
 local CONSUMERS_SHA = hex(ngx.sha1_bin(CONSUMERS))
 
 -- Moves group ARGV[1] to ARGV[2] (no further than the newest entry; never back): acknowledges its
--- pending entries up to there and sets its last delivered id; then trims what every group of
--- ARGV[3..] has passed. Returns the entries it passed, its position and the entries trimmed.
+-- pending entries up to there and sets its last delivered id. Returns the entries it passed and
+-- its position.
 local ACK_CONSUMER = GROUPS .. [==[
 local stream, g = KEYS[1], ARGV[1]
 local infos = groups(stream)
@@ -616,27 +578,58 @@ if cmp(upto, pos) > 0 then
   end
   pos = upto
 end
-local names = {}
-for i = 3, #ARGV do names[#names + 1] = ARGV[i] end
-local keep = keep_from(stream, names, groups(stream))
-local trimmed = keep and redis.call('XTRIM', stream, 'MINID', keep) or 0
-return {passed, pos, trimmed}
+return {passed, pos}
 ]==]
 local ACK_CONSUMER_SHA = hex(ngx.sha1_bin(ACK_CONSUMER))
 
--- Retention with consumers: the first entry to keep by age (ARGV[1], or '') and by count (ARGV[2],
--- or ''), the entries each group of ARGV[3..] loses (after its position, before that entry), then
--- the trim; the highest entry it removed is kept in KEYS[2] (the gaps). Returns the entries
--- trimmed, then each group's loss.
-local TRIM_CONSUMERS = GROUPS .. [==[
+-- Moves the default consumer's mark KEYS[2] to ARGV[1] (no further than the newest entry; never
+-- back). Returns the entries it passed and the mark.
+local ACK_DEFAULT = GROUPS .. [==[
+local stream, mark = KEYS[1], redis.call('GET', KEYS[2]) or '0-0'
+local upto = ARGV[1]
+local newest = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+if not newest then return {0, mark} end
+if cmp(upto, newest[1]) > 0 then upto = newest[1] end
+if cmp(upto, mark) <= 0 then return {0, mark} end
+local passed = count_between(stream, mark, upto)
+redis.call('SET', KEYS[2], upto)
+return {passed, upto}
+]==]
+local ACK_DEFAULT_SHA = hex(ngx.sha1_bin(ACK_DEFAULT))
+
+-- Retention: the first entry to keep by age (ARGV[1], or ''), by count (ARGV[2], or '') and,
+-- for entries every consumer has acknowledged, by acked_max_age (ARGV[3], or ''): the groups of
+-- ARGV[4..], or without any, the default consumer's mark KEYS[3]. Counts the entries each group
+-- loses (after its position, before that entry), then trims; the highest entry it removed is
+-- kept in KEYS[2] (the gaps). Returns the entries trimmed, then each group's loss.
+local TRIM = GROUPS .. [==[
 local stream = KEYS[1]
+local function later(a, b)
+  if not a then return b end
+  if not b then return a end
+  return cmp(a, b) > 0 and a or b
+end
 local keep = ARGV[1] ~= '' and ARGV[1] or nil
 if ARGV[2] ~= '' then
   local over = redis.call('XLEN', stream) - tonumber(ARGV[2])
   if over > 0 then
     local e = redis.call('XRANGE', stream, '-', '+', 'COUNT', over + 1)
-    local k = e[over + 1] and e[over + 1][1] or after(e[#e][1])
-    if not keep or cmp(k, keep) > 0 then keep = k end
+    keep = later(keep, e[over + 1] and e[over + 1][1] or after(e[#e][1]))
+  end
+end
+local infos = groups(stream)
+if ARGV[3] ~= '' then
+  local acked
+  if #ARGV > 3 then
+    local names = {}
+    for i = 4, #ARGV do names[#names + 1] = ARGV[i] end
+    acked = keep_from(stream, names, infos)
+  else
+    local mark = redis.call('GET', KEYS[3])
+    acked = mark and after(mark)
+  end
+  if acked then
+    keep = later(keep, cmp(acked, ARGV[3]) < 0 and acked or ARGV[3])
   end
 end
 local out = {0}
@@ -645,8 +638,7 @@ local last = redis.call('XREVRANGE', stream, '(' .. keep, '-', 'COUNT', 1)[1]
 if not last then return out end
 local retained = redis.call('GET', KEYS[2])
 if not retained or cmp(last[1], retained) > 0 then redis.call('SET', KEYS[2], last[1]) end
-local infos = groups(stream)
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local info, lost = infos[ARGV[i]], 0
   if info then
     local pos = position(stream, ARGV[i], info)
@@ -657,7 +649,7 @@ end
 out[1] = redis.call('XTRIM', stream, 'MINID', keep)
 return out
 ]==]
-local TRIM_CONSUMERS_SHA = hex(ngx.sha1_bin(TRIM_CONSUMERS))
+local TRIM_SHA = hex(ngx.sha1_bin(TRIM))
 
 -- An entry id as the admin listener writes it: "0" for none.
 local function id_out(id)
@@ -693,14 +685,17 @@ end
 -- Redis does not know it), pending entries (read with XREADGROUP, not acknowledged), the entries
 -- retention removed before it passed them (since this start, counted by this receiver) and
 -- whether it is in such a gap now. nil when Redis cannot be read (the backlog says why).
-function _M.consumers_stats(c)
-    if not c.consumers then
-        return nil
-    end
+-- The CONSUMERS script's rows for the declared consumers, or nil when Redis cannot be read.
+local function groups_of(c)
     local res = with_redis(c, function(red)
         return script(red, CONSUMERS_SHA, CONSUMERS, 2, c.redis.stream, c.redis.retained, unpack(c.consumers))
     end)
-    if type(res) ~= "table" then
+    return type(res) == "table" and res or nil
+end
+
+function _M.consumers_stats(c)
+    local res = c.consumers and groups_of(c)
+    if not res then
         return nil
     end
     local out = {}
@@ -711,13 +706,13 @@ function _M.consumers_stats(c)
     return out
 end
 
--- POST /ack-webhooks?consumer=NAME&upto=ID: the entries it passed, its position, the entries
--- trimmed (every consumer has passed them); or nil, err and the outcome to count.
-function ack_consumer(c, name, upto)
+-- POST /ack-webhooks?upto=ID[&consumer=NAME]: one script, the group's (ACK_CONSUMER) or without
+-- consumers declared the default mark's (ACK_DEFAULT). The entries it passed and its position; or
+-- nil, err and the outcome to count.
+local function ack_with(c, upto, sha, text, args_of)
     local full = upto:find("-", 1, true) and upto or (upto .. "-" .. MAX_SEQ)
     local res, err = with_redis(c, function(red)
-        local out, e = script(red, ACK_CONSUMER_SHA, ACK_CONSUMER, 1, c.redis.stream, name, full,
-                              unpack(c.consumers))
+        local out, e = script(red, sha, text, args_of(full))
         if not out then
             return nil, "Redis: " .. tostring(e)
         end
@@ -726,9 +721,43 @@ function ack_consumer(c, name, upto)
     if not res then
         return nil, err, "store_unavailable"
     end
-    local trimmed = tonumber(res[3])
-    c.counters:incr("acked", trimmed, 0)
-    return tonumber(res[1]), id_out(res[2]), trimmed
+    local passed = tonumber(res[1])
+    c.counters:incr("acked", passed, 0)
+    return passed, id_out(res[2])
+end
+
+function ack_consumer(c, name, upto)
+    return ack_with(c, upto, ACK_CONSUMER_SHA, ACK_CONSUMER, function(full)
+        return 1, c.redis.stream, name, full, unpack(c.consumers)
+    end)
+end
+
+function ack_default(c, upto)
+    return ack_with(c, upto, ACK_DEFAULT_SHA, ACK_DEFAULT, function(full)
+        return 2, c.redis.stream, c.redis.acked, full
+    end)
+end
+
+-- Each consumer's position by name (the declared ones, or the default one), or nil when Redis
+-- cannot be read.
+function _M.positions(c)
+    local res
+    if c.consumers then
+        res = groups_of(c)
+    else
+        local mark = with_redis(c, function(red)
+            return red:get(c.redis.acked)
+        end)
+        res = mark and { { _M.DEFAULT_CONSUMER, mark == ngx.null and "0" or mark } }
+    end
+    if not res then
+        return nil
+    end
+    local out = {}
+    for _, g in ipairs(res) do
+        out[g[1]] = id_out(g[2])
+    end
+    return out
 end
 
 -- The entries before `before`, newest first (the range's each and want), at most `limit`: the
@@ -765,14 +794,16 @@ function _M.range_back(c, before, limit, want, each)
     end)
 end
 
--- Retention with consumers: one script, which counts what each consumer loses.
-local function trim_consumers(c, now)
+-- Retention, once a second: one script, which counts what each consumer loses.
+function _M.trim(c, now)
     local ret = c.retention
-    local minid = ret.max_age and format("%d-0", (now - ret.max_age) * 1000) or ""
+    local function minid(age)
+        return age and format("%d-0", (now - age) * 1000) or ""
+    end
     local maxlen = ret.max_events and tostring(ret.max_events) or ""
     local res, err = with_redis(c, function(red)
-        local out, e = script(red, TRIM_CONSUMERS_SHA, TRIM_CONSUMERS, 2, c.redis.stream, c.redis.retained,
-                              minid, maxlen, unpack(c.consumers))
+        local out, e = script(red, TRIM_SHA, TRIM, 3, c.redis.stream, c.redis.retained, c.redis.acked,
+                              minid(ret.max_age), maxlen, minid(ret.acked_max_age), unpack(c.consumers or {}))
         if not out then
             return nil, "Redis: " .. tostring(e)
         end
@@ -784,45 +815,12 @@ local function trim_consumers(c, now)
     local removed = tonumber(res[1])
     if removed > 0 then
         c.counters:incr("expired", removed, 0)
-        for i, name in ipairs(c.consumers) do
+        for i, name in ipairs(c.consumers or {}) do
             local lost = tonumber(res[i + 1]) or 0
             if lost > 0 then
                 c.counters:incr("consumer_lost:" .. name, lost, 0)
             end
         end
-    end
-    return removed
-end
-
--- Retention: entries older than max_age (by their ids' milliseconds), and beyond max_events.
-function _M.trim(c, now)
-    local ret = c.retention
-    if c.consumers then
-        return trim_consumers(c, now)
-    end
-    local removed, err = with_redis(c, function(red)
-        local n = 0
-        if ret.max_age then
-            local cut, e = red:xtrim(c.redis.stream, "MINID", format("%d-0", (now - ret.max_age) * 1000))
-            if not cut then
-                return nil, "Redis XTRIM: " .. tostring(e)
-            end
-            n = n + cut
-        end
-        if ret.max_events then
-            local cut, e = red:xtrim(c.redis.stream, "MAXLEN", ret.max_events)
-            if not cut then
-                return nil, "Redis XTRIM: " .. tostring(e)
-            end
-            n = n + cut
-        end
-        return n
-    end)
-    if not removed then
-        return nil, err
-    end
-    if removed > 0 then
-        c.counters:incr("expired", removed, 0)
     end
     return removed
 end

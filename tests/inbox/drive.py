@@ -143,12 +143,22 @@ def run(driver, a):
     driver.find_element(By.TAG_NAME, "body").send_keys("j")
     until("j moves down", lambda: "inbox-1" in driver.find_element(By.ID, "d-json").text)
 
-    # Acknowledge up to it (confirmed): gone from the page and from the dump.
+    # Acknowledge up to it (confirmed): marked as acknowledged by the default consumer, and still
+    # on the page and in the dump (history is not consumption).
     driver.find_element(By.ID, "ack").click()
     until("the confirmation", lambda: driver.switch_to.alert).accept()
-    until("inbox-1 gone", lambda: not shown(driver, "FAILED") and shown(driver, "SUCCEEDED"))
+
+    def acked_cell(k):
+        return driver.find_element(By.CSS_SELECTOR, f'#events tbody tr[data-key="{k}"] td.acked').text
+
+    until("inbox-1 marked acknowledged", lambda: acked_cell(key) == "default")
+    assert shown(driver, "FAILED") and shown(driver, "SUCCEEDED"), rows(driver)
+    newer = [k for k, t in rows(driver) if "SUCCEEDED" in t][0]
+    assert acked_cell(newer) == "", acked_cell(newer)
     dump = urllib.request.urlopen(a.admin + "/dump-webhooks").read().decode()
-    assert "inbox-1" not in dump and "inbox-2" in dump, dump
+    assert "inbox-1" in dump and "inbox-2" in dump, dump
+    # A key is a number in the journal's store, an entry id ("ms-seq") in Redis.
+    assert str(json.loads(dump.splitlines()[-1])["acknowledged"]["default"]) == key, dump
 
     # The receiver restarts: the page reconnects and shows the next delivery.
     ask("restart")

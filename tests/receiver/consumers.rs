@@ -1,5 +1,6 @@
-//! Named consumers (UP42_WEBHOOK_CONSUMERS): each acknowledges on its own, an event goes once every
-//! one has passed it, retention still wins and the consumer it overtakes sees the gap; positions
+//! Named consumers (UP42_WEBHOOK_CONSUMERS): each acknowledges on its own, an acknowledgement moves a
+//! position and removes nothing (the dump marks who acknowledged what), retention still wins and
+//! the consumer it overtakes sees the gap; positions
 //! survive a restart, kill -9 of every nginx process in the middle of a burst, and (Redis: consumer
 //! groups) a restart of Redis. Both stores.
 
@@ -106,8 +107,9 @@ fn tail(server: &Server, query: &str, n: usize) -> (Vec<String>, Option<Value>) 
     (ids(&raw), gap)
 }
 
-/// One consumer's acknowledgement leaves the events to the other and to the plain dump until both
-/// have passed them; reading by position; backwards paging; positions across `restart`.
+/// One consumer's acknowledgement moves its position only: the other and the plain dump still see
+/// every event, also once both have passed them; the dump marks who acknowledged what; reading by
+/// position; backwards paging; positions across `restart`.
 fn own_positions(server: &mut Server, restart: &mut dyn FnMut(&mut Server)) {
     let keys = store(server, "own", 10);
     let r = server.admin("POST", &format!("/ack-webhooks?upto={}", keys[9]), &[]);
@@ -131,8 +133,8 @@ fn own_positions(server: &mut Server, restart: &mut dyn FnMut(&mut Server)) {
 
     let a = acked(server, "forward", &keys[4]);
     assert_eq!(
-        (a["acked"].as_u64(), k(&a["upto"]), a["dropped"].as_u64()),
-        (Some(5), keys[4].clone(), Some(0)),
+        (a["acked"].as_u64(), k(&a["upto"])),
+        (Some(5), keys[4].clone()),
         "{a}"
     );
     assert_eq!(a["consumer"], "forward");
@@ -149,14 +151,23 @@ fn own_positions(server: &mut Server, restart: &mut dyn FnMut(&mut Server)) {
         (Some(false), Some(0))
     );
 
-    // Once the other passes them too, they go.
+    // Once the other passes them too, they stay: history is not consumption.
     let a = acked(server, "inbox", &keys[2]);
-    assert_eq!(
-        (a["acked"].as_u64(), a["dropped"].as_u64()),
-        (Some(3), Some(3)),
-        "{a}"
-    );
-    assert_eq!(keys_of(server, "").0, keys[3..]);
+    assert_eq!(a["acked"].as_u64(), Some(3), "{a}");
+    assert_eq!(a.get("dropped"), None, "{a}");
+    let (all, last) = keys_of(server, "");
+    assert_eq!(all, keys);
+    assert_eq!(k(&last["acknowledged"]["forward"]), keys[4], "{last}");
+    assert_eq!(k(&last["acknowledged"]["inbox"]), keys[2], "{last}");
+    let (lines, _) = server.dump_lines("?meta=true");
+    let by =
+        |i: usize| serde_json::from_str::<Value>(&lines[i]).unwrap()["acknowledged_by"].clone();
+    assert_eq!(by(0), serde_json::json!(["forward", "inbox"]));
+    assert_eq!(by(3), serde_json::json!(["forward"]));
+    assert_eq!(by(5), serde_json::json!([]));
+    let stats = json(&server.admin_get("/stats"));
+    assert_eq!(stats["backlog"]["events"].as_u64(), Some(10), "{stats}");
+    assert_eq!(k(&stats["positions"]["inbox"]), keys[2], "{stats}");
     // At or below its position, an acknowledgement changes nothing.
     let a = acked(server, "forward", &keys[1]);
     assert_eq!(
@@ -172,7 +183,13 @@ fn own_positions(server: &mut Server, restart: &mut dyn FnMut(&mut Server)) {
     let (page, _) = keys_of(server, &format!("?before={}&limit=10", keys[5]));
     assert_eq!(
         page,
-        [keys[4].clone(), keys[3].clone()],
+        [
+            keys[4].clone(),
+            keys[3].clone(),
+            keys[2].clone(),
+            keys[1].clone(),
+            keys[0].clone()
+        ],
         "down to the oldest held"
     );
     for q in ["?before=5&since=1", "?before=5&consumer=inbox", "?before=x"] {
@@ -188,7 +205,11 @@ fn own_positions(server: &mut Server, restart: &mut dyn FnMut(&mut Server)) {
     assert_eq!(k(&cs["forward"]["position"]), keys[4], "{cs}");
     assert_eq!(k(&cs["inbox"]["position"]), keys[2], "{cs}");
     assert_eq!(keys_of(server, "?consumer=forward").0, keys[5..]);
-    assert_eq!(keys_of(server, "").0, keys[3..]);
+    assert_eq!(
+        keys_of(server, "").0,
+        keys,
+        "acknowledged events stay across the restart"
+    );
     server.assert_clean_logs();
 }
 
@@ -228,9 +249,10 @@ fn consumers_acknowledge_on_their_own_in_redis() {
         assert_eq!(after[name]["position"], before[name]["position"], "{after}");
     }
 
-    // A program reading the group itself: what it read and did not XACK is pending, its position
-    // stays before the first pending entry, and trimming never goes below it.
-    let (held, _) = keys_of(&server, "");
+    // A program reading the group itself: what it read and did not XACK is pending, and its
+    // position stays before the first pending entry.
+    let (all, _) = keys_of(&server, "");
+    let (held, _) = keys_of(&server, "?consumer=inbox");
     let read = redis.cli(&[
         "XREADGROUP",
         "GROUP",
@@ -253,18 +275,16 @@ fn consumers_acknowledge_on_their_own_in_redis() {
         "from its first pending entry"
     );
     let newest = held.last().unwrap();
-    let a = acked(&server, "forward", newest);
-    assert_eq!(a["dropped"].as_u64(), Some(2), "{a}");
-    assert_eq!(
-        keys_of(&server, "").0,
-        held[2..],
-        "inbox's pending entries stay"
-    );
+    acked(&server, "forward", newest);
     // Acknowledged through the admin listener, the pending ones are XACKed too.
     let a = acked(&server, "inbox", newest);
     assert_eq!(a["acked"].as_u64(), Some(held.len() as u64 - 2), "{a}");
     assert_eq!(consumers(&server)["inbox"]["pending"], 0);
-    assert_eq!(server.dump("").1, 0, "both passed everything");
+    assert_eq!(
+        keys_of(&server, "").0,
+        all,
+        "both passed everything, and it all stays"
+    );
 }
 
 /// Retention (5 events) overtakes inbox, which never acknowledges, while forward keeps up: the
@@ -307,7 +327,7 @@ fn never_dead_ends(server: &Server) {
         (Some(false), Some(0)),
         "{cs}"
     );
-    // Acknowledging past the gap closes it; both have passed everything, so nothing is left.
+    // Acknowledging past the gap closes it; what both have passed stays until retention.
     let a = acked(server, "inbox", keys.last().unwrap());
     assert_eq!(a["acked"].as_u64(), Some(got.len() as u64), "{a}");
     acked(server, "forward", keys.last().unwrap());
@@ -316,7 +336,7 @@ fn never_dead_ends(server: &Server) {
         left.is_empty() && last.get("gap").is_none(),
         "{left:?} {last}"
     );
-    assert_eq!(server.dump("").1, 0);
+    assert_eq!(server.dump("").1, 5);
 }
 
 fn with_max_events(conf: &str) -> String {
@@ -326,24 +346,27 @@ fn with_max_events(conf: &str) -> String {
     )
 }
 
+/// The consumers declared, the store Redis's when `redis` is given, default.conf passed through
+/// `edit`.
+fn start_edited(redis: Option<&Redis>, edit: fn(&str) -> String) -> Server {
+    let mut setup = Setup::default()
+        .env("UP42_WEBHOOK_CONSUMERS", CONSUMERS)
+        .edit(edit);
+    if let Some(r) = redis {
+        setup = setup.env("UP42_WEBHOOK_STORE", &r.url());
+    }
+    setup.start()
+}
+
 #[test]
 fn retention_overtakes_a_consumer_that_never_acknowledges_in_the_journal() {
-    let server = Setup::default()
-        .env("UP42_WEBHOOK_CONSUMERS", CONSUMERS)
-        .edit(with_max_events)
-        .start();
-    never_dead_ends(&server);
+    never_dead_ends(&start_edited(None, with_max_events));
 }
 
 #[test]
 fn retention_overtakes_a_consumer_that_never_acknowledges_in_redis() {
     let redis = Redis::start("consumers-gap");
-    let server = Setup::default()
-        .env("UP42_WEBHOOK_CONSUMERS", CONSUMERS)
-        .env("UP42_WEBHOOK_STORE", &redis.url())
-        .edit(with_max_events)
-        .start();
-    never_dead_ends(&server);
+    never_dead_ends(&start_edited(Some(&redis), with_max_events));
 }
 
 #[test]
@@ -461,4 +484,53 @@ fn positions_survive_kill_9_of_every_nginx_process_in_the_middle_of_a_burst() {
             .collect::<Vec<_>>()
     );
     server.assert_clean_logs();
+}
+
+/// History is not consumption: what every consumer has acknowledged stays readable until
+/// `retention.acked_max_age` (1 s here), and then goes; events as old that a consumer has not
+/// acknowledged stay (until `max_age`).
+fn acknowledged_history_ages_out(server: &Server) {
+    let keys = store(server, "history", 6);
+    acked(server, "forward", &keys[4]);
+    acked(server, "inbox", &keys[2]);
+    assert_eq!(server.dump("").1, 6, "an acknowledgement removes nothing");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while server.dump("").1 > 3 {
+        assert!(
+            Instant::now() < deadline,
+            "retention ran: {}",
+            server.dump("").1
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The three left are as old as the three removed: only the acknowledgement told them apart.
+    let (left, last) = keys_of(server, "");
+    assert_eq!(left, keys[3..], "{last}");
+    let stats = json(&server.admin_get("/stats"));
+    assert_eq!(stats["counters"]["expired"].as_u64(), Some(3), "{stats}");
+    let cs = consumers(server);
+    assert_eq!(
+        (cs["inbox"]["gap"].as_bool(), cs["inbox"]["lost"].as_u64()),
+        (Some(false), Some(0)),
+        "{cs}"
+    );
+    server.assert_clean_logs();
+}
+
+fn with_acked_max_age(conf: &str) -> String {
+    conf.replace(
+        "require(\"up42webhooks\").configure{}",
+        "require(\"up42webhooks\").configure{ retention = { acked_max_age = 1 } }",
+    )
+}
+
+#[test]
+fn acknowledged_events_stay_until_acked_max_age_in_the_journal() {
+    acknowledged_history_ages_out(&start_edited(None, with_acked_max_age));
+}
+
+#[test]
+fn acknowledged_events_stay_until_acked_max_age_in_redis() {
+    let redis = Redis::start("consumers-history");
+    acknowledged_history_ages_out(&start_edited(Some(&redis), with_acked_max_age));
 }

@@ -182,10 +182,20 @@ fn kill_9_of_every_process_under_load_loses_nothing_answered_200() {
     assert_eq!(ack.status, 200, "{}", ack.text());
     let retry = srv.post(first);
     assert!(retry.text().contains("duplicate"), "{}", retry.text());
-    // And across another crash: the acknowledgement and the dedup marks come back too.
+    // And across another crash: the acknowledgement (a position: the events stay) and the dedup
+    // marks come back too.
     srv.crash();
     srv.restart();
-    assert_eq!(srv.dump("").1, 0, "acknowledged events stay gone");
+    let (_, last) = srv.dump_lines("");
+    assert_eq!(
+        last["number_webhooks_received"].as_u64(),
+        Some(stored.len() as u64 + 1)
+    );
+    assert_eq!(
+        last["acknowledged"]["default"].as_u64(),
+        Some(after_key),
+        "{last}"
+    );
     let retry = srv.post(first);
     assert!(retry.text().contains("duplicate"), "{}", retry.text());
 }
@@ -449,24 +459,36 @@ fn paging_long_poll_ack_and_the_tail() {
     );
     drop(s);
 
-    // Acknowledge the first three: gone from the dump, counted.
+    // Acknowledge the first three (the default consumer's position): counted, marked, and still
+    // in the dump.
     let r = srv.admin("POST", &format!("/ack-webhooks?upto={}", keys[2]), &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
-        (json(&r)["acked"].as_u64(), json(&r)["upto"].as_u64()),
-        (Some(3), Some(keys[2]))
+        (
+            json(&r)["acked"].as_u64(),
+            json(&r)["upto"].as_u64(),
+            json(&r)["consumer"].as_str()
+        ),
+        (Some(3), Some(keys[2]), Some("default"))
     );
     let (lines, n) = srv.dump("");
-    assert_eq!((n, message_id(&lines[0])), (6, "p-3".to_string()));
-    assert_eq!(json(&srv.admin_get("/stats"))["counters"]["acked"], 3);
-    let backlog = json(&srv.admin_get("/stats"))["backlog"].clone();
-    assert_eq!(backlog["events"], 6);
-    assert_eq!(backlog["oldest_key"], keys[3]);
+    assert_eq!((n, message_id(&lines[0])), (9, "p-0".to_string()));
+    let stats = json(&srv.admin_get("/stats"));
+    assert_eq!(stats["counters"]["acked"], 3);
+    assert_eq!(
+        stats["positions"]["default"].as_u64(),
+        Some(keys[2]),
+        "{stats}"
+    );
+    assert!(stats["consumers"].is_null(), "none declared: {stats}");
+    let backlog = stats["backlog"].clone();
+    assert_eq!(backlog["events"], 9);
+    assert_eq!(backlog["oldest_key"], keys[0]);
     assert!(backlog["journal"]["bytes"].as_u64().unwrap() > 0);
     // An acknowledgement past the end stops at the last event.
     let r = srv.admin("POST", "/ack-webhooks?upto=1000000", &[]);
     assert_eq!(json(&r)["upto"].as_u64(), Some(live_key));
-    assert_eq!(srv.dump("").1, 0);
+    assert_eq!(srv.dump("").1, 9);
     assert_eq!(srv.admin("GET", "/ack-webhooks?upto=1", &[]).status, 405);
     assert_eq!(srv.admin("POST", "/ack-webhooks", &[]).status, 400);
     assert_eq!(srv.admin("POST", "/ack-webhooks?upto=x", &[]).status, 400);
@@ -546,6 +568,9 @@ fn retention_drops_the_oldest_past_age_and_count() {
     by_count.assert_clean_logs();
 }
 
+/// A full store of unacknowledged events refuses (503); once a consumer acknowledges, the oldest
+/// acknowledged events make room (evicted), never one it has not acknowledged, and what it
+/// acknowledged stays readable until then.
 #[test]
 fn a_consumer_that_acknowledges_keeps_a_small_store_from_filling() {
     let srv = Setup::default()
@@ -605,6 +630,18 @@ fn a_consumer_that_acknowledges_keeps_a_small_store_from_filling() {
         3 * capacity,
         "every event read once"
     );
+    let stats = json(&srv.admin_get("/stats"));
+    let evicted = stats["counters"]["evicted"].as_u64().unwrap_or(0);
+    assert!(evicted >= capacity as u64, "{stats}");
+    // Acknowledged events the store had room for are still there, before the unacknowledged.
+    let (all, _, _) = srv.dump_page("");
+    assert!(
+        all.len() > lines.len(),
+        "{} held, {} unacknowledged",
+        all.len(),
+        lines.len()
+    );
+    assert!(all.ends_with(&lines));
 }
 
 #[test]

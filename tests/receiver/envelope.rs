@@ -184,9 +184,11 @@ fn check_meta(lines: &[String], sent: &[Sent], keys: &[Value], t0: i64, t1: i64)
         let body = String::from_utf8(s.body.clone()).unwrap();
         assert!(line.ends_with(&format!(",\"event\":{body}}}")), "{line}");
         let members: Vec<&String> = v.as_object().unwrap().keys().collect();
+        // key, received, acknowledged_by (nobody has: an array), event, and the envelope's.
+        assert!(v["acknowledged_by"].is_array(), "{line}");
         assert_eq!(
             members.len(),
-            3 + s.want.as_object().unwrap().len(),
+            4 + s.want.as_object().unwrap().len(),
             "{line}"
         );
     }
@@ -301,7 +303,7 @@ fn redis_keeps_the_envelope_too() {
     assert_eq!(
         lines,
         [format!(
-            r#"{{"key":"{}","received":1796000000,"sender":"up42","event_type":"job.status","status":null,"live":true,"event":{old}}}"#,
+            r#"{{"key":"{}","received":1796000000,"acknowledged_by":[],"sender":"up42","event_type":"job.status","status":null,"live":true,"event":{old}}}"#,
             id.trim()
         )]
     );

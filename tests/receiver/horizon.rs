@@ -147,10 +147,10 @@ fn a_late_standard_webhooks_retry_is_a_duplicate_for_the_horizon() {
         outcome(&standard(&srv, "msg_2", second, clock.now())),
         "stored"
     );
-    until_held(&srv, 1);
+    until_held(&srv, 2);
     clock.advance(&srv, 2 * 3600);
     until_held(&srv, 0);
-    assert_eq!(json(&srv.admin_get("/stats"))["counters"]["expired"], 1);
+    assert_eq!(json(&srv.admin_get("/stats"))["counters"]["expired"], 2);
     assert_eq!(
         outcome(&standard(&srv, "msg_2", second, clock.now())),
         "duplicate"

@@ -19,6 +19,7 @@
   let oldest = null; // where "older" goes on from
   let selected = null;
   let consumers = [];
+  let positions = {}; // consumer -> the last key it acknowledged (/stats), for the rows' marks
   const samples = []; // [time, {reason: count}] from /stats, for the chart
 
   function token() {
@@ -80,6 +81,19 @@
     return true;
   }
 
+  // Whether key `a` is at or before key `b`: whole numbers (the journal's store) or Redis entry
+  // ids ("ms-seq"); "0" is before everything.
+  function atOrBefore(a, b) {
+    const p = (x) => String(x).split("-").map((n) => BigInt(n || 0));
+    const [ams, aseq = 0n] = p(a), [bms, bseq = 0n] = p(b);
+    return ams < bms || (ams === bms && aseq <= bseq);
+  }
+
+  // The consumers that have acknowledged key `k`: acknowledging removes nothing from the page.
+  function ackedBy(k) {
+    return Object.keys(positions).sort().filter((n) => atOrBefore(k, positions[n])).join(", ");
+  }
+
   function row(m) {
     const tr = document.createElement("tr");
     tr.dataset.key = String(m.key);
@@ -87,7 +101,8 @@
     tr.append(el("td", m.key), el("td", time(m.received)), el("td", m.event_type || ""),
       el("td", m.status || "", NOTIFIABLE.has(m.status) ? "notifiable" : ""),
       el("td", m.live === true ? "live" : m.live === false ? "test" : ""),
-      el("td", m.sender || ""), el("td", m.scheme ? m.scheme + (m.key_index !== undefined ? " #" + m.key_index : "") : ""));
+      el("td", m.sender || ""), el("td", m.scheme ? m.scheme + (m.key_index !== undefined ? " #" + m.key_index : "") : ""),
+      el("td", ackedBy(m.key), "acked"));
     tr.addEventListener("click", () => select(String(m.key)));
     return tr;
   }
@@ -297,11 +312,14 @@
       .flatMap(([n, v]) => [el("dt", n), el("dd", v)]));
     const cs = s.consumers || {};
     consumers = Object.keys(cs).sort(); // /stats gives them in no particular order
+    const was = JSON.stringify(positions);
+    positions = s.positions || {};
+    if (JSON.stringify(positions) !== was) render();
     const sel = $("consumer");
     const want = consumers.length ? consumers : [""];
     if (JSON.stringify([...sel.options].map((o) => o.value)) !== JSON.stringify(want)) {
       const keep = sessionStorage.getItem("up42wh-consumer");
-      sel.replaceChildren(...want.map((n) => new Option(n || "(everyone: no consumers declared)", n)));
+      sel.replaceChildren(...want.map((n) => new Option(n || "default (no consumers declared)", n)));
       if (keep && want.includes(keep)) sel.value = keep;
     }
     $("consumers").tBodies[0].replaceChildren(...(consumers.length ? [] : [(() => {
@@ -362,15 +380,8 @@
       setState("not acknowledged: " + (answer.msg || r.status), "bad");
       return;
     }
-    setState("acknowledged up to " + selected, "good");
-    if (!who || answer.dropped) {
-      // Dropped from the store: the list is read again, as the dump now has it.
-      events.clear();
-      order = [];
-      select(null);
-      await load();
-    }
-    stats();
+    setState("acknowledged up to " + answer.upto + " as " + answer.consumer, "good");
+    await stats(); // the rows' marks move; the events stay until retention removes them
   }
 
   function move(step) {
