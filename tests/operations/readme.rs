@@ -1,6 +1,6 @@
 //! The reference tables must match the code: docs/library.md's result codes (their names, in their
-//! numeric order, and how many) and the functions the C header exports; the README's settings
-//! (every configure{} option and environment variable).
+//! numeric order, and how many) and the functions the C header exports; docs/settings.md (every
+//! configure{} option and environment variable).
 
 use up42webhooks::Code;
 
@@ -108,12 +108,11 @@ fn table_keys(lua: &str, start: &str) -> Vec<String> {
     keys
 }
 
-/// The README's settings tables name every configure{} option and every environment variable the
+/// docs/settings.md's tables name every configure{} option and every environment variable the
 /// module, the config and the images read.
 #[test]
 fn the_settings_tables_name_every_option_and_variable() {
-    let text = std::fs::read_to_string(crate::common::root().join("README.md")).unwrap();
-    let settings = &text[text.find("## Settings").unwrap()..text.find("## Glossary").unwrap()];
+    let settings = std::fs::read_to_string(crate::common::root().join("docs/settings.md")).unwrap();
     let config =
         std::fs::read_to_string(crate::common::root().join("lua/up42webhooks/config.lua")).unwrap();
     let mut options = table_keys(&config, "local DEFAULTS = {");
