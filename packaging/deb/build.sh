@@ -44,6 +44,7 @@ install -D -m 0644 "$here/up42webhooks.env" "$pkg/etc/up42webhooks/up42webhooks.
 install -D -m 0644 "$here/logrotate" "$pkg/etc/logrotate.d/up42webhooks"
 # What the service runs before nginx, and the pages.
 install -D -m 0755 "$here/prestart" "$pkg/usr/share/up42webhooks/prestart"
+install -D -m 0755 "$here/start" "$pkg/usr/share/up42webhooks/start"
 install -D -m 0755 "$root/openresty/listen.sh" "$pkg/usr/share/up42webhooks/listen.sh"
 install -D -m 0755 "$root/openresty/modules.sh" "$pkg/usr/share/up42webhooks/modules.sh"
 cp -R "$root/openresty/html" "$pkg/usr/share/up42webhooks/html"
@@ -57,9 +58,14 @@ ln -s /etc/up42webhooks/default.conf "$prefix/conf/default.conf"
 ln -s /usr/share/up42webhooks/html "$prefix/html"
 ln -s "/usr/lib/$triplet/lua/5.1" "$prefix/lib"
 ln -s ../../log/up42webhooks "$prefix/logs"
-install -d "$pkg/usr/share/doc/up42webhooks/examples"
+install -d "$pkg/usr/share/doc/up42webhooks"
 install -m 0644 "$root/README.md" "$pkg/usr/share/doc/up42webhooks/README.md"
-install -m 0644 "$root/examples/forward.toml" "$pkg/usr/share/doc/up42webhooks/examples/forward.toml"
+# The forwarder's example as shipped: the configuration to copy to /etc/up42webhooks/forward.toml,
+# and its programs where that file looks for them (forward/...: conffiles, the operator's to edit).
+install -D -m 0644 "$root/examples/forward.toml" "$pkg/usr/share/up42webhooks/examples/forward.toml"
+for p in "$root"/examples/forward/*; do
+  install -D -m 0755 "$p" "$pkg/etc/up42webhooks/forward/$(basename "$p")"
+done
 install -m 0644 "$root/LICENSE" "$pkg/usr/share/doc/up42webhooks/copyright"
 gzip -9n -c "$here/changelog" > "$pkg/usr/share/doc/up42webhooks/changelog.Debian.gz"
 

@@ -66,6 +66,62 @@ fn unit_lines(unit: &str, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// The forwarder with the shipped example: copied into place, the receiver (restarted) declares
+/// its consumer, its programs are found, a missing secret is one line and exit 2 (which its unit
+/// does not restart), and with its secrets it runs and delivers the stored event by email (an exec
+/// route; `SENDMAIL` a stand-in).
+fn forwarder_as_shipped(name: &str, unit: &str, admin: u16) {
+    sh_ok(
+        name,
+        "cp /usr/share/up42webhooks/examples/forward.toml /etc/up42webhooks/forward.toml",
+    );
+    stop(name, unit);
+    sh_ok(name, &start_script(unit));
+    wait_for_ping(admin, 30);
+    let stats = crate::common::nginx::json(
+        &crate::common::nginx::http(admin, "GET", "/stats", &[], b"").expect("the stats"),
+    );
+    assert!(stats["consumers"]["forward"].is_object(), "{stats}");
+
+    let forward_unit = sh_ok(name, "cat /lib/systemd/system/up42webhooks-forward.service");
+    assert_eq!(unit_lines(&forward_unit, "RestartPreventExitStatus"), ["2"]);
+    let exec = unit_lines(&forward_unit, "ExecStart").pop().unwrap();
+    let env = unit_lines(&forward_unit, "Environment").join(" ");
+    let user = unit_lines(&forward_unit, "User").pop().unwrap();
+    let run = |secrets: &str, args: &str| {
+        format!("cd / && runuser -u {user} -- env {env} {secrets} {exec} {args}")
+    };
+    sh_ok(name, &run("", "check"));
+    let (_, said) = sh(name, &format!("{} 2>&1; echo \"exit $?\"", run("", "")));
+    assert!(
+        said.contains("SLACK_WEBHOOK_URL is not set") && said.trim_end().ends_with("exit 2"),
+        "{said}"
+    );
+    let secrets = "SLACK_WEBHOOK_URL=http://127.0.0.1:9/hook \
+                   FORWARD_WHSEC=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw SENDMAIL=/bin/true";
+    sh_ok(
+        name,
+        &format!(
+            "{} > /tmp/forward.log 2>&1 & echo $! > /tmp/forward.pid",
+            run(secrets, "")
+        ),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, status) = sh(name, &run("", "status"));
+        if status.contains("route email (exec): 1 delivered") {
+            break;
+        }
+        let (_, log) = sh(name, "cat /tmp/forward.log");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status: {status}\nlog: {log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    sh_ok(name, "kill -TERM $(cat /tmp/forward.pid)");
+}
+
 /// What systemd would run to start the service: its settings, then each ExecStartPre and the
 /// ExecStart, as the unit's user.
 fn start_script(unit: &str) -> String {
@@ -201,13 +257,20 @@ pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
     // The units: systemd's own check, with the package's commands where this host has them.
     let units = out.join("units");
     std::fs::create_dir_all(&units).unwrap();
-    let prestart = units.join("prestart");
-    std::fs::copy(root.join("packaging/deb/prestart"), &prestart).unwrap();
+    for script in ["prestart", "start"] {
+        std::fs::copy(root.join("packaging/deb").join(script), units.join(script)).unwrap();
+    }
+    let local = |p: &str| units.join(p).display().to_string();
     for (name, from, to) in [
         (
             "up42webhooks.service",
             "/usr/share/up42webhooks/prestart",
-            prestart.display().to_string(),
+            local("prestart"),
+        ),
+        (
+            "up42webhooks.service",
+            "/usr/share/up42webhooks/start",
+            local("start"),
         ),
         (
             "up42webhooks-forward.service",
@@ -215,8 +278,11 @@ pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
             release.join("up42wh").display().to_string(),
         ),
     ] {
-        let unit = std::fs::read_to_string(root.join("packaging/deb").join(name)).unwrap();
-        std::fs::write(units.join(name), unit.replace(from, &to)).unwrap();
+        let path = units.join(name);
+        let unit = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            std::fs::read_to_string(root.join("packaging/deb").join(name)).unwrap()
+        });
+        std::fs::write(&path, unit.replace(from, &to)).unwrap();
     }
     let verified = Command::new("systemd-analyze")
         .args([
@@ -312,6 +378,28 @@ pub(crate) fn the_debian_package_installs_runs_upgrades_and_purges(arch: &str) {
         "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = nginx ] && stat -c %U $p; done | sort -u",
     );
     assert_eq!(users.trim(), "up42webhooks", "{users}");
+
+    // nginx's errors name the file the operator edits, not the link in its prefix.
+    let env_file = unit_lines(&unit, "EnvironmentFile").pop().unwrap();
+    let check = format!(
+        "set -a; . {env_file}; set +a; runuser -u up42webhooks -- /usr/share/up42webhooks/prestart"
+    );
+    sh_ok(
+        &name,
+        "cp /etc/up42webhooks/default.conf /tmp/default.conf && \
+         echo 'no_such_directive on;' >> /etc/up42webhooks/default.conf",
+    );
+    let (passed, said) = sh(&name, &check);
+    assert!(
+        !passed
+            && said.contains("no_such_directive")
+            && said.contains("/etc/up42webhooks/default.conf")
+            && !said.contains("/var/lib/up42webhooks/conf/"),
+        "{said}"
+    );
+    sh_ok(&name, "cp /tmp/default.conf /etc/up42webhooks/default.conf");
+
+    forwarder_as_shipped(&name, &unit, admin);
 
     // A stop and a start keep it (the journal).
     stop(&name, &unit);
