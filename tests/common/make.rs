@@ -141,8 +141,13 @@ impl Drop for Stop<'_> {
     }
 }
 
-/// The release library and signing tool (what make build makes), in a target directory of its own: the `cargo test` that runs us holds the default one's lock.
+/// The release library and signing tool (what make build makes), in a target directory of its own: the `cargo test` that runs us holds the default one's lock. `UP42WH_TEST_RELEASE_DIR`
+/// names a directory built before instead, with up42wh too (tests/run.sh builds the workspace's
+/// release there first).
 pub fn release_dir() -> PathBuf {
+    if let Some(dir) = prebuilt_release() {
+        return dir;
+    }
     let target = crate::common::root().join("target/for-images");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(
@@ -156,9 +161,25 @@ pub fn release_dir() -> PathBuf {
     target.join("release")
 }
 
+/// `UP42WH_TEST_RELEASE_DIR`, checked: the library, the signing tool and up42wh.
+fn prebuilt_release() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("UP42WH_TEST_RELEASE_DIR")?);
+    for f in ["libup42webhooks.so", "up42wh-sign", "up42wh"] {
+        assert!(
+            dir.join(f).exists(),
+            "UP42WH_TEST_RELEASE_DIR={} has {f}",
+            dir.display()
+        );
+    }
+    Some(dir)
+}
+
 /// release_dir() with the up42wh program beside the library, as the images take it (make image
 /// LIB=host): its own build, so that the tests which need only the library do not wait for it.
 pub fn release_dir_with_up42wh() -> PathBuf {
+    if let Some(dir) = prebuilt_release() {
+        return dir;
+    }
     let release = release_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(

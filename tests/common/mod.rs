@@ -65,11 +65,17 @@ pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
 }
 
 /// The up42wh program (a workspace member), built once per test binary into a target directory of
-/// its own: the `cargo test` that runs us holds the default one's lock.
+/// its own: the `cargo test` that runs us holds the default one's lock. `UP42WH_TEST_UP42WH` names
+/// one built before instead (tests/run.sh builds it beside the tests, sharing their dependencies).
 pub fn up42wh() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("UP42WH_TEST_UP42WH") {
+                let bin = PathBuf::from(bin);
+                assert!(bin.exists(), "UP42WH_TEST_UP42WH={} exists", bin.display());
+                return bin;
+            }
             let target = root().join("target").join("up42wh-for-tests");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = std::process::Command::new(cargo)
@@ -123,7 +129,8 @@ pub fn assert_generated(script: &str, committed: &str, hint: &str) {
 /// own (with its own lock, so that it does not wait for the `cargo test` that runs us).
 ///
 /// `UP42WH_TEST_CDYLIB` names a library built elsewhere instead: the ARM runs under qemu-user
-/// (`make cross-test`) load the cross-built one from dist/<target>/.
+/// (`make cross-test`) load the cross-built one from dist/<target>/, and tests/run.sh the one it
+/// built before the tests.
 pub fn cdylib() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
