@@ -5,7 +5,9 @@
 # stats | jq read JSON only.
 MAKEFLAGS += --no-print-directory
 CARGO ?= cargo
-RELEASE_DIR ?= target/release
+# Where cargo builds: CARGO_TARGET_DIR when it is set, as cargo itself does.
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+RELEASE_DIR ?= $(TARGET_DIR)/release
 RUN_DIR ?= run
 # What the receiver was last started with (make serve writes both files, mode 0600): the make
 # settings below in settings.mk, the receiver's UP42_WEBHOOK_* settings in settings.env (never a
@@ -203,10 +205,11 @@ test-intro:
 	@echo "  rustup), the ARM checks under qemu, then every suite. About 20 minutes on 2 cores, a few more"
 	@echo "  the first time (installs and the first build); each suite's time is listed at the end."
 
-# Every test binary runs even when one fails; tests/run.sh ends with each suite's count and time
-# and every failing test by name.
-test: test-intro lint nginx-deps test-deps docker-deps cross-test
-	@tests/run.sh $(CARGO)
+# Every test binary runs even when one fails; tests/run.sh runs the ARM checks (make cross-test)
+# beside the host's suites and ends with each suite's count and time and every failing test by
+# name.
+test: test-intro lint nginx-deps test-deps docker-deps cross-deps
+	@MAKE="$(MAKE)" tests/run.sh $(CARGO)
 
 # --- ARM boards (make cross) -----------------------------------------------------------------
 # Raspberry Pi OS 64-bit and Armbian on Pine64 (aarch64), Raspberry Pi OS 32-bit (armv7).
@@ -236,11 +239,13 @@ cross-deps: deps
 
 # dist/<target>/: libup42webhooks.so and the up42wh program, stripped, with a SHA256SUMS file.
 # Each is its own build: the library's dependencies stay its small set.
+# Every target in one cargo run (the build scripts and macros are built once, and the two targets'
+# crates share the cores); the library on its own, so that it takes only its own dependencies.
 cross: cross-deps
+	CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked --lib $(addprefix --target ,$(CROSS_TARGETS))
+	CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked -p up42wh $(addprefix --target ,$(CROSS_TARGETS))
 	@for t in $(CROSS_TARGETS); do \
-	  CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked --lib --target $$t && \
-	  CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked -p up42wh --target $$t || exit 1; \
-	  mkdir -p dist/$$t && cp target/$$t/release/libup42webhooks.so target/$$t/release/up42wh dist/$$t/ && \
+	  mkdir -p dist/$$t && cp $(TARGET_DIR)/$$t/release/libup42webhooks.so $(TARGET_DIR)/$$t/release/up42wh dist/$$t/ && \
 	  (cd dist/$$t && sha256sum libup42webhooks.so up42wh > SHA256SUMS) && \
 	  echo "dist/$$t/libup42webhooks.so dist/$$t/up42wh"; \
 	done
