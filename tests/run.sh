@@ -3,17 +3,19 @@
 # the ARM checks; then one summary: each suite's tests and time, every failing test by name, and a
 # closing count. The output is kept in target/test-output.log (the ARM lane's in
 # target/test-output/arm.log).
-#   tests/run.sh [CARGO]        (MAKE names the make that runs make cross-test)
+#   tests/run.sh [CARGO]        (MAKE names the make that runs make cross and make cross-check)
 #
-# Two lanes run at once. The suites spend much of their time waiting (nginx, browsers, Redis,
-# timeouts) while builds keep both cores busy, so the builds the later suites need run beside them:
+# The suites spend much of their time waiting (nginx, browsers, Redis, containers, timeouts) while
+# builds keep both cores busy, so two lanes run at once:
 #  - the ARM lane, in the background, in a target directory of its own (cargo locks one per build):
 #    the host's release build (make build's library and signing tool, and up42wh: what the images
-#    and packages take), then make cross and make cross-test (the boards' builds, under qemu);
-#  - the host lane: the debug library and up42wh, the test build, then the suites that need
-#    neither the release build nor the boards'.
-# Once both are done: tests/inbox, tests/operations and tests/up42 (which take them), and
-# tests/faults (its thousands of connections want a quiet machine), then the doc-tests.
+#    and packages take), make cross (the boards' builds, into dist/), then make cross-check (those
+#    builds under qemu);
+#  - the host lane: the debug library and up42wh and the test build, then the suites that need
+#    nothing else (tests/abi, forward, receiver, the unit tests) and the doc-tests; once the
+#    release build is there, tests/inbox and tests/up42; once dist/ is, tests/operations; last,
+#    when the ARM lane is done too, tests/faults (its thousands of connections want a quiet
+#    machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cargo=${1:-cargo}
@@ -24,19 +26,50 @@ lane_dir=$target_dir/lane
 out=$target_dir/test-output
 log=$target_dir/test-output.log
 mkdir -p "$out"
+rm -f "$out"/*.status "$out"/arm.end*
 : > "$log"
 start=$(date +%s)
 failed_steps=()
 
-# The ARM lane.
+# The ARM lane: each step writes "STATUS SECONDS" to $out/STEP.status when it ends.
 (
   export CARGO_TARGET_DIR=$lane_dir
-  began=$(date +%s)
-  "$cargo" build --workspace --locked --release && "$make" --no-print-directory cross-test
+  step() {
+    local name=$1 began status
+    shift
+    began=$(date +%s)
+    echo "== the ARM lane: $name: $*"
+    "$@"
+    status=$?
+    echo "$status $(($(date +%s) - began))" > "$out/$name.status.new"
+    mv "$out/$name.status.new" "$out/$name.status"
+    return "$status"
+  }
+  step release "$cargo" build --workspace --locked --release &&
+    step cross "$make" --no-print-directory cross &&
+    step cross-check "$make" --no-print-directory cross-check
   status=$?
-  echo "$status $(($(date +%s) - began))" > "$out/arm.status"
+  echo $(($(date +%s) - start)) > "$out/arm.end.new" && mv "$out/arm.end.new" "$out/arm.end"
+  exit "$status"
 ) > "$out/arm.log" 2>&1 &
 arm=$!
+
+# Waits for the ARM lane's step $1: its status (0 when it passed), or 1 when the lane ended
+# without it. Bounded by the lane itself, and by an hour.
+await() {
+  local i
+  for ((i = 0; i < 3600; i++)); do
+    if [ -f "$out/$1.status" ]; then
+      return "$(cut -d' ' -f1 < "$out/$1.status")"
+    fi
+    if [ -f "$out/arm.end" ] || ! kill -0 "$arm" 2>/dev/null; then
+      [ -f "$out/$1.status" ] && continue
+      return 1
+    fi
+    sleep 1
+  done
+  return 1
+}
 
 # The host lane: what the suites start from, built in the default target directory, where the
 # test build then shares its dependencies (the debug library for C and LuaJIT, and up42wh).
@@ -57,12 +90,11 @@ if [ "$built" = 0 ]; then
            | [(if .target.kind[0] == "test" then "" else "unittests " end)
               + (.target.src_path | ltrimstr($dir + "/")), $dir, .executable] | @tsv' | sort)
   [ "${#binaries[@]}" -gt 0 ] || { echo "make test: no test binaries found" | tee -a "$log"; built=1; }
-else
-  failed_steps+=("the host's builds (above)")
 fi
+[ "$built" = 0 ] || failed_steps+=("the host's builds (above)")
 
-# Runs the binaries whose source matches $1 (an extended regular expression), in cargo's order,
-# each from its package's directory as cargo runs it, with cargo's header line.
+# Runs the binaries whose source matches $1 (an extended regular expression), each from its
+# package's directory as cargo runs it, with cargo's header line.
 run_suites() {
   (
     status=0
@@ -77,28 +109,38 @@ run_suites() {
   return "${PIPESTATUS[0]}"
 }
 
-LATER='tests/(inbox|operations|faults|up42)/'
-run_suites "^(unittests .*|tests/(abi|forward|receiver)/.*|tests/no_alloc\.rs)$" ||
-  failed_steps+=("a host suite (above)")
+# The suites after the ARM lane's step $1 (named $2 when they cannot run).
+suites_after() {
+  local step=$1 pattern=$2 what=$3
+  [ "$built" = 0 ] || return 0
+  if ! await "$step"; then
+    failed_steps+=("$what did not run: the ARM lane's $step failed")
+    return 0
+  fi
+  run_suites "$pattern" || failed_steps+=("$what (above)")
+}
 
-echo "make test: the host lane's suites are done; waiting for the ARM lane (release build, make cross," \
-     "make cross-test: $out/arm.log)" | tee -a "$log"
+if [ "$built" = 0 ]; then
+  run_suites "^(unittests .*|tests/(abi|forward|receiver)/.*|tests/no_alloc\.rs)$" ||
+    failed_steps+=("a host suite (above)")
+fi
+"$cargo" test -p up42webhooks --locked --doc 2>&1 | tee -a "$log" | grep -E '^test result' || true
+echo "make test: waiting for the ARM lane's release build ($out/arm.log)" | tee -a "$log"
+suites_after release '^tests/(inbox|up42)/' "tests/inbox, tests/up42"
+echo "make test: waiting for the ARM lane's make cross" | tee -a "$log"
+suites_after cross '^tests/operations/' "tests/operations"
+echo "make test: waiting for the ARM lane's make cross-check" | tee -a "$log"
 wait "$arm"
-read -r arm_status arm_secs < "$out/arm.status" 2>/dev/null || arm_status=1 arm_secs=?
+arm_status=$?
+arm_secs=$(cat "$out/arm.end" 2>/dev/null || echo "?")
+grep -E '^test result: |^== ' "$out/arm.log" | sed 's/^/  arm lane: /' | tee -a "$log"
 if [ "$arm_status" != 0 ]; then
   tail -n 80 "$out/arm.log" | tee -a "$log"
   failed_steps+=("the ARM lane: its output is in $out/arm.log (the end above)")
 fi
-grep -E '^test result: |^== ' "$out/arm.log" | sed 's/^/  arm lane: /' | tee -a "$log"
-
-if [ "$arm_status" = 0 ] && [ "$built" = 0 ]; then
-  run_suites "^$LATER" || failed_steps+=("a later suite (above)")
-elif [ "$built" = 0 ]; then
-  # Without the release build there is nothing for these to take: named, not run.
-  failed_steps+=("tests/inbox, operations, up42 and faults did not run (the ARM lane failed)")
+if [ "$built" = 0 ]; then
+  run_suites '^tests/faults/' || failed_steps+=("tests/faults (above)")
 fi
-"$cargo" test -p up42webhooks --locked --doc 2>&1 | tee -a "$log" | grep -E '^test result|Doc-tests' ||
-  true
 
 # Each "Running X (path)" or "Doc-tests X" starts a suite; its "test result:" line ends it. A
 # failing test is listed as "    name" under "failures:" after its "---- name stdout ----".
@@ -115,7 +157,7 @@ awk -v elapsed=$(($(date +%s) - start)) -v builds=$((host_built - start)) -v arm
   /^---- .* stdout ----$/ { name = $2; fails[++m] = suite ": " name; next }
   END {
     print ""
-    print "make test: the suites (" elapsed " s in all; the host lane built for " builds " s, the ARM lane took " arm " s beside it)"
+    print "make test: " elapsed " s in all; the host lane built for " builds " s, the ARM lane ended at " arm " s"
     for (i = 1; i <= n; i++) print rows[i]
     if (m > 0) print "failed:"
     for (i = 1; i <= m; i++) print "  " fails[i]
