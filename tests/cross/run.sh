@@ -42,6 +42,10 @@ SHIM
 chmod +x "$shim/cc"
 
 echo "== $target: Rust tests under $qemu"
+# For this target only (not the host's build scripts): the cfg that leaves out the host-only
+# dev-dependencies (cbindgen, criterion; Cargo.toml) and the header's check that uses cbindgen.
+flags_var=CARGO_TARGET_$(printf '%s' "$target" | tr 'a-z-' 'A-Z_')_RUSTFLAGS
+export "$flags_var=--cfg up42wh_qemu"
 (cd "$root" && PATH="$shim:$PATH" UP42WH_TEST_CDYLIB="$lib" cargo test --locked --target "$target" \
   --lib --test no_alloc)
 # Of the library's test binary, the modules that need nothing of the host (c_abi compiles C for
