@@ -202,8 +202,9 @@ test-intro:
 	@echo "make test: formatting and lints, then what the tests need is installed when missing (as root,"
 	@echo "  with apt-get: nginx and its Lua module, redis-server, chromium and chromedriver, docker.io,"
 	@echo "  debootstrap, qemu, the ARM cross compilers, lintian, luarocks and luajit; Rust targets with"
-	@echo "  rustup), the ARM checks under qemu, then every suite. About 20 minutes on 2 cores, a few more"
-	@echo "  the first time (installs and the first build); each suite's time is listed at the end."
+	@echo "  rustup), then every suite, with the ARM builds and their checks under qemu beside them."
+	@echo "  About 11 minutes on 2 cores, a few more the first time on a machine (the installs, and the"
+	@echo "  Debian roots the container tests bootstrap); each suite's time is listed at the end."
 
 # Every test binary runs even when one fails; tests/run.sh runs the ARM checks (make cross-test)
 # beside the host's suites and ends with each suite's count and time and every failing test by

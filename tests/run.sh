@@ -12,8 +12,8 @@
 #    and packages take), make cross (the boards' builds, into dist/), then make cross-check (those
 #    builds under qemu);
 #  - the host lane: the debug library and up42wh and the test build, then the suites that need
-#    nothing else (tests/abi, forward, receiver, the unit tests) and the doc-tests; once the
-#    release build is there, tests/inbox and tests/up42; once dist/ is, tests/operations; last,
+#    nothing else (tests/abi, forward, receiver, the unit tests; the library has no doc-tests:
+#    Cargo.toml); once the release build is there, tests/inbox and tests/up42; once dist/ is, tests/operations; last,
 #    when the ARM lane is done too, tests/faults (its thousands of connections want a quiet
 #    machine).
 set -uo pipefail
@@ -124,7 +124,6 @@ if [ "$built" = 0 ]; then
   run_suites "^(unittests .*|tests/(abi|forward|receiver)/.*|tests/no_alloc\.rs)$" ||
     failed_steps+=("a host suite (above)")
 fi
-"$cargo" test -p up42webhooks --locked --doc 2>&1 | tee -a "$log" | grep -E '^test result' || true
 echo "make test: waiting for the ARM lane's release build ($out/arm.log)" | tee -a "$log"
 suites_after release '^tests/(inbox|up42)/' "tests/inbox, tests/up42"
 echo "make test: waiting for the ARM lane's make cross" | tee -a "$log"
@@ -142,11 +141,10 @@ if [ "$built" = 0 ]; then
   run_suites '^tests/faults/' || failed_steps+=("tests/faults (above)")
 fi
 
-# Each "Running X (path)" or "Doc-tests X" starts a suite; its "test result:" line ends it. A
+# Each "Running X (path)" starts a suite; its "test result:" line ends it. A
 # failing test is listed as "    name" under "failures:" after its "---- name stdout ----".
 awk -v elapsed=$(($(date +%s) - start)) -v builds=$((host_built - start)) -v arm="$arm_secs" '
   /^ *Running / { suite = ($2 == "unittests" ? "unit tests " $3 : $2); next }
-  /^ *Doc-tests / { suite = "doc-tests " $2; next }
   /^  arm lane: / { next }
   /^test result: / {
     passed = $4; failed = $6; t = $NF; sub(/s$/, "", t)
