@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# make test's last step: every test binary of the workspace, each run even when another fails, and
-# the ARM checks; then one summary: each suite's tests and time, every failing test by name, and a
-# closing count. The output is kept in target/test-output.log (the ARM lane's in
-# target/test-output/arm.log).
-#   tests/run.sh [CARGO]        (MAKE names the make that runs make cross and make cross-check)
+# make test's last step: the lints, every test binary of the workspace (each run even when
+# another fails) and the ARM checks; then one summary: each suite's tests and time, every failing
+# test and step by name, and a closing count. The output is kept in target/test-output.log (the
+# ARM lane's in target/test-output/arm.log).
+#   tests/run.sh [CARGO]        (MAKE names the make that runs make lint, cross and cross-check)
 #
 # The suites spend much of their time waiting (nginx, browsers, Redis, containers, timeouts) while
 # builds keep both cores busy, so two lanes run at once:
@@ -11,11 +11,11 @@
 #    the host's release build (make build's library and signing tool, and up42wh: what the images
 #    and packages take), make cross (the boards' builds, into dist/), then make cross-check (those
 #    builds under qemu);
-#  - the host lane: the debug library and up42wh and the test build, then the suites that need
-#    nothing else (tests/abi, forward, receiver, the unit tests; the library has no doc-tests:
-#    Cargo.toml); once the release build is there, tests/inbox and tests/up42; once dist/ is, tests/operations; last,
-#    when the ARM lane is done too, tests/faults (its thousands of connections want a quiet
-#    machine).
+#  - the host lane: make lint, the debug library and up42wh and the test build, then the suites
+#    that need nothing else (tests/abi, forward, receiver, the unit tests; the library has no
+#    doc-tests: Cargo.toml); once the release build is there, tests/inbox and tests/up42; once
+#    dist/ is, tests/operations; last, when the ARM lane is done too, tests/faults (its thousands
+#    of connections want a quiet machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cargo=${1:-cargo}
@@ -71,8 +71,12 @@ await() {
   return 1
 }
 
-# The host lane: what the suites start from, built in the default target directory, where the
-# test build then shares its dependencies (the debug library for C and LuaJIT, and up42wh).
+# The host lane: the lints first (make lint: formatting, clippy, luacheck), while the ARM lane
+# builds; a finding fails make test at the end, after every suite has run.
+"$make" --no-print-directory lint 2>&1 | tee -a "$log"
+[ "${PIPESTATUS[0]}" = 0 ] || failed_steps+=("make lint (above)")
+# Then what the suites start from, built in the default target directory, where the test build
+# then shares its dependencies (the debug library for C and LuaJIT, and up42wh).
 { "$cargo" build --workspace --locked --lib --bins &&
   "$cargo" test --workspace --locked --no-run; } 2>&1 | tee -a "$log"
 built=${PIPESTATUS[0]}
@@ -102,7 +106,13 @@ run_suites() {
       IFS=$'\t' read -r name dir exe <<< "$line"
       [[ $name =~ $1 ]] || continue
       echo "     Running $name (${exe#"$root"/})"
-      (cd "$dir" && "$exe") || status=1
+      (cd "$dir" && "$exe")
+      ended=$?
+      if [ "$ended" != 0 ]; then
+        status=1
+        # Named also when it ended without libtest's summary (a crash, a signal).
+        echo "make test: $name ended with status $ended"
+      fi
     done
     exit "$status"
   ) 2>&1 | tee -a "$log"
@@ -153,12 +163,14 @@ awk -v elapsed=$(($(date +%s) - start)) -v builds=$((host_built - start)) -v arm
     next
   }
   /^---- .* stdout ----$/ { name = $2; fails[++m] = suite ": " name; next }
+  /^make test: .* ended with status / { ended[++e] = "  " $3 " ended with status " $NF; next }
   END {
     print ""
     print "make test: " elapsed " s in all; the host lane built for " builds " s, the ARM lane ended at " arm " s"
     for (i = 1; i <= n; i++) print rows[i]
-    if (m > 0) print "failed:"
+    if (m + e > 0) print "failed:"
     for (i = 1; i <= m; i++) print "  " fails[i]
+    for (i = 1; i <= e; i++) print ended[i]
     print total_p " passed, " total_f " failed"
   }' "$log"
 for s in "${failed_steps[@]}"; do echo "failed: $s"; done
