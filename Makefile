@@ -199,17 +199,18 @@ test-deps:
 # tests/operations/containers.rs starts the Docker engine when it is not running (docker-deps installs it).
 # What make test does and about how long it takes, said before it starts.
 test-intro:
-	@echo "make test: what the tests need is installed when missing (as root, with apt-get: nginx and"
-	@echo "  its Lua module, redis-server, chromium and chromedriver, docker.io, debootstrap, qemu, the"
-	@echo "  ARM cross compilers, lintian, luarocks and luajit; Rust targets with rustup), then the lints"
-	@echo "  and every suite, with the ARM builds and their checks under qemu beside them. About 11"
-	@echo "  minutes on 2 cores, a few more the first time on a machine (the installs, and the Debian"
-	@echo "  roots the container tests bootstrap); each suite's time is listed at the end."
+	@echo "make test: formatting and lints, then what the tests need is installed when missing (as root,"
+	@echo "  with apt-get: nginx and its Lua module, redis-server, chromium and chromedriver, docker.io,"
+	@echo "  debootstrap, qemu, the ARM cross compilers, lintian, luarocks and luajit; Rust targets with"
+	@echo "  rustup), then every suite, with the ARM builds and their checks under qemu beside them."
+	@echo "  About 11 to 12 minutes on 2 cores, a few more the first time on a machine (the installs, and"
+	@echo "  the Debian roots the container tests bootstrap); each suite's time is listed at the end."
 
-# Every test binary runs even when one fails; tests/run.sh runs the lints (make lint) and the
-# suites with the ARM builds and checks beside them, and ends with each suite's count and time and
-# every failing test and step by name.
-test: test-intro nginx-deps test-deps docker-deps cross-deps
+# The lints first (run beside the ARM lane's builds they only slowed them: docs/testing.md); then
+# tests/run.sh runs every
+# suite, each even when another fails, with the ARM builds and checks beside them, and ends with
+# each suite's count and time and every failing test and step by name.
+test: test-intro lint nginx-deps test-deps docker-deps cross-deps
 	@MAKE="$(MAKE)" tests/run.sh $(CARGO)
 
 # --- ARM boards (make cross) -----------------------------------------------------------------

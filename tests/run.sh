@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# make test's last step: the lints, every test binary of the workspace (each run even when
+# make test's last step (after the lints): every test binary of the workspace (each run even when
 # another fails) and the ARM checks; then one summary: each suite's tests and time, every failing
 # test and step by name, and a closing count. The output is kept in target/test-output.log (the
 # ARM lane's in target/test-output/arm.log).
-#   tests/run.sh [CARGO]        (MAKE names the make that runs make lint, cross and cross-check)
+#   tests/run.sh [CARGO]        (MAKE names the make that runs make cross and make cross-check)
 #
 # The suites spend much of their time waiting (nginx, browsers, Redis, containers, timeouts) while
 # builds keep both cores busy, so two lanes run at once:
@@ -11,7 +11,7 @@
 #    the host's release build (make build's library and signing tool, and up42wh: what the images
 #    and packages take), make cross (the boards' builds, into dist/), then make cross-check (those
 #    builds under qemu);
-#  - the host lane: make lint, the debug library and up42wh and the test build, then the suites
+#  - the host lane: the debug library and up42wh and the test build, then the suites
 #    that need nothing else (tests/abi, forward, receiver, the unit tests; the library has no
 #    doc-tests: Cargo.toml); once the release build is there, tests/inbox and tests/up42; once
 #    dist/ is, tests/operations; last, when the ARM lane is done too, tests/faults (its thousands
@@ -71,12 +71,8 @@ await() {
   return 1
 }
 
-# The host lane: the lints first (make lint: formatting, clippy, luacheck), while the ARM lane
-# builds; a finding fails make test at the end, after every suite has run.
-"$make" --no-print-directory lint 2>&1 | tee -a "$log"
-[ "${PIPESTATUS[0]}" = 0 ] || failed_steps+=("make lint (above)")
-# Then what the suites start from, built in the default target directory, where the test build
-# then shares its dependencies (the debug library for C and LuaJIT, and up42wh).
+# The host lane: what the suites start from, built in the default target directory, where the
+# test build then shares its dependencies (the debug library for C and LuaJIT, and up42wh).
 { "$cargo" build --workspace --locked --lib --bins &&
   "$cargo" test --workspace --locked --no-run; } 2>&1 | tee -a "$log"
 built=${PIPESTATUS[0]}
