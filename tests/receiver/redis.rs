@@ -290,7 +290,10 @@ fn redis_stopped_and_a_receiver_killed_under_load_lose_nothing_answered_200() {
     }
     let killed = outcomes.lock().unwrap().clone();
     // The outage is logged at warn, with the reason; nginx itself adds an error line when a
-    // connection to Redis is reset under it (lua_socket_log_errors off silences the rest).
+    // connection to Redis is reset under it (lua_socket_log_errors off silences the rest), and
+    // when one of this test's senders closed its connection before nginx wrote the answer (seen
+    // once, on a machine loaded by make test's other lane): the sender's doing, not the
+    // receiver's; what each sender was answered is checked below.
     let log = a.error_log();
     assert!(log.contains("503 (store_unavailable)"), "{log}");
     for line in log
@@ -298,7 +301,9 @@ fn redis_stopped_and_a_receiver_killed_under_load_lose_nothing_answered_200() {
         .filter(|l| l.contains("[error]") || l.contains("[crit]") || l.contains("[alert]"))
     {
         assert!(
-            line.contains("recv() failed (104: Connection reset by peer)"),
+            line.contains("recv() failed (104: Connection reset by peer)")
+                || (line.contains("send() failed (32: Broken pipe), client: 127.0.0.1")
+                    && line.contains("request: \"POST /receive-webhooks ")),
             "{line}"
         );
     }
