@@ -10,9 +10,10 @@ local HELD_FOR = 5 -- seconds: longest a holder keeps it, should it die holding 
 
 -- Runs f(...) holding `name` in `dict`, trying `tries` times `pause` seconds apart; returns what f
 -- returns (up to three values; an error in f is raised again once the lock is let go), or false
--- when the lock stayed taken.
+-- when the lock stayed taken. No pause after the last try: with tries = 1 it never yields (a
+-- delivery's eviction takes it so).
 function _M.with(dict, name, tries, pause, f, ...)
-    for _ = 1, tries do
+    for i = 1, tries do
         if dict:safe_add(name, true, HELD_FOR) then
             local ok, a, b, c = pcall(f, ...)
             dict:delete(name)
@@ -21,7 +22,9 @@ function _M.with(dict, name, tries, pause, f, ...)
             end
             return a, b, c
         end
-        ngx.sleep(pause)
+        if i < tries then
+            ngx.sleep(pause)
+        end
     end
     return false
 end

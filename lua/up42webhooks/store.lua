@@ -416,10 +416,6 @@ local POSITION = journal.POSITION
 local DEFAULT = lifecycle.DEFAULT_CONSUMER
 _M.DEFAULT_CONSUMER = DEFAULT
 
-local function ackers(c)
-    return c.ackers
-end
-
 local function position_of(c, name)
     return c.seen:get(POSITION .. name) or c.events:get("low") or 0
 end
@@ -427,7 +423,7 @@ end
 -- The slowest consumer's position: every event up to it has been acknowledged by all.
 local function slowest(c)
     local m
-    for _, name in ipairs(ackers(c)) do
+    for _, name in ipairs(c.ackers) do
         local p = position_of(c, name)
         if not m or p < m then
             m = p
@@ -439,7 +435,7 @@ end
 -- Each consumer's position, by name (the dump's count line, /stats, the inbox page's marks).
 function _M.positions(c)
     local out = {}
-    for _, name in ipairs(ackers(c)) do
+    for _, name in ipairs(c.ackers) do
         out[name] = position_of(c, name)
     end
     return out
@@ -493,13 +489,14 @@ end
 -- at a time, never one a consumer has not passed. In a delivery, which must not wait: the lock
 -- is tried once. The events removed, or nil.
 local EVICT_BATCH = 64
+local function evict_locked(c, now)
+    return drop_through_locked(c, min(slowest(c), (c.events:get("low") or 0) + EVICT_BATCH), 3, nil, now)
+end
+
 local function evict(c, now)
-    if not c.counters:safe_add(LOCK, true, 5) then
-        return nil
-    end
-    local ok, removed = pcall(drop_through_locked, c, min(slowest(c), (c.events:get("low") or 0) + EVICT_BATCH),
-                              3, nil, now)
-    c.counters:delete(LOCK)
+    -- One try, no wait (lock.with does not pause after its last try); an error is logged, and
+    -- the delivery refused as full.
+    local ok, removed = pcall(lock.with, c.counters, LOCK, 1, 0, evict_locked, c, now)
     if not ok then
         ngx.log(ngx.ERR, "up42webhooks: eviction: ", removed)
         return nil
@@ -726,7 +723,7 @@ function _M.replay(c, now)
     end
     -- Each consumer where it was (a new one at the low mark: nothing to catch up on that was
     -- dropped before it existed). Its position removes nothing: acknowledged events stay.
-    for _, name in ipairs(ackers(c)) do
+    for _, name in ipairs(c.ackers) do
         c.seen:set(POSITION .. name, positions[name] or low)
     end
     local n = max(top, low, mark and mark.reserved or 0)

@@ -20,6 +20,7 @@
   let selected = null;
   let consumers = [];
   let positions = {}; // consumer -> the last key it acknowledged (/stats), for the rows' marks
+  let positionNames = []; // its names, sorted once per change rather than once per row
   const samples = []; // [time, {reason: count}] from /stats, for the chart
 
   function token() {
@@ -91,7 +92,7 @@
 
   // The consumers that have acknowledged key `k`: acknowledging removes nothing from the page.
   function ackedBy(k) {
-    return Object.keys(positions).sort().filter((n) => atOrBefore(k, positions[n])).join(", ");
+    return positionNames.filter((n) => atOrBefore(k, positions[n])).join(", ");
   }
 
   function row(m) {
@@ -314,7 +315,10 @@
     consumers = Object.keys(cs).sort(); // /stats gives them in no particular order
     const was = JSON.stringify(positions);
     positions = s.positions || {};
-    if (JSON.stringify(positions) !== was) render();
+    if (JSON.stringify(positions) !== was) {
+      positionNames = Object.keys(positions).sort();
+      render();
+    }
     const sel = $("consumer");
     const want = consumers.length ? consumers : [""];
     if (JSON.stringify([...sel.options].map((o) => o.value)) !== JSON.stringify(want)) {
