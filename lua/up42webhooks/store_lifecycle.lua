@@ -6,6 +6,7 @@
 -- store has its own (store_redis.lua).
 local journal = require "up42webhooks.journal"
 local native = require "up42webhooks.native"
+local reply = require "up42webhooks.reply"
 
 local ngx = ngx
 local pairs, ipairs = pairs, ipairs
@@ -214,8 +215,11 @@ function _M.retain(c, now)
     local ran = now - last >= 1
     if ran then
         c.events:set("retention:last", now)
-        local removed, err = c:trim(now)
-        if not removed then
+        local removed, err, why = c:trim(now)
+        if why == "unreachable" then
+            -- The outage itself: at warn, once a log window, as the deliveries' 503s log it.
+            reply.log_limited(ngx.WARN, "retention unreachable", "up42webhooks: retention: " .. err)
+        elseif not removed then
             ngx.log(ngx.ERR, "up42webhooks: retention: ", err)
         end
     end

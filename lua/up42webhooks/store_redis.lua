@@ -299,11 +299,11 @@ local function release(c, red)
 end
 
 -- Runs `f(red)` on a pooled connection; returns what it returns, or nil, err (the connection is
--- then closed: it may hold half a reply).
+-- then closed: it may hold half a reply), and "unreachable" when no connection was made.
 local function with_redis(c, f, timeout)
     local red, err = connect(c, timeout)
     if not red then
-        return nil, err
+        return nil, err, "unreachable"
     end
     local a, b = f(red)
     if a == nil then
@@ -794,14 +794,15 @@ function _M.range_back(c, before, limit, want, each)
     end)
 end
 
--- Retention, once a second: one script, which counts what each consumer loses.
+-- Retention, once a second: one script, which counts what each consumer loses. nil, err,
+-- "unreachable" while Redis cannot be reached (an outage the deliveries' 503s already report).
 function _M.trim(c, now)
     local ret = c.retention
     local function minid(age)
         return age and format("%d-0", (now - age) * 1000) or ""
     end
     local maxlen = ret.max_events and tostring(ret.max_events) or ""
-    local res, err = with_redis(c, function(red)
+    local res, err, why = with_redis(c, function(red)
         local out, e = script(red, TRIM_SHA, TRIM, 3, c.redis.stream, c.redis.retained, c.redis.acked,
                               minid(ret.max_age), maxlen, minid(ret.acked_max_age), unpack(c.consumers or {}))
         if not out then
@@ -810,7 +811,7 @@ function _M.trim(c, now)
         return out
     end)
     if not res then
-        return nil, err
+        return nil, err, why
     end
     local removed = tonumber(res[1])
     if removed > 0 then

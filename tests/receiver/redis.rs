@@ -243,6 +243,15 @@ fn redis_stopped_and_a_receiver_killed_under_load_lose_nothing_answered_200() {
     assert_eq!(a.get("/ping").status, 200);
     let stats = json(&a.admin_get("/stats"));
     assert_eq!(stats["backlog"]["redis"]["reachable"], false, "{stats}");
+    // Retention, once a second, meets the same outage: a warning like the deliveries' (the error
+    // log's check below allows no error line for it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a.error_log().lines().any(|l| {
+        l.contains("[warn]") && l.contains("up42webhooks: retention: cannot connect to Redis")
+    }) {
+        assert!(Instant::now() < deadline, "{}", a.error_log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Redis back on the same AOF: no reload, the refused deliveries' retries are stored, and
     // everything answered 200 before the stop is there.
     redis.run();
