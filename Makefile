@@ -238,26 +238,33 @@ cross-deps: deps
 	if [ -n "$$added" ] || ! apt-cache show luajit2:arm64 >/dev/null 2>&1; then \
 	  apt-get update -qq || echo "apt-get update reported errors; going on with the lists it has" >&2; fi
 
-# dist/<target>/: libup42webhooks.so and the up42wh program, stripped, with a SHA256SUMS file.
+# Where make cross puts the boards' builds and make deb its packages.
+DIST ?= dist
+# The cargo profile of the boards' up42wh: release, as shipped. make test builds it with the
+# quicker "qemu" profile (Cargo.toml) into a DIST of its own, where it only has to run under qemu;
+# the library is always the release build.
+UP42WH_PROFILE ?= release
+
+# $(DIST)/<target>/: libup42webhooks.so and the up42wh program, stripped, with a SHA256SUMS file.
 # Each is its own build: the library's dependencies stay its small set.
 # Every target in one cargo run (the build scripts and macros are built once, and the two targets'
 # crates share the cores); the library on its own, so that it takes only its own dependencies.
 cross: cross-deps
 	CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked --lib $(addprefix --target ,$(CROSS_TARGETS))
-	CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked -p up42wh $(addprefix --target ,$(CROSS_TARGETS))
+	CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --profile $(UP42WH_PROFILE) --locked -p up42wh $(addprefix --target ,$(CROSS_TARGETS))
 	@for t in $(CROSS_TARGETS); do \
-	  mkdir -p dist/$$t && cp $(TARGET_DIR)/$$t/release/libup42webhooks.so $(TARGET_DIR)/$$t/release/up42wh dist/$$t/ && \
-	  (cd dist/$$t && sha256sum libup42webhooks.so up42wh > SHA256SUMS) && \
-	  echo "dist/$$t/libup42webhooks.so dist/$$t/up42wh"; \
+	  mkdir -p $(DIST)/$$t && cp $(TARGET_DIR)/$$t/release/libup42webhooks.so $(TARGET_DIR)/$$t/$(UP42WH_PROFILE)/up42wh $(DIST)/$$t/ && \
+	  (cd $(DIST)/$$t && sha256sum libup42webhooks.so up42wh > SHA256SUMS) && \
+	  echo "$(DIST)/$$t/libup42webhooks.so $(DIST)/$$t/up42wh"; \
 	done
 
 cross-test: cross
 	@$(MAKE) --no-print-directory cross-check
 
-# The checks alone, on the builds already in dist/ (make test runs them while other suites read
-# dist/, which make cross would copy again).
+# The checks alone, on the builds already in $(DIST)/ (make test runs them while other suites read
+# them, which make cross would copy again).
 cross-check:
-	@for t in $(CROSS_TARGETS); do tests/cross/run.sh $$t || exit 1; done
+	@for t in $(CROSS_TARGETS); do DIST=$(abspath $(DIST)) tests/cross/run.sh $$t || exit 1; done
 
 # --- make install: into a host's own OpenResty or nginx with the Lua module -------------------
 # The Lua module, the library, the pages and an http-level snippet (default.conf with absolute
@@ -295,9 +302,9 @@ deb: build
 	@for a in $(DEB_ARCHS); do \
 	  if [ "$$a" = "$(NATIVE_ARCH)" ]; then dir=$(RELEASE_DIR); \
 	  else case $$a in arm64) t=$(CROSS_TARGET_arm64) ;; armhf) t=$(CROSS_TARGET_armhf) ;; \
-	    *) echo "make deb: no build for $$a" >&2; exit 1 ;; esac; dir=dist/$$t; \
+	    *) echo "make deb: no build for $$a" >&2; exit 1 ;; esac; dir=$(DIST)/$$t; \
 	    [ -f $$dir/up42wh ] || $(MAKE) --no-print-directory cross || exit 1; fi; \
-	  packaging/deb/build.sh $$a $$dir dist || exit 1; done
+	  packaging/deb/build.sh $$a $$dir $(DIST) || exit 1; done
 
 header:
 	UP42WH_BLESS=1 $(CARGO) test --locked --test abi header::
@@ -678,7 +685,7 @@ PLATFORM_amd64 = linux/amd64
 PLATFORM_arm64 = linux/arm64
 PLATFORM_armhf = linux/arm/v7
 # LIB=host: this machine's release build for its own ARCH, make cross's for an ARM one.
-HOST_LIB = $(if $(filter $(NATIVE_ARCH),$(ARCH)),$(RELEASE_DIR),dist/$(or $(CROSS_TARGET_$(ARCH)),$(error LIB=host: make cross builds $(CROSS_ARCHS) only)))
+HOST_LIB = $(if $(filter $(NATIVE_ARCH),$(ARCH)),$(RELEASE_DIR),$(DIST)/$(or $(CROSS_TARGET_$(ARCH)),$(error LIB=host: make cross builds $(CROSS_ARCHS) only)))
 LIB_IMAGE = up42webhooks-lib:$(LIB)-$(ARCH)
 DEBIAN_IMAGE ?= up42webhooks:debian-$(ARCH)
 # The public listener is published where LISTEN says (loopback unless opened), as make serve

@@ -8,14 +8,17 @@
 # The suites spend much of their time waiting (nginx, browsers, Redis, containers, timeouts) while
 # builds keep both cores busy, so two lanes run at once:
 #  - the ARM lane, in the background, in a target directory of its own (cargo locks one per build):
-#    the host's release build (make build's library and signing tool, and up42wh: what the images
-#    and packages take), make cross (the boards' builds, into dist/), then make cross-check (those
-#    builds under qemu);
-#  - the host lane: the debug library and up42wh and the test build, then the suites
+#    the host's release library and signing tool (make build's), make cross (the boards' builds,
+#    into a dist directory of its own, $target_dir/test-dist: the checkout's dist/ is left alone;
+#    their up42wh with the quick "qemu" profile, Cargo.toml), then make cross-check (those builds
+#    under qemu);
+#  - the host lane: the debug library and up42wh and the test build (its up42wh, stripped, goes
+#    beside the release library: the make targets, images and packages run it; its release build
+#    costs as much as the rest of the lane and adds nothing the tests could see), then the suites
 #    that need nothing else (tests/abi, forward, receiver, the unit tests; the library has no
-#    doc-tests: Cargo.toml); once the release build is there, tests/inbox and tests/up42; once
-#    dist/ is, tests/operations; last, when the ARM lane is done too, tests/faults (its thousands
-#    of connections want a quiet machine).
+#    doc-tests: Cargo.toml); once the release library is there, tests/inbox and tests/up42; once
+#    the boards' builds are, tests/operations; last, when the ARM lane is done too, tests/faults
+#    (its thousands of connections want a quiet machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cargo=${1:-cargo}
@@ -23,6 +26,7 @@ make=${MAKE:-make}
 root=$PWD
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 lane_dir=$target_dir/lane
+test_dist=$target_dir/test-dist
 out=$target_dir/test-output
 log=$target_dir/test-output.log
 mkdir -p "$out"
@@ -45,9 +49,9 @@ failed_steps=()
     mv "$out/$name.status.new" "$out/$name.status"
     return "$status"
   }
-  step release "$cargo" build --workspace --locked --release &&
-    step cross "$make" --no-print-directory cross &&
-    step cross-check "$make" --no-print-directory cross-check
+  step release "$cargo" build --locked --release --lib --bin up42wh-sign &&
+    step cross "$make" --no-print-directory cross DIST="$test_dist" UP42WH_PROFILE=qemu &&
+    step cross-check "$make" --no-print-directory cross-check DIST="$test_dist"
   status=$?
   echo $(($(date +%s) - start)) > "$out/arm.end.new" && mv "$out/arm.end.new" "$out/arm.end"
   exit "$status"
@@ -76,9 +80,14 @@ await() {
 { "$cargo" build --workspace --locked --lib --bins &&
   "$cargo" test --workspace --locked --no-run; } 2>&1 | tee -a "$log"
 built=${PIPESTATUS[0]}
+if [ "$built" = 0 ]; then
+  mkdir -p "$lane_dir/release" && strip -o "$lane_dir/release/up42wh.new" "$target_dir/debug/up42wh" &&
+    mv "$lane_dir/release/up42wh.new" "$lane_dir/release/up42wh" || built=1
+fi
 export UP42WH_TEST_CDYLIB=$target_dir/debug/libup42webhooks.so
 export UP42WH_TEST_UP42WH=$target_dir/debug/up42wh
 export UP42WH_TEST_RELEASE_DIR=$lane_dir/release
+export UP42WH_TEST_DIST=$test_dist
 host_built=$(date +%s)
 
 # Each test binary: its source (as cargo names it), its package's directory and the executable.
@@ -130,7 +139,7 @@ if [ "$built" = 0 ]; then
   run_suites "^(unittests .*|tests/(abi|forward|receiver)/.*|tests/no_alloc\.rs)$" ||
     failed_steps+=("a host suite (above)")
 fi
-echo "make test: waiting for the ARM lane's release build ($out/arm.log)" | tee -a "$log"
+echo "make test: waiting for the ARM lane's release library ($out/arm.log)" | tee -a "$log"
 suites_after release '^tests/(inbox|up42)/' "tests/inbox, tests/up42"
 echo "make test: waiting for the ARM lane's make cross" | tee -a "$log"
 suites_after cross '^tests/operations/' "tests/operations"

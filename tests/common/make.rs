@@ -49,7 +49,7 @@ impl Drop for Scratch {
 }
 
 /// What make and the image builds read, copied from the checkout into `dir` (the build output,
-/// run directories and secrets stay behind); `dist` is linked, for the boards' libraries.
+/// run directories and secrets stay behind); `dist` is linked to dist(), for the boards' builds.
 pub fn project_copy(dir: &Path) {
     let root = crate::common::root();
     for f in [
@@ -77,7 +77,7 @@ pub fn project_copy(dir: &Path) {
             "cp",
         );
     }
-    std::os::unix::fs::symlink(root.join("dist"), dir.join("dist")).unwrap();
+    std::os::unix::fs::symlink(crate::common::dist(), dir.join("dist")).unwrap();
     // The Redis client make nginx-deps took from Debian's packages, when it is there.
     if root.join("vendor").exists() {
         std::os::unix::fs::symlink(root.join("vendor"), dir.join("vendor")).unwrap();

@@ -16,6 +16,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Where make cross put the boards' builds: `UP42WH_TEST_DIST` (make test's lane builds them into a
+/// directory of its own, never the checkout's dist/), else dist/.
+pub fn dist() -> PathBuf {
+    std::env::var_os("UP42WH_TEST_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("dist"))
+}
+
 /// Clears from a child's environment every setting the project reads (the module's
 /// UP42_WEBHOOK_* variables, the listen and TLS settings, make's ports): what the shell running the
 /// tests exports, a user's own secret say, changes no test.
@@ -44,6 +52,8 @@ pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
         "SECRET_FILE",
         "FORWARD",
         "FORWARD_CONFIG",
+        "DIST",
+        "UP42WH_PROFILE",
         // make run's choice of image and its parts, and compose's own settings.
         "FLAVOR",
         "ARCH",

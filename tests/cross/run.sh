@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Proves the cross-built library for one ARM target, on this x86_64 machine, under qemu-user:
 #  1. the library's Rust tests, built for the target and run by qemu (cargo's target runner, set in
-#     .cargo/config.toml), the LuaJIT ones loading dist/<target>/libup42webhooks.so;
+#     .cargo/config.toml), the LuaJIT ones loading $DIST/<target>/libup42webhooks.so (DIST: make
+#     cross's, dist/ unless given);
 #  2. that architecture's own LuaJIT (Debian's luajit2 package for arm64 or armhf), running the Lua
 #     module's FFI binding against every reference vector with the same library.
 #   tests/cross/run.sh TARGET      (after `make cross`; `make cross-test` runs it for each target)
@@ -13,9 +14,10 @@ case "$target" in
   armv7-unknown-linux-gnueabihf) arch=armhf qemu=qemu-arm triple=arm-linux-gnueabihf ;;
   *) echo "run.sh: no qemu set-up for $target" >&2; exit 2 ;;
 esac
-lib="$root/dist/$target/libup42webhooks.so"
+dist=${DIST:-$root/dist}/$target
+lib="$dist/libup42webhooks.so"
 [ -f "$lib" ] || { echo "no $lib: run make cross first" >&2; exit 1; }
-(cd "$root/dist/$target" && sha256sum --quiet -c SHA256SUMS)
+(cd "$dist" && sha256sum --quiet -c SHA256SUMS)
 work="$root/target/cross"
 mkdir -p "$work"
 
@@ -72,4 +74,4 @@ if [ ! -f "$vectors" ] || [ "$root/tests/vectors/up42.json" -nt "$vectors" ]; th
   python3 "$root/tests/cross/vectors_lua.py" "$root/tests/vectors/up42.json" "$vectors"
 fi
 "$qemu" -L "/usr/$triple" -E "LD_LIBRARY_PATH=$luajit_root/usr/lib/$triple" \
-  "$luajit_root/usr/bin/luajit" "$root/tests/cross/vectors.lua" "$root" "$root/dist/$target" "$vectors"
+  "$luajit_root/usr/bin/luajit" "$root/tests/cross/vectors.lua" "$root" "$dist" "$vectors"

@@ -507,8 +507,7 @@ fn debian_on_a_board(release: &Path, arch: &str, machine: &str) {
         "arm64" => "aarch64-unknown-linux-gnu",
         _ => "armv7-unknown-linux-gnueabihf",
     };
-    let lib = crate::common::root()
-        .join("dist")
+    let lib = crate::common::dist()
         .join(triple)
         .join("libup42webhooks.so");
     for built in [&lib, &lib.with_file_name("up42wh")] {

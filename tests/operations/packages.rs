@@ -220,8 +220,8 @@ pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
         ("arm64", "aarch64-unknown-linux-gnu", "AArch64"),
         ("armhf", "armv7-unknown-linux-gnueabihf", "ARM"),
     ] {
-        let deb = build(arch, &root.join("dist").join(triple), &out, &v1());
-        build(arch, &root.join("dist").join(triple), &out, &v2());
+        let deb = build(arch, &crate::common::dist().join(triple), &out, &v1());
+        build(arch, &crate::common::dist().join(triple), &out, &v2());
         let info = text(&run(
             Command::new("dpkg-deb").arg("--info").arg(&deb),
             "dpkg-deb --info",
