@@ -5,10 +5,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::nginx::{configured, json, now, Delivery, Server, Setup, SECRET};
+use crate::common::SmallDisk;
 
 fn fresh(id: &str) -> Delivery {
     let t = now();
@@ -18,40 +18,6 @@ fn fresh(id: &str) -> Delivery {
         "x".repeat(600)
     );
     Delivery::signed(body.as_bytes(), SECRET, t)
-}
-
-/// A small tmpfs the test mounts (as root, as CI runs), unmounted on drop; None where mounting
-/// is not allowed.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(name: &str, size: &str) -> Option<SmallDisk> {
-        let dir = std::env::temp_dir().join(format!("up42wh-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0777"),
-                "tmpfs",
-            ])
-            .arg(&dir)
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !ok {
-            let _ = std::fs::remove_dir(&dir);
-            return None;
-        }
-        Some(SmallDisk(dir))
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
 }
 
 /// The error log's lines at warn or above.
@@ -73,7 +39,7 @@ fn a_disk_too_small_for_the_replay_index_stops_the_start_with_the_reason() {
         eprintln!("no tmpfs (not root): skipped");
         return;
     };
-    let journal_dir = disk.0.to_str().unwrap().to_string();
+    let journal_dir = disk.path().to_str().unwrap().to_string();
     let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         Setup::default()
             .env("UP42_WEBHOOK_JOURNAL_DIR", &journal_dir)
@@ -89,7 +55,7 @@ fn a_disk_too_small_for_the_replay_index_stops_the_start_with_the_reason() {
         )),
         "{message}"
     );
-    let left: Vec<_> = std::fs::read_dir(&disk.0)
+    let left: Vec<_> = std::fs::read_dir(disk.path())
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -109,7 +75,7 @@ fn a_full_disk_under_the_journal_is_a_503_each_time_and_a_few_log_lines() {
     let srv = match &disk {
         Some(d) => Server::start_with(
             configured("log_window = 2, dedup_capacity = 6000", ""),
-            &[("UP42_WEBHOOK_JOURNAL_DIR", d.0.to_str().unwrap())],
+            &[("UP42_WEBHOOK_JOURNAL_DIR", d.path().to_str().unwrap())],
         ),
         None => {
             eprintln!("no tmpfs (not root): the journal's append is made to fail instead");

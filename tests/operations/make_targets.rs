@@ -145,6 +145,53 @@ fn the_host_targets_say_where_it_runs_and_fail_when_they_fail() {
 }
 
 /// Each setting nginx cannot start with: (what is set up, what the one line must say).
+/// With CARGO_TARGET_DIR exported cargo builds there, and so the targets look there: make serve
+/// starts on the library in that directory (none under target/), send-test signs with its tool.
+#[test]
+fn the_targets_look_where_cargo_target_dir_has_cargo_build() {
+    let copy = Scratch::new("target-dir");
+    project_copy(copy.path());
+    let elsewhere = copy.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(release_dir(), elsewhere.join("release")).unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let make = |target: &str| {
+        let mut c = Command::new("make");
+        crate::common::hermetic(&mut c)
+            .current_dir(copy.path())
+            .args(["--no-print-directory", target, "CARGO=true"])
+            .arg(format!("PORT={port}"))
+            .arg(format!("ADMIN_PORT={admin}"))
+            .env("CARGO_TARGET_DIR", &elsewhere)
+            .env("UP42_WEBHOOK_SECRET", SECRET);
+        let out = c.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = make("serve");
+    struct StopIt<F: Fn(&str) -> (bool, String)>(F);
+    impl<F: Fn(&str) -> (bool, String)> Drop for StopIt<F> {
+        fn drop(&mut self) {
+            let _ = (self.0)("stop");
+        }
+    }
+    let _stop = StopIt(&make);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "receiving on http://127.0.0.1:{port}/receive-webhooks"
+        )),
+        "{out}"
+    );
+    assert!(!copy.path().join("target").exists(), "{out}");
+    let (ok, sent) = make("send-test");
+    assert!(ok && sent.contains(r#""msg":"stored""#), "{sent}");
+}
+
 #[test]
 fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
     let copy = Scratch::new("startup");

@@ -7,6 +7,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod download;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -111,12 +112,16 @@ struct StandIn {
     port: u16,
     child: Child,
     log: PathBuf,
+    /// The orders and assets it serves (JSON, read at each request).
+    orders: PathBuf,
 }
 
 impl StandIn {
     fn start(dir: &Path, ca: &Path, cert: &Path, key: &Path, token_life: u32) -> StandIn {
-        let port = free_port();
+        let (port, storage_port) = (free_port(), free_port());
         let log = dir.join("standin.jsonl");
+        let orders = dir.join("orders.json");
+        std::fs::write(&orders, "{}").unwrap();
         let child = Command::new("python3")
             .arg(common::root().join("tests/up42/standin.py"))
             .args([
@@ -124,7 +129,11 @@ impl StandIn {
                 &port.to_string(),
                 "--token-life",
                 &token_life.to_string(),
+                "--storage-port",
+                &storage_port.to_string(),
             ])
+            .arg("--orders")
+            .arg(&orders)
             .arg("--cert")
             .arg(cert)
             .arg("--key")
@@ -140,11 +149,18 @@ impl StandIn {
             .spawn()
             .expect("python3 runs the stand-in");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the stand-in listens");
-            std::thread::sleep(Duration::from_millis(50));
+        for p in [port, storage_port] {
+            while std::net::TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(Instant::now() < deadline, "the stand-in listens");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        StandIn { port, child, log }
+        StandIn {
+            port,
+            child,
+            log,
+            orders,
+        }
     }
 
     fn log(&self) -> Vec<serde_json::Value> {
@@ -546,6 +562,127 @@ fn watch_passes_each_time_with_tokens_renewed_and_each_api_refusal_is_one_line()
     let (code, out) = w.run(&["list"], &[("UP42_USERNAME", "")]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("set UP42_USERNAME and UP42_PASSWORD"), "{out}");
+    w.assert_nothing_secret_printed(&[SECRET]);
+}
+
+/// Sign-in as UP42's server (Keycloak 20 and later) takes it: the token is asked for with
+/// `scope=openid` (userinfo refuses a token without it); a userinfo that refuses anyway leaves the
+/// workspace to the token's own `sub`; 429 and 503 from the authentication server are retried,
+/// then reported as UP42's rate limit or outage (never as wrong credentials); a 200 that is not
+/// UP42's JSON (a proxy's page) answering a creation is an error naming it, never "created".
+#[test]
+fn sign_in_as_keycloak_takes_it_and_busy_or_odd_answers_are_named_as_such() {
+    let mut w = World::new("sign-in", 300);
+    let token_path = "/realms/public/protocol/openid-connect/token";
+    let userinfo_path = "/realms/public/protocol/openid-connect/userinfo";
+    let requests = |w: &World, path: &str| {
+        w.standin
+            .log()
+            .iter()
+            .filter(|e| e["path"].as_str() == Some(path))
+            .count()
+    };
+    let listed = format!("/workspaces/{WORKSPACE}/webhooks");
+
+    // The token request asks for openid; the token's userinfo names the workspace.
+    let (code, out) = w.run(&["list"], &[]);
+    assert_eq!(code, 0, "{out}");
+    let log = w.standin.log();
+    let asked = log
+        .iter()
+        .find(|e| e["path"].as_str() == Some(token_path))
+        .unwrap();
+    let form: Vec<&str> = asked["body"].as_str().unwrap().split('&').collect();
+    assert!(form.contains(&"scope=openid"), "{form:?}");
+    assert!(form.contains(&"client_id=up42-api"), "{form:?}");
+    let issued = log.iter().find(|e| e["issued"].is_string()).unwrap();
+    assert_eq!(issued["scope"], "openid profile email");
+    assert!(log.iter().any(|e| e["path"].as_str() == Some(&listed)));
+
+    // A token asked for as before (no scope): the stand-in's userinfo refuses it as Keycloak does,
+    // and the program takes the workspace from the token itself.
+    let api = format!("https://127.0.0.1:{}", w.standin.port);
+    let plain = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&w.ca)
+        .args(["-d", "grant_type=password", "-d", "client_id=up42-api"])
+        .args(["--data-urlencode", &format!("username={USERNAME}")])
+        .args(["--data-urlencode", &format!("password={PASSWORD}")])
+        .arg(format!("{api}{token_path}"))
+        .output()
+        .unwrap();
+    let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    let token = plain["access_token"].as_str().unwrap().to_string();
+    assert_eq!(plain["scope"], "profile email");
+    let refused = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&w.ca)
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .arg(format!("{api}{userinfo_path}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "403");
+    let before = requests(&w, &listed);
+    let (code, out) = w.run(&["list"], &[("UP42_TOKEN", &token), ("UP42_USERNAME", "")]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(requests(&w, &listed), before + 1);
+
+    // A userinfo that refuses every token (a policy of UP42's own): the token's sub again.
+    std::fs::write(w.standin.log.with_extension("jsonl.userinfo"), "403").unwrap();
+    let (code, out) = w.run(&["list"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(requests(&w, &listed), before + 2);
+    std::fs::remove_file(w.standin.log.with_extension("jsonl.userinfo")).unwrap();
+
+    // 429 twice from the token endpoint: retried after Retry-After, then signed in.
+    let auth_fail = w.standin.log.with_extension("jsonl.auth-fail");
+    std::fs::write(&auth_fail, "429 1 2").unwrap();
+    let tokens = requests(&w, token_path);
+    let (code, out) = w.run(&["list"], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(requests(&w, token_path), tokens + 3);
+    assert!(!auth_fail.exists());
+
+    // An outage: four tries, then one line that says so and blames no credentials.
+    std::fs::write(&auth_fail, "503 1").unwrap();
+    let tokens = requests(&w, token_path);
+    let (code, out) = w.run(&["list"], &[]);
+    assert_eq!(code, 7, "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains(
+            "UP42's authentication is unavailable (the token: 503, retry after 1 s, 4 tries)"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("UP42_USERNAME"), "{out}");
+    assert_eq!(requests(&w, token_path), tokens + 4);
+    std::fs::write(&auth_fail, "429 1").unwrap();
+    let (code, out) = w.run(&["list"], &[]);
+    assert_eq!(code, 7, "{out}");
+    assert!(
+        out.contains("UP42's authentication asks to slow down (the token: 429, retry after 1 s"),
+        "{out}"
+    );
+    std::fs::remove_file(&auth_fail).unwrap();
+
+    // A proxy's page answering the creation with 200: an error that names it; nothing "created".
+    let html = w.standin.log.with_extension("jsonl.html");
+    std::fs::write(&html, "POST").unwrap();
+    let url = w.url();
+    let (code, out) = w.run(
+        &["connect", "--url", &url],
+        &[("UP42_WEBHOOK_SECRET", SECRET)],
+    );
+    std::fs::remove_file(&html).unwrap();
+    assert_eq!(code, 7, "{out}");
+    assert!(
+        out.contains(&format!(
+            "UP42's API answered POST /workspaces/{WORKSPACE}/webhooks with what is not its JSON: 200 with text/html \"<html><head><title>Sign in to the network"
+        )),
+        "{out}"
+    );
+    assert!(!out.contains("created"), "{out}");
     w.assert_nothing_secret_printed(&[SECRET]);
 }
 

@@ -123,6 +123,27 @@ enum Up42Action {
         #[command(flatten)]
         test: TestArgs,
     },
+    /// A fulfilled order's assets into DIR/ORDER_ID/, each verified (length, CRC32C, MD5) before
+    /// it takes its name, resumed after a cut, then DIR/ORDER_ID/manifest.json. Exit 0 complete, 7
+    /// UP42's API or its storage refused, 8 the order is not fulfilled, 9 the disk is full, 10 an
+    /// asset did not verify.
+    Download {
+        /// The order (a UUID, as order.status events name it in body.orderId).
+        #[arg(long)]
+        order: String,
+        /// The folder the order's folder goes into.
+        #[arg(long)]
+        to: PathBuf,
+        /// Assets fetched at once.
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+        /// Wait this long for an order that is not fulfilled yet (else exit 8 at once).
+        #[arg(long, value_parser = duration)]
+        wait: Option<std::time::Duration>,
+        /// How often to ask for the order's status while waiting.
+        #[arg(long, default_value = "30s", value_parser = duration)]
+        poll: std::time::Duration,
+    },
     /// The workspace's webhooks, one a line: id, active, URL, events, name.
     List,
     /// Delete a webhook.
@@ -165,6 +186,19 @@ fn up42_main(
             test: test_of(test),
             every,
         },
+        Up42Action::Download {
+            order,
+            to,
+            parallel,
+            wait,
+            poll,
+        } => up42::Action::Download(up42::download::Options {
+            order,
+            to,
+            parallel,
+            wait,
+            poll,
+        }),
         Up42Action::List => up42::Action::List,
         Up42Action::Delete { id } => up42::Action::Delete { id },
     };

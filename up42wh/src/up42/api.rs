@@ -4,12 +4,13 @@
 //! never part of an error, a log line or the output.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::Error;
+
+use super::sign_in::{busy, credentials, not_json, retrying, Reply, SignIn, TRIES};
 
 /// UP42's regions: the API and the authentication server of each (up42-py's `host` module).
 pub fn region(name: &str) -> Option<(&'static str, &'static str)> {
@@ -28,74 +29,13 @@ pub struct Settings {
     pub workspace: Option<String>,
 }
 
-/// The account's credentials (refreshable), or a token given as it is (one-shot).
-enum Credentials {
-    Account { username: String, password: String },
-    Token(String),
-}
-
-#[derive(Deserialize)]
-struct AccountFile {
-    username: String,
-    password: String,
-}
-
-/// From the environment or a file, never the command line: UP42_USERNAME and UP42_PASSWORD (or
-/// UP42_PASSWORD_FILE), UP42_CREDENTIALS_FILE (JSON `{"username","password"}`, as up42-py's
-/// cfg_file), else UP42_TOKEN.
-fn credentials() -> Result<Credentials, Error> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let read = |var: &str, path: String| {
-        std::fs::read_to_string(&path)
-            .map_err(|e| Error::config(format!("{var}: cannot read {path}: {e}")))
-    };
-    if let Some(path) = env("UP42_CREDENTIALS_FILE") {
-        let text = read("UP42_CREDENTIALS_FILE", path.clone())?;
-        let f: AccountFile = serde_json::from_str(&text).map_err(|_| {
-            Error::config(format!(
-                "UP42_CREDENTIALS_FILE: {path} is not JSON with \"username\" and \"password\""
-            ))
-        })?;
-        return Ok(Credentials::Account {
-            username: f.username,
-            password: f.password,
-        });
-    }
-    if let Some(username) = env("UP42_USERNAME") {
-        let password = match (env("UP42_PASSWORD"), env("UP42_PASSWORD_FILE")) {
-            (Some(p), _) => p,
-            (None, Some(path)) => read("UP42_PASSWORD_FILE", path)?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-            (None, None) => return Err(Error::config(
-                "UP42_USERNAME is set: give the password in UP42_PASSWORD or UP42_PASSWORD_FILE",
-            )),
-        };
-        return Ok(Credentials::Account { username, password });
-    }
-    if let Some(token) = env("UP42_TOKEN") {
-        return Ok(Credentials::Token(token.trim().to_string()));
-    }
-    Err(Error::config(
-        "no UP42 credentials: set UP42_USERNAME and UP42_PASSWORD (or UP42_PASSWORD_FILE, or \
-         UP42_CREDENTIALS_FILE), or UP42_TOKEN for one command",
-    ))
-}
-
-/// A token and when to fetch the next one.
-struct Token {
-    value: String,
-    renew_at: Option<Instant>,
-}
-
 pub struct Api {
     http: reqwest::Client,
+    /// For the storage host's signed URLs: no token, no redirect, no overall timeout (an asset
+    /// takes as long as it takes), a read timeout instead.
+    storage: reqwest::Client,
     settings: Settings,
-    credentials: Credentials,
-    token: Option<Token>,
+    sign_in: SignIn,
     workspace: Option<String>,
 }
 
@@ -104,187 +44,221 @@ pub const API_REFUSED: u8 = 7;
 
 impl Api {
     pub fn new(settings: Settings) -> Result<Api, Error> {
-        let credentials = credentials()?;
-        let mut b = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(10))
-            // The token never follows a redirect to another host.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("up42wh/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &settings.ca_file {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::config(format!("--ca-file: cannot read {}: {e}", path.display()))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                Error::config(format!("--ca-file: {} is not PEM: {e}", path.display()))
-            })?;
-            for c in certs {
-                b = b.add_root_certificate(c);
+        let sign_in = SignIn::new(credentials()?, &settings.auth);
+        let certs = match &settings.ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::config(format!("--ca-file: cannot read {}: {e}", path.display()))
+                })?;
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                    Error::config(format!("--ca-file: {} is not PEM: {e}", path.display()))
+                })?
             }
-        }
-        let http = b
-            .build()
-            .map_err(|e| Error::run(format!("cannot make an HTTP client: {e}")))?;
+        };
+        let client = |api: bool| {
+            let mut b = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                // The token never follows a redirect to another host; a signed URL that
+                // redirects is not what UP42 gave.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("up42wh/", env!("CARGO_PKG_VERSION")));
+            b = if api {
+                b.timeout(Duration::from_secs(60))
+            } else {
+                b.read_timeout(Duration::from_secs(60))
+            };
+            for c in &certs {
+                b = b.add_root_certificate(c.clone());
+            }
+            b.build()
+                .map_err(|e| Error::run(format!("cannot make an HTTP client: {e}")))
+        };
+        let (http, storage) = (client(true)?, client(false)?);
         let workspace = settings.workspace.clone();
         Ok(Api {
             http,
+            storage,
             settings,
-            credentials,
-            token: None,
+            sign_in,
             workspace,
         })
     }
 
-    fn token_url(&self) -> String {
-        format!(
-            "{}/realms/public/protocol/openid-connect/token",
-            self.settings.auth
-        )
-    }
-
-    /// The current token, fetched (again) when there is none or it is about to expire.
-    async fn token(&mut self) -> Result<String, Error> {
-        if let Some(t) = &self.token {
-            if t.renew_at.is_none_or(|at| Instant::now() < at) {
-                return Ok(t.value.clone());
-            }
-        }
-        let (username, password) = match &self.credentials {
-            Credentials::Token(t) => {
-                self.token = Some(Token {
-                    value: t.clone(),
-                    renew_at: None,
-                });
-                return Ok(t.clone());
-            }
-            Credentials::Account { username, password } => (username.clone(), password.clone()),
-        };
-        let url = self.token_url();
-        let resp = self
-            .http
-            .post(&url)
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", "up42-api"),
-                ("username", username.as_str()),
-                ("password", password.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|e| unreachable("authentication", &url, &e))?;
-        let status = resp.status().as_u16();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status != 200 {
-            let why = body["error_description"]
-                .as_str()
-                .or(body["error"].as_str())
-                .unwrap_or("no reason given");
-            return Err(Error::code(
-                API_REFUSED,
-                format!("UP42 refused the account's credentials ({status}: {why}): check UP42_USERNAME and its password"),
-            ));
-        }
-        let value = body["access_token"]
-            .as_str()
-            .ok_or_else(|| {
-                Error::code(
-                    API_REFUSED,
-                    "UP42's authentication answered without an access_token",
-                )
-            })?
-            .to_string();
-        // Tokens live minutes (expires_in); the next is fetched with a margin of a fifth.
-        let life = body["expires_in"].as_u64().unwrap_or(300).max(1);
-        let renew_at = Instant::now() + Duration::from_millis(life * 800);
-        self.token = Some(Token {
-            value: value.clone(),
-            renew_at: Some(renew_at),
-        });
-        Ok(value)
+    /// The client for signed storage URLs (a handle: clones share it).
+    pub fn storage(&self) -> reqwest::Client {
+        self.storage.clone()
     }
 
     /// One request to `url` with the token (`what`: UP42's API or its authentication server, for
-    /// the error when it does not answer). A 401 with refreshable credentials fetches a new token
-    /// and asks once more; the last answer is returned whatever its status.
+    /// the error when it does not answer), tried `tries` times while it answers 429 or 5xx
+    /// (sign_in::retrying). A 401 with refreshable credentials fetches a new token and asks once
+    /// more; the last answer is returned whatever its status.
     async fn authorized(
         &mut self,
         method: &reqwest::Method,
         url: &str,
         what: &str,
         body: Option<&Value>,
+        tries: u32,
     ) -> Result<Answer, Error> {
         for attempt in 0..2 {
-            let token = self.token().await?;
-            let mut r = self.http.request(method.clone(), url).bearer_auth(&token);
-            if let Some(b) = body {
-                r = r.json(b);
-            }
-            let resp = r.send().await.map_err(|e| unreachable(what, url, &e))?;
-            let status = resp.status().as_u16();
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let text = resp.text().await.unwrap_or_default();
-            let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if status == 401
-                && attempt == 0
-                && matches!(self.credentials, Credentials::Account { .. })
-            {
-                self.token = None;
+            let token = self.sign_in.token(&self.http).await?;
+            let request = || {
+                let r = self.http.request(method.clone(), url).bearer_auth(&token);
+                match body {
+                    Some(b) => r.json(b),
+                    None => r,
+                }
+            };
+            let a = retrying(request, what, url, tries).await?;
+            if a.status == 401 && attempt == 0 && self.sign_in.renewable() {
+                self.sign_in.forget();
                 continue;
             }
-            return Ok(Answer {
-                status,
-                retry_after,
-                json,
-                text,
-            });
+            return Ok(a);
         }
         unreachable!("the loop returns")
     }
 
-    /// A request to UP42's API: `data` of its answer; every refusal is one line saying what to do.
+    /// A request to UP42's API, tried `tries` times while it answers 429 or 5xx: its 2xx answer;
+    /// any other is one line saying what to do.
+    async fn request(
+        &mut self,
+        method: &reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        tries: u32,
+    ) -> Result<Answer, Error> {
+        let url = format!("{}{path}", self.settings.api);
+        let a = self
+            .authorized(method, &url, "API", body.as_ref(), tries)
+            .await?;
+        if !(200..300).contains(&a.status) {
+            return Err(a.refusal(method, path, self.sign_in.renewable()));
+        }
+        Ok(a)
+    }
+
+    /// A request to UP42's webhook API: `data` of its answer (Null for 204). Its 429 and 5xx are
+    /// reported at once (watch has its own schedule); a 2xx that is not UP42's JSON (a proxy's
+    /// page) is an error naming what came back.
     async fn call(
         &mut self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, Error> {
-        let url = format!("{}{path}", self.settings.api);
-        let a = self.authorized(&method, &url, "API", body.as_ref()).await?;
-        if (200..300).contains(&a.status) {
-            return Ok(a.json.get("data").cloned().unwrap_or(Value::Null));
+        let a = self.request(&method, path, body, 1).await?;
+        if a.status == 204 || a.text.trim().is_empty() {
+            return Ok(Value::Null);
         }
-        Err(a.refusal(&method, path, &self.credentials))
+        match a.json.get("data") {
+            Some(data) if a.json.is_object() => Ok(data.clone()),
+            _ => Err(a.not_json(&method, path)),
+        }
     }
 
-    /// The workspace: --workspace, or the `sub` of the token's user info (as up42-py finds it).
+    /// A call of UP42's v2 API (orders, assets): its answer's JSON object as it is (v2 has no
+    /// `data` envelope); 429 and 5xx tried TRIES times.
+    async fn call_v2(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Error> {
+        let a = self.request(&method, path, body, TRIES).await?;
+        if !a.json.is_object() {
+            return Err(a.not_json(&method, path));
+        }
+        Ok(a.json)
+    }
+
+    /// GET /v2/orders/{id}: the order (its `status`).
+    pub async fn order(&mut self, id: &str) -> Result<Value, Error> {
+        self.call_v2(reqwest::Method::GET, &format!("/v2/orders/{id}"), None)
+            .await
+    }
+
+    /// The order's assets: GET /v2/assets?search={order}, every page, keeping those whose
+    /// `orderId` is the order (search also matches names and titles).
+    pub async fn assets(&mut self, order: &str) -> Result<Vec<Value>, Error> {
+        let mut all = Vec::new();
+        // Bounded: 1,000 pages of 50 are more assets than any order has.
+        for page in 0..1000 {
+            let path = format!("/v2/assets?search={order}&page={page}&size=50");
+            let a = self.call_v2(reqwest::Method::GET, &path, None).await?;
+            let content = a["content"].as_array().ok_or_else(|| {
+                Error::code(
+                    API_REFUSED,
+                    format!("UP42's API answered GET {path} without its content[]"),
+                )
+            })?;
+            all.extend(
+                content
+                    .iter()
+                    .filter(|x| x["orderId"].as_str() == Some(order))
+                    .cloned(),
+            );
+            let pages = a["totalPages"].as_u64().unwrap_or(1);
+            if content.is_empty() || page + 1 >= pages {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// POST /v2/assets/{id}/download-url: a signed storage URL, valid seconds to minutes.
+    pub async fn download_url(&mut self, asset: &str) -> Result<String, Error> {
+        let path = format!("/v2/assets/{asset}/download-url");
+        let a = self
+            .call_v2(reqwest::Method::POST, &path, Some(json!({})))
+            .await?;
+        a["url"]
+            .as_str()
+            .filter(|u| u.starts_with("https://"))
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Error::code(
+                    API_REFUSED,
+                    format!("UP42's API answered POST {path} without a URL"),
+                )
+            })
+    }
+
+    /// The workspace: --workspace (UP42_WORKSPACE_ID), else the `sub` of the token's user info (as
+    /// up42-py finds it), else when the user info is refused or unavailable the `sub` of the access
+    /// token itself (the same user id, docs/up42.md).
     pub async fn workspace(&mut self) -> Result<String, Error> {
         if let Some(w) = &self.workspace {
             return Ok(w.clone());
         }
-        let url = format!(
-            "{}/realms/public/protocol/openid-connect/userinfo",
-            self.settings.auth
-        );
+        let url = self.sign_in.userinfo_url();
         let get = reqwest::Method::GET;
-        let a = self.authorized(&get, &url, "authentication", None).await?;
-        if a.status == 401 || a.status == 403 {
-            return Err(a.refusal(&get, "(the user info)", &self.credentials));
+        let a = self
+            .authorized(&get, &url, "authentication", None, TRIES)
+            .await?;
+        if a.status == 401 {
+            // The token itself (a fresh one too, with the account's credentials) is refused.
+            return Err(a.refusal(&get, "(the user info)", self.sign_in.renewable()));
         }
         let sub = a.json["sub"]
             .as_str()
-            .filter(|_| a.status == 200)
-            .ok_or_else(|| {
-                Error::code(
-                    API_REFUSED,
-                    format!("UP42 did not say which workspace the token is for ({} from its user info): give it with --workspace", a.status),
-                )
-            })?;
-        self.workspace = Some(sub.to_string());
-        Ok(sub.to_string())
+            .filter(|s| a.status == 200 && !s.is_empty())
+            .map(str::to_string)
+            .or_else(|| self.sign_in.token_subject());
+        let Some(sub) = sub else {
+            if let Some(e) = busy(a.status, a.retry_after.as_deref(), "the user info") {
+                return Err(e);
+            }
+            let said = a.said();
+            return Err(Error::code(
+                API_REFUSED,
+                format!("UP42 did not say which workspace the token is for (its user info: {}: {said}; the token names none): give it with UP42_WORKSPACE_ID or --workspace", a.status),
+            ));
+        };
+        self.workspace = Some(sub.clone());
+        Ok(sub)
     }
 
     /// The event names UP42 offers (GET /webhooks/events).
@@ -369,55 +343,41 @@ impl Api {
     }
 }
 
-/// UP42's `what` (API, authentication) did not answer at `url`.
-fn unreachable(what: &str, url: &str, e: &reqwest::Error) -> Error {
-    Error::code(
-        API_REFUSED,
-        format!("cannot reach UP42's {what} at {url}: {}", reason(e)),
-    )
-}
+/// An answer of UP42's.
+type Answer = Reply;
 
-/// A transport error in words, without the URL's query or any header.
-fn reason(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "could not connect".to_string()
-    } else {
-        "the request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        s = format!("{s}: {inner}");
-        source = inner.source();
+impl Reply {
+    /// A 2xx that is not the JSON expected, named by what came back.
+    fn not_json(&self, method: &reqwest::Method, path: &str) -> Error {
+        Error::code(
+            API_REFUSED,
+            format!(
+                "UP42's API answered {method} {path} with what is not its JSON: {}",
+                not_json(self.status, self.content_type.as_deref(), &self.text)
+            ),
+        )
     }
-    s
-}
 
-/// An answer of UP42's: its status, Retry-After, body and the body as JSON (Null when it is none).
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    json: Value,
-    text: String,
-}
-
-impl Answer {
-    /// An answer that is not 2xx, as one line a user can act on.
-    fn refusal(&self, method: &reqwest::Method, path: &str, credentials: &Credentials) -> Error {
-        let said = self.json["error"]["message"]
+    /// What UP42 said: its error's message, else the start of the body.
+    fn said(&self) -> String {
+        self.json["error"]["message"]
             .as_str()
+            .or(self.json["error_description"].as_str())
             .or(self.json["error"].as_str())
             .or(self.json["message"].as_str())
             .map(str::to_string)
-            .unwrap_or_else(|| self.text.chars().take(200).collect::<String>());
+            .unwrap_or_else(|| self.text.chars().take(200).collect::<String>())
+    }
+
+    /// An answer that is not 2xx, as one line a user can act on.
+    fn refusal(&self, method: &reqwest::Method, path: &str, renewable: bool) -> Error {
+        let said = self.said();
         let what = format!("{method} {path}");
         let msg = match self.status {
-            401 => match credentials {
-                Credentials::Token(_) => format!("UP42 refused the token for {what} (401: expired or not valid): UP42_TOKEN lives minutes; set UP42_USERNAME and UP42_PASSWORD instead"),
-                Credentials::Account { .. } => format!("UP42 refused a fresh token for {what} (401): {said}"),
-            },
+            401 if !renewable => format!("UP42 refused the token for {what} (401: expired or not valid): UP42_TOKEN lives minutes; set UP42_USERNAME and UP42_PASSWORD instead"),
+            401 => format!("UP42 refused a fresh token for {what} (401): {said}"),
             403 => format!("UP42 forbids {what} to this account (403): {said}"),
+            404 if path.starts_with("/v2/") => format!("UP42 does not know {what} (404: no such order or asset in this account): {said}"),
             404 => format!("UP42 does not know {what} (404: no such workspace or webhook): {said}"),
             429 => format!(
                 "UP42 asks to slow down (429){}: try again later",

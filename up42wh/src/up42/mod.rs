@@ -10,6 +10,8 @@
 
 mod api;
 mod check;
+pub mod download;
+mod sign_in;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,6 +35,7 @@ pub enum Action {
         test: check::Test,
         every: Duration,
     },
+    Download(download::Options),
     List,
     Delete {
         id: String,
@@ -51,6 +54,19 @@ pub fn main(settings: Settings, action: Action) -> Result<(), Error> {
                 name,
                 secret_file,
             } => connect(&mut api, &url, &name, secret_file).await,
+            Action::Download(o) => {
+                let counters = std::sync::Arc::default();
+                let s = download::run(api, &o, counters).await?;
+                println!(
+                    "order {} complete: {} assets, {} bytes ({} received now) in {}, listed in manifest.json",
+                    o.order,
+                    s.assets,
+                    s.bytes,
+                    s.received,
+                    s.dir.display()
+                );
+                Ok(())
+            }
             Action::List => list(&mut api).await,
             Action::Delete { id } => {
                 api.delete(&id).await?;
@@ -139,7 +155,15 @@ async fn connect(
         .and_then(|w| w["id"].as_str())
         .map(str::to_string);
     let saved = api.save(id.as_deref(), name, url, &EVENTS, &secret).await?;
-    let saved_id = saved["id"].as_str().or(id.as_deref()).unwrap_or("?");
+    let saved_id = saved["id"].as_str().ok_or_else(|| {
+        Error::code(
+            API_REFUSED,
+            format!(
+                "UP42's API answered the {} without the webhook's id: it may or may not be saved; up42wh up42 list shows what is",
+                if id.is_some() { "update" } else { "creation" }
+            ),
+        )
+    })?;
     println!(
         "{} webhook {saved_id} for {url}: {}, active; its secret is the receiver's ({from})",
         if id.is_some() { "updated" } else { "created" },

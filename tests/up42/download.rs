@@ -1,0 +1,334 @@
+//! `up42wh up42 download` against the stand-in's orders, assets and storage host (standin.py):
+//! every asset of the order, verified, under its name; a manifest last; cuts resumed with Range
+//! (the wire carries the file about once), a corrupted byte and a short answer fetched again, an
+//! expired URL and a 503 retried with a fresh URL; never an Authorization header at the storage
+//! host; a second run transfers nothing; an order not fulfilled waits or says so; kill -9 in the
+//! middle, then a rerun that resumes; a full disk is one line and nothing under a final name.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use md5::Digest;
+use serde_json::{json, Value};
+
+use super::{World, WORKSPACE};
+
+/// Bytes that do not repeat (xorshift), `n` of them.
+fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// An asset of the stand-in: its file written, its x-goog-hash computed.
+fn asset(dir: &Path, id: &str, name: &str, content: &[u8]) -> Value {
+    let path = dir.join(format!("object-{id}"));
+    std::fs::write(&path, content).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let crc = crc32c::crc32c(content).to_be_bytes();
+    let md5 = md5::Md5::digest(content);
+    json!({
+        "id": id,
+        "name": name,
+        "size": content.len(),
+        "path": path,
+        "hash": format!("crc32c={},md5={}", b64.encode(crc), b64.encode(md5)),
+    })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn uuid(n: u8) -> String {
+    format!("{n:08x}-0000-4000-8000-00000000{n:04x}")
+}
+
+fn set_orders(w: &World, orders: &Value) {
+    std::fs::write(&w.standin.orders, orders.to_string()).unwrap();
+}
+
+fn storage_faults(w: &World, lines: &str) {
+    std::fs::write(w.standin.log.with_extension("jsonl.storage"), lines).unwrap();
+}
+
+fn storage_log(w: &World) -> Vec<Value> {
+    w.standin
+        .log()
+        .into_iter()
+        .filter(|e| e["storage"].is_string())
+        .collect()
+}
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let d = super::scratch(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn an_order_arrives_verified_whole_and_once_through_cuts_corruption_and_expiry() {
+    let mut w = World::new("download", 300);
+    let data = scratch_dir("download-objects");
+    let to = scratch_dir("download-to");
+    let order = uuid(1);
+    let contents = [
+        bytes(1, 3 * 1024 * 1024),
+        bytes(2, 1024 * 1024 + 7),
+        bytes(3, 100 * 1024),
+    ];
+    let names = ["scene-a.zip", "scene-b.zip", "metadata.zip"];
+    let assets: Vec<Value> = (0..3)
+        .map(|i| asset(&data, &uuid(10 + i as u8), names[i], &contents[i]))
+        .collect();
+    // Another order's asset whose name holds this order's id: search finds it, the filter drops it.
+    let decoy = asset(&data, &uuid(20), &format!("{order}-copy.zip"), b"decoy");
+    set_orders(
+        &w,
+        &json!({
+            order.clone(): {"status": "FULFILLED", "assets": assets},
+            uuid(2): {"status": "FULFILLED", "assets": [decoy]},
+        }),
+    );
+    // In this order: an expired URL, a 503, two cuts, a flipped byte, a short answer.
+    storage_faults(
+        &w,
+        "expired 1\nstatus 503 1 1\ncut 700000 2\ncorrupt 1\nshort 1\n",
+    );
+    let to_s = to.to_str().unwrap();
+    let (code, out) = w.run(
+        &[
+            "download",
+            "--order",
+            &order,
+            "--to",
+            to_s,
+            "--parallel",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("order {order} complete: 3 assets")),
+        "{out}"
+    );
+    assert!(out.contains("does not verify"), "{out}");
+    let folder = to.join(&order);
+    for (i, name) in names.iter().enumerate() {
+        assert!(
+            std::fs::read(folder.join(name)).unwrap() == contents[i],
+            "{name}: not the asset's bytes"
+        );
+    }
+    assert_eq!(
+        files_under(&folder),
+        [
+            ".lock",
+            "manifest.json",
+            "metadata.zip",
+            "scene-a.zip",
+            "scene-b.zip"
+        ]
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["order"], order.as_str());
+    let listed = manifest["assets"].as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    for (i, name) in names.iter().enumerate() {
+        let m = listed.iter().find(|a| a["name"] == *name).unwrap();
+        assert_eq!(m["id"], uuid(10 + i as u8).as_str());
+        assert_eq!(m["size"], contents[i].len());
+        assert_eq!(m["md5"], hex(&md5::Md5::digest(&contents[i])).as_str());
+        assert_eq!(
+            m["crc32c"],
+            hex(&crc32c::crc32c(&contents[i]).to_be_bytes()).as_str()
+        );
+    }
+    let requests = storage_log(&w);
+    assert!(requests.iter().all(|r| r["authorization"] == false));
+    assert!(requests
+        .iter()
+        .any(|r| r["range"].as_str().is_some_and(|r| r.starts_with("bytes="))));
+    assert!(requests
+        .iter()
+        .all(|r| !r["storage"].as_str().unwrap().contains(&uuid(20))));
+    // A fresh URL for every request of the storage host.
+    let urls = w
+        .standin
+        .log()
+        .iter()
+        .filter(|e| e["download_url"].is_string())
+        .count();
+    assert_eq!(urls, requests.len());
+    // No fault left unused: each was met, and recovered from.
+    assert_eq!(
+        std::fs::read_to_string(w.standin.log.with_extension("jsonl.storage")).unwrap(),
+        ""
+    );
+
+    // Again: nothing transferred, the same manifest's files.
+    let before = storage_log(&w).len();
+    let (code, out) = w.run(&["download", "--order", &order, "--to", to_s], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("(complete before)").count(), 3, "{out}");
+    assert!(out.contains("(0 received now)"), "{out}");
+    assert_eq!(storage_log(&w).len(), before);
+
+    // A big asset cut every 512 KiB: resumed each time from where it stopped, so the wire
+    // carries it about once (at most 1.15 times its size).
+    let big = uuid(3);
+    let content = bytes(4, 5 * 1024 * 1024);
+    let mut orders: Value =
+        serde_json::from_slice(&std::fs::read(&w.standin.orders).unwrap()).unwrap();
+    orders[&big] =
+        json!({"status": "FULFILLED", "assets": [asset(&data, &uuid(30), "big.zip", &content)]});
+    set_orders(&w, &orders);
+    storage_faults(&w, "cut 524288 9\n");
+    let before = storage_log(&w).len();
+    let (code, out) = w.run(&["download", "--order", &big, "--to", to_s], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("resumed 9 times"), "{out}");
+    assert_eq!(
+        std::fs::read(to.join(&big).join("big.zip")).unwrap(),
+        content
+    );
+    let sent: u64 = storage_log(&w)[before..]
+        .iter()
+        .map(|r| r["sent"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        sent as f64 <= 1.15 * content.len() as f64,
+        "{sent} bytes on the wire for {}",
+        content.len()
+    );
+
+    // Ids from the command line go into URL paths and a folder: only UUID-like ones.
+    let (code, out) = w.run(&["download", "--order", "../etc", "--to", to_s], &[]);
+    assert_eq!(code, 2, "{out}");
+    // An order UP42 does not know: its 404, one line.
+    let (code, out) = w.run(&["download", "--order", &uuid(99), "--to", to_s], &[]);
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("no such order or asset"), "{out}");
+    w.assert_nothing_secret_printed(&[]);
+    let _ = WORKSPACE;
+}
+
+#[test]
+fn an_order_is_waited_for_a_killed_download_resumes_and_a_full_disk_is_one_line() {
+    let mut w = World::new("download-wait", 300);
+    let data = scratch_dir("download-wait-objects");
+    let to = scratch_dir("download-wait-to");
+    let to_s = to.to_str().unwrap().to_string();
+    let order = uuid(4);
+    let content = bytes(5, 4 * 1024 * 1024);
+    let a = asset(&data, &uuid(40), "scene.zip", &content);
+    set_orders(
+        &w,
+        &json!({order.clone(): {"status": "BEING_FULFILLED", "assets": [a]}}),
+    );
+
+    // Not fulfilled: exit 8 and its status, at once.
+    let (code, out) = w.run(&["download", "--order", &order, "--to", &to_s], &[]);
+    assert_eq!(code, 8, "{out}");
+    assert!(out.contains("is BEING_FULFILLED, not FULFILLED"), "{out}");
+    assert!(!to.join(&order).exists());
+
+    // With --wait: it asks until FULFILLED. The order turns so once the program has asked.
+    let asked = |w: &World| {
+        w.standin
+            .log()
+            .iter()
+            .filter(|e| e["path"].as_str() == Some(&format!("/v2/orders/{order}")))
+            .count()
+    };
+    let before = asked(&w);
+    // Slow, so that the download can be killed in the middle (1 MB/s).
+    storage_faults(&w, "slow 1000000\n");
+    let mut child = w
+        .command(
+            &[
+                "download", "--order", &order, "--to", &to_s, "--wait", "60s", "--poll", "1s",
+            ],
+            &[],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while asked(&w) <= before + 1 {
+        assert!(Instant::now() < deadline, "the program asks again");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut orders: Value =
+        serde_json::from_slice(&std::fs::read(&w.standin.orders).unwrap()).unwrap();
+    orders[&order]["status"] = json!("FULFILLED");
+    set_orders(&w, &orders);
+
+    // kill -9 once a part of a MB is there: nothing under the final name.
+    let part = to.join(&order).join("scene.zip.part");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0) < 1_000_000 {
+        assert!(Instant::now() < deadline, "the part grows");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(!to.join(&order).join("scene.zip").exists());
+    assert!(!to.join(&order).join("manifest.json").exists());
+    let kept = std::fs::metadata(&part).unwrap().len();
+
+    // The rerun continues from the part.
+    storage_faults(&w, "");
+    let (code, out) = w.run(&["download", "--order", &order, "--to", &to_s], &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("resumed once"), "{out}");
+    assert!(std::fs::read(to.join(&order).join("scene.zip")).unwrap() == content);
+    // (The killed try's entry may come after it: the stand-in logs an answer when it ends.)
+    let ranges: Vec<Value> = storage_log(&w).iter().map(|r| r["range"].clone()).collect();
+    assert!(
+        ranges.contains(&json!(format!("bytes={kept}-"))),
+        "{kept}: {ranges:?}"
+    );
+
+    // A disk that fills up: exit 9 naming the path; nothing under a final name.
+    let Some(small) = crate::common::SmallDisk::mount("download-full", "2m") else {
+        eprintln!("no tmpfs (not root): the full disk is not tried here");
+        return;
+    };
+    let small_s = small.path().to_str().unwrap().to_string();
+    let (code, out) = w.run(&["download", "--order", &order, "--to", &small_s], &[]);
+    assert_eq!(code, 9, "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "the disk is full at {}",
+            small.path().join(&order).display()
+        )),
+        "{out}"
+    );
+    assert!(!small.path().join(&order).join("scene.zip").exists());
+    assert!(!small.path().join(&order).join("manifest.json").exists());
+}
