@@ -16,10 +16,9 @@
 #    beside the release library: the make targets, images and packages run it; its release build
 #    costs as much as the rest of the lane and adds nothing the tests could see), then the suites
 #    that need nothing else (tests/abi, forward, receiver, the unit tests; the library has no
-#    doc-tests: Cargo.toml), then once the release library is there tests/inbox and tests/up42;
-#    beside them, once the boards' builds are there, tests/operations (its output shown when it
-#    ends); last, when the ARM lane is done too, tests/faults (its thousands of connections want a
-#    quiet machine).
+#    doc-tests: Cargo.toml); once the release library is there, tests/inbox and tests/up42; once
+#    the boards' builds are, tests/operations; last, when the ARM lane is done too, tests/faults
+#    (its thousands of connections want a quiet machine).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cargo=${1:-cargo}
@@ -104,27 +103,24 @@ fi
 [ "$built" = 0 ] || failed_steps+=("the host's builds (above)")
 
 # Runs the binaries whose source matches $1 (an extended regular expression), each from its
-# package's directory as cargo runs it, with cargo's header line; the output on stdout.
-suites() {
-  local status=0 line name dir exe ended
-  for line in "${binaries[@]}"; do
-    IFS=$'\t' read -r name dir exe <<< "$line"
-    [[ $name =~ $1 ]] || continue
-    echo "     Running $name (${exe#"$root"/})"
-    (cd "$dir" && "$exe") 2>&1
-    ended=$?
-    if [ "$ended" != 0 ]; then
-      status=1
-      # Named also when it ended without libtest's summary (a crash, a signal).
-      echo "make test: $name ended with status $ended"
-    fi
-  done
-  return "$status"
-}
-
-# The same, shown as they run and kept in the log.
+# package's directory as cargo runs it, with cargo's header line.
 run_suites() {
-  suites "$1" | tee -a "$log"
+  (
+    status=0
+    for line in "${binaries[@]}"; do
+      IFS=$'\t' read -r name dir exe <<< "$line"
+      [[ $name =~ $1 ]] || continue
+      echo "     Running $name (${exe#"$root"/})"
+      (cd "$dir" && "$exe")
+      ended=$?
+      if [ "$ended" != 0 ]; then
+        status=1
+        # Named also when it ended without libtest's summary (a crash, a signal).
+        echo "make test: $name ended with status $ended"
+      fi
+    done
+    exit "$status"
+  ) 2>&1 | tee -a "$log"
   return "${PIPESTATUS[0]}"
 }
 
@@ -139,31 +135,14 @@ suites_after() {
   run_suites "$pattern" || failed_steps+=("$what (above)")
 }
 
-# tests/operations (make, images, packages: mostly waiting on Docker and qemu) in the background
-# once the boards' builds are there, beside the other suites; its output is shown when it ends.
-rm -f "$out/operations.log" "$out/operations.status"
 if [ "$built" = 0 ]; then
-  (
-    if await cross; then
-      suites '^tests/operations/' > "$out/operations.log" 2>&1
-      echo $? > "$out/operations.status"
-    else
-      echo skipped > "$out/operations.status"
-    fi
-  ) &
-  operations=$!
   run_suites "^(unittests .*|tests/(abi|forward|receiver)/.*|tests/no_alloc\.rs)$" ||
     failed_steps+=("a host suite (above)")
-  echo "make test: waiting for the ARM lane's release library ($out/arm.log)" | tee -a "$log"
-  suites_after release '^tests/(inbox|up42)/' "tests/inbox, tests/up42"
-  echo "make test: waiting for tests/operations ($out/operations.log)" | tee -a "$log"
-  wait "$operations"
-  case $(cat "$out/operations.status" 2>/dev/null) in
-    0) tee -a "$log" < "$out/operations.log" ;;
-    skipped) failed_steps+=("tests/operations did not run: the ARM lane's make cross failed") ;;
-    *) tee -a "$log" < "$out/operations.log"; failed_steps+=("tests/operations (above)") ;;
-  esac
 fi
+echo "make test: waiting for the ARM lane's release library ($out/arm.log)" | tee -a "$log"
+suites_after release '^tests/(inbox|up42)/' "tests/inbox, tests/up42"
+echo "make test: waiting for the ARM lane's make cross" | tee -a "$log"
+suites_after cross '^tests/operations/' "tests/operations"
 echo "make test: waiting for the ARM lane's make cross-check" | tee -a "$log"
 wait "$arm"
 arm_status=$?
