@@ -585,7 +585,7 @@ fn each_bad_configuration_is_one_line_naming_the_key_and_the_line() {
         ("sink = \"http\"\nurl = \"http://x/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n", "line 9", "a secret in the file's text"),
         ("sink = \"exec\"\ncommand = [\"/nonexistent/program\"]\n", "line 8", "no such program"),
         ("sink = \"slack\"\nurl_env = \"S\"\nstatuses = [\"failed\"]\n", "line 9", "not a status as UP42 writes it"),
-        ("sink = \"smtp\"\n", "line 7", "sink: http, slack or exec"),
+        ("sink = \"smtp\"\n", "line 7", "sink: http, slack, exec or up42-download"),
         ("sink = \"http\"\nurl = \"http://x/\"\nsecret_env = \"W\"\nretry = [\"5 minutes\"]\n", "line 10", "retry"),
         // A wrong type names the key, not only the line.
         ("sink = \"exec\"\ncommand = [\"sh\"]\nconcurrency = \"lots\"\n", "line 9", "route r: concurrency: invalid type: string \"lots\", expected u32"),

@@ -843,7 +843,8 @@ fn make_serve_on_a_redis_without_persistence_says_so_at_start() {
 
 /// make forward runs examples/forward.toml as shipped beside make serve: its programs are found
 /// from its own directory, its state is in run/forward (0700, files 0600), and a fulfilled order
-/// reaches its download program.
+/// reaches its download route, which says at start and at each attempt that UP42's credentials
+/// are not set (they are not, here) and keeps the event for a later attempt.
 #[test]
 fn make_forward_runs_the_example_as_shipped() {
     use std::os::unix::process::CommandExt;
@@ -868,7 +869,7 @@ fn make_forward_runs_the_example_as_shipped() {
     let mut child = forward.spawn().unwrap();
     let t = crate::common::nginx::now();
     let body = format!(
-        r#"{{"event":"order.status","liveMode":true,"messageId":"fx-1","timestamp":"{}","body":{{"orderId":"o-fx-1","status":"FULFILLED","statusIsFinal":true}}}}"#,
+        r#"{{"event":"order.status","liveMode":true,"messageId":"fx-1","timestamp":"{}","body":{{"orderId":"0f0c8d4e-9a1b-4c2d-8e3f-0a1b2c3d4e5f","status":"FULFILLED","statusIsFinal":true}}}}"#,
         up42webhooks::format_rfc3339(t)
     );
     let d = crate::common::nginx::Delivery::signed(body.as_bytes(), SECRET, t);
@@ -878,16 +879,27 @@ fn make_forward_runs_the_example_as_shipped() {
     );
     let said = |f: &str| std::fs::read_to_string(copy.path().join(f)).unwrap_or_default();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !said("forward.err").contains("download-order.sh said: order o-fx-1 is fulfilled") {
+    let attempted = |log: String| {
+        log.lines().any(|l| {
+            l.contains("route download: event ")
+                && l.contains(" attempt 1 failed (no UP42 credentials: set UP42_USERNAME")
+        })
+    };
+    while !attempted(said("forward.err")) {
         assert!(
             std::time::Instant::now() < deadline,
-            "the download program ran within 60 s:\n{}\n{}",
+            "the download route was tried within 60 s:\n{}\n{}",
             said("forward.log"),
             said("forward.err")
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(said("forward.log").contains("make forward: examples/forward.toml"));
+    assert!(
+        said("forward.err").contains("warn up42-download: no UP42 credentials"),
+        "{}",
+        said("forward.err")
+    );
     for (f, want) in [("run/forward", 0o700), ("run/forward/state.log", 0o600)] {
         let mode = std::fs::metadata(copy.path().join(f))
             .unwrap()

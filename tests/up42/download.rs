@@ -332,3 +332,141 @@ fn an_order_is_waited_for_a_killed_download_resumes_and_a_full_disk_is_one_line(
     assert!(!small.path().join(&order).join("scene.zip").exists());
     assert!(!small.path().join(&order).join("manifest.json").exists());
 }
+
+/// End to end: UP42 (the stand-in) notifies `order.status` FULFILLED over HTTPS to the receiver,
+/// signed with the secret `up42 connect` gave it; `up42wh forward`'s up42-download route reads it
+/// and fetches the order; the files match; a second notification of the same order (UP42 may
+/// send one again) transfers nothing.
+#[test]
+fn a_fulfilled_order_notified_by_up42_is_downloaded_by_the_forwarder() {
+    let mut w = World::with_receiver_env(
+        "download-e2e",
+        300,
+        &[("UP42_WEBHOOK_CONSUMERS", "forward")],
+    );
+    let url = w.url();
+    let (code, out) = w.run(
+        &["connect", "--url", &url],
+        &[("UP42_WEBHOOK_SECRET", crate::common::nginx::SECRET)],
+    );
+    assert_eq!(code, 0, "{out}");
+    let data = scratch_dir("download-e2e-objects");
+    let order = uuid(5);
+    let contents = [bytes(6, 2 * 1024 * 1024 + 3), bytes(7, 50_000)];
+    let assets: Vec<Value> = (0..2)
+        .map(|i| {
+            asset(
+                &data,
+                &uuid(50 + i as u8),
+                &format!("part-{i}.zip"),
+                &contents[i],
+            )
+        })
+        .collect();
+    set_orders(
+        &w,
+        &json!({order.clone(): {"status": "FULFILLED", "assets": assets}}),
+    );
+
+    let dir = scratch_dir("download-e2e-forward");
+    let config = dir.join("forward.toml");
+    let metrics = crate::common::nginx::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"state\"\nmetrics = \"127.0.0.1:{metrics}\"\n[receiver]\nurl = \"{}\"\nconsumer = \"forward\"\n\n[[route]]\nname = \"download\"\nsink = \"up42-download\"\nto = \"orders\"\nretry = [\"1s\"]\n",
+            w.receiver()
+        ),
+    )
+    .unwrap();
+    let api = format!("https://127.0.0.1:{}", w.standin.port);
+    let err = dir.join("forward.err");
+    let mut cmd = std::process::Command::new(crate::common::up42wh());
+    crate::common::hermetic(&mut cmd)
+        .args(["forward", "--config"])
+        .arg(&config)
+        .env("UP42_API_URL", &api)
+        .env("UP42_AUTH_URL", &api)
+        .env("UP42_CA_FILE", &w.ca)
+        .env("UP42_USERNAME", super::USERNAME)
+        .env("UP42_PASSWORD", super::PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap());
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _fwd = Kill(cmd.spawn().unwrap());
+    let notify = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-X", "POST", "--cacert"])
+            .arg(&w.ca)
+            .arg(format!("{api}/_standin/notify/{order}"))
+            .output()
+            .unwrap();
+        let sent: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            sent["sent"][0]["response"],
+            format!("HttpResponse[{url}, 200 OK]").as_str(),
+            "{sent}"
+        );
+    };
+    notify();
+    let manifest = dir.join("orders").join(&order).join("manifest.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !manifest.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the order arrives: {}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (i, c) in contents.iter().enumerate() {
+        let got = std::fs::read(
+            dir.join("orders")
+                .join(&order)
+                .join(format!("part-{i}.zip")),
+        );
+        assert!(got.unwrap() == *c, "part-{i}.zip");
+    }
+    let before = storage_log(&w).len();
+    notify();
+    let log = || std::fs::read_to_string(&err).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log().matches(&format!("order {order} complete")).count() < 2 {
+        assert!(Instant::now() < deadline, "the second event: {}", log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(storage_log(&w).len(), before, "nothing fetched again");
+
+    // forward status and /metrics count the downloads: the two assets once, their bytes.
+    let total: usize = contents.iter().map(Vec::len).sum();
+    let status = std::process::Command::new(crate::common::up42wh())
+        .args(["forward", "--config"])
+        .arg(&config)
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains(&format!(
+            "  downloads: 0 in flight, {total} bytes received, 2 completed, 0 failed"
+        )),
+        "{status}"
+    );
+    let scraped = crate::common::nginx::http(metrics, "GET", "/metrics", &[], b"").unwrap();
+    assert!(
+        scraped
+            .text()
+            .contains("up42wh_forward_download_bytes_total{route=\"download\"} ")
+            && scraped.text().contains(&format!(
+                "up42wh_forward_download_bytes_total{{route=\"download\"}} {total}\n"
+            )),
+        "{}",
+        scraped.text()
+    );
+}

@@ -208,14 +208,22 @@ struct World {
 
 impl World {
     fn new(name: &str, token_life: u32) -> World {
+        World::with_receiver_env(name, token_life, &[])
+    }
+
+    /// The same, the receiver started with `env` besides.
+    fn with_receiver_env(name: &str, token_life: u32, env: &[(&str, &str)]) -> World {
         let dir = scratch(name);
         let (ca, cert, key) = certificates(&dir);
         let standin = StandIn::start(&dir, &ca, &cert, &key, token_life);
-        let server = Setup {
+        let mut setup = Setup {
             tls: Some((cert, key)),
             ..Setup::default()
+        };
+        for (k, v) in env {
+            setup = setup.env(k, v);
         }
-        .start();
+        let server = setup.start();
         World {
             standin,
             server,

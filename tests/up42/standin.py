@@ -139,9 +139,9 @@ def test_body(event):
             "body": inner}
 
 
-def deliver(hook, event):
-    """One test request, reported as the API page shows it."""
-    body = test_body(event)
+def deliver(hook, event, body=None):
+    """One request (a test's unless `body` is given), reported as the API page shows it."""
+    body = body or test_body(event)
     raw = json.dumps(body).encode()
     req = urllib.request.Request(hook["url"], data=raw, method="POST", headers=signed_headers(raw, hook.get("secret") or ""))
     ctx = ssl.create_default_context(cafile=args.ca)
@@ -266,6 +266,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send(int(busy[0]), {"error": "temporarily_unavailable"}, headers)
         if method == "POST" and path == TOKEN_PATH:
             return self.token(raw)
+        if method == "POST" and path.startswith("/_standin/notify/"):
+            # Not UP42's API: the tests' way to have UP42 notify an order's status now, as it does
+            # when the status changes (once, to every active webhook for order.status).
+            oid = path.rsplit("/", 1)[1]
+            o = orders().get(oid)
+            if o is None:
+                return self.send(404, {"error": "no such order"})
+            body = {"event": "order.status", "liveMode": True, "messageId": str(uuid.uuid4()),
+                    "timestamp": now_rfc3339(),
+                    "body": {"orderId": oid, "orderType": "ARCHIVE", "dataHostName": "oneatlas",
+                             "status": o["status"], "statusIsFinal": o["status"] == "FULFILLED"}}
+            sent = [deliver(h, "order.status", body) for h in list(webhooks.values())
+                    if h.get("active") and "order.status" in h["events"]]
+            return self.send(200, {"sent": sent})
         if method == "POST" and path == "/elsewhere":
             # Another server that answers 200 to anything: a URL that leads somewhere else.
             return self.send(200, {})

@@ -198,6 +198,7 @@ fn up42_main(
             parallel,
             wait,
             poll,
+            say: |line| println!("{line}"),
         }),
         Up42Action::List => up42::Action::List,
         Up42Action::Delete { id } => up42::Action::Delete { id },

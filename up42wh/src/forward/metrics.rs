@@ -8,6 +8,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::config::Config;
+use super::sinks::Sink;
 use super::Error;
 
 #[derive(Serialize, Default, Clone)]
@@ -26,7 +27,13 @@ pub struct RouteStatus {
     pub waiting_for_probe: u64,
     /// Answers that were redirects (3xx): never followed, the event dead-lettered.
     pub redirects: u64,
+    /// The sink's own counters (an up42-download route's downloads), read when asked for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters: BTreeMap<String, u64>,
 }
+
+/// Each route's sink, for its own counters.
+pub type Sinks = Vec<(String, Arc<dyn Sink>)>;
 
 #[derive(Serialize, Default, Clone)]
 pub struct Status {
@@ -47,7 +54,7 @@ pub struct Status {
 
 pub type Shared = Arc<Mutex<Status>>;
 
-fn prometheus(s: &Status) -> String {
+fn prometheus(s: &Status, sinks: &Sinks) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, String)>| {
         out.push_str(&format!(
@@ -129,11 +136,26 @@ fn prometheus(s: &Status) -> String {
         "Events that may be delivered twice after a restart.",
         vec![(String::new(), s.resumed_unsure.to_string())],
     );
+    // The sinks' own, each counter once with a row per route that has it.
+    type Rows = Vec<(String, String)>;
+    let mut own: BTreeMap<&str, (&str, &str, Rows)> = BTreeMap::new();
+    for (route, sink) in sinks {
+        for c in sink.counters() {
+            own.entry(c.name)
+                .or_insert((c.kind, c.help, Vec::new()))
+                .2
+                .push((format!("{{route=\"{route}\"}}"), c.value.to_string()));
+        }
+    }
+    for (name, (kind, help, rows)) in own {
+        metric(name, kind, help, rows);
+    }
     out
 }
 
 /// Serves `/metrics` and `/status` on `addr` until the runtime stops.
-pub async fn serve(addr: std::net::SocketAddr, status: Shared) -> Result<(), Error> {
+pub async fn serve(addr: std::net::SocketAddr, status: Shared, sinks: Sinks) -> Result<(), Error> {
+    let sinks = Arc::new(sinks);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::run(format!("cannot listen on {addr} for the metrics: {e}")))?;
@@ -142,7 +164,7 @@ pub async fn serve(addr: std::net::SocketAddr, status: Shared) -> Result<(), Err
             let Ok((mut conn, _)) = listener.accept().await else {
                 continue;
             };
-            let status = status.clone();
+            let (status, sinks) = (status.clone(), sinks.clone());
             tokio::spawn(async move {
                 let mut buf = [0u8; 2048];
                 let n = match tokio::time::timeout(
@@ -156,9 +178,22 @@ pub async fn serve(addr: std::net::SocketAddr, status: Shared) -> Result<(), Err
                 };
                 let head = String::from_utf8_lossy(&buf[..n]);
                 let path = head.split_whitespace().nth(1).unwrap_or("/");
-                let snapshot = status.lock().unwrap().clone();
+                let mut snapshot = status.lock().unwrap().clone();
+                for (route, sink) in sinks.iter() {
+                    if let Some(r) = snapshot.routes.get_mut(route) {
+                        r.counters = sink
+                            .counters()
+                            .into_iter()
+                            .map(|c| (c.name.to_string(), c.value))
+                            .collect();
+                    }
+                }
                 let (code, kind, body) = match path {
-                    "/metrics" => ("200 OK", "text/plain; version=0.0.4", prometheus(&snapshot)),
+                    "/metrics" => (
+                        "200 OK",
+                        "text/plain; version=0.0.4",
+                        prometheus(&snapshot, &sinks),
+                    ),
                     "/status" => (
                         "200 OK",
                         "application/json",
@@ -218,6 +253,18 @@ pub async fn print_status(conf: &Config) -> Result<(), Error> {
                 r["circuit"].as_str().unwrap_or("?"),
                 r["waiting_for_probe"]
             );
+            if let Some(c) = r["counters"].as_object() {
+                let n = |k: &str| c.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                if c.contains_key("downloads_in_flight") {
+                    println!(
+                        "  downloads: {} in flight, {} bytes received, {} completed, {} failed",
+                        n("downloads_in_flight"),
+                        n("download_bytes_total"),
+                        n("downloads_completed_total"),
+                        n("downloads_failed_total")
+                    );
+                }
+            }
         }
     }
     Ok(())

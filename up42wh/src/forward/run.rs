@@ -110,7 +110,12 @@ async fn start_forwarder(
         ..Status::default()
     }));
     if let Some(addr) = conf.metrics {
-        metrics::serve(addr, status.clone()).await?;
+        let sinks = conf
+            .routes
+            .iter()
+            .map(|r| (r.name.clone(), r.sink.clone()))
+            .collect();
+        metrics::serve(addr, status.clone(), sinks).await?;
     }
     let routes = conf
         .routes

@@ -29,6 +29,27 @@ pub struct Settings {
     pub workspace: Option<String>,
 }
 
+impl Settings {
+    /// From the variables `up42wh up42` also reads (UP42_REGION, UP42_API_URL, UP42_AUTH_URL,
+    /// UP42_CA_FILE, UP42_WORKSPACE_ID): for the forwarder's routes that call UP42.
+    pub fn from_env() -> Result<Settings, Error> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let name = env("UP42_REGION").unwrap_or_else(|| "eu".into());
+        let (api, auth) = region(&name).ok_or_else(|| {
+            Error::config(format!("UP42_REGION={name}: UP42's regions are eu and sa"))
+        })?;
+        let trim = |s: String| s.trim_end_matches('/').to_string();
+        Ok(Settings {
+            api: env("UP42_API_URL").map(trim).unwrap_or_else(|| api.into()),
+            auth: env("UP42_AUTH_URL")
+                .map(trim)
+                .unwrap_or_else(|| auth.into()),
+            ca_file: env("UP42_CA_FILE").map(PathBuf::from),
+            workspace: env("UP42_WORKSPACE_ID"),
+        })
+    }
+}
+
 pub struct Api {
     http: reqwest::Client,
     /// For the storage host's signed URLs: no token, no redirect, no overall timeout (an asset

@@ -16,8 +16,8 @@ mod sign_in;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use api::{region, Settings};
-use api::{Api, API_REFUSED};
+use api::API_REFUSED;
+pub use api::{region, Api, Settings};
 
 use crate::error::Error;
 
@@ -55,8 +55,8 @@ pub fn main(settings: Settings, action: Action) -> Result<(), Error> {
                 secret_file,
             } => connect(&mut api, &url, &name, secret_file).await,
             Action::Download(o) => {
-                let counters = std::sync::Arc::default();
-                let s = download::run(api, &o, counters).await?;
+                let api = std::sync::Arc::new(tokio::sync::Mutex::new(api));
+                let s = download::run(&api, &o, &std::sync::Arc::default()).await?;
                 println!(
                     "order {} complete: {} assets, {} bytes ({} received now) in {}, listed in manifest.json",
                     o.order,

@@ -112,6 +112,10 @@ impl Context for SinkContext<'_> {
         values::program(name, self.base)
     }
 
+    fn path(&self, p: &str) -> PathBuf {
+        self.base.join(p)
+    }
+
     fn reads_secrets(&self) -> bool {
         self.at.secrets
     }
@@ -232,7 +236,7 @@ fn route(
     if !values::name_ok(rf.name.get_ref()) {
         return at.err(Some(rf.name.span()), "route.name", NAME);
     }
-    let kinds = "http, slack or exec";
+    let kinds = "http, slack, exec or up42-download";
     let (kind, kind_span) = match kind {
         Some(k) => match k.get_ref() {
             DeValue::String(s) => (s.clone(), k.span()),
@@ -271,8 +275,14 @@ fn route(
         allow_plain,
     };
     let default_timeout = conf.default_timeout();
+    let default_filter = conf.default_filter();
     let sink = conf.build(&cx)?;
-    policy(at, &prefix, rf, sink, default_timeout)
+    let mut route = policy(at, &prefix, rf, sink, default_timeout)?;
+    if let Some((events, statuses)) = default_filter {
+        route.filter.events.get_or_insert(events);
+        route.filter.statuses.get_or_insert(statuses);
+    }
+    Ok(route)
 }
 
 /// The route's filters, retries, timeout and circuit, checked.
@@ -395,6 +405,27 @@ mod tests {
     }
 
     #[test]
+    fn an_up42_download_route_takes_fulfilled_orders_unless_it_says_otherwise() {
+        let conf = |route: &str| {
+            let text = format!(
+                "[receiver]\nurl = \"http://127.0.0.1:9889\"\nconsumer = \"forward\"\n\n[[route]]\nname = \"r\"\nsink = \"up42-download\"\nto = \"orders\"\n{route}"
+            );
+            parse(std::path::Path::new("/etc/x/f.toml"), &text).unwrap()
+        };
+        let c = conf("");
+        let f = &c.routes[0].filter;
+        assert_eq!(f.events.as_deref(), Some(&["order.status".to_string()][..]));
+        assert_eq!(f.statuses.as_deref(), Some(&["FULFILLED".to_string()][..]));
+        assert_eq!(
+            c.routes[0].timeout,
+            std::time::Duration::from_secs(4 * 3600)
+        );
+        let c = conf("statuses = [\"FULFILLED\", \"DOWNLOADED\"]\n");
+        assert_eq!(c.routes[0].filter.statuses.as_ref().unwrap().len(), 2);
+        assert_eq!(c.routes[0].sink.kind(), "up42-download");
+    }
+
+    #[test]
     fn each_mistake_names_the_line_and_the_key() {
         let exec = "sink = \"exec\"\ncommand = [\"sh\"]\n";
         assert_eq!(
@@ -407,7 +438,7 @@ mod tests {
         );
         assert_eq!(
             err("sink = \"smtp\"\n"),
-            "f.toml line 7: route r: sink: http, slack or exec, not \"smtp\""
+            "f.toml line 7: route r: sink: http, slack, exec or up42-download, not \"smtp\""
         );
         assert_eq!(
             err("sink = \"exec\"\ncommand = \"sh\"\n"),
@@ -419,6 +450,10 @@ mod tests {
         );
         assert!(
             err(&format!("{exec}env = [\"A B\"]\n")).starts_with("f.toml line 9: route r: env: ")
+        );
+        assert_eq!(
+            err("sink = \"up42-download\"\nto = \"orders\"\nparallel = 0\n"),
+            "f.toml line 9: route r: parallel: 1 to 16"
         );
         let top = parse(
             std::path::Path::new("f.toml"),

@@ -9,6 +9,7 @@
 pub mod exec;
 pub mod http;
 pub mod slack;
+pub mod up42_download;
 
 use std::fmt;
 use std::future::Future;
@@ -75,6 +76,8 @@ pub trait Context {
     fn http_url(&self, s: &Spanned<String>, key: &str) -> Result<String, Error>;
     /// A program, relative to the configuration's directory or on PATH.
     fn program(&self, name: &str) -> Option<PathBuf>;
+    /// A path, relative to the configuration's directory.
+    fn path(&self, p: &str) -> PathBuf;
     /// Whether a secret must be there: for `check` and `status` one not set here is empty.
     fn reads_secrets(&self) -> bool;
 
@@ -109,6 +112,18 @@ pub trait Sink: Send + Sync {
     fn kind(&self) -> &'static str;
     /// One attempt, within `call.timeout`.
     fn deliver<'a>(&'a self, call: &'a Call<'a>, e: &'a Event) -> Attempt<'a>;
+    /// Counters of its own for `/status` and `/metrics` (name, Prometheus kind, help, value).
+    fn counters(&self) -> Vec<SinkCounter> {
+        Vec::new()
+    }
+}
+
+/// A sink's own counter, as `/metrics` shows it (`up42wh_forward_NAME{route="..."}`).
+pub struct SinkCounter {
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub help: &'static str,
+    pub value: u64,
 }
 
 impl fmt::Debug for dyn Sink {
@@ -126,6 +141,8 @@ pub enum SinkConf {
     Http(http::Conf),
     Slack(slack::Conf),
     Exec(exec::Conf),
+    #[serde(rename = "up42-download")]
+    Up42Download(up42_download::Conf),
 }
 
 impl SinkConf {
@@ -133,7 +150,19 @@ impl SinkConf {
     pub fn default_timeout(&self) -> Duration {
         match self {
             SinkConf::Exec(_) => Duration::from_secs(300),
+            // An order is gigabytes over links that may be slow; a cut try keeps its parts.
+            SinkConf::Up42Download(_) => Duration::from_secs(4 * 3600),
             _ => Duration::from_secs(15),
+        }
+    }
+
+    /// The events and statuses the route takes unless it names its own.
+    pub fn default_filter(&self) -> Option<(Vec<String>, Vec<String>)> {
+        match self {
+            SinkConf::Up42Download(_) => {
+                Some((vec!["order.status".into()], vec!["FULFILLED".into()]))
+            }
+            _ => None,
         }
     }
 
@@ -143,6 +172,7 @@ impl SinkConf {
             SinkConf::Http(c) => Arc::new(c.build(cx)?),
             SinkConf::Slack(c) => Arc::new(c.build(cx)?),
             SinkConf::Exec(c) => Arc::new(c.build(cx)?),
+            SinkConf::Up42Download(c) => Arc::new(c.build(cx)?),
         })
     }
 }

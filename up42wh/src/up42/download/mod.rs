@@ -35,6 +35,8 @@ pub struct Options {
     /// to ask.
     pub wait: Option<Duration>,
     pub poll: Duration,
+    /// Where each asset's line goes (the terminal's standard output, the forwarder's log).
+    pub say: fn(String),
 }
 
 /// One asset of the order, as UP42 lists it.
@@ -168,16 +170,19 @@ pub struct Summary {
     pub received: u64,
 }
 
-pub async fn run(api: Api, o: &Options, counters: Arc<Counters>) -> Result<Summary, Error> {
+pub async fn run(
+    api: &Arc<Mutex<Api>>,
+    o: &Options,
+    counters: &Arc<Counters>,
+) -> Result<Summary, Error> {
     if !valid_id(&o.order) {
         return Err(Error::config(format!(
-            "--order {:?}: UP42's order ids are UUIDs (letters, digits and -)",
+            "order {:?}: UP42's order ids are UUIDs (letters, digits and -)",
             o.order
         )));
     }
-    let storage = api.storage();
-    let api = Arc::new(Mutex::new(api));
-    fulfilled(&api, o).await?;
+    let storage = api.lock().await.storage();
+    fulfilled(api, o).await?;
     let listed = api.lock().await.assets(&o.order).await?;
     let mut assets = Vec::new();
     for x in &listed {
@@ -220,6 +225,7 @@ pub async fn run(api: Api, o: &Options, counters: Arc<Counters>) -> Result<Summa
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..o.parallel.clamp(1, 16) {
+        let say = o.say;
         let (api, storage, assets, next, dir, counters) = (
             api.clone(),
             storage.clone(),
@@ -240,8 +246,11 @@ pub async fn run(api: Api, o: &Options, counters: Arc<Counters>) -> Result<Summa
                 counters.in_flight.fetch_sub(1, Ordering::Relaxed);
                 match r {
                     Ok(d) => {
-                        counters.completed.fetch_add(1, Ordering::Relaxed);
-                        println!(
+                        // Counted when this run fetched it, not when it was complete before.
+                        if d.received > 0 {
+                            counters.completed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        say(format!(
                             "{}: {} bytes{}, verified{}",
                             a.name,
                             d.len,
@@ -255,7 +264,7 @@ pub async fn run(api: Api, o: &Options, counters: Arc<Counters>) -> Result<Summa
                                 1 => ", resumed once".to_string(),
                                 n => format!(", resumed {n} times"),
                             }
-                        );
+                        ));
                         done.push((i, d));
                     }
                     Err(e) => {
