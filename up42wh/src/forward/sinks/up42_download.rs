@@ -83,33 +83,40 @@ impl Sink for Up42DownloadSink {
 
     fn counters(&self) -> Vec<SinkCounter> {
         let c = &self.counters;
-        let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-        vec![
-            SinkCounter {
-                name: "downloads_in_flight",
-                kind: "gauge",
-                help: "Assets being fetched now.",
-                value: get(&c.in_flight),
-            },
-            SinkCounter {
-                name: "download_bytes_total",
-                kind: "counter",
-                help: "Bytes of assets received from the storage host.",
-                value: get(&c.bytes),
-            },
-            SinkCounter {
-                name: "downloads_completed_total",
-                kind: "counter",
-                help: "Assets verified under their names.",
-                value: get(&c.completed),
-            },
-            SinkCounter {
-                name: "downloads_failed_total",
-                kind: "counter",
-                help: "Assets given up by an attempt (tried again on the route's schedule).",
-                value: get(&c.failed),
-            },
+        [
+            (
+                "downloads_in_flight",
+                "gauge",
+                "Assets being fetched now.",
+                &c.in_flight,
+            ),
+            (
+                "download_bytes_total",
+                "counter",
+                "Bytes of assets received from the storage host.",
+                &c.bytes,
+            ),
+            (
+                "downloads_completed_total",
+                "counter",
+                "Assets fetched and verified under their names.",
+                &c.completed,
+            ),
+            (
+                "downloads_failed_total",
+                "counter",
+                "Assets an attempt gave up (tried again on the route's schedule).",
+                &c.failed,
+            ),
         ]
+        .into_iter()
+        .map(|(name, kind, help, v)| SinkCounter {
+            name,
+            kind,
+            help,
+            value: v.load(std::sync::atomic::Ordering::Relaxed),
+        })
+        .collect()
     }
 
     fn deliver<'a>(&'a self, call: &'a Call<'a>, e: &'a Event) -> Attempt<'a> {
