@@ -43,7 +43,7 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test test-intro lint header bench sign-example serve secret stop logs send-test clean \
-	backup restore admin-url forward bench-forward connect up42-test open \
+	backup restore admin-url forward bench-forward bench-download connect up42-test open \
 	docker-check docker-deps debian-base image run list reload restart configtest cross deb install \
 	cross-test cross-check test-deps dump stats bench-peers fuzz
 
@@ -630,6 +630,12 @@ bench-forward: build nginx-deps
 	@missing=""; command -v webhook >/dev/null 2>&1 || missing=webhook; $(APT_INSTALL)
 	$(CARGO) build --release --locked -p up42wh
 	UP42WH_BIN=$(abspath $(RELEASE_DIR))/up42wh $(CARGO) test --locked --test forward -- --ignored bench_ --nocapture --test-threads 1
+
+# up42wh up42 download's figures (README "Get the imagery"): a 1 GiB asset from the tests' stand-in
+# of UP42's storage, against curl -o on the same signed URL, and the program's peak RSS.
+bench-download: deps
+	$(CARGO) build --release --locked -p up42wh
+	UP42WH_TEST_UP42WH=$(abspath $(RELEASE_DIR))/up42wh $(CARGO) test --locked --test up42 -- --ignored bench_download --nocapture --test-threads 1
 
 # The inbox page (README "Look at events"): opened in this machine's browser when it has a desktop
 # session, its address printed either way.

@@ -68,6 +68,29 @@ fn storage_log(w: &World) -> Vec<Value> {
         .collect()
 }
 
+/// A signed URL of `asset`, asked for with `bearer` (an Authorization header line).
+fn signed_url(w: &World, bearer: &str, asset: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-X", "POST", "--cacert"])
+        .arg(&w.ca)
+        .args([
+            "-H",
+            bearer,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{}",
+        ])
+        .arg(format!(
+            "https://127.0.0.1:{}/v2/assets/{asset}/download-url",
+            w.standin.port
+        ))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["url"].as_str().unwrap().to_string()
+}
+
 fn files_under(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
@@ -109,10 +132,11 @@ fn an_order_arrives_verified_whole_and_once_through_cuts_corruption_and_expiry()
             uuid(2): {"status": "FULFILLED", "assets": [decoy]},
         }),
     );
-    // In this order: an expired URL, a 503, two cuts, a flipped byte, a short answer.
+    // In this order: an expired URL, a 503, two cuts, a URL that expired meanwhile, a flipped
+    // byte, a short answer.
     storage_faults(
         &w,
-        "expired 1\nstatus 503 1 1\ncut 700000 2\ncorrupt 1\nshort 1\n",
+        "expired 1\nstatus 503 1 1\ncut 700000 2\nexpired 1\ncorrupt 1\nshort 1\n",
     );
     let to_s = to.to_str().unwrap();
     let (code, out) = w.run(
@@ -186,6 +210,21 @@ fn an_order_arrives_verified_whole_and_once_through_cuts_corruption_and_expiry()
         std::fs::read_to_string(w.standin.log.with_extension("jsonl.storage")).unwrap(),
         ""
     );
+    // An Authorization header on a signed URL: the storage host refuses it, as GCS does.
+    let token = w.token(&[]);
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    let url = signed_url(&w, &bearer, &uuid(10));
+    let refused = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&w.ca)
+        .args(["-H", &bearer])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "400");
 
     // Again: nothing transferred, the same manifest's files.
     let before = storage_log(&w).len();
@@ -469,4 +508,158 @@ fn a_fulfilled_order_notified_by_up42_is_downloaded_by_the_forwarder() {
         "{}",
         scraped.text()
     );
+}
+
+/// The figures of README "Get the imagery", not run by `cargo test`: `make bench-download` runs it
+/// against the release build. A 1 GiB asset from the stand-in's storage host (Python's HTTPS server
+/// on 127.0.0.1, the same for both): `up42wh up42 download` (hashes and fsync included) against
+/// `curl -o` on a signed URL of the same object, and the program's peak RSS. It prints what it
+/// measures; it asserts only that the file arrived whole.
+#[test]
+#[ignore]
+fn bench_download_1gib_against_curl() {
+    let mut w = World::new("bench-download", 3600);
+    let data = scratch_dir("bench-download-objects");
+    let to = scratch_dir("bench-download-to");
+    let mib: usize = std::env::var("MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    // A MiB of bytes that do not repeat, written `mib` times, each copy with its index in front.
+    let block = bytes(9, 1024 * 1024);
+    let path = data.join("object-big");
+    let (mut crc, mut md5) = (0u32, md5::Md5::new());
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        for i in 0..mib {
+            let mut b = block.clone();
+            b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            crc = crc32c::crc32c_append(crc, &b);
+            md5.update(&b);
+            f.write_all(&b).unwrap();
+        }
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let size = mib * 1024 * 1024;
+    let order = uuid(6);
+    set_orders(
+        &w,
+        &json!({order.clone(): {"status": "FULFILLED", "assets": [{
+            "id": uuid(60), "name": "big.zip", "size": size, "path": path,
+            "hash": format!("crc32c={},md5={}", b64.encode(crc.to_be_bytes()), b64.encode(md5.finalize())),
+        }]}}),
+    );
+    let to_s = to.to_str().unwrap().to_string();
+    let t = Instant::now();
+    let (code, out) = w.run(&["download", "--order", &order, "--to", &to_s], &[]);
+    let ours = t.elapsed();
+    assert_eq!(code, 0, "{out}");
+    // The peak RSS of the children waited for so far: the program is the only one.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct it is given.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let rss_mib = usage.ru_maxrss as f64 / 1024.0;
+    assert_eq!(
+        std::fs::metadata(to.join(&order).join("big.zip"))
+            .unwrap()
+            .len(),
+        size as u64
+    );
+
+    // curl on a signed URL of the same object (asked for with a token, as the program does).
+    let token = w.token(&["scope=openid"]);
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        token["access_token"].as_str().unwrap()
+    );
+    let url = signed_url(&w, &bearer, &uuid(60));
+    let copy = data.join("curl-copy");
+    let t = Instant::now();
+    let status = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&w.ca)
+        .arg("-o")
+        .arg(&copy)
+        .arg(&url)
+        .status()
+        .unwrap();
+    let curl = t.elapsed();
+    assert!(status.success());
+    assert_eq!(std::fs::metadata(&copy).unwrap().len(), size as u64);
+    let rate = |d: Duration| size as f64 / 1048576.0 / d.as_secs_f64();
+    eprintln!(
+        "{mib} MiB: up42wh up42 download {:.1} s ({:.0} MiB/s, peak RSS {rss_mib:.1} MiB), curl -o {:.1} s ({:.0} MiB/s): {:.2} times curl's rate",
+        ours.as_secs_f64(),
+        rate(ours),
+        curl.as_secs_f64(),
+        rate(curl),
+        curl.as_secs_f64() / ours.as_secs_f64()
+    );
+    let _ = std::fs::remove_file(&copy);
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir_all(&to);
+}
+
+/// A ZIP archive (Python's zipfile makes them) of this content: (name, bytes).
+fn zip_of(path: &Path, entries: &[(&str, &str)]) -> Vec<u8> {
+    let script = "import sys, zipfile, json\nz = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\nfor n, d in json.loads(sys.argv[2]):\n    z.writestr(zipfile.ZipInfo(n), d)\nz.close()\n";
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .arg(serde_json::to_string(entries).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}
+
+/// --extract: a verified archive unpacked beside it (the manifest names the folder); one whose
+/// entry would leave the folder refused whole (exit 11), the archive itself kept, verified.
+#[test]
+fn archives_are_unpacked_beside_them_or_refused_whole() {
+    let mut w = World::new("download-extract", 300);
+    let data = scratch_dir("download-extract-objects");
+    let to = scratch_dir("download-extract-to");
+    let to_s = to.to_str().unwrap().to_string();
+    let good = zip_of(
+        &data.join("good.zip"),
+        &[("scene/band1.tif", "one"), ("metadata.json", "{}")],
+    );
+    let evil = zip_of(&data.join("evil.zip"), &[("../../escaped", "x")]);
+    let (fine, bad) = (uuid(7), uuid(8));
+    set_orders(
+        &w,
+        &json!({
+            fine.clone(): {"status": "FULFILLED", "assets": [asset(&data, &uuid(70), "scene.zip", &good)]},
+            bad.clone(): {"status": "FULFILLED", "assets": [asset(&data, &uuid(80), "evil.zip", &evil)]},
+        }),
+    );
+    let (code, out) = w.run(
+        &["download", "--order", &fine, "--to", &to_s, "--extract"],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let folder = to.join(&fine);
+    assert_eq!(
+        std::fs::read_to_string(folder.join("scene/scene/band1.tif")).unwrap(),
+        "one"
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("scene/metadata.json")).unwrap(),
+        "{}"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(folder.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["assets"][0]["unpacked_to"], "scene");
+
+    let (code, out) = w.run(
+        &["download", "--order", &bad, "--to", &to_s, "--extract"],
+        &[],
+    );
+    assert_eq!(code, 11, "{out}");
+    assert!(out.contains("would leave its folder"), "{out}");
+    assert!(std::fs::read(to.join(&bad).join("evil.zip")).unwrap() == evil);
+    assert_eq!(files_under(&to.join(&bad)), [".lock", "evil.zip"]);
+    assert!(!to.join("escaped").exists() && !data.join("escaped").exists());
 }

@@ -263,6 +263,27 @@ impl World {
         (out.status.code().unwrap_or(-1), text)
     }
 
+    /// A token from the stand-in, asked for by hand with the password grant and `form` besides.
+    fn token(&self, form: &[&str]) -> serde_json::Value {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--cacert"])
+            .arg(&self.ca)
+            .args(["-d", "grant_type=password", "-d", "client_id=up42-api"])
+            .args(["--data-urlencode", &format!("username={USERNAME}")])
+            .args(["--data-urlencode", &format!("password={PASSWORD}")]);
+        for f in form {
+            c.args(["-d", f]);
+        }
+        let out = c
+            .arg(format!(
+                "https://127.0.0.1:{}/realms/public/protocol/openid-connect/token",
+                self.standin.port
+            ))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn receiver(&self) -> String {
         format!("http://127.0.0.1:{}", self.server.admin_port)
     }
@@ -610,16 +631,7 @@ fn sign_in_as_keycloak_takes_it_and_busy_or_odd_answers_are_named_as_such() {
     // A token asked for as before (no scope): the stand-in's userinfo refuses it as Keycloak does,
     // and the program takes the workspace from the token itself.
     let api = format!("https://127.0.0.1:{}", w.standin.port);
-    let plain = Command::new("curl")
-        .args(["-sS", "--cacert"])
-        .arg(&w.ca)
-        .args(["-d", "grant_type=password", "-d", "client_id=up42-api"])
-        .args(["--data-urlencode", &format!("username={USERNAME}")])
-        .args(["--data-urlencode", &format!("password={PASSWORD}")])
-        .arg(format!("{api}{token_path}"))
-        .output()
-        .unwrap();
-    let plain: serde_json::Value = serde_json::from_slice(&plain.stdout).unwrap();
+    let plain = w.token(&[]);
     let token = plain["access_token"].as_str().unwrap().to_string();
     assert_eq!(plain["scope"], "profile email");
     let refused = Command::new("curl")

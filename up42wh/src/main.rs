@@ -126,7 +126,7 @@ enum Up42Action {
     /// A fulfilled order's assets into DIR/ORDER_ID/, each verified (length, CRC32C, MD5) before
     /// it takes its name, resumed after a cut, then DIR/ORDER_ID/manifest.json. Exit 0 complete, 7
     /// UP42's API or its storage refused, 8 the order is not fulfilled, 9 the disk is full, 10 an
-    /// asset did not verify.
+    /// asset did not verify, 11 an archive was not unpacked (--extract).
     Download {
         /// The order (a UUID, as order.status events name it in body.orderId).
         #[arg(long)]
@@ -143,6 +143,10 @@ enum Up42Action {
         /// How often to ask for the order's status while waiting.
         #[arg(long, default_value = "30s", value_parser = duration)]
         poll: std::time::Duration,
+        /// Unpack each ZIP archive beside it, into a folder of its name (entries that would leave
+        /// it and links refused, the size bounded; exit 11 when refused).
+        #[arg(long)]
+        extract: bool,
     },
     /// The workspace's webhooks, one a line: id, active, URL, events, name.
     List,
@@ -192,12 +196,14 @@ fn up42_main(
             parallel,
             wait,
             poll,
+            extract,
         } => up42::Action::Download(up42::download::Options {
             order,
             to,
             parallel,
             wait,
             poll,
+            extract,
             say: |line| println!("{line}"),
         }),
         Up42Action::List => up42::Action::List,

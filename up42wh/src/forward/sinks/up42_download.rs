@@ -27,11 +27,14 @@ pub struct Conf {
     to: Spanned<String>,
     /// Assets of one order fetched at once.
     parallel: Option<Spanned<u32>>,
+    /// Unpack each ZIP archive beside it.
+    extract: Option<bool>,
 }
 
 pub struct Up42DownloadSink {
     to: PathBuf,
     parallel: usize,
+    extract: bool,
     /// UP42's API, or why there is none: credentials missing from the forwarder's environment
     /// are said at start and by each attempt (tried again on the route's schedule: a restart
     /// with them set delivers, and `forward replay` sends the dead letters again), so that the
@@ -70,6 +73,7 @@ impl Conf {
         Ok(Up42DownloadSink {
             to,
             parallel,
+            extract: self.extract.unwrap_or(false),
             api,
             counters: Arc::default(),
         })
@@ -143,6 +147,7 @@ impl Sink for Up42DownloadSink {
                 parallel: self.parallel,
                 wait: None,
                 poll: Duration::from_secs(30),
+                extract: self.extract,
                 say: |line| log("info", format_args!("up42-download: {line}")),
             };
             match download::run(api, &o, &self.counters).await {

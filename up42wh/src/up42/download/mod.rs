@@ -4,6 +4,7 @@
 //! keeps two runs for one order apart; a second run transfers nothing for what is complete.
 //! docs/up42.md cites UP42's documentation for each call.
 
+mod extract;
 mod hashes;
 mod transfer;
 
@@ -35,6 +36,8 @@ pub struct Options {
     /// to ask.
     pub wait: Option<Duration>,
     pub poll: Duration,
+    /// Unpack each ZIP archive beside it (extract.rs).
+    pub extract: bool,
     /// Where each asset's line goes (the terminal's standard output, the forwarder's log).
     pub say: fn(String),
 }
@@ -225,7 +228,7 @@ pub async fn run(
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..o.parallel.clamp(1, 16) {
-        let say = o.say;
+        let (say, unpack) = (o.say, o.extract);
         let (api, storage, assets, next, dir, counters) = (
             api.clone(),
             storage.clone(),
@@ -244,6 +247,18 @@ pub async fn run(
                 counters.in_flight.fetch_add(1, Ordering::Relaxed);
                 let r = transfer::fetch(&api, &storage, &dir, a, &counters).await;
                 counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+                // Unpacked once verified, off the runtime's threads; refused whole or done whole.
+                let r = match r {
+                    Ok(d) if unpack => {
+                        let path = dir.join(&a.name);
+                        tokio::task::spawn_blocking(move || extract::unpack(&path))
+                            .await
+                            .map_err(|e| Error::run(format!("the unpacking thread: {e}")))
+                            .and_then(|u| u)
+                            .map(|_| d)
+                    }
+                    r => r,
+                };
                 match r {
                     Ok(d) => {
                         // Counted when this run fetched it, not when it was complete before.
@@ -305,13 +320,18 @@ pub async fn run(
         let size = d.len;
         bytes += size;
         received += d.received;
-        entries.push(json!({
+        let mut entry = json!({
             "id": a.id,
             "name": a.name,
             "size": size,
             "crc32c": hashes::hex(&d.sums.crc32c),
             "md5": hashes::hex(&d.sums.md5),
-        }));
+        });
+        if o.extract {
+            let folder = extract::folder_of(&dir.join(&a.name));
+            entry["unpacked_to"] = json!(folder.file_name().map(|n| n.to_string_lossy()));
+        }
+        entries.push(entry);
     }
     let manifest = json!({
         "order": o.order,
