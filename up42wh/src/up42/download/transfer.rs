@@ -234,7 +234,7 @@ async fn one_try(
             .iter()
             .filter_map(|v| v.to_str().ok()),
     );
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(part)
@@ -242,37 +242,119 @@ async fn one_try(
     if offset == 0 {
         file.set_len(0).map_err(|e| io_error(part, e))?;
     }
-    loop {
-        match resp.chunk().await {
-            Ok(Some(bytes)) => {
-                if r.len + bytes.len() as u64 > total {
-                    return Ok(Try::Restart(format!(
-                        "the storage host sent more than the {total} bytes it announced"
-                    )));
+    // The bytes are hashed and written on a thread of their own while the next arrive (TLS and
+    // the network on one core, MD5 and the disk on the other), through a bounded channel: memory
+    // stays flat whatever the asset's size.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let mut hashed = std::mem::take(r);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut failed = None;
+        let mut flushed = Writeback::new(offset);
+        while let Some(bytes) = rx.blocking_recv() {
+            if failed.is_none() {
+                match out.write_all(&bytes) {
+                    Ok(()) => {
+                        hashed.update(&bytes);
+                        failed = flushed.wrote(&mut out, hashed.len).err();
+                    }
+                    Err(e) => failed = Some(e),
                 }
-                file.write_all(&bytes).map_err(|e| io_error(part, e))?;
-                r.update(&bytes);
-                *received += bytes.len() as u64;
-                counters.add_bytes(bytes.len() as u64);
-            }
-            Ok(None) if r.len == total => return Ok(Try::Whole(stated, total)),
-            Ok(None) => {
-                return Ok(Try::Again(
-                    None,
-                    format!("cut at {} of {total} bytes", r.len),
-                ))
-            }
-            Err(e) => {
-                return Ok(Try::Again(
-                    None,
-                    format!(
-                        "cut at {} of {total} bytes: {}",
-                        r.len,
-                        crate::up42::sign_in::reason(&e)
-                    ),
-                ))
             }
         }
+        if failed.is_none() {
+            failed = out.flush().err();
+        }
+        (hashed, failed)
+    });
+    let mut got = offset;
+    let outcome = loop {
+        match resp.chunk().await {
+            Ok(Some(bytes)) => {
+                let n = bytes.len() as u64;
+                if got + n > total {
+                    break Try::Restart(format!(
+                        "the storage host sent more than the {total} bytes it announced"
+                    ));
+                }
+                got += n;
+                *received += n;
+                counters.add_bytes(n);
+                if tx.send(bytes).await.is_err() {
+                    break Try::Again(None, "the writer stopped".into());
+                }
+            }
+            Ok(None) if got == total => break Try::Whole(stated, total),
+            Ok(None) => break Try::Again(None, format!("cut at {got} of {total} bytes")),
+            Err(e) => {
+                break Try::Again(
+                    None,
+                    format!(
+                        "cut at {got} of {total} bytes: {}",
+                        crate::up42::sign_in::reason(&e)
+                    ),
+                )
+            }
+        }
+    };
+    drop(tx);
+    let (hashed, failed) = writer
+        .await
+        .map_err(|e| Error::run(format!("the writing thread: {e}")))?;
+    *r = hashed;
+    if let Some(e) = failed {
+        return Err(io_error(part, e));
+    }
+    Ok(outcome)
+}
+
+/// The disk's writeback started as the file grows (every WINDOW bytes), and waited for one window
+/// behind: the fsync before the rename then finds little left to write, and a download is not
+/// slowed at its end by all of it at once.
+struct Writeback {
+    started: u64,
+}
+
+const WINDOW: u64 = 16 << 20;
+
+impl Writeback {
+    fn new(offset: u64) -> Writeback {
+        Writeback { started: offset }
+    }
+
+    fn wrote(
+        &mut self,
+        out: &mut std::io::BufWriter<std::fs::File>,
+        len: u64,
+    ) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        if len < self.started + WINDOW {
+            return Ok(());
+        }
+        out.flush()?;
+        let fd = out.get_ref().as_raw_fd();
+        // SAFETY: sync_file_range on a descriptor this thread owns, over written bytes. Advice
+        // only: a file system that does not take it loses nothing.
+        unsafe {
+            libc::sync_file_range(
+                fd,
+                self.started as i64,
+                (len - self.started) as i64,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+            if self.started >= WINDOW {
+                libc::sync_file_range(
+                    fd,
+                    (self.started - WINDOW) as i64,
+                    WINDOW as i64,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                        | libc::SYNC_FILE_RANGE_WRITE
+                        | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+                );
+            }
+        }
+        self.started = len;
+        Ok(())
     }
 }
 
