@@ -36,12 +36,24 @@ pub fn nginx_binary() -> String {
     panic!("no nginx: install nginx + libnginx-mod-http-lua + lua-resty-core + lua-cjson (make test does)");
 }
 
+/// A port free now, and never one this process was given before: the kernel may hand the same
+/// ephemeral port to two binds in a row once the first is closed, and a server given the same
+/// port for its public and admin listeners answers admin requests as public ones.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port not given before in 1000 tries");
 }
 
 /// A change to default.conf before nginx starts.
