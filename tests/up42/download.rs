@@ -663,3 +663,44 @@ fn archives_are_unpacked_beside_them_or_refused_whole() {
     assert_eq!(files_under(&to.join(&bad)), [".lock", "evil.zip"]);
     assert!(!to.join("escaped").exists() && !data.join("escaped").exists());
 }
+
+/// On a terminal (a pseudo-terminal from `script`) a bar shows the order's bytes as they arrive;
+/// elsewhere (every other test here) only each asset's line.
+#[test]
+fn on_a_terminal_a_progress_bar_shows_the_bytes() {
+    let w = World::new("download-bar", 300);
+    let data = scratch_dir("download-bar-objects");
+    let to = scratch_dir("download-bar-to");
+    let order = uuid(9);
+    let content = bytes(10, 2 * 1024 * 1024);
+    set_orders(
+        &w,
+        &json!({order.clone(): {"status": "FULFILLED", "assets": [asset(&data, &uuid(90), "bar.zip", &content)]}}),
+    );
+    // About two seconds of transfer: the bar is drawn several times.
+    storage_faults(&w, "slow 1000000\n");
+    let inner = w.command(
+        &["download", "--order", &order, "--to", to.to_str().unwrap()],
+        &[],
+    );
+    let line = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = std::process::Command::new("script");
+    c.args(["-qefc", &line, "/dev/null"]);
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 in flight, 0 done"), "{text}");
+    assert!(text.contains("/2.00 MiB"), "{text}");
+    assert!(text.contains("bar.zip: 2097152 bytes, verified"), "{text}");
+    assert!(std::fs::read(to.join(&order).join("bar.zip")).unwrap() == content);
+}

@@ -56,7 +56,9 @@ pub fn main(settings: Settings, action: Action) -> Result<(), Error> {
             } => connect(&mut api, &url, &name, secret_file).await,
             Action::Download(o) => {
                 let api = std::sync::Arc::new(tokio::sync::Mutex::new(api));
-                let s = download::run(&api, &o, &std::sync::Arc::default()).await?;
+                let counters = std::sync::Arc::default();
+                let s = download::with_progress(&counters, download::run(&api, &o, &counters))
+                    .await?;
                 println!(
                     "order {} complete: {} assets, {} bytes ({} received now) in {}, listed in manifest.json",
                     o.order,

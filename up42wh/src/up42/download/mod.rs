@@ -52,6 +52,8 @@ pub struct Asset {
 /// What the downloads have done so far (forward status and the metrics read them).
 #[derive(Default)]
 pub struct Counters {
+    /// The bytes the order's assets come to (those not complete before), once they are listed.
+    pub total: AtomicU64,
     pub in_flight: AtomicU64,
     pub bytes: AtomicU64,
     pub completed: AtomicU64,
@@ -220,6 +222,12 @@ pub async fn run(
         }
     }
     let dir = o.to.join(&o.order);
+    let total: u64 = assets
+        .iter()
+        .filter(|a| !dir.join(&a.name).exists())
+        .filter_map(|a| a.size)
+        .sum();
+    counters.total.fetch_add(total, Ordering::Relaxed);
     std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
     let _lock = lock(&dir, &o.order).await?;
 
@@ -362,6 +370,44 @@ fn write_manifest(dir: &Path, manifest: &Value) -> Result<(), Error> {
     std::fs::File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(|e| io_error(dir, e))
+}
+
+/// On a terminal: one bar for the order's bytes, drawn from the counters until `done` ends; the
+/// asset lines print above it. Elsewhere nothing (each asset's line is the log).
+pub async fn with_progress<T>(
+    counters: &Arc<Counters>,
+    done: impl std::future::Future<Output = T>,
+) -> T {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return done.await;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let c = counters.clone();
+    let drawn = bar.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            drawn.set_length(c.total.load(Ordering::Relaxed));
+            drawn.set_position(c.bytes.load(Ordering::Relaxed));
+            drawn.set_message(format!(
+                "{} in flight, {} done",
+                c.in_flight.load(Ordering::Relaxed),
+                c.completed.load(Ordering::Relaxed)
+            ));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let out = done.await;
+    ticker.abort();
+    bar.set_position(counters.bytes.load(Ordering::Relaxed));
+    bar.finish_and_clear();
+    out
 }
 
 #[cfg(test)]
