@@ -203,8 +203,9 @@ test-intro:
 	@echo "  with apt-get: nginx and its Lua module, redis-server, chromium and chromedriver, docker.io,"
 	@echo "  debootstrap, qemu, the ARM cross compilers, lintian, luarocks and luajit; Rust targets with"
 	@echo "  rustup), then every suite, with the ARM builds and their checks under qemu beside them."
-	@echo "  About 11 to 13 minutes on 2 cores, a few more the first time on a machine (the installs, and"
-	@echo "  the Debian roots the container tests bootstrap); each suite's time is listed at the end."
+	@echo "  About 12 minutes on 2 cores (11.5 on a quiet machine), a few more the first time on a"
+	@echo "  machine (the installs, and the Debian roots the container tests bootstrap); each suite's"
+	@echo "  time is listed at the end."
 
 # The lints first (run beside the ARM lane's builds they only slowed them: docs/testing.md); then
 # tests/run.sh runs every suite, each even when another fails, with the ARM builds and checks
