@@ -13,7 +13,7 @@ use base64::Engine;
 use md5::Digest;
 use serde_json::{json, Value};
 
-use super::{World, WORKSPACE};
+use super::World;
 
 /// Bytes that do not repeat (xorshift), `n` of them.
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
@@ -102,6 +102,15 @@ fn files_under(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A test's world (tokens living `token_life` s) with two folders of its own: the stand-in's
+/// objects and where the program downloads.
+fn world(name: &str, token_life: u32) -> (World, PathBuf, PathBuf) {
+    let w = World::new(name, token_life);
+    let data = scratch_dir(&format!("{name}-objects"));
+    let to = scratch_dir(&format!("{name}-to"));
+    (w, data, to)
+}
+
 fn scratch_dir(name: &str) -> PathBuf {
     let d = super::scratch(name);
     std::fs::create_dir_all(&d).unwrap();
@@ -110,9 +119,7 @@ fn scratch_dir(name: &str) -> PathBuf {
 
 #[test]
 fn an_order_arrives_verified_whole_and_once_through_cuts_corruption_and_expiry() {
-    let mut w = World::new("download", 300);
-    let data = scratch_dir("download-objects");
-    let to = scratch_dir("download-to");
+    let (mut w, data, to) = world("download", 300);
     let order = uuid(1);
     let contents = [
         bytes(1, 3 * 1024 * 1024),
@@ -270,14 +277,11 @@ fn an_order_arrives_verified_whole_and_once_through_cuts_corruption_and_expiry()
     assert_eq!(code, 7, "{out}");
     assert!(out.contains("no such order or asset"), "{out}");
     w.assert_nothing_secret_printed(&[]);
-    let _ = WORKSPACE;
 }
 
 #[test]
 fn an_order_is_waited_for_a_killed_download_resumes_and_a_full_disk_is_one_line() {
-    let mut w = World::new("download-wait", 300);
-    let data = scratch_dir("download-wait-objects");
-    let to = scratch_dir("download-wait-to");
+    let (mut w, data, to) = world("download-wait", 300);
     let to_s = to.to_str().unwrap().to_string();
     let order = uuid(4);
     let content = bytes(5, 4 * 1024 * 1024);
@@ -518,9 +522,7 @@ fn a_fulfilled_order_notified_by_up42_is_downloaded_by_the_forwarder() {
 #[test]
 #[ignore]
 fn bench_download_1gib_against_curl() {
-    let mut w = World::new("bench-download", 3600);
-    let data = scratch_dir("bench-download-objects");
-    let to = scratch_dir("bench-download-to");
+    let (mut w, data, to) = world("bench-download", 3600);
     let mib: usize = std::env::var("MIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -618,9 +620,7 @@ fn zip_of(path: &Path, entries: &[(&str, &str)]) -> Vec<u8> {
 /// entry would leave the folder refused whole (exit 11), the archive itself kept, verified.
 #[test]
 fn archives_are_unpacked_beside_them_or_refused_whole() {
-    let mut w = World::new("download-extract", 300);
-    let data = scratch_dir("download-extract-objects");
-    let to = scratch_dir("download-extract-to");
+    let (mut w, data, to) = world("download-extract", 300);
     let to_s = to.to_str().unwrap().to_string();
     let good = zip_of(
         &data.join("good.zip"),
@@ -668,9 +668,7 @@ fn archives_are_unpacked_beside_them_or_refused_whole() {
 /// elsewhere (every other test here) only each asset's line.
 #[test]
 fn on_a_terminal_a_progress_bar_shows_the_bytes() {
-    let w = World::new("download-bar", 300);
-    let data = scratch_dir("download-bar-objects");
-    let to = scratch_dir("download-bar-to");
+    let (w, data, to) = world("download-bar", 300);
     let order = uuid(9);
     let content = bytes(10, 2 * 1024 * 1024);
     set_orders(

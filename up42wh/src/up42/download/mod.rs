@@ -58,15 +58,11 @@ pub struct Counters {
     pub bytes: AtomicU64,
     pub completed: AtomicU64,
     pub failed: AtomicU64,
-    pub verify_failures: AtomicU64,
 }
 
 impl Counters {
     fn add_bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);
-    }
-    fn add_verify_failure(&self) {
-        self.verify_failures.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -282,7 +278,7 @@ pub async fn run(
                             } else {
                                 String::new()
                             },
-                            match d.resumed_at.len() {
+                            match d.resumed {
                                 0 => String::new(),
                                 1 => ", resumed once".to_string(),
                                 n => format!(", resumed {n} times"),

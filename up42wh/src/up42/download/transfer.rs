@@ -23,8 +23,8 @@ pub struct Done {
     pub len: u64,
     /// Bytes received for it in this run (0 when it was complete before).
     pub received: u64,
-    /// Where this run continued a part an earlier try or run left.
-    pub resumed_at: Vec<u64>,
+    /// How many times this run continued a part an earlier try or run left.
+    pub resumed: u32,
 }
 
 /// Tries that failed on the way (a cut, a timeout, 429, 5xx) before the asset is given up.
@@ -63,7 +63,7 @@ pub async fn fetch(
                 sums: r.sums(),
                 len: r.len,
                 received: 0,
-                resumed_at: Vec::new(),
+                resumed: 0,
             });
         }
         // Another size than UP42 states now: fetched again (the old one stays until then).
@@ -71,7 +71,7 @@ pub async fn fetch(
     let mut running: Option<Running> = None;
     let (mut tries, mut bad, mut urls) = (0, 0, 0);
     let mut received = 0;
-    let mut resumed_at = Vec::new();
+    let mut resumed = 0;
     loop {
         let url = api.lock().await.download_url(&a.id).await?;
         // The hashes so far cover the part as it is on disk (read once when an earlier run left it).
@@ -82,7 +82,7 @@ pub async fn fetch(
             _ => Running::of_file(&part).map_err(|e| io_error(&part, e))?,
         };
         if r.len > 0 {
-            resumed_at.push(r.len);
+            resumed += 1;
         }
         let before = r.len;
         let outcome = one_try(storage, &url, &part, &mut r, a, counters, &mut received).await?;
@@ -107,12 +107,11 @@ pub async fn fetch(
                         sums,
                         len: r.len,
                         received,
-                        resumed_at,
+                        resumed,
                     });
                 }
                 let _ = std::fs::remove_file(&part);
                 bad += 1;
-                counters.add_verify_failure();
                 eprintln!(
                     "up42wh: {}: does not verify ({}): fetched again from the start",
                     a.name,
