@@ -96,26 +96,9 @@ pub fn private_file() -> OpenOptions {
     o
 }
 
-/// Puts `bytes` at `path` atomically: a new file beside it (0600), synced, renamed over the old
-/// one, the directory synced.
+/// Puts `bytes` at `path` atomically, a file of the forwarder's own (0600).
 pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    {
-        let mut f = private_file()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crate::durable::replace(path, bytes, private_file())
 }
 
 fn key(text: &str) -> Option<Key> {

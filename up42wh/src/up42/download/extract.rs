@@ -124,11 +124,7 @@ fn unpack_within(archive: &Path, limit: u64) -> Result<u64, Error> {
         let _ = std::fs::remove_dir_all(&work);
         return Err(e);
     }
-    std::fs::rename(&work, &target).map_err(|e| io_error(&target, e))?;
-    let dir = target.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_error(dir, e))?;
+    crate::durable::rename(&work, &target).map_err(|e| io_error(&target, e))?;
     Ok(written)
 }
 

@@ -352,20 +352,14 @@ pub async fn run(
     })
 }
 
-/// manifest.json through a temporary file, fsynced and renamed: there whole or not at all.
+/// manifest.json through a temporary file, synced and renamed: there whole or not at all
+/// (readable by other programs, as the files are).
 fn write_manifest(dir: &Path, manifest: &Value) -> Result<(), Error> {
-    use std::io::Write;
-    let tmp = dir.join(".manifest.json.tmp");
     let path = dir.join("manifest.json");
     let mut text = serde_json::to_vec_pretty(manifest).unwrap_or_default();
     text.push(b'\n');
-    std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(&text).and_then(|_| f.sync_all()))
-        .map_err(|e| io_error(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_error(dir, e))
+    crate::durable::replace(&path, &text, std::fs::OpenOptions::new())
+        .map_err(|e| io_error(&path, e))
 }
 
 /// On a terminal: one bar for the order's bytes, drawn from the counters until `done` ends; the

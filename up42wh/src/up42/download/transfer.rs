@@ -377,11 +377,7 @@ fn finish(part: &Path, target: &Path) -> Result<(), Error> {
     std::fs::File::open(part)
         .and_then(|f| f.sync_all())
         .map_err(|e| io_error(part, e))?;
-    std::fs::rename(part, target).map_err(|e| io_error(target, e))?;
-    let dir = target.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_error(dir, e))
+    crate::durable::rename(part, target).map_err(|e| io_error(target, e))
 }
 
 /// A file error: the disk is full (its own exit code, naming the path), or another.
