@@ -86,7 +86,8 @@ pub async fn fetch(
         }
         let before = r.len;
         let outcome = one_try(storage, &url, &part, &mut r, a, counters, &mut received).await?;
-        match outcome {
+        // A pause before the next try, after a cut, a busy host or a transfer to start over.
+        let pause = match outcome {
             Try::Whole(stated, total) => {
                 let sums = r.sums();
                 let mut wrong: Vec<String> = sums
@@ -127,19 +128,7 @@ pub async fn fetch(
                         ),
                     ));
                 }
-            }
-            Try::Again(wait, why) => {
-                // Tries count while nothing arrives: a link that drops every few MiB still ends.
-                tries = if r.len > before { 0 } else { tries + 1 };
-                running = Some(r);
-                if tries >= TRIES {
-                    return Err(Error::code(
-                        API_REFUSED,
-                        format!("{}: the storage host failed {TRIES} times in a row, the last: {why}; the part is kept for the next run", a.name),
-                    ));
-                }
-                let backoff = Duration::from_millis(500u64 << tries.min(6));
-                tokio::time::sleep(wait.unwrap_or(backoff)).await;
+                None
             }
             Try::Url(why) => {
                 running = Some(r);
@@ -150,12 +139,31 @@ pub async fn fetch(
                         format!("{}: the storage host refused {URL_TRIES} fresh URLs from UP42, the last: {why}", a.name),
                     ));
                 }
+                None
+            }
+            Try::Again(wait, why) => {
+                // Tries count while nothing arrives: a link that drops every few MiB still ends.
+                tries = if r.len > before { 0 } else { tries + 1 };
+                running = Some(r);
+                Some((wait, why))
             }
             Try::Restart(why) => {
                 eprintln!("up42wh: {}: {why}: fetched again from the start", a.name);
                 let _ = std::fs::remove_file(&part);
+                // Counted too: a host that never sends what it announces is given up as well.
                 tries += 1;
+                Some((None, why))
             }
+        };
+        if let Some((wait, why)) = pause {
+            if tries >= TRIES {
+                return Err(Error::code(
+                    API_REFUSED,
+                    format!("{}: the storage host failed {TRIES} times in a row, the last: {why}; what arrived is kept for the next run", a.name),
+                ));
+            }
+            let backoff = Duration::from_millis(500u64 << tries.min(6));
+            tokio::time::sleep(wait.unwrap_or(backoff)).await;
         }
     }
 }
