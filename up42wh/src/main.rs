@@ -166,16 +166,10 @@ fn up42_main(
     workspace: Option<String>,
     action: Up42Action,
 ) -> Result<(), error::Error> {
-    let (api_default, auth_default) = up42::region(&region).ok_or_else(|| {
-        error::Error::config(format!("--region {region}: UP42's regions are eu and sa"))
-    })?;
-    let trim = |s: String| s.trim_end_matches('/').to_string();
-    let settings = up42::Settings {
-        api: api.map(trim).unwrap_or_else(|| api_default.to_string()),
-        auth: auth.map(trim).unwrap_or_else(|| auth_default.to_string()),
-        ca_file,
-        workspace,
-    };
+    let settings =
+        up42::Settings::new(&region, api, auth, ca_file, workspace).ok_or_else(|| {
+            error::Error::config(format!("--region {region}: UP42's regions are eu and sa"))
+        })?;
     let action = match action {
         Up42Action::Connect {
             url,

@@ -13,7 +13,7 @@ use crate::error::Error;
 use super::sign_in::{busy, credentials, not_json, retrying, Reply, SignIn, TRIES};
 
 /// UP42's regions: the API and the authentication server of each (up42-py's `host` module).
-pub fn region(name: &str) -> Option<(&'static str, &'static str)> {
+fn region(name: &str) -> Option<(&'static str, &'static str)> {
     match name {
         "eu" => Some(("https://api.up42.com", "https://auth.up42.com")),
         "sa" => Some(("https://api.sa.up42.com", "https://auth.sa.up42.com")),
@@ -30,23 +30,38 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The region's two servers unless `api` or `auth` name others (without a trailing `/`);
+    /// None for a region UP42 does not have.
+    pub fn new(
+        region_name: &str,
+        api: Option<String>,
+        auth: Option<String>,
+        ca_file: Option<PathBuf>,
+        workspace: Option<String>,
+    ) -> Option<Settings> {
+        let (api_default, auth_default) = region(region_name)?;
+        let trim = |s: String| s.trim_end_matches('/').to_string();
+        Some(Settings {
+            api: api.map(trim).unwrap_or_else(|| api_default.into()),
+            auth: auth.map(trim).unwrap_or_else(|| auth_default.into()),
+            ca_file,
+            workspace,
+        })
+    }
+
     /// From the variables `up42wh up42` also reads (UP42_REGION, UP42_API_URL, UP42_AUTH_URL,
     /// UP42_CA_FILE, UP42_WORKSPACE_ID): for the forwarder's routes that call UP42.
     pub fn from_env() -> Result<Settings, Error> {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let name = env("UP42_REGION").unwrap_or_else(|| "eu".into());
-        let (api, auth) = region(&name).ok_or_else(|| {
-            Error::config(format!("UP42_REGION={name}: UP42's regions are eu and sa"))
-        })?;
-        let trim = |s: String| s.trim_end_matches('/').to_string();
-        Ok(Settings {
-            api: env("UP42_API_URL").map(trim).unwrap_or_else(|| api.into()),
-            auth: env("UP42_AUTH_URL")
-                .map(trim)
-                .unwrap_or_else(|| auth.into()),
-            ca_file: env("UP42_CA_FILE").map(PathBuf::from),
-            workspace: env("UP42_WORKSPACE_ID"),
-        })
+        Settings::new(
+            &name,
+            env("UP42_API_URL"),
+            env("UP42_AUTH_URL"),
+            env("UP42_CA_FILE").map(PathBuf::from),
+            env("UP42_WORKSPACE_ID"),
+        )
+        .ok_or_else(|| Error::config(format!("UP42_REGION={name}: UP42's regions are eu and sa")))
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use api::API_REFUSED;
-pub use api::{region, Api, Settings};
+pub use api::{Api, Settings};
 
 use crate::error::Error;
 
