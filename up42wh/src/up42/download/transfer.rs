@@ -249,11 +249,19 @@ async fn one_try(
     if offset == 0 {
         file.set_len(0).map_err(|e| io_error(part, e))?;
     }
-    // The bytes are hashed and written on a thread of their own while the next arrive (TLS and
-    // the network on one core, MD5 and the disk on the other), through a bounded channel: memory
-    // stays flat whatever the asset's size.
+    // The bytes are written (with their CRC32C) on one thread and go through MD5 on another
+    // while the next arrive: TLS, the disk and MD5, which alone takes as long as the network,
+    // each on a core when there are cores. Bounded channels: memory stays flat whatever the size.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let (tx_md5, mut rx_md5) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
     let mut hashed = std::mem::take(r);
+    let mut md5 = hashed.split_md5();
+    let hasher = tokio::task::spawn_blocking(move || {
+        while let Some(bytes) = rx_md5.blocking_recv() {
+            md5::Digest::update(&mut md5, &bytes);
+        }
+        md5
+    });
     let writer = tokio::task::spawn_blocking(move || {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut failed = None;
@@ -262,7 +270,7 @@ async fn one_try(
             if failed.is_none() {
                 match out.write_all(&bytes) {
                     Ok(()) => {
-                        hashed.update(&bytes);
+                        hashed.update_crc(&bytes);
                         failed = flushed.wrote(&mut out, hashed.len).err();
                     }
                     Err(e) => failed = Some(e),
@@ -287,7 +295,7 @@ async fn one_try(
                 got += n;
                 *received += n;
                 counters.add_bytes(n);
-                if tx.send(bytes).await.is_err() {
+                if tx_md5.send(bytes.clone()).await.is_err() || tx.send(bytes).await.is_err() {
                     break Try::Again(None, "the writer stopped".into());
                 }
             }
@@ -304,10 +312,14 @@ async fn one_try(
             }
         }
     };
-    drop(tx);
-    let (hashed, failed) = writer
+    drop((tx, tx_md5));
+    let (mut hashed, failed) = writer
         .await
         .map_err(|e| Error::run(format!("the writing thread: {e}")))?;
+    let md5 = hasher
+        .await
+        .map_err(|e| Error::run(format!("the hashing thread: {e}")))?;
+    hashed.join(md5);
     *r = hashed;
     if let Some(e) = failed {
         return Err(io_error(part, e));
