@@ -56,17 +56,16 @@ fn claim(index: &Index, id: &str, body: u8, now: i64) -> up42wh_claim {
     c
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("up42wh-abi-index-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    let _ = std::fs::remove_file(&p);
-    p
+/// An index file's path in a directory of the test's own (removed with the guard).
+fn scratch(name: &str) -> (crate::common::Scratch, std::path::PathBuf) {
+    let dir = crate::common::Scratch::new(&format!("abi-index-{name}"));
+    let p = dir.join("replay.index");
+    (dir, p)
 }
 
 #[test]
 fn claims_commits_duplicates_and_conflicts() {
-    let path = scratch("claims");
+    let (_dir, path) = scratch("claims");
     let (index, opened) = open(&path, 1000);
     assert_eq!(opened, ffi::up42wh_index_opened::Created as u32);
     let c = claim(&index, "m:1", 1, NOW);
@@ -118,7 +117,7 @@ fn claims_commits_duplicates_and_conflicts() {
 
 #[test]
 fn bad_arguments_and_an_unusable_file_are_refused() {
-    let path = scratch("args");
+    let (_dir, path) = scratch("args");
     let (index, _) = open(&path, 10);
     let body = [0u8; 32];
     let mut c = up42wh_claim::default();
@@ -185,7 +184,7 @@ fn bad_arguments_and_an_unusable_file_are_refused() {
 
 #[test]
 fn a_rebuild_says_what_became_of_each_id() {
-    let path = scratch("insert");
+    let (_dir, path) = scratch("insert");
     // Capacity 3: one id a window.
     let (index, _) = open(&path, 3);
     let insert = |id: &str, time: i64| {

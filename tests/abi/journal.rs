@@ -174,11 +174,8 @@ fn what_encode_refuses() {
     assert!(out.is_empty(), "nothing written on refusal");
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("up42wh-journal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> crate::common::Scratch {
+    crate::common::Scratch::new(&format!("journal-{name}"))
 }
 
 fn event(key: u64, body: &[u8]) -> Owned {
@@ -283,7 +280,7 @@ fn concurrent_writers_never_interleave_records() {
     let dir = scratch("concurrent");
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
-            let dir = dir.clone();
+            let dir = dir.to_path_buf();
             std::thread::spawn(move || {
                 let mut w = Writer::open(&dir, 1).unwrap();
                 for i in 0..500u64 {

@@ -88,6 +88,8 @@ fn setup() -> (Lua, Table) {
     ));
     fake.set("prefix", format!("{}/", prefix.display()))
         .unwrap();
+    // The directory lives as long as the Lua state.
+    lua.set_app_data(prefix);
     (lua, fake)
 }
 
@@ -793,12 +795,8 @@ fn message_options_carry_the_up42_freshness_settings() {
 }
 
 /// A journal directory of the test's own.
-fn journal_dir(name: &str) -> std::path::PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("up42wh-lua-journal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn journal_dir(name: &str) -> crate::common::Scratch {
+    crate::common::Scratch::new(&format!("lua-journal-{name}"))
 }
 
 #[test]

@@ -26,28 +26,6 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// A directory of this run's under the system's temporary one, removed when dropped.
-pub struct Scratch(PathBuf);
-
-impl Scratch {
-    pub fn new(what: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("up42wh-make-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// What make and the image builds read, copied from the checkout into `dir` (the build output,
 /// run directories and secrets stay behind); `dist` is linked to dist(), for the boards' builds.
 pub fn project_copy(dir: &Path) {

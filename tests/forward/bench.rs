@@ -270,7 +270,7 @@ fn bench_beside_adnanh_webhook() {
         serde_json::json!([{
             "id": "record",
             "execute-command": program,
-            "command-working-directory": dir,
+            "command-working-directory": dir.path(),
             "pass-file-to-command": [{"source": "raw-request-body", "name": "body", "envname": "HOOK_BODY"}],
             "trigger-rule": {"match": {"type": "payload-hmac-sha256", "secret": WEBHOOK_SECRET,
                 "parameter": {"source": "header", "name": "X-Hub-Signature-256"}}}

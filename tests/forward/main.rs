@@ -39,11 +39,8 @@ fn run_up42wh(config: &Path, args: &[&str], env: &[(&str, &str)]) -> std::proces
 }
 
 /// A scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("up42wh-forward-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> common::Scratch {
+    common::Scratch::new(&format!("forward-{name}"))
 }
 
 /// The receiver with two consumers and a Standard Webhooks sender at /hooks/standard.

@@ -10,8 +10,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::make::{project_copy, release_dir, Make, Scratch, Stop};
+use common::make::{project_copy, release_dir, Make, Stop};
 use common::nginx::{free_port, http, now, post_to, Delivery};
+use common::Scratch;
 use up42webhooks::format_rfc3339;
 
 const SECRET: &str = "inbox-secret-aW5ib3g-0123456789";

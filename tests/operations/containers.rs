@@ -11,8 +11,9 @@
 //! makes that a failure. make runs in a copy of the project's files, so that `make clean` and the
 //! compose project (named after the copy) touch nothing of the checkout's or a user's.
 
-use crate::common::make::{project_copy, release_dir_with_up42wh, run, Make, Scratch};
+use crate::common::make::{project_copy, release_dir_with_up42wh, run, Make};
 use crate::common::nginx::{free_port, http, json, now, post_to, Delivery};
+use crate::common::Scratch;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -225,7 +226,7 @@ fn debian_make(copy: &Scratch, release: &Path, arch: &str) -> Make {
 /// The amd64 image through make: run, ping, health, store, refuse, logs, reload, restart,
 /// configtest, list, stop (graceful), a start with the secret as a Docker secret file, clean.
 fn debian_through_make(release: &Path) {
-    let copy = Scratch::new("amd64");
+    let copy = Scratch::new("make-amd64");
     project_copy(copy.path());
     let (port, admin) = (free_port(), free_port());
     // Named after the copy's directory: this run's own compose project, network and volume.
@@ -517,7 +518,7 @@ fn debian_on_a_board(release: &Path, arch: &str, machine: &str) {
             built.display()
         );
     }
-    let copy = Scratch::new(arch);
+    let copy = Scratch::new(&format!("make-{arch}"));
     project_copy(copy.path());
     let image = format!("up42webhooks-test:debian-{arch}");
     let make = debian_make(&copy, release, arch);

@@ -5,8 +5,9 @@
 //! stats read the admin listener. And a setting nginx cannot start with is one line, no Lua stack
 //! trace, on the terminal of make serve and in the error log.
 
-use crate::common::make::{project_copy, release_dir, Make, Scratch, Stop};
+use crate::common::make::{project_copy, release_dir, Make, Stop};
 use crate::common::nginx::free_port;
+use crate::common::Scratch;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
@@ -26,7 +27,7 @@ fn host_make(copy: &Scratch, port: u16, admin: u16) -> Make {
 
 #[test]
 fn the_host_targets_say_where_it_runs_and_fail_when_they_fail() {
-    let copy = Scratch::new("host");
+    let copy = Scratch::new("make-host");
     project_copy(copy.path());
     let (port, admin) = (free_port(), free_port());
     let make = host_make(&copy, port, admin);
@@ -149,7 +150,7 @@ fn the_host_targets_say_where_it_runs_and_fail_when_they_fail() {
 /// starts on the library in that directory (none under target/), send-test signs with its tool.
 #[test]
 fn the_targets_look_where_cargo_target_dir_has_cargo_build() {
-    let copy = Scratch::new("target-dir");
+    let copy = Scratch::new("make-target-dir");
     project_copy(copy.path());
     let elsewhere = copy.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
@@ -194,7 +195,7 @@ fn the_targets_look_where_cargo_target_dir_has_cargo_build() {
 
 #[test]
 fn a_setting_nginx_cannot_start_with_is_one_line_without_a_stack_trace() {
-    let copy = Scratch::new("startup");
+    let copy = Scratch::new("make-startup");
     project_copy(copy.path());
     let (port, admin) = (free_port(), free_port());
     let base = host_make(&copy, port, admin);
@@ -328,7 +329,7 @@ fn a_checkout_the_workers_cannot_reach_is_refused_with_what_to_do() {
         println!("SKIPPED: only a root master hands its workers to another user");
         return;
     }
-    let closed = Scratch::new("closed");
+    let closed = Scratch::new("make-closed");
     std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let copy = closed.path().join("up42webhooks");
     std::fs::create_dir_all(&copy).unwrap();
@@ -355,7 +356,7 @@ fn a_checkout_the_workers_cannot_reach_is_refused_with_what_to_do() {
 /// labelled logs without admin requests.
 #[test]
 fn day_two_targets_check_before_they_stop_and_keep_settings_and_keys() {
-    let copy = Scratch::new("day-two");
+    let copy = Scratch::new("make-day-two");
     project_copy(copy.path());
     let (port, admin) = (free_port(), free_port());
     // No secret in the environment: make secret's file is what serve and restart use.
@@ -597,7 +598,7 @@ fn day_two_targets_check_before_they_stop_and_keep_settings_and_keys() {
 #[test]
 fn make_install_then_nginx_with_the_printed_lines_stores_a_delivery() {
     use crate::common::nginx::{http, json, now, post_to, Delivery};
-    let copy = Scratch::new("install");
+    let copy = Scratch::new("make-install");
     project_copy(copy.path());
     let (port, admin) = (free_port(), free_port());
     let prefix = copy.path().join("installed");
@@ -716,7 +717,7 @@ fn settings_line(out: &str) -> &str {
 /// setting given anew wins.
 #[test]
 fn a_start_keeps_the_settings_of_the_last_one_unless_given_anew() {
-    let copy = Scratch::new("settings");
+    let copy = Scratch::new("make-settings");
     project_copy(copy.path());
     let (port, admin) = (free_port(), free_port());
     let first = host_make(&copy, port, admin)
@@ -821,7 +822,7 @@ fn a_start_keeps_the_settings_of_the_last_one_unless_given_anew() {
 #[test]
 fn make_serve_on_a_redis_without_persistence_says_so_at_start() {
     let redis = crate::common::redis::Redis::start_with("no-aof", &["--appendonly", "no"]);
-    let copy = Scratch::new("no-aof");
+    let copy = Scratch::new("make-no-aof");
     project_copy(copy.path());
     let make = host_make(&copy, free_port(), free_port()).with_env(
         "UP42_WEBHOOK_STORE",
@@ -848,7 +849,7 @@ fn make_serve_on_a_redis_without_persistence_says_so_at_start() {
 #[test]
 fn make_forward_runs_the_example_as_shipped() {
     use std::os::unix::process::CommandExt;
-    let copy = Scratch::new("forward-example");
+    let copy = Scratch::new("make-forward-example");
     project_copy(copy.path());
     let make = Make {
         release: crate::common::make::release_dir_with_up42wh(),

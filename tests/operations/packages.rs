@@ -169,7 +169,7 @@ pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
     build("amd64", release, &out, &v2());
 
     // make deb: the three packages, from this machine's release build and make cross's.
-    let copy = crate::common::make::Scratch::new("deb");
+    let copy = crate::common::Scratch::new("make-deb");
     crate::common::make::project_copy(copy.path());
     let make = crate::common::make::Make {
         dir: copy.path().to_path_buf(),

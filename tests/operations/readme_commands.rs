@@ -10,9 +10,10 @@
 //! The README's ports (9888, 9889 and Redis's 6379) become free ports in the commands and their
 //! expected output; nothing else of a block is changed.
 
-use crate::common::make::{project_copy, release_dir, Scratch};
+use crate::common::make::{project_copy, release_dir};
 use crate::common::nginx::free_port;
 use crate::common::redis::Redis;
+use crate::common::Scratch;
 use std::process::Command;
 
 #[derive(Debug)]
@@ -129,7 +130,7 @@ fn every_operator_command_in_the_readme_runs_and_shows_what_it_says() {
         Some("make test")
     );
 
-    let copy = Scratch::new("readme");
+    let copy = Scratch::new("make-readme");
     project_copy(copy.path());
     let release = release_dir();
     let (port, admin) = (free_port(), free_port());

@@ -3,7 +3,7 @@
 //! HTTP/2 and HTTP/1.1 (curl, with a certificate made here by openssl), certificate reloads, and
 //! the admin listener seen from another host (a network namespace, when we are root).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,17 +12,15 @@ use crate::common::nginx::{
 };
 use crate::common::senders::rfc9421_request;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("up42wh-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> crate::common::Scratch {
+    crate::common::Scratch::new(name)
 }
 
 /// A plain nginx (no Lua) with the given `http {}` servers, in its own prefix: what stands in
 /// front of the receiver, a tunnel agent or a reverse proxy, both connecting from 127.0.0.1.
 struct Front {
-    dir: PathBuf,
+    /// Removed after the child stops (fields drop after `drop` runs).
+    dir: crate::common::Scratch,
     child: Child,
 }
 
@@ -78,7 +76,6 @@ impl Drop for Front {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -5,7 +5,7 @@
 //! host; a second run transfers nothing; an order not fulfilled waits or says so; kill -9 in the
 //! middle, then a rerun that resumes; a full disk is one line and nothing under a final name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use md5::Digest;
 use serde_json::{json, Value};
 
 use super::World;
+use crate::common::Scratch;
 
 /// Bytes that do not repeat (xorshift), `n` of them.
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
@@ -104,17 +105,15 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 /// A test's world (tokens living `token_life` s) with two folders of its own: the stand-in's
 /// objects and where the program downloads.
-fn world(name: &str, token_life: u32) -> (World, PathBuf, PathBuf) {
+fn world(name: &str, token_life: u32) -> (World, Scratch, Scratch) {
     let w = World::new(name, token_life);
     let data = scratch_dir(&format!("{name}-objects"));
     let to = scratch_dir(&format!("{name}-to"));
     (w, data, to)
 }
 
-fn scratch_dir(name: &str) -> PathBuf {
-    let d = super::scratch(name);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+fn scratch_dir(name: &str) -> crate::common::Scratch {
+    super::scratch(name)
 }
 
 #[test]

@@ -20,11 +20,8 @@ const USERNAME: &str = "pilot@example.com";
 const PASSWORD: &str = "stand-in-password-Vh3k9";
 const WORKSPACE: &str = "5f0c8d4e-9a1b-4c2d-8e3f-0a1b2c3d4e5f";
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("up42wh-up42-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> common::Scratch {
+    common::Scratch::new(&format!("up42-{name}"))
 }
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -204,6 +201,8 @@ struct World {
     server: Server,
     ca: PathBuf,
     outputs: Vec<String>,
+    /// The stand-in's certificates and files: removed last, after both servers stop.
+    _dir: common::Scratch,
 }
 
 impl World {
@@ -229,6 +228,7 @@ impl World {
             server,
             ca,
             outputs: Vec::new(),
+            _dir: dir,
         }
     }
 
@@ -404,7 +404,8 @@ fn connect_registers_once_updates_after_and_test_proves_the_path_or_says_why_not
         "{out}"
     );
     // The secret from a file, as make serve keeps it (its first line).
-    let file = std::env::temp_dir().join(format!("up42wh-up42-secret-{}", std::process::id()));
+    let secrets = scratch("secret-file");
+    let file = secrets.join("secret");
     std::fs::write(&file, format!("\n{SECRET}\nolder-secret\n")).unwrap();
     let (code, out) = w.run(
         &[
@@ -710,8 +711,9 @@ fn sign_in_as_keycloak_takes_it_and_busy_or_odd_answers_are_named_as_such() {
 /// secret): connect gives UP42 that file's first line, up42-test reads make serve's admin address.
 #[test]
 fn make_connect_and_make_up42_test_wrap_the_commands_for_make_serve() {
-    use common::make::{project_copy, release_dir_with_up42wh, Make, Scratch, Stop};
-    let copy = Scratch::new("up42-make");
+    use common::make::{project_copy, release_dir_with_up42wh, Make, Stop};
+    use common::Scratch;
+    let copy = Scratch::new("make-up42");
     project_copy(copy.path());
     let dir = scratch("make");
     let (ca, cert, key) = certificates(&dir);
