@@ -8,6 +8,7 @@
 mod durable;
 mod error;
 mod forward;
+mod retry_after;
 mod up42;
 
 /// The async runtime of a subcommand: two worker threads (the machines it runs on have few cores).

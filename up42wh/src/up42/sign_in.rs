@@ -153,11 +153,10 @@ pub async fn retrying(
     }
 }
 
-/// Retry-After in seconds (an HTTP date is not worth a clock here: the backoff then), bounded.
+/// Retry-After (seconds or a date), else a backoff; bounded.
 fn wait(retry_after: Option<&str>, tried: u32) -> Duration {
     retry_after
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(Duration::from_secs)
+        .and_then(crate::retry_after::retry_after)
         .unwrap_or(Duration::from_secs(1 << (tried - 1).min(5)))
         .min(LONGEST_WAIT)
 }
@@ -349,10 +348,13 @@ mod tests {
     fn waits_follow_retry_after_within_bounds() {
         assert_eq!(wait(Some("3"), 1), Duration::from_secs(3));
         assert_eq!(wait(Some("3600"), 1), LONGEST_WAIT);
+        // A date: how long until then (a date past asks for no wait), bounded the same way.
         assert_eq!(
             wait(Some("Wed, 21 Oct 2015 07:28:00 GMT"), 2),
-            Duration::from_secs(2)
+            Duration::ZERO
         );
+        assert_eq!(wait(Some("Fri, 01 Jan 2100 00:00:00 GMT"), 2), LONGEST_WAIT);
+        assert_eq!(wait(Some("later"), 2), Duration::from_secs(2));
         assert_eq!(wait(None, 1), Duration::from_secs(1));
         assert_eq!(wait(None, 3), Duration::from_secs(4));
     }

@@ -155,32 +155,6 @@ pub fn webhook_id(e: &Event) -> String {
     format!("msg_{hex}")
 }
 
-/// `Retry-After`: seconds, or an HTTP date.
-fn retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(s) = v.parse::<u64>() {
-        return Some(Duration::from_secs(s));
-    }
-    let t = http_date(v)?;
-    Some(Duration::from_secs(
-        t.saturating_sub(now_secs()).max(0) as u64
-    ))
-}
-
-/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) in unix seconds.
-fn http_date(v: &str) -> Option<i64> {
-    let parts: Vec<&str> = v.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let m = MONTHS.iter().position(|x| x == month)? + 1;
-    let stamp = format!("{year}-{m:02}-{:02}T{time}Z", day.parse::<u32>().ok()?);
-    up42webhooks::parse_rfc3339(stamp.as_bytes()).ok()
-}
-
 /// What an HTTP answer means for the event: the answer's status, its `Retry-After` and
 /// `Location`, the route's extra statuses to retry, the start of its body.
 struct Answer<'a> {
@@ -206,7 +180,7 @@ fn judge(a: &Answer, retry_statuses: &[u16]) -> Outcome {
     let retried = status == 408 || status == 429 || status >= 500;
     if retried || retry_statuses.contains(&status) {
         return Outcome::Retry {
-            after: a.retry_after.and_then(retry_after),
+            after: a.retry_after.and_then(crate::retry_after::retry_after),
             status: Some(status),
             error,
         };
@@ -345,11 +319,6 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
-        assert_eq!(
-            retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(Duration::ZERO)
-        );
     }
 
     #[test]

@@ -221,8 +221,9 @@ async fn one_try(
         }
         408 | 429 | 500..=599 => {
             let wait = retry_after
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .map(|s| Duration::from_secs(s.min(60)));
+                .as_deref()
+                .and_then(crate::retry_after::retry_after)
+                .map(|d| d.min(Duration::from_secs(60)));
             return Ok(Try::Again(wait, format!("{status}")));
         }
         s => {
