@@ -13,6 +13,7 @@
 --     access_by_lua_block { require("up42webhooks").admin_access() } # Host, cross-site requests
 --     location = /dump-webhooks    { content_by_lua_block { require("up42webhooks").dump() } }
 --     location = /ack-webhooks     { content_by_lua_block { require("up42webhooks").ack() } }
+--     location = /learnt-webhooks  { content_by_lua_block { require("up42webhooks").learnt() } }
 --     location = /tail             { content_by_lua_block { require("up42webhooks").tail() } }
 --     location = /stats            { content_by_lua_block { require("up42webhooks").stats() } }
 --   }
@@ -21,10 +22,11 @@
 -- shared dict and its journal, store_redis: Redis; each with add/range/wait/ack/trim/stats and its
 -- start, upkeep and stop), journal (segments, fsync, the key mark), admin (the admin endpoints),
 -- gate (who may use them, and what a browser may), held (tails and long polls), lock (one worker at
--- a time), reply (answers and counters).
+-- a time), reply (answers and counters), learnt (events learnt from UP42's API, POST /learnt-webhooks).
 local config = require "up42webhooks.config"
 local receive = require "up42webhooks.receive"
 local admin = require "up42webhooks.admin"
+local learnt = require "up42webhooks.learnt"
 local gate = require "up42webhooks.gate"
 local held = require "up42webhooks.held"
 local reply = require "up42webhooks.reply"
@@ -118,6 +120,8 @@ function _M.ack() return admin.ack(current) end
 function _M.tail() return admin.tail(current) end
 function _M.stats() return admin.stats(current) end
 function _M.cardinality() return admin.cardinality(current) end
+-- POST /learnt-webhooks: a status learnt from UP42's API (up42webhooks/learnt.lua).
+function _M.learnt() return learnt.store(current) end
 _M.admin_not_found = admin.not_found
 -- In the admin server's access phase: the Host and cross-site checks (up42webhooks/gate.lua).
 function _M.admin_access() return gate.check_request(current) end

@@ -39,6 +39,7 @@ build = {
       ["up42webhooks.held"] = "lua/up42webhooks/held.lua",
       ["up42webhooks.hosts"] = "lua/up42webhooks/hosts.lua",
       ["up42webhooks.journal"] = "lua/up42webhooks/journal.lua",
+      ["up42webhooks.learnt"] = "lua/up42webhooks/learnt.lua",
       ["up42webhooks.lock"] = "lua/up42webhooks/lock.lua",
       ["up42webhooks.native"] = "lua/up42webhooks/native.lua",
       ["up42webhooks.origin"] = "lua/up42webhooks/origin.lua",

@@ -323,6 +323,12 @@ function _M.configure(o)
         fail("no webhook secret configured: set UP42_WEBHOOK_SECRET to the secret you gave UP42, "
              .. "or UP42_WEBHOOK_SECRET_FILE to a file that holds it (one secret a line)")
     end
+    -- What the admin listener learns from UP42's API (POST /learnt-webhooks), as its own sender.
+    local lerr
+    c.learnt, lerr = require("up42webhooks.learnt").new(c)
+    if not c.learnt then
+        fail("the sender of events learnt from UP42's API: " .. lerr)
+    end
     if o.notifiable then
         c.notifiable = {}
         for event, list in pairs(o.notifiable) do

@@ -211,6 +211,31 @@ function _M.new_keyring(keys)
     return ring, ids
 end
 
+-- UP42's signing (src/sign.rs): a key of one secret, and the three headers of a body signed
+-- with it, as one raw header block. The admin listener signs the events it learns of with a key
+-- of its own (up42webhooks/learnt.lua), so that they take the deliveries' one path.
+function _M.new_signing_key(secret)
+    local slice, out = ffi_new("up42wh_slice[1]"), ffi_new("up42wh_key *[1]")
+    set_slice(slice[0], secret)
+    local rc = tonumber(C.up42wh_key_new(slice, 1, out))
+    if rc ~= OK then
+        return nil, _M.result_message(rc)
+    end
+    return ffi_gc(out[0], C.up42wh_key_free)
+end
+
+local signed = ffi_new("up42wh_signed")
+
+function _M.sign_up42(key, body, created)
+    local rc = tonumber(C.up42wh_sign(key, body, #body, created, nil, signed))
+    if rc ~= OK then
+        return nil, _M.result_name(rc), _M.result_message(rc)
+    end
+    return "Content-Digest: " .. ffi_str(signed.content_digest, signed.content_digest_len)
+        .. "\r\nSignature-Input: " .. ffi_str(signed.signature_input, signed.signature_input_len)
+        .. "\r\nSignature: " .. ffi_str(signed.signature, signed.signature_len) .. "\r\n\r\n"
+end
+
 -- Options for verify_message and receive_message (scheme: a name of SCHEME). The label and
 -- required strings are kept by the returned table, so that the pointers in the C struct stay
 -- valid as long as the options are used.

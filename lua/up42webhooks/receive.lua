@@ -13,7 +13,7 @@ local tonumber, concat = tonumber, table.concat
 local _M = {}
 
 -- The request body, whether nginx kept it in memory or spooled it to a file.
-local function read_body()
+function _M.read_body()
     req.read_body()
     local body = req.get_body_data()
     if body then
@@ -54,7 +54,7 @@ end
 -- limit 413, every failure to authenticate 401.
 local STATUS_OF = { body_too_large = 413, not_json_object = 400, duplicate_field = 400, invalid_field = 400 }
 
-local function refuse(reason, msg)
+function _M.refuse(reason, msg)
     return reject(STATUS_OF[reason] or 401, reason, msg)
 end
 
@@ -74,7 +74,7 @@ local function verify(c, sender, body, now)
     local d, reason, msg = native.receive_message(sender.ring, message, now, sender.opts, sender.id_prefix)
     message.body, message.raw_headers = nil, nil
     if not d then
-        return refuse(reason, msg)
+        return _M.refuse(reason, msg)
     end
     if sender.profile == "ubiops" then
         -- Date is covered; a replayed request keeps its old Date.
@@ -125,6 +125,8 @@ local REFUSED = {
     end,
 }
 
+_M.REFUSED = REFUSED
+
 -- POST: verify, deduplicate, store. `name` picks a sender of configure{senders=} (`receive("github")`);
 -- without it the delivery is UP42's. `c`: the receiver configure{} made.
 function _M.receive(c, name)
@@ -148,7 +150,7 @@ function _M.receive(c, name)
     if length and length > sender.max_body then
         return reject(413, "body_too_large", "the body is larger than allowed")
     end
-    local body, err = read_body()
+    local body, err = _M.read_body()
     if not body then
         ngx.log(ngx.ERR, "up42webhooks: cannot read the spooled body: ", err)
         return respond(503, { code = 503, msg = "cannot read the body" })
@@ -165,6 +167,13 @@ function _M.receive(c, name)
     if not d then
         return
     end
+    return _M.store_verified(c, sender, d, body, now)
+end
+
+-- A verified delivery `d` (the library's reused struct, read before anything yields) of `sender`
+-- stored, and the answer sent: stored with its key, a duplicate, or why not. The admin listener's
+-- events learnt from UP42's API (up42webhooks/learnt.lua) end here too.
+function _M.store_verified(c, sender, d, body, now)
     local unsigned = tonumber(d.unsigned_times)
     if unsigned ~= 0 then
         -- UP42's `created`/`expires`, which its signature does not cover, are out of their window:

@@ -12,4 +12,5 @@ mod e2e;
 mod envelope;
 mod exposure;
 mod horizon;
+mod learnt;
 mod redis;
