@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod download;
+mod reconcile;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -202,7 +203,7 @@ struct World {
     ca: PathBuf,
     outputs: Vec<String>,
     /// The stand-in's certificates and files: removed last, after both servers stop.
-    _dir: common::Scratch,
+    dir: common::Scratch,
 }
 
 impl World {
@@ -228,7 +229,7 @@ impl World {
             server,
             ca,
             outputs: Vec::new(),
-            _dir: dir,
+            dir,
         }
     }
 

@@ -15,6 +15,10 @@ email"), and `userinfo` refuses a token without it (403 insufficient_scope, keyc
 Served over HTTPS on 127.0.0.1. Every request and every token it issues is appended to --log (JSON
 lines), for the tests' checks.
 
+For `up42wh up42 reconcile` it lists the workspace's orders (GET /v2/orders, sorted by updatedAt,
+pages of 3; each order of --orders may have "updatedAt", "createdAt", "type") and processing jobs
+(GET /v2/processing/jobs, sorted by created, pages of 2 linked by `rel: next`).
+
 It also answers the calls of `up42wh up42 download`: GET /v2/orders/{id}, GET /v2/assets (search
 matches loosely, by order id or name, as UP42's does, and pages hold at most 2 assets), POST
 /v2/assets/{id}/download-url, whose URL leads to a second HTTPS port standing for Google Cloud
@@ -34,6 +38,11 @@ tokens' `sub`). Faults the tests ask for, each a file beside FILE while it exist
   FILE.userinfo     "STATUS": the user info refuses every token with that status;
   FILE.html         "METHOD": API calls of that method answer 200 with a proxy's HTML page;
   FILE.opaque       a test's report is a shape the program does not know;
+  FILE.list-busy    "COUNT [RETRY_AFTER]": the orders and jobs lists answer 429 COUNT times;
+  FILE.jobs-busy    the same for the jobs list only;
+  FILE.orders-shift "ORDER_ID STATUS": once the first page of orders is served, that order takes
+                    that status (updated now), moving to the front of the list;
+  FILE.jobs         not a fault: the processing jobs, {"JOB_ID": {"status", "created", "updated"}};
   FILE.storage      lines "KIND [ARG] [COUNT]", storage faults taken in order, the first line for
                     the next COUNT answers (or all of them):
                     "status CODE [RETRY_AFTER]", "cut BYTES" (the body stops after BYTES of its
@@ -169,6 +178,39 @@ def orders():
         return {}
 
 
+def jobs():
+    """The processing jobs: FILE.jobs beside the log, {"JOB_ID": {"status", "created", "updated"}}."""
+    try:
+        with open(args.log + ".jobs") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def change_order(oid, status):
+    with lock:
+        o = orders()
+        o[oid]["status"] = status
+        o[oid]["updatedAt"] = now_rfc3339()
+        with open(args.orders, "w") as f:
+            json.dump(o, f)
+
+
+def counted_fault(name):
+    """FILE.name's words "COUNT [RETRY_AFTER]", counted down (removed at 0); None when none."""
+    with lock:
+        words = fault(name)
+        if not words:
+            return None
+        left = int(words[0]) - 1
+        if left <= 0:
+            os.remove(args.log + "." + name)
+        else:
+            with open(args.log + "." + name, "w") as f:
+                f.write(" ".join([str(left)] + words[1:]))
+        return words
+
+
 def all_assets():
     return [dict(a, orderId=oid) for oid, o in orders().items() for a in o.get("assets", [])]
 
@@ -270,18 +312,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method == "POST" and path == TOKEN_PATH:
             return self.token(raw)
         if method == "POST" and path.startswith("/_standin/notify/"):
-            # Not UP42's API: the tests' way to have UP42 notify an order's status now, as it does
-            # when the status changes (once, to every active webhook for order.status).
+            # Not UP42's API: the tests' way to have UP42 notify an order's (or a job's) status now,
+            # as it does when the status changes (once, to every active webhook for its event).
             oid = path.rsplit("/", 1)[1]
-            o = orders().get(oid)
-            if o is None:
-                return self.send(404, {"error": "no such order"})
-            body = {"event": "order.status", "liveMode": True, "messageId": str(uuid.uuid4()),
-                    "timestamp": now_rfc3339(),
-                    "body": {"orderId": oid, "orderType": "ARCHIVE", "dataHostName": "oneatlas",
-                             "status": o["status"], "statusIsFinal": o["status"] == "FULFILLED"}}
-            sent = [deliver(h, "order.status", body) for h in list(webhooks.values())
-                    if h.get("active") and "order.status" in h["events"]]
+            o, j = orders().get(oid), jobs().get(oid)
+            if o is not None:
+                event = "order.status"
+                inner = {"orderId": oid, "orderType": o.get("type", "ARCHIVE"), "dataHostName": "oneatlas",
+                         "status": o["status"], "statusIsFinal": o["status"] == "FULFILLED"}
+            elif j is not None:
+                event = "job.status"
+                inner = {"jobId": oid, "status": j["status"].upper(), "startedAt": j.get("started"),
+                         "finishedAt": j.get("finished")}
+            else:
+                return self.send(404, {"error": "no such order or job"})
+            body = {"event": event, "liveMode": True, "messageId": str(uuid.uuid4()),
+                    "timestamp": now_rfc3339(), "body": inner}
+            sent = [deliver(h, event, body) for h in list(webhooks.values())
+                    if h.get("active") and event in h["events"]]
             return self.send(200, {"sent": sent})
         if method == "POST" and path == "/elsewhere":
             # Another server that answers 200 to anything: a URL that leads somewhere else.
@@ -363,6 +411,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.v2_error(404, "Not Found", f"order {parts[2]} not found")
             return self.send(200, {"id": parts[2], "type": "ARCHIVE", "status": o["status"],
                                    "workspaceId": os.environ["STANDIN_WORKSPACE"]})
+        if method == "GET" and path in ("/v2/orders", "/v2/processing/jobs"):
+            q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+            one = lambda k, d="": (q.get(k) or [d])[0]
+            if one("workspaceId") != os.environ["STANDIN_WORKSPACE"]:
+                return self.v2_error(403, "Forbidden", f"no access to workspace {one('workspaceId')}")
+            busy = counted_fault("list-busy") or (path == "/v2/processing/jobs" and counted_fault("jobs-busy"))
+            if busy:
+                headers = {"Retry-After": busy[1]} if len(busy) > 1 else None
+                return self.send(429, {"status": 429, "title": "Too Many Requests"}, headers)
+            return self.orders_list(one) if path == "/v2/orders" else self.jobs_list(one)
         if method == "GET" and path == "/v2/assets":
             q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
             search = (q.get("search") or [""])[0]
@@ -388,6 +446,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
             log({"download_url": a["id"]})
             return self.send(200, {"url": url})
         return self.v2_error(404, "Not Found", f"no such resource: {path}")
+
+    def orders_list(self, one):
+        """GET /v2/orders: the newest updated first, pages of at most 3 (to be paged)."""
+        if one("sort") != "updatedAt,desc":
+            return self.v2_error(400, "Bad Request", f"sort {one('sort')!r} is not what the test expects")
+        page, size = int(one("page", "0")), min(int(one("size", "10")), 3)
+        listed = sorted(orders().items(), key=lambda kv: kv[1].get("updatedAt", ""), reverse=True)
+        content = [{"id": oid, "workspaceId": os.environ["STANDIN_WORKSPACE"], "displayName": o.get("displayName", oid[:8]),
+                    "type": o.get("type", "ARCHIVE"), "status": o["status"], "createdAt": o.get("createdAt"),
+                    "updatedAt": o.get("updatedAt")} for oid, o in listed[page * size:(page + 1) * size]]
+        shift = fault("orders-shift")
+        if shift and page == 0:
+            # Another order changes while the pages are read: it moves to the front, and every
+            # order behind it one place back.
+            os.remove(args.log + ".orders-shift")
+            change_order(shift[0], shift[1])
+        return self.send(200, {"content": content, "totalPages": max(1, -(-len(listed) // size)),
+                               "totalElements": len(listed), "number": page, "size": size})
+
+    def jobs_list(self, one):
+        """GET /v2/processing/jobs: the newest created first, pages of at most 2 linked by rel next."""
+        if one("sort") != "created,desc":
+            return self.v2_error(400, "Bad Request", f"sort {one('sort')!r} is not what the test expects")
+        start, limit = int(one("page", "0")), min(int(one("limit", "10")), 2)
+        listed = sorted(jobs().items(), key=lambda kv: kv[1].get("created", ""), reverse=True)
+        page = [{"jobID": jid, "processID": j.get("processID", "upsampling"), "workspaceID": os.environ["STANDIN_WORKSPACE"],
+                 "accountID": "standin", "status": j["status"], "created": j.get("created"), "updated": j.get("updated"),
+                 "started": j.get("started"), "finished": j.get("finished"), "definition": {}, "results": None}
+                for jid, j in listed[start:start + limit]]
+        links = [{"rel": "self", "href": self.path}]
+        if start + limit < len(listed):
+            links.append({"rel": "next", "href": f"/v2/processing/jobs?workspaceId={one('workspaceId')}"
+                                                 f"&sort=created,desc&limit={limit}&page={start + limit}"})
+        return self.send(200, {"jobs": page, "links": links})
 
     def token(self, raw):
         form = urllib.parse.parse_qs(raw.decode())

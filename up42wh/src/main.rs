@@ -8,6 +8,7 @@
 mod durable;
 mod error;
 mod forward;
+mod lock;
 mod retry_after;
 mod up42;
 
@@ -150,6 +151,24 @@ enum Up42Action {
         #[arg(long)]
         extract: bool,
     },
+    /// What UP42 sent while the receiver was down: the orders and processing jobs changed since
+    /// the last run (UP42's API), each status the receiver never received stored through its
+    /// admin listener (POST /learnt-webhooks), marked as learnt from the API. A line per status
+    /// stored and one for the run. Exit 0 done, 7 UP42's API refused, 12 the receiver's admin
+    /// listener could not be read or written.
+    Reconcile {
+        /// The receiver's admin listener.
+        #[arg(long, default_value = "http://127.0.0.1:9889")]
+        receiver: String,
+        /// From this far back (7d, 36h) or this time (RFC 3339) instead of the last run's
+        /// watermark (the first run looks back 7 days).
+        #[arg(long, value_parser = since)]
+        since: Option<i64>,
+        /// The watermark's file (default: $STATE_DIRECTORY, else ~/.local/state/up42wh, then
+        /// reconcile.json).
+        #[arg(long, env = "UP42WH_RECONCILE_STATE")]
+        state: Option<PathBuf>,
+    },
     /// The workspace's webhooks, one a line: id, active, URL, events, name.
     List,
     /// Delete a webhook.
@@ -202,6 +221,16 @@ fn up42_main(
             extract,
             say: |line| println!("{line}"),
         }),
+        Up42Action::Reconcile {
+            receiver,
+            since,
+            state,
+        } => up42::Action::Reconcile(up42::reconcile::Options {
+            receiver: receiver.trim_end_matches('/').to_string(),
+            admin_token: admin_token(),
+            since,
+            state: state.unwrap_or_else(up42::reconcile::default_state),
+        }),
         Up42Action::List => up42::Action::List,
         Up42Action::Delete { id } => up42::Action::Delete { id },
     };
@@ -212,15 +241,25 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
     forward::config::duration(s).ok_or_else(|| format!("{s:?}: a duration such as 30s, 5m or 1h"))
 }
 
+fn since(s: &str) -> Result<i64, String> {
+    up42::reconcile::since(s)
+        .ok_or_else(|| format!("{s:?}: a duration back from now (7d, 36h) or a time (RFC 3339)"))
+}
+
+/// The receiver's admin token, where the receiver reads it.
+fn admin_token() -> Option<String> {
+    std::env::var("UP42_WEBHOOK_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
 fn test_of(a: TestArgs) -> up42::Test {
     up42::Test {
         id: a.id,
         url: a.url,
         event: a.event,
         receiver: a.receiver.trim_end_matches('/').to_string(),
-        admin_token: std::env::var("UP42_WEBHOOK_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        admin_token: admin_token(),
         timeout: a.timeout,
     }
 }

@@ -244,6 +244,39 @@ impl Api {
         Ok(all)
     }
 
+    /// GET /v2/orders: a page of the workspace's orders, the most recently updated first.
+    pub async fn orders_page(
+        &mut self,
+        workspace: &str,
+        page: u64,
+        size: u64,
+    ) -> Result<Value, Error> {
+        let path = format!(
+            "/v2/orders?workspaceId={workspace}&sort=updatedAt,desc&page={page}&size={size}"
+        );
+        self.call_v2(reqwest::Method::GET, &path, None).await
+    }
+
+    /// GET /v2/processing/jobs: the first page of the workspace's processing jobs, the newest
+    /// first, or (`next`) the page a `rel: next` link names. A link is followed only on UP42's
+    /// API (a path, or a URL under it): the token goes nowhere else.
+    pub async fn jobs_page(&mut self, workspace: &str, next: Option<&str>) -> Result<Value, Error> {
+        let path = match next {
+            None => format!("/v2/processing/jobs?workspaceId={workspace}&sort=created,desc&limit=50"),
+            Some(href) => match href.strip_prefix(self.settings.api.as_str()) {
+                Some(p) if p.starts_with('/') => p.to_string(),
+                _ if href.starts_with('/') && !href.starts_with("//") => href.to_string(),
+                _ => {
+                    return Err(Error::code(
+                        API_REFUSED,
+                        format!("UP42's API gave a next page elsewhere ({href}): not followed with its token"),
+                    ))
+                }
+            },
+        };
+        self.call_v2(reqwest::Method::GET, &path, None).await
+    }
+
     /// POST /v2/assets/{id}/download-url: a signed storage URL, valid seconds to minutes.
     pub async fn download_url(&mut self, asset: &str) -> Result<String, Error> {
         let path = format!("/v2/assets/{asset}/download-url");

@@ -6,11 +6,13 @@
 //! Exit codes (for scripts): 0 passed or done; 1 another failure; 2 usage or settings; 3 UP42
 //! reached the receiver and it refused (the answer says which status); 4 UP42 could not reach the
 //! URL; 5 UP42 reached it and nothing was stored; 6 nothing arrived in time; 7 UP42's API refused
-//! (credentials, workspace, rate, its own error).
+//! (credentials, workspace, rate, its own error); 8 to 11 `download`'s; 12 the receiver's admin
+//! listener could not be read or written (`reconcile`).
 
 mod api;
 mod check;
 pub mod download;
+pub mod reconcile;
 mod sign_in;
 
 use std::path::PathBuf;
@@ -36,6 +38,7 @@ pub enum Action {
         every: Duration,
     },
     Download(download::Options),
+    Reconcile(reconcile::Options),
     List,
     Delete {
         id: String,
@@ -67,6 +70,11 @@ pub fn main(settings: Settings, action: Action) -> Result<(), Error> {
                     s.received,
                     s.dir.display()
                 );
+                Ok(())
+            }
+            Action::Reconcile(o) => {
+                let s = reconcile::run(&mut api, &o, |line| println!("{line}")).await?;
+                println!("{}", s.line());
                 Ok(())
             }
             Action::List => list(&mut api).await,

@@ -8,7 +8,6 @@ mod extract;
 mod hashes;
 mod transfer;
 
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -137,30 +136,14 @@ async fn fulfilled(api: &Arc<Mutex<Api>>, o: &Options) -> Result<(), Error> {
 /// Takes the order folder's lock (flock on `.lock`), waiting for another run that holds it.
 async fn lock(dir: &Path, order: &str) -> Result<std::fs::File, Error> {
     let path = dir.join(".lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_error(&path, e))?;
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-        return Ok(f);
-    }
-    eprintln!(
-        "up42wh: another download of order {order} holds {}: waiting for it",
-        path.display()
-    );
-    tokio::task::spawn_blocking(move || {
-        // SAFETY: as above; blocks this thread only.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            Ok(f)
-        } else {
-            Err(io_error(&path, std::io::Error::last_os_error()))
-        }
+    crate::lock::exclusive(&path, || {
+        eprintln!(
+            "up42wh: another download of order {order} holds {}: waiting for it",
+            path.display()
+        )
     })
     .await
-    .map_err(|e| Error::run(format!("the lock's thread: {e}")))?
+    .map_err(|e| io_error(&path, e))
 }
 
 /// What a complete order came to.

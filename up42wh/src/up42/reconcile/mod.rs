@@ -1,0 +1,229 @@
+//! `up42wh up42 reconcile`: UP42 sends each notification once, so a status it could not deliver
+//! (the receiver down, its address changed) is gone. This asks UP42's API what changed since the
+//! last run (the watermark), compares each (order, status) and (job, status) with what the
+//! receiver holds, and stores every one it lacks through the admin listener's POST
+//! /learnt-webhooks: the dump, the tail, the page and `up42wh forward` then see it like any
+//! other event, its envelope saying it was learnt from the API. The watermark moves only once all
+//! are stored, so a run killed half-way is run again whole; the receiver stores a transition once
+//! (its id is the transition), so nothing is stored twice, also by runs in several places.
+
+mod lists;
+mod receiver;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use super::api::Api;
+use crate::error::Error;
+
+/// The receiver could not be read from or written to (its admin listener).
+pub const RECEIVER_FAILED: u8 = 12;
+/// How far before the watermark each run looks again: pages shift while they are read, and
+/// UP42's clock is not ours.
+const OVERLAP: i64 = 600;
+/// The first run's look back, without a watermark or --since.
+const FIRST: i64 = 7 * 86400;
+
+pub struct Options {
+    /// The receiver's admin listener, and its token.
+    pub receiver: String,
+    pub admin_token: Option<String>,
+    /// From this time on instead of the watermark's (unix seconds).
+    pub since: Option<i64>,
+    /// The watermark's file.
+    pub state: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Kind {
+    Order,
+    Job,
+}
+
+impl Kind {
+    fn event(self) -> &'static str {
+        match self {
+            Kind::Order => "order.status",
+            Kind::Job => "job.status",
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Kind::Order => "orderId",
+            Kind::Job => "jobId",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Order => "order",
+            Kind::Job => "job",
+        }
+    }
+}
+
+/// An order or a job UP42 says changed, with its status now.
+pub struct Found {
+    pub kind: Kind,
+    pub id: String,
+    pub status: String,
+    pub updated: Option<i64>,
+    /// What the API said of it.
+    pub detail: Value,
+}
+
+pub struct Summary {
+    pub from: i64,
+    pub orders: usize,
+    pub jobs: usize,
+    pub stored: usize,
+    pub already: usize,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn state_error(path: &Path, e: std::io::Error) -> Error {
+    Error::run(format!("the watermark {}: {e}", path.display()))
+}
+
+/// The watermark: the newest `updatedAt` a run saw (UP42's clock), or None before the first run.
+fn watermark(path: &Path) -> Result<Option<i64>, Error> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::run(format!(
+                    "the watermark {} is not the JSON a run writes ({e}): remove it, or give --since",
+                    path.display()
+                ))
+            })?;
+            Ok(v["updated"].as_i64())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(state_error(path, e)),
+    }
+}
+
+fn save_watermark(path: &Path, t: i64) -> Result<(), Error> {
+    let text = json!({"updated": t, "at": up42webhooks::format_rfc3339(t)}).to_string();
+    let mut opts = std::fs::OpenOptions::new();
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    crate::durable::replace(path, text.as_bytes(), opts).map_err(|e| state_error(path, e))
+}
+
+/// One reconciliation; `say` gets a line for each status stored.
+pub async fn run(api: &mut Api, o: &Options, say: impl Fn(String)) -> Result<Summary, Error> {
+    if let Some(dir) = o.state.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| state_error(dir, e))?;
+    }
+    // One run at a time per watermark; runs elsewhere are safe as they are (see above).
+    let lock_path = o.state.with_extension("lock");
+    let _lock = crate::lock::exclusive(&lock_path, || {
+        eprintln!(
+            "up42wh: another reconciliation holds {}: waiting for it",
+            lock_path.display()
+        )
+    })
+    .await
+    .map_err(|e| state_error(&lock_path, e))?;
+    let started = now_secs();
+    let mark = watermark(&o.state)?;
+    let from = o
+        .since
+        .or(mark.map(|m| m - OVERLAP))
+        .unwrap_or(started - FIRST);
+    let workspace = api.workspace().await?;
+    let r = receiver::Receiver::new(&o.receiver, o.admin_token.clone())?;
+    let held = r.held().await?;
+    let (mut stored, mut already) = (0, 0);
+    // Orders, then jobs, each stored as soon as its list is read.
+    let mut changed = [Vec::new(), Vec::new()];
+    for (i, kind) in [Kind::Order, Kind::Job].into_iter().enumerate() {
+        let found = match kind {
+            Kind::Order => lists::orders(api, &workspace, from).await?,
+            Kind::Job => lists::jobs(api, &workspace, from).await?,
+        };
+        for f in &found {
+            if held.contains(&(f.kind, f.id.clone(), f.status.to_ascii_uppercase())) {
+                continue;
+            }
+            match r.store(f).await? {
+                receiver::Stored::Key(key) => {
+                    stored += 1;
+                    say(format!(
+                        "learnt: {} {} is {}{}, which the receiver never received: stored as key {key}",
+                        f.kind.noun(),
+                        f.id,
+                        f.status,
+                        f.updated
+                            .map(|t| format!(" (since {})", up42webhooks::format_rfc3339(t)))
+                            .unwrap_or_default()
+                    ));
+                }
+                receiver::Stored::Already => already += 1,
+            }
+        }
+        changed[i] = found;
+    }
+    let [orders, jobs] = changed;
+    // Forward only, and only now that everything found is stored.
+    let newest = orders.iter().chain(&jobs).filter_map(|f| f.updated).max();
+    let next = [mark, newest, Some(started - OVERLAP)]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(started);
+    save_watermark(&o.state, next)?;
+    Ok(Summary {
+        from,
+        orders: orders.len(),
+        jobs: jobs.len(),
+        stored,
+        already,
+    })
+}
+
+impl Summary {
+    pub fn line(&self) -> String {
+        let changed = format!(
+            "reconciled with UP42 since {}: {} orders and {} processing jobs changed",
+            up42webhooks::format_rfc3339(self.from),
+            self.orders,
+            self.jobs
+        );
+        match (self.stored, self.already) {
+            (0, 0) => format!("{changed}; the receiver had every status"),
+            (n, 0) => format!("{changed}; {n} statuses the receiver never received, now stored"),
+            (n, a) => format!(
+                "{changed}; {n} statuses the receiver never received, now stored ({a} stored meanwhile by another run)"
+            ),
+        }
+    }
+}
+
+/// `--since`: a duration back from now (7d, 36h) or a time (RFC 3339).
+pub fn since(text: &str) -> Option<i64> {
+    if let Some(d) = crate::forward::config::duration(text) {
+        return Some(now_secs() - d.as_secs() as i64);
+    }
+    up42webhooks::parse_rfc3339(text.trim().as_bytes()).ok()
+}
+
+/// Where the watermark is kept when --state does not say: systemd's StateDirectory, else the
+/// XDG state folder.
+pub fn default_state() -> PathBuf {
+    let base = std::env::var("STATE_DIRECTORY")
+        .ok()
+        .and_then(|d| d.split(':').next().map(PathBuf::from))
+        .filter(|d| !d.as_os_str().is_empty())
+        .or_else(|| std::env::var_os("XDG_STATE_HOME").map(|d| PathBuf::from(d).join("up42wh")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state/up42wh")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("reconcile.json")
+}
