@@ -76,7 +76,8 @@ fn reconcile(w: &mut World, state: &Path, extra: &[&str]) -> (i32, String) {
 
 #[test]
 fn what_up42_sent_while_the_receiver_was_down_is_learnt_once() {
-    let mut w = World::new("reconcile", 300);
+    let mut w =
+        World::with_receiver_env("reconcile", 300, &[("UP42_WEBHOOK_CONSUMERS", "forward")]);
     let url = w.url();
     let (code, out) = w.run(
         &["connect", "--url", &url],
@@ -185,6 +186,34 @@ fn what_up42_sent_while_the_receiver_was_down_is_learnt_once() {
     assert!(out.contains("the receiver had every status"), "{out}");
     assert_eq!(held(&w), after);
 
+    // The forwarder gets the learnt FULFILLED statuses like any; when UP42 notifies one of them
+    // after all (late), the route does not get it again.
+    let fwd = Forwarder::start(&w);
+    assert!(
+        notify(&w, &id(3)),
+        "the receiver takes the late notification"
+    );
+    let status = fwd.wait(|s| {
+        let r = &s["routes"]["fulfilled"];
+        r["same_transition"] == 1 && r["delivered"] == 3 && r["in_flight"] == 0
+    });
+    assert_eq!(status["lag_events"], 0, "{status}");
+    let ran = std::fs::read_to_string(&fwd.out).unwrap();
+    let mut orders_run: Vec<&str> = ran.lines().collect();
+    orders_run.sort();
+    let mut want: Vec<String> = [3u8, 4, 5].iter().map(|n| id(*n)).collect();
+    want.sort();
+    assert_eq!(orders_run, want, "each FULFILLED order once");
+    let both = held(&w)
+        .into_iter()
+        .filter(|e| e.1 == id(3) && e.2 == "FULFILLED")
+        .count();
+    assert_eq!(
+        both, 2,
+        "the receiver keeps both: UP42's and the learnt one"
+    );
+    drop(fwd);
+
     // The watermark survives, and a run with --since further back than it stores nothing twice.
     let mark: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert!(
@@ -197,9 +226,75 @@ fn what_up42_sent_while_the_receiver_was_down_is_learnt_once() {
         (0, 1),
         "the 30-day-old order only: {out}"
     );
-    assert_eq!(held(&w).len(), 13);
+    assert_eq!(held(&w).len(), 14);
     w.assert_nothing_secret_printed(&[super::PASSWORD, SECRET]);
     w.server.assert_clean_logs();
+}
+
+/// `up42wh forward` with one route: FULFILLED orders to a program that writes the order's id.
+struct Forwarder {
+    child: std::process::Child,
+    metrics: u16,
+    out: std::path::PathBuf,
+}
+
+impl Forwarder {
+    fn start(w: &World) -> Forwarder {
+        let out = w.dir.join("fulfilled.txt");
+        let script = w.dir.join("record.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\npython3 -c 'import json, sys; print(json.load(sys.stdin)[\"body\"][\"orderId\"])' >> \"$1\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let config = w.dir.join("forward.toml");
+        let metrics = crate::common::nginx::free_port();
+        let toml = format!(
+            "state_dir = {:?}\nmetrics = \"127.0.0.1:{metrics}\"\n[receiver]\nurl = {:?}\nconsumer = \"forward\"\n\n\
+             [[route]]\nname = \"fulfilled\"\nsink = \"exec\"\nevents = [\"order.status\"]\nstatuses = [\"FULFILLED\"]\n\
+             command = [{:?}, {:?}]\n",
+            w.dir.join("forward-state").display().to_string(),
+            w.receiver(),
+            script.display().to_string(),
+            out.display().to_string(),
+        );
+        std::fs::write(&config, toml).unwrap();
+        let mut cmd = std::process::Command::new(crate::common::up42wh());
+        crate::common::hermetic(&mut cmd)
+            .args(["forward", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(w.dir.join("forward.err")).unwrap());
+        Forwarder {
+            child: cmd.spawn().unwrap(),
+            metrics,
+            out,
+        }
+    }
+
+    /// The forwarder's /status once `done` holds of it (bounded).
+    fn wait(&self, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = crate::common::nginx::http(self.metrics, "GET", "/status", &[], b"")
+                .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+                .unwrap_or(Value::Null);
+            if done(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "the forwarder's status: {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Killed while the jobs are listed, after the orders were stored: run again, nothing twice and

@@ -104,6 +104,25 @@ mod key_text {
     }
 }
 
+impl Event {
+    /// `order:<orderId>:<STATUS>` or `job:<jobId>:<STATUS>` for UP42's status events (delivered
+    /// by UP42 or learnt from its API): the transition they tell, the same for both.
+    pub fn transition(&self) -> Option<String> {
+        if !matches!(self.sender.as_deref(), None | Some("up42" | "up42-api")) {
+            return None;
+        }
+        let (noun, field) = match self.event_type.as_deref()? {
+            "order.status" => ("order", "orderId"),
+            "job.status" => ("job", "jobId"),
+            _ => return None,
+        };
+        let v: serde_json::Value = serde_json::from_str(self.event.get()).ok()?;
+        let body = &v["body"];
+        let (id, status) = (body[field].as_str()?, body["status"].as_str()?);
+        Some(format!("{noun}:{id}:{}", status.to_ascii_uppercase()))
+    }
+}
+
 /// UP42's statuses worth telling a person about (design.md: its "notifiable" ones).
 fn notifiable(event_type: Option<&str>, status: Option<&str>) -> bool {
     matches!(

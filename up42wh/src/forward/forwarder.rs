@@ -104,7 +104,13 @@ pub struct Forwarder {
     /// With Redis (entries acknowledged one by one): the events finished since the last XACK, so
     /// that finding them does not scan every event still held.
     pub finished_keys: Option<Vec<Key>>,
+    /// (UP42 transition, route) -> (the event that has it, when, unix ms): state.rs's Claim.
+    claims: HashMap<(String, String), (String, u64)>,
 }
+
+/// How long a route remembers the transitions it has: past the receiver's replay horizon (3
+/// days), UP42's retries and `up42 reconcile`'s first look back (7 days).
+const CLAIMS_KEPT_MS: u64 = 8 * 86_400_000;
 
 /// What a forwarder starts from: the state log's entries and where it sends what finished.
 pub struct Start {
@@ -114,6 +120,7 @@ pub struct Start {
     pub done_tx: mpsc::UnboundedSender<Finished>,
     /// Redis: entries are acknowledged one by one.
     pub each: bool,
+    pub claims: HashMap<(String, String), (String, u64)>,
 }
 
 impl Forwarder {
@@ -135,6 +142,7 @@ impl Forwarder {
             in_flight: 0,
             last_gap: None,
             finished_keys: start.each.then(Vec::new),
+            claims: start.claims,
         }
     }
 
@@ -207,6 +215,13 @@ impl Forwarder {
                 }
             }
             let key = e.key.clone();
+            if let Some(t) = e.transition() {
+                for (i, done) in &mut routes {
+                    if done.is_none() && self.same_transition(&key, *i, &t, now) {
+                        *done = Some(Done::Delivered);
+                    }
+                }
+            }
             for &(i, done) in &routes {
                 match done {
                     None => self.schedule(key.clone(), i, 0, now),
@@ -236,6 +251,39 @@ impl Forwarder {
         if let Some(next) = page.next {
             if self.read_through.as_ref().is_none_or(|r| next > *r) {
                 self.read_through = Some(next);
+            }
+        }
+    }
+
+    /// Whether route `i` has UP42's transition `t` from another event: then this one is not sent
+    /// (said, counted, recorded). Else this event claims it for the route.
+    fn same_transition(&mut self, key: &Key, i: usize, t: &str, now: u64) -> bool {
+        let name = self.routes[i].conf.name.clone();
+        let id = (t.to_string(), name.clone());
+        match self.claims.get(&id) {
+            Some((of, _)) if *of != key.text => {
+                let of = of.clone();
+                self.routes[i].status.same_transition += 1;
+                log("info", format!(
+                    "route {name}: event {key} is {t}, which the route has as event {of}: not sent again"
+                ));
+                self.record(Entry::Same {
+                    k: key.text.clone(),
+                    r: name,
+                    of,
+                });
+                true
+            }
+            Some(_) => false,
+            None => {
+                self.claims.insert(id, (key.text.clone(), now));
+                self.record(Entry::Claim {
+                    t: t.to_string(),
+                    r: name,
+                    k: key.text.clone(),
+                    at: now,
+                });
+                false
             }
         }
     }
@@ -529,6 +577,14 @@ impl Forwarder {
             self.schedule(key, route, attempts, due);
             return;
         }
+        // Given up: another event of its transition may still go to the route.
+        if let Some(t) = event.transition() {
+            let id = (t, name.clone());
+            if self.claims.get(&id).is_some_and(|(k, _)| *k == key.text) {
+                self.claims.remove(&id);
+                self.record(Entry::Unclaim { t: id.0, r: id.1 });
+            }
+        }
         self.routes[route].status.dead_lettered += 1;
         log("ERROR", format!(
             "route {name}: gave event {key} up after {attempts} attempts ({reason}: {}{error}): in the dead-letter file {file}",
@@ -584,6 +640,16 @@ impl Forwarder {
                 .collect();
             if let Some(p) = &self.acked {
                 keep.push(Entry::Position { k: p.text.clone() });
+            }
+            let since = now_ms().saturating_sub(CLAIMS_KEPT_MS);
+            self.claims.retain(|_, (_, at)| *at >= since);
+            for ((t, r), (k, at)) in &self.claims {
+                keep.push(Entry::Claim {
+                    t: t.clone(),
+                    r: r.clone(),
+                    k: k.clone(),
+                    at: *at,
+                });
             }
             for (k, t) in &self.tracked {
                 for &(i, d) in &t.routes {

@@ -27,6 +27,9 @@ pub struct RouteStatus {
     pub waiting_for_probe: u64,
     /// Answers that were redirects (3xx): never followed, the event dead-lettered.
     pub redirects: u64,
+    /// Events not sent: a transition the route has from another event (UP42's delivery and
+    /// the one learnt from its API).
+    pub same_transition: u64,
     /// The sink's own counters (an up42-download route's downloads), read when asked for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub counters: BTreeMap<String, u64>,
@@ -87,6 +90,12 @@ fn prometheus(s: &Status, sinks: &Sinks) -> String {
         "counter",
         "Events given up after the last attempt.",
         per_route(&|r| r.dead_lettered.to_string()),
+    );
+    metric(
+        "same_transition_total",
+        "counter",
+        "Events not sent: the same UP42 transition as an event the route has (delivered and learnt).",
+        per_route(&|r| r.same_transition.to_string()),
     );
     metric(
         "redirects_total",
@@ -242,9 +251,13 @@ pub async fn print_status(conf: &Config) -> Result<(), Error> {
     if let Some(routes) = s["routes"].as_object() {
         for (name, r) in routes {
             println!(
-                "route {name} ({}): {} delivered, {} retried, {} dead-lettered ({} redirects), {} retries pending, {} in flight, circuit {} ({} waiting for its probe)",
+                "route {name} ({}): {} delivered{}, {} retried, {} dead-lettered ({} redirects), {} retries pending, {} in flight, circuit {} ({} waiting for its probe)",
                 r["sink"].as_str().unwrap_or("?"),
                 r["delivered"],
+                match r["same_transition"].as_u64().unwrap_or(0) {
+                    0 => String::new(),
+                    n => format!(" ({n} not sent again: UP42 transitions it had)"),
+                },
                 r["retried"],
                 r["dead_lettered"],
                 r["redirects"],

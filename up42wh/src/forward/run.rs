@@ -130,6 +130,7 @@ async fn start_forwarder(
     let start = Start {
         routes: loaded.routes,
         position: loaded.position,
+        claims: loaded.claims,
         status,
         done_tx,
         each,

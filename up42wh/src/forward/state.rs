@@ -44,6 +44,22 @@ pub enum Entry {
     /// consecutive failures.
     #[serde(rename = "circuit")]
     Circuit { r: String, f: u32, open_until: u64 },
+    /// UP42's transition `t` (`order:<id>:<STATUS>`, `job:...`) goes to route `r` as event `k`
+    /// (taken at `at`, unix ms): another event of the same transition (UP42's delivery and the
+    /// one learnt from its API by `up42 reconcile`) is not sent to the route again.
+    #[serde(rename = "claim")]
+    Claim {
+        t: String,
+        r: String,
+        k: String,
+        at: u64,
+    },
+    /// The claim's event was given up (dead-lettered): another of the transition may go.
+    #[serde(rename = "unclaim")]
+    Unclaim { t: String, r: String },
+    /// The route did not send event `k`: the same transition as event `of`, which it has.
+    #[serde(rename = "same")]
+    Same { k: String, r: String, of: String },
 }
 
 /// What happened to an event on one route, as the log says.
@@ -67,6 +83,8 @@ pub struct Loaded {
     pub routes: HashMap<(Key, String), Done>,
     pub circuits: HashMap<String, (u32, u64)>,
     pub position: Option<Key>,
+    /// (transition, route) -> (its event's key, when claimed, unix ms).
+    pub claims: HashMap<(String, String), (String, u64)>,
     /// Lines that could not be read (a line cut short by a crash at the end).
     pub torn: usize,
 }
@@ -200,6 +218,17 @@ fn apply(l: &mut Loaded, e: Entry) {
         Entry::Circuit { r, f, open_until } => {
             l.circuits.insert(r, (f, open_until));
         }
+        Entry::Claim { t, r, k, at } => {
+            l.claims.insert((t, r), (k, at));
+        }
+        Entry::Unclaim { t, r } => {
+            l.claims.remove(&(t, r));
+        }
+        Entry::Same { k, r, .. } => {
+            if let Some(k) = key(&k) {
+                l.routes.insert((k, r), Done::Delivered);
+            }
+        }
     }
 }
 
@@ -295,6 +324,48 @@ mod tests {
         let (_, l) = State::open(&dir).unwrap();
         assert_eq!(l.torn, 0);
         assert_eq!(l.routes.len(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn claims_of_transitions_come_back_after_a_restart_and_go_when_given_up() {
+        let dir = std::env::temp_dir().join(format!("up42wh-state-claims-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut s, _) = State::open(&dir).unwrap();
+        let claim = |t: &str, r: &str, k: &str| Entry::Claim {
+            t: t.into(),
+            r: r.into(),
+            k: k.into(),
+            at: 1000,
+        };
+        for e in [
+            claim("order:a:FULFILLED", "slack", "4"),
+            claim("order:a:FULFILLED", "download", "4"),
+            claim("job:b:FAILED", "slack", "5"),
+            Entry::Same {
+                k: "9".into(),
+                r: "slack".into(),
+                of: "4".into(),
+            },
+            Entry::Unclaim {
+                t: "job:b:FAILED".into(),
+                r: "slack".into(),
+            },
+        ] {
+            s.append(&e).unwrap();
+        }
+        drop(s);
+        let (_, l) = State::open(&dir).unwrap();
+        assert_eq!(
+            l.claims[&("order:a:FULFILLED".to_string(), "slack".to_string())],
+            ("4".to_string(), 1000)
+        );
+        assert_eq!(l.claims.len(), 2, "the job's claim was given up");
+        assert_eq!(
+            l.routes[&(Key::parse("9").unwrap(), "slack".into())],
+            Done::Delivered,
+            "an event not sent again is done"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
