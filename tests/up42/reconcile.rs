@@ -227,8 +227,59 @@ fn what_up42_sent_while_the_receiver_was_down_is_learnt_once() {
         "the 30-day-old order only: {out}"
     );
     assert_eq!(held(&w).len(), 14);
+
+    // watch --reconcile-state: a reconciliation after each test that passed.
+    let log = w.dir.join("watch.out");
+    let receiver = w.receiver();
+    let mut watch = Running(
+        w.command(
+            &[
+                "watch",
+                "--every",
+                "1h",
+                "--url",
+                &url,
+                "--receiver",
+                &receiver,
+                "--reconcile-state",
+                state.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let out = wait_for(&log, |t| t.contains("reconciled with UP42 since"));
+    assert!(out.lines().next().unwrap().contains(" passed"), "{out}");
+    assert!(out.contains("the receiver had every status"), "{out}");
+    watch.0.kill().unwrap();
     w.assert_nothing_secret_printed(&[super::PASSWORD, SECRET]);
     w.server.assert_clean_logs();
+}
+
+/// A child killed when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The file's text once `done` holds of it (bounded).
+fn wait_for(path: &Path, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if done(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{}: {text}", path.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `up42wh forward` with one route: FULFILLED orders to a program that writes the order's id.
@@ -430,4 +481,33 @@ fn an_unreachable_receiver_and_a_refusing_api_are_one_line_each() {
     w.standin.fail(None);
     let (code, out) = reconcile(&mut w, &state, &["--since", "yesterday"]);
     assert_eq!(code, 2, "{out}");
+
+    // --every: a run that fails is said and tried again; SIGTERM ends it well.
+    let err = w.dir.join("every.err");
+    let mut every = Running(
+        w.command(
+            &[
+                "reconcile",
+                "--receiver",
+                &closed,
+                "--state",
+                state.to_str().unwrap(),
+                "--every",
+                "1s",
+            ],
+            &[],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap(),
+    );
+    let text = wait_for(&err, |t| t.matches("trying again in 1 s").count() >= 2);
+    assert!(text.contains("(exit code 12)"), "{text}");
+    let pid = every.0.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(every.0.wait().unwrap().success());
 }

@@ -123,6 +123,10 @@ enum Up42Action {
     Watch {
         #[arg(long, default_value = "1h", value_parser = duration)]
         every: std::time::Duration,
+        /// After each test that passed, a reconciliation (up42wh up42 reconcile) with its
+        /// watermark in this file.
+        #[arg(long)]
+        reconcile_state: Option<PathBuf>,
         #[command(flatten)]
         test: TestArgs,
     },
@@ -168,6 +172,9 @@ enum Up42Action {
         /// reconcile.json).
         #[arg(long, env = "UP42WH_RECONCILE_STATE")]
         state: Option<PathBuf>,
+        /// Run again every this long (15m) until stopped; a failed run is said and tried again.
+        #[arg(long, value_parser = duration)]
+        every: Option<std::time::Duration>,
     },
     /// The workspace's webhooks, one a line: id, active, URL, events, name.
     List,
@@ -201,10 +208,23 @@ fn up42_main(
             secret_file,
         },
         Up42Action::Test(t) => up42::Action::Test(test_of(t)),
-        Up42Action::Watch { every, test } => up42::Action::Watch {
-            test: test_of(test),
+        Up42Action::Watch {
             every,
-        },
+            reconcile_state,
+            test,
+        } => {
+            let receiver = test.receiver.trim_end_matches('/').to_string();
+            up42::Action::Watch {
+                test: test_of(test),
+                every,
+                reconcile: reconcile_state.map(|state| up42::reconcile::Options {
+                    receiver,
+                    admin_token: admin_token(),
+                    since: None,
+                    state,
+                }),
+            }
+        }
         Up42Action::Download {
             order,
             to,
@@ -225,12 +245,16 @@ fn up42_main(
             receiver,
             since,
             state,
-        } => up42::Action::Reconcile(up42::reconcile::Options {
-            receiver: receiver.trim_end_matches('/').to_string(),
-            admin_token: admin_token(),
-            since,
-            state: state.unwrap_or_else(up42::reconcile::default_state),
-        }),
+            every,
+        } => up42::Action::Reconcile(
+            up42::reconcile::Options {
+                receiver: receiver.trim_end_matches('/').to_string(),
+                admin_token: admin_token(),
+                since,
+                state: state.unwrap_or_else(up42::reconcile::default_state),
+            },
+            every,
+        ),
         Up42Action::List => up42::Action::List,
         Up42Action::Delete { id } => up42::Action::Delete { id },
     };

@@ -298,10 +298,20 @@ pub async fn run(api: &mut Api, t: &Test) -> Result<String, Error> {
 }
 
 /// The test every `every`, a line each time; the first failure ends it with that test's code.
-pub async fn watch(api: &mut Api, t: &Test, every: Duration) -> Result<(), Error> {
+pub async fn watch(
+    api: &mut Api,
+    t: &Test,
+    every: Duration,
+    reconcile: Option<&super::reconcile::Options>,
+) -> Result<(), Error> {
     loop {
         let line = run(api, t).await?;
         println!("{} {line}", up42webhooks::format_rfc3339(now()));
+        if let Some(o) = reconcile {
+            let stamp = || up42webhooks::format_rfc3339(now());
+            let s = super::reconcile::run(api, o, |l| println!("{} {l}", stamp())).await?;
+            println!("{} {}", stamp(), s.line());
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),

@@ -36,9 +36,12 @@ pub enum Action {
     Watch {
         test: check::Test,
         every: Duration,
+        /// A reconciliation after each test that passed.
+        reconcile: Option<reconcile::Options>,
     },
     Download(download::Options),
-    Reconcile(reconcile::Options),
+    /// Once, or every given time until stopped.
+    Reconcile(reconcile::Options, Option<Duration>),
     List,
     Delete {
         id: String,
@@ -72,11 +75,12 @@ pub fn main(settings: Settings, action: Action) -> Result<(), Error> {
                 );
                 Ok(())
             }
-            Action::Reconcile(o) => {
+            Action::Reconcile(o, None) => {
                 let s = reconcile::run(&mut api, &o, |line| println!("{line}")).await?;
                 println!("{}", s.line());
                 Ok(())
             }
+            Action::Reconcile(o, Some(every)) => reconcile::every(&mut api, &o, every).await,
             Action::List => list(&mut api).await,
             Action::Delete { id } => {
                 api.delete(&id).await?;
@@ -88,7 +92,11 @@ pub fn main(settings: Settings, action: Action) -> Result<(), Error> {
                 println!("{line}");
                 Ok(())
             }
-            Action::Watch { test, every } => check::watch(&mut api, &test, every).await,
+            Action::Watch {
+                test,
+                every,
+                reconcile,
+            } => check::watch(&mut api, &test, every, reconcile.as_ref()).await,
         }
     })
 }

@@ -26,6 +26,7 @@ const OVERLAP: i64 = 600;
 /// The first run's look back, without a watermark or --since.
 const FIRST: i64 = 7 * 86400;
 
+#[derive(Clone)]
 pub struct Options {
     /// The receiver's admin listener, and its token.
     pub receiver: String,
@@ -187,6 +188,38 @@ pub async fn run(api: &mut Api, o: &Options, say: impl Fn(String)) -> Result<Sum
         stored,
         already,
     })
+}
+
+/// A reconciliation now and every `every` until SIGTERM or Ctrl-C, each line with its time. A run
+/// that fails (UP42 or the receiver unreachable a while) is said and tried again at the next;
+/// only a mistake in the settings ends it.
+pub async fn every(api: &mut Api, o: &Options, every: std::time::Duration) -> Result<(), Error> {
+    let stamp = || up42webhooks::format_rfc3339(now_secs());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::run(format!("cannot watch for SIGTERM: {e}")))?;
+    // --since is the first good run's; the next ones go on from the watermark.
+    let mut o = o.clone();
+    loop {
+        let result = run(api, &o, |l| println!("{} {l}", stamp())).await;
+        if result.is_ok() {
+            o.since = None;
+        }
+        match result {
+            Ok(s) => println!("{} {}", stamp(), s.line()),
+            Err(e) if e.exit_code() == 2 => return Err(e),
+            Err(e) => eprintln!(
+                "{} up42wh: {e} (exit code {}); trying again in {} s",
+                stamp(),
+                e.exit_code(),
+                every.as_secs()
+            ),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
+        }
+    }
 }
 
 impl Summary {
