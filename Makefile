@@ -711,14 +711,16 @@ COMPOSE_FILES = -f docker-compose.yml \
 	$(if $(or $(wildcard secrets/up42_webhook_secret),$(UP42_WEBHOOK_SECRET_HOST_FILE)),-f docker-compose.secret.yml) \
 	$(if $(TLS_CERT),-f docker-compose.tls.yml) \
 	$(if $(PROD),,-f $(if $(DEBIAN),docker-compose.debian-dev.yml,docker-compose.override.yml))
+comma := ,
+space := $(subst ,, )
 # The forwarder's service (the compose profile "forward"): make run FORWARD=1 starts it beside the
 # receiver, with FORWARD_CONFIG's directory mounted read-only; the other targets (stop, logs, list,
 # restart, clean) act on it whenever it is there.
-COMPOSE_PROFILES_ON = forward
+COMPOSE_PROFILES_ON = forward,reconcile
 COMPOSE_CMD = env LISTEN=$(PUBLISH) ADMIN_PORT=$(ADMIN_PORT) COMPOSE_PROFILES=$(COMPOSE_PROFILES_ON) \
 	FORWARD_DIR=$(abspath $(dir $(FORWARD_CONFIG))) FORWARD_FILE=$(notdir $(FORWARD_CONFIG)) \
-	$(if $(filter 1,$(FORWARD)),UP42_WEBHOOK_CONSUMERS=$${UP42_WEBHOOK_CONSUMERS:-forward} \
-	  UP42_WEBHOOK_ADMIN_HOSTS="up42webhooks:9889 $$UP42_WEBHOOK_ADMIN_HOSTS") \
+	$(if $(filter 1,$(FORWARD)),UP42_WEBHOOK_CONSUMERS=$${UP42_WEBHOOK_CONSUMERS:-forward}) \
+	$(if $(filter 1,$(FORWARD) $(RECONCILE)),UP42_WEBHOOK_ADMIN_HOSTS="up42webhooks:9889 $$UP42_WEBHOOK_ADMIN_HOSTS") \
 	$(if $(DEBIAN),DEBIAN_IMAGE=$(DEBIAN_IMAGE) LIB_IMAGE=$(LIB_IMAGE) BASE_IMAGE=$(BASE_IMAGE)) \
 	$(if $(TLS_CERT),TLS_CERT=$(abspath $(TLS_CERT)) TLS_KEY=$(abspath $(TLS_KEY)) TLS_DIR=$(TLS_DIR) TLS_LISTEN=$(firstword $(subst :, ,$(PUBLISH))):$(TLS_PORT)) \
 	$(COMPOSE) $(COMPOSE_FILES)
@@ -782,13 +784,19 @@ endif
 # FORWARD=1: the forwarder too, in its own container; the receiver then declares its consumer
 # (UP42_WEBHOOK_CONSUMERS, "forward" unless set), answers to the name the forwarder reaches it by
 # (UP42_WEBHOOK_ADMIN_HOSTS gains up42webhooks:9889), and both need UP42_WEBHOOK_ADMIN_TOKEN.
-run: COMPOSE_PROFILES_ON = $(if $(filter 1,$(FORWARD)),forward)
+# RECONCILE=1: up42wh up42 reconcile too, every 15 minutes (README "Keep it running"), with the
+# UP42 account (UP42_USERNAME, UP42_PASSWORD) and UP42_WEBHOOK_ADMIN_TOKEN.
+run: COMPOSE_PROFILES_ON = $(subst $(space),$(comma),$(strip $(if $(filter 1,$(FORWARD)),forward) $(if $(filter 1,$(RECONCILE)),reconcile)))
 run: docker-check
 	@if [ -z "$$UP42_WEBHOOK_SECRET" ] && [ ! -f secrets/up42_webhook_secret ] && [ -z "$$UP42_WEBHOOK_SECRET_HOST_FILE" ]; then \
 	  echo "set UP42_WEBHOOK_SECRET, or put the secret in secrets/up42_webhook_secret (a Docker secret)" >&2; exit 1; fi
 ifeq ($(FORWARD),1)
 	@[ -f '$(FORWARD_CONFIG)' ] || { echo "make run FORWARD=1: no $(FORWARD_CONFIG): FORWARD_CONFIG=path names another file; examples/forward.toml is the example" >&2; exit 1; }
 	@[ -n "$$UP42_WEBHOOK_ADMIN_TOKEN" ] || { echo "make run FORWARD=1: set UP42_WEBHOOK_ADMIN_TOKEN (the forwarder's container reaches the receiver's admin listener with it)" >&2; exit 1; }
+endif
+ifeq ($(RECONCILE),1)
+	@[ -n "$$UP42_WEBHOOK_ADMIN_TOKEN" ] || { echo "make run RECONCILE=1: set UP42_WEBHOOK_ADMIN_TOKEN (the reconciler's container reaches the receiver's admin listener with it)" >&2; exit 1; }
+	@[ -n "$$UP42_USERNAME" ] || { echo "make run RECONCILE=1: set UP42_USERNAME and UP42_PASSWORD (the UP42 account whose orders and jobs it reads)" >&2; exit 1; }
 endif
 ifeq ($(FLAVOR),debian)
 	@# BUILD=0: the image as it is (one loaded with docker load, say).
@@ -803,6 +811,7 @@ endif
 	    echo "dump and stats on $(ADMIN_URL)/dump-webhooks and /stats (loopback only)"; \
 	    echo "the inbox page: $(ADMIN_URL)/ (make open)"; \
 	    $(if $(filter 1,$(FORWARD)),echo "forwarding with $(FORWARD_CONFIG) as a consumer of $${UP42_WEBHOOK_CONSUMERS:-forward} (make logs; its status: $(COMPOSE) exec forward up42wh forward status)";) \
+	    $(if $(filter 1,$(RECONCILE)),echo "reconciling with UP42 every $${RECONCILE_EVERY:-15m} (make logs)";) \
 	    echo "logs: make logs, stop: make stop"; exit 0; }; \
 	  sleep 0.2; done; \
 	echo "the container does not answer on port $(ADMIN_PORT); its logs:" >&2; $(COMPOSE_CMD) logs --tail=20 >&2; exit 1

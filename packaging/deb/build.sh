@@ -50,6 +50,8 @@ install -D -m 0755 "$root/openresty/modules.sh" "$pkg/usr/share/up42webhooks/mod
 cp -R "$root/openresty/html" "$pkg/usr/share/up42webhooks/html"
 install -D -m 0644 "$here/up42webhooks.service" "$pkg/lib/systemd/system/up42webhooks.service"
 install -D -m 0644 "$here/up42webhooks-forward.service" "$pkg/lib/systemd/system/up42webhooks-forward.service"
+install -D -m 0644 "$here/up42webhooks-reconcile.service" "$pkg/lib/systemd/system/up42webhooks-reconcile.service"
+install -D -m 0644 "$here/up42webhooks-reconcile.timer" "$pkg/lib/systemd/system/up42webhooks-reconcile.timer"
 # nginx's prefix: the generated files, the temp files and the journal; its config and pages linked.
 prefix=$pkg/var/lib/up42webhooks
 install -d "$prefix/conf"

@@ -77,9 +77,14 @@ pub fn dist() -> PathBuf {
 pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
     for (name, _) in std::env::vars_os() {
         // The module's UP42_WEBHOOK_*, up42wh's UP42_* (credentials, API addresses) and its
-        // UP42WH_FORWARD_* defaults.
+        // UP42WH_FORWARD_* and reconcile defaults.
         let n = name.to_string_lossy();
-        if n.starts_with("UP42_") || n.starts_with("UP42WH_FORWARD_") {
+        if n.starts_with("UP42_")
+            || n.starts_with("UP42WH_FORWARD_")
+            || n == "UP42WH_RECEIVER"
+            || n == "UP42WH_RECONCILE_STATE"
+            || n == "STATE_DIRECTORY"
+        {
             c.env_remove(name);
         }
     }

@@ -479,16 +479,59 @@ fn ports(service: &Value) -> Vec<(String, String, String)> {
     out
 }
 
-/// The receiver's service. Beside it is only the forwarder's, off unless its profile is on.
+/// The receiver's service. Beside it are only the forwarder's and the reconciler's, each off
+/// unless its profile is on.
 fn service(config: &Value) -> &Value {
     let services = config["services"].as_object().expect("services");
     for (name, s) in services {
         assert!(
-            name == "up42webhooks" || (name == "forward" && s["profiles"][0] == "forward"),
+            name == "up42webhooks"
+                || (["forward", "reconcile"].contains(&name.as_str())
+                    && s["profiles"][0] == name.as_str()),
             "{name}: only the receiver starts by default"
         );
     }
     &services["up42webhooks"]
+}
+
+/// The reconciler's service: the receiver's image running `up42wh up42 reconcile --every 15m`
+/// as nobody, reaching the admin listener over the compose network with the admin token (never
+/// the receiver's secret), its watermark in a volume of its own.
+#[test]
+fn the_reconcile_service_is_off_unless_enabled_and_runs_every_15_minutes() {
+    let config = compose_config_with(
+        &["docker-compose.yml"],
+        &[("COMPOSE_PROFILES", "reconcile")],
+    )
+    .unwrap();
+    let r = &config["services"]["reconcile"];
+    assert_eq!(r["profiles"], serde_json::json!(["reconcile"]));
+    assert_eq!(r["image"], service(&config)["image"]);
+    assert_eq!(
+        r["entrypoint"],
+        serde_json::json!(["/usr/local/bin/up42wh"])
+    );
+    assert_eq!(
+        r["command"],
+        serde_json::json!(["up42", "reconcile", "--every", "15m"])
+    );
+    assert_eq!(r["user"], "65534:65534");
+    assert!(r["ports"].is_null(), "the reconciler publishes nothing");
+    let env = r["environment"].as_object().unwrap();
+    assert_eq!(env["UP42WH_RECEIVER"], "http://up42webhooks:9889");
+    assert_eq!(
+        env["UP42WH_RECONCILE_STATE"],
+        "/var/lib/up42wh/reconcile.json"
+    );
+    assert!(env.contains_key("UP42_WEBHOOK_ADMIN_TOKEN") && env.contains_key("UP42_USERNAME"));
+    assert!(
+        !env.keys().any(|k| k.starts_with("UP42_WEBHOOK_SECRET")),
+        "the reconciler never has the receiver's secret: {env:?}"
+    );
+    assert_eq!(
+        r["volumes"][0].as_str(),
+        Some("reconcile:/var/lib/up42wh:rw")
+    );
 }
 
 /// The forwarder's service: the receiver's image with the up42wh program as its entry point, as

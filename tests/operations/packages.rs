@@ -277,6 +277,12 @@ pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
             "/usr/bin/up42wh",
             release.join("up42wh").display().to_string(),
         ),
+        (
+            "up42webhooks-reconcile.service",
+            "/usr/bin/up42wh",
+            release.join("up42wh").display().to_string(),
+        ),
+        ("up42webhooks-reconcile.timer", "", String::new()),
     ] {
         let path = units.join(name);
         let unit = std::fs::read_to_string(&path).unwrap_or_else(|_| {
@@ -289,6 +295,8 @@ pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
             "verify",
             "up42webhooks.service",
             "up42webhooks-forward.service",
+            "up42webhooks-reconcile.service",
+            "up42webhooks-reconcile.timer",
         ])
         .current_dir(&units)
         .output()

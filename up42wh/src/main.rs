@@ -162,7 +162,7 @@ enum Up42Action {
     /// listener could not be read or written.
     Reconcile {
         /// The receiver's admin listener.
-        #[arg(long, default_value = "http://127.0.0.1:9889")]
+        #[arg(long, env = "UP42WH_RECEIVER", default_value = "http://127.0.0.1:9889")]
         receiver: String,
         /// From this far back (7d, 36h) or this time (RFC 3339) instead of the last run's
         /// watermark (the first run looks back 7 days).

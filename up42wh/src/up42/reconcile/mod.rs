@@ -191,31 +191,41 @@ pub async fn run(api: &mut Api, o: &Options, say: impl Fn(String)) -> Result<Sum
 }
 
 /// A reconciliation now and every `every` until SIGTERM or Ctrl-C, each line with its time. A run
-/// that fails (UP42 or the receiver unreachable a while) is said and tried again at the next;
-/// only a mistake in the settings ends it.
+/// that fails (UP42 or the receiver unreachable a while) is said and tried again, sooner; only a
+/// mistake in the settings ends it.
 pub async fn every(api: &mut Api, o: &Options, every: std::time::Duration) -> Result<(), Error> {
     let stamp = || up42webhooks::format_rfc3339(now_secs());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::run(format!("cannot watch for SIGTERM: {e}")))?;
     // --since is the first good run's; the next ones go on from the watermark.
     let mut o = o.clone();
+    let mut failed = 0u32;
     loop {
         let result = run(api, &o, |l| println!("{} {l}", stamp())).await;
-        if result.is_ok() {
-            o.since = None;
-        }
-        match result {
-            Ok(s) => println!("{} {}", stamp(), s.line()),
+        // After a failure, sooner than `every` (the receiver starting beside it, a short outage):
+        // 30 s, doubling, up to `every`.
+        let wait = match result {
+            Ok(s) => {
+                println!("{} {}", stamp(), s.line());
+                o.since = None;
+                failed = 0;
+                every
+            }
             Err(e) if e.exit_code() == 2 => return Err(e),
-            Err(e) => eprintln!(
-                "{} up42wh: {e} (exit code {}); trying again in {} s",
-                stamp(),
-                e.exit_code(),
-                every.as_secs()
-            ),
-        }
+            Err(e) => {
+                let wait = every.min(std::time::Duration::from_secs(30 << failed.min(10)));
+                failed += 1;
+                eprintln!(
+                    "{} up42wh: {e} (exit code {}); trying again in {} s",
+                    stamp(),
+                    e.exit_code(),
+                    wait.as_secs()
+                );
+                wait
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = term.recv() => return Ok(()),
         }
