@@ -43,7 +43,7 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test test-intro lint header bench sign-example serve secret stop logs send-test clean \
-	backup restore admin-url forward bench-forward bench-download connect up42-test open \
+	backup restore admin-url forward bench-forward bench-download connect up42-test reconcile open \
 	docker-check docker-deps debian-base image run list reload restart configtest cross deb install \
 	cross-test cross-check test-deps dump stats bench-peers fuzz
 
@@ -72,6 +72,7 @@ help:
 	@echo "make connect URL=https://.../receive-webhooks   register the receiver with UP42 (its API;"
 	@echo "                   UP42_USERNAME and UP42_PASSWORD), with the running receiver's secret"
 	@echo "make up42-test     have UP42 send its test event and check it arrives: one line, passed or why not"
+	@echo "make reconcile     store what UP42 notified while the receiver was down (UP42's API; SINCE=30d)"
 	@echo "make restart / configtest   the host server or the container: check, then restart it with"
 	@echo "                   the settings it was started with (nothing is stopped when a check fails) / nginx -t"
 	@echo "make secret        write a random secret to SECRET_FILE (run/secret, mode 0600) unless there is one;"
@@ -623,6 +624,12 @@ connect: deps
 up42-test: deps
 	@$(CARGO) build --release --locked -p up42wh
 	@$(WHERE); exec $(RELEASE_DIR)/up42wh up42 test --receiver "$$admin" $(if $(URL),--url '$(URL)')
+
+# What UP42 notified while the receiver was down (README "Keep it running"), stored in the running
+# receiver; the watermark in run/reconcile.json. SINCE=30d looks further back than it.
+reconcile: deps
+	@$(CARGO) build --release --locked -p up42wh
+	@$(WHERE); exec $(RELEASE_DIR)/up42wh up42 reconcile --receiver "$$admin" --state run/reconcile.json $(if $(SINCE),--since '$(SINCE)')
 
 # The forwarder's figures (README "Act on events"): events a second to a sink that answers at once,
 # the latency from the receiver's 200 to the sink, and a program run per event beside Debian's

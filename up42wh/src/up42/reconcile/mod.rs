@@ -234,17 +234,21 @@ pub async fn every(api: &mut Api, o: &Options, every: std::time::Duration) -> Re
 
 impl Summary {
     pub fn line(&self) -> String {
+        let n = |count: usize, one: &str, many: &str| {
+            format!("{count} {}", if count == 1 { one } else { many })
+        };
         let changed = format!(
-            "reconciled with UP42 since {}: {} orders and {} processing jobs changed",
+            "reconciled with UP42 since {}: {} and {} changed",
             up42webhooks::format_rfc3339(self.from),
-            self.orders,
-            self.jobs
+            n(self.orders, "order", "orders"),
+            n(self.jobs, "processing job", "processing jobs")
         );
+        let stored = n(self.stored, "status", "statuses");
         match (self.stored, self.already) {
             (0, 0) => format!("{changed}; the receiver had every status"),
-            (n, 0) => format!("{changed}; {n} statuses the receiver never received, now stored"),
-            (n, a) => format!(
-                "{changed}; {n} statuses the receiver never received, now stored ({a} stored meanwhile by another run)"
+            (_, 0) => format!("{changed}; {stored} the receiver never received, now stored"),
+            (_, a) => format!(
+                "{changed}; {stored} the receiver never received, now stored ({a} stored meanwhile by another run)"
             ),
         }
     }
