@@ -17,7 +17,7 @@ use super::World;
 use crate::common::Scratch;
 
 /// Bytes that do not repeat (xorshift), `n` of them.
-fn bytes(seed: u64, n: usize) -> Vec<u8> {
+pub(crate) fn bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut x = seed | 1;
     (0..n)
         .map(|_| {
@@ -30,7 +30,7 @@ fn bytes(seed: u64, n: usize) -> Vec<u8> {
 }
 
 /// An asset of the stand-in: its file written, its x-goog-hash computed.
-fn asset(dir: &Path, id: &str, name: &str, content: &[u8]) -> Value {
+pub(crate) fn asset(dir: &Path, id: &str, name: &str, content: &[u8]) -> Value {
     let path = dir.join(format!("object-{id}"));
     std::fs::write(&path, content).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;

@@ -92,6 +92,18 @@ fn what_up42_sent_while_the_receiver_was_down_is_learnt_once() {
         orders[id(n)] = json!({"status": "BEING_FULFILLED", "updatedAt": ago(3600 - n as i64), "type": "ARCHIVE"});
     }
     orders[id(7)]["updatedAt"] = ago(30 * 86400).into();
+    // The three that will be fulfilled have a file each, for the forwarder's download route.
+    let objects = w.dir.join("objects");
+    std::fs::create_dir_all(&objects).unwrap();
+    for n in [3u8, 4, 5] {
+        let content = crate::download::bytes(n as u64, 70_000 + n as usize);
+        orders[id(n)]["assets"] = json!([crate::download::asset(
+            &objects,
+            &id(40 + n),
+            &format!("scene-{n}.zip"),
+            &content
+        )]);
+    }
     std::fs::write(&w.standin.orders, orders.to_string()).unwrap();
     let jobs_file = w.standin.log.with_extension("jsonl.jobs");
     let jobs = json!({
@@ -186,18 +198,25 @@ fn what_up42_sent_while_the_receiver_was_down_is_learnt_once() {
     assert!(out.contains("the receiver had every status"), "{out}");
     assert_eq!(held(&w), after);
 
-    // The forwarder gets the learnt FULFILLED statuses like any; when UP42 notifies one of them
-    // after all (late), the route does not get it again.
+    // The forwarder gets the learnt FULFILLED statuses like any (its download route fetches the
+    // three orders); when UP42 notifies one of them after all (late), no route gets it again.
     let fwd = Forwarder::start(&w);
     assert!(
         notify(&w, &id(3)),
         "the receiver takes the late notification"
     );
     let status = fwd.wait(|s| {
-        let r = &s["routes"]["fulfilled"];
-        r["same_transition"] == 1 && r["delivered"] == 3 && r["in_flight"] == 0
+        ["fulfilled", "download"].iter().all(|r| {
+            let r = &s["routes"][r];
+            r["same_transition"] == 1 && r["delivered"] == 3 && r["in_flight"] == 0
+        })
     });
     assert_eq!(status["lag_events"], 0, "{status}");
+    for n in [3u8, 4, 5] {
+        let got = std::fs::read(fwd.orders.join(id(n)).join(format!("scene-{n}.zip"))).unwrap();
+        assert_eq!(got, crate::download::bytes(n as u64, 70_000 + n as usize));
+        assert!(fwd.orders.join(id(n)).join("manifest.json").exists());
+    }
     let ran = std::fs::read_to_string(&fwd.out).unwrap();
     let mut orders_run: Vec<&str> = ran.lines().collect();
     orders_run.sort();
@@ -282,16 +301,19 @@ fn wait_for(path: &Path, done: impl Fn(&str) -> bool) -> String {
     }
 }
 
-/// `up42wh forward` with one route: FULFILLED orders to a program that writes the order's id.
+/// `up42wh forward` with two routes for FULFILLED orders: a program that writes the order's id,
+/// and the order's download.
 struct Forwarder {
     child: std::process::Child,
     metrics: u16,
     out: std::path::PathBuf,
+    orders: std::path::PathBuf,
 }
 
 impl Forwarder {
     fn start(w: &World) -> Forwarder {
         let out = w.dir.join("fulfilled.txt");
+        let orders = w.dir.join("orders");
         let script = w.dir.join("record.sh");
         std::fs::write(
             &script,
@@ -305,23 +327,32 @@ impl Forwarder {
         let toml = format!(
             "state_dir = {:?}\nmetrics = \"127.0.0.1:{metrics}\"\n[receiver]\nurl = {:?}\nconsumer = \"forward\"\n\n\
              [[route]]\nname = \"fulfilled\"\nsink = \"exec\"\nevents = [\"order.status\"]\nstatuses = [\"FULFILLED\"]\n\
-             command = [{:?}, {:?}]\n",
+             command = [{:?}, {:?}]\n\n\
+             [[route]]\nname = \"download\"\nsink = \"up42-download\"\nto = {:?}\n",
             w.dir.join("forward-state").display().to_string(),
             w.receiver(),
             script.display().to_string(),
             out.display().to_string(),
+            orders.display().to_string(),
         );
         std::fs::write(&config, toml).unwrap();
+        let api = format!("https://127.0.0.1:{}", w.standin.port);
         let mut cmd = std::process::Command::new(crate::common::up42wh());
         crate::common::hermetic(&mut cmd)
             .args(["forward", "--config"])
             .arg(&config)
+            .env("UP42_API_URL", &api)
+            .env("UP42_AUTH_URL", &api)
+            .env("UP42_CA_FILE", &w.ca)
+            .env("UP42_USERNAME", super::USERNAME)
+            .env("UP42_PASSWORD", super::PASSWORD)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(w.dir.join("forward.err")).unwrap());
         Forwarder {
             child: cmd.spawn().unwrap(),
             metrics,
             out,
+            orders,
         }
     }
 
@@ -479,6 +510,28 @@ fn an_unreachable_receiver_and_a_refusing_api_are_one_line_each() {
     assert_eq!(code, 7, "{out}");
     assert_eq!(out.trim().lines().count(), 1, "{out}");
     w.standin.fail(None);
+    // Rate-limited past its tries: UP42's rate limit, named as such.
+    std::fs::write(w.standin.log.with_extension("jsonl.list-busy"), "20 1").unwrap();
+    let (code, out) = reconcile(&mut w, &state, &[]);
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("429"), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    std::fs::remove_file(w.standin.log.with_extension("jsonl.list-busy")).unwrap();
+    // UP42 unreachable.
+    let receiver = w.receiver();
+    let (code, out) = w.run(
+        &[
+            "reconcile",
+            "--receiver",
+            &receiver,
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[("UP42_API_URL", &closed), ("UP42_AUTH_URL", &closed)],
+    );
+    assert_eq!(code, 7, "{out}");
+    assert!(out.contains("cannot reach UP42"), "{out}");
+    assert!(!state.exists());
     let (code, out) = reconcile(&mut w, &state, &["--since", "yesterday"]);
     assert_eq!(code, 2, "{out}");
 
@@ -510,4 +563,51 @@ fn an_unreachable_receiver_and_a_refusing_api_are_one_line_each() {
         .status()
         .unwrap();
     assert!(every.0.wait().unwrap().success());
+}
+
+/// Two reconcilers at once, each with its own watermark (two machines): each transition stored
+/// once.
+#[test]
+fn reconcilers_in_two_places_at_once_store_each_status_once() {
+    let w = World::new("reconcile-two", 300);
+    let mut orders = json!({});
+    for n in 1..=9u8 {
+        orders[id(n)] = json!({"status": "FULFILLED", "updatedAt": ago(100 + n as i64)});
+    }
+    std::fs::write(&w.standin.orders, orders.to_string()).unwrap();
+    let receiver = w.receiver();
+    let runs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let state = w.dir.join(format!("{name}/reconcile.json"));
+            w.command(
+                &[
+                    "reconcile",
+                    "--receiver",
+                    &receiver,
+                    "--state",
+                    state.to_str().unwrap(),
+                ],
+                &[],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let mut learnt = 0;
+    for r in runs {
+        let out = r.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        learnt += learnt_lines(&text);
+    }
+    let all = held(&w);
+    assert_eq!(all.len(), 9, "{all:?}");
+    assert_eq!(learnt, 9, "each stored by one of the two");
 }
