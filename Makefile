@@ -51,7 +51,8 @@ help:
 	@echo "make serve         build and run the receiver in the background: deliveries on LISTEN"
 	@echo "                   (default 127.0.0.1:9888), dump and stats on 127.0.0.1:ADMIN_PORT (9889);"
 	@echo "                   TLS_CERT=path TLS_KEY=path for HTTPS; the secret comes from"
-	@echo "                   UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE"
+	@echo "                   UP42_WEBHOOK_SECRET or UP42_WEBHOOK_SECRET_FILE; RECONCILE=1: make reconcile"
+	@echo "                   once it answers"
 	@echo "make run           the same in Docker (docker compose, OpenResty Alpine image): LISTEN -> 80,"
 	@echo "                   admin 127.0.0.1:ADMIN_PORT -> 9889, TLS_CERT/TLS_KEY -> 443;"
 	@echo "                   secret from UP42_WEBHOOK_SECRET or the file secrets/up42_webhook_secret;"
@@ -439,7 +440,10 @@ serve: build nginx-deps
 	    echo "receiving on $$public/receive-webhooks (nginx listens on $(LISTEN))"; \
 	    echo "dump and stats on $$admin/dump-webhooks and /stats (make dump, make stats)"; \
 	    echo "the inbox page: $$admin/ in a browser on this machine (make open)"; \
-	    echo "run directory $(RUN_ABS); logs: make logs, stop: make stop"; exit 0; fi; \
+	    echo "run directory $(RUN_ABS); logs: make logs, stop: make stop"; \
+	    $(if $(filter 1,$(RECONCILE)),$(MAKE) --no-print-directory reconcile || \
+	      echo "reconcile: see the line above; make reconcile tries again" >&2;) \
+	    exit 0; fi; \
 	  sleep 0.1; done; \
 	echo "nginx did not answer on $$admin; $(RUN_DIR)/logs/error.log says:" >&2; \
 	tail -n 20 $(RUN_DIR)/logs/error.log >&2; exit 1

@@ -763,7 +763,28 @@ fn make_connect_and_make_up42_test_wrap_the_commands_for_make_serve() {
         tested.contains("passed: UP42's test job.status"),
         "{tested}"
     );
-    for out in [&out, &tested] {
+    // make reconcile: what UP42 says changed, stored in make serve's receiver; make serve
+    // RECONCILE=1 runs it once the receiver answers.
+    let order = "0d1f2e3c-0000-4000-8000-000000000001";
+    std::fs::write(
+        &standin.orders,
+        serde_json::json!({order: {"status": "FULFILLED", "updatedAt": up42webhooks::format_rfc3339(common::nginx::now() - 60)}})
+            .to_string(),
+    )
+    .unwrap();
+    let reconciled = make.ok("reconcile");
+    assert!(
+        reconciled.contains(&format!("learnt: order {order} is FULFILLED"))
+            && copy.path().join("run/reconcile.json").exists(),
+        "{reconciled}"
+    );
+    make.ok("stop");
+    let served = make.ok("serve RECONCILE=1");
+    assert!(
+        served.contains("receiving on ") && served.contains("the receiver had every status"),
+        "{served}"
+    );
+    for out in [&out, &tested, &reconciled, &served] {
         assert!(!out.contains(secret.trim()), "the secret printed: {out}");
         for t in standin.tokens() {
             assert!(!out.contains(&t), "a token printed: {out}");
