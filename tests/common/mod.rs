@@ -104,6 +104,9 @@ pub fn hermetic(c: &mut std::process::Command) -> &mut std::process::Command {
         "SECRET_FILE",
         "FORWARD",
         "FORWARD_CONFIG",
+        "RECONCILE",
+        "RECONCILE_EVERY",
+        "SINCE",
         "DIST",
         "UP42WH_PROFILE",
         // make run's choice of image and its parts, and compose's own settings.

@@ -144,3 +144,32 @@ fn statuses_learnt_from_the_api_are_stored_once_under_their_own_sender() {
     assert_eq!(stats["counters"]["stored_from_up42-api"], 2, "{stats}");
     srv.assert_clean_logs();
 }
+
+/// With Redis as the store: stored in the stream, once, under its own sender; two receivers on
+/// one stream (two places) store a transition once.
+#[test]
+fn learnt_statuses_on_redis_are_stored_once_across_receivers() {
+    let redis = crate::common::redis::Redis::start("learnt");
+    let start = || {
+        crate::common::nginx::Setup::default()
+            .env("UP42_WEBHOOK_STORE", &redis.url())
+            .start()
+    };
+    let (a, b) = (start(), start());
+    let order = "0a1b2c3d-0000-4000-8000-00000000000a";
+    let body = learnt(order, "FULFILLED", crate::common::nginx::now());
+    let (status, v) = post(&a, a.admin_port, &body, &[]);
+    assert_eq!(status, 200, "{v}");
+    assert!(v["key"].is_string(), "a stream entry id: {v}");
+    let (status, v) = post(&b, b.admin_port, &body, &[]);
+    assert_eq!(
+        (status, v["msg"].as_str()),
+        (200, Some("duplicate: already stored"))
+    );
+    let (lines, n) = b.dump("?meta=true");
+    assert_eq!(n, 1, "{lines:?}");
+    let e: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(e["sender"], "up42-api");
+    a.assert_clean_logs();
+    b.assert_clean_logs();
+}

@@ -12,6 +12,8 @@
   const STATUSES = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "ERROR", "CANCELLED", "CANCELLING",
     "PLACED", "BEING_FULFILLED", "FULFILLED", "FAILED_PERMANENTLY", "DOWNLOAD_FAILED"];
   const $ = (id) => document.getElementById(id);
+  // Events learnt from UP42's API (up42wh up42 reconcile): their scheme says so; no key of UP42's.
+  const LEARNT = "up42-api";
 
   const events = new Map(); // key (text) -> meta line
   let order = []; // keys, newest first
@@ -102,7 +104,7 @@
     tr.append(el("td", m.key), el("td", time(m.received)), el("td", m.event_type || ""),
       el("td", m.status || "", NOTIFIABLE.has(m.status) ? "notifiable" : ""),
       el("td", m.live === true ? "live" : m.live === false ? "test" : ""),
-      el("td", m.sender || ""), el("td", m.scheme ? m.scheme + (m.key_index !== undefined ? " #" + m.key_index : "") : ""),
+      el("td", m.sender || ""), el("td", m.scheme ? m.scheme + (m.key_index !== undefined && m.sender !== LEARNT ? " #" + m.key_index : "") : ""),
       el("td", ackedBy(m.key), "acked"));
     tr.addEventListener("click", () => select(String(m.key)));
     return tr;
