@@ -17,6 +17,7 @@ mod journal;
 mod json_suite;
 mod lua_module;
 mod luajit_cdef;
+mod no_alloc;
 mod properties;
 mod rfc9421;
 mod senders;

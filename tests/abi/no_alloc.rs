@@ -1,12 +1,10 @@
-//! The verify path does not touch the heap: a counting global allocator sees no allocation during
-//! verification (the key is made before counting starts). Only this thread's allocations are
-//! counted: the test harness's own thread may allocate at any time (it did under qemu on armv7).
-
-mod common;
+//! The verify path does not touch the heap: a counting global allocator (this test binary's)
+//! sees no allocation during verification (the key is made before counting starts). Only this
+//! thread's allocations are counted, into this thread's counter: the harness's own thread and the
+//! binary's other tests may allocate at any time (it did under qemu on armv7).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use up42webhooks::{check_timestamp, verify, Headers, Options};
 
@@ -15,8 +13,13 @@ struct Counting;
 thread_local! {
     // const-initialized and without a destructor, so reading it never allocates
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static COUNTED: Cell<usize> = const { Cell::new(0) };
 }
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// This thread's allocations counted so far; `take` resets the count.
+fn allocations(take: bool) -> usize {
+    COUNTED.with(|c| if take { c.replace(0) } else { c.get() })
+}
 
 fn counting(on: bool) {
     COUNTING.with(|c| c.set(on));
@@ -25,7 +28,7 @@ fn counting(on: bool) {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.try_with(Cell::get).unwrap_or(false) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+            let _ = COUNTED.try_with(|c| c.set(c.get() + 1));
         }
         System.alloc(layout)
     }
@@ -43,12 +46,12 @@ fn verification_does_not_allocate() {
     counting(true);
     drop(std::hint::black_box(Box::new(1u64)));
     counting(false);
-    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1);
+    assert_eq!(allocations(true), 1);
 
-    let vectors = common::up42_vectors();
+    let vectors = crate::common::up42_vectors();
     let prepared: Vec<_> = vectors
         .iter()
-        .map(|v| (v, v.key(), v.raw(), common::CKey::new(&v.secrets).unwrap()))
+        .map(|v| (v, v.key(), v.raw(), crate::common::CKey::new(&v.secrets).unwrap()))
         .collect();
     let opts = Options::default();
     let mut verified = 0;
@@ -61,7 +64,7 @@ fn verification_does_not_allocate() {
         let t = check_timestamp(b"2023-11-14T22:13:20.5+00:00", 1_700_000_000, &opts);
         counting(false);
         assert_eq!(
-            ALLOCATIONS.load(Ordering::SeqCst),
+            allocations(false),
             0,
             "{} allocated",
             v.name
@@ -100,7 +103,7 @@ fn the_receivers_one_call_does_not_allocate() {
         b"\r\n\r\n",
     ]
     .concat();
-    let key = common::CKey::new(&["s3cret"]).unwrap();
+    let key = crate::common::CKey::new(&["s3cret"]).unwrap();
     let mut d = Box::new(Delivery::default());
     counting(true);
     let code = unsafe {
@@ -187,12 +190,12 @@ fn the_receivers_one_call_does_not_allocate() {
     assert_eq!(rec[0], b'F', "the padded body was compressed");
     assert_eq!(line_out.len, padded.len());
     assert_eq!(
-        ALLOCATIONS.load(Ordering::SeqCst),
+        allocations(false),
         0,
         "the record calls allocated"
     );
     assert_eq!(
-        ALLOCATIONS.load(Ordering::SeqCst),
+        allocations(false),
         0,
         "up42wh_receive allocated"
     );
