@@ -51,7 +51,14 @@ fn verification_does_not_allocate() {
     let vectors = crate::common::up42_vectors();
     let prepared: Vec<_> = vectors
         .iter()
-        .map(|v| (v, v.key(), v.raw(), crate::common::CKey::new(&v.secrets).unwrap()))
+        .map(|v| {
+            (
+                v,
+                v.key(),
+                v.raw(),
+                crate::common::CKey::new(&v.secrets).unwrap(),
+            )
+        })
         .collect();
     let opts = Options::default();
     let mut verified = 0;
@@ -63,12 +70,7 @@ fn verification_does_not_allocate() {
         let c = ckey.verify_raw(raw, &v.body, v.now);
         let t = check_timestamp(b"2023-11-14T22:13:20.5+00:00", 1_700_000_000, &opts);
         counting(false);
-        assert_eq!(
-            allocations(false),
-            0,
-            "{} allocated",
-            v.name
-        );
+        assert_eq!(allocations(false), 0, "{} allocated", v.name);
         assert!(a.is_ok() == b.is_ok() && b.is_ok() == c.is_ok() && t.is_ok());
         verified += usize::from(a.is_ok());
     }
@@ -189,14 +191,6 @@ fn the_receivers_one_call_does_not_allocate() {
     assert_eq!((written, read), (Code::Ok, Code::Ok));
     assert_eq!(rec[0], b'F', "the padded body was compressed");
     assert_eq!(line_out.len, padded.len());
-    assert_eq!(
-        allocations(false),
-        0,
-        "the record calls allocated"
-    );
-    assert_eq!(
-        allocations(false),
-        0,
-        "up42wh_receive allocated"
-    );
+    assert_eq!(allocations(false), 0, "the record calls allocated");
+    assert_eq!(allocations(false), 0, "up42wh_receive allocated");
 }
