@@ -526,7 +526,8 @@ typedef struct {
    */
   uint64_t ids;
   /*
-   The most ids one window may add, and the most the index holds over the horizon.
+   The ids one window is sized for, and the ids the index is sized for over the horizon
+   (`dedup_capacity`).
    */
   uint64_t per_window;
   uint64_t capacity;
@@ -542,6 +543,12 @@ typedef struct {
    The file's size.
    */
   uint64_t bytes;
+  /*
+   The ids the current window holds, and the most it takes (half as many again as
+   `per_window`) before a new id is refused.
+   */
+  uint64_t window_ids;
+  uint64_t window_limit;
 } up42wh_index_stats;
 
 /*

@@ -12,8 +12,9 @@
 //!
 //! A slot is four words, 32 bytes (two to a cache line, never across one): the id's digest
 //! (SHA-256 of the salt and the id, its first 128 bits, in two words: `tag`, never 0, and `lo`),
-//! the first 8 bytes of the body's SHA-256, and `ctl` (a state and a time). Tables are at most
-//! half full, so that a probe for an id that is not there ends within a slot or two.
+//! the first 8 bytes of the body's SHA-256, and `ctl` (a state and a time). Tables are sized to be
+//! half full, so that a probe for an id that is not there ends within a slot or two; a busier
+//! window than that fills its table up to three quarters (a few slots a probe) before refusing.
 //! Each table also has a summary (three bits of one word per id, 16 bits an id) small enough to
 //! stay in the CPU's cache: a table whose summary lacks an id's bits is not read, so that a new
 //! id costs one read of its home table rather than one of every table. An id is claimed by compare-and-swap of `tag` into an empty slot;
@@ -43,9 +44,14 @@ const WORDS: usize = 4;
 const CTL: usize = 3;
 /// Bytes per slot.
 pub(crate) const SLOT_BYTES: u64 = (WORDS * 8) as u64;
-/// At most one of every two slots of a table is used (the load factor is at most 0.5).
+/// A table is sized for its window's ids at a load factor of 0.5 (one of every two slots).
 const LOAD_NUM: u64 = 1;
 const LOAD_DEN: u64 = 2;
+/// Past its window's ids a table goes on taking new ones (a busier day than dedup_capacity was
+/// set for: the receiver warns at 80 %) up to half as many again, a load of 0.75, where a probe
+/// for a new id still reads a few slots; only then is an id refused (503, retried).
+const SPILL_NUM: u64 = 3;
+const SPILL_DEN: u64 = 2;
 /// The most ids an index may be made for.
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
 
@@ -549,7 +555,7 @@ impl Index {
                 if !add {
                     return None;
                 }
-                if self.count_of(table).load(Ordering::Relaxed) >= self.per_window {
+                if self.count_of(table).load(Ordering::Relaxed) >= self.limit() {
                     return Some(Claim::Full);
                 }
                 // The summary first: whoever reads the tag can also read the summary's bits.
@@ -729,6 +735,22 @@ impl Index {
         (self.per_window, self.window_secs)
     }
 
+    /// The most ids a table takes before a new one is refused.
+    pub(crate) fn limit(&self) -> u64 {
+        self.per_window * SPILL_NUM / SPILL_DEN
+    }
+
+    /// The ids the window of `now` holds so far (0 before its table is used).
+    pub(crate) fn window_ids(&self, now: u64) -> u64 {
+        let w = self.window_at(now);
+        let t = w % TABLES;
+        if self.window_of(t).load(Ordering::Acquire) == w + 1 {
+            self.count_of(t).load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
     /// The file's size.
     pub(crate) fn bytes(&self) -> u64 {
         self.len as u64
@@ -743,12 +765,38 @@ mod tests {
     const DAY: u64 = 86_400;
     const NOW: u64 = 1_700_000_000;
 
-    fn path(name: &str) -> std::path::PathBuf {
+    /// A file of the test's own, removed (with the directory once empty) when dropped: an open
+    /// index keeps its mapping, and test runs leave nothing in /tmp.
+    struct TempPath(std::path::PathBuf);
+
+    impl std::ops::Deref for TempPath {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<std::path::Path> for TempPath {
+        fn as_ref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+
+    fn path(name: &str) -> TempPath {
         let dir = std::env::temp_dir().join(format!("up42wh-index-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(name);
         let _ = std::fs::remove_file(&p);
-        p
+        TempPath(p)
     }
 
     fn body(n: u8) -> [u8; 32] {
@@ -871,19 +919,27 @@ mod tests {
     #[test]
     fn a_full_window_refuses_and_forgets_nothing() {
         let (index, _) = Index::open(&path("full"), 30, 3 * DAY).unwrap();
-        let per_window = index.window().0;
-        for i in 0..per_window {
+        let (per_window, limit) = (index.window().0, index.limit());
+        assert_eq!(
+            limit,
+            per_window * 3 / 2,
+            "half as many again past the window's ids"
+        );
+        for i in 0..limit {
             stored(&index, format!("m:{i}").as_bytes(), 1, NOW);
+            assert_eq!(index.window_ids(NOW), i + 1);
         }
         assert_eq!(index.claim(b"m:new", &body(1), NOW, 30), Claim::Full);
-        for i in 0..per_window {
+        for i in 0..limit {
             let id = format!("m:{i}");
             assert_eq!(
                 index.claim(id.as_bytes(), &body(1), NOW, 30),
                 Claim::Duplicate
             );
         }
-        assert_eq!(index.held(NOW), (per_window, NOW));
+        assert_eq!(index.held(NOW), (limit, NOW));
+        // The next window starts empty.
+        assert_eq!(index.window_ids(NOW + index.window().1), 0);
     }
 
     #[test]

@@ -126,6 +126,8 @@ typedef struct {
   uint64_t oldest;
   uint64_t window_secs;
   uint64_t bytes;
+  uint64_t window_ids;
+  uint64_t window_limit;
 } up42wh_index_stats;
 typedef struct {
   const uint8_t *ptr;

@@ -593,7 +593,8 @@ function _M.index_usage(index, now)
         return nil
     end
     local u = {}
-    for _, k in ipairs{ "ids", "per_window", "capacity", "oldest", "window_secs", "bytes" } do
+    for _, k in ipairs{ "ids", "per_window", "capacity", "oldest", "window_secs", "bytes", "window_ids",
+                        "window_limit" } do
         u[k] = tonumber(index_stats[k])
     end
     return u

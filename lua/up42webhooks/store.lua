@@ -76,9 +76,9 @@ end
 -- The 503's log line when the index refuses a new id: the setting that makes room.
 local function index_full(c)
     local u = native.index_usage(c.index, ngx.time()) or {}
-    return "the replay index " .. c.index_path .. " holds " .. tostring(u.per_window) .. " new ids in "
+    return "the replay index " .. c.index_path .. " holds " .. tostring(u.window_ids) .. " new ids in "
            .. tostring(u.window_secs) .. " s, as many as dedup_capacity (" .. c.dedup_capacity
-           .. " over the replay horizon) allows: raise dedup_capacity"
+           .. " over the replay horizon) allows (half as many again as it is sized for): raise dedup_capacity"
 end
 
 local reserve -- below, with the consumers: the memory for an event, made by eviction if need be
@@ -788,12 +788,13 @@ function _M.stats(c)
 end
 
 -- What the replay index holds, for /stats: the horizon, the ids remembered (claimed, stored or
--- cancelled) and how many it may hold, how many a window (a third of the horizon) may add, when
--- the oldest was stored, the file and its size.
+-- cancelled) and how many it is sized for, how many a window (a third of the horizon) is sized for,
+-- holds now and takes at most, when the oldest was stored, the file and its size.
 function _M.dedup(c, now)
     local u = native.index_usage(c.index, now) or {}
     return {
         replay_horizon = c.dedup_ttl, ids = u.ids, capacity = u.capacity, window_ids = u.per_window,
+        window_held = u.window_ids, window_limit = u.window_limit,
         window_secs = u.window_secs, oldest = (u.oldest or 0) > 0 and u.oldest or ngx.null,
         index = c.index_path, index_bytes = u.bytes,
     }

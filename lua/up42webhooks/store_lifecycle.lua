@@ -227,15 +227,40 @@ function _M.retain(c, now)
     return ran
 end
 
+-- The replay index's current window at 80 % of the ids dedup_capacity sizes it for: a busier day
+-- than it was set for. Said once a window and counted; the window takes half as many again before
+-- a new delivery is refused (503 store_full, which senders retry).
+local function watch_index(c, now)
+    local u = native.index_usage(c.index, now)
+    if not u or u.per_window == 0 or u.window_ids * 5 < u.per_window * 4 then
+        return
+    end
+    local window = floor(now / u.window_secs)
+    if c.events:get("index:warned") == window then
+        return
+    end
+    c.events:set("index:warned", window)
+    reply.count("replay_index_window_warned")
+    ngx.log(ngx.WARN, "up42webhooks: the replay index's window of ", u.window_secs, " s holds ", u.window_ids,
+            " new delivery ids, 80 % or more of the ", u.per_window, " that dedup_capacity (", c.dedup_capacity,
+            ") sizes it for; it takes ", u.window_limit, ", then refuses new deliveries (503 store_full): ",
+            "raise dedup_capacity to about 3 times the deliveries of a busy day (docs/operations.md)")
+end
+
 -- Every second, in each worker: what this worker wrote is synced (fsync = "interval"); retention
 -- runs in one worker at a time, and that worker makes the disk reserve again once a minute, where
--- a full disk used it.
+-- a full disk used it, and watches the replay index's window.
 function _M.every_second(c, now)
     if c.journal and c.journal.fsync == "interval" then
         journal.sync()
     end
-    if _M.retain(c, now) and c.journal and now % 60 == 0 then
-        journal.make_reserve(c)
+    if _M.retain(c, now) then
+        if c.index then
+            watch_index(c, now)
+        end
+        if c.journal and now % 60 == 0 then
+            journal.make_reserve(c)
+        end
     end
 end
 

@@ -77,7 +77,8 @@ pub struct up42wh_claim {
 pub struct up42wh_index_stats {
     /// Ids remembered (claimed, stored or cancelled) in the windows of the horizon.
     pub ids: u64,
-    /// The most ids one window may add, and the most the index holds over the horizon.
+    /// The ids one window is sized for, and the ids the index is sized for over the horizon
+    /// (`dedup_capacity`).
     pub per_window: u64,
     pub capacity: u64,
     /// When the oldest remembered id was stored, unix seconds (0: none).
@@ -86,6 +87,10 @@ pub struct up42wh_index_stats {
     pub window_secs: u64,
     /// The file's size.
     pub bytes: u64,
+    /// The ids the current window holds, and the most it takes (half as many again as
+    /// `per_window`) before a new id is refused.
+    pub window_ids: u64,
+    pub window_limit: u64,
 }
 
 fn seconds(t: i64) -> Result<u64, Code> {
@@ -304,6 +309,8 @@ pub unsafe extern "C" fn up42wh_index_usage(
             oldest,
             window_secs,
             bytes: index.bytes(),
+            window_ids: index.window_ids(seconds(now)?),
+            window_limit: index.limit(),
         };
         Ok(())
     })

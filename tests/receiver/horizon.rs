@@ -302,31 +302,58 @@ fn a_burst_of_one_delivery_over_many_connections_is_stored_once() {
 }
 
 #[test]
-fn a_full_index_is_a_503_that_names_the_setting_and_forgets_nothing() {
-    // 30 ids over the horizon: 10 a window (a day).
+fn a_window_past_80_percent_is_said_and_a_full_one_is_a_503_that_names_the_setting() {
+    // 30 ids over the horizon: a window (a day) sized for 10, taking 15.
     let srv = Setup::default()
         .edit(crate::common::nginx::configured("dedup_capacity = 30", ""))
         .start();
-    let deliveries: Vec<Delivery> = (0..10)
+    let deliveries: Vec<Delivery> = (0..15)
         .map(|i| crate::common::nginx::fresh(&format!("full-{i}")))
         .collect();
-    for d in &deliveries {
+    for d in &deliveries[..8] {
         assert_eq!(outcome(&srv.post(d)), "stored");
     }
-    let r = srv.post(&crate::common::nginx::fresh("full-10"));
+    // At 8 of 10, the upkeep (once a second) says so, once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let stats = crate::common::nginx::json(&srv.admin_get("/stats"));
+        if stats["counters"]["replay_index_window_warned"] == 1 {
+            assert_eq!(stats["dedup"]["window_held"], 8, "{stats}");
+            assert_eq!(stats["dedup"]["window_limit"], 15, "{stats}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stats}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        srv.error_log()
+            .contains("holds 8 new delivery ids, 80 % or more of the 10 that dedup_capacity (30)"),
+        "{}",
+        srv.error_log()
+    );
+    // Past what it is sized for, up to half as many again: still stored.
+    for d in &deliveries[8..] {
+        assert_eq!(outcome(&srv.post(d)), "stored");
+    }
+    let r = srv.post(&crate::common::nginx::fresh("full-15"));
     assert_eq!(outcome(&r), "503 store_full", "{}", r.text());
     assert!(r.header("retry-after").is_some());
     let log = srv.error_log();
     assert!(
         log.contains(
-            "as many as dedup_capacity (30 over the replay horizon) allows: raise dedup_capacity"
+            "holds 15 new ids in 86400 s, as many as dedup_capacity (30 over the replay horizon) allows (half as many again as it is sized for): raise dedup_capacity"
         ),
         "{log}"
     );
     for d in &deliveries {
         assert_eq!(outcome(&srv.post(d)), "duplicate");
     }
-    assert_eq!(srv.dump("").1, 10);
+    assert_eq!(srv.dump("").1, 15);
+    let stats = crate::common::nginx::json(&srv.admin_get("/stats"));
+    assert_eq!(
+        stats["counters"]["replay_index_window_warned"], 1,
+        "once a window"
+    );
 }
 
 #[test]
