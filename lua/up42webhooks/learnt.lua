@@ -19,7 +19,7 @@ local gate = require "up42webhooks.gate"
 
 local ngx, req = ngx, ngx.req
 local respond, reject = reply.respond, reply.reject
-local type, tonumber = type, tonumber
+local type = type
 
 local _M = {}
 
@@ -82,14 +82,9 @@ function _M.store(c)
         return respond(405, { code = 405, msg = "method not allowed: POST /learnt-webhooks" })
     end
     local sender = c.learnt
-    local length = tonumber(ngx.var.http_content_length)
-    if length and length > sender.max_body then
-        return reject(413, "body_too_large", "the body is larger than allowed")
-    end
-    local body, err = receive.read_body()
+    local body = receive.body_within(sender.max_body)
     if not body then
-        ngx.log(ngx.ERR, "up42webhooks: cannot read the spooled body: ", err)
-        return respond(503, { code = 503, msg = "cannot read the body" })
+        return
     end
     local e = cjson.decode(body)
     if type(e) ~= "table" then

@@ -32,6 +32,21 @@ function _M.read_body()
     return body
 end
 
+-- The body when it is at most `max` bytes, else nil after answering (413; 503 when a spooled body
+-- cannot be read).
+function _M.body_within(max)
+    local length = tonumber(ngx_var.http_content_length)
+    if length and length > max then
+        return reject(413, "body_too_large", "the body is larger than allowed")
+    end
+    local body, err = _M.read_body()
+    if not body then
+        ngx.log(ngx.ERR, "up42webhooks: cannot read the spooled body: ", err)
+        return respond(503, { code = 503, msg = "cannot read the body" })
+    end
+    return body
+end
+
 local function raw_headers()
     -- HTTP/1 only; HTTP/2 and 3 have no raw header block, so rebuild one from the parsed headers.
     local ok, raw = pcall(req.raw_header, true)
@@ -146,14 +161,9 @@ function _M.receive(c, name)
         count("method_not_allowed")
         return respond(405, { code = 405, msg = "method not allowed" })
     end
-    local length = tonumber(ngx_var.http_content_length)
-    if length and length > sender.max_body then
-        return reject(413, "body_too_large", "the body is larger than allowed")
-    end
-    local body, err = _M.read_body()
+    local body = _M.body_within(sender.max_body)
     if not body then
-        ngx.log(ngx.ERR, "up42webhooks: cannot read the spooled body: ", err)
-        return respond(503, { code = 503, msg = "cannot read the body" })
+        return
     end
     -- What may wait (yield) in storing it, before the delivery fills the worker's buffers.
     local ready, rwhy, rdetail = c.store:ready()

@@ -423,16 +423,8 @@ fn a_fulfilled_order_notified_by_up42_is_downloaded_by_the_forwarder() {
     .unwrap();
     let api = format!("https://127.0.0.1:{}", w.standin.port);
     let err = dir.join("forward.err");
-    let mut cmd = std::process::Command::new(crate::common::up42wh());
-    crate::common::hermetic(&mut cmd)
-        .args(["forward", "--config"])
-        .arg(&config)
-        .env("UP42_API_URL", &api)
-        .env("UP42_AUTH_URL", &api)
-        .env("UP42_CA_FILE", &w.ca)
-        .env("UP42_USERNAME", super::USERNAME)
-        .env("UP42_PASSWORD", super::PASSWORD)
-        .stdout(Stdio::null())
+    let mut cmd = w.up42wh(&["forward", "--config", config.to_str().unwrap()]);
+    cmd.stdout(Stdio::null())
         .stderr(std::fs::File::create(&err).unwrap());
     struct Kill(std::process::Child);
     impl Drop for Kill {

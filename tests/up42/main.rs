@@ -237,18 +237,23 @@ impl World {
         format!("https://127.0.0.1:{}/receive-webhooks", self.server.port)
     }
 
-    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+    /// `up42wh ARGS` (hermetic) with the stand-in as UP42 and its account.
+    fn up42wh(&self, args: &[&str]) -> Command {
         let api = format!("https://127.0.0.1:{}", self.standin.port);
         let mut c = Command::new(common::up42wh());
         common::hermetic(&mut c)
-            .arg("up42")
             .args(args)
             .env("UP42_API_URL", &api)
             .env("UP42_AUTH_URL", &api)
             .env("UP42_CA_FILE", &self.ca)
             .env("UP42_USERNAME", USERNAME)
-            .env("UP42_PASSWORD", PASSWORD)
-            .envs(env.iter().copied());
+            .env("UP42_PASSWORD", PASSWORD);
+        c
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut c = self.up42wh(&["up42"]);
+        c.args(args).envs(env.iter().copied());
         c
     }
 

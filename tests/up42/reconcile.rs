@@ -61,17 +61,32 @@ fn learnt_lines(out: &str) -> usize {
     out.lines().filter(|l| l.starts_with("learnt: ")).count()
 }
 
-fn reconcile(w: &mut World, state: &Path, extra: &[&str]) -> (i32, String) {
+/// `up42wh up42 reconcile` against the world's receiver, its watermark in `state`.
+fn reconcile_command(w: &World, state: &Path, extra: &[&str]) -> std::process::Command {
     let receiver = w.receiver();
-    let mut args = vec![
-        "reconcile",
-        "--receiver",
-        &receiver,
-        "--state",
-        state.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    w.run(&args, &[])
+    let mut c = w.command(
+        &[
+            "reconcile",
+            "--receiver",
+            &receiver,
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        &[],
+    );
+    c.args(extra);
+    c
+}
+
+fn reconcile(w: &mut World, state: &Path, extra: &[&str]) -> (i32, String) {
+    let out = reconcile_command(w, state, extra).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    w.outputs.push(text.clone());
+    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]
@@ -336,17 +351,8 @@ impl Forwarder {
             orders.display().to_string(),
         );
         std::fs::write(&config, toml).unwrap();
-        let api = format!("https://127.0.0.1:{}", w.standin.port);
-        let mut cmd = std::process::Command::new(crate::common::up42wh());
-        crate::common::hermetic(&mut cmd)
-            .args(["forward", "--config"])
-            .arg(&config)
-            .env("UP42_API_URL", &api)
-            .env("UP42_AUTH_URL", &api)
-            .env("UP42_CA_FILE", &w.ca)
-            .env("UP42_USERNAME", super::USERNAME)
-            .env("UP42_PASSWORD", super::PASSWORD)
-            .stdout(std::process::Stdio::null())
+        let mut cmd = w.up42wh(&["forward", "--config", config.to_str().unwrap()]);
+        cmd.stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(w.dir.join("forward.err")).unwrap());
         Forwarder {
             child: cmd.spawn().unwrap(),
@@ -407,18 +413,7 @@ fn a_run_killed_half_way_and_pages_that_shift_lose_nothing_and_store_nothing_twi
         format!("{} FAILED_PERMANENTLY", id(8)),
     )
     .unwrap();
-    let receiver = w.receiver();
-    let mut child = w
-        .command(
-            &[
-                "reconcile",
-                "--receiver",
-                &receiver,
-                "--state",
-                state.to_str().unwrap(),
-            ],
-            &[],
-        )
+    let mut child = reconcile_command(&w, &state, &[])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -575,25 +570,14 @@ fn reconcilers_in_two_places_at_once_store_each_status_once() {
         orders[id(n)] = json!({"status": "FULFILLED", "updatedAt": ago(100 + n as i64)});
     }
     std::fs::write(&w.standin.orders, orders.to_string()).unwrap();
-    let receiver = w.receiver();
     let runs: Vec<_> = ["a", "b"]
         .iter()
         .map(|name| {
-            let state = w.dir.join(format!("{name}/reconcile.json"));
-            w.command(
-                &[
-                    "reconcile",
-                    "--receiver",
-                    &receiver,
-                    "--state",
-                    state.to_str().unwrap(),
-                ],
-                &[],
-            )
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+            reconcile_command(&w, &w.dir.join(format!("{name}/reconcile.json")), &[])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
     let mut learnt = 0;
