@@ -6,6 +6,7 @@
 //! configuration; `up42wh up42` adds 3 to 7 (src/up42/mod.rs).
 
 mod durable;
+mod duration;
 mod error;
 mod forward;
 mod lock;
@@ -262,7 +263,7 @@ fn up42_main(
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, String> {
-    forward::config::duration(s).ok_or_else(|| format!("{s:?}: a duration such as 30s, 5m or 1h"))
+    duration::duration(s).ok_or_else(|| format!("{s:?}: a duration such as 30s, 5m or 1h"))
 }
 
 fn since(s: &str) -> Result<i64, String> {

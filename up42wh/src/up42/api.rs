@@ -75,8 +75,7 @@ pub struct Api {
     workspace: Option<String>,
 }
 
-/// Exit code of a refusal by UP42's API (the token, the workspace, the rate, its own errors).
-pub const API_REFUSED: u8 = 7;
+pub use super::sign_in::API_REFUSED;
 
 impl Api {
     pub fn new(settings: Settings) -> Result<Api, Error> {

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::error::Error;
 
-use super::api::API_REFUSED;
+/// Exit code of a refusal by UP42's API (the token, the workspace, the rate, its own errors).
+pub const API_REFUSED: u8 = 7;
 
 /// The account's credentials (refreshable), or a token given as it is (one-shot).
 pub enum Credentials {

@@ -18,7 +18,7 @@ use toml::Spanned;
 use crate::error::Error;
 use at::At;
 pub use route::Route;
-pub use values::{duration, receiver_url};
+pub use values::receiver_url;
 use values::{http_url, name_ok, positive, span_duration, Secret, NAME};
 
 /// The file as written, less its routes (config/route.rs reads those).

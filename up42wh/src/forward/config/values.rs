@@ -10,24 +10,7 @@ use toml::Spanned;
 use super::at::At;
 use crate::forward::Error;
 
-/// A duration as written: `250ms`, `5s`, `5m`, `2h`, `1d`.
-pub fn duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = text.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        "h" => n.checked_mul(3_600_000)?,
-        "d" => n.checked_mul(86_400_000)?,
-        _ => return None,
-    };
-    Some(Duration::from_millis(ms))
-}
-
-pub const DURATION: &str = "a duration such as 250ms, 5s, 5m, 2h or 1d";
+pub use crate::duration::{duration, DURATION};
 
 pub fn span_duration(at: &At, s: &Spanned<String>, key: &str) -> Result<Duration, Error> {
     duration(s.get_ref()).map_or_else(

@@ -256,7 +256,7 @@ impl Summary {
 
 /// `--since`: a duration back from now (7d, 36h) or a time (RFC 3339).
 pub fn since(text: &str) -> Option<i64> {
-    if let Some(d) = crate::forward::config::duration(text) {
+    if let Some(d) = crate::duration::duration(text) {
         return Some(now_secs() - d.as_secs() as i64);
     }
     up42webhooks::parse_rfc3339(text.trim().as_bytes()).ok()
