@@ -543,12 +543,6 @@ typedef struct {
    The file's size.
    */
   uint64_t bytes;
-  /*
-   The ids the current window holds, and the most it takes (half as many again as
-   `per_window`) before a new id is refused.
-   */
-  uint64_t window_ids;
-  uint64_t window_limit;
 } up42wh_index_stats;
 
 /*
@@ -1049,6 +1043,19 @@ up42wh_result up42wh_index_insert(const up42wh_index *index,
  `index` valid; `out` writable.
  */
 up42wh_result up42wh_index_usage(const up42wh_index *index, int64_t now, up42wh_index_stats *out);
+
+/*
+ The ids the window of `now` holds (`*held`) and the most it takes (`*limit`: half as many
+ again as it is sized for) before a new id is refused. A function of its own rather than two
+ more fields of `up42wh_index_stats`, whose size callers built against 0.2.0 have.
+
+ # Safety
+ `index` valid; `held` and `limit` writable.
+ */
+up42wh_result up42wh_index_window(const up42wh_index *index,
+                                  int64_t now,
+                                  uint64_t *held,
+                                  uint64_t *limit);
 
 /*
  Opens segment `segment` (1 or more) of the journal in the existing directory `dir` for

@@ -126,8 +126,6 @@ typedef struct {
   uint64_t oldest;
   uint64_t window_secs;
   uint64_t bytes;
-  uint64_t window_ids;
-  uint64_t window_limit;
 } up42wh_index_stats;
 typedef struct {
   const uint8_t *ptr;
@@ -280,6 +278,10 @@ up42wh_result up42wh_index_insert(const up42wh_index *index,
                                   int64_t now,
                                   uint32_t *outcome);
 up42wh_result up42wh_index_usage(const up42wh_index *index, int64_t now, up42wh_index_stats *out);
+up42wh_result up42wh_index_window(const up42wh_index *index,
+                                  int64_t now,
+                                  uint64_t *held,
+                                  uint64_t *limit);
 up42wh_result up42wh_journal_open(const uint8_t *dir,
                                   size_t dir_len,
                                   uint32_t segment,

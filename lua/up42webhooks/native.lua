@@ -588,14 +588,18 @@ function _M.index_insert(index, id, digest, time, now)
 end
 
 -- What the index holds at `now` (ids, per_window, capacity, oldest, window_secs, bytes).
+local window_held, window_limit = ffi_new("uint64_t[1]"), ffi_new("uint64_t[1]")
+
 function _M.index_usage(index, now)
     if C.up42wh_index_usage(index, now, index_stats) ~= OK then
         return nil
     end
     local u = {}
-    for _, k in ipairs{ "ids", "per_window", "capacity", "oldest", "window_secs", "bytes", "window_ids",
-                        "window_limit" } do
+    for _, k in ipairs{ "ids", "per_window", "capacity", "oldest", "window_secs", "bytes" } do
         u[k] = tonumber(index_stats[k])
+    end
+    if C.up42wh_index_window(index, now, window_held, window_limit) == OK then
+        u.window_ids, u.window_limit = tonumber(window_held[0]), tonumber(window_limit[0])
     end
     return u
 end

@@ -87,10 +87,6 @@ pub struct up42wh_index_stats {
     pub window_secs: u64,
     /// The file's size.
     pub bytes: u64,
-    /// The ids the current window holds, and the most it takes (half as many again as
-    /// `per_window`) before a new id is refused.
-    pub window_ids: u64,
-    pub window_limit: u64,
 }
 
 fn seconds(t: i64) -> Result<u64, Code> {
@@ -309,9 +305,29 @@ pub unsafe extern "C" fn up42wh_index_usage(
             oldest,
             window_secs,
             bytes: index.bytes(),
-            window_ids: index.window_ids(seconds(now)?),
-            window_limit: index.limit(),
         };
+        Ok(())
+    })
+}
+
+/// The ids the window of `now` holds (`*held`) and the most it takes (`*limit`: half as many
+/// again as it is sized for) before a new id is refused. A function of its own rather than two
+/// more fields of `up42wh_index_stats`, whose size callers built against 0.2.0 have.
+///
+/// # Safety
+/// `index` valid; `held` and `limit` writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_index_window(
+    index: *const up42wh_index,
+    now: i64,
+    held: *mut u64,
+    limit: *mut u64,
+) -> Code {
+    guard(|| {
+        let index = &try_ref!(index).index;
+        let (held, limit) = (try_mut!(held), try_mut!(limit));
+        *held = index.window_ids(seconds(now)?);
+        *limit = index.limit();
         Ok(())
     })
 }
