@@ -43,7 +43,7 @@ HOST_RUNNING = [ -f $(RUN_DIR)/logs/nginx.pid ] && kill -0 $$(cat $(RUN_DIR)/log
 CONTAINER_RUNNING = [ -n "$(COMPOSE)" ] && [ -n "$$($(COMPOSE_CMD) ps -q 2>/dev/null)" ]
 
 .PHONY: help deps nginx-deps build test test-intro lint header bench sign-example serve secret stop logs send-test clean \
-	backup restore admin-url forward bench-forward bench-download connect up42-test reconcile open \
+	backup restore admin-url forward bench-forward bench-download connect up42-test reconcile open abi-baseline \
 	docker-check docker-deps debian-base image run list reload restart configtest cross deb install \
 	cross-test cross-check test-deps dump stats bench-peers fuzz
 
@@ -165,7 +165,8 @@ lint: deps
 # Redis store's tests (tests/receiver/redis.rs) start Debian's redis-server; the README's commands
 # (tests/operations/readme_commands.rs) use jq and redis-cli; the admin listener's browser tests
 # (tests/receiver/admin_web.rs) run Debian's headless chromium, and the inbox page's
-# (tests/inbox/) drive it through chromium-driver with Selenium.
+# (tests/inbox/) drive it through chromium-driver with Selenium; the ABI's check (tests/abi/abi_compat.rs)
+# runs libabigail's abidw and abidiff.
 test-deps:
 	@missing=""; \
 	command -v musl-gcc >/dev/null 2>&1 || missing="$$missing musl-tools"; \
@@ -179,6 +180,7 @@ test-deps:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v luarocks >/dev/null 2>&1 || missing="$$missing luarocks"; \
 	command -v lintian >/dev/null 2>&1 || missing="$$missing lintian"; \
+	command -v abidiff >/dev/null 2>&1 || missing="$$missing abigail-tools"; \
 	command -v luajit >/dev/null 2>&1 || missing="$$missing luajit2"; \
 	docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	$(APT_INSTALL)
@@ -311,6 +313,14 @@ deb: build
 
 header:
 	UP42WH_BLESS=1 $(CARGO) test --locked --test abi header::
+
+# At a release: the library's ABI as abidw reads it (from the debug build's DWARF), the baseline
+# that tests/abi/abi_compat.rs compares every later build with (docs/library.md, "ABI").
+abi-baseline:
+	$(CARGO) build --locked --lib
+	@v=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1); \
+	abidw --no-corpus-path --out-file abi/libup42webhooks-$$v.abi $(TARGET_DIR)/debug/libup42webhooks.so && \
+	gzip -9 -n -f abi/libup42webhooks-$$v.abi && echo "abi/libup42webhooks-$$v.abi.gz"
 
 # criterion (library), LuaJIT FFI vs OpenSSL (one process), wrk against real nginx.
 bench: build nginx-deps
