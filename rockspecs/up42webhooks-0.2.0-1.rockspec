@@ -50,6 +50,9 @@ build = {
       ["up42webhooks.store"] = "lua/up42webhooks/store.lua",
       ["up42webhooks.store_lifecycle"] = "lua/up42webhooks/store_lifecycle.lua",
       ["up42webhooks.store_redis"] = "lua/up42webhooks/store_redis.lua",
+      ["up42webhooks.store_redis_connection"] = "lua/up42webhooks/store_redis_connection.lua",
+      ["up42webhooks.store_redis_scripts"] = "lua/up42webhooks/store_redis_scripts.lua",
+      ["up42webhooks.store_redis_settings"] = "lua/up42webhooks/store_redis_settings.lua",
       },
       lib = {
          ["libup42webhooks"] = "libup42webhooks.so",
