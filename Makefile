@@ -315,12 +315,14 @@ header:
 	UP42WH_BLESS=1 $(CARGO) test --locked --test abi header::
 
 # At a release: the library's ABI as abidw reads it (from the debug build's DWARF), the baseline
-# that tests/abi/abi_compat.rs compares every later build with (docs/library.md, "ABI").
+# that tests/abi/abi_compat.rs compares every later build with, and the header, which
+# tests/abi/c_abi.rs builds a C program against to run it with every later library.
 abi-baseline:
 	$(CARGO) build --locked --lib
 	@v=$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1); \
 	abidw --no-corpus-path --out-file abi/libup42webhooks-$$v.abi $(TARGET_DIR)/debug/libup42webhooks.so && \
-	gzip -9 -n -f abi/libup42webhooks-$$v.abi && echo "abi/libup42webhooks-$$v.abi.gz"
+	gzip -9 -n -f abi/libup42webhooks-$$v.abi && gzip -9 -n -c include/up42webhooks.h > abi/libup42webhooks-$$v.h.gz && \
+	echo "abi/libup42webhooks-$$v.abi.gz abi/libup42webhooks-$$v.h.gz"
 
 # criterion (library), LuaJIT FFI vs OpenSSL (one process), wrk against real nginx.
 bench: build nginx-deps

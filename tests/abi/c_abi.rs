@@ -1,5 +1,7 @@
 //! A C program compiled against include/up42webhooks.h with -Wall -Wextra -Werror, linked to the
-//! cdylib, verifies reference vectors: the header and the ABI agree.
+//! cdylib, verifies reference vectors: the header and the ABI agree. The same program compiled
+//! against the last release's header (abi/libup42webhooks-<version>.h.gz) runs against this library:
+//! what callers built against the release do still works.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -10,8 +12,41 @@ fn hex(data: &[u8]) -> String {
 
 #[test]
 fn c_program_verifies_vectors_through_the_header() {
+    vectors_through(&crate::common::root().join("include"), "c-abi-verify");
+}
+
+#[test]
+fn c_program_built_against_the_last_release_runs_against_this_library() {
+    // The newest release's header: abi/libup42webhooks-<version>.h.gz (make abi-baseline).
+    let released = std::fs::read_dir(crate::common::root().join("abi"))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let name = p.file_name()?.to_str()?.to_string();
+            let v: Vec<u64> = name
+                .strip_prefix("libup42webhooks-")?
+                .strip_suffix(".h.gz")?
+                .split('.')
+                .map(|x| x.parse().ok())
+                .collect::<Option<_>>()?;
+            Some((v, p))
+        })
+        .max()
+        .expect("a release's header in abi/");
+    let dir = crate::common::Scratch::new("c-abi-release");
+    let header = Command::new("gzip")
+        .arg("-dc")
+        .arg(&released.1)
+        .output()
+        .unwrap();
+    assert!(header.status.success());
+    std::fs::write(dir.join("up42webhooks.h"), header.stdout).unwrap();
+    vectors_through(&dir, "c-abi-verify-release");
+}
+
+fn vectors_through(include: &std::path::Path, name: &str) {
     let lib: PathBuf = crate::common::cdylib().parent().unwrap().to_path_buf();
-    let exe = lib.join("c-abi-verify");
+    let exe = lib.join(name);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
         .args([
@@ -23,7 +58,7 @@ fn c_program_verifies_vectors_through_the_header() {
             "-O1",
         ])
         .arg("-I")
-        .arg(crate::common::root().join("include"))
+        .arg(include)
         .arg(crate::common::root().join("tests/c/verify.c"))
         .arg("-L")
         .arg(&lib)
