@@ -67,14 +67,10 @@ function _M.add(c, d)
         if r.require_persistence and c.events:get(DURABLE) == 0 then
             return NOT_DURABLE
         end
-        local out, e = script(red, ADD_SHA, ADD, 2, r.seen_prefix .. id, r.stream, digest,
-                              c.dedup_ttl, maxlen, "json", line, "event", event, "status", status,
-                              "live", live, "sender", d.sender or "up42", "id", id,
-                              "time", d.now, "envelope", d.envelope)
-        if not out then
-            return nil, "Redis: " .. tostring(e)
-        end
-        return out
+        return script(red, ADD_SHA, ADD, 2, r.seen_prefix .. id, r.stream, digest,
+                      c.dedup_ttl, maxlen, "json", line, "event", event, "status", status,
+                      "live", live, "sender", d.sender or "up42", "id", id,
+                      "time", d.now, "envelope", d.envelope)
     end)
     if not res then
         return nil, "unavailable", err
@@ -213,11 +209,7 @@ end
 -- removed entries it had not acknowledged; or nil, err.
 function _M.consumer(c, name)
     local res, err = with_redis(c, function(red)
-        local out, e = script(red, CONSUMERS_SHA, CONSUMERS, 2, c.redis.stream, c.redis.retained, name)
-        if not out then
-            return nil, "Redis: " .. tostring(e)
-        end
-        return out
+        return script(red, CONSUMERS_SHA, CONSUMERS, 2, c.redis.stream, c.redis.retained, name)
     end)
     if not res then
         return nil, err
@@ -265,11 +257,7 @@ end
 local function ack_with(c, upto, sha, text, args_of)
     local full = upto:find("-", 1, true) and upto or (upto .. "-" .. MAX_SEQ)
     local res, err = with_redis(c, function(red)
-        local out, e = script(red, sha, text, args_of(full))
-        if not out then
-            return nil, "Redis: " .. tostring(e)
-        end
-        return out
+        return script(red, sha, text, args_of(full))
     end)
     if not res then
         return nil, err, "store_unavailable"
@@ -328,12 +316,8 @@ function _M.trim(c, now)
     end
     local maxlen = ret.max_events and tostring(ret.max_events) or ""
     local res, err, why = with_redis(c, function(red)
-        local out, e = script(red, TRIM_SHA, TRIM, 3, c.redis.stream, c.redis.retained, c.redis.acked,
-                              minid(ret.max_age), maxlen, minid(ret.acked_max_age), unpack(c.consumers or {}))
-        if not out then
-            return nil, "Redis: " .. tostring(e)
-        end
-        return out
+        return script(red, TRIM_SHA, TRIM, 3, c.redis.stream, c.redis.retained, c.redis.acked,
+                      minid(ret.max_age), maxlen, minid(ret.acked_max_age), unpack(c.consumers or {}))
     end)
     if not res then
         return nil, err, why

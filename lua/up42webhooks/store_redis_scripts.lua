@@ -33,13 +33,17 @@ end
 
 local ADD_SHA = hex(ngx.sha1_bin(ADD))
 
--- Runs a script by its digest, loading it when Redis has not seen it (NOSCRIPT).
+-- Runs a script by its digest, loading it when Redis has not seen it (NOSCRIPT): its answer, or
+-- nil and "Redis: <why>".
 local function script(red, sha, text, ...)
     local out, err = red:evalsha(sha, ...)
     if not out and err and err:find("NOSCRIPT", 1, true) then
         out, err = red:eval(text, ...)
     end
-    return out, err
+    if not out then
+        return nil, "Redis: " .. tostring(err)
+    end
+    return out
 end
 
 local GROUPS = [==[
