@@ -59,20 +59,14 @@ impl IdSource {
     }
 }
 
-impl TryFrom<u32> for IdSource {
-    type Error = Code;
-    fn try_from(n: u32) -> Result<Self, Code> {
-        Ok(match n {
-            0 => IdSource::MessageId,
-            1 => IdSource::WebhookId,
-            2 => IdSource::GithubDelivery,
-            3 => IdSource::EventId,
-            4 => IdSource::Nonce,
-            5 => IdSource::BodySha256,
-            _ => return Err(Code::InvalidArgument),
-        })
-    }
-}
+u32_enum!(IdSource {
+    MessageId,
+    WebhookId,
+    GithubDelivery,
+    EventId,
+    Nonce,
+    BodySha256
+});
 
 /// What a verified delivery gives the store (the C ABI copies it into `up42wh_delivery`).
 #[derive(Clone)]

@@ -54,18 +54,12 @@ pub enum Kind {
     Position = 4,
 }
 
-impl TryFrom<u32> for Kind {
-    type Error = Code;
-    fn try_from(n: u32) -> Result<Kind, Code> {
-        match n {
-            1 => Ok(Kind::Event),
-            2 => Ok(Kind::Drop),
-            3 => Ok(Kind::Cancel),
-            4 => Ok(Kind::Position),
-            _ => Err(Code::InvalidArgument),
-        }
-    }
-}
+u32_enum!(Kind {
+    Event,
+    Drop,
+    Cancel,
+    Position
+});
 
 /// One record. For a drop, `reason` says why (1 acknowledged, 2 retention); drops and cancels have
 /// empty slices, a position only its consumer's name as `id`.

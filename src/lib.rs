@@ -14,6 +14,26 @@
 //! reader), `delivery` (what the store keeps of a delivery), `record` (the store's records),
 //! `journal`. Only what the C ABI, the CLI and the tests use is public.
 
+/// `TryFrom<u32>` for a `#[repr(u32)]` enum of the ABI or a file format, from its variants' own
+/// values (no table of numbers written again beside the enum): an unknown value is
+/// `Code::InvalidArgument`. A macro rather than the enum's own definition, so that cbindgen still
+/// reads the enum as written.
+macro_rules! u32_enum {
+    ($t:ident { $($v:ident),+ $(,)? }) => {
+        impl TryFrom<u32> for $t {
+            type Error = $crate::code::Code;
+            fn try_from(n: u32) -> Result<Self, Self::Error> {
+                $(
+                    if n == $t::$v as u32 {
+                        return Ok($t::$v);
+                    }
+                )+
+                Err($crate::code::Code::InvalidArgument)
+            }
+        }
+    };
+}
+
 mod buf;
 mod code;
 pub mod delivery;

@@ -180,9 +180,17 @@ function _M.record_line(block)
     return filled(tonumber(up42wh_record_line(block, #block, out)))
 end
 
--- Key kinds and schemes of the C ABI, by the names configure{} uses.
-local KEY_KIND = { hmac = 1, ed25519_pem = 2, standard_webhooks = 3 }
-_M.SCHEME = { rfc9421 = 1, standard_webhooks = 2, github = 3, stripe = 4, up42 = 5 }
+-- Key kinds and schemes of the C ABI (its constants, as the header declares them), by the names
+-- configure{} uses: UP42WH_KEY_KIND_<NAME> and UP42WH_SCHEME_<NAME>.
+local function constants(prefix, names)
+    local t = {}
+    for _, name in ipairs(names) do
+        t[name] = tonumber(C[prefix .. name:upper()])
+    end
+    return t
+end
+local KEY_KIND = constants("UP42WH_KEY_KIND_", { "hmac", "ed25519_pem", "standard_webhooks" })
+_M.SCHEME = constants("UP42WH_SCHEME_", { "rfc9421", "standard_webhooks", "github", "stripe", "up42" })
 
 -- A key ring from a list of { kind = "hmac"|"ed25519_pem"|"standard_webhooks", keyid = ..., material
 -- = ... } (keyid may be nil for an Ed25519 PEM key: UbiOps' sha512 id is derived). Returns the ring

@@ -39,20 +39,13 @@ pub enum up42wh_scheme {
     Up42 = 5,
 }
 
-impl TryFrom<u32> for up42wh_scheme {
-    type Error = Code;
-
-    fn try_from(n: u32) -> Result<Self, Code> {
-        Ok(match n {
-            1 => up42wh_scheme::Rfc9421,
-            2 => up42wh_scheme::StandardWebhooks,
-            3 => up42wh_scheme::Github,
-            4 => up42wh_scheme::Stripe,
-            5 => up42wh_scheme::Up42,
-            _ => return Err(Code::InvalidArgument),
-        })
-    }
-}
+u32_enum!(up42wh_scheme {
+    Rfc9421,
+    StandardWebhooks,
+    Github,
+    Stripe,
+    Up42
+});
 
 /// A request as nginx knows it.
 #[repr(C)]
@@ -236,18 +229,11 @@ pub enum up42wh_key_kind {
     StandardWebhooks = 3,
 }
 
-impl TryFrom<u32> for up42wh_key_kind {
-    type Error = Code;
-
-    fn try_from(n: u32) -> Result<Self, Code> {
-        Ok(match n {
-            1 => up42wh_key_kind::Hmac,
-            2 => up42wh_key_kind::Ed25519Pem,
-            3 => up42wh_key_kind::StandardWebhooks,
-            _ => return Err(Code::InvalidArgument),
-        })
-    }
-}
+u32_enum!(up42wh_key_kind {
+    Hmac,
+    Ed25519Pem,
+    StandardWebhooks
+});
 
 /// Adds a key with id `keyid` (printable ASCII, unique in the ring; may be empty only for
 /// `ED25519_PEM`). Writes its index to `*out_index` when that is not NULL.

@@ -17,18 +17,11 @@ pub enum up42wh_digest {
     Sha512 = 2,
 }
 
-impl TryFrom<u32> for up42wh_digest {
-    type Error = Code;
-
-    fn try_from(n: u32) -> Result<Self, Code> {
-        Ok(match n {
-            0 => up42wh_digest::Sha256Up42,
-            1 => up42wh_digest::Sha256,
-            2 => up42wh_digest::Sha512,
-            _ => return Err(Code::InvalidArgument),
-        })
-    }
-}
+u32_enum!(up42wh_digest {
+    Sha256Up42,
+    Sha256,
+    Sha512
+});
 
 impl From<up42wh_digest> for DigestAlg {
     fn from(d: up42wh_digest) -> Self {
