@@ -5,6 +5,7 @@
 //! Exit codes: 0 done, 1 a failure while running (the line says what), 2 bad usage or
 //! configuration; `up42wh up42` adds 3 to 7 (src/up42/mod.rs).
 
+mod clock;
 mod durable;
 mod duration;
 mod error;

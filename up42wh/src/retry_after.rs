@@ -1,7 +1,7 @@
 //! `Retry-After` (RFC 9110 10.2.3), read once for every caller: the forwarder's HTTP sinks,
 //! UP42's sign-in and API, and the storage host a download meets.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Seconds, or an HTTP date (how long until then; a date past is no wait). None when neither.
 pub fn retry_after(v: &str) -> Option<Duration> {
@@ -10,9 +10,7 @@ pub fn retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(s));
     }
     let t = http_date(v)?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+    let now = crate::clock::now_secs();
     Some(Duration::from_secs(t.saturating_sub(now).max(0) as u64))
 }
 

@@ -129,7 +129,7 @@ impl Store {
         let m = Settled {
             settled: id.to_string(),
             outcome: outcome.to_string(),
-            time: up42webhooks::format_rfc3339((super::log::now_ms() / 1000) as i64),
+            time: up42webhooks::format_rfc3339((crate::clock::now_ms() / 1000) as i64),
         };
         serde_json::to_writer(&mut text, &m).map_err(std::io::Error::other)?;
         text.push(b'\n');

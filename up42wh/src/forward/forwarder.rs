@@ -14,11 +14,12 @@ use super::circuit::{Circuit, Jitter};
 use super::config::{Config, Route};
 use super::dead_letter::{DeadLetter, Store};
 use super::event::{Event, Key};
-use super::log::{log, now_ms};
+use super::log::log;
 use super::metrics::{RouteStatus, Shared};
 use super::sinks::Outcome;
 use super::source::Page;
 use super::state::{Done, Entry, State};
+use crate::clock::now_ms;
 
 pub struct RouteRt {
     pub conf: Arc<Route>,

@@ -16,10 +16,3 @@ pub fn log(level: &str, msg: impl std::fmt::Display) {
     );
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
-
-/// The time in unix milliseconds.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

@@ -8,9 +8,10 @@ use std::path::Path;
 
 use super::config::{Config, Route};
 use super::dead_letter::Store;
-use super::log::{log, now_ms};
+use super::log::log;
 use super::sinks::{http, Outcome};
 use super::Error;
+use crate::clock::now_ms;
 
 pub async fn replay(conf: Config, file: &Path, route: Option<&str>) -> Result<(), Error> {
     http::client()?;

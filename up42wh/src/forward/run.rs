@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::config::Config;
 use super::event::Key;
 use super::forwarder::{Forwarder, RouteRt, Start};
-use super::log::{log, now_ms};
+use super::log::log;
 use super::metrics::{self, Shared, Status};
 use super::reader::{Acked, Reader};
 use super::redis_source::RedisReader;
@@ -20,6 +20,7 @@ use super::sinks::http;
 use super::source::{Page, Source};
 use super::state::{Done, State};
 use super::Error;
+use crate::clock::now_ms;
 
 /// Pauses that double from 0.5 s up to a bound.
 struct Backoff {

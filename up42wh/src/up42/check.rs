@@ -306,9 +306,12 @@ pub async fn watch(
 ) -> Result<(), Error> {
     loop {
         let line = run(api, t).await?;
-        println!("{} {line}", up42webhooks::format_rfc3339(now()));
+        println!(
+            "{} {line}",
+            up42webhooks::format_rfc3339(crate::clock::now_secs())
+        );
         if let Some(o) = reconcile {
-            let stamp = || up42webhooks::format_rfc3339(now());
+            let stamp = || up42webhooks::format_rfc3339(crate::clock::now_secs());
             let s = super::reconcile::run(api, o, |l| println!("{} {l}", stamp())).await?;
             println!("{} {}", stamp(), s.line());
         }
@@ -317,11 +320,4 @@ pub async fn watch(
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -3,7 +3,7 @@
 //! the Slack sink shares: one client that never follows a redirect, and what an answer means.
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::Digest;
@@ -68,7 +68,7 @@ impl Sink for HttpSink {
     fn deliver<'a>(&'a self, call: &'a Call<'a>, e: &'a Event) -> Attempt<'a> {
         Box::pin(async move {
             let id = webhook_id(e);
-            let ts = now_secs();
+            let ts = crate::clock::now_secs();
             let body = e.body().to_string();
             let signature = match up42webhooks::sign_standard_webhooks(
                 self.secret.as_bytes(),
@@ -105,12 +105,6 @@ impl Sink for HttpSink {
             post(call, &self.url, headers, body).await
         })
     }
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The one HTTP client of the sinks: pooled connections, and no redirect ever followed (reqwest

@@ -298,10 +298,7 @@ pub async fn run(
     done.sort_by_key(|(i, _)| *i);
     let mut entries = Vec::new();
     let (mut bytes, mut received) = (0, 0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::clock::now_secs();
     for (i, d) in &done {
         let a = &assets[*i];
         let size = d.len;

@@ -11,11 +11,11 @@ mod lists;
 mod receiver;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
 use super::api::Api;
+use crate::clock::now_secs;
 use crate::error::Error;
 
 /// The receiver could not be read from or written to (its admin listener).
@@ -82,12 +82,6 @@ pub struct Summary {
     pub jobs: usize,
     pub stored: usize,
     pub already: usize,
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn state_error(path: &Path, e: std::io::Error) -> Error {

@@ -123,7 +123,7 @@ impl Receiver {
     /// (its store busy or down for a moment).
     pub async fn store(&self, f: &Found) -> Result<Stored, Error> {
         let body = f
-            .event(&up42webhooks::format_rfc3339(super::now_secs()))
+            .event(&up42webhooks::format_rfc3339(crate::clock::now_secs()))
             .to_string();
         let mut wait = Duration::from_secs(1);
         for attempt in 1..=5 {
