@@ -214,19 +214,16 @@ fn up42_main(
             every,
             reconcile_state,
             test,
-        } => {
-            let receiver = test.receiver.trim_end_matches('/').to_string();
-            up42::Action::Watch {
-                test: test_of(test),
-                every,
-                reconcile: reconcile_state.map(|state| up42::reconcile::Options {
-                    receiver,
-                    admin_token: admin_token(),
-                    since: None,
-                    state,
-                }),
-            }
-        }
+        } => up42::Action::Watch {
+            reconcile: reconcile_state.map(|state| up42::reconcile::Options {
+                receiver: test.receiver.clone(),
+                admin_token: admin_token(),
+                since: None,
+                state,
+            }),
+            test: test_of(test),
+            every,
+        },
         Up42Action::Download {
             order,
             to,
@@ -250,7 +247,7 @@ fn up42_main(
             every,
         } => up42::Action::Reconcile(
             up42::reconcile::Options {
-                receiver: receiver.trim_end_matches('/').to_string(),
+                receiver,
                 admin_token: admin_token(),
                 since,
                 state: state.unwrap_or_else(up42::reconcile::default_state),

@@ -90,7 +90,8 @@ pub async fn jobs(api: &mut Api, workspace: &str, from: i64) -> Result<Vec<Found
             if time_of(&j["created"]).is_some_and(|t| t < from - JOB_SPAN) {
                 older = true;
             }
-            if time_of(&j["updated"]).is_some_and(|t| t < from) {
+            let updated = time_of(&j["updated"]);
+            if updated.is_some_and(|t| t < from) {
                 continue;
             }
             let (Some(id), Some(status)) = (j["jobID"].as_str(), j["status"].as_str()) else {
@@ -103,7 +104,7 @@ pub async fn jobs(api: &mut Api, workspace: &str, from: i64) -> Result<Vec<Found
                 kind: Kind::Job,
                 id: id.to_string(),
                 status: status.to_ascii_uppercase(),
-                updated: time_of(&j["updated"]),
+                updated,
                 detail: j.clone(),
             });
         }

@@ -136,37 +136,12 @@ pub async fn run(api: &mut Api, o: &Options, say: impl Fn(String)) -> Result<Sum
     let workspace = api.workspace().await?;
     let r = receiver::Receiver::new(&o.receiver, o.admin_token.clone())?;
     let held = r.held().await?;
-    let (mut stored, mut already) = (0, 0);
+    let mut counts = Counts::default();
     // Orders, then jobs, each stored as soon as its list is read.
-    let mut changed = [Vec::new(), Vec::new()];
-    for (i, kind) in [Kind::Order, Kind::Job].into_iter().enumerate() {
-        let found = match kind {
-            Kind::Order => lists::orders(api, &workspace, from).await?,
-            Kind::Job => lists::jobs(api, &workspace, from).await?,
-        };
-        for f in &found {
-            if held.contains(&(f.kind, f.id.clone(), f.status.to_ascii_uppercase())) {
-                continue;
-            }
-            match r.store(f).await? {
-                receiver::Stored::Key(key) => {
-                    stored += 1;
-                    say(format!(
-                        "learnt: {} {} is {}{}, which the receiver never received: stored as key {key}",
-                        f.kind.noun(),
-                        f.id,
-                        f.status,
-                        f.updated
-                            .map(|t| format!(" (since {})", up42webhooks::format_rfc3339(t)))
-                            .unwrap_or_default()
-                    ));
-                }
-                receiver::Stored::Already => already += 1,
-            }
-        }
-        changed[i] = found;
-    }
-    let [orders, jobs] = changed;
+    let orders = lists::orders(api, &workspace, from).await?;
+    store_missing(&r, &held, &orders, &say, &mut counts).await?;
+    let jobs = lists::jobs(api, &workspace, from).await?;
+    store_missing(&r, &held, &jobs, &say, &mut counts).await?;
     // Forward only, and only now that everything found is stored.
     let newest = orders.iter().chain(&jobs).filter_map(|f| f.updated).max();
     let next = [mark, newest, Some(started - OVERLAP)]
@@ -179,9 +154,46 @@ pub async fn run(api: &mut Api, o: &Options, say: impl Fn(String)) -> Result<Sum
         from,
         orders: orders.len(),
         jobs: jobs.len(),
-        stored,
-        already,
+        stored: counts.stored,
+        already: counts.already,
     })
+}
+
+#[derive(Default)]
+struct Counts {
+    stored: usize,
+    already: usize,
+}
+
+/// Stores each of `found` the receiver does not hold, a line for each.
+async fn store_missing(
+    r: &receiver::Receiver,
+    held: &std::collections::HashSet<(Kind, String, String)>,
+    found: &[Found],
+    say: &impl Fn(String),
+    counts: &mut Counts,
+) -> Result<(), Error> {
+    for f in found {
+        if held.contains(&(f.kind, f.id.clone(), f.status.to_ascii_uppercase())) {
+            continue;
+        }
+        match r.store(f).await? {
+            receiver::Stored::Key(key) => {
+                counts.stored += 1;
+                say(format!(
+                    "learnt: {} {} is {}{}, which the receiver never received: stored as key {key}",
+                    f.kind.noun(),
+                    f.id,
+                    f.status,
+                    f.updated
+                        .map(|t| format!(" (since {})", up42webhooks::format_rfc3339(t)))
+                        .unwrap_or_default()
+                ));
+            }
+            receiver::Stored::Already => counts.already += 1,
+        }
+    }
+    Ok(())
 }
 
 /// A reconciliation now and every `every` until SIGTERM or Ctrl-C, each line with its time. A run
