@@ -13,7 +13,7 @@ local tonumber, concat = tonumber, table.concat
 local _M = {}
 
 -- The request body, whether nginx kept it in memory or spooled it to a file.
-function _M.read_body()
+local function read_body()
     req.read_body()
     local body = req.get_body_data()
     if body then
@@ -39,7 +39,7 @@ function _M.body_within(max)
     if length and length > max then
         return reject(413, "body_too_large", "the body is larger than allowed")
     end
-    local body, err = _M.read_body()
+    local body, err = read_body()
     if not body then
         ngx.log(ngx.ERR, "up42webhooks: cannot read the spooled body: ", err)
         return respond(503, { code = 503, msg = "cannot read the body" })
@@ -69,7 +69,7 @@ end
 -- limit 413, every failure to authenticate 401.
 local STATUS_OF = { body_too_large = 413, not_json_object = 400, duplicate_field = 400, invalid_field = 400 }
 
-function _M.refuse(reason, msg)
+local function refuse(reason, msg)
     return reject(STATUS_OF[reason] or 401, reason, msg)
 end
 
@@ -89,7 +89,7 @@ local function verify(c, sender, body, now)
     local d, reason, msg = native.receive_message(sender.ring, message, now, sender.opts, sender.id_prefix)
     message.body, message.raw_headers = nil, nil
     if not d then
-        return _M.refuse(reason, msg)
+        return refuse(reason, msg)
     end
     if sender.profile == "ubiops" then
         -- Date is covered; a replayed request keeps its old Date.
