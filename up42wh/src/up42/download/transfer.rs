@@ -265,22 +265,19 @@ async fn one_try(
     });
     let writer = tokio::task::spawn_blocking(move || {
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let mut failed = None;
         let mut flushed = Writeback::new(offset);
         while let Some(bytes) = rx.blocking_recv() {
-            if failed.is_none() {
-                match out.write_all(&bytes) {
-                    Ok(()) => {
-                        hashed.update_crc(&bytes);
-                        failed = flushed.wrote(&mut out, hashed.len).err();
-                    }
-                    Err(e) => failed = Some(e),
-                }
+            let wrote = out.write_all(&bytes).and_then(|()| {
+                hashed.update_crc(&bytes);
+                flushed.wrote(&mut out, hashed.len)
+            });
+            if let Err(e) = wrote {
+                // Gone with `rx`: the network side stops at its next chunk rather than fetching
+                // the rest of the asset for a full disk.
+                return (hashed, Some(e));
             }
         }
-        if failed.is_none() {
-            failed = out.flush().err();
-        }
+        let failed = out.flush().err();
         (hashed, failed)
     });
     let mut got = offset;
