@@ -189,6 +189,11 @@ enum up42wh_result
    A member the receiver reads is too long, or of a type it cannot use.
    */
   UP42WH_RESULT_INVALID_FIELD = 37,
+  /*
+   A struct passed by pointer says a size (its `size` field) this library does not know: a
+   caller built against another version's header.
+   */
+  UP42WH_RESULT_STRUCT_SIZE = 38,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -473,6 +478,13 @@ typedef uint32_t up42wh_id_source;
 #endif // __cplusplus
 
 /*
+ An opaque handle holding one delivery between `up42wh_deliver` and `up42wh_deliver_commit`
+ (or `up42wh_deliver_cancel`): its fields, envelope, record and claim. One per thread; free it
+ with `up42wh_deliverer_free`.
+ */
+typedef struct up42wh_deliverer up42wh_deliverer;
+
+/*
  An opaque replay index. Every call only reads the handle: share it between threads, and
  between processes that inherit it (open it before forking).
  */
@@ -502,6 +514,228 @@ typedef struct up42wh_key up42wh_key;
  verifications only read it and may run from many threads at once.
  */
 typedef struct up42wh_keyring up42wh_keyring;
+
+/*
+ A byte string.
+ */
+typedef struct {
+  const uint8_t *ptr;
+  size_t len;
+} up42wh_slice;
+
+/*
+ A request as nginx knows it.
+ */
+typedef struct {
+  /*
+   The method as sent, e.g. `POST`.
+   */
+  up42wh_slice method;
+  /*
+   `http` or `https`.
+   */
+  up42wh_slice scheme;
+  /*
+   The `Host` the request was for, with its port if one was given.
+   */
+  up42wh_slice authority;
+  /*
+   The request target as sent: path and query.
+   */
+  up42wh_slice target;
+  /*
+   The header block, as nginx's `raw_header()` returns it (a leading request line is skipped).
+   */
+  up42wh_slice raw_headers;
+  up42wh_slice body;
+} up42wh_request;
+
+/*
+ What a verification accepts. Fill it with `up42wh_message_options_init`.
+ */
+typedef struct {
+  /*
+   One of `up42wh_scheme`.
+   */
+  uint32_t scheme;
+  /*
+   RFC 9421: the signature label to verify; empty for the first signature. UP42: the label,
+   empty for `up42-sig`.
+   */
+  up42wh_slice label;
+  /*
+   RFC 9421: components that must be covered, as an RFC 8941 list of component identifiers
+   (`"@method", "content-digest"`); empty for none.
+   */
+  up42wh_slice required;
+  /*
+   Oldest accepted signature time, in seconds before `now` (default 300).
+   */
+  int64_t max_age;
+  /*
+   Furthest accepted signature time after `now` (default 30).
+   */
+  int64_t max_future;
+  /*
+   Largest accepted body (default 1 MiB).
+   */
+  size_t max_body;
+  /*
+   RFC 9421: refuse a signature without `created` (default true).
+   */
+  bool require_created;
+  /*
+   RFC 9421: refuse a signature that does not cover `content-digest` (default true).
+   */
+  bool require_digest;
+  /*
+   UP42: the oldest accepted body `timestamp`, in seconds before `now` (default 300, as
+   `max_age`). The body is what UP42's signature covers: a receiver that takes a sender's
+   late retries sets its replay horizon here.
+   */
+  int64_t timestamp_max_age;
+  /*
+   UP42: refuse a delivery whose `created` or `expires` is outside the window of `max_age`
+   and `max_future` (default true). UP42's HMAC does not cover them; with this off they refuse
+   nothing and `unsigned_times` reports them.
+   */
+  bool refuse_unsigned_times;
+} up42wh_message_options;
+
+/*
+ What `up42wh_deliver` stores a delivery with. Set `size` to `sizeof(up42wh_deliver_args)`.
+ */
+typedef struct {
+  /*
+   `sizeof(up42wh_deliver_args)` as the caller's header declares it.
+   */
+  size_t size;
+  /*
+   The sender's name and how it was verified, as the envelope says them (at most 64 bytes
+   each).
+   */
+  up42wh_slice sender;
+  up42wh_slice verified_by;
+  /*
+   What the dedup id starts with (as `up42wh_receive_message`'s `id_prefix`).
+   */
+  up42wh_slice id_prefix;
+  /*
+   The replay index that claims the id; NULL when the caller deduplicates elsewhere (then no
+   claim is taken and no record written).
+   */
+  const up42wh_index *index;
+  /*
+   Seconds a claim stays the caller's before a retry may take it over.
+   */
+  int64_t pending_ttl;
+} up42wh_deliver_args;
+
+/*
+ What a verified delivery gives the store, filled by `up42wh_receive_message`.
+ */
+typedef struct {
+  /*
+   The configured secret or key that verified (0 is the first).
+   */
+  uint32_t key_index;
+  /*
+   1 for `true`, 0 for `false`, -1 when the body has no boolean live mode (UP42's `liveMode`,
+   Stripe's `livemode`).
+   */
+  int32_t live;
+  /*
+   The signed time in unix seconds: for UP42 the body's `timestamp`, for the others the
+   signature's (0 when it has none: GitHub).
+   */
+  int64_t time;
+  /*
+   SHA-256 of the body.
+   */
+  uint8_t body_sha256[32];
+  /*
+   The body has tabs or line breaks between its tokens (the dump writes an event a line, so a
+   caller replaces them with spaces; JSON has them nowhere else).
+   */
+  bool line_breaks;
+  size_t id_len;
+  size_t event_len;
+  size_t status_len;
+  /*
+   The id the delivery is deduplicated on: the caller's prefix, then `m:` and UP42's
+   `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
+   the delivery has no id.
+   */
+  uint8_t id[320];
+  /*
+   Where the sender's own id starts in `id` (after the prefix and the kind); for a delivery
+   without one, where the body digest's hex starts.
+   */
+  size_t id_at;
+  /*
+   Where that id came from: an `up42wh_id_source`.
+   */
+  uint32_t id_source;
+  /*
+   The event type (tabs and line breaks written as spaces); empty when there is none.
+   */
+  uint8_t event[128];
+  /*
+   The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
+   */
+  uint8_t status[128];
+  /*
+   As `up42wh_message_verified.unsigned_times`.
+   */
+  uint32_t unsigned_times;
+} up42wh_delivery;
+
+/*
+ What `up42wh_deliver` found. The pointers point into the handle and stay valid until the next
+ call on it. Set `size` to `sizeof(up42wh_delivered)` before the call.
+ */
+typedef struct {
+  /*
+   `sizeof(up42wh_delivered)` as the caller's header declares it.
+   */
+  size_t size;
+  /*
+   One of `up42wh_claim_outcome`; 0 without an index. Only `NEW` has a record and a claim to
+   commit or cancel.
+   */
+  uint32_t claim;
+  /*
+   The delivery's fields, as `up42wh_receive_message` fills them.
+   */
+  const up42wh_delivery *delivery;
+  /*
+   Its envelope (as `up42wh_delivery_envelope` writes it).
+   */
+  up42wh_slice envelope;
+  /*
+   The store's record (as `up42wh_delivery_record` writes it) when `claim` is `NEW`.
+   */
+  up42wh_slice record;
+} up42wh_delivered;
+
+/*
+ What `up42wh_deliver_commit` did. Set `size` to `sizeof(up42wh_committed)` before the call.
+ */
+typedef struct {
+  /*
+   `sizeof(up42wh_committed)` as the caller's header declares it.
+   */
+  size_t size;
+  /*
+   The journal segment's size after the event's record (0 without a journal).
+   */
+  uint64_t segment_size;
+  /*
+   False when the claim had passed its deadline and a retry took it over: that retry may be
+   stored too.
+   */
+  bool kept;
+} up42wh_committed;
 
 /*
  A claim, as `up42wh_index_claim` fills it; give it back to `up42wh_index_commit` or
@@ -544,14 +778,6 @@ typedef struct {
    */
   uint64_t bytes;
 } up42wh_index_stats;
-
-/*
- A byte string.
- */
-typedef struct {
-  const uint8_t *ptr;
-  size_t len;
-} up42wh_slice;
 
 /*
  One journal record. The slices of a record from `up42wh_journal_reader_next` point into the
@@ -650,85 +876,6 @@ typedef struct {
 } up42wh_key_mark;
 
 /*
- What a verification accepts. Fill it with `up42wh_message_options_init`.
- */
-typedef struct {
-  /*
-   One of `up42wh_scheme`.
-   */
-  uint32_t scheme;
-  /*
-   RFC 9421: the signature label to verify; empty for the first signature. UP42: the label,
-   empty for `up42-sig`.
-   */
-  up42wh_slice label;
-  /*
-   RFC 9421: components that must be covered, as an RFC 8941 list of component identifiers
-   (`"@method", "content-digest"`); empty for none.
-   */
-  up42wh_slice required;
-  /*
-   Oldest accepted signature time, in seconds before `now` (default 300).
-   */
-  int64_t max_age;
-  /*
-   Furthest accepted signature time after `now` (default 30).
-   */
-  int64_t max_future;
-  /*
-   Largest accepted body (default 1 MiB).
-   */
-  size_t max_body;
-  /*
-   RFC 9421: refuse a signature without `created` (default true).
-   */
-  bool require_created;
-  /*
-   RFC 9421: refuse a signature that does not cover `content-digest` (default true).
-   */
-  bool require_digest;
-  /*
-   UP42: the oldest accepted body `timestamp`, in seconds before `now` (default 300, as
-   `max_age`). The body is what UP42's signature covers: a receiver that takes a sender's
-   late retries sets its replay horizon here.
-   */
-  int64_t timestamp_max_age;
-  /*
-   UP42: refuse a delivery whose `created` or `expires` is outside the window of `max_age`
-   and `max_future` (default true). UP42's HMAC does not cover them; with this off they refuse
-   nothing and `unsigned_times` reports them.
-   */
-  bool refuse_unsigned_times;
-} up42wh_message_options;
-
-/*
- A request as nginx knows it.
- */
-typedef struct {
-  /*
-   The method as sent, e.g. `POST`.
-   */
-  up42wh_slice method;
-  /*
-   `http` or `https`.
-   */
-  up42wh_slice scheme;
-  /*
-   The `Host` the request was for, with its port if one was given.
-   */
-  up42wh_slice authority;
-  /*
-   The request target as sent: path and query.
-   */
-  up42wh_slice target;
-  /*
-   The header block, as nginx's `raw_header()` returns it (a leading request line is skipped).
-   */
-  up42wh_slice raw_headers;
-  up42wh_slice body;
-} up42wh_request;
-
-/*
  What a successful verification learnt.
  */
 typedef struct {
@@ -763,65 +910,6 @@ typedef struct {
    */
   uint32_t unsigned_times;
 } up42wh_message_verified;
-
-/*
- What a verified delivery gives the store, filled by `up42wh_receive_message`.
- */
-typedef struct {
-  /*
-   The configured secret or key that verified (0 is the first).
-   */
-  uint32_t key_index;
-  /*
-   1 for `true`, 0 for `false`, -1 when the body has no boolean live mode (UP42's `liveMode`,
-   Stripe's `livemode`).
-   */
-  int32_t live;
-  /*
-   The signed time in unix seconds: for UP42 the body's `timestamp`, for the others the
-   signature's (0 when it has none: GitHub).
-   */
-  int64_t time;
-  /*
-   SHA-256 of the body.
-   */
-  uint8_t body_sha256[32];
-  /*
-   The body has tabs or line breaks between its tokens (the dump writes an event a line, so a
-   caller replaces them with spaces; JSON has them nowhere else).
-   */
-  bool line_breaks;
-  size_t id_len;
-  size_t event_len;
-  size_t status_len;
-  /*
-   The id the delivery is deduplicated on: the caller's prefix, then `m:` and UP42's
-   `messageId`, or `i:` and another sender's id, or `d:` and the hex SHA-256 of the body when
-   the delivery has no id.
-   */
-  uint8_t id[320];
-  /*
-   Where the sender's own id starts in `id` (after the prefix and the kind); for a delivery
-   without one, where the body digest's hex starts.
-   */
-  size_t id_at;
-  /*
-   Where that id came from: an `up42wh_id_source`.
-   */
-  uint32_t id_source;
-  /*
-   The event type (tabs and line breaks written as spaces); empty when there is none.
-   */
-  uint8_t event[128];
-  /*
-   The status (UP42: `body.status`; GitHub: `action`); empty when there is none.
-   */
-  uint8_t status[128];
-  /*
-   As `up42wh_message_verified.unsigned_times`.
-   */
-  uint32_t unsigned_times;
-} up42wh_delivery;
 
 /*
  A caller's buffer: `cap` writable bytes at `ptr`; a call that fills it sets `len`.
@@ -954,6 +1042,77 @@ const char *up42wh_result_name(uint32_t code);
  A short English sentence for a result code, a static NUL-terminated string.
  */
 const char *up42wh_result_message(uint32_t code);
+
+/*
+ Makes a handle for bodies of up to `max_body` bytes (larger ones are taken too, at the cost
+ of growing its buffers then). On success `*out` holds it.
+
+ # Safety
+ `out` must be writable.
+ */
+up42wh_result up42wh_deliverer_new(size_t max_body, up42wh_deliverer **out);
+
+/*
+ Releases a handle. NULL is a no-op. A claim it still holds is left to pass its deadline (the
+ index may be closed by now): call `up42wh_deliver_cancel` first to give it up at once.
+
+ # Safety
+ `h` must be NULL or from `up42wh_deliverer_new`, not freed before and no longer in use.
+ */
+void up42wh_deliverer_free(up42wh_deliverer *h);
+
+/*
+ Verifies and reads one delivery as `up42wh_receive_message` does (same refusals), writes its
+ envelope, and with `args->index` claims its id there: a `NEW` claim is the caller's until
+ `up42wh_deliver_commit` or `up42wh_deliver_cancel`, and the store's record is written for it.
+ A claim left from a previous call is given up first. `STRUCT_SIZE` when `args->size` or
+ `out->size` is not this header's. Does not allocate (but for a body larger than the handle was
+ made for).
+
+ # Safety
+ `h` from `up42wh_deliverer_new`; `ring`, `req`, `opts`, `args` valid with every slice valid for
+ its length; `args->index` NULL or open until the claim is committed or cancelled; `out`
+ writable.
+ */
+up42wh_result up42wh_deliver(up42wh_deliverer *h,
+                             const up42wh_keyring *ring,
+                             const up42wh_request *req,
+                             int64_t now,
+                             const up42wh_message_options *opts,
+                             const up42wh_deliver_args *args,
+                             up42wh_delivered *out);
+
+/*
+ Stores the delivery `h` holds under `key`: with `journal` (NULL: none) appends its event
+ record (one `write(2)`), synced (`fdatasync`) when `sync`, then marks its id stored in the
+ index it was claimed in. `body` must be the body given to `up42wh_deliver`. On
+ `JOURNAL_IO` (`up42wh_journal_errno` says why) the claim is still held, for the caller to
+ cancel; with `sync` the record may be in the file all the same (written, then the sync
+ failed). `INVALID_ARGUMENT` when `h` holds no claim. Does not allocate (but for a body with
+ line breaks larger than the handle was made for).
+
+ # Safety
+ `h` from `up42wh_deliverer_new`; `journal` NULL or from `up42wh_journal_open`; `body` valid
+ for `body_len` bytes; `out` writable.
+ */
+up42wh_result up42wh_deliver_commit(up42wh_deliverer *h,
+                                    uint64_t key,
+                                    const up42wh_journal *journal,
+                                    bool sync,
+                                    const uint8_t *body,
+                                    size_t body_len,
+                                    int64_t now,
+                                    up42wh_committed *out);
+
+/*
+ Gives up the claim `h` holds (its delivery was not stored): a retry may claim the id again.
+ After `up42wh_deliver_commit`, takes the stored id back (the caller could not keep the event
+ after all). Nothing to give up is not an error.
+
+ # Safety
+ `h` from `up42wh_deliverer_new`, the index of its claim still open.
+ */
+up42wh_result up42wh_deliver_cancel(up42wh_deliverer *h);
 
 /*
  Opens the index file at `path` for `capacity` ids (1 to 2^32) over a horizon of `horizon`

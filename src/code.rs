@@ -87,11 +87,14 @@ pub enum Code {
     DuplicateField = 36,
     /// A member the receiver reads is too long, or of a type it cannot use.
     InvalidField = 37,
+    /// A struct passed by pointer says a size (its `size` field) this library does not know: a
+    /// caller built against another version's header.
+    StructSize = 38,
 }
 
 impl Code {
     /// Every code, in numeric order.
-    pub const ALL: [Code; 38] = [
+    pub const ALL: [Code; 39] = [
         Code::Ok,
         Code::NullArgument,
         Code::Panic,
@@ -130,6 +133,7 @@ impl Code {
         Code::NotJsonObject,
         Code::DuplicateField,
         Code::InvalidField,
+        Code::StructSize,
     ];
 
     pub(crate) fn from_u32(n: u32) -> Option<Code> {
@@ -249,6 +253,10 @@ impl Code {
             Code::InvalidField => (
                 c"invalid_field",
                 c"a member the receiver reads is too long or of the wrong type",
+            ),
+            Code::StructSize => (
+                c"struct_size",
+                c"a struct's size is not one this library knows (built against another header)",
             ),
         }
     }

@@ -699,6 +699,14 @@ impl Index {
         }
     }
 
+    /// Takes back a claim committed at `stored_at`: its event could not be kept after all, and a
+    /// retry may claim the id again. Nothing when the slot has changed since.
+    pub(crate) fn uncommit(&self, slot: &Slot, stored_at: u64) {
+        if let Some(ctl) = self.claimed(slot) {
+            let _ = ctl_cas(ctl, STORED | WRITTEN | (stored_at & TIME), DEAD | WRITTEN);
+        }
+    }
+
     /// Remembers an id stored at `time`, as a rebuild from the journal does: whether it was
     /// added, known already, past the horizon, or refused because its window is full (the
     /// capacity was lowered since the id was stored).

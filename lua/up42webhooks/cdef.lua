@@ -41,6 +41,7 @@ enum up42wh_result
   UP42WH_RESULT_NOT_JSON_OBJECT = 35,
   UP42WH_RESULT_DUPLICATE_FIELD = 36,
   UP42WH_RESULT_INVALID_FIELD = 37,
+  UP42WH_RESULT_STRUCT_SIZE = 38,
 };
 typedef uint32_t up42wh_result;
 enum up42wh_digest
@@ -108,11 +109,72 @@ enum up42wh_id_source
   UP42WH_ID_SOURCE_BODY_SHA256 = 5,
 };
 typedef uint32_t up42wh_id_source;
+typedef struct up42wh_deliverer up42wh_deliverer;
 typedef struct up42wh_index up42wh_index;
 typedef struct up42wh_journal up42wh_journal;
 typedef struct up42wh_journal_reader up42wh_journal_reader;
 typedef struct up42wh_key up42wh_key;
 typedef struct up42wh_keyring up42wh_keyring;
+typedef struct {
+  const uint8_t *ptr;
+  size_t len;
+} up42wh_slice;
+typedef struct {
+  up42wh_slice method;
+  up42wh_slice scheme;
+  up42wh_slice authority;
+  up42wh_slice target;
+  up42wh_slice raw_headers;
+  up42wh_slice body;
+} up42wh_request;
+typedef struct {
+  uint32_t scheme;
+  up42wh_slice label;
+  up42wh_slice required;
+  int64_t max_age;
+  int64_t max_future;
+  size_t max_body;
+  bool require_created;
+  bool require_digest;
+  int64_t timestamp_max_age;
+  bool refuse_unsigned_times;
+} up42wh_message_options;
+typedef struct {
+  size_t size;
+  up42wh_slice sender;
+  up42wh_slice verified_by;
+  up42wh_slice id_prefix;
+  const up42wh_index *index;
+  int64_t pending_ttl;
+} up42wh_deliver_args;
+typedef struct {
+  uint32_t key_index;
+  int32_t live;
+  int64_t time;
+  uint8_t body_sha256[32];
+  bool line_breaks;
+  size_t id_len;
+  size_t event_len;
+  size_t status_len;
+  uint8_t id[320];
+  size_t id_at;
+  uint32_t id_source;
+  uint8_t event[128];
+  uint8_t status[128];
+  uint32_t unsigned_times;
+} up42wh_delivery;
+typedef struct {
+  size_t size;
+  uint32_t claim;
+  const up42wh_delivery *delivery;
+  up42wh_slice envelope;
+  up42wh_slice record;
+} up42wh_delivered;
+typedef struct {
+  size_t size;
+  uint64_t segment_size;
+  bool kept;
+} up42wh_committed;
 typedef struct {
   uint32_t outcome;
   uint32_t table;
@@ -127,10 +189,6 @@ typedef struct {
   uint64_t window_secs;
   uint64_t bytes;
 } up42wh_index_stats;
-typedef struct {
-  const uint8_t *ptr;
-  size_t len;
-} up42wh_slice;
 typedef struct {
   uint32_t kind;
   uint32_t reason;
@@ -159,26 +217,6 @@ typedef struct {
   uint32_t present;
 } up42wh_key_mark;
 typedef struct {
-  uint32_t scheme;
-  up42wh_slice label;
-  up42wh_slice required;
-  int64_t max_age;
-  int64_t max_future;
-  size_t max_body;
-  bool require_created;
-  bool require_digest;
-  int64_t timestamp_max_age;
-  bool refuse_unsigned_times;
-} up42wh_message_options;
-typedef struct {
-  up42wh_slice method;
-  up42wh_slice scheme;
-  up42wh_slice authority;
-  up42wh_slice target;
-  up42wh_slice raw_headers;
-  up42wh_slice body;
-} up42wh_request;
-typedef struct {
   int64_t time;
   bool has_time;
   int64_t expires;
@@ -190,22 +228,6 @@ typedef struct {
   size_t nonce_len;
   uint32_t unsigned_times;
 } up42wh_message_verified;
-typedef struct {
-  uint32_t key_index;
-  int32_t live;
-  int64_t time;
-  uint8_t body_sha256[32];
-  bool line_breaks;
-  size_t id_len;
-  size_t event_len;
-  size_t status_len;
-  uint8_t id[320];
-  size_t id_at;
-  uint32_t id_source;
-  uint8_t event[128];
-  uint8_t status[128];
-  uint32_t unsigned_times;
-} up42wh_delivery;
 typedef struct {
   uint8_t *ptr;
   size_t cap;
@@ -250,6 +272,24 @@ typedef struct {
 const char *up42wh_version(void);
 const char *up42wh_result_name(uint32_t code);
 const char *up42wh_result_message(uint32_t code);
+up42wh_result up42wh_deliverer_new(size_t max_body, up42wh_deliverer **out);
+void up42wh_deliverer_free(up42wh_deliverer *h);
+up42wh_result up42wh_deliver(up42wh_deliverer *h,
+                             const up42wh_keyring *ring,
+                             const up42wh_request *req,
+                             int64_t now,
+                             const up42wh_message_options *opts,
+                             const up42wh_deliver_args *args,
+                             up42wh_delivered *out);
+up42wh_result up42wh_deliver_commit(up42wh_deliverer *h,
+                                    uint64_t key,
+                                    const up42wh_journal *journal,
+                                    bool sync,
+                                    const uint8_t *body,
+                                    size_t body_len,
+                                    int64_t now,
+                                    up42wh_committed *out);
+up42wh_result up42wh_deliver_cancel(up42wh_deliverer *h);
 up42wh_result up42wh_index_open(const uint8_t *path,
                                 size_t path_len,
                                 uint64_t capacity,

@@ -61,43 +61,62 @@ function _M.make_reserve(c)
     return true
 end
 
--- Appends a record before the answer that depends on it. Returns true, or nil, err and whether
--- the record may be in the file all the same (written, then the sync failed).
-function _M.append(c, kind, reason, key, time, digest, id, meta, body)
-    local j = c.journal
+-- This worker's writer for the segment every worker appends to now, or nil, err.
+function _M.writer(c)
     local seg = c.seen:get(SEGMENT) or 1
     if writer_segment ~= seg then
-        local w, err = native.journal_open(j.dir, seg)
+        local w, err = native.journal_open(c.journal.dir, seg)
         if not w then
-            return nil, err, false
+            return nil, err
         end
         writer, writer_segment = w, seg
     end
-    local size, err, errno = journal_append(writer, kind, reason, key, time, digest, id, meta, body)
-    if not size and errno == native.ENOSPC and kind ~= RECORD.event and os.remove(j.dir .. RESERVE) then
-        -- The disk is full: the reserve makes room for this small record (never for an event).
-        ngx.log(ngx.WARN, "up42webhooks: the disk of ", j.dir, " is full: its reserve is used for a ",
-                kind == RECORD.drop and "drop (retention)" or kind == RECORD.position
-                and "position (acknowledgement)" or "cancel", " record")
-        size, err = journal_append(writer, kind, reason, key, time, digest, id, meta, body)
-    end
-    if not size then
-        return nil, err, false
-    end
-    if j.fsync == "always" then
-        local ok, serr = journal_sync(writer)
-        if not ok then
-            return nil, serr, true
-        end
-    else
+    return writer
+end
+
+-- After a record was written (the segment `size` bytes long now, at `time`): what the fsync
+-- policy and the segments' rotation ask.
+function _M.written(c, size, time)
+    local j = c.journal
+    if j.fsync ~= "always" then
         dirty = true
     end
+    local seg = writer_segment
     if size >= j.segment_size and c.events:safe_add("journal:rotating:" .. seg, true, 60) then
         -- The first worker past the size moves everyone to the next segment, and says when: its
         -- last records are about that old (retention need not read it before).
         c.events:safe_set("journal:rotated:" .. seg, time)
         c.seen:set(SEGMENT, seg + 1)
     end
+end
+
+-- Appends a record before the answer that depends on it (an event's is written by the library
+-- with its delivery: native.deliver_commit). Returns true, or nil, err and whether the record
+-- may be in the file all the same (written, then the sync failed).
+function _M.append(c, kind, reason, key, time, digest, id, meta, body)
+    local j = c.journal
+    local w, werr = _M.writer(c)
+    if not w then
+        return nil, werr, false
+    end
+    local size, err, errno = journal_append(w, kind, reason, key, time, digest, id, meta, body)
+    if not size and errno == native.ENOSPC and kind ~= RECORD.event and os.remove(j.dir .. RESERVE) then
+        -- The disk is full: the reserve makes room for this small record (never for an event).
+        ngx.log(ngx.WARN, "up42webhooks: the disk of ", j.dir, " is full: its reserve is used for a ",
+                kind == RECORD.drop and "drop (retention)" or kind == RECORD.position
+                and "position (acknowledgement)" or "cancel", " record")
+        size, err = journal_append(w, kind, reason, key, time, digest, id, meta, body)
+    end
+    if not size then
+        return nil, err, false
+    end
+    if j.fsync == "always" then
+        local ok, serr = journal_sync(w)
+        if not ok then
+            return nil, serr, true
+        end
+    end
+    _M.written(c, size, time)
     return true
 end
 

@@ -112,13 +112,13 @@ function _M.store(c)
     if not headers then
         return receive.REFUSED.error(why .. ": " .. msg)
     end
-    local d, reason, rmsg = native.receive_message(sender.ring, { raw_headers = headers, body = body }, now,
-                                                   sender.opts, sender.id_prefix)
+    local d, claim, rmsg = native.deliver(sender.ring, { raw_headers = headers, body = body }, now,
+                                          sender.opts, sender, c.store.index, c.store.pending_ttl)
     if not d then
         -- What the library refuses in the body itself (its timestamp, a field twice, ...).
-        return reject(400, reason, rmsg)
+        return reject(400, claim, rmsg)
     end
-    return receive.store_verified(c, sender, d, body, now)
+    return receive.store_verified(c, sender, claim, d, body, now)
 end
 
 return _M

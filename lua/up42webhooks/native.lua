@@ -92,9 +92,6 @@ local function set_limits(opts, o)
     if o.max_body then opts.max_body = o.max_body end
 end
 
--- The reused delivery struct every receive fills (read it before the next call).
-local delivery = ffi_new("up42wh_delivery")
-
 -- The delivery struct's fields as strings: id, event, status.
 function _M.delivery_id(d)
     return ffi_str(d.id, d.id_len)
@@ -108,8 +105,6 @@ end
 -- read back; a 1 KiB body is kept as an LZ4 block when that is smaller.
 local record_out = ffi_new("up42wh_buffer")
 local record_buf
-local up42wh_delivery_record = C.up42wh_delivery_record
-local up42wh_delivery_envelope = C.up42wh_delivery_envelope
 local up42wh_record_write = C.up42wh_record_write
 local up42wh_record_line = C.up42wh_record_line
 local floor = math.floor
@@ -138,28 +133,6 @@ local function filled(rc)
         return nil, len
     end
     return ffi_str(ptr, len)
-end
-
--- The envelope of a delivery just received (`d` the struct receive returned) for the sender
--- `name` verified by `scheme`: JSON members without braces (src/envelope.rs), or nil, err.
-local ENVELOPE_MAX = 2432
-local envelope_buf = ffi_new("uint8_t[?]", ENVELOPE_MAX)
-local envelope_out = ffi_new("up42wh_buffer")
-envelope_out.ptr, envelope_out.cap = envelope_buf, ENVELOPE_MAX
-function _M.delivery_envelope(d, name, scheme)
-    local rc = tonumber(up42wh_delivery_envelope(d, name, #name, scheme, #scheme, envelope_out))
-    if rc ~= OK then
-        return nil, _M.result_message(rc)
-    end
-    return ffi_str(envelope_buf, envelope_out.len)
-end
-
--- The record of a delivery just received (`d` the struct receive returned) with its envelope, as
--- a pointer and a length into the worker's buffer (valid until the next record call: store it
--- with shm before anything yields), or nil, err.
-function _M.delivery_record(d, envelope, body, time)
-    local out = buffer(#body + floor(#body / 8) + #envelope + 700)
-    return written(tonumber(up42wh_delivery_record(d, envelope, #envelope, body, #body, time, out)))
 end
 
 -- The record of a journal's event from the reader's struct (see journal_read), the same way.
@@ -286,18 +259,6 @@ function _M.verify_message(ring, r, now, options)
     fill_request(r)
     local rc = up42wh_verify_message(ring, message_req, now, options.cdata, message_verified)
     return checked(tonumber(rc), message_verified)
-end
-
-local up42wh_receive_message = C.up42wh_receive_message
-
--- The receiver's one call per delivery, for every sender: everything it checks (signature,
--- digest, the body as one JSON object, UP42's timestamp) and what the store needs, in the reused
--- delivery struct (read it before the next call), or nil, the result name and its message. `r`
--- as verify_message; the dedup id starts with `prefix` (a sender's name and a colon; "" for UP42).
-function _M.receive_message(ring, r, now, options, prefix)
-    fill_request(r)
-    local rc = up42wh_receive_message(ring, message_req, now, options.cdata, prefix, #prefix, delivery)
-    return checked(tonumber(rc), delivery)
 end
 
 -- The journal (src/journal.rs): segment writers, a reader, usage and segment removal. Errors are
@@ -527,14 +488,83 @@ function _M.journal_remove_segment(dir, segment)
     return true
 end
 
+-- One delivery's path (src/ffi/deliver.rs): `deliver` verifies and reads it, writes its envelope,
+-- claims its id in the replay index and writes the store's record, in one call; the store puts
+-- the record under a key, then `deliver_commit` appends it to the journal and marks the id stored
+-- (or `deliver_cancel` gives the claim up). A worker's handle holds the delivery in between.
+local deliver_args = ffi_new("up42wh_deliver_args")
+deliver_args.size = ffi.sizeof("up42wh_deliver_args")
+local delivered = ffi_new("up42wh_delivered")
+delivered.size = ffi.sizeof("up42wh_delivered")
+local committed = ffi_new("up42wh_committed")
+committed.size = ffi.sizeof("up42wh_committed")
+local up42wh_deliver, up42wh_deliver_commit = C.up42wh_deliver, C.up42wh_deliver_commit
+local up42wh_deliver_cancel = C.up42wh_deliver_cancel
+
+-- The worker's handle, made at its first delivery, its buffers for bodies of up to 1 MiB (the
+-- default max_body; a larger body grows them once).
+local deliverer
+local function handle()
+    if not deliverer then
+        local out = ffi_new("up42wh_deliverer *[1]")
+        local rc = tonumber(C.up42wh_deliverer_new(1024 * 1024, out))
+        if rc ~= OK then
+            error("up42wh_deliverer_new: " .. _M.result_message(rc))
+        end
+        deliverer = ffi_gc(out[0], C.up42wh_deliverer_free)
+    end
+    return deliverer
+end
+
+-- Verifies and reads a delivery as receive_message does, for the sender `s` (its name,
+-- verified_by and id_prefix) and, with `index`, claims its id: the reused `up42wh_delivered`
+-- struct (delivery, envelope, record; read it before anything yields) and the claim's name
+-- ("new", "duplicate", "id_conflict", "in_flight", "full"; nil without an index), or nil, the
+-- result name and its message. The worker's handle holds the delivery and its claim
+-- until deliver_commit, deliver_cancel or the next deliver (which gives up a claim left).
+function _M.deliver(ring, r, now, options, s, index, pending_ttl)
+    fill_request(r)
+    set_slice(deliver_args.sender, s.name)
+    set_slice(deliver_args.verified_by, s.verified_by)
+    set_slice(deliver_args.id_prefix, s.id_prefix)
+    deliver_args.index, deliver_args.pending_ttl = index, pending_ttl or 0
+    local rc = tonumber(up42wh_deliver(handle(), ring, message_req, now, options.cdata, deliver_args, delivered))
+    if rc ~= OK then
+        return nil, _M.result_name(rc), _M.result_message(rc)
+    end
+    return delivered, _M.CLAIM[tonumber(delivered.claim)]
+end
+
+-- The envelope of a delivered struct, as a string.
+function _M.delivered_envelope(dd)
+    return ffi_str(dd.envelope.ptr, dd.envelope.len)
+end
+
+-- Stores the delivery the worker's handle holds under `key`: with `journal` (a writer) appends its record,
+-- synced when `sync`, then marks its id stored. The segment's size (0 without a journal) and
+-- whether the claim was still this worker's; or nil, err, and whether the record may be in the
+-- file all the same (with `sync`: written, then the sync failed).
+function _M.deliver_commit(key, journal, sync, body, now)
+    local rc = tonumber(up42wh_deliver_commit(handle(), key, journal, sync == true, body, #body, now, committed))
+    if rc ~= OK then
+        local errno = journal and tonumber(C.up42wh_journal_errno(journal))
+        return nil, failure("cannot append to " .. tostring(path_of[journal]), rc, errno), sync == true
+    end
+    return tonumber(committed.segment_size), committed.kept
+end
+
+-- Gives up the claim the worker's handle holds; after a commit, takes the stored id back.
+function _M.deliver_cancel()
+    up42wh_deliver_cancel(handle())
+end
+
 -- The replay index (src/index.rs): every delivery id stored within the replay horizon, in a file
 -- the master maps before it forks the workers, who share it without a lock. A claim's struct is
 -- reused: a store claims, writes and commits (or cancels) without yielding in between.
 local claim = ffi_new("up42wh_claim")
 local index_stats = ffi_new("up42wh_index_stats")
 local opened_out = ffi_new("uint32_t[1]")
-local bool_out = ffi_new("bool[1]")
-local up42wh_index_claim, up42wh_index_commit = C.up42wh_index_claim, C.up42wh_index_commit
+local up42wh_index_claim = C.up42wh_index_claim
 local up42wh_index_cancel = C.up42wh_index_cancel
 local OPENED = { "existing", "created", "replaced" }
 _M.CLAIM = { "new", "duplicate", "id_conflict", "in_flight", "full" }
@@ -564,18 +594,6 @@ end
 -- cancel before anything yields), "duplicate", "id_conflict", "in_flight" or "full".
 function _M.index_claim(index, id, digest, now, pending_ttl)
     return claimed(up42wh_index_claim(index, id, #id, digest, now, pending_ttl, claim))
-end
-
--- The same claim for the id and body digest of the library's delivery struct `d`, without making
--- them Lua strings.
-function _M.index_claim_delivery(index, d, now, pending_ttl)
-    return claimed(up42wh_index_claim(index, d.id, d.id_len, d.body_sha256, now, pending_ttl, claim))
-end
-
--- Marks the last claim stored; false when it was no longer this worker's (taken over by a retry
--- after its deadline).
-function _M.index_commit(index, now)
-    return up42wh_index_commit(index, claim, now, bool_out) == OK and bool_out[0]
 end
 
 -- Gives the last claim up: a retry may claim the id again.

@@ -76,8 +76,8 @@ end
 -- Reused for every verification: filled, used and done with before any yield.
 local message = {}
 
--- Verifies a delivery and reads what the store keeps; returns the library's delivery struct, or
--- nil after answering.
+-- Verifies a delivery, reads what the store keeps and claims its id (one library call):
+-- returns the library's delivered struct and the claim, or nil after answering.
 local function verify(c, sender, body, now)
     if sender.signs_request then
         message.method = req.get_method()
@@ -86,25 +86,31 @@ local function verify(c, sender, body, now)
     end
     message.raw_headers = raw_headers()
     message.body = body
-    local d, reason, msg = native.receive_message(sender.ring, message, now, sender.opts, sender.id_prefix)
+    local store = c.store
+    local d, claim, msg = native.deliver(sender.ring, message, now, sender.opts, sender, store.index,
+                                         store.pending_ttl)
     message.body, message.raw_headers = nil, nil
     if not d then
-        return refuse(reason, msg)
+        return refuse(claim, msg)
     end
     if sender.profile == "ubiops" then
         -- Date is covered; a replayed request keeps its old Date.
         local date = ngx_var.http_date
         date = date and ngx.parse_http_time(date)
+        local why, text
         if not date then
-            return reject(401, "malformed_timestamp", "the Date header is missing or not an HTTP date")
-        end
-        if now - date > sender.tolerance then
-            return reject(401, "stale", "the Date header is too old")
+            why, text = "malformed_timestamp", "the Date header is missing or not an HTTP date"
+        elseif now - date > sender.tolerance then
+            why, text = "stale", "the Date header is too old"
         elseif date - now > sender.future then
-            return reject(401, "future", "the Date header is in the future")
+            why, text = "future", "the Date header is in the future"
+        end
+        if why then
+            native.deliver_cancel()
+            return reject(401, why, text)
         end
     end
-    return d
+    return d, claim
 end
 
 -- What each refusal of the store answers.
@@ -171,20 +177,22 @@ function _M.receive(c, name)
         return REFUSED[rwhy](rdetail)
     end
     local now = ngx_time()
-    -- One library call: signature, digest, the body as one JSON object, its timestamp, and what
-    -- the store keeps. `d` is the worker's reused struct: read below before anything yields.
-    local d = verify(c, sender, body, now)
+    -- One library call: signature, digest, the body as one JSON object, its timestamp, what the
+    -- store keeps, and the id's claim. `d` is the worker's reused struct: read below before
+    -- anything yields.
+    local d, claim = verify(c, sender, body, now)
     if not d then
         return
     end
-    return _M.store_verified(c, sender, d, body, now)
+    return _M.store_verified(c, sender, claim, d, body, now)
 end
 
--- A verified delivery `d` (the library's reused struct, read before anything yields) of `sender`
--- stored, and the answer sent: stored with its key, a duplicate, or why not. The admin listener's
--- events learnt from UP42's API (up42webhooks/learnt.lua) end here too.
-function _M.store_verified(c, sender, d, body, now)
-    local unsigned = tonumber(d.unsigned_times)
+-- A delivery native.deliver verified and claimed (`claim`; `d` the library's reused struct, read
+-- before anything yields) of `sender` stored, and the answer sent: stored with its key, a
+-- duplicate, or why not. The admin listener's events learnt from UP42's API
+-- (up42webhooks/learnt.lua) end here too.
+function _M.store_verified(c, sender, claim, d, body, now)
+    local unsigned = tonumber(d.delivery.unsigned_times)
     if unsigned ~= 0 then
         -- UP42's `created`/`expires`, which its signature does not cover, are out of their window:
         -- that alone refuses nothing (the signed body timestamp is inside the horizon), but an
@@ -196,15 +204,10 @@ function _M.store_verified(c, sender, d, body, now)
                           .. why .. " from client " .. ngx_var.remote_addr .. "; its signed body timestamp "
                           .. "is within the replay horizon, so it goes on to the dedup check")
     end
-    local counter = sender.stored_counter[tonumber(d.key_index)]
-    -- What was verified, kept with the event: sender, scheme, key index, delivery id.
-    local envelope, eerr = native.delivery_envelope(d, sender.name, sender.verified_by)
-    if not envelope then
-        return REFUSED.error(eerr)
-    end
+    local counter = sender.stored_counter[tonumber(d.delivery.key_index)]
     -- The store reads `d` before anything yields (Redis does), and not after.
-    local key, why, detail = c.store:add{ delivery = d, body = body, now = now, sender = sender.name,
-                                          envelope = envelope }
+    local key, why, detail = c.store:add{ claim = claim, delivered = d, body = body, now = now,
+                                          sender = sender.name }
     if not key then
         return REFUSED[why](detail)
     end

@@ -16,10 +16,11 @@
 -- shared dict walks its tree, and one of a million events is twenty cache misses deep.
 --
 -- The order of a delivery's writes is what makes a crash harmless: the id is claimed in the index
--- (pending, with a deadline), a key taken, the event reserved in the dict (short TTL: the memory
--- for it is taken here, so a full store refuses before anything is written), appended to the
--- journal (and synced when fsync = "always"), committed (TTL lifted), and only then the id's claim
--- committed (stored) and 200 answered.
+-- (pending, with a deadline) by the library call that verifies the delivery (native.deliver), a
+-- key taken, the event reserved in the dict (short TTL: the memory for it is taken here, so a full
+-- store refuses before anything is written), appended to the journal (and synced when fsync =
+-- "always") and the id's claim committed (stored) by one more library call, the TTL lifted, and
+-- only then 200 answered.
 -- A crash before the journal append leaves only a claim whose deadline passes: the sender's retry
 -- is stored. A crash after it leaves a journal record that recovery restores (and the index is
 -- rebuilt from the journal at every start): the retry is a duplicate of an event that is stored.
@@ -43,8 +44,7 @@ local Z_ = byte("Z") -- committed, its line an LZ4 block
 local E_ = byte("E") -- committed, with its envelope
 local F_ = byte("F") -- committed, with its envelope, its line an LZ4 block
 local P_ = byte("P")
-local index_claim, index_commit, index_cancel = native.index_claim_delivery, native.index_commit, native.index_cancel
-local delivery_id, body_sha256 = native.delivery_id, native.body_sha256
+local deliver_cancel = native.deliver_cancel
 -- A gap (a key handed out that holds nothing) is passed over by readers once a later event has
 -- been committed this long: a delivery takes its key and reserves its event in microseconds.
 local SETTLED = 2
@@ -65,7 +65,7 @@ local function abandon(c, key, now, journaled)
     end
     c.events:delete(key)
     c.seen:safe_set("gap:" .. key, true, GAP_TTL)
-    index_cancel(c.index)
+    deliver_cancel()
 end
 
 -- Which dict refused a write, for the 503's log line: an operator enlarges that one.
@@ -83,46 +83,36 @@ end
 
 local reserve -- below, with the consumers: the memory for an event, made by eviction if need be
 
--- Stores a verified delivery `d`: the library's delivery struct and the body (`delivery`, `body`:
--- read before anything yields; the struct holds the id and the body's SHA-256), now, sender.
--- Returns its key, or nil and why: "duplicate" (the same id and body are stored), "id_conflict"
--- (the id is stored with another body), "in_flight" (the same delivery is being written now),
--- "full" (the dicts or the index have no room), "journal" (it could not be written) or "error"
--- (the library could not write the record), and a detail. Nothing after the claim yields: the
--- index's claim (and the record in the worker's buffer) are done with before another request of
--- this worker runs.
+-- Stores a delivery native.deliver verified and claimed: `d` holds its claim (what the replay
+-- index found), `delivered` (the library's struct: the record to keep; read before anything
+-- yields), `body` and `now`. Returns its key, or nil and why: "duplicate" (the same id and body
+-- are stored), "id_conflict" (the id is stored with another body), "in_flight" (the same
+-- delivery is being written now), "full" (the dicts or the index have no room), "journal" (it
+-- could not be written), and a detail. Nothing here yields: the claim and the record (in the
+-- worker's handle) are done with before another request of this worker runs.
 function _M.add(c, d)
     local events = c.events
-    -- The id first: a retry (a duplicate) costs a claim and nothing else.
-    local claimed, cerr = index_claim(c.index, d.delivery, d.now, c.pending_ttl)
+    -- The id was claimed with the delivery's verification: a retry (a duplicate) costs nothing more.
+    local claimed = d.claim
     if claimed ~= "new" then
         if claimed == "full" then
             return nil, "full", index_full(c)
         end
-        return nil, claimed or "error", cerr
+        return nil, claimed or "error", "the delivery was not claimed in the replay index"
     end
-    -- The dict's record, written by the library (compressed when that is smaller), in its buffer
-    -- until the next record call. The journal keeps the meta and the line.
-    local record, record_len = native.delivery_record(d.delivery, d.envelope, d.body, d.now)
-    if not record then
-        index_cancel(c.index)
-        return nil, "error", record_len
-    end
-    local meta, line, id, digest
-    if c.journal then
-        local event, status, live
-        event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
-        meta = event .. "\t" .. status .. "\t" .. live .. "\t" .. d.envelope
-        id, digest = delivery_id(d.delivery), body_sha256(d.delivery)
-    end
+    local record = d.delivered.record
     local key, ierr = c.seen:incr("n", 1, 0)
     if not key then
-        index_cancel(c.index)
+        deliver_cancel()
         return nil, "full", full(c.dict, "event", ierr)
     end
+    local writer
     if c.journal then
         local reserved, rerr = journal.reserve_key(c, key)
-        if not reserved then
+        if reserved then
+            writer, rerr = journal.writer(c)
+        end
+        if not writer then
             abandon(c, key)
             return nil, "journal", rerr
         end
@@ -132,29 +122,32 @@ function _M.add(c, d)
     -- entry that still has a TTL, and it vanishes if this worker dies. Once the event is in the
     -- journal the TTL is lifted, which rewrites nothing. Without a journal nothing comes between
     -- the two: the record is written committed.
-    local ok, err = reserve(c, key, record, record_len, c.journal and c.pending_ttl or 0, d.now)
+    local ok, err = reserve(c, key, record.ptr, record.len, writer and c.pending_ttl or 0, d.now)
     if not ok then
         abandon(c, key)
         return nil, "full", full(c.dict, "event", err)
     end
-    if c.journal then
-        local written, jerr, maybe = journal.append(c, RECORD.event, 0, key, d.now, digest, id, meta, line)
-        if not written then
-            abandon(c, key, d.now, maybe)
-            return nil, "journal", jerr
-        end
+    -- The journal's record (framed by the library from the delivery it holds), then the id stored.
+    -- (Through the module's table: the fault tests stand in its place.)
+    local size, kept, maybe = native.deliver_commit(key, writer, writer and c.journal.fsync == "always", d.body, d.now)
+    if not size then
+        abandon(c, key, d.now, maybe)
+        return nil, "journal", kept
     end
-    if c.journal and not events:expire(key, 0) then
-        -- The reservation expired while the journal was written (a stalled disk): take the
-        -- memory again, or take the event back.
-        ok, err = reserve(c, key, record, record_len, 0, d.now)
-        if not ok then
-            abandon(c, key, d.now, true)
-            return nil, "full", full(c.dict, "event", err)
+    if writer then
+        journal.written(c, size, d.now)
+        if not events:expire(key, 0) then
+            -- The reservation expired while the journal was written (a stalled disk): take the
+            -- memory again, or take the event back (and its id: deliver_cancel after the commit).
+            ok, err = reserve(c, key, record.ptr, record.len, 0, d.now)
+            if not ok then
+                abandon(c, key, d.now, true)
+                return nil, "full", full(c.dict, "event", err)
+            end
         end
     end
     c.seen:incr("count", 1, 0)
-    if not index_commit(c.index, d.now) then
+    if not kept then
         ngx.log(ngx.WARN, "up42webhooks: stored event ", key, " after its id's claim passed its deadline ",
                 "(pending_ttl, ", c.pending_ttl, " s) and a retry took it over: that retry may be stored too")
     end

@@ -57,8 +57,10 @@ local NOT_DURABLE = {}
 function _M.add(c, d)
     local r = c.redis
     -- Read from the library's struct before anything yields.
-    local event, status, live, line = lifecycle.event_fields(d.delivery, d.body)
-    local id, digest = native.delivery_id(d.delivery), hex(native.body_sha256(d.delivery))
+    local delivery = d.delivered.delivery
+    local event, status, live, line = lifecycle.event_fields(delivery, d.body)
+    local id, digest = native.delivery_id(delivery), hex(native.body_sha256(delivery))
+    local envelope = native.delivered_envelope(d.delivered)
     -- Retention by count trims as an entry is added (MAXLEN ~), unless consumers are declared: then
     -- it runs once a second (trim), which counts what each consumer loses.
     local maxlen = (c.retention.max_events and not c.consumers) and tostring(c.retention.max_events) or ""
@@ -70,7 +72,7 @@ function _M.add(c, d)
         return script(red, ADD_SHA, ADD, 2, r.seen_prefix .. id, r.stream, digest,
                       c.dedup_ttl, maxlen, "json", line, "event", event, "status", status,
                       "live", live, "sender", d.sender or "up42", "id", id,
-                      "time", d.now, "envelope", d.envelope)
+                      "time", d.now, "envelope", envelope)
     end)
     if not res then
         return nil, "unavailable", err

@@ -11,7 +11,7 @@ use crate::index::{Claim, Index, Inserted, Opened, Slot};
 /// An opaque replay index. Every call only reads the handle: share it between threads, and
 /// between processes that inherit it (open it before forking).
 pub struct up42wh_index {
-    index: Index,
+    pub(super) index: Index,
 }
 
 /// What `up42wh_index_claim` found, for `up42wh_claim.outcome`.

@@ -78,8 +78,8 @@ pub struct up42wh_journal_stats {
 /// serialised by the handle; every append is one `write(2)`, so several processes may append to
 /// the same segment at once. Free it with `up42wh_journal_free`.
 pub struct up42wh_journal {
-    writer: Mutex<Writer>,
-    errno: Mutex<i32>,
+    pub(super) writer: Mutex<Writer>,
+    pub(super) errno: Mutex<i32>,
 }
 
 /// An opaque reader of a journal's good records, oldest segment first. Not to be shared between

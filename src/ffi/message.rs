@@ -367,7 +367,7 @@ pub(super) struct Message<'a> {
 impl<'a> Message<'a> {
     /// # Safety
     /// `req` and `opts` NULL or valid, with every slice valid for its length for `'a`.
-    unsafe fn from_raw(
+    pub(super) unsafe fn from_raw(
         req: *const up42wh_request,
         opts: *const up42wh_message_options,
     ) -> Result<Message<'a>, Code> {

@@ -3,7 +3,8 @@
 //! `include/up42webhooks.h` is generated from these files by cbindgen. This file holds what every
 //! family of calls shares (the panic boundary, byte strings, the version and result names); each
 //! family has its file: `up42` (keys and UP42 verification), `sign`, `message` (key rings and the
-//! other senders), `journal`, `record` (the store's records).
+//! other senders), `journal`, `record` (the store's records), `index` (the replay index), `deliver` (one
+//! delivery's path through them).
 #![allow(non_camel_case_types)]
 // Every raw-pointer operation in its own `unsafe {}` block with the reason it is sound, as
 // rustls-ffi does: an export's body is not one big unsafe block.
@@ -14,6 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::code::Code;
 
+mod deliver;
 mod index;
 mod journal;
 mod message;
@@ -21,6 +23,7 @@ mod record;
 mod sign;
 mod up42;
 
+pub use deliver::*;
 pub use index::*;
 pub use journal::*;
 pub use message::*;

@@ -509,6 +509,31 @@ fn every_failure_code_is_reached() {
         "a 257-byte messageId",
     );
 
+    // A struct of a size this library does not know (a caller built against another header).
+    unsafe {
+        use up42webhooks::ffi::*;
+        let (mut h, mut ring) = (null_mut(), null_mut());
+        assert_eq!(up42wh_deliverer_new(0, &mut h), Code::Ok);
+        assert_eq!(up42wh_keyring_new(&mut ring), Code::Ok);
+        let mut opts = std::mem::zeroed();
+        assert_eq!(
+            up42wh_message_options_init(&mut opts, up42wh_scheme::Up42 as u32),
+            Code::Ok
+        );
+        let req: up42wh_request = std::mem::zeroed();
+        let mut args: up42wh_deliver_args = std::mem::zeroed();
+        let mut out: up42wh_delivered = std::mem::zeroed();
+        out.size = std::mem::size_of::<up42wh_delivered>();
+        args.size = 8;
+        expect(
+            Err(up42wh_deliver(h, ring, &req, NOW, &opts, &args, &mut out)),
+            Code::StructSize,
+            "up42wh_deliver_args of 8 bytes",
+        );
+        up42wh_keyring_free(ring);
+        up42wh_deliverer_free(h);
+    }
+
     let missing: Vec<_> = Code::ALL.iter().filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "codes no test reached: {missing:?}");
 }

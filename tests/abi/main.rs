@@ -11,6 +11,7 @@ mod abi_compat;
 mod c_abi;
 mod cli;
 mod codes;
+mod deliver;
 mod fuzz_corpora;
 // cbindgen is the host's (Cargo.toml): the ARM checks under qemu build without it.
 #[cfg(not(up42wh_qemu))]

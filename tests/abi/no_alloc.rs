@@ -17,11 +17,11 @@ thread_local! {
 }
 
 /// This thread's allocations counted so far; `take` resets the count.
-fn allocations(take: bool) -> usize {
+pub(crate) fn allocations(take: bool) -> usize {
     COUNTED.with(|c| if take { c.replace(0) } else { c.get() })
 }
 
-fn counting(on: bool) {
+pub(crate) fn counting(on: bool) {
     COUNTING.with(|c| c.set(on));
 }
 

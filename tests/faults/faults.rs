@@ -82,13 +82,13 @@ fn a_full_disk_under_the_journal_is_a_503_each_time_and_a_few_log_lines() {
             Server::start_with(
                 configured(
                     "log_window = 2, dedup_capacity = 6000",
-                    r#"local journal = require "up42webhooks.journal"
-                    local append = journal.append
-                    journal.append = function(c, kind, reason, key, time, digest, id, meta, body)
-                        if body and ngx.shared.webhooks_stats:incr("test_appends", 1, 0) > 150 then
+                    r#"local native = require "up42webhooks.native"
+                    local commit = native.deliver_commit
+                    native.deliver_commit = function(key, journal, sync, body, now)
+                        if ngx.shared.webhooks_stats:incr("test_appends", 1, 0) > 150 then
                             return nil, "journal segment 1: No space left on device", false
                         end
-                        return append(c, kind, reason, key, time, digest, id, meta, body)
+                        return commit(key, journal, sync, body, now)
                     end"#,
                 ),
                 &[],

@@ -205,14 +205,14 @@ fn a_worker_killed_between_claim_and_store_does_not_make_the_retry_a_duplicate()
     // A test hook: the first delivery whose body says "crash-window" stops just before its
     // journal append, after its id is claimed and its key taken, and says which worker holds it.
     let hook = r#"
-        local journal = require "up42webhooks.journal"
-        local append = journal.append
-        journal.append = function(c, kind, reason, key, time, digest, id, meta, body)
+        local native = require "up42webhooks.native"
+        local commit = native.deliver_commit
+        native.deliver_commit = function(key, journal, sync, body, now)
             local stats = ngx.shared.webhooks_stats
-            if body and body:find("crash-window", 1, true) and stats:add("paused_worker", ngx.worker.pid()) then
+            if body:find("crash-window", 1, true) and stats:add("paused_worker", ngx.worker.pid()) then
                 ngx.sleep(60)
             end
-            return append(c, kind, reason, key, time, digest, id, meta, body)
+            return commit(key, journal, sync, body, now)
         end"#;
     let srv = Server::start_with(configured("pending_ttl = 2", hook), &[]);
     let d = Delivery::signed(
