@@ -82,6 +82,20 @@ impl Signed {
     pub fn signature(&self) -> &[u8] {
         self.signature.as_bytes()
     }
+    /// The three headers as a raw header block (CRLF line ends, an empty line after), as nginx's
+    /// `raw_header()` gives a request's: for tests and tools, not the verify path.
+    pub fn header_block(&self) -> Vec<u8> {
+        [
+            &b"Content-Digest: "[..],
+            self.content_digest(),
+            b"\r\nSignature-Input: ",
+            self.signature_input(),
+            b"\r\nSignature: ",
+            self.signature(),
+            b"\r\n\r\n",
+        ]
+        .concat()
+    }
 }
 
 /// Appends to a fixed buffer, keeping one byte for the terminating NUL.

@@ -10,7 +10,7 @@
 use super::index::{up42wh_claim_outcome, up42wh_index};
 use super::journal::{errno, up42wh_journal};
 use super::message::{up42wh_delivery, up42wh_keyring, up42wh_message_options, up42wh_request};
-use super::{bytes, free_handle, guard, into_handle, try_bytes, try_mut, try_ref, up42wh_slice};
+use super::{bytes, guard, into_handle, release, try_bytes, try_mut, try_ref, up42wh_slice};
 use crate::code::Code;
 use crate::delivery::IdSource;
 use crate::index::{Claim, Slot};
@@ -134,13 +134,8 @@ pub unsafe extern "C" fn up42wh_deliverer_new(
 /// `h` must be NULL or from `up42wh_deliverer_new`, not freed before and no longer in use.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_deliverer_free(h: *mut up42wh_deliverer) {
-    if !h.is_null() {
-        guard(|| {
-            // SAFETY: `h` came from up42wh_deliverer_new and is not used again: the contract.
-            unsafe { free_handle(h) };
-            Ok(())
-        });
-    }
+    // SAFETY: NULL, or from up42wh_deliverer_new and not used again: the contract.
+    unsafe { release(h) }
 }
 
 /// Gives up the claim `h` holds, if one is pending, and with `stored_too` takes back one it

@@ -4,7 +4,7 @@
 #![allow(non_camel_case_types)]
 
 use super::journal::{dir_of, errno, io_failed};
-use super::{free_handle, guard, into_handle, opt_mut, try_bytes, try_mut, try_ref};
+use super::{guard, into_handle, opt_mut, release, try_bytes, try_mut, try_ref};
 use crate::code::Code;
 use crate::index::{Claim, Index, Inserted, Opened, Slot};
 
@@ -147,13 +147,8 @@ pub unsafe extern "C" fn up42wh_index_open(
 /// `index` must be NULL or from `up42wh_index_open`, not freed before and no longer in use.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_index_free(index: *mut up42wh_index) {
-    if !index.is_null() {
-        guard(|| {
-            // SAFETY: `index` came from up42wh_index_open and is not used again: the contract.
-            unsafe { free_handle(index) };
-            Ok(())
-        });
-    }
+    // SAFETY: NULL, or from up42wh_index_open and not used again: the contract.
+    unsafe { release(index) }
 }
 
 /// Claims delivery id `id` for a body whose SHA-256 is the 32 bytes at `body_sha256`, at `now`

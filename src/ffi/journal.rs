@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::{
-    free_handle, guard, into_handle, opt_mut, opt_ref, try_bytes, try_mut, try_ref, up42wh_slice,
+    guard, into_handle, opt_mut, opt_ref, release, try_bytes, try_mut, try_ref, up42wh_slice,
 };
 use crate::code::Code;
 use crate::journal::{self, AppendError, Kind, Reader, Record, Writer};
@@ -268,13 +268,8 @@ pub unsafe extern "C" fn up42wh_journal_errno(j: *const up42wh_journal) -> i32 {
 /// `j` must be NULL or come from `up42wh_journal_open`, and not be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_journal_free(j: *mut up42wh_journal) {
-    if !j.is_null() {
-        let _ = guard(|| {
-            // SAFETY: `j` came from up42wh_journal_open and is not used again: the contract.
-            unsafe { free_handle(j) };
-            Ok(())
-        });
-    }
+    // SAFETY: NULL, or from up42wh_journal_open and not used again: the contract.
+    unsafe { release(j) }
 }
 
 /// Opens a reader of every segment of the journal in `dir`, oldest first, or of segment `segment`
@@ -363,13 +358,8 @@ pub unsafe extern "C" fn up42wh_journal_reader_stats(
 /// `r` must be NULL or come from `up42wh_journal_reader_open`, and not be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_journal_reader_free(r: *mut up42wh_journal_reader) {
-    if !r.is_null() {
-        let _ = guard(|| {
-            // SAFETY: `r` came from up42wh_journal_reader_open and is not used again: the contract.
-            unsafe { free_handle(r) };
-            Ok(())
-        });
-    }
+    // SAFETY: NULL, or from up42wh_journal_reader_open and not used again: the contract.
+    unsafe { release(r) }
 }
 
 /// Deletes segment `segment` of the journal in `dir` (retention, once every record in it is gone).

@@ -5,7 +5,7 @@
 #![allow(non_camel_case_types)]
 
 use super::{
-    bytes, free_handle, guard, into_handle, opt_mut, try_bytes, try_mut, try_ref, up42wh_slice,
+    bytes, guard, into_handle, opt_mut, release, try_bytes, try_mut, try_ref, up42wh_slice,
 };
 use crate::code::Code;
 use crate::delivery::{self, Delivery, Profile};
@@ -207,13 +207,8 @@ pub unsafe extern "C" fn up42wh_keyring_new(out: *mut *mut up42wh_keyring) -> Co
 /// `ring` must be NULL or a ring from `up42wh_keyring_new` not freed before and no longer in use.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_keyring_free(ring: *mut up42wh_keyring) {
-    if !ring.is_null() {
-        guard(|| {
-            // SAFETY: `ring` came from up42wh_keyring_new and is not used again: the contract.
-            unsafe { free_handle(ring) };
-            Ok(())
-        });
-    }
+    // SAFETY: NULL, or from up42wh_keyring_new and not used again: the contract.
+    unsafe { release(ring) }
 }
 
 /// Which kind of key `up42wh_keyring_add` reads from `material`.

@@ -128,6 +128,19 @@ pub(crate) fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))
 }
 
+/// Drops a handle made by `into_handle` inside the panic boundary; NULL is a no-op: every
+/// `_free` export.
+///
+/// # Safety
+/// As `free_handle`.
+pub(crate) unsafe fn release<T>(p: *mut T) {
+    guard(|| {
+        // SAFETY: as the caller promises.
+        unsafe { free_handle(p) };
+        Ok(())
+    });
+}
+
 /// Drops a handle made by `into_handle`; NULL is a no-op.
 ///
 /// # Safety

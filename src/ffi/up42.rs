@@ -6,8 +6,7 @@
 
 use super::message::{up42wh_delivery, up42wh_message_verified, up42wh_scheme, Message};
 use super::{
-    bytes, free_handle, guard, into_handle, opt_mut, opt_ref, try_bytes, try_mut, try_ref,
-    up42wh_slice,
+    bytes, guard, into_handle, opt_mut, opt_ref, release, try_bytes, try_mut, try_ref, up42wh_slice,
 };
 use crate::code::Code;
 use crate::headers::{FieldList, Headers};
@@ -192,13 +191,8 @@ pub unsafe extern "C" fn up42wh_key_new(
 /// `key` must be NULL or a key from `up42wh_key_new` not freed before and no longer in use.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_key_free(key: *mut up42wh_key) {
-    if !key.is_null() {
-        guard(|| {
-            // SAFETY: `key` came from up42wh_key_new and is not used again: the contract.
-            unsafe { free_handle(key) };
-            Ok(())
-        });
-    }
+    // SAFETY: NULL, or from up42wh_key_new and not used again: the contract.
+    unsafe { release(key) }
 }
 
 /// `up42wh_verify_message` for UP42 (a thin wrapper), with the headers as an array of name/value pairs (any order, names in any

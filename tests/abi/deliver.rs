@@ -28,23 +28,14 @@ fn signed(message_id: &str, status: &str) -> (Vec<u8>, Vec<u8>) {
          \"timestamp\":\"2023-11-14T22:13:20Z\",\"body\":{{\"jobId\":\"j\",\"status\":\"{status}\"}}}}"
     )
     .into_bytes();
-    let s = sign(
+    let raw = sign(
         &Key::new(&[SECRET]).unwrap(),
         &body,
         NOW,
         &SignOptions::default(),
     )
-    .unwrap();
-    let raw = [
-        &b"Content-Digest: "[..],
-        s.content_digest(),
-        b"\r\nSignature-Input: ",
-        s.signature_input(),
-        b"\r\nSignature: ",
-        s.signature(),
-        b"\r\n\r\n",
-    ]
-    .concat();
+    .unwrap()
+    .header_block();
     (body, raw)
 }
 
@@ -162,14 +153,7 @@ fn deliver(
     a: &up42wh_deliver_args,
     out: &mut up42wh_delivered,
 ) -> Code {
-    let req = up42wh_request {
-        method: slice(b""),
-        scheme: slice(b""),
-        authority: slice(b""),
-        target: slice(b""),
-        raw_headers: slice(raw),
-        body: slice(body),
-    };
+    let req = crate::up42_vectors::up42_request(raw, body);
     // SAFETY: live handles, slices valid for the call, writable output.
     unsafe { ffi::up42wh_deliver(p.h, p.ring, &req, NOW, &p.opts, a, out) }
 }

@@ -95,16 +95,7 @@ fn the_receivers_one_call_does_not_allocate() {
         &SignOptions::default(),
     )
     .unwrap();
-    let raw = [
-        &b"Content-Digest: "[..],
-        signed.content_digest(),
-        b"\r\nSignature-Input: ",
-        signed.signature_input(),
-        b"\r\nSignature: ",
-        signed.signature(),
-        b"\r\n\r\n",
-    ]
-    .concat();
+    let raw = signed.header_block();
     let key = crate::common::CKey::new(&["s3cret"]).unwrap();
     let mut d = Box::new(Delivery::default());
     counting(true);

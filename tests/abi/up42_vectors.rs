@@ -16,7 +16,7 @@ fn slice(b: &[u8]) -> up42wh_slice {
 }
 
 /// A UP42 request: its header block and body (the scheme reads nothing else).
-fn up42_request(raw: &[u8], body: &[u8]) -> up42wh_request {
+pub(crate) fn up42_request(raw: &[u8], body: &[u8]) -> up42wh_request {
     up42wh_request {
         method: slice(b""),
         scheme: slice(b""),
