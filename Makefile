@@ -151,7 +151,8 @@ nginx-deps:
 
 build: deps
 	$(CARGO) build --release --locked
-	@echo "built $(RELEASE_DIR)/libup42webhooks.so and $(RELEASE_DIR)/up42wh-sign"
+	@ln -sf libup42webhooks.so $(RELEASE_DIR)/libup42webhooks.so.0
+	@echo "built $(RELEASE_DIR)/libup42webhooks.so (its SONAME, libup42webhooks.so.0, a link to it) and $(RELEASE_DIR)/up42wh-sign"
 
 lint: deps
 	$(CARGO) fmt --all --check
@@ -280,7 +281,8 @@ INSTALL_LUA = $(PREFIX)/share/lua/5.1
 INSTALL_LIB = $(PREFIX)/lib/lua/5.1
 INSTALL_SHARE = $(PREFIX)/share/up42webhooks
 install: build
-	@install -D -m 0644 $(RELEASE_DIR)/libup42webhooks.so $(DESTDIR)$(INSTALL_LIB)/libup42webhooks.so
+	@install -D -m 0644 $(RELEASE_DIR)/libup42webhooks.so $(DESTDIR)$(INSTALL_LIB)/libup42webhooks.so.0
+	@ln -sf libup42webhooks.so.0 $(DESTDIR)$(INSTALL_LIB)/libup42webhooks.so
 	@install -D -m 0644 lua/up42webhooks.lua $(DESTDIR)$(INSTALL_LUA)/up42webhooks.lua
 	@install -d $(DESTDIR)$(INSTALL_LUA)/up42webhooks $(DESTDIR)$(INSTALL_SHARE)/nginx
 	@install -m 0644 lua/up42webhooks/*.lua $(DESTDIR)$(INSTALL_LUA)/up42webhooks/

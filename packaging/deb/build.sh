@@ -28,11 +28,13 @@ here=$root/packaging/deb
 install -d "$pkg/DEBIAN"
 # The library where Debian keeps Lua's C modules (on LuaJIT's package.cpath), the Lua module
 # where Debian keeps Lua modules (on package.path), the program on the PATH.
-install -D -m 0644 "$lib_dir/libup42webhooks.so" "$pkg/usr/lib/$triplet/lua/5.1/libup42webhooks.so"
+# Named by its SONAME (build.rs), with the name Lua's package.cpath looks for beside it.
+install -D -m 0644 "$lib_dir/libup42webhooks.so" "$pkg/usr/lib/$triplet/lua/5.1/libup42webhooks.so.0"
+ln -s libup42webhooks.so.0 "$pkg/usr/lib/$triplet/lua/5.1/libup42webhooks.so"
 install -D -m 0755 "$lib_dir/up42wh" "$pkg/usr/bin/up42wh"
 # make cross's builds are stripped already; this machine's own are stripped here.
 if [ "$arch" = "$(dpkg --print-architecture)" ]; then
-  strip --strip-unneeded "$pkg/usr/bin/up42wh" "$pkg/usr/lib/$triplet/lua/5.1/libup42webhooks.so"
+  strip --strip-unneeded "$pkg/usr/bin/up42wh" "$pkg/usr/lib/$triplet/lua/5.1/libup42webhooks.so.0"
 fi
 install -D -m 0644 "$root/lua/up42webhooks.lua" "$pkg/usr/share/lua/5.1/up42webhooks.lua"
 install -d "$pkg/usr/share/lua/5.1/up42webhooks"

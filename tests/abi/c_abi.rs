@@ -45,7 +45,13 @@ fn c_program_built_against_the_last_release_runs_against_this_library() {
 }
 
 fn vectors_through(include: &std::path::Path, name: &str) {
-    let lib: PathBuf = crate::common::cdylib().parent().unwrap().to_path_buf();
+    // The library as make install lays it out: the file under its SONAME, the linker's name a
+    // link to it.
+    let built = crate::common::cdylib();
+    let installed = crate::common::Scratch::new(&format!("{name}-lib"));
+    let lib: PathBuf = installed.path().to_path_buf();
+    std::fs::copy(&built, lib.join("libup42webhooks.so.0")).unwrap();
+    std::os::unix::fs::symlink("libup42webhooks.so.0", lib.join("libup42webhooks.so")).unwrap();
     let exe = lib.join(name);
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let status = Command::new(&cc)
@@ -70,6 +76,17 @@ fn vectors_through(include: &std::path::Path, name: &str) {
     assert!(
         status.success(),
         "the C program compiles warning-free against the header"
+    );
+    // It asks for the library by its SONAME.
+    let dynamic = Command::new("readelf")
+        .arg("-d")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(
+        dynamic.contains("Shared library: [libup42webhooks.so.0]"),
+        "{dynamic}"
     );
 
     let vectors = crate::common::up42_vectors();

@@ -607,6 +607,22 @@ fn make_install_then_nginx_with_the_printed_lines_stores_a_delivery() {
         "install PREFIX={} LISTEN=127.0.0.1:{port} ADMIN_LISTEN=127.0.0.1:{admin}",
         prefix.display()
     ));
+    // The library under its SONAME, and the name Lua looks for a link to it.
+    let lib = prefix.join("lib/lua/5.1");
+    assert_eq!(
+        std::fs::read_link(lib.join("libup42webhooks.so")).unwrap(),
+        std::path::Path::new("libup42webhooks.so.0")
+    );
+    let dynamic = Command::new("readelf")
+        .arg("-d")
+        .arg(lib.join("libup42webhooks.so.0"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&dynamic.stdout).contains("Library soname: [libup42webhooks.so.0]"),
+        "{}",
+        String::from_utf8_lossy(&dynamic.stdout)
+    );
     // The lines to add, as printed.
     let line = |marker: &str| -> String {
         printed

@@ -252,6 +252,22 @@ pub(crate) fn the_debian_packages_build_and_read_right(release: &Path) {
                 "{f} for {machine}: {header}"
             );
         }
+        // The library under its SONAME, the name Lua looks for a link to it.
+        let lib = x.join(format!("usr/lib/{lib_dir}/lua/5.1"));
+        assert_eq!(
+            std::fs::read_link(lib.join("libup42webhooks.so")).unwrap(),
+            std::path::Path::new("libup42webhooks.so.0")
+        );
+        let dynamic = text(&run(
+            Command::new("readelf")
+                .arg("-d")
+                .arg(lib.join("libup42webhooks.so.0")),
+            "readelf -d",
+        ));
+        assert!(
+            dynamic.contains("Library soname: [libup42webhooks.so.0]"),
+            "{dynamic}"
+        );
     }
 
     // The units: systemd's own check, with the package's commands where this host has them.
