@@ -337,6 +337,7 @@ bench: build nginx-deps
 	@missing=""; command -v redis-server >/dev/null 2>&1 || missing=redis-server; $(APT_INSTALL)
 	benches/shdict/capacity.sh
 	FSYNC_MODES="off never interval always redis" benches/wrk/run.sh 10 16
+	PIN=1 FSYNC_MODES="interval" benches/wrk/run.sh 10 16
 
 # RFC 9421 B.2.5/B.2.6: ours beside the Rust crate httpsig (benches/peers, a crate of its own so
 # that the library never depends on it) and the Python package http-message-signatures.

@@ -8,7 +8,10 @@
 # each on a fresh journal; "off" runs it without a journal (memory only); "redis" runs it on the
 # Redis store (a redis-server of its own: AOF on, appendfsync everysec) and counts Redis's commands
 # per stored delivery.
-#   [SERIES=3] [FSYNC_MODES="off never interval always redis"] benches/wrk/run.sh [SECONDS] [CONNECTIONS]
+# With PIN=1, one nginx worker pinned to vCPU 0 (worker_cpu_affinity) and wrk's one thread to vCPU 1
+# (taskset): the scheduler no longer moves them onto each other, which is most of the spread between
+# series on a 2-vCPU machine. Its figures go beside the unpinned ones, which decide.
+#   [PIN=1] [SERIES=3] [FSYNC_MODES="off never interval always redis"] benches/wrk/run.sh [SECONDS] [CONNECTIONS]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-10}
@@ -67,7 +70,18 @@ stop() {
 trap 'stop; [ -z "$redis_port" ] || redis_cli shutdown nosave >/dev/null 2>&1; rm -rf "$dir"' EXIT
 
 export UP42WH_ROOT="$root" UP42WH_LIB="$lib"
-run() { wrk -t2 -c"$conns" -d"${secs}s" -s "$root/benches/wrk/signed.lua" "http://127.0.0.1:$port$1"; }
+if [ -n "${PIN:-}" ]; then
+    command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+    [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs two vCPUs" >&2; exit 1; }
+    # A copy of the project's nginx.conf (the run directory links to it) with one pinned worker.
+    cp --remove-destination "$(readlink -f "$dir/conf/nginx.conf")" "$dir/conf/nginx.conf"
+    sed -i -e 's/^worker_processes .*/worker_processes 1;\nworker_cpu_affinity 01;/' "$dir/conf/nginx.conf"
+    grep -q '^worker_cpu_affinity 01;' "$dir/conf/nginx.conf" || { echo "cannot pin: no worker_processes line" >&2; exit 1; }
+    run() { taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" -s "$root/benches/wrk/signed.lua" "http://127.0.0.1:$port$1"; }
+    echo "pinned: one nginx worker on vCPU 0, wrk (one thread) on vCPU 1"
+else
+    run() { wrk -t2 -c"$conns" -d"${secs}s" -s "$root/benches/wrk/signed.lua" "http://127.0.0.1:$port$1"; }
+fi
 rate() { awk '/^Requests\/sec:/ {print $2}'; }
 # Every handler in one nginx (ours in memory-only mode: none of the others writes a journal),
 # SERIES times in turn, so that drift of the machine touches all alike.
