@@ -233,7 +233,7 @@ typedef uint32_t up42wh_digest;
 #endif // __cplusplus
 
 /*
- How a message is signed, for `up42wh_message_options.scheme`.
+ How a message is signed, for `up42wh_message_options.scheme` (exported as `up42wh_scheme`).
  */
 enum up42wh_scheme
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -437,7 +437,8 @@ typedef uint32_t up42wh_insert_outcome;
 #endif // __cplusplus
 
 /*
- Where a delivery's own id came from, for `up42wh_delivery.id_source`.
+ Where a delivery's own id came from, for `up42wh_delivery.id_source` (exported as
+ `up42wh_id_source`).
  */
 enum up42wh_id_source
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -1436,6 +1437,13 @@ up42wh_result up42wh_keyring_keyid(const up42wh_keyring *ring, uint32_t index, u
  `opts` must be writable.
  */
 up42wh_result up42wh_message_options_init(up42wh_message_options *opts, uint32_t scheme);
+
+/*
+ The name of scheme `scheme` (`up42`, `rfc9421`, `standard_webhooks`, `github`, `stripe`), a
+ static NUL-terminated string, or NULL for a number that is no scheme: a caller lists the
+ schemes by asking from 1 up to the first NULL.
+ */
+const char *up42wh_scheme_name(uint32_t scheme);
 
 /*
  Verifies one request signed with `opts->scheme`, with the keys of `ring`, at `now` (unix

@@ -16,57 +16,8 @@ pub(crate) const PREFIX_MAX: usize = 62;
 /// The longest event or status kept.
 pub(crate) const TEXT_MAX: usize = 128;
 
-/// Whose delivery it is: which members and headers say what. The numbers are those of
-/// `up42wh_scheme` for the other senders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    Up42,
-    Rfc9421,
-    StandardWebhooks,
-    Github,
-    Stripe,
-}
-
-/// Where a delivery's own id came from (the numbers are `up42wh_id_source`'s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum IdSource {
-    /// UP42's body member `messageId`.
-    MessageId = 0,
-    /// Standard Webhooks' `webhook-id` header.
-    WebhookId = 1,
-    /// GitHub's `X-GitHub-Delivery` header.
-    GithubDelivery = 2,
-    /// Stripe's body member `id`.
-    EventId = 3,
-    /// The RFC 9421 signature's `nonce`.
-    Nonce = 4,
-    /// None: the hex SHA-256 of the body stands for it.
-    BodySha256 = 5,
-}
-
-impl IdSource {
-    /// The name the envelope gives it: the member, header or parameter it was read from.
-    pub fn name(self) -> &'static str {
-        match self {
-            IdSource::MessageId => "messageId",
-            IdSource::WebhookId => "webhook-id",
-            IdSource::GithubDelivery => "X-GitHub-Delivery",
-            IdSource::EventId => "id",
-            IdSource::Nonce => "nonce",
-            IdSource::BodySha256 => "body_sha256",
-        }
-    }
-}
-
-u32_enum!(IdSource {
-    MessageId,
-    WebhookId,
-    GithubDelivery,
-    EventId,
-    Nonce,
-    BodySha256
-});
+pub use crate::schemes::IdSource;
+use crate::schemes::{Place, Scheme};
 
 /// What a verified delivery gives the store (the C ABI copies it into `up42wh_delivery`).
 #[derive(Clone)]
@@ -234,11 +185,11 @@ fn live(v: Value) -> i32 {
     }
 }
 
-/// How to read a verified delivery: whose it is, the RFC 9421 signature's `nonce`, the id's
+/// How to read a verified delivery: its scheme (what it reads where: `Scheme::reading`), the RFC 9421 signature's `nonce`, the id's
 /// `prefix` (at most [`PREFIX_MAX`] bytes, e.g. the sender's name and a colon), and for UP42 the
 /// window its body's signed `timestamp` must lie in.
 pub struct Read<'a> {
-    pub profile: Profile,
+    pub scheme: Scheme,
     pub nonce: &'a [u8],
     pub prefix: &'a [u8],
     pub now: i64,
@@ -251,74 +202,68 @@ impl Read<'_> {
     /// `out.body_sha256`, `out.key_index` and `out.time` are the verifier's (UP42's time is the
     /// body's).
     pub fn fill(&self, headers: &Headers, body: &[u8], out: &mut Delivery) -> Result<(), Code> {
-        let (profile, prefix) = (self.profile, self.prefix);
+        let prefix = self.prefix;
         if prefix.len() > PREFIX_MAX {
             return Err(Code::InvalidArgument);
         }
+        let reading = self.scheme.reading();
         let f: Fields = json::read_object(body)?;
-        if profile == Profile::Up42 {
+        if reading.signed_timestamp {
             out.time = self.signed_timestamp(&f)?;
         }
-        // The headers that carry GitHub's and Standard Webhooks' ids and GitHub's event, in one scan.
+        // The headers that carry an id or an event (GitHub's, Standard Webhooks'), in one scan.
+        let header = |p: Option<Place>| match p {
+            Some(Place::Header(name)) => name,
+            _ => b"",
+        };
+        let other = match header(reading.event) {
+            b"" => header(reading.status),
+            event => event,
+        };
+        let names: [&[u8]; 2] = [header(reading.id.map(|i| i.1)), other];
         let mut bufs = [JoinBuf::default(), JoinBuf::default()];
-        let names: [&[u8]; 2] = match profile {
-            Profile::Github => [b"x-github-delivery", b"x-github-event"],
-            Profile::StandardWebhooks => [b"webhook-id", b"webhook-id"],
-            _ => [b"", b""],
+        let found = if names.iter().any(|n| !n.is_empty()) {
+            headers.fields(names, &mut bufs)?
+        } else {
+            [None, None]
         };
-        let [id_header, event_header] = match profile {
-            Profile::Github | Profile::StandardWebhooks => headers.fields(names, &mut bufs)?,
-            _ => [None, None],
-        };
-        fn from_header(v: Option<&[u8]>) -> Value<'_> {
-            match v {
-                Some(v) if !v.is_empty() => Value::Scalar(v),
-                _ => Value::Absent,
+        let value = |p: Option<Place>, at: usize| -> Value {
+            match p {
+                None => Value::Absent,
+                Some(Place::Member(n)) => f.get(n),
+                Some(Place::MemberOr(a, b)) => match f.get(a) {
+                    Value::Absent | Value::Scalar(b"null") => f.get(b),
+                    v => v,
+                },
+                Some(Place::Header(_)) => match found[at] {
+                    Some(v) if !v.is_empty() => Value::Scalar(v),
+                    _ => Value::Absent,
+                },
+                Some(Place::Nonce) if !self.nonce.is_empty() => Value::Scalar(self.nonce),
+                Some(Place::Nonce) => Value::Absent,
             }
-        }
-        let nonce = self.nonce;
-        let (kind, id, source) = match profile {
-            Profile::Up42 => (
-                b"m:",
-                nonempty(f.get(Name::MessageId)).unwrap_or_default(),
-                IdSource::MessageId,
-            ),
-            Profile::Rfc9421 if !nonce.is_empty() => (b"i:", Value::Scalar(nonce), IdSource::Nonce),
-            Profile::Stripe => (
-                b"i:",
-                nonempty(f.get(Name::Id)).unwrap_or_default(),
-                IdSource::EventId,
-            ),
-            Profile::StandardWebhooks => (b"i:", from_header(id_header), IdSource::WebhookId),
-            Profile::Github => (b"i:", from_header(id_header), IdSource::GithubDelivery),
-            Profile::Rfc9421 => (b"i:", Value::Absent, IdSource::Nonce),
+        };
+        let id = match reading.id {
+            // A member's id counts when it is a string with something in it.
+            Some((kind, place @ (Place::Member(_) | Place::MemberOr(..)), source)) => {
+                nonempty(value(Some(place), 0)).map(|v| (kind, v, source))
+            }
+            Some((kind, place, source)) => match value(Some(place), 0) {
+                Value::Absent => None,
+                v => Some((kind, v, source)),
+            },
+            None => None,
         };
         match id {
-            Value::Absent => out.set_digest_id(prefix)?,
-            v => {
+            None => out.set_digest_id(prefix)?,
+            Some((kind, v, source)) => {
                 out.set_id(prefix, kind, v)?;
                 out.id_source = source;
             }
         }
-        let (event, status) = match profile {
-            Profile::Up42 => (f.get(Name::Event), f.get(Name::BodyStatus)),
-            Profile::Github => (from_header(event_header), f.get(Name::Action)),
-            Profile::Rfc9421 => {
-                let event = match f.get(Name::Event) {
-                    Value::Absent | Value::Scalar(b"null") => f.get(Name::Type),
-                    v => v,
-                };
-                (event, f.get(Name::Status))
-            }
-            Profile::StandardWebhooks | Profile::Stripe => (f.get(Name::Type), Value::Absent),
-        };
-        out.set_event(event)?;
-        out.set_status(status)?;
-        out.live = match profile {
-            Profile::Up42 => live(f.get(Name::LiveMode)),
-            Profile::Stripe => live(f.get(Name::Livemode)),
-            _ => -1,
-        };
+        out.set_event(value(reading.event, 1))?;
+        out.set_status(value(reading.status, 1))?;
+        out.live = reading.live.map_or(-1, |n| live(f.get(n)));
         out.line_breaks = f.line_breaks;
         Ok(())
     }
@@ -343,7 +288,7 @@ mod tests {
 
     fn up42(body: &[u8], now: i64, opts: &Limits, out: &mut Delivery) -> Result<(), Code> {
         let read = Read {
-            profile: Profile::Up42,
+            scheme: Scheme::Up42,
             nonce: b"",
             prefix: b"",
             now,
@@ -353,7 +298,7 @@ mod tests {
     }
 
     fn message(
-        profile: Profile,
+        scheme: Scheme,
         headers: &Headers,
         body: &[u8],
         nonce: &[u8],
@@ -362,7 +307,7 @@ mod tests {
     ) -> Result<(), Code> {
         let limits = Limits::default();
         let read = Read {
-            profile,
+            scheme,
             nonce,
             prefix,
             now: 0,
@@ -431,7 +376,7 @@ mod tests {
         let headers = Headers::Raw(raw);
         let body = br#"{"id":"evt_1","type":"invoice.paid","livemode":true,"action":"opened",
             "event":"e","status":"s"}"#;
-        let run = |p: Profile, nonce: &[u8]| {
+        let run = |p: Scheme, nonce: &[u8]| {
             let mut d = Delivery::default();
             message(p, &headers, body, nonce, b"name:", &mut d).unwrap();
             got(&d)
@@ -439,39 +384,34 @@ mod tests {
         let t =
             |a: &str, b: &str, c: &str, l: i32| (a.to_string(), b.to_string(), c.to_string(), l);
         assert_eq!(
-            run(Profile::Github, b""),
+            run(Scheme::Github, b""),
             t("name:i:72d3", "push", "opened", -1)
         );
         assert_eq!(
-            run(Profile::StandardWebhooks, b""),
+            run(Scheme::StandardWebhooks, b""),
             t("name:i:msg_1", "invoice.paid", "", -1)
         );
         assert_eq!(
-            run(Profile::Stripe, b""),
+            run(Scheme::Stripe, b""),
             t("name:i:evt_1", "invoice.paid", "", 1)
         );
         assert_eq!(
-            run(Profile::Rfc9421, b"n0nce"),
+            run(Scheme::Rfc9421, b"n0nce"),
             t("name:i:n0nce", "e", "s", -1)
         );
-        let digest_id = run(Profile::Rfc9421, b"").0;
+        let digest_id = run(Scheme::Rfc9421, b"").0;
         assert!(digest_id.starts_with("name:d:") && digest_id.len() == 7 + 64);
         // The sender's own id and where it came from, for the envelope.
         for (p, nonce, own, source) in [
             (
-                Profile::Github,
+                Scheme::Github,
                 &b""[..],
                 &b"72d3"[..],
                 IdSource::GithubDelivery,
             ),
-            (
-                Profile::StandardWebhooks,
-                b"",
-                b"msg_1",
-                IdSource::WebhookId,
-            ),
-            (Profile::Stripe, b"", b"evt_1", IdSource::EventId),
-            (Profile::Rfc9421, b"n0nce", b"n0nce", IdSource::Nonce),
+            (Scheme::StandardWebhooks, b"", b"msg_1", IdSource::WebhookId),
+            (Scheme::Stripe, b"", b"evt_1", IdSource::EventId),
+            (Scheme::Rfc9421, b"n0nce", b"n0nce", IdSource::Nonce),
         ] {
             let mut d = Delivery::default();
             message(p, &headers, body, nonce, b"name:", &mut d).unwrap();
@@ -479,13 +419,13 @@ mod tests {
             assert_eq!(IdSource::try_from(source as u32), Ok(source));
         }
         let mut d = Delivery::default();
-        message(Profile::Rfc9421, &headers, body, b"", b"name:", &mut d).unwrap();
+        message(Scheme::Rfc9421, &headers, body, b"", b"name:", &mut d).unwrap();
         assert_eq!((d.own_id().len(), d.id_source), (64, IdSource::BodySha256));
         assert_eq!(IdSource::try_from(6), Err(Code::InvalidArgument));
         let long = [b'p'; PREFIX_MAX + 1];
         assert_eq!(
             message(
-                Profile::Github,
+                Scheme::Github,
                 &headers,
                 body,
                 b"",

@@ -6,12 +6,13 @@
 use std::sync::OnceLock;
 
 use crate::code::Code;
-use crate::delivery::{self, Delivery, Profile};
+use crate::delivery::{self, Delivery};
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::KeyRing;
 use crate::schemes::rfc9421::{self, Request};
 use crate::schemes::senders::{self, Limits};
 use crate::schemes::up42::{self as verify, Key, Options};
+use crate::schemes::Scheme;
 use crate::{journal, json, record, sf};
 
 /// The time every target verifies at (2023-11-14T22:13:20Z).
@@ -110,15 +111,15 @@ pub fn headers(data: &[u8]) {
     });
 }
 
-/// The body reader for `profile`, at `NOW` with the default limits.
-fn read(profile: Profile, prefix: &'static [u8]) -> delivery::Read<'static> {
+/// The body reader for `scheme`, at `NOW` with the default limits.
+fn read(scheme: Scheme, prefix: &'static [u8]) -> delivery::Read<'static> {
     static LIMITS: Limits = Limits {
         max_age: crate::limits::DEFAULT_MAX_AGE,
         max_future: crate::limits::DEFAULT_MAX_FUTURE,
         max_body: crate::limits::DEFAULT_MAX_BODY,
     };
     delivery::Read {
-        profile,
+        scheme,
         nonce: b"",
         prefix,
         now: NOW,
@@ -132,7 +133,7 @@ pub fn up42(data: &[u8]) {
     let opts = Options::default();
     if verify::verify(up42_key(), &Headers::Raw(raw), body, NOW, &opts).is_ok() {
         let mut d = Delivery::default();
-        if read(Profile::Up42, b"")
+        if read(Scheme::Up42, b"")
             .fill(&Headers::Raw(raw), body, &mut d)
             .is_ok()
         {
@@ -158,7 +159,7 @@ pub fn rfc9421(data: &[u8]) {
         };
         if rfc9421::verify(ring(), &req, body, NOW, &opts).is_ok() {
             let mut d = Delivery::default();
-            let _ = read(Profile::Rfc9421, b"fuzz:").fill(&req.headers, body, &mut d);
+            let _ = read(Scheme::Rfc9421, b"fuzz:").fill(&req.headers, body, &mut d);
         }
     }
 }
@@ -177,15 +178,15 @@ pub fn senders(data: &[u8]) {
     let profile = match pick % 3 {
         0 => {
             let _ = senders::standard_webhooks(ring(), &h, body, NOW, &limits);
-            Profile::StandardWebhooks
+            Scheme::StandardWebhooks
         }
         1 => {
             let _ = senders::github(ring(), &h, body, &limits);
-            Profile::Github
+            Scheme::Github
         }
         _ => {
             let _ = senders::stripe(ring(), &h, body, NOW, &limits);
-            Profile::Stripe
+            Scheme::Stripe
         }
     };
     let mut d = Delivery::default();

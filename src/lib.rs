@@ -61,7 +61,7 @@ pub use headers::Headers;
 pub use keyring::{Alg, KeyRing};
 pub use limits::Limits;
 pub use schemes::up42 as verify;
-pub use schemes::{rfc9421, senders};
+pub use schemes::{rfc9421, senders, IdSource, Scheme};
 pub use sign::{sign, standard_webhooks as sign_standard_webhooks, DigestAlg, SignOptions, Signed};
 pub use time::{format_rfc3339, parse_rfc3339};
 pub use verify::{check_timestamp, verify, Key, Options, Verified};

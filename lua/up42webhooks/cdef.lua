@@ -377,6 +377,7 @@ up42wh_result up42wh_keyring_add(up42wh_keyring *ring,
                                  uint32_t *out_index);
 up42wh_result up42wh_keyring_keyid(const up42wh_keyring *ring, uint32_t index, up42wh_slice *out);
 up42wh_result up42wh_message_options_init(up42wh_message_options *opts, uint32_t scheme);
+const char *up42wh_scheme_name(uint32_t scheme);
 up42wh_result up42wh_verify_message(const up42wh_keyring *ring,
                                     const up42wh_request *req,
                                     int64_t now,

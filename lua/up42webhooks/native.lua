@@ -163,7 +163,16 @@ local function constants(prefix, names)
     return t
 end
 local KEY_KIND = constants("UP42WH_KEY_KIND_", { "hmac", "ed25519_pem", "standard_webhooks" })
-_M.SCHEME = constants("UP42WH_SCHEME_", { "rfc9421", "standard_webhooks", "github", "stripe", "up42" })
+-- The schemes by name, as the library lists them (up42wh_scheme_name): a scheme added there is
+-- known here without a word of Lua.
+_M.SCHEME = {}
+for n = 1, 64 do
+    local name = C.up42wh_scheme_name(n)
+    if name == nil then
+        break
+    end
+    _M.SCHEME[ffi_str(name)] = n
+end
 
 -- A key ring from a list of { kind = "hmac"|"ed25519_pem"|"standard_webhooks", keyid = ..., material
 -- = ... } (keyid may be nil for an Ed25519 PEM key: UbiOps' sha512 id is derived). Returns the ring

@@ -137,7 +137,9 @@ function _M.new(name, c, defaults)
         for i, s in ipairs(list) do
             keys[i] = { kind = "standard_webhooks", keyid = "key-" .. i, material = s }
         end
-    elseif profile == "github" or profile == "stripe" then
+    elseif native.SCHEME[profile] and profile ~= "standard_webhooks" then
+        -- Every other scheme the library knows (GitHub's, Stripe's, one added there) signs the
+        -- body with HMAC-SHA256 secrets.
         scheme = profile
         local list, err = secrets_of(c)
         if not list then return nil, err end
@@ -145,8 +147,12 @@ function _M.new(name, c, defaults)
             keys[i] = { kind = "hmac", keyid = "secret-" .. i, material = s }
         end
     else
-        return nil, "unknown profile " .. tostring(profile)
-            .. " (up42, rfc9421, ubiops, standard-webhooks, github, stripe)"
+        local known = { "ubiops", "standard-webhooks" }
+        for scheme_name in pairs(native.SCHEME) do
+            if scheme_name ~= "standard_webhooks" then known[#known + 1] = scheme_name end
+        end
+        table.sort(known)
+        return nil, "unknown profile " .. tostring(profile) .. " (" .. concat(known, ", ") .. ")"
     end
     if #keys == 0 then
         return nil, "no keys"

@@ -8,44 +8,18 @@ use super::{
     bytes, guard, into_handle, opt_mut, release, try_bytes, try_mut, try_ref, up42wh_slice,
 };
 use crate::code::Code;
-use crate::delivery::{self, Delivery, Profile};
+use crate::delivery::{self, Delivery};
 use crate::headers::Headers;
 use crate::keyring::{Alg, KeyRing};
 use crate::schemes::rfc9421::{self, Request, NONCE_MAX};
-use crate::schemes::senders::{self, Limits};
-use crate::schemes::up42;
+use crate::schemes::senders::Limits;
+use crate::schemes::{up42, Scheme};
 
 /// An opaque key ring. Add every key before sharing it: adding needs the ring to itself, while
 /// verifications only read it and may run from many threads at once.
 pub struct up42wh_keyring {
     pub(super) ring: KeyRing,
 }
-
-/// How a message is signed, for `up42wh_message_options.scheme`.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum up42wh_scheme {
-    /// RFC 9421 HTTP Message Signatures (`Signature-Input`, `Signature`).
-    Rfc9421 = 1,
-    /// Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
-    StandardWebhooks = 2,
-    /// GitHub (`X-Hub-Signature-256`).
-    Github = 3,
-    /// Stripe (`Stripe-Signature`).
-    Stripe = 4,
-    /// UP42 (`Signature-Input`/`Signature` with label `up42-sig` by default, HMAC-SHA256 over the
-    /// covered fields' values, `Content-Digest`). The body's signed `timestamp` is checked by
-    /// `up42wh_receive_message`.
-    Up42 = 5,
-}
-
-u32_enum!(up42wh_scheme {
-    Rfc9421,
-    StandardWebhooks,
-    Github,
-    Stripe,
-    Up42
-});
 
 /// A request as nginx knows it.
 #[repr(C)]
@@ -297,7 +271,7 @@ pub unsafe extern "C" fn up42wh_message_options_init(
 ) -> Code {
     guard(|| {
         let out = try_mut!(opts);
-        up42wh_scheme::try_from(scheme)?;
+        Scheme::try_from(scheme)?;
         let d = rfc9421::Options::default();
         let empty = up42wh_slice {
             ptr: core::ptr::null(),
@@ -317,6 +291,17 @@ pub unsafe extern "C" fn up42wh_message_options_init(
         };
         Ok(())
     })
+}
+
+/// The name of scheme `scheme` (`up42`, `rfc9421`, `standard_webhooks`, `github`, `stripe`), a
+/// static NUL-terminated string, or NULL for a number that is no scheme: a caller lists the
+/// schemes by asking from 1 up to the first NULL.
+#[no_mangle]
+pub extern "C" fn up42wh_scheme_name(scheme: u32) -> *const core::ffi::c_char {
+    match Scheme::try_from(scheme) {
+        Ok(s) => s.name().as_ptr(),
+        Err(_) => core::ptr::null(),
+    }
 }
 
 /// Verifies one request signed with `opts->scheme`, with the keys of `ring`, at `now` (unix
@@ -347,7 +332,7 @@ pub unsafe extern "C" fn up42wh_verify_message(
 /// A request's parts and options, read from the caller's pointers: what every verification and
 /// every receive path takes, whichever sender it is.
 pub(super) struct Message<'a> {
-    pub(super) scheme: up42wh_scheme,
+    pub(super) scheme: Scheme,
     pub(super) request: Request<'a>,
     pub(super) body: &'a [u8],
     pub(super) label: &'a [u8],
@@ -371,7 +356,7 @@ impl<'a> Message<'a> {
         // SAFETY: the request's and options' slices are readable for 'a: the caller's contract.
         let slice = |s: up42wh_slice| unsafe { bytes(s.ptr, s.len) };
         Ok(Message {
-            scheme: up42wh_scheme::try_from(o.scheme)?,
+            scheme: Scheme::try_from(o.scheme)?,
             request: Request {
                 method: slice(r.method)?,
                 scheme: slice(r.scheme)?,
@@ -392,16 +377,6 @@ impl<'a> Message<'a> {
             timestamp_max_age: o.timestamp_max_age,
             refuse_unsigned_times: o.refuse_unsigned_times,
         })
-    }
-
-    fn profile(&self) -> Profile {
-        match self.scheme {
-            up42wh_scheme::Rfc9421 => Profile::Rfc9421,
-            up42wh_scheme::StandardWebhooks => Profile::StandardWebhooks,
-            up42wh_scheme::Github => Profile::Github,
-            up42wh_scheme::Stripe => Profile::Stripe,
-            up42wh_scheme::Up42 => Profile::Up42,
-        }
     }
 
     /// UP42's options: the label (empty: `up42-sig`) and the limits.
@@ -431,16 +406,9 @@ impl<'a> Message<'a> {
             nonce_len: 0,
             unsigned_times: Code::Ok as u32,
         };
-        let simple = |s: senders::Verified, v: &mut up42wh_message_verified| {
-            v.time = s.timestamp.unwrap_or(0);
-            v.has_time = s.timestamp.is_some();
-            v.key_index = s.key_index as u32;
-            v.alg = s.alg as u32;
-            v.body_sha256 = s.body_sha256;
-        };
         let (headers, body, limits) = (&self.request.headers, self.body, &self.limits);
         match self.scheme {
-            up42wh_scheme::Rfc9421 => {
+            Scheme::Rfc9421 => {
                 let opts = rfc9421::Options {
                     label: self.label,
                     required: self.required,
@@ -459,7 +427,7 @@ impl<'a> Message<'a> {
                 v.nonce = r.nonce;
                 v.nonce_len = r.nonce_len;
             }
-            up42wh_scheme::Up42 => {
+            Scheme::Up42 => {
                 let r = up42::verify(ring, headers, body, now, &self.up42_options())?;
                 v.time = r.created;
                 v.has_time = true;
@@ -469,13 +437,16 @@ impl<'a> Message<'a> {
                 v.body_sha256 = r.body_sha256;
                 v.unsigned_times = r.unsigned_times.unwrap_or(Code::Ok) as u32;
             }
-            up42wh_scheme::StandardWebhooks => simple(
-                senders::standard_webhooks(ring, headers, body, now, limits)?,
-                &mut v,
-            ),
-            up42wh_scheme::Github => simple(senders::github(ring, headers, body, limits)?, &mut v),
-            up42wh_scheme::Stripe => {
-                simple(senders::stripe(ring, headers, body, now, limits)?, &mut v)
+            body_scheme => {
+                // The senders that sign the body and headers: their verification from the one
+                // list of schemes.
+                let verify = body_scheme.verify_body().ok_or(Code::InvalidArgument)?;
+                let s = verify(ring, headers, body, now, limits)?;
+                v.time = s.timestamp.unwrap_or(0);
+                v.has_time = s.timestamp.is_some();
+                v.key_index = s.key_index as u32;
+                v.alg = s.alg as u32;
+                v.body_sha256 = s.body_sha256;
             }
         }
         Ok(v)
@@ -504,7 +475,7 @@ impl<'a> Message<'a> {
             ..self.limits
         };
         let read = delivery::Read {
-            profile: self.profile(),
+            scheme: self.scheme,
             nonce: &v.nonce[..v.nonce_len],
             prefix,
             now,

@@ -9,34 +9,6 @@ use crate::code::Code;
 use crate::delivery::IdSource;
 use crate::{envelope, record};
 
-/// Where a delivery's own id came from, for `up42wh_delivery.id_source`.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum up42wh_id_source {
-    /// UP42's body member `messageId`.
-    MessageId = 0,
-    /// Standard Webhooks' `webhook-id` header.
-    WebhookId = 1,
-    /// GitHub's `X-GitHub-Delivery` header.
-    GithubDelivery = 2,
-    /// Stripe's body member `id`.
-    EventId = 3,
-    /// The RFC 9421 signature's `nonce`.
-    Nonce = 4,
-    /// None: the delivery id is the hex SHA-256 of the body.
-    BodySha256 = 5,
-}
-
-// The library's own enum and this one number the sources alike.
-const _: () = {
-    assert!(up42wh_id_source::MessageId as u32 == IdSource::MessageId as u32);
-    assert!(up42wh_id_source::WebhookId as u32 == IdSource::WebhookId as u32);
-    assert!(up42wh_id_source::GithubDelivery as u32 == IdSource::GithubDelivery as u32);
-    assert!(up42wh_id_source::EventId as u32 == IdSource::EventId as u32);
-    assert!(up42wh_id_source::Nonce as u32 == IdSource::Nonce as u32);
-    assert!(up42wh_id_source::BodySha256 as u32 == IdSource::BodySha256 as u32);
-};
-
 /// A caller's buffer: `cap` writable bytes at `ptr`; a call that fills it sets `len`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]

@@ -4,7 +4,7 @@
 //! `UP42WH_SCHEME_UP42` for UP42 like for every other sender.
 #![allow(non_camel_case_types)]
 
-use super::message::{up42wh_delivery, up42wh_message_verified, up42wh_scheme, Message};
+use super::message::{up42wh_delivery, up42wh_message_verified, Message};
 use super::{
     bytes, guard, into_handle, opt_mut, opt_ref, release, try_bytes, try_mut, try_ref, up42wh_slice,
 };
@@ -13,6 +13,7 @@ use crate::headers::{FieldList, Headers};
 use crate::limits::{Limits, DEFAULT_MAX_AGE, DEFAULT_MAX_BODY, DEFAULT_MAX_FUTURE};
 use crate::schemes::rfc9421::Request;
 use crate::schemes::up42::{self as verify, Key};
+use crate::schemes::Scheme;
 
 /// An opaque key: one or more HMAC secrets with their key state computed once. Immutable after
 /// `up42wh_key_new`, so one key may be used from many threads at once.
@@ -101,7 +102,7 @@ unsafe fn up42_message<'a>(
         None => (&[][..], Limits::default()),
     };
     Ok(Message {
-        scheme: up42wh_scheme::Up42,
+        scheme: Scheme::Up42,
         request: Request {
             method: b"",
             scheme: b"",

@@ -5,6 +5,20 @@ use crate::code::Code;
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing};
 
+/// What the store reads: `X-GitHub-Delivery` as the id, `X-GitHub-Event` as the event, the body's
+/// `action` as the status.
+pub const READING: super::Reading = super::Reading {
+    id: Some((
+        b"i:",
+        super::Place::Header(b"x-github-delivery"),
+        super::IdSource::GithubDelivery,
+    )),
+    event: Some(super::Place::Header(b"x-github-event")),
+    status: Some(super::Place::Member(crate::json::Name::Action)),
+    live: None,
+    signed_timestamp: false,
+};
+
 /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`. GitHub signs no time:
 /// replays are caught by deduplicating on `X-GitHub-Delivery`.
 pub fn github(

@@ -17,6 +17,19 @@ use crate::limits::Limits;
 use crate::sf::write as sf_write;
 use crate::sf::{self, BareItem, Member, Mode, Params};
 
+/// What the store reads of an RFC 9421 request's body: the signature's `nonce` as its id, `event`
+/// (or `type`) and `status`.
+pub const READING: super::Reading = super::Reading {
+    id: Some((b"i:", super::Place::Nonce, super::IdSource::Nonce)),
+    event: Some(super::Place::MemberOr(
+        crate::json::Name::Event,
+        crate::json::Name::Type,
+    )),
+    status: Some(super::Place::Member(crate::json::Name::Status)),
+    live: None,
+    signed_timestamp: false,
+};
+
 /// Longest signature base.
 pub(crate) const BASE_MAX: usize = 8192;
 /// Longest `nonce` returned.

@@ -8,6 +8,19 @@ use crate::encoding::decode_b64;
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing, Material};
 
+/// What the store reads: `webhook-id` as the id, the body's `type` as the event.
+pub const READING: super::Reading = super::Reading {
+    id: Some((
+        b"i:",
+        super::Place::Header(b"webhook-id"),
+        super::IdSource::WebhookId,
+    )),
+    event: Some(super::Place::Member(crate::json::Name::Type)),
+    status: None,
+    live: None,
+    signed_timestamp: false,
+};
+
 /// Standard Webhooks: `v1,<base64 HMAC-SHA256>` (key `whsec_...`) or `v1a,<base64 Ed25519>` (key
 /// `whpk_...`) over `{webhook-id}.{webhook-timestamp}.{body}`; several signatures separated by
 /// spaces, any one of which may match.

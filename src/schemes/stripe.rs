@@ -5,6 +5,19 @@ use crate::code::Code;
 use crate::headers::{Headers, JoinBuf};
 use crate::keyring::{Alg, KeyRing};
 
+/// What the store reads: the event's `id`, its `type` and `livemode`.
+pub const READING: super::Reading = super::Reading {
+    id: Some((
+        b"i:",
+        super::Place::Member(crate::json::Name::Id),
+        super::IdSource::EventId,
+    )),
+    event: Some(super::Place::Member(crate::json::Name::Type)),
+    status: None,
+    live: Some(crate::json::Name::Livemode),
+    signed_timestamp: false,
+};
+
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, each `v1` an HMAC-SHA256 of
 /// `{t}.{body}` under the endpoint secret (the `whsec_...` text itself is the key). Other schemes
 /// (`v0`) are ignored, as Stripe's libraries do.

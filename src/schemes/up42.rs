@@ -13,6 +13,20 @@ use crate::sf::{self, BareItem, Member, Mode};
 
 use crate::mac::HmacSha256;
 
+/// What the store reads of a UP42 delivery: `messageId`, `event`, `body.status`, `liveMode`, and
+/// its signed body `timestamp`.
+pub const READING: super::Reading = super::Reading {
+    id: Some((
+        b"m:",
+        super::Place::Member(crate::json::Name::MessageId),
+        super::IdSource::MessageId,
+    )),
+    event: Some(super::Place::Member(crate::json::Name::Event)),
+    status: Some(super::Place::Member(crate::json::Name::BodyStatus)),
+    live: Some(crate::json::Name::LiveMode),
+    signed_timestamp: true,
+};
+
 /// The label UP42 gives its signature.
 pub(crate) const DEFAULT_LABEL: &[u8] = b"up42-sig";
 /// At most this many secrets at once (rotation needs two or three).

@@ -485,7 +485,7 @@ fn every_failure_code_is_reached() {
     let body = |b: &[u8]| {
         let mut d = up42webhooks::delivery::Delivery::default();
         let read = up42webhooks::delivery::Read {
-            profile: up42webhooks::delivery::Profile::Up42,
+            scheme: up42webhooks::Scheme::Up42,
             nonce: b"",
             prefix: b"",
             now: NOW,
@@ -517,7 +517,7 @@ fn every_failure_code_is_reached() {
         assert_eq!(up42wh_keyring_new(&mut ring), Code::Ok);
         let mut opts = std::mem::zeroed();
         assert_eq!(
-            up42wh_message_options_init(&mut opts, up42wh_scheme::Up42 as u32),
+            up42wh_message_options_init(&mut opts, up42webhooks::Scheme::Up42 as u32),
             Code::Ok
         );
         let req: up42wh_request = std::mem::zeroed();

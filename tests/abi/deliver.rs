@@ -84,7 +84,7 @@ fn path(name: &str) -> Path {
             null_mut(),
         );
         assert_eq!(rc, Code::Ok);
-        let up42 = ffi::up42wh_scheme::Up42 as u32;
+        let up42 = up42webhooks::Scheme::Up42 as u32;
         assert_eq!(
             ffi::up42wh_message_options_init(opts.as_mut_ptr(), up42),
             Code::Ok

@@ -4,7 +4,7 @@ use crate::common::{outcome, up42_vectors, CKey};
 use sha2::{Digest, Sha256};
 use up42webhooks::ffi::{
     self, up42wh_delivery, up42wh_keyring, up42wh_message_options, up42wh_message_verified,
-    up42wh_request, up42wh_scheme, up42wh_slice,
+    up42wh_request, up42wh_slice,
 };
 use up42webhooks::{verify, Code, Headers, Options};
 
@@ -41,7 +41,7 @@ fn by_ring(
     unsafe {
         let mut opts = core::mem::zeroed();
         assert_eq!(
-            ffi::up42wh_message_options_init(&mut opts, up42wh_scheme::Up42 as u32),
+            ffi::up42wh_message_options_init(&mut opts, up42webhooks::Scheme::Up42 as u32),
             Code::Ok
         );
         let req = up42_request(raw, body);
@@ -163,7 +163,7 @@ fn receive(
     unsafe {
         let mut opts = core::mem::zeroed();
         assert_eq!(
-            ffi::up42wh_message_options_init(&mut opts, up42wh_scheme::Up42 as u32),
+            ffi::up42wh_message_options_init(&mut opts, up42webhooks::Scheme::Up42 as u32),
             Code::Ok
         );
         tweak(&mut opts);
