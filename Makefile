@@ -166,7 +166,7 @@ lint: deps
 # Redis store's tests (tests/receiver/redis.rs) start Debian's redis-server; the README's commands
 # (tests/operations/readme_commands.rs) use jq and redis-cli; the admin listener's browser tests
 # (tests/receiver/admin_web.rs) run Debian's headless chromium, and the inbox page's
-# (tests/inbox/) drive it through chromium-driver with Selenium; the ABI's check (tests/abi/abi_compat.rs)
+# (tests/up42/inbox.rs) drive it through chromium-driver with Selenium; the ABI's check (tests/abi/abi_compat.rs)
 # runs libabigail's abidw and abidiff.
 test-deps:
 	@missing=""; \
@@ -196,7 +196,7 @@ test-deps:
 	  { missing=python3-redis; $(APT_INSTALL); }
 	@python3 -c 'import redis' || { echo "Python's redis (redis-py) is needed for the tests" >&2; exit 1; }
 	@# Selenium, which drives Debian's chromium through its chromedriver for the inbox page's test
-	@# (tests/inbox/drive.py).
+	@# (tests/up42/inbox_drive.py).
 	@python3 -c 'import selenium' 2>/dev/null || python3 -m pip install -q selenium 2>/dev/null || \
 	  { missing=python3-selenium; $(APT_INSTALL); }
 	@python3 -c 'import selenium' || { echo "Python's selenium is needed for the tests" >&2; exit 1; }

@@ -3,11 +3,13 @@
 //! a real nginx receiver speaking HTTPS with a certificate of the same CA: connect creates once and
 //! updates after; test passes with the round trip; a different secret is UP42's report of a 401; a
 //! stopped receiver is "could not reach"; watch ends at the first failure; each refusal of UP42's
-//! API is one line; no token, password or secret is ever printed.
+//! API is one line; no token, password or secret is ever printed. The inbox page's tests in a
+//! real browser are here too (inbox.rs): like these, they need the release build.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod download;
+mod inbox;
 mod reconcile;
 
 use std::io::{BufRead, BufReader};

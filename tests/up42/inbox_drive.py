@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Drives the inbox page in headless Chromium (Selenium, Debian's chromium and chromedriver) for
-tests/inbox/main.rs, which runs the receiver (make serve) and answers this script's requests on its
+tests/up42/inbox.rs, which runs the receiver (make serve) and answers this script's requests on its
 standard input: it prints `post ID STATUS [xss]` (the test posts a signed delivery and answers
 `ok KEY`), `restart` (the test restarts the receiver, answers `ok`), and at the end `passed`.
 Any failed check ends it with a traceback and a non-zero exit.

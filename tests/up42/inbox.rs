@@ -1,18 +1,15 @@
 //! The inbox page (GET / on the admin listener) in a real browser: headless Chromium driven by
-//! Selenium (tests/inbox/drive.py) against `make serve`. This side runs the receiver and does what
+//! Selenium (tests/up42/inbox_drive.py) against `make serve`. This side runs the receiver and does what
 //! the driver asks: posts signed deliveries, restarts the receiver. With both stores (the journal,
 //! Redis). Screenshots go to target/inbox/NAME/.
-
-#[path = "../common/mod.rs"]
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::make::{project_copy, release_dir, Make, Stop};
-use common::nginx::{free_port, http, now, post_to, Delivery};
-use common::Scratch;
+use crate::common::make::{project_copy, release_dir, Make, Stop};
+use crate::common::nginx::{free_port, http, now, post_to, Delivery};
+use crate::common::Scratch;
 use up42webhooks::format_rfc3339;
 
 const SECRET: &str = "inbox-secret-aW5ib3g-0123456789";
@@ -95,8 +92,8 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>, forwarder:
             ),
         )
         .unwrap();
-        let mut c = Command::new(common::up42wh());
-        common::hermetic(&mut c)
+        let mut c = Command::new(crate::common::up42wh());
+        crate::common::hermetic(&mut c)
             .args(["forward", "--config"])
             .arg(&config)
             .stdout(Stdio::null())
@@ -110,11 +107,11 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>, forwarder:
         assert_eq!(r.status, 404, "{path} on the public listener");
     }
 
-    let shots = common::root().join("target/inbox").join(name);
+    let shots = crate::common::root().join("target/inbox").join(name);
     std::fs::create_dir_all(&shots).unwrap();
     let mut cmd = Command::new("python3");
-    common::hermetic(&mut cmd)
-        .arg(common::root().join("tests/inbox/drive.py"))
+    crate::common::hermetic(&mut cmd)
+        .arg(crate::common::root().join("tests/up42/inbox_drive.py"))
         .arg(format!("http://127.0.0.1:{admin}"))
         .arg(&shots)
         .stdin(Stdio::piped())
@@ -150,7 +147,7 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>, forwarder:
             ["post", id, status, rest @ ..] => {
                 let r = post_to(port, &delivery(id, status, rest == ["xss"]));
                 assert_eq!(r.status, 200, "{}", r.text());
-                let key = common::nginx::json(&r)["key"].to_string();
+                let key = crate::common::nginx::json(&r)["key"].to_string();
                 writeln!(to, "ok {}", key.trim_matches('"')).unwrap();
             }
             ["restart"] => {
@@ -173,14 +170,15 @@ fn drive(name: &str, extra_env: &[(&str, &str)], token: Option<&str>, forwarder:
 fn the_page_lists_filters_shows_acknowledges_reconnects_and_runs_no_script_from_events() {
     drive("inbox", &[], None, false);
     for shot in ["inbox-light.png", "inbox-dark.png"] {
-        let png = std::fs::read(common::root().join("target/inbox/inbox").join(shot)).unwrap();
+        let png =
+            std::fs::read(crate::common::root().join("target/inbox/inbox").join(shot)).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{shot} is a PNG");
     }
 }
 
 #[test]
 fn the_page_works_the_same_with_the_redis_store() {
-    let redis = common::redis::Redis::start("inbox");
+    let redis = crate::common::redis::Redis::start("inbox");
     drive(
         "inbox-redis",
         &[("UP42_WEBHOOK_STORE", &redis.url())],
