@@ -922,6 +922,49 @@ typedef struct {
 } up42wh_buffer;
 
 /*
+ Where a field lies in a record: `at` bytes from its start, `len` long.
+ */
+typedef struct {
+  uint32_t at;
+  uint32_t len;
+} up42wh_span;
+
+/*
+ A store record's fields, as `up42wh_record_read` finds them. Set `size` to
+ `sizeof(up42wh_record_fields)` before the call.
+ */
+typedef struct {
+  /*
+   `sizeof(up42wh_record_fields)` as the caller's header declares it.
+   */
+  size_t size;
+  /*
+   When the event was stored, unix seconds.
+   */
+  int64_t time;
+  /*
+   A pending record of an older version (state byte `P`).
+   */
+  bool pending;
+  /*
+   `line` is an LZ4 block: `up42wh_record_line` reads it.
+   */
+  bool compressed;
+  /*
+   False for an event stored before the envelope.
+   */
+  bool has_envelope;
+  up42wh_span event;
+  up42wh_span status;
+  up42wh_span live;
+  up42wh_span envelope;
+  /*
+   The line, or its block.
+   */
+  up42wh_span line;
+} up42wh_record_fields;
+
+/*
  How `up42wh_sign` writes its headers. Fill it with `up42wh_sign_options_init`.
  */
 typedef struct {
@@ -1550,6 +1593,19 @@ up42wh_result up42wh_record_write(int64_t time,
 up42wh_result up42wh_record_line(const uint8_t *block,
                                  size_t block_len,
                                  up42wh_buffer *out);
+
+/*
+ Reads the fields of a record that `up42wh_delivery_record` or `up42wh_record_write` wrote (or
+ an older version did): where each lies in it. `INVALID_ARGUMENT` when it is not a record (or
+ is 4 GiB or more), `STRUCT_SIZE` when `out->size` is not this header's. Does not allocate: the
+ one reader of the format, for every caller.
+
+ # Safety
+ `record` valid for `record_len` bytes; `out` writable.
+ */
+up42wh_result up42wh_record_read(const uint8_t *record,
+                                 size_t record_len,
+                                 up42wh_record_fields *out);
 
 /*
  Fills `opts` with UP42's choices: label `up42-sig`, keyid `secret`, `SHA-256=` digest, bare

@@ -92,6 +92,81 @@ pub fn line(block: &[u8], out: &mut [u8]) -> Result<usize, Code> {
     Ok(n)
 }
 
+/// Where a field lies in a record: `at` bytes from its start, `len` long.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    pub at: usize,
+    pub len: usize,
+}
+
+/// A record's fields, as [`read`] finds them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fields {
+    /// When it was stored, unix seconds.
+    pub time: i64,
+    /// Written by a version before a record was committed in place: its state byte says
+    /// pending (`P`).
+    pub pending: bool,
+    /// The line is an LZ4 block (`Z`, `F`): [`line`] reads it from `line`'s bytes.
+    pub compressed: bool,
+    pub event: Span,
+    pub status: Span,
+    pub live: Span,
+    /// `None` in a record of an event stored before the envelope (`C`, `Z`).
+    pub envelope: Option<Span>,
+    /// The line, or its block.
+    pub line: Span,
+}
+
+/// The fields of a record as [`write`] made it (or an older version: `C`, `Z`, `P`).
+/// `InvalidArgument` when it is not one.
+pub fn read(record: &[u8]) -> Result<Fields, Code> {
+    let (&state, rest) = record.split_first().ok_or(Code::InvalidArgument)?;
+    let (enveloped, compressed, pending) = match state {
+        b'C' => (false, false, false),
+        b'Z' => (false, true, false),
+        b'E' => (true, false, false),
+        b'F' => (true, true, false),
+        // A pending record of an older version: its layout is a `C` record's.
+        b'P' => (false, false, true),
+        _ => return Err(Code::InvalidArgument),
+    };
+    let mut f = Fields {
+        pending,
+        compressed,
+        ..Fields::default()
+    };
+    let mut at = 1;
+    let field = |rest: &[u8], at: &mut usize| -> Result<Span, Code> {
+        let n = rest[*at - 1..]
+            .iter()
+            .position(|&b| b == b'\t')
+            .ok_or(Code::InvalidArgument)?;
+        let span = Span { at: *at, len: n };
+        *at += n + 1;
+        Ok(span)
+    };
+    let time = field(rest, &mut at)?;
+    let digits = &record[time.at..time.at + time.len];
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(Code::InvalidArgument);
+    }
+    f.time = digits
+        .iter()
+        .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+    f.event = field(rest, &mut at)?;
+    f.status = field(rest, &mut at)?;
+    f.live = field(rest, &mut at)?;
+    if enveloped {
+        f.envelope = Some(field(rest, &mut at)?);
+    }
+    f.line = Span {
+        at,
+        len: record.len() - at,
+    };
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +238,72 @@ mod tests {
             "too small"
         );
         assert!(line(&out[n - 10..n], &mut back).is_err(), "a damaged block");
+    }
+
+    #[test]
+    fn read_finds_the_fields_of_every_kind_of_record() {
+        let mut out = vec![0u8; 4096];
+        let body = format!("{{\"pad\":\"{}\"}}", "p".repeat(900));
+        let at = |r: &[u8], s: Span| r[s.at..s.at + s.len].to_vec();
+        for (enveloped, body) in [
+            (true, "{}".to_string()),
+            (false, "{}".into()),
+            (true, body.clone()),
+            (false, body),
+        ] {
+            let meta: &[&[u8]] = if enveloped {
+                &[b"job.status", b"RUN", b"true", b"\"sender\":\"up42\""]
+            } else {
+                &[b"job.status", b"RUN", b"true"]
+            };
+            let n = write(
+                1_700_000_000,
+                meta,
+                enveloped,
+                body.as_bytes(),
+                false,
+                &mut out,
+            )
+            .unwrap();
+            let r = &out[..n];
+            let f = read(r).unwrap();
+            assert_eq!((f.time, f.pending), (1_700_000_000, false));
+            assert_eq!(
+                (at(r, f.event), at(r, f.status), at(r, f.live)),
+                (b"job.status".to_vec(), b"RUN".to_vec(), b"true".to_vec())
+            );
+            assert_eq!(
+                f.envelope.map(|e| at(r, e)),
+                enveloped.then(|| b"\"sender\":\"up42\"".to_vec())
+            );
+            assert_eq!(f.compressed, body.len() > 100);
+            let mut back = vec![0u8; 2048];
+            let line_of = if f.compressed {
+                let m = line(&at(r, f.line), &mut back).unwrap();
+                back[..m].to_vec()
+            } else {
+                at(r, f.line)
+            };
+            assert_eq!(line_of, body.as_bytes());
+        }
+        // An older version's pending record; what is no record.
+        let f = read(b"P5\te\ts\t\t{}").unwrap();
+        assert!(f.pending && f.time == 5 && f.line == Span { at: 8, len: 2 });
+        for bad in [
+            &b""[..],
+            b"X5\te\ts\tl\t{}",
+            b"C\te\ts\tl\t{}",
+            b"Cx\te\ts\tl\t{}",
+            b"C5\te\ts",
+            b"E5\te\ts\tl\t{}",
+        ] {
+            assert_eq!(
+                read(bad),
+                Err(Code::InvalidArgument),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

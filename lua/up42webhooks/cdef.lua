@@ -234,6 +234,22 @@ typedef struct {
   size_t len;
 } up42wh_buffer;
 typedef struct {
+  uint32_t at;
+  uint32_t len;
+} up42wh_span;
+typedef struct {
+  size_t size;
+  int64_t time;
+  bool pending;
+  bool compressed;
+  bool has_envelope;
+  up42wh_span event;
+  up42wh_span status;
+  up42wh_span live;
+  up42wh_span envelope;
+  up42wh_span line;
+} up42wh_record_fields;
+typedef struct {
   const uint8_t *label;
   size_t label_len;
   const uint8_t *keyid;
@@ -412,6 +428,9 @@ up42wh_result up42wh_record_write(int64_t time,
 up42wh_result up42wh_record_line(const uint8_t *block,
                                  size_t block_len,
                                  up42wh_buffer *out);
+up42wh_result up42wh_record_read(const uint8_t *record,
+                                 size_t record_len,
+                                 up42wh_record_fields *out);
 up42wh_result up42wh_sign_options_init(up42wh_sign_options *opts);
 up42wh_result up42wh_sign(const up42wh_key *key,
                           const uint8_t *body,

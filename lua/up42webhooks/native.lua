@@ -143,6 +143,37 @@ function _M.journal_record(r)
     return written(tonumber(up42wh_record_write(r.time, meta.ptr, meta.len, line.ptr, line.len, out)))
 end
 
+-- A stored record's fields, read by the library (the one reader of the format, src/record.rs):
+-- time, whether it is an older version's pending record, whether the line is compressed, event,
+-- status, live, the line (or its block: record_line reads it) and the envelope (nil in an event of
+-- an older journal); nil when `v` is not a record.
+local record_fields = ffi_new("up42wh_record_fields")
+record_fields.size = ffi.sizeof("up42wh_record_fields")
+local up42wh_record_read = C.up42wh_record_read
+local sub = string.sub
+
+local function span(v, s)
+    local at = s.at
+    return sub(v, at + 1, at + s.len)
+end
+
+function _M.record_fields(v)
+    if up42wh_record_read(v, #v, record_fields) ~= OK then
+        return nil
+    end
+    local f = record_fields
+    return tonumber(f.time), f.pending, f.compressed, span(v, f.event), span(v, f.status), span(v, f.live),
+           span(v, f.line), f.has_envelope and span(v, f.envelope) or nil
+end
+
+-- A stored record's time, or nil when `v` is not a record.
+function _M.record_time(v)
+    if up42wh_record_read(v, #v, record_fields) ~= OK then
+        return nil
+    end
+    return tonumber(record_fields.time)
+end
+
 -- The line of a compressed record from what follows its last meta field, or nil, err.
 function _M.record_line(block)
     local a, b, c, d = byte(block, 1, 4)

@@ -4,11 +4,10 @@
 -- cursor, ack, trim, stats, dicts, replay, and start/start_worker/every_second/stop_worker/last_key
 -- from store_lifecycle.lua) are what another backend gives (store_redis.lua): docs/receiver.md.
 --
--- The events dict holds each event under its key as
--- "E<time>\t<event>\t<status>\t<live>\t<envelope>\t<line>" ("F": the line as an LZ4 block; "C"
--- and "Z" without the envelope, for events of an older journal), with a TTL while it is pending
--- (claimed, not yet answered) and none once committed (a "P" state byte marked pending before,
--- and is still read as such), and the store's own
+-- The events dict holds each event under its key as the library's record (src/record.rs writes
+-- and reads it: the time, event, status, live mode, envelope and line, the line compressed when
+-- that is smaller), with a TTL while it is pending (claimed, not yet answered) and none once
+-- committed, and the store's own
 -- entries "low" (every key at or below it is gone: acknowledged or past retention), "settled",
 -- the journal's segment. The dedup dict holds the marks every delivery reads or moves: "n" (the
 -- last key handed out), "count" (events held), the journal's key reservation, and the "gap:<key>"
@@ -33,17 +32,14 @@ local lifecycle = require "up42webhooks.store_lifecycle"
 
 local RECORD = journal.RECORD
 local tonumber, select, ipairs, pcall = tonumber, select, ipairs, pcall
-local byte, max, min = string.byte, math.max, math.min
+local max, min = math.max, math.min
 
 local _M = {}
 
 local function noop() end
 
-local C_ = byte("C")
-local Z_ = byte("Z") -- committed, its line an LZ4 block
-local E_ = byte("E") -- committed, with its envelope
-local F_ = byte("F") -- committed, with its envelope, its line an LZ4 block
-local P_ = byte("P")
+-- An entry's state (state_of): committed, or pending (written, not yet in the journal).
+local C_, P_ = "committed", "pending"
 local deliver_cancel = native.deliver_cancel
 -- A gap (a key handed out that holds nothing) is passed over by readers once a later event has
 -- been committed this long: a delivery takes its key and reserves its event in microseconds.
@@ -169,40 +165,30 @@ function _M.ready(c)
     return true
 end
 
--- The fields of a stored value: state byte, time, event, status, live, what follows (the line,
--- or its LZ4 block: line_of reads it) and the envelope (nil in an event of an older journal).
-local function parse(v)
-    local state = byte(v, 1)
-    if state == E_ or state == F_ then
-        local t, event, status, live, envelope, rest =
-            v:match("^.(%d+)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-        return state, tonumber(t), event, status, live, rest, envelope
-    end
-    local t, event, status, live, rest = v:match("^.(%d+)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
-    return state, tonumber(t), event, status, live, rest
-end
+-- The fields of a stored value, read by the library (src/record.rs owns the format): time,
+-- whether an older version marked it pending, whether its line is compressed, event, status,
+-- live, the line or its block (line_of reads it) and the envelope (nil in an event of an older
+-- journal); nil when it is not a record.
+local parse = native.record_fields
 
--- The line of a stored value from its state byte and what parse returned after its fields.
-local function line_of(state, rest)
-    if (state == Z_ or state == F_) and rest then
-        return native.record_line(rest)
+-- The line of a stored value from what parse returned.
+local function line_of(compressed, line)
+    if compressed then
+        return native.record_line(line)
     end
-    return rest
+    return line
 end
 
 -- A stored value's time.
-local function time_of(v)
-    return tonumber(v:match("^.(%d+)\t"))
-end
+local time_of = native.record_time
 
--- An entry's state: pending (P_) while it has a TTL (or, written by an older version, a P byte),
--- else committed (C_, whether its line is compressed or not, with an envelope or not).
-local function state_of(events, k, v)
-    local b = byte(v, 1)
-    if b == C_ or b == Z_ or b == E_ or b == F_ then
-        return (events:ttl(k) or 0) > 0 and P_ or C_
+-- An entry's state: pending (P_) while it has a TTL (or an older version marked it so), else
+-- committed (C_).
+local function state_of(events, k, pending)
+    if pending then
+        return P_
     end
-    return b
+    return (events:ttl(k) or 0) > 0 and P_ or C_
 end
 
 -- The first key after `k` that holds something, and its value, looking at most up to `last`.
@@ -241,16 +227,16 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
             if not j then
                 break
             end
-            local t = time_of(later)
-            if state_of(events, j, later) ~= C_ or not t or t > now - SETTLED then
+            local t, pending = parse(later)
+            if not t or state_of(events, j, pending) ~= C_ or t > now - SETTLED then
                 break
             end
             k, v = j, later
         end
-        local state, written_as, time, event, status, live, line, envelope
+        local state, time, pending, compressed, event, status, live, line, envelope
         if v then
-            written_as, time, event, status, live, line, envelope = parse(v)
-            state = state_of(events, k, v)
+            time, pending, compressed, event, status, live, line, envelope = parse(v)
+            state = time and state_of(events, k, pending)
         end
         if state == P_ then
             break
@@ -261,7 +247,7 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
             if not want or want(event, status, live) then
                 local text, err
                 if not skip_lines then
-                    text, err = line_of(written_as, line)
+                    text, err = line_of(compressed, line)
                     if not text then
                         return nil, "event " .. k .. ": " .. tostring(err)
                     end
@@ -289,10 +275,13 @@ function _M.range_back(c, before, limit, want, each)
     while k > low + 1 and (not limit or listed < limit) do
         k = k - 1
         local v = events:get(k)
-        if v and state_of(events, k, v) == C_ then
-            local written_as, time, event, status, live, line, envelope = parse(v)
-            if line and (not want or want(event, status, live)) then
-                local text, err = line_of(written_as, line)
+        local time, pending, compressed, event, status, live, line, envelope
+        if v then
+            time, pending, compressed, event, status, live, line, envelope = parse(v)
+        end
+        if time and state_of(events, k, pending) == C_ then
+            if not want or want(event, status, live) then
+                local text, err = line_of(compressed, line)
                 if not text then
                     return nil, "event " .. k .. ": " .. tostring(err)
                 end

@@ -171,3 +171,78 @@ pub unsafe extern "C" fn up42wh_record_line(
         unsafe { fill(out, |buf| record::line(block, buf)) }
     })
 }
+
+/// Where a field lies in a record: `at` bytes from its start, `len` long.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct up42wh_span {
+    pub at: u32,
+    pub len: u32,
+}
+
+/// A store record's fields, as `up42wh_record_read` finds them. Set `size` to
+/// `sizeof(up42wh_record_fields)` before the call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct up42wh_record_fields {
+    /// `sizeof(up42wh_record_fields)` as the caller's header declares it.
+    pub size: usize,
+    /// When the event was stored, unix seconds.
+    pub time: i64,
+    /// A pending record of an older version (state byte `P`).
+    pub pending: bool,
+    /// `line` is an LZ4 block: `up42wh_record_line` reads it.
+    pub compressed: bool,
+    /// False for an event stored before the envelope.
+    pub has_envelope: bool,
+    pub event: up42wh_span,
+    pub status: up42wh_span,
+    pub live: up42wh_span,
+    pub envelope: up42wh_span,
+    /// The line, or its block.
+    pub line: up42wh_span,
+}
+
+/// Reads the fields of a record that `up42wh_delivery_record` or `up42wh_record_write` wrote (or
+/// an older version did): where each lies in it. `INVALID_ARGUMENT` when it is not a record (or
+/// is 4 GiB or more), `STRUCT_SIZE` when `out->size` is not this header's. Does not allocate: the
+/// one reader of the format, for every caller.
+///
+/// # Safety
+/// `record` valid for `record_len` bytes; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn up42wh_record_read(
+    record: *const u8,
+    record_len: usize,
+    out: *mut up42wh_record_fields,
+) -> Code {
+    guard(|| {
+        let out = try_mut!(out);
+        if out.size != core::mem::size_of::<up42wh_record_fields>() {
+            return Err(Code::StructSize);
+        }
+        let record = try_bytes!(record, record_len);
+        if u32::try_from(record.len()).is_err() {
+            return Err(Code::InvalidArgument);
+        }
+        let f = record::read(record)?;
+        // Every offset is below the record's length, itself below 4 GiB.
+        let span = |s: record::Span| up42wh_span {
+            at: s.at as u32,
+            len: s.len as u32,
+        };
+        *out = up42wh_record_fields {
+            size: out.size,
+            time: f.time,
+            pending: f.pending,
+            compressed: f.compressed,
+            has_envelope: f.envelope.is_some(),
+            event: span(f.event),
+            status: span(f.status),
+            live: span(f.live),
+            envelope: span(f.envelope.unwrap_or_default()),
+            line: span(f.line),
+        };
+        Ok(())
+    })
+}

@@ -234,6 +234,39 @@ fn one_call_verifies_claims_and_writes_the_record_and_the_commit_the_journals_ev
     assert_eq!(rc, Code::Ok);
     assert_eq!(record, buf[..b.len].to_vec());
     assert!(record.starts_with(format!("E{NOW}\tjob.status\tRUNNING\tfalse\t").as_bytes()));
+    // Read back by the library's one reader of the format.
+    let mut f = ffi::up42wh_record_fields {
+        size: std::mem::size_of::<ffi::up42wh_record_fields>(),
+        ..Default::default()
+    };
+    // SAFETY: the record's bytes and a writable struct.
+    assert_eq!(
+        unsafe { ffi::up42wh_record_read(record.as_ptr(), record.len(), &mut f) },
+        Code::Ok
+    );
+    let at = |s: ffi::up42wh_span| &record[s.at as usize..(s.at + s.len) as usize];
+    assert_eq!(
+        (f.time, f.pending, f.compressed, f.has_envelope),
+        (NOW, false, false, true)
+    );
+    assert_eq!(
+        (at(f.event), at(f.status), at(f.live)),
+        (&b"job.status"[..], &b"RUNNING"[..], &b"false"[..])
+    );
+    assert_eq!(at(f.envelope), &envelope[..]);
+    assert_eq!(at(f.line).len(), body.len());
+    // SAFETY: as above; a record cut before its line, and a struct of another size.
+    unsafe {
+        assert_eq!(
+            ffi::up42wh_record_read(record.as_ptr(), 12, &mut f),
+            Code::InvalidArgument
+        );
+        f.size = 8;
+        assert_eq!(
+            ffi::up42wh_record_read(record.as_ptr(), record.len(), &mut f),
+            Code::StructSize
+        );
+    }
 
     let mut c = committed();
     assert_eq!(commit(&p, 7, true, &body, &mut c), Code::Ok);
