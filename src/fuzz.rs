@@ -208,10 +208,22 @@ pub fn journal(data: &[u8]) {
 }
 
 /// A stored record's line: any block read back without a panic, and any line written and read
-/// back as itself on one line.
+/// back as itself on one line; any bytes read as a record without a panic, its fields inside it,
+/// and a record written read back as written.
 pub fn record(data: &[u8]) {
     let mut out = vec![0u8; 1 << 16];
     let _ = record::line(data, &mut out);
+    if let Ok(f) = record::read(data) {
+        for s in [
+            f.event,
+            f.status,
+            f.live,
+            f.line,
+            f.envelope.unwrap_or_default(),
+        ] {
+            assert!(s.at + s.len <= data.len());
+        }
+    }
     let mut rec = vec![0u8; record::max_len(16, data.len())];
     let n = record::write(
         NOW,
@@ -223,6 +235,11 @@ pub fn record(data: &[u8]) {
     )
     .expect("room enough");
     let head = b"E1700000000\te\ts\t\t\"k\":1\t".len();
+    let f = record::read(&rec[..n]).expect("its own record reads back");
+    assert_eq!(
+        (f.time, f.line.at, f.compressed),
+        (NOW, head, rec[0] == b'F')
+    );
     if rec[0] == b'F' {
         let m = record::line(&rec[head..n], &mut out).expect("its own block reads back");
         let want: Vec<u8> = data
