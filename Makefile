@@ -332,6 +332,7 @@ bench: build nginx-deps
 	@python3 benches/ratios.py target/criterion
 	$(CARGO) bench --locked --bench journal
 	$(CARGO) run --release --locked --example lua_bench -- benches/ffi_vs_openssl.lua
+	$(CARGO) run --release --locked --example lua_bench -- benches/record_read.lua
 	benches/journal/recovery.sh 100000
 	@missing=""; command -v wrk >/dev/null 2>&1 || missing=wrk; $(APT_INSTALL)
 	@missing=""; command -v redis-server >/dev/null 2>&1 || missing=redis-server; $(APT_INSTALL)
