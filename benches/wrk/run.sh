@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # wrk against real nginx with the project's config. First, in one nginx (a fresh one each
 # series), the same signed deliveries (every request a distinct 1 KiB UP42 delivery) to five
-# handlers in turn, SERIES times (default 3): `return 200`, a Lua floor (read the body, answer), the original article's handler
-# (no checks), a plain Lua/OpenSSL plugin doing our checks and writes (plain_plugin.lua), and ours
-# in memory-only mode; a table of the medians and ours relative to each.
+# handlers in turn, SERIES times (default 3): `return 200`, a Lua floor (read the body, answer),
+# the original article's handler (no checks), a plain Lua/OpenSSL plugin doing our checks and
+# writes (plain_plugin.lua), and ours in memory-only mode; a table of the medians and ours
+# relative to each.
 # Then ours alone for each journal fsync mode in FSYNC_MODES (default: interval, the default mode),
 # each on a fresh journal; "off" runs it without a journal (memory only); "redis" runs it on the
 # Redis store (a redis-server of its own: AOF on, appendfsync everysec) and counts Redis's commands
