@@ -61,7 +61,8 @@ function _M.make_reserve(c)
     return true
 end
 
--- This worker's writer for the segment every worker appends to now, or nil, err.
+-- This worker's writer for the segment every worker appends to now, and that segment's number;
+-- or nil, err.
 function _M.writer(c)
     local seg = c.seen:get(SEGMENT) or 1
     if writer_segment ~= seg then
@@ -71,17 +72,16 @@ function _M.writer(c)
         end
         writer, writer_segment = w, seg
     end
-    return writer
+    return writer, seg
 end
 
--- After a record was written (the segment `size` bytes long now, at `time`): what the fsync
+-- After a record was written to segment `seg` (`size` bytes long now, at `time`): what the fsync
 -- policy and the segments' rotation ask.
-function _M.written(c, size, time)
+function _M.written(c, seg, size, time)
     local j = c.journal
     if j.fsync ~= "always" then
         dirty = true
     end
-    local seg = writer_segment
     if size >= j.segment_size and c.events:safe_add("journal:rotating:" .. seg, true, 60) then
         -- The first worker past the size moves everyone to the next segment, and says when: its
         -- last records are about that old (retention need not read it before).
@@ -95,9 +95,9 @@ end
 -- may be in the file all the same (written, then the sync failed).
 function _M.append(c, kind, reason, key, time, digest, id, meta, body)
     local j = c.journal
-    local w, werr = _M.writer(c)
+    local w, seg = _M.writer(c)
     if not w then
-        return nil, werr, false
+        return nil, seg, false
     end
     local size, err, errno = journal_append(w, kind, reason, key, time, digest, id, meta, body)
     if not size and errno == native.ENOSPC and kind ~= RECORD.event and os.remove(j.dir .. RESERVE) then
@@ -116,7 +116,7 @@ function _M.append(c, kind, reason, key, time, digest, id, meta, body)
             return nil, serr, true
         end
     end
-    _M.written(c, size, time)
+    _M.written(c, seg, size, time)
     return true
 end
 

@@ -102,11 +102,12 @@ function _M.add(c, d)
         deliver_cancel()
         return nil, "full", full(c.dict, "event", ierr)
     end
-    local writer
+    local writer, segment
     if c.journal then
         local reserved, rerr = journal.reserve_key(c, key)
         if reserved then
-            writer, rerr = journal.writer(c)
+            writer, segment = journal.writer(c)
+            rerr = writer and rerr or segment
         end
         if not writer then
             abandon(c, key)
@@ -131,7 +132,7 @@ function _M.add(c, d)
         return nil, "journal", kept
     end
     if writer then
-        journal.written(c, size, d.now)
+        journal.written(c, segment, size, d.now)
         if not events:expire(key, 0) then
             -- The reservation expired while the journal was written (a stalled disk): take the
             -- memory again, or take the event back (and its id: deliver_cancel after the commit).
