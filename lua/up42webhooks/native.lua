@@ -257,7 +257,7 @@ function _M.sign_up42(key, body, created)
         .. "\r\nSignature: " .. ffi_str(signed.signature, signed.signature_len) .. "\r\n\r\n"
 end
 
--- Options for verify_message and receive_message (scheme: a name of SCHEME). The label and
+-- Options for verify_message and deliver (scheme: a name of SCHEME). The label and
 -- required strings are kept by the returned table, so that the pointers in the C struct stay
 -- valid as long as the options are used.
 function _M.new_message_options(scheme, o)
@@ -556,7 +556,7 @@ local function handle()
     return deliverer
 end
 
--- Verifies and reads a delivery as receive_message does, for the sender `s` (its name,
+-- Verifies and reads a delivery as up42wh_receive_message does, for the sender `s` (its name,
 -- verified_by and id_prefix) and, with `index`, claims its id: the reused `up42wh_delivered`
 -- struct (delivery, envelope, record; read it before anything yields) and the claim's name
 -- ("new", "duplicate", "id_conflict", "in_flight", "full"; nil without an index), or nil, the
