@@ -69,7 +69,8 @@ pub fn write(
     Ok(o.n)
 }
 
-fn one_line(line: &mut [u8]) {
+/// Tabs and line breaks as spaces: an event kept on one line.
+pub(crate) fn one_line(line: &mut [u8]) {
     for b in line {
         if matches!(*b, b'\t' | b'\r' | b'\n') {
             *b = b' ';

@@ -7,14 +7,13 @@
 //! and the journal's framing of an event is the library's alone. Same conventions as `ffi`.
 #![allow(non_camel_case_types)]
 
-use super::index::{up42wh_claim_outcome, up42wh_index};
-use super::journal::{errno, up42wh_journal};
+use super::index::{outcome_of, seconds, up42wh_index};
+use super::journal::up42wh_journal;
 use super::message::{up42wh_delivery, up42wh_keyring, up42wh_message_options, up42wh_request};
 use super::{bytes, guard, into_handle, release, try_bytes, try_mut, try_ref, up42wh_slice};
 use crate::code::Code;
-use crate::delivery::IdSource;
 use crate::index::{Claim, Slot};
-use crate::journal::{AppendError, Kind, Record};
+use crate::journal::{Kind, Record};
 use crate::{envelope, record};
 
 /// The journal's meta of an event: event, status, live mode and envelope, joined by tabs.
@@ -212,32 +211,14 @@ pub unsafe extern "C" fn up42wh_deliver(
         let message = unsafe { super::message::Message::from_raw(req, opts) }?;
         message.receive(ring, now, prefix, &mut h.delivery)?;
         let d = &h.delivery;
-        let id = d.id.get(..d.id_len).ok_or(Code::InvalidArgument)?;
-        let own_id = id.get(d.id_at..).ok_or(Code::InvalidArgument)?;
-        let from = IdSource::try_from(d.id_source)?;
-        let envelope_len = envelope::write(
-            sender,
-            verified_by,
-            d.key_index,
-            own_id,
-            from,
-            &mut h.envelope,
-        )?;
-        let envelope = &h.envelope[..envelope_len];
-        // The journal's meta and the record's: event, status, live, envelope.
-        let live: &[u8] = match d.live {
-            1 => b"true",
-            0 => b"false",
-            _ => b"",
-        };
-        let fields: [&[u8]; 4] = [
-            d.event.get(..d.event_len).ok_or(Code::InvalidArgument)?,
-            d.status.get(..d.status_len).ok_or(Code::InvalidArgument)?,
-            live,
-            envelope,
-        ];
+        let envelope_len = d.write_envelope(sender, verified_by, &mut h.envelope)?;
+        // The journal's meta and the record's: event, status, live, envelope, joined by tabs.
+        let [event, status, live] = d.meta()?;
         let mut n = 0;
-        for (i, f) in fields.iter().enumerate() {
+        for (i, f) in [event, status, live, &h.envelope[..envelope_len]]
+            .iter()
+            .enumerate()
+        {
             if i > 0 {
                 h.meta[n] = b'\t';
                 n += 1;
@@ -252,21 +233,15 @@ pub unsafe extern "C" fn up42wh_deliver(
         let mut claim = 0;
         // SAFETY: NULL or open for the call (and until the claim ends): the contract.
         if let Some(index) = unsafe { args.index.as_ref() } {
-            let secs = |t: i64| u64::try_from(t).map_err(|_| Code::InvalidArgument);
-            claim = match index
-                .index
-                .claim(id, &d.body_sha256, secs(now)?, secs(args.pending_ttl)?)
-            {
-                Claim::New(slot) => {
-                    h.claim = Held::Pending(args.index, slot);
-                    up42wh_claim_outcome::New
-                }
-                Claim::Duplicate => up42wh_claim_outcome::Duplicate,
-                Claim::Conflict => up42wh_claim_outcome::Conflict,
-                Claim::Full => up42wh_claim_outcome::Full,
-                _ => up42wh_claim_outcome::InFlight,
-            } as u32;
-            if matches!(h.claim, Held::Pending(..)) {
+            let found = index.index.claim(
+                d.dedup_id()?,
+                &d.body_sha256,
+                seconds(now)?,
+                seconds(args.pending_ttl)?,
+            );
+            claim = outcome_of(&found) as u32;
+            if let Claim::New(slot) = found {
+                h.claim = Held::Pending(args.index, slot);
                 let need = record::max_len(META_MAX, message.body.len());
                 if h.record.len() < need {
                     h.record.resize(need, 0);
@@ -345,10 +320,8 @@ pub unsafe extern "C" fn up42wh_deliver_commit(
             let d = &h.delivery;
             let line = if d.line_breaks {
                 h.line.clear();
-                h.line.extend(body.iter().map(|&b| match b {
-                    b'\t' | b'\r' | b'\n' => b' ',
-                    b => b,
-                }));
+                h.line.extend_from_slice(body);
+                record::one_line(&mut h.line);
                 &h.line[..]
             } else {
                 body
@@ -359,32 +332,18 @@ pub unsafe extern "C" fn up42wh_deliver_commit(
                 key,
                 time: h.time,
                 digest: d.body_sha256,
-                id: d.id.get(..d.id_len).ok_or(Code::InvalidArgument)?,
+                id: d.dedup_id()?,
                 meta: &h.meta[..h.meta_len],
                 body: line,
             };
-            let mut writer = j.writer.lock().map_err(|_| Code::Panic)?;
-            let failed = |e: &std::io::Error, code: Code| -> Code {
-                match j.errno.lock() {
-                    Ok(mut n) => {
-                        *n = errno(e);
-                        code
-                    }
-                    Err(_) => Code::Panic,
-                }
-            };
-            segment_size = match writer.append(&r) {
-                Ok(size) => size,
-                Err(AppendError::Record(code)) => return Err(code),
-                Err(AppendError::Io(e)) => return Err(failed(&e, Code::JournalIo)),
-            };
+            segment_size = j.append(&r)?;
             if sync {
-                writer.sync().map_err(|e| failed(&e, Code::JournalIo))?;
+                j.sync()?;
             }
         }
         // SAFETY: the claim's index is open until the next call: the contract of up42wh_deliver.
         let open = unsafe { index.as_ref() }.ok_or(Code::NullArgument)?;
-        let now = u64::try_from(now).map_err(|_| Code::InvalidArgument)?;
+        let now = seconds(now)?;
         let kept = open.index.commit(&slot, now);
         h.claim = if kept {
             Held::Stored(index, slot, now)

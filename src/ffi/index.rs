@@ -89,7 +89,18 @@ pub struct up42wh_index_stats {
     pub bytes: u64,
 }
 
-fn seconds(t: i64) -> Result<u64, Code> {
+/// What a claim found, as the C ABI numbers it.
+pub(super) fn outcome_of(c: &Claim) -> up42wh_claim_outcome {
+    match c {
+        Claim::New(_) => up42wh_claim_outcome::New,
+        Claim::Duplicate => up42wh_claim_outcome::Duplicate,
+        Claim::Conflict => up42wh_claim_outcome::Conflict,
+        Claim::Full => up42wh_claim_outcome::Full,
+        _ => up42wh_claim_outcome::InFlight,
+    }
+}
+
+pub(super) fn seconds(t: i64) -> Result<u64, Code> {
     u64::try_from(t).map_err(|_| Code::InvalidArgument)
 }
 
@@ -174,20 +185,16 @@ pub unsafe extern "C" fn up42wh_index_claim(
         let id = try_bytes!(id, id_len);
         let body = body_of(body_sha256)?;
         let c = index.claim(id, body, seconds(now)?, seconds(pending_ttl)?);
+        let outcome = outcome_of(&c) as u32;
         *out = match c {
             Claim::New(slot) => up42wh_claim {
-                outcome: up42wh_claim_outcome::New as u32,
+                outcome,
                 table: slot.table,
                 slot: slot.index,
                 deadline: slot.deadline,
             },
-            other => up42wh_claim {
-                outcome: match other {
-                    Claim::Duplicate => up42wh_claim_outcome::Duplicate,
-                    Claim::Conflict => up42wh_claim_outcome::Conflict,
-                    Claim::Full => up42wh_claim_outcome::Full,
-                    _ => up42wh_claim_outcome::InFlight,
-                } as u32,
+            _ => up42wh_claim {
+                outcome,
                 ..up42wh_claim::default()
             },
         };

@@ -78,8 +78,37 @@ pub struct up42wh_journal_stats {
 /// serialised by the handle; every append is one `write(2)`, so several processes may append to
 /// the same segment at once. Free it with `up42wh_journal_free`.
 pub struct up42wh_journal {
-    pub(super) writer: Mutex<Writer>,
-    pub(super) errno: Mutex<i32>,
+    writer: Mutex<Writer>,
+    errno: Mutex<i32>,
+}
+
+impl up42wh_journal {
+    /// The system's reason for a failed append or sync, kept for `up42wh_journal_errno`.
+    fn failed(&self, e: &io::Error) -> Code {
+        match self.errno.lock() {
+            Ok(mut n) => {
+                *n = errno(e);
+                Code::JournalIo
+            }
+            Err(_) => Code::Panic,
+        }
+    }
+
+    /// Appends `r` with one `write(2)`: the segment's size after it.
+    pub(super) fn append(&self, r: &Record) -> Result<u64, Code> {
+        let mut writer = self.writer.lock().map_err(|_| Code::Panic)?;
+        match writer.append(r) {
+            Ok(size) => Ok(size),
+            Err(AppendError::Record(code)) => Err(code),
+            Err(AppendError::Io(e)) => Err(self.failed(&e)),
+        }
+    }
+
+    /// `fdatasync` of the segment.
+    pub(super) fn sync(&self) -> Result<(), Code> {
+        let writer = self.writer.lock().map_err(|_| Code::Panic)?;
+        writer.sync().map_err(|e| self.failed(&e))
+    }
 }
 
 /// An opaque reader of a journal's good records, oldest segment first. Not to be shared between
@@ -211,20 +240,11 @@ pub unsafe extern "C" fn up42wh_journal_append(
         let record = try_ref!(record);
         // SAFETY: the record's slices are valid for the call: the export's contract.
         let r = unsafe { record_in(record) }?;
-        let mut writer = j.writer.lock().map_err(|_| Code::Panic)?;
-        match writer.append(&r) {
-            Ok(size) => {
-                if let Some(s) = opt_mut!(size_out) {
-                    *s = size;
-                }
-                Ok(())
-            }
-            Err(AppendError::Record(code)) => Err(code),
-            Err(AppendError::Io(e)) => {
-                *j.errno.lock().map_err(|_| Code::Panic)? = errno(&e);
-                Err(Code::JournalIo)
-            }
+        let size = j.append(&r)?;
+        if let Some(s) = opt_mut!(size_out) {
+            *s = size;
         }
+        Ok(())
     })
 }
 
@@ -234,16 +254,7 @@ pub unsafe extern "C" fn up42wh_journal_append(
 /// `j` must come from `up42wh_journal_open`.
 #[no_mangle]
 pub unsafe extern "C" fn up42wh_journal_sync(j: *mut up42wh_journal) -> Code {
-    guard(|| {
-        let j = try_ref!(j);
-        let writer = j.writer.lock().map_err(|_| Code::Panic)?;
-        writer.sync().map_err(|e| {
-            if let Ok(mut n) = j.errno.lock() {
-                *n = errno(&e);
-            }
-            Code::JournalIo
-        })
-    })
+    guard(|| try_ref!(j).sync())
 }
 
 /// The system's error number of the last failed append or sync on `j` (0 when none failed).

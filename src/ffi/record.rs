@@ -33,6 +33,47 @@ unsafe fn fill(
     Ok(())
 }
 
+impl up42wh_delivery {
+    /// The id it is deduplicated on.
+    pub(super) fn dedup_id(&self) -> Result<&[u8], Code> {
+        self.id.get(..self.id_len).ok_or(Code::InvalidArgument)
+    }
+
+    /// Its envelope for the sender `sender` and the scheme `scheme`, written into `out`: its
+    /// length.
+    pub(super) fn write_envelope(
+        &self,
+        sender: &[u8],
+        scheme: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Code> {
+        let own = self
+            .dedup_id()?
+            .get(self.id_at..)
+            .ok_or(Code::InvalidArgument)?;
+        let from = IdSource::try_from(self.id_source)?;
+        envelope::write(sender, scheme, self.key_index, own, from, out)
+    }
+
+    /// The fields the store keeps before the envelope: event, status and live mode.
+    pub(super) fn meta(&self) -> Result<[&[u8]; 3], Code> {
+        let live: &[u8] = match self.live {
+            1 => b"true",
+            0 => b"false",
+            _ => b"",
+        };
+        Ok([
+            self.event
+                .get(..self.event_len)
+                .ok_or(Code::InvalidArgument)?,
+            self.status
+                .get(..self.status_len)
+                .ok_or(Code::InvalidArgument)?,
+            live,
+        ])
+    }
+}
+
 /// Writes the envelope of a delivery that `up42wh_receive_message` accepted for the sender
 /// `sender` (its name) and the scheme `scheme` into `out`: JSON members without braces,
 /// `"sender":..,"scheme":..,"key_index":..,"delivery_id":..,"delivery_id_from":..`, the id
@@ -57,17 +98,8 @@ pub unsafe extern "C" fn up42wh_delivery_envelope(
         let d = try_ref!(delivery);
         let sender = try_bytes!(sender, sender_len);
         let scheme = try_bytes!(scheme, scheme_len);
-        let id =
-            d.id.get(..d.id_len)
-                .and_then(|id| id.get(d.id_at..))
-                .ok_or(Code::InvalidArgument)?;
-        let from = IdSource::try_from(d.id_source)?;
         // SAFETY: `out` is as up42wh_buffer says: the export's contract.
-        unsafe {
-            fill(out, |buf| {
-                envelope::write(sender, scheme, d.key_index, id, from, buf)
-            })
-        }
+        unsafe { fill(out, |buf| d.write_envelope(sender, scheme, buf)) }
     })
 }
 
@@ -101,15 +133,7 @@ pub unsafe extern "C" fn up42wh_delivery_record(
             return Err(Code::InvalidArgument);
         }
         let body = try_bytes!(body, body_len);
-        let live: &[u8] = match d.live {
-            1 => b"true",
-            0 => b"false",
-            _ => b"",
-        };
-        let (event, status) = (
-            d.event.get(..d.event_len).ok_or(Code::InvalidArgument)?,
-            d.status.get(..d.status_len).ok_or(Code::InvalidArgument)?,
-        );
+        let [event, status, live] = d.meta()?;
         let enveloped = !envelope.is_empty();
         let meta: &[&[u8]] = if enveloped {
             &[event, status, live, envelope]
