@@ -10,6 +10,20 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use up42webhooks::journal::{encode, Kind, Record, Writer};
 
+/// The event every case writes, under `key`.
+fn event(key: u64, body: &[u8]) -> Record<'_> {
+    Record {
+        kind: Kind::Event,
+        reason: 0,
+        key,
+        time: 1_700_000_000,
+        digest: [7; 32],
+        id: b"m:3f1c0a52-97a4-4c8e-b0f4-6f1d2c9e8a71",
+        meta: b"job.status\tFAILED\tfalse",
+        body,
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-journal");
     let _ = std::fs::remove_dir_all(&dir);
@@ -26,17 +40,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 key += 1;
-                let r = Record {
-                    kind: Kind::Event,
-                    reason: 0,
-                    key,
-                    time: 1_700_000_000,
-                    digest: [7; 32],
-                    id: b"m:3f1c0a52-97a4-4c8e-b0f4-6f1d2c9e8a71",
-                    meta: b"job.status\tFAILED\tfalse",
-                    body: &body,
-                };
-                w.append(black_box(&r)).unwrap();
+                w.append(black_box(&event(key, &body))).unwrap();
                 if sync {
                     w.sync().unwrap();
                 }
@@ -75,18 +79,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("copy into a mapped segment", |b| {
         b.iter(|| {
             key += 1;
-            let r = Record {
-                kind: Kind::Event,
-                reason: 0,
-                key,
-                time: 1_700_000_000,
-                digest: [7; 32],
-                id: b"m:3f1c0a52-97a4-4c8e-b0f4-6f1d2c9e8a71",
-                meta: b"job.status\tFAILED\tfalse",
-                body: &body,
-            };
             frame.clear();
-            encode(black_box(&r), 0x1234_5678, &mut frame).unwrap();
+            encode(black_box(&event(key, &body)), 0x1234_5678, &mut frame).unwrap();
             if at + frame.len() > MAPPED {
                 // SAFETY: the mapping made above, no longer used.
                 unsafe { libc::munmap(base.cast(), MAPPED) };
