@@ -95,7 +95,7 @@ end
 -- may be in the file all the same (written, then the sync failed).
 function _M.append(c, kind, reason, key, time, digest, id, meta, body)
     local j = c.journal
-    local w, seg = _M.writer(c)
+    local w, seg = _M.writer(c) -- seg: why, when there is no writer
     if not w then
         return nil, seg, false
     end

@@ -145,33 +145,36 @@ end
 
 -- A stored record's fields, read by the library (the one reader of the format, src/record.rs):
 -- time, whether it is an older version's pending record, whether the line is compressed, event,
--- status, live, the line (or its block: record_line reads it) and the envelope (nil in an event of
--- an older journal); nil when `v` is not a record.
+-- status, live, the line (or its block: record_line reads it; false with `skip_line`, for readers
+-- that only look at keys) and the envelope (nil in an event of an older journal); nil when `v` is
+-- not a record.
 local record_fields = ffi_new("up42wh_record_fields")
 record_fields.size = ffi.sizeof("up42wh_record_fields")
 local up42wh_record_read = C.up42wh_record_read
 local sub = string.sub
+
+local function read_record(v)
+    return up42wh_record_read(v, #v, record_fields) == OK and record_fields or nil
+end
 
 local function span(v, s)
     local at = s.at
     return sub(v, at + 1, at + s.len)
 end
 
-function _M.record_fields(v)
-    if up42wh_record_read(v, #v, record_fields) ~= OK then
+function _M.record_fields(v, skip_line)
+    local f = read_record(v)
+    if not f then
         return nil
     end
-    local f = record_fields
     return tonumber(f.time), f.pending, f.compressed, span(v, f.event), span(v, f.status), span(v, f.live),
-           span(v, f.line), f.has_envelope and span(v, f.envelope) or nil
+           not skip_line and span(v, f.line), f.has_envelope and span(v, f.envelope) or nil
 end
 
 -- A stored record's time, or nil when `v` is not a record.
 function _M.record_time(v)
-    if up42wh_record_read(v, #v, record_fields) ~= OK then
-        return nil
-    end
-    return tonumber(record_fields.time)
+    local f = read_record(v)
+    return f and tonumber(f.time)
 end
 
 -- The line of a compressed record from what follows its last meta field, or nil, err.

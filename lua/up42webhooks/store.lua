@@ -105,13 +105,15 @@ function _M.add(c, d)
     local writer, segment
     if c.journal then
         local reserved, rerr = journal.reserve_key(c, key)
-        if reserved then
-            writer, segment = journal.writer(c)
-            rerr = writer and rerr or segment
-        end
-        if not writer then
+        if not reserved then
             abandon(c, key)
             return nil, "journal", rerr
+        end
+        -- The writer and its segment's number, or nil and why.
+        writer, segment = journal.writer(c)
+        if not writer then
+            abandon(c, key)
+            return nil, "journal", segment
         end
     end
     -- The record is written once, as it stays, with a short TTL: that reservation takes
@@ -168,8 +170,8 @@ end
 
 -- The fields of a stored value, read by the library (src/record.rs owns the format): time,
 -- whether an older version marked it pending, whether its line is compressed, event, status,
--- live, the line or its block (line_of reads it) and the envelope (nil in an event of an older
--- journal); nil when it is not a record.
+-- live, the line or its block (line_of reads it; false when asked to skip it) and the envelope
+-- (nil in an event of an older journal); nil when it is not a record.
 local parse = native.record_fields
 
 -- The line of a stored value from what parse returned.
@@ -228,7 +230,7 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
             if not j then
                 break
             end
-            local t, pending = parse(later)
+            local t, pending = parse(later, true)
             if not t or state_of(events, j, pending) ~= C_ or t > now - SETTLED then
                 break
             end
@@ -236,7 +238,7 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
         end
         local state, time, pending, compressed, event, status, live, line, envelope
         if v then
-            time, pending, compressed, event, status, live, line, envelope = parse(v)
+            time, pending, compressed, event, status, live, line, envelope = parse(v, skip_lines)
             state = time and state_of(events, k, pending)
         end
         if state == P_ then
@@ -244,7 +246,7 @@ function _M.range(c, since, limit, want, each, now, skip_lines)
         end
         if not v then
             nxt = k -- a gap known to stay empty
-        elseif state == C_ and line then
+        elseif state == C_ then
             if not want or want(event, status, live) then
                 local text, err
                 if not skip_lines then
