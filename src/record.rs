@@ -122,7 +122,7 @@ pub struct Fields {
 /// The fields of a record as [`write`] made it (or an older version: `C`, `Z`, `P`).
 /// `InvalidArgument` when it is not one.
 pub fn read(record: &[u8]) -> Result<Fields, Code> {
-    let (&state, rest) = record.split_first().ok_or(Code::InvalidArgument)?;
+    let state = *record.first().ok_or(Code::InvalidArgument)?;
     let (enveloped, compressed, pending) = match state {
         b'C' => (false, false, false),
         b'Z' => (false, true, false),
@@ -137,9 +137,10 @@ pub fn read(record: &[u8]) -> Result<Fields, Code> {
         compressed,
         ..Fields::default()
     };
+    // Each field up to its tab, from byte `at`, which then moves past the tab.
     let mut at = 1;
-    let field = |rest: &[u8], at: &mut usize| -> Result<Span, Code> {
-        let n = rest[*at - 1..]
+    let field = |at: &mut usize| -> Result<Span, Code> {
+        let n = record[*at..]
             .iter()
             .position(|&b| b == b'\t')
             .ok_or(Code::InvalidArgument)?;
@@ -147,19 +148,21 @@ pub fn read(record: &[u8]) -> Result<Fields, Code> {
         *at += n + 1;
         Ok(span)
     };
-    let time = field(rest, &mut at)?;
+    let time = field(&mut at)?;
     let digits = &record[time.at..time.at + time.len];
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+    // Digits only (no sign, no space), within an i64 (`parse` checks the range).
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(Code::InvalidArgument);
     }
-    f.time = digits
-        .iter()
-        .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
-    f.event = field(rest, &mut at)?;
-    f.status = field(rest, &mut at)?;
-    f.live = field(rest, &mut at)?;
+    f.time = core::str::from_utf8(digits)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or(Code::InvalidArgument)?;
+    f.event = field(&mut at)?;
+    f.status = field(&mut at)?;
+    f.live = field(&mut at)?;
     if enveloped {
-        f.envelope = Some(field(rest, &mut at)?);
+        f.envelope = Some(field(&mut at)?);
     }
     f.line = Span {
         at,
@@ -292,6 +295,7 @@ mod tests {
         assert!(f.pending && f.time == 5 && f.line == Span { at: 8, len: 2 });
         for bad in [
             &b""[..],
+            b"C9999999999999999999\te\ts\tl\t{}",
             b"X5\te\ts\tl\t{}",
             b"C\te\ts\tl\t{}",
             b"Cx\te\ts\tl\t{}",
