@@ -10,7 +10,7 @@
 use super::index::{outcome_of, seconds, up42wh_index};
 use super::journal::up42wh_journal;
 use super::message::{up42wh_delivery, up42wh_keyring, up42wh_message_options, up42wh_request};
-use super::{bytes, guard, into_handle, release, try_bytes, try_mut, try_ref, up42wh_slice};
+use super::{bytes, guard, into_handle, release, sized, try_bytes, try_mut, try_ref, up42wh_slice};
 use crate::code::Code;
 use crate::index::{Claim, Slot};
 use crate::journal::{Kind, Record};
@@ -158,15 +158,6 @@ unsafe fn give_up(h: &mut up42wh_deliverer, stored_too: bool) {
             }
         }
         _ => {}
-    }
-}
-
-/// `size` must be the size this library knows for `T`.
-fn sized<T>(size: usize) -> Result<(), Code> {
-    if size == core::mem::size_of::<T>() {
-        Ok(())
-    } else {
-        Err(Code::StructSize)
     }
 }
 

@@ -123,6 +123,16 @@ macro_rules! opt_mut {
 }
 pub(crate) use opt_mut;
 
+/// `size`, a struct's size field as the caller's header declares it, must be the size this
+/// library knows for `T`: `STRUCT_SIZE` otherwise, before anything is read or written.
+pub(crate) fn sized<T>(size: usize) -> Result<(), Code> {
+    if size == core::mem::size_of::<T>() {
+        Ok(())
+    } else {
+        Err(Code::StructSize)
+    }
+}
+
 /// An opaque handle for C: the value boxed, released by `free_handle`.
 pub(crate) fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))

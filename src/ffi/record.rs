@@ -4,7 +4,7 @@
 #![allow(non_camel_case_types)]
 
 use super::up42wh_delivery;
-use super::{guard, try_bytes, try_mut, try_ref};
+use super::{guard, sized, try_bytes, try_mut, try_ref};
 use crate::code::Code;
 use crate::delivery::IdSource;
 use crate::{envelope, record};
@@ -242,9 +242,7 @@ pub unsafe extern "C" fn up42wh_record_read(
 ) -> Code {
     guard(|| {
         let out = try_mut!(out);
-        if out.size != core::mem::size_of::<up42wh_record_fields>() {
-            return Err(Code::StructSize);
-        }
+        sized::<up42wh_record_fields>(out.size)?;
         let record = try_bytes!(record, record_len);
         if u32::try_from(record.len()).is_err() {
             return Err(Code::InvalidArgument);
