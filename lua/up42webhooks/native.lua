@@ -187,8 +187,8 @@ function _M.record_line(block)
     return filled(tonumber(up42wh_record_line(block, #block, out)))
 end
 
--- Key kinds and schemes of the C ABI (its constants, as the header declares them), by the names
--- configure{} uses: UP42WH_KEY_KIND_<NAME> and UP42WH_SCHEME_<NAME>.
+-- Key kinds of the C ABI (its constants, as the header declares them), by the names configure{}
+-- uses: UP42WH_KEY_KIND_<NAME>.
 local function constants(prefix, names)
     local t = {}
     for _, name in ipairs(names) do
