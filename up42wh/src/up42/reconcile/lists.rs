@@ -29,6 +29,33 @@ fn plain(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_. ".contains(&b))
 }
 
+/// An order or job as listed (its id under `id_key`), unless its id or status is not a name the
+/// receiver takes or it was seen already in this run; a job's status upper-cased as the webhooks
+/// spell it (the API's is lower-case).
+fn take(
+    kind: Kind,
+    item: &Value,
+    id_key: &str,
+    updated: Option<i64>,
+    seen: &mut HashSet<String>,
+) -> Option<Found> {
+    let (id, status) = (item[id_key].as_str()?, item["status"].as_str()?);
+    if !plain(id) || !plain(status) || !seen.insert(id.to_string()) {
+        return None;
+    }
+    let status = match kind {
+        Kind::Order => status.to_string(),
+        Kind::Job => status.to_ascii_uppercase(),
+    };
+    Some(Found {
+        kind,
+        id: id.to_string(),
+        status,
+        updated,
+        detail: item.clone(),
+    })
+}
+
 /// The orders updated at or after `from`, each once (its newest state: pages shift while they are
 /// read, and an order seen twice is the same order).
 pub async fn orders(api: &mut Api, workspace: &str, from: i64) -> Result<Vec<Found>, Error> {
@@ -49,19 +76,7 @@ pub async fn orders(api: &mut Api, workspace: &str, from: i64) -> Result<Vec<Fou
                 older = true;
                 continue;
             }
-            let (Some(id), Some(status)) = (o["id"].as_str(), o["status"].as_str()) else {
-                continue;
-            };
-            if !plain(id) || !plain(status) || !seen.insert(id.to_string()) {
-                continue;
-            }
-            found.push(Found {
-                kind: Kind::Order,
-                id: id.to_string(),
-                status: status.to_string(),
-                updated,
-                detail: o.clone(),
-            });
+            found.extend(take(Kind::Order, o, "id", updated, &mut seen));
         }
         let pages = a["totalPages"].as_u64().unwrap_or(1);
         if older || content.is_empty() || page + 1 >= pages {
@@ -71,8 +86,7 @@ pub async fn orders(api: &mut Api, workspace: &str, from: i64) -> Result<Vec<Fou
     Ok(found)
 }
 
-/// The processing jobs updated at or after `from`, each once; their statuses upper-cased as the
-/// webhooks spell them (the API's are lower-case).
+/// The processing jobs updated at or after `from`, each once.
 pub async fn jobs(api: &mut Api, workspace: &str, from: i64) -> Result<Vec<Found>, Error> {
     let mut found = Vec::new();
     let mut seen = HashSet::new();
@@ -94,19 +108,7 @@ pub async fn jobs(api: &mut Api, workspace: &str, from: i64) -> Result<Vec<Found
             if updated.is_some_and(|t| t < from) {
                 continue;
             }
-            let (Some(id), Some(status)) = (j["jobID"].as_str(), j["status"].as_str()) else {
-                continue;
-            };
-            if !plain(id) || !plain(status) || !seen.insert(id.to_string()) {
-                continue;
-            }
-            found.push(Found {
-                kind: Kind::Job,
-                id: id.to_string(),
-                status: status.to_ascii_uppercase(),
-                updated,
-                detail: j.clone(),
-            });
+            found.extend(take(Kind::Job, j, "jobID", updated, &mut seen));
         }
         next = a["links"].as_array().and_then(|links| {
             links
