@@ -67,6 +67,18 @@ local function secrets_of(c)
     return list
 end
 
+-- One key of `kind` for each of the sender's secrets, their ids `<prefix>1`, `<prefix>2`, ...; or
+-- nil, err.
+local function secret_keys(c, kind, prefix)
+    local list, err = secrets_of(c)
+    if not list then return nil, err end
+    local keys = {}
+    for i, s in ipairs(list) do
+        keys[i] = { kind = kind, keyid = prefix .. i, material = s }
+    end
+    return keys
+end
+
 -- UbiOps signs "@method" "@authority" "@target-uri" "content-digest" "date" with Ed25519; its
 -- example receiver insists on content-digest and date being covered, and so do we.
 local UBIOPS_REQUIRED = '"@method", "@authority", "@target-uri", "content-digest", "date"'
@@ -85,11 +97,9 @@ function _M.new(name, c, defaults)
     }
     if profile == "up42" then
         scheme = "up42"
-        local list, err = secrets_of(c)
-        if not list then return nil, err end
-        for i, s in ipairs(list) do
-            keys[i] = { kind = "hmac", keyid = "secret-" .. i, material = s }
-        end
+        local err
+        keys, err = secret_keys(c, "hmac", "secret-")
+        if not keys then return nil, err end
         o.label = c.label
         -- UP42 signs the body (through Content-Digest), not `created` or `expires`: the body's
         -- own timestamp may be as old as the replay horizon (a retry of an old delivery; a
@@ -132,20 +142,16 @@ function _M.new(name, c, defaults)
         o.label = c.label
     elseif profile == "standard-webhooks" then
         scheme = "standard_webhooks"
-        local list, err = secrets_of(c)
-        if not list then return nil, err end
-        for i, s in ipairs(list) do
-            keys[i] = { kind = "standard_webhooks", keyid = "key-" .. i, material = s }
-        end
+        local err
+        keys, err = secret_keys(c, "standard_webhooks", "key-")
+        if not keys then return nil, err end
     elseif native.SCHEME[profile] and profile ~= "standard_webhooks" then
         -- Every other scheme the library knows (GitHub's, Stripe's, one added there) signs the
         -- body with HMAC-SHA256 secrets.
         scheme = profile
-        local list, err = secrets_of(c)
-        if not list then return nil, err end
-        for i, s in ipairs(list) do
-            keys[i] = { kind = "hmac", keyid = "secret-" .. i, material = s }
-        end
+        local err
+        keys, err = secret_keys(c, "hmac", "secret-")
+        if not keys then return nil, err end
     else
         local known = { "ubiops", "standard-webhooks" }
         for scheme_name in pairs(native.SCHEME) do
