@@ -91,16 +91,19 @@ pub enum Claim {
     Full,
 }
 
-/// What became of an id a rebuild inserted.
+/// What became of an id a rebuild inserted (`up42wh_index_insert`'s `outcome`).
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
-    Added,
+    /// Remembered now.
+    Added = 1,
     /// Remembered already.
-    Known,
-    /// Stored longer ago than the horizon.
-    PastHorizon,
-    /// Its window's table holds as many ids as it may.
-    Full,
+    Known = 2,
+    /// Stored longer ago than the horizon: not remembered.
+    PastHorizon = 3,
+    /// Its window's table holds as many ids as the index's capacity allows (the capacity was
+    /// lowered since): not remembered.
+    Full = 4,
 }
 
 /// A claimed slot, for `commit` and `cancel`.
@@ -112,16 +115,17 @@ pub struct Slot {
     pub(crate) deadline: u64,
 }
 
-/// How the index was opened.
+/// How the index was opened (`up42wh_index_open`'s `opened`).
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Opened {
     /// The file was there, whole and of these settings.
-    Existing,
+    Existing = 1,
     /// There was none: a new, empty index.
-    Created,
+    Created = 2,
     /// The file was damaged, of another version or made for other settings: replaced by an empty
-    /// one (the caller rebuilds it from what it keeps).
-    Replaced,
+    /// one, which the caller rebuilds from what it keeps (`up42wh_index_insert`).
+    Replaced = 3,
 }
 
 /// An open index. Every method takes `&self`: share it between threads (and, mapped before a

@@ -38,7 +38,7 @@ const SALT_LEN: usize = 16;
 /// "No space left on device", the same number on every Linux architecture.
 const ENOSPC: i32 = 28;
 
-/// What a record says.
+/// What a journal record says (`up42wh_record.kind`).
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

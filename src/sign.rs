@@ -12,17 +12,24 @@ use crate::sf;
 /// label and the parameters. A verifier accepts longer ones (`keyring::MAX_KEYID`).
 pub(crate) const MAX_SIGN_KEYID: usize = 64;
 
-/// Which digest goes into `Content-Digest`.
+/// Which digest goes into `Content-Digest` (`up42wh_sign_options.digest`).
+#[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DigestAlg {
     /// `SHA-256=:...:`, upper case, as UP42 sends it.
     #[default]
-    Sha256Up42,
+    Sha256Up42 = 0,
     /// `sha-256=:...:` as RFC 9530 spells it.
-    Sha256,
+    Sha256 = 1,
     /// `sha-512=:...:`.
-    Sha512,
+    Sha512 = 2,
 }
+
+u32_enum!(DigestAlg {
+    Sha256Up42,
+    Sha256,
+    Sha512
+});
 
 /// How the signature is written and labelled. `Default` is what UP42 sends.
 #[derive(Debug, Clone, Copy)]

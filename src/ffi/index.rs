@@ -6,7 +6,10 @@
 use super::journal::{dir_of, errno, io_failed};
 use super::{guard, into_handle, opt_mut, release, try_bytes, try_mut, try_ref};
 use crate::code::Code;
-use crate::index::{Claim, Index, Inserted, Opened, Slot};
+use crate::index::{Claim, Index, Slot};
+/// How `up42wh_index_open` found the file and what `up42wh_index_insert` did with an id: the
+/// core's enums, exported as they are.
+pub use crate::index::{Inserted as up42wh_insert_outcome, Opened as up42wh_index_opened};
 
 /// An opaque replay index. Every call only reads the handle: share it between threads, and
 /// between processes that inherit it (open it before forking).
@@ -29,34 +32,6 @@ pub enum up42wh_claim_outcome {
     InFlight = 4,
     /// The current window holds as many ids as it may: refuse the delivery for now.
     Full = 5,
-}
-
-/// How `up42wh_index_open` found the file, for its `opened` output.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum up42wh_index_opened {
-    /// Whole, and made for these settings.
-    Existing = 1,
-    /// There was none: a new, empty index.
-    Created = 2,
-    /// Damaged, of another version or made for other settings: replaced by an empty index, which
-    /// the caller rebuilds from what it keeps (`up42wh_index_insert`).
-    Replaced = 3,
-}
-
-/// What `up42wh_index_insert` did with an id, for its `outcome` output.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum up42wh_insert_outcome {
-    /// Remembered now.
-    Added = 1,
-    /// Remembered already.
-    Known = 2,
-    /// Stored longer ago than the horizon: not remembered.
-    PastHorizon = 3,
-    /// Its window holds as many ids as the index's capacity allows (the capacity was lowered
-    /// since): not remembered.
-    Full = 4,
 }
 
 /// A claim, as `up42wh_index_claim` fills it; give it back to `up42wh_index_commit` or
@@ -141,11 +116,7 @@ pub unsafe extern "C" fn up42wh_index_open(
             Err(e) => return Err(io_failed!(&e, errno_out)),
         };
         if let Some(o) = opt_mut!(opened) {
-            *o = match how {
-                Opened::Existing => up42wh_index_opened::Existing,
-                Opened::Created => up42wh_index_opened::Created,
-                Opened::Replaced => up42wh_index_opened::Replaced,
-            } as u32;
+            *o = how as u32;
         }
         *out = into_handle(up42wh_index { index });
         Ok(())
@@ -272,12 +243,7 @@ pub unsafe extern "C" fn up42wh_index_insert(
         let index = &try_ref!(index).index;
         let id = try_bytes!(id, id_len);
         let body = body_of(body_sha256)?;
-        let what = match index.insert(id, body, seconds(time)?, seconds(now)?) {
-            Inserted::Added => up42wh_insert_outcome::Added,
-            Inserted::Known => up42wh_insert_outcome::Known,
-            Inserted::PastHorizon => up42wh_insert_outcome::PastHorizon,
-            Inserted::Full => up42wh_insert_outcome::Full,
-        };
+        let what = index.insert(id, body, seconds(time)?, seconds(now)?);
         if let Some(o) = opt_mut!(outcome) {
             *o = what as u32;
         }

@@ -14,19 +14,8 @@ use super::{
 use crate::code::Code;
 use crate::journal::{self, AppendError, Kind, Reader, Record, Writer};
 
-/// Record kinds, for `up42wh_record.kind`.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum up42wh_record_kind {
-    /// A stored event.
-    Event = 1,
-    /// Every event with a key up to and including `key` is gone (`reason` says why).
-    Drop = 2,
-    /// The event under `key` was not stored after all (its delivery was answered with an error).
-    Cancel = 3,
-    /// The consumer named in `id` has acknowledged every event up to and including `key`.
-    Position = 4,
-}
+/// What a journal record says, for `up42wh_record.kind`: the core's enum, exported as it is.
+pub use crate::journal::Kind as up42wh_record_kind;
 
 /// One journal record. The slices of a record from `up42wh_journal_reader_next` point into the
 /// reader and stay valid until the next call on it.

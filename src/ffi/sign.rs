@@ -3,35 +3,10 @@
 
 use super::{guard, opt_ref, try_bytes, try_mut, try_ref, up42wh_key};
 use crate::code::Code;
-use crate::sign::{DigestAlg, SignOptions, Signed};
+use crate::sign::{SignOptions, Signed};
 
-/// Digest algorithms for `up42wh_sign_options.digest`.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum up42wh_digest {
-    /// `SHA-256=:...:` (upper case, as UP42 sends it).
-    Sha256Up42 = 0,
-    /// `sha-256=:...:` (RFC 9530).
-    Sha256 = 1,
-    /// `sha-512=:...:`.
-    Sha512 = 2,
-}
-
-u32_enum!(up42wh_digest {
-    Sha256Up42,
-    Sha256,
-    Sha512
-});
-
-impl From<up42wh_digest> for DigestAlg {
-    fn from(d: up42wh_digest) -> Self {
-        match d {
-            up42wh_digest::Sha256Up42 => DigestAlg::Sha256Up42,
-            up42wh_digest::Sha256 => DigestAlg::Sha256,
-            up42wh_digest::Sha512 => DigestAlg::Sha512,
-        }
-    }
-}
+/// The digest algorithms of `up42wh_sign_options.digest`: the core's enum, exported as it is.
+pub use crate::sign::DigestAlg as up42wh_digest;
 
 /// How `up42wh_sign` writes its headers. Fill it with `up42wh_sign_options_init`.
 #[repr(C)]
@@ -135,7 +110,7 @@ pub unsafe extern "C" fn up42wh_sign(
             if !c.keyid.is_null() {
                 o.keyid = try_bytes!(c.keyid, c.keyid_len);
             }
-            o.digest = up42wh_digest::try_from(c.digest)?.into();
+            o.digest = up42wh_digest::try_from(c.digest)?;
             o.byte_sequence = c.byte_sequence;
         }
         *out = (&crate::sign::sign(&key.key, body, created, &o)?).into();
