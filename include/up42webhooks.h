@@ -481,6 +481,50 @@ typedef uint32_t up42wh_id_source;
 #endif // __cplusplus
 
 /*
+ A field of the Redis store's stream entry for one event (its name: `up42wh_entry_field_name`),
+ in the order the receiver writes them.
+ */
+enum up42wh_entry_field
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   The event's JSON on one line (tabs and line breaks between tokens as spaces).
+   */
+  UP42WH_ENTRY_FIELD_JSON = 1,
+  /*
+   The event's type, status and live mode (`true`, `false` or empty), as the store filters.
+   */
+  UP42WH_ENTRY_FIELD_EVENT = 2,
+  UP42WH_ENTRY_FIELD_STATUS = 3,
+  UP42WH_ENTRY_FIELD_LIVE = 4,
+  /*
+   The sender's name (also in the envelope; kept for readers older than it).
+   */
+  UP42WH_ENTRY_FIELD_SENDER = 5,
+  /*
+   The dedup id.
+   */
+  UP42WH_ENTRY_FIELD_ID = 6,
+  /*
+   When the receiver stored it, unix seconds.
+   */
+  UP42WH_ENTRY_FIELD_TIME = 7,
+  /*
+   The envelope's JSON members without braces (src/envelope.rs).
+   */
+  UP42WH_ENTRY_FIELD_ENVELOPE = 8,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum up42wh_entry_field up42wh_entry_field;
+#else
+typedef uint32_t up42wh_entry_field;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  An opaque handle holding one delivery between `up42wh_deliver` and `up42wh_deliver_commit`
  (or `up42wh_deliver_cancel`): its fields, envelope, record and claim. One per thread; free it
  with `up42wh_deliverer_free`.
@@ -1608,6 +1652,13 @@ up42wh_result up42wh_record_line(const uint8_t *block,
 up42wh_result up42wh_record_read(const uint8_t *record,
                                  size_t record_len,
                                  up42wh_record_fields *out);
+
+/*
+ The name of field `field` (`up42wh_entry_field`) of the Redis store's stream entry for one
+ event, a static NUL-terminated string, or NULL for a number that is no field: a caller lists
+ the fields by asking from 1 up to the first NULL.
+ */
+const char *up42wh_entry_field_name(uint32_t field);
 
 /*
  Fills `opts` with UP42's choices: label `up42-sig`, keyid `secret`, `SHA-256=` digest, bare

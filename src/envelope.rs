@@ -74,6 +74,15 @@ pub fn write(
     Ok(o.n)
 }
 
+/// What stands for the envelope of an event stored before there were envelopes: its sender's name
+/// alone, `"sender":<name>`. Returns its length (at most 11 + 6 bytes a byte of `sender`).
+pub fn sender_only(sender: &[u8], out: &mut [u8]) -> Result<usize, Code> {
+    let mut o = Out::new(out);
+    o.put(b"\"sender\":")?;
+    o.string(sender)?;
+    Ok(o.n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

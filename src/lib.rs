@@ -39,6 +39,7 @@ mod code;
 pub mod delivery;
 mod digest;
 mod encoding;
+pub mod entry;
 pub mod envelope;
 pub mod ffi;
 #[cfg(feature = "fuzzing")]

@@ -109,6 +109,18 @@ enum up42wh_id_source
   UP42WH_ID_SOURCE_BODY_SHA256 = 5,
 };
 typedef uint32_t up42wh_id_source;
+enum up42wh_entry_field
+ {
+  UP42WH_ENTRY_FIELD_JSON = 1,
+  UP42WH_ENTRY_FIELD_EVENT = 2,
+  UP42WH_ENTRY_FIELD_STATUS = 3,
+  UP42WH_ENTRY_FIELD_LIVE = 4,
+  UP42WH_ENTRY_FIELD_SENDER = 5,
+  UP42WH_ENTRY_FIELD_ID = 6,
+  UP42WH_ENTRY_FIELD_TIME = 7,
+  UP42WH_ENTRY_FIELD_ENVELOPE = 8,
+};
+typedef uint32_t up42wh_entry_field;
 typedef struct up42wh_deliverer up42wh_deliverer;
 typedef struct up42wh_index up42wh_index;
 typedef struct up42wh_journal up42wh_journal;
@@ -431,6 +443,7 @@ up42wh_result up42wh_record_line(const uint8_t *block,
 up42wh_result up42wh_record_read(const uint8_t *record,
                                  size_t record_len,
                                  up42wh_record_fields *out);
+const char *up42wh_entry_field_name(uint32_t field);
 up42wh_result up42wh_sign_options_init(up42wh_sign_options *opts);
 up42wh_result up42wh_sign(const up42wh_key *key,
                           const uint8_t *body,

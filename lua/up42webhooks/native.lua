@@ -207,6 +207,12 @@ for n = 1, 64 do
     end
     _M.SCHEME[ffi_str(name)] = n
 end
+-- The Redis store's stream entry, its fields as the library names them (src/entry.rs): ENTRY.json
+-- is the name of UP42WH_ENTRY_FIELD_JSON. A field the library does not know fails the load.
+_M.ENTRY = {}
+for _, f in ipairs{ "json", "event", "status", "live", "sender", "id", "time", "envelope" } do
+    _M.ENTRY[f] = ffi_str(C.up42wh_entry_field_name(C["UP42WH_ENTRY_FIELD_" .. f:upper()]))
+end
 
 -- A key ring from a list of { kind = "hmac"|"ed25519_pem"|"standard_webhooks", keyid = ..., material
 -- = ... } (keyid may be nil for an Ed25519 PEM key: UbiOps' sha512 id is derived). Returns the ring

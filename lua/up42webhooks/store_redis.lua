@@ -33,6 +33,8 @@ local json_string = require("cjson.safe").encode
 local _M = { START = "0", CURSOR = "a stream entry id (milliseconds-sequence, or 0), each part up to 9007199254740991" }
 
 local with_redis, script, hex = connection.with_redis, scripts.run, scripts.hex
+-- The stream entry's field names, the library's (src/entry.rs).
+local E = native.ENTRY
 local PERSISTENCE, DURABLE, CHECKED = connection.PERSISTENCE, connection.DURABLE, connection.CHECKED
 local ADD, ADD_SHA, TRIM, TRIM_SHA = scripts.ADD, scripts.ADD_SHA, scripts.TRIM, scripts.TRIM_SHA
 local CONSUMERS, CONSUMERS_SHA = scripts.CONSUMERS, scripts.CONSUMERS_SHA
@@ -70,9 +72,9 @@ function _M.add(c, d)
             return NOT_DURABLE
         end
         return script(red, ADD_SHA, ADD, 2, r.seen_prefix .. id, r.stream, digest,
-                      c.dedup_ttl, maxlen, "json", line, "event", event, "status", status,
-                      "live", live, "sender", d.sender or "up42", "id", id,
-                      "time", d.now, "envelope", envelope)
+                      c.dedup_ttl, maxlen, E.json, line, E.event, event, E.status, status,
+                      E.live, live, E.sender, d.sender or "up42", E.id, id,
+                      E.time, d.now, E.envelope, envelope)
     end)
     if not res then
         return nil, "unavailable", err
@@ -100,11 +102,11 @@ end
 -- Hands a stream entry (its id and fields) to a range's `each`, as the embedded store does: an
 -- entry written before the envelope has its sender's name in its place.
 local function give(id, f, each)
-    local envelope = f.envelope
-    if not envelope and f.sender then
-        envelope = '"sender":' .. json_string(f.sender)
+    local envelope, sender = f[E.envelope], f[E.sender]
+    if not envelope and sender then
+        envelope = '"sender":' .. json_string(sender)
     end
-    each(id, f.json or "", nil, tonumber(f.time), envelope, f.event, f.status, f.live)
+    each(id, f[E.json] or "", nil, tonumber(f[E.time]), envelope, f[E.event], f[E.status], f[E.live])
 end
 
 -- The events after entry `since`, in stream order: each(id, line, nil, time, envelope, event,
@@ -134,7 +136,7 @@ local function walk(c, from, limit, want, each, back)
                 if not back then
                     nxt = e[1]
                 end
-                if not want or want(f.event, f.status, f.live) then
+                if not want or want(f[E.event], f[E.status], f[E.live]) then
                     listed = listed + 1
                     if back then
                         nxt = e[1]

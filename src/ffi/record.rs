@@ -7,6 +7,7 @@ use super::up42wh_delivery;
 use super::{guard, sized, try_bytes, try_mut, try_ref};
 use crate::code::Code;
 use crate::delivery::IdSource;
+use crate::entry::Field;
 use crate::{envelope, record};
 
 /// A caller's buffer: `cap` writable bytes at `ptr`; a call that fills it sets `len`.
@@ -267,4 +268,15 @@ pub unsafe extern "C" fn up42wh_record_read(
         };
         Ok(())
     })
+}
+
+/// The name of field `field` (`up42wh_entry_field`) of the Redis store's stream entry for one
+/// event, a static NUL-terminated string, or NULL for a number that is no field: a caller lists
+/// the fields by asking from 1 up to the first NULL.
+#[no_mangle]
+pub extern "C" fn up42wh_entry_field_name(field: u32) -> *const core::ffi::c_char {
+    match Field::try_from(field) {
+        Ok(f) => f.name().as_ptr(),
+        Err(_) => core::ptr::null(),
+    }
 }

@@ -637,3 +637,53 @@ fn names_and_messages_are_static_c_strings() {
     let version = unsafe { CStr::from_ptr(ffi::up42wh_version()) };
     assert_eq!(version.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
 }
+
+/// The schemes' and the Redis entry's fields' names: numbered from 1, distinct, NULL past the
+/// last (callers list them by asking up to the first NULL), and an entry written with them reads
+/// back through the crate.
+#[test]
+fn schemes_and_entry_fields_are_listed_by_number() {
+    use std::ffi::CStr;
+    use up42webhooks::entry::Entry;
+    fn list(name: extern "C" fn(u32) -> *const std::ffi::c_char) -> Vec<String> {
+        assert!(name(0).is_null());
+        (1..)
+            .map_while(|n| {
+                let p = name(n);
+                (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned())
+            })
+            .take(64)
+            .collect()
+    }
+    let schemes = list(ffi::up42wh_scheme_name);
+    assert_eq!(
+        schemes,
+        ["rfc9421", "standard_webhooks", "github", "stripe", "up42"]
+    );
+    let fields = list(ffi::up42wh_entry_field_name);
+    assert_eq!(fields.len(), 8);
+    assert_eq!(fields.iter().collect::<HashSet<_>>().len(), 8, "{fields:?}");
+    let values = [
+        "{}",
+        "job.status",
+        "RUNNING",
+        "false",
+        "up42",
+        "m:1",
+        "1796000000",
+        "\"sender\":\"up42\"",
+    ];
+    let e = Entry::read(
+        fields
+            .iter()
+            .map(|f| f.as_bytes())
+            .zip(values.iter().map(|v| v.as_bytes())),
+    );
+    let read = [
+        e.json, e.event, e.status, e.live, e.sender, e.id, e.time, e.envelope,
+    ];
+    assert_eq!(
+        read.map(|v| v.map(|v| std::str::from_utf8(v).unwrap())),
+        values.map(Some)
+    );
+}

@@ -10,6 +10,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use serde_json::value::RawValue;
 use tokio::sync::Mutex;
+use up42webhooks::entry::Entry;
 
 use super::config::RedisSource;
 use super::event::{Event, Key};
@@ -65,7 +66,7 @@ fn failed(what: &str, e: redis::RedisError) -> Error {
 
 /// An entry (`[id, [field, value, ...]]`) as an event; `Err(id)` for an entry whose data is gone
 /// (trimmed while it was pending).
-fn event_of(entry: &Value) -> Option<Result<Event, String>> {
+fn event_of<'a>(entry: &'a Value) -> Option<Result<Event, String>> {
     let parts = items(entry);
     let id = text(parts.first()?)?;
     let key = Key::parse(&id)?;
@@ -73,26 +74,27 @@ fn event_of(entry: &Value) -> Option<Result<Event, String>> {
     if fields.is_empty() {
         return Some(Err(id));
     }
-    let mut get = std::collections::HashMap::new();
-    for pair in fields.chunks(2) {
-        if let [k, v] = pair {
-            if let (Some(k), Some(v)) = (text(k), text(v)) {
-                get.insert(k, v);
-            }
-        }
-    }
-    let nonempty = |k: &str| get.get(k).filter(|v| !v.is_empty()).cloned();
-    let envelope: serde_json::Value = get
-        .get("envelope")
-        .and_then(|e| serde_json::from_str(&format!("{{{e}}}")).ok())
+    let bytes = |v: &'a Value| match v {
+        Value::BulkString(b) => Some(b.as_slice()),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    };
+    let e = Entry::read(fields.chunks(2).filter_map(|pair| match pair {
+        [k, v] => Some((bytes(k)?, bytes(v)?)),
+        _ => None,
+    }));
+    let string = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+    let nonempty = |b: Option<&[u8]>| string(b.filter(|b| !b.is_empty()));
+    let envelope: serde_json::Value = e
+        .envelope()
+        .and_then(|m| serde_json::from_slice(&[b"{", m.as_ref(), b"}"].concat()).ok())
         .unwrap_or_default();
     let s = |k: &str| envelope.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let event =
-        RawValue::from_string(get.get("json").cloned().unwrap_or_else(|| "{}".into())).ok()?;
+    let event = RawValue::from_string(string(e.json).unwrap_or_else(|| "{}".into())).ok()?;
     Some(Ok(Event {
         key,
-        received: get.get("time").and_then(|t| t.parse().ok()),
-        sender: s("sender").or_else(|| nonempty("sender")),
+        received: e.time(),
+        sender: s("sender"),
         scheme: s("scheme"),
         key_index: envelope
             .get("key_index")
@@ -100,13 +102,9 @@ fn event_of(entry: &Value) -> Option<Result<Event, String>> {
             .map(|n| n as u32),
         delivery_id: s("delivery_id"),
         delivery_id_from: s("delivery_id_from"),
-        event_type: nonempty("event"),
-        status: nonempty("status"),
-        live: match get.get("live").map(String::as_str) {
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            _ => None,
-        },
+        event_type: nonempty(e.event),
+        status: nonempty(e.status),
+        live: e.live(),
         event,
     }))
 }
