@@ -136,24 +136,38 @@ pub fn up42wh() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            if let Some(bin) = std::env::var_os("UP42WH_TEST_UP42WH") {
-                let bin = PathBuf::from(bin);
-                assert!(bin.exists(), "UP42WH_TEST_UP42WH={} exists", bin.display());
-                return bin;
-            }
-            let target = root().join("target").join("up42wh-for-tests");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "-p", "up42wh", "--locked", "--offline", "--quiet"])
-                .arg("--target-dir")
-                .arg(&target)
-                .current_dir(root())
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building up42wh for the tests failed");
-            target.join("debug").join("up42wh")
+            built(
+                "UP42WH_TEST_UP42WH",
+                "up42wh-for-tests",
+                &["-p", "up42wh"],
+                "up42wh",
+            )
         })
         .clone()
+}
+
+/// What `cargo build <args>` makes as `file`, into the target directory `target_dir` of its own,
+/// or the file the variable `env` names when it is set.
+fn built(env: &str, target_dir: &str, args: &[&str], file: &str) -> PathBuf {
+    if let Some(given) = std::env::var_os(env) {
+        let given = PathBuf::from(given);
+        assert!(given.exists(), "{env}={} exists", given.display());
+        return given;
+    }
+    let target = root().join("target").join(target_dir);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .arg("build")
+        .args(args)
+        .args(["--locked", "--offline", "--quiet", "--target-dir"])
+        .arg(&target)
+        .current_dir(root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {file} for the tests failed");
+    let out = target.join("debug").join(file);
+    assert!(out.exists(), "{} was built", out.display());
+    out
 }
 
 /// Text header pairs as the byte pairs `Headers::Pairs` takes.
@@ -200,30 +214,12 @@ pub fn cdylib() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            if let Some(lib) = std::env::var_os("UP42WH_TEST_CDYLIB") {
-                let lib = PathBuf::from(lib);
-                assert!(lib.exists(), "UP42WH_TEST_CDYLIB={} exists", lib.display());
-                return lib;
-            }
-            let target = root().join("target").join("cdylib-for-tests");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args([
-                    "build",
-                    "--lib",
-                    "--locked",
-                    "--offline",
-                    "--quiet",
-                    "--target-dir",
-                ])
-                .arg(&target)
-                .current_dir(root())
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the cdylib for the tests failed");
-            let lib = target.join("debug").join("libup42webhooks.so");
-            assert!(lib.exists(), "{} was built", lib.display());
-            lib
+            built(
+                "UP42WH_TEST_CDYLIB",
+                "cdylib-for-tests",
+                &["--lib"],
+                "libup42webhooks.so",
+            )
         })
         .clone()
 }
