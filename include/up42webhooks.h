@@ -512,7 +512,7 @@ enum up42wh_entry_field
    */
   UP42WH_ENTRY_FIELD_TIME = 7,
   /*
-   The envelope's JSON members without braces (src/envelope.rs).
+   The envelope's JSON members without braces (src/format/envelope.rs).
    */
   UP42WH_ENTRY_FIELD_ENVELOPE = 8,
 };

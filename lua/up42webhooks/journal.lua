@@ -1,6 +1,6 @@
 -- The store's journal, as one worker sees it: the segment it appends to (segments rotate through
 -- the shared dict, so every worker follows), the fsync policy, and the removal of old segments.
--- Framing and recovery are the library's (src/journal.rs).
+-- Framing and recovery are the library's (src/format/frame.rs, src/journal.rs).
 local native = require "up42webhooks.native"
 local lock = require "up42webhooks.lock"
 

@@ -101,7 +101,7 @@ function _M.delivery_text(d)
     return ffi_str(d.event, d.event_len), ffi_str(d.status, d.status_len)
 end
 
--- The store's records (src/record.rs): written into a buffer of the worker's, grown to fit, and
+-- The store's records (src/format/record.rs): written into a buffer of the worker's, grown to fit, and
 -- read back; a 1 KiB body is kept as an LZ4 block when that is smaller.
 local record_out = ffi_new("up42wh_buffer")
 local record_buf
@@ -143,7 +143,7 @@ function _M.journal_record(r)
     return written(tonumber(up42wh_record_write(r.time, meta.ptr, meta.len, line.ptr, line.len, out)))
 end
 
--- A stored record's fields, read by the library (the one reader of the format, src/record.rs):
+-- A stored record's fields, read by the library (the one reader of the format, src/format/record.rs):
 -- time, whether it is an older version's pending record, whether the line is compressed, event,
 -- status, live, the line (or its block: record_line reads it; false with `skip_line`, for readers
 -- that only look at keys) and the envelope (nil in an event of an older journal); nil when `v` is
@@ -207,7 +207,7 @@ for n = 1, 64 do
     end
     _M.SCHEME[ffi_str(name)] = n
 end
--- The Redis store's stream entry, its fields as the library names them (src/entry.rs): ENTRY.json
+-- The Redis store's stream entry, its fields as the library names them (src/format/entry.rs): ENTRY.json
 -- is the name of UP42WH_ENTRY_FIELD_JSON. A field the library does not know fails the load.
 _M.ENTRY = {}
 for _, f in ipairs{ "json", "event", "status", "live", "sender", "id", "time", "envelope" } do

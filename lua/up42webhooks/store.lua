@@ -4,7 +4,7 @@
 -- cursor, ack, trim, stats, dicts, replay, and start/start_worker/every_second/stop_worker/last_key
 -- from store_lifecycle.lua) are what another backend gives (store_redis.lua): docs/receiver.md.
 --
--- The events dict holds each event under its key as the library's record (src/record.rs writes
+-- The events dict holds each event under its key as the library's record (src/format/record.rs writes
 -- and reads it: the time, event, status, live mode, envelope and line, the line compressed when
 -- that is smaller), with a TTL while it is pending (claimed, not yet answered) and none once
 -- committed, and the store's own
@@ -168,7 +168,7 @@ function _M.ready(c)
     return true
 end
 
--- The fields of a stored value, read by the library (src/record.rs owns the format): time,
+-- The fields of a stored value, read by the library (src/format/record.rs owns the format): time,
 -- whether an older version marked it pending, whether its line is compressed, event, status,
 -- live, the line or its block (line_of reads it; false when asked to skip it) and the envelope
 -- (nil in an event of an older journal); nil when it is not a record.

@@ -33,7 +33,7 @@ local json_string = require("cjson.safe").encode
 local _M = { START = "0", CURSOR = "a stream entry id (milliseconds-sequence, or 0), each part up to 9007199254740991" }
 
 local with_redis, script, hex = connection.with_redis, scripts.run, scripts.hex
--- The stream entry's field names, the library's (src/entry.rs).
+-- The stream entry's field names, the library's (src/format/entry.rs).
 local E = native.ENTRY
 local PERSISTENCE, DURABLE, CHECKED = connection.PERSISTENCE, connection.DURABLE, connection.CHECKED
 local ADD, ADD_SHA, TRIM, TRIM_SHA = scripts.ADD, scripts.ADD_SHA, scripts.TRIM, scripts.TRIM_SHA

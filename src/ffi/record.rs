@@ -1,5 +1,5 @@
-//! The C ABI for the store's records (src/record.rs) and the envelope they keep
-//! (src/envelope.rs): write one from a received delivery or from the journal, and read back a
+//! The C ABI for the store's records (src/format/record.rs) and the envelope they keep
+//! (src/format/envelope.rs): write one from a received delivery or from the journal, and read back a
 //! compressed line. Same conventions as `ffi`.
 #![allow(non_camel_case_types)]
 

@@ -1,7 +1,8 @@
-//! The journal's framing and recovery (src/journal.rs): every prefix of a journal recovers exactly
-//! the complete records in it; a flipped bit costs the record it hit and no other, is counted, and
-//! never yields a changed record; bytes inside a stored body never pass for a record; and the
-//! files: several writers appending at once, segments read oldest first, a missing salt refused.
+//! The journal's framing and recovery (src/format/frame.rs, src/journal.rs): every prefix of a
+//! journal recovers exactly the complete records in it; a flipped bit costs the record it hit and
+//! no other, is counted, and never yields a changed record; bytes inside a stored body never pass
+//! for a record; and the files: several writers appending at once, segments read oldest first, a
+//! missing salt refused.
 
 use proptest::prelude::*;
 use up42webhooks::journal::{

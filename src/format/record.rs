@@ -1,5 +1,5 @@
 //! The record the shared-dict store keeps for an event:
-//! `E<time>\t<event>\t<status>\t<live>\t<envelope>\t<line>` (the envelope: src/envelope.rs),
+//! `E<time>\t<event>\t<status>\t<live>\t<envelope>\t<line>` (the envelope: src/format/envelope.rs),
 //! or, when it is smaller so, `F` in place of `E` and the line as an LZ4 block (its length first,
 //! four bytes little-endian). A 1 KiB delivery then fits a 1 KiB slab of `lua_shared_dict` (which
 //! rounds every item up to a power of two) instead of a 2 KiB one. Records of events stored

@@ -22,7 +22,7 @@ pub enum Field {
     Id = 6,
     /// When the receiver stored it, unix seconds.
     Time = 7,
-    /// The envelope's JSON members without braces (src/envelope.rs).
+    /// The envelope's JSON members without braces (src/format/envelope.rs).
     Envelope = 8,
 }
 
