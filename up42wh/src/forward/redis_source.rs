@@ -94,7 +94,7 @@ fn event_of<'a>(entry: &'a Value) -> Option<Result<Event, String>> {
     Some(Ok(Event {
         key,
         received: e.time(),
-        sender: s("sender"),
+        sender: s("sender").or_else(|| nonempty(e.sender)),
         scheme: s("scheme"),
         key_index: envelope
             .get("key_index")
@@ -317,5 +317,72 @@ impl RedisReader {
 
     pub fn claim_idle(&self) -> Duration {
         self.conf.claim_idle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, fields: &[(&str, &str)]) -> Value {
+        let list = fields
+            .iter()
+            .flat_map(|(k, v)| [k, v])
+            .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+            .collect();
+        Value::Array(vec![
+            Value::BulkString(id.as_bytes().to_vec()),
+            Value::Array(list),
+        ])
+    }
+
+    #[test]
+    fn reads_an_entry_an_older_one_and_one_whose_data_is_gone() {
+        let e = event_of(&entry(
+            "1796000000000-3",
+            &[
+                ("json", r#"{"event":"job.status"}"#),
+                ("event", "job.status"),
+                ("status", "RUNNING"),
+                ("live", "false"),
+                ("sender", "up42"),
+                ("id", "m:1"),
+                ("time", "1796000000"),
+                ("envelope", r#""sender":"up42","scheme":"up42","key_index":1,"delivery_id":"1","delivery_id_from":"messageId""#),
+            ],
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!((e.key.ms, e.key.seq), (1796000000000, 3));
+        assert_eq!(e.received, Some(1796000000));
+        assert_eq!(e.sender.as_deref(), Some("up42"));
+        assert_eq!(e.scheme.as_deref(), Some("up42"));
+        assert_eq!(e.key_index, Some(1));
+        assert_eq!(e.delivery_id_from.as_deref(), Some("messageId"));
+        assert_eq!(
+            (e.event_type.as_deref(), e.status.as_deref(), e.live),
+            (Some("job.status"), Some("RUNNING"), Some(false))
+        );
+        assert_eq!(e.event.get(), r#"{"event":"job.status"}"#);
+        // Before the envelope: the sender's name alone; an empty status is none.
+        let old = event_of(&entry(
+            "5-0",
+            &[("json", "{}"), ("sender", "github"), ("status", "")],
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (old.sender.as_deref(), old.scheme, old.status),
+            (Some("github"), None, None)
+        );
+        // A damaged envelope: the sender field still names it.
+        let bad = event_of(&entry(
+            "6-0",
+            &[("json", "{}"), ("sender", "up42"), ("envelope", "\"sender")],
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(bad.sender.as_deref(), Some("up42"));
+        assert!(matches!(event_of(&entry("7-0", &[])), Some(Err(id)) if id == "7-0"));
     }
 }
