@@ -298,10 +298,7 @@ pub unsafe extern "C" fn up42wh_message_options_init(
 /// schemes by asking from 1 up to the first NULL.
 #[no_mangle]
 pub extern "C" fn up42wh_scheme_name(scheme: u32) -> *const core::ffi::c_char {
-    match Scheme::try_from(scheme) {
-        Ok(s) => s.name().as_ptr(),
-        Err(_) => core::ptr::null(),
-    }
+    super::name_or_null(scheme, Scheme::name)
 }
 
 /// Verifies one request signed with `opts->scheme`, with the keys of `ring`, at `now` (unix

@@ -133,6 +133,15 @@ pub(crate) fn sized<T>(size: usize) -> Result<(), Code> {
     }
 }
 
+/// The static C name of number `n` of a numbered enum, or NULL for a number that is none of its
+/// values: what the `_name` exports answer, so that a caller lists them from 1 up to the first NULL.
+pub(crate) fn name_or_null<T: TryFrom<u32>>(
+    n: u32,
+    name: fn(T) -> &'static core::ffi::CStr,
+) -> *const core::ffi::c_char {
+    T::try_from(n).map_or(core::ptr::null(), |v| name(v).as_ptr())
+}
+
 /// An opaque handle for C: the value boxed, released by `free_handle`.
 pub(crate) fn into_handle<T>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))

@@ -275,8 +275,5 @@ pub unsafe extern "C" fn up42wh_record_read(
 /// the fields by asking from 1 up to the first NULL.
 #[no_mangle]
 pub extern "C" fn up42wh_entry_field_name(field: u32) -> *const core::ffi::c_char {
-    match Field::try_from(field) {
-        Ok(f) => f.name().as_ptr(),
-        Err(_) => core::ptr::null(),
-    }
+    super::name_or_null(field, Field::name)
 }
