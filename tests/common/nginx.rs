@@ -278,10 +278,20 @@ impl Server {
         false
     }
 
-    /// Starts nginx again on the same prefix (run directory), as `make serve` after a crash.
+    /// Starts nginx again on the same prefix (run directory), as `make serve` after a crash; one
+    /// still running is stopped first (QUIT, as `make restart`). Without that, the old master
+    /// would keep the ports, the new one would exit, and the old one would answer for it.
     pub fn restart(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop();
+        }
         self.child = spawn(&self.nginx, &self.dir, &self.env);
         self.wait_up();
+        assert!(
+            matches!(self.child.try_wait(), Ok(None)),
+            "the restarted nginx exited: {}",
+            self.error_log()
+        );
     }
 
     /// HUP: nginx re-reads its config and starts new workers; the shared dicts stay.

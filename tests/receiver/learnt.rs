@@ -79,8 +79,14 @@ fn statuses_learnt_from_the_api_are_stored_once_under_their_own_sender() {
     assert_eq!(e["delivery_id"], format!("order:{order}:FULFILLED"), "{e}");
     assert_eq!(e["event"]["body"]["orderId"], order);
 
+    // Counted under its own sender (the counters are this start's).
+    let stats = json(&srv.admin_get("/stats"));
+    assert_eq!(stats["counters"]["stored_from_up42-api"], 2, "{stats}");
+
     // Kept across a restart (the journal), and still known as stored.
+    let master = srv.master_pid();
     srv.restart();
+    assert_ne!(srv.master_pid(), master, "a new nginx");
     let (lines, _) = srv.dump("?event=order.status&status=FULFILLED");
     assert_eq!(lines.len(), 1);
     let (status, v) = post(&srv, srv.admin_port, &body, &[]);
@@ -140,8 +146,6 @@ fn statuses_learnt_from_the_api_are_stored_once_under_their_own_sender() {
     assert_eq!((status, v["error"].as_str()), (404, Some("admin_only")));
     let (_, n) = srv.dump("");
     assert_eq!(n, 3, "two learnt, one delivered");
-    let stats = json(&srv.admin_get("/stats"));
-    assert_eq!(stats["counters"]["stored_from_up42-api"], 2, "{stats}");
     srv.assert_clean_logs();
 }
 
