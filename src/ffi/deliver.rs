@@ -11,6 +11,7 @@ use super::index::{outcome_of, seconds, up42wh_index};
 use super::journal::up42wh_journal;
 use super::message::{up42wh_delivery, up42wh_keyring, up42wh_message_options, up42wh_request};
 use super::{bytes, guard, into_handle, release, sized, try_bytes, try_mut, try_ref, up42wh_slice};
+use crate::buf::Out;
 use crate::code::Code;
 use crate::index::{Claim, Slot};
 use crate::journal::{Kind, Record};
@@ -205,19 +206,13 @@ pub unsafe extern "C" fn up42wh_deliver(
         let envelope_len = d.write_envelope(sender, verified_by, &mut h.envelope)?;
         // The journal's meta and the record's: event, status, live, envelope, joined by tabs.
         let [event, status, live] = d.meta()?;
-        let mut n = 0;
-        for (i, f) in [event, status, live, &h.envelope[..envelope_len]]
-            .iter()
-            .enumerate()
-        {
-            if i > 0 {
-                h.meta[n] = b'\t';
-                n += 1;
-            }
-            h.meta[n..n + f.len()].copy_from_slice(f);
-            n += f.len();
+        let mut meta = Out::new(&mut h.meta);
+        meta.put(event)?;
+        for f in [status, live, &h.envelope[..envelope_len]] {
+            meta.put(b"\t")?;
+            meta.put(f)?;
         }
-        h.meta_len = n;
+        h.meta_len = meta.n;
         h.time = now;
         h.body_len = message.body.len();
         h.record_len = 0;
