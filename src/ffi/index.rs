@@ -70,8 +70,8 @@ pub(super) fn outcome_of(c: &Claim) -> up42wh_claim_outcome {
         Claim::New(_) => up42wh_claim_outcome::New,
         Claim::Duplicate => up42wh_claim_outcome::Duplicate,
         Claim::Conflict => up42wh_claim_outcome::Conflict,
+        Claim::InFlight => up42wh_claim_outcome::InFlight,
         Claim::Full => up42wh_claim_outcome::Full,
-        _ => up42wh_claim_outcome::InFlight,
     }
 }
 
